@@ -1,0 +1,299 @@
+"""SQLAlchemy 2 Core schema of the hub database.
+
+One module holds every table; Alembic revisions in ``bridge/hub/migrations``
+create and change them. Times are stored as timezone-aware UTC datetimes,
+source modification times also as epoch milliseconds (exact, sortable,
+what HubSpot and Feishu speak). JSON columns hold canonical records.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+TS = DateTime(timezone=True)
+
+# How far an incremental extract has safely read, per stream
+# (e.g. "crm.deal", "oa.expense_claim.created"). Advanced only in the
+# transaction that records what it covers.
+watermark = Table(
+    "watermark",
+    metadata,
+    Column("stream", String(120), primary_key=True),
+    Column("value_ms", BigInteger, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("run_id", String(250)),
+)
+
+# The latest canonical state seen of every source record. content_hash covers
+# the mapped fields whose system of record is the record's own system only, so
+# unmapped edits (notes) and echoes of the bridge's own write-backs do not
+# change it.
+snapshot = Table(
+    "snapshot",
+    metadata,
+    Column("system", String(8), primary_key=True),  # crm | oa
+    Column("entity", String(40), primary_key=True),  # dictionary entity key
+    Column("source_id", String(64), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),  # canonical record
+    Column("source_modified_ms", BigInteger, nullable=False),
+    Column("data_owner", String(64)),  # owner id / applicant id (谁产生谁负责)
+    Column("first_seen_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Index("ix_snapshot_entity_modified", "entity", "source_modified_ms"),
+)
+
+# Links between records of the two systems. link_type:
+#   owner_user       CRM owner id      ⇄ OA user id
+#   deal_project     CRM deal id       ⇄ OA 立项申请 instance code
+#   amount_notice    CRM deal id       ⇄ OA 合同金额变更通知 instance code
+#   activity         CRM note/meeting  ⇄ OA expense/travel/visit instance code
+#   company_customer CRM company id    ⇄ OA customer reference (migration)
+# state holds what was last sent (e.g. the notified amount, the status written
+# back) so a rerun can tell "already done" from "to do".
+xref = Table(
+    "xref",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("link_type", String(30), nullable=False),
+    Column("crm_type", String(30), nullable=False),
+    Column("crm_id", String(64)),
+    Column("oa_type", String(40), nullable=False),
+    Column("oa_id", String(64)),
+    Column("oa_uuid", String(64)),
+    Column("state", JSON),
+    Column("dictionary_version", String(40), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("run_id", String(250)),
+    UniqueConstraint("link_type", "crm_id", "oa_id", name="uq_xref_link"),
+    Index("ix_xref_crm", "link_type", "crm_id"),
+    Index("ix_xref_oa", "link_type", "oa_id"),
+    Index("ix_xref_uuid", "oa_uuid"),
+)
+
+# Debounce queue: one row per changed record waiting to be written.
+pending_change = Table(
+    "pending_change",
+    metadata,
+    Column("direction", String(12), primary_key=True),  # crm_to_oa | oa_to_crm
+    Column("entity", String(40), primary_key=True),
+    Column("source_id", String(64), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("first_seen_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("due_at", TS, nullable=False),
+    Column("changes", Integer, nullable=False, default=1),
+    Column("attempts", Integer, nullable=False, default=0),
+    Index("ix_pending_due", "direction", "due_at"),
+)
+
+# Records that could not be synced, with the reason. open_key is
+# "direction:entity:source_id" while unresolved and NULL once resolved, so
+# there is at most one open entry per record on every database.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("open_key", String(160), unique=True),
+    Column("direction", String(20), nullable=False),  # crm_to_oa | oa_to_crm | migration | health
+    Column("system", String(8), nullable=False),
+    Column("entity", String(40), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("reason_code", String(40), nullable=False),
+    Column("field", String(60)),
+    Column("message", Text, nullable=False),  # Chinese, says what to do
+    Column("payload", JSON),  # the record as read (masked when shown)
+    Column("content_hash", String(64)),  # source state when quarantined
+    Column("department", String(30)),  # owning department of the failing field
+    Column("data_owner", String(64)),
+    Column("first_seen_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("resolved_at", TS),
+    Column("resolved_by", String(120)),
+    Column("resolution", String(20)),  # fixed | released
+    Index("ix_quarantine_reason", "reason_code", "resolved_at"),
+    Index("ix_quarantine_record", "entity", "source_id"),
+)
+
+# Append-only, hash-chained audit log. hash = sha256(prev_hash + canonical
+# JSON of the entry); audit_head holds the tip so writers serialise on one row.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", TS, nullable=False),
+    Column("dag_id", String(250)),
+    Column("run_id", String(250)),
+    Column("task_id", String(250)),
+    Column("try_number", Integer),
+    Column("principal", String(120), nullable=False),
+    Column("operation", String(30), nullable=False),
+    Column("system", String(8), nullable=False),
+    Column("entity", String(40), nullable=False),
+    Column("record_ids", JSON, nullable=False),
+    Column("fields", JSON, nullable=False),  # names only, never values
+    Column("outcome", String(20), nullable=False),
+    Column("detail", String(200)),
+    Column("dictionary_version", String(40)),
+    Column("policy_version", String(40)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row per DAG run (or task) that moved data: the counts of what it did.
+run_summary = Table(
+    "run_summary",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_id", String(250), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("task_id", String(250)),
+    Column("kind", String(30), nullable=False),  # crm_to_oa | oa_to_crm | migration | data_health | report
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Column("status", String(20), nullable=False),  # running | success | failed
+    Column("counts", JSON, nullable=False),
+    Column("watermarks", JSON),
+    Column("message", Text),
+    Index("ix_run_summary_kind", "kind", "started_at"),
+)
+
+# Short leases (e.g. "history_migration") so that two runs cannot work at once.
+lease = Table(
+    "lease",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("holder", String(250), nullable=False),
+    Column("acquired_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+)
+
+# ---------------------------------------------------------------- migration
+migration_run = Table(
+    "migration_run",
+    metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("params", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Column("report_html", Text),
+    Column("report_csv", Text),
+    Column("counts", JSON),
+)
+
+migration_chunk = Table(
+    "migration_chunk",
+    metadata,
+    Column("run_id", String(250), ForeignKey("migration_run.run_id"), primary_key=True),
+    Column("entity", String(40), primary_key=True),
+    Column("chunk_no", Integer, primary_key=True),
+    Column("range_from_ms", BigInteger),
+    Column("range_to_ms", BigInteger),
+    Column("status", String(20), nullable=False),  # pending | done | failed
+    Column("counts", JSON),
+    Column("examples", JSON),
+    Column("completed_at", TS),
+)
+
+# Every de-duplication merge, with both source ids: nothing is dropped silently.
+merge_record = Table(
+    "merge_record",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(250), nullable=False),
+    Column("entity", String(40), nullable=False),
+    Column("kept_id", String(64), nullable=False),
+    Column("merged_id", String(64), nullable=False),
+    Column("rule", String(40), nullable=False),  # exact_key | name_uscc
+    Column("detail", JSON),
+    Column("at", TS, nullable=False),
+    UniqueConstraint("entity", "merged_id", name="uq_merge_record_merged"),
+)
+
+# ---------------------------------------------------------------- data health
+health_result = Table(
+    "health_result",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(250), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("suite", String(80), nullable=False),
+    Column("expectation", String(120), nullable=False),
+    Column("entity", String(40), nullable=False),
+    Column("field", String(60)),
+    Column("department", String(30)),
+    Column("success", Boolean, nullable=False),
+    Column("evaluated", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("failing_ids", JSON),  # bounded sample of failing record ids
+    Column("failing_owners", JSON),  # {data_owner: failed count}
+    Column("at", TS, nullable=False),
+    Index("ix_health_result_day", "day", "suite"),
+)
+
+health_score = Table(
+    "health_score",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("scope_type", String(20), primary_key=True),  # overall | entity | department | data_owner
+    Column("scope", String(80), primary_key=True),
+    Column("score", Float, nullable=False),  # 0..100
+    Column("checks", Integer, nullable=False),
+    Column("failed_checks", Integer, nullable=False),
+    Column("evaluated", Integer, nullable=False),
+    Column("failed_rows", Integer, nullable=False),
+    Column("run_id", String(250)),
+)
+
+# ---------------------------------------------------------------- report
+report_run = Table(
+    "report_run",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("run_id", String(250), nullable=False),
+    Column("built_at", TS, nullable=False),
+    Column("html_path", Text, nullable=False),
+    Column("xlsx_path", Text, nullable=False),
+    Column("recipients", JSON),
+    Column("sent_at", TS),
+    Column("figures", JSON),  # headline numbers, for the UI
+)
