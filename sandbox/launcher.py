@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CRM_CLIENT_ID = "bridge-local-client"
 CRM_CLIENT_SECRET = "bridge-local-secret"  # ruff: ignore[hardcoded-password-string] - simulator default, documented
 CRM_REFRESH_TOKEN = "bridge-local-refresh-token"  # ruff: ignore[hardcoded-password-string]
+CRM_PRIVATE_APP_TOKEN = "pat-local-bridge-private-app-token"  # ruff: ignore[hardcoded-password-string]
 OA_APP_ID = "cli_bridge_local"
 OA_APP_SECRET = "bridge-local-app-secret"  # ruff: ignore[hardcoded-password-string]
 

@@ -101,7 +101,8 @@ def uscc_check_char(first17: str) -> str:
 def make_uscc(rng: random.Random, division: str) -> str:
     """A valid 统一社会信用代码: 9 (工商) 1 (企业) + division + org code (+ its check) + check."""
     body = "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(8))
-    org_sum = sum(_USCC_CHARS.index(c) * w for c, w in zip(body, _ORG_WEIGHTS, strict=True))
+    # GB 11714 values: digits as themselves, letters A=10 ... Z=35.
+    org_sum = sum((int(c) if c.isdigit() else ord(c) - 55) * w for c, w in zip(body, _ORG_WEIGHTS, strict=True))
     c9 = 11 - org_sum % 11
     org_check = "X" if c9 == 10 else ("0" if c9 == 11 else str(c9))
     first17 = "91" + division + body + org_check
@@ -121,6 +122,14 @@ def _weighted(rng: random.Random, pairs: list[tuple[str, int]]) -> str:
 def _iso_ms(ms: int) -> str:
     """HubSpot's datetime wire format: ISO 8601 UTC with milliseconds and Z."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _short_name(company: str) -> str:
+    """Company name without its legal-form suffix (for deal names)."""
+    for suffix in ("股份有限公司", "有限责任公司", "有限公司"):
+        if company.endswith(suffix):
+            return company[: -len(suffix)]
+    return company
 
 
 def _full_width(s: str) -> str:
@@ -293,6 +302,13 @@ class World:
     def _created_ms(self, rng: random.Random) -> int:
         return self.now_ms - self.history_ms + int(rng.random() * (self.history_ms - 3_600_000))
 
+    def _modified_ms(self, rng: random.Random, created: int, days: int) -> int:
+        """Last edit: up to ``days`` after creation, never later than a second ago. Spread over the window
+        that is left (one draw, as before) instead of clamping, so recent records do not all share one
+        millisecond: a clamp put ~8% of a large world's deals on the same timestamp."""
+        window = min(days * 86_400_000, max(0, self.now_ms - 1000 - created))
+        return created + int(rng.random() * window)
+
     def company_id(self, i: int) -> str:
         return str(COMPANY_ID_BASE + i + 1)
 
@@ -320,7 +336,7 @@ class World:
         trade_industry = _TRADES[(i // (len(_CITIES) * len(_WORDS))) % len(_TRADES)][1]
         owner = self._active_owner(rng) if rng.random() > 0.01 else self.owners[-1]
         created = self._created_ms(rng)
-        modified = min(self.now_ms - 1000, created + int(rng.random() * 90 * 86_400_000))
+        modified = self._modified_ms(rng, created, 90)
         props = {
             "name": name,
             "uscc": make_uscc(rng, division),
@@ -351,7 +367,8 @@ class World:
                        else variant.replace("有限公司", "有限责任公司"))
             city = original["city"]
             if rng.random() < 0.5 and variant.startswith(city):
-                variant = f"{variant[len(city):-4]}（{city}）{variant[-4:]}"
+                short = _short_name(variant)
+                variant = f"{short[len(city):]}（{city}）{variant[len(short):]}"
             props.update(name=" " + variant + " ", uscc=original["uscc"], city=original["city"])
             props["_duplicate_of"] = self.company_id(j)
         elif kind == "missing_uscc":
@@ -372,7 +389,7 @@ class World:
         mobile = rng.choice(_MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
         email = f"{_PINYIN[surname]}{rng.randrange(1000):03d}@{['qq.com', '163.com', 'example.cn', 'corp.example.com'][i % 4]}"
         created = max(company.created_ms, self._created_ms(rng))
-        modified = min(self.now_ms - 1000, created + int(rng.random() * 60 * 86_400_000))
+        modified = self._modified_ms(rng, created, 60)
         props = {
             "lastname": surname,
             "firstname": given,
@@ -409,11 +426,11 @@ class World:
         owner = self._active_owner(company_owner) if company_owner.random() > 0.01 else self.owners[-1]
         stage = _weighted(rng, _STAGES)
         created = self._created_ms(rng)
-        modified = min(self.now_ms - 1000, created + int(rng.random() * 120 * 86_400_000))
+        modified = self._modified_ms(rng, created, 120)
         close_ms = created + int((20 + rng.random() * 160) * 86_400_000)
         amount = round(rng.lognormvariate(12.2, 0.9) / 100) * 100  # CNY, median ~200k
         props = {
-            "dealname": f"{self.company_name(company_index)[:-4]}{rng.choice(_DEAL_THINGS)}项目",
+            "dealname": f"{_short_name(self.company_name(company_index))}{rng.choice(_DEAL_THINGS)}项目",
             "dealstage": stage,
             "pipeline": "default",
             "amount": f"{amount:.2f}",
@@ -457,9 +474,16 @@ class World:
                                    ("project_initiation", 15)])
         users = [e for e in self.oa_users if e.role in ("employee", "sales_manager") and e.department_id.startswith("od-sales")]
         user = rng.choice(users)
-        start = self._created_ms(rng)
+        # Instance i is submitted on history day i % days with daily counter
+        # i // days + 1: serial numbers (date + daily counter, the 项目编号 of a
+        # 立项申请) are unique per tenant, as Feishu documents, for any world size.
+        days = max(1, self.history_ms // 86_400_000)
+        counter = i // days + 1
+        start = self._history_midnight_ms() + (i % days) * 86_400_000 + int(rng.random() * 86_400_000)
         status = _weighted(rng, [("APPROVED", 70), ("PENDING", 12), ("REJECTED", 10), ("CANCELED", 6), ("DELETED", 2)])
-        end = 0 if status == "PENDING" else start + int((0.1 + rng.random() * 5) * 86_400_000)
+        # Decided instances were decided in the past, never after now.
+        end = 0 if status == "PENDING" else min(start + int((0.1 + rng.random() * 5) * 86_400_000),
+                                                max(start, self.now_ms - 1000))
         company_index = rng.randrange(max(1, self.n_companies))
         customer_id = self.company_id(company_index)
         day = datetime.fromtimestamp(start / 1000, tz=UTC) + SH
@@ -510,13 +534,19 @@ class World:
                 {"id": "contract_amount", "type": "amount", "name": "合同金额",
                  "value": float(deal.properties["amount"] or 0)},
             ]
-        serial = day.strftime("%Y%m%d") + f"{i % 10000:04d}"
+        serial = day.strftime("%Y%m%d") + f"{counter:04d}"
         code = f"{rng.randrange(16**8):08X}-{rng.randrange(16**4):04X}-{rng.randrange(16**4):04X}-{rng.randrange(16**4):04X}-{i:012X}"
         return SeedInstance(
             approval=approval, instance_code=code, uuid=f"hist-{self.seed}-{i}", user_id=user.user_id,
             open_id=user.open_id, department_id=user.department_id, status=status, serial_number=serial,
             start_ms=start, end_ms=end, form=form,
         )
+
+    def _history_midnight_ms(self) -> int:
+        """Epoch ms of the Asia/Shanghai midnight that starts the OA history."""
+        first = datetime.fromtimestamp((self.now_ms - self.history_ms) / 1000, tz=UTC) + SH
+        midnight = first.replace(hour=0, minute=0, second=0, microsecond=0) - SH
+        return int(midnight.timestamp() * 1000)
 
     def iter_oa_instances(self, start: int = 0, stop: int | None = None) -> Iterator[SeedInstance]:
         for i in range(start, self.n_oa_instances if stop is None else min(stop, self.n_oa_instances)):

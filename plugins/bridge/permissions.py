@@ -1,0 +1,449 @@
+"""The permission policy (``include/permissions.yaml``): roles × fields, masks, audiences.
+
+:meth:`Policy.project` is the one function applied to everything that leaves
+the bridge: it keeps the fields the role may see, masks the ones it may see
+masked, and drops the rest (a field not listed is denied). The audience of
+each outbound thing (form, notice, CRM write, report, export) is a role,
+looked up with :meth:`Policy.audience`.
+
+The policy is validated against the data dictionary at load: unknown roles,
+entities or fields fail, and so does a policy under which an outbound form
+could not be filled (a required widget its audience may not see) or a CRM
+write would lose a field it must send.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bridge.dictionary import Dictionary
+from bridge.dictionary import load as load_dictionary
+from bridge.dictionary.errors import ConfigIssue, PolicyError
+from bridge.dictionary.yamlio import LineDict, load_yaml
+
+__all__ = ["AUDIENCE_KINDS", "MASKS", "Policy", "PolicyError", "default_path", "load", "mask_value"]
+
+AUDIENCE_KINDS = ("form", "notice", "crm_write", "report", "export")
+MASKABLE_TYPES = frozenset({"string", "text"})
+
+
+# ---------------------------------------------------------------- masks
+_MIN_HIDDEN = 4  # fewer hidden characters than this reveals too much: star everything
+
+
+def _keep_ends(text: str, head: int, tail: int) -> str:
+    """Keep ``head`` and ``tail`` characters, star every letter/digit between (separators kept)."""
+    middle = "".join("*" if ch.isalnum() else ch for ch in text[head : len(text) - tail])
+    if len(text) <= head + tail or middle.count("*") < _MIN_HIDDEN:
+        return "*" * len(text)
+    return text[:head] + middle + text[len(text) - tail :]
+
+
+def mask_mobile(text: str) -> str:
+    """13812345678 → 138****5678."""
+    return _keep_ends(text, 3, 4)
+
+
+def mask_email(text: str) -> str:
+    """zhang.san@example.com → z***@example.com."""
+    local, at, domain = text.rpartition("@")
+    if not at or not local:
+        return "***"
+    return f"{local[0]}***@{domain}"
+
+
+def mask_id_number(text: str) -> str:
+    """USCC / ID numbers: first 4 and last 4 kept."""
+    return _keep_ends(text, 4, 4)
+
+
+def mask_name(text: str) -> str:
+    """张三丰 → 张**."""
+    return "*" if len(text) <= 1 else text[0] + "*" * (len(text) - 1)
+
+
+def mask_full(text: str) -> str:
+    return "***"
+
+
+MASKS: dict[str, Callable[[str], str]] = {
+    "mobile": mask_mobile,
+    "phone": mask_mobile,
+    "email": mask_email,
+    "id_number": mask_id_number,
+    "name": mask_name,
+    "full": mask_full,
+}
+
+
+def mask_value(kind: str, value: Any) -> Any:
+    """``value`` masked with mask ``kind``; None stays None."""
+    if value is None:
+        return None
+    return MASKS[kind](value if isinstance(value, str) else str(value))
+
+
+# ---------------------------------------------------------------- policy
+Rule = tuple[tuple[str, Callable[[str], str] | None], ...]
+
+
+class Policy:
+    """A validated permission policy. Use :func:`load`."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        version: str,
+        roles: Mapping[str, str],
+        masks: Mapping[str, Mapping[str, str]],
+        visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
+        audiences: Mapping[str, Mapping[str, str]],
+        dictionary: Dictionary,
+    ) -> None:
+        self.path = path
+        self.version = version
+        self.roles = dict(roles)  # role → Chinese label
+        self.masks = {e: dict(m) for e, m in masks.items()}  # entity → field → mask kind
+        self.audiences = {k: dict(v) for k, v in audiences.items()}
+        self.dictionary = dictionary
+        # (entity, role) → {field: mask kind or None (clear)}
+        self._visibility = {key: dict(v) for key, v in visibility.items()}
+        self._rules: dict[tuple[str, str], Rule] = {
+            key: tuple((f, MASKS[kind] if kind else None) for f, kind in v.items())
+            for key, v in self._visibility.items()
+        }
+        self._mask_all: dict[str, tuple[tuple[str, Callable[[str], str]], ...]] = {
+            e: tuple((f, MASKS[kind]) for f, kind in m.items()) for e, m in self.masks.items()
+        }
+
+    def __repr__(self) -> str:
+        return f"Policy(version={self.version!r}, path={str(self.path)!r}, roles={list(self.roles)})"
+
+    def _error(self, message: str, *, role: str | None = None, entity: str | None = None,
+               field: str | None = None) -> PolicyError:
+        return PolicyError([ConfigIssue(str(self.path), None, message, entity=entity, field=field, role=role)])
+
+    def _check(self, entity: str, role: str) -> None:
+        if role not in self.roles:
+            raise self._error(f"角色 {role!r} 未定义；已有角色: {', '.join(self.roles)}。", role=role)
+        if entity not in self.dictionary.entities:
+            raise self._error(f"实体 {entity!r} 不在数据字典中；已有: {', '.join(self.dictionary.entities)}。",
+                              entity=entity)
+
+    def project(self, entity: str, record: Mapping[str, Any], role: str) -> dict[str, Any]:
+        """What ``role`` may see of ``record``: allowed fields, masked where the policy says; the rest dropped."""
+        rule = self._rules.get((entity, role))
+        if rule is None:
+            self._check(entity, role)
+            return {}
+        out: dict[str, Any] = {}
+        for name, mask in rule:
+            if name in record:
+                value = record[name]
+                if mask is not None and value is not None:
+                    value = mask(value if isinstance(value, str) else str(value))
+                out[name] = value
+        return out
+
+    def allowed(self, entity: str, field: str, role: str) -> bool:
+        """Whether ``role`` sees ``field`` at all (in clear or masked)."""
+        self._check(entity, role)
+        return field in self._visibility.get((entity, role), {})
+
+    def mask_of(self, entity: str, field: str, role: str) -> str | None:
+        """The mask kind applied to the field for the role (None: clear or denied)."""
+        self._check(entity, role)
+        return self._visibility.get((entity, role), {}).get(field)
+
+    def visibility(self, entity: str, role: str) -> dict[str, str | None]:
+        """``{field: mask kind or None}`` of every field the role sees; unlisted fields are denied."""
+        self._check(entity, role)
+        return dict(self._visibility.get((entity, role), {}))
+
+    def audience(self, kind: str, name: str) -> str:
+        """The role that reads ``name`` of ``kind`` (form | notice | crm_write | report | export).
+
+        Forms and notices share one namespace: a notice is a form the bridge fills.
+        """
+        kinds = ("form", "notice") if kind in ("form", "notice") else (kind,)
+        if kind not in AUDIENCE_KINDS:
+            raise self._error(f"受众类型 {kind!r} 未知；可用: {', '.join(AUDIENCE_KINDS)}。")
+        for k in kinds:
+            role = self.audiences.get(k, {}).get(name)
+            if role is not None:
+                return role
+        raise self._error(f"audiences.{kind} 中没有 {name!r}；请在 {self.path.name} 的 audiences.{kind} 下指定读者角色。")
+
+    def mask_all(self, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The record with every maskable value masked, nothing dropped (quarantine display, exports)."""
+        out = dict(record)
+        for name, mask in self._mask_all.get(entity, ()):
+            value = out.get(name)
+            if value is not None:
+                out[name] = mask(value if isinstance(value, str) else str(value))
+        return out
+
+
+# ---------------------------------------------------------------- loading
+def default_path() -> Path:
+    from bridge import settings
+
+    return settings.include_dir() / "permissions.yaml"
+
+
+class _Builder:
+    def __init__(self, path: Path, dictionary: Dictionary) -> None:
+        self.file = str(path)
+        self.d = dictionary
+        self.issues: list[ConfigIssue] = []
+
+    def issue(self, line: int | None, message: str, *, role: str | None = None, entity: str | None = None,
+              field: str | None = None) -> None:
+        self.issues.append(ConfigIssue(self.file, line, message, entity=entity, field=field, role=role))
+
+    @staticmethod
+    def line(node: Any, key: str | None = None) -> int | None:
+        if isinstance(node, LineDict):
+            return node.line_of(key) if key is not None else node.line
+        return None
+
+    def mapping(self, node: Any, what: str, line: int | None, **where: str) -> LineDict:
+        if node is None:
+            return LineDict()
+        if not isinstance(node, dict):
+            self.issue(line, f"{what} 必须是映射（key: value），现在是 {type(node).__name__}。", **where)
+            return LineDict()
+        return node if isinstance(node, LineDict) else LineDict(node)
+
+    def build(self, raw: Any) -> Policy | None:
+        if not isinstance(raw, dict):
+            self.issue(None, "顶层必须是映射（version、roles、entities、audiences）。")
+            return None
+        root = raw if isinstance(raw, LineDict) else LineDict(raw)
+        for key in root:
+            if key not in ("version", "roles", "entities", "audiences"):
+                self.issue(root.line_of(key), f"文件顶层有未知的键 {key!r}；允许: version、roles、entities、audiences。")
+        version = root.get("version")
+        if not isinstance(version, str | int | float) or isinstance(version, bool) or version == "":
+            self.issue(root.line, "缺少 version（每次修改策略时递增，审计记录会保存它）。")
+            version = None
+        roles = self.roles(root)
+        masks, visibility = self.entities(root, roles)
+        audiences = self.audiences(root, roles)
+        self.cross_check(root, visibility, audiences)
+        if self.issues or version is None:
+            return None
+        return Policy(path=Path(self.file), version=str(version), roles=roles, masks=masks, visibility=visibility,
+                      audiences=audiences, dictionary=self.d)
+
+    def roles(self, root: LineDict) -> dict[str, str]:
+        node = self.mapping(root.get("roles"), "roles", root.line_of("roles"))
+        roles: dict[str, str] = {}
+        if not node:
+            self.issue(root.line, "缺少 roles（角色及其中文名称）。")
+        for role, spec in node.items():
+            label = spec.get("label") if isinstance(spec, dict) else None
+            if not isinstance(label, str) or not label:
+                self.issue(node.line_of(role), "角色必须有中文名称，如 {label: 销售主管}。", role=role)
+                label = role
+            roles[role] = label
+        return roles
+
+    def entities(self, root: LineDict, roles: Mapping[str, str]) -> tuple[
+            dict[str, dict[str, str]], dict[tuple[str, str], dict[str, str | None]]]:
+        node = self.mapping(root.get("entities"), "entities", root.line_of("entities"))
+        masks: dict[str, dict[str, str]] = {}
+        visibility: dict[tuple[str, str], dict[str, str | None]] = {}
+        for entity, spec in node.items():
+            body = self.mapping(spec, f"实体 {entity}", node.line_of(entity), entity=entity)
+            known = self.d.entities.get(entity)
+            if known is None:
+                self.issue(node.line_of(entity), f"实体 {entity!r} 不在数据字典中；已有: {', '.join(self.d.entities)}。",
+                           entity=entity)
+                continue
+            for key in body:
+                if key not in ("masks", "roles"):
+                    self.issue(body.line_of(key), f"未知的键 {key!r}；实体下只能有 masks 和 roles。", entity=entity)
+            raw_masks = self.mapping(body.get("masks"), "masks", body.line_of("masks"), entity=entity)
+            entity_masks: dict[str, str] = {}
+            for fname, kind in raw_masks.items():
+                line = raw_masks.line_of(fname)
+                f = known.fields.get(fname)
+                if f is None:
+                    self.issue(line, f"masks 中的字段 {fname!r} 不在实体中；已有: {', '.join(known.fields)}。",
+                               entity=entity, field=fname)
+                elif kind not in MASKS:
+                    self.issue(line, f"脱敏方式 {kind!r} 未知；可用: {', '.join(MASKS)}。", entity=entity, field=fname)
+                elif f.type not in MASKABLE_TYPES:
+                    self.issue(line, f"只有文本字段可以脱敏（{fname} 是 {f.type}）；请改为不列出（拒绝）或明文。",
+                               entity=entity, field=fname)
+                else:
+                    entity_masks[fname] = str(kind)
+            masks[entity] = entity_masks
+            raw_roles = self.mapping(body.get("roles"), "roles", body.line_of("roles"), entity=entity)
+            for role, rspec in raw_roles.items():
+                line = raw_roles.line_of(role)
+                if role not in roles:
+                    self.issue(line, f"角色 {role!r} 未在 roles 中定义；已有: {', '.join(roles)}。", role=role, entity=entity)
+                    continue
+                visibility[(entity, role)] = self.role_fields(entity, role, rspec, line, known.fields, entity_masks)
+        return masks, visibility
+
+    def role_fields(self, entity: str, role: str, spec: Any, line: int | None, fields: Mapping[str, Any],
+                    entity_masks: Mapping[str, str]) -> dict[str, str | None]:
+        body = self.mapping(spec, f"角色 {role} 的规则", line, role=role, entity=entity)
+        for key in body:
+            if key not in ("fields", "masked"):
+                self.issue(body.line_of(key), f"未知的键 {key!r}；角色规则只能有 fields（明文）和 masked（脱敏）。",
+                           role=role, entity=entity)
+        seen: dict[str, str | None] = {}
+        for key in ("fields", "masked"):
+            items = body.get(key, [])
+            if not isinstance(items, list):
+                self.issue(body.line_of(key), f"{key} 必须是字段列表，如 [name, project_no]。", role=role, entity=entity)
+                continue
+            for fname in items:
+                if not isinstance(fname, str) or fname not in fields:
+                    self.issue(body.line_of(key), f"字段 {fname!r} 不在实体 {entity} 中；已有: {', '.join(fields)}。",
+                               role=role, entity=entity, field=str(fname))
+                    continue
+                if fname in seen:
+                    self.issue(body.line_of(key), f"字段 {fname} 出现了两次（fields 与 masked 只能选一个）。",
+                               role=role, entity=entity, field=fname)
+                    continue
+                if key == "masked":
+                    kind = entity_masks.get(fname)
+                    if kind is None:
+                        self.issue(body.line_of(key), f"字段 {fname} 列为 masked，但实体 {entity} 的 masks 没有它的脱敏方式；"
+                                   f"请在 entities.{entity}.masks 添加，如 {fname}: mobile。",
+                                   role=role, entity=entity, field=fname)
+                        continue
+                    seen[fname] = kind
+                else:
+                    seen[fname] = None
+        return seen
+
+    def audiences(self, root: LineDict, roles: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        node = self.mapping(root.get("audiences"), "audiences", root.line_of("audiences"))
+        result: dict[str, dict[str, str]] = {}
+        for kind, spec in node.items():
+            if kind not in AUDIENCE_KINDS:
+                self.issue(node.line_of(kind), f"受众类型 {kind!r} 未知；可用: {', '.join(AUDIENCE_KINDS)}。")
+                continue
+            body = self.mapping(spec, f"audiences.{kind}", node.line_of(kind))
+            result[kind] = {}
+            for name, role in body.items():
+                line = body.line_of(name)
+                if role not in roles:
+                    self.issue(line, f"audiences.{kind}.{name} 的角色 {role!r} 未定义；已有: {', '.join(roles)}。",
+                               role=str(role))
+                    continue
+                if kind in ("form", "notice"):
+                    form = self.d.forms.get(name)
+                    if form is None or form.direction != "crm_to_oa":
+                        self.issue(line, f"audiences.{kind}.{name}: 数据字典中没有这个外发（crm_to_oa）表单。")
+                        continue
+                if kind == "crm_write" and name not in self.d.entities:
+                    self.issue(line, f"audiences.crm_write.{name}: 数据字典中没有实体 {name}。", entity=name)
+                    continue
+                result[kind][name] = str(role)
+        return result
+
+    def cross_check(self, root: LineDict, visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
+                    audiences: Mapping[str, Mapping[str, str]]) -> None:
+        """The policy must let every outbound form and CRM write carry what it must carry."""
+        line = self.line(root, "audiences")
+        forms_aud = {**audiences.get("form", {}), **audiences.get("notice", {})}
+        for form in self.d.forms.values():
+            if form.direction != "crm_to_oa":
+                continue
+            role = forms_aud.get(form.name)
+            if role is None:
+                self.issue(line, f"外发表单 {form.name} 没有受众；请在 audiences.form（或 notice）下写 "
+                           f"{form.name}: {form.audience}。")
+                continue
+            if form.audience and role != form.audience:
+                self.issue(line, f"表单 {form.name} 的受众不一致：数据字典写 {form.audience}，权限策略写 {role}；"
+                           "请改成同一个角色。", role=role)
+            for w in form.widgets:
+                if not w.required or not w.source:
+                    continue
+                head, _, fname = w.source.partition(".")
+                entity = form.entity if head == "notice" else head
+                if entity and fname not in visibility.get((entity, role), {}):
+                    self.issue(line, f"表单 {form.name} 的必填控件 {w.id}（{w.name}，来源 {w.source}）对受众 {role} "
+                               f"不可见，表单无法填写；请在 entities.{entity}.roles.{role} 的 fields 或 masked 中加入 {fname}。",
+                               role=role, entity=entity, field=fname)
+        writes = audiences.get("crm_write", {})
+        for name, activity in self.d.crm_activities.items():
+            role = writes.get(name)
+            if role is None:
+                self.issue(line, f"CRM 活动 {name} 没有受众；请在 audiences.crm_write 下写 {name}: {activity.audience}。",
+                           entity=name)
+                continue
+            if role != activity.audience:
+                self.issue(line, f"CRM 活动 {name} 的受众不一致：数据字典写 {activity.audience}，权限策略写 {role}。",
+                           role=role, entity=name)
+            for prop in activity.properties:
+                if prop.kind == "field" and prop.field and prop.field not in visibility.get((name, role), {}):
+                    self.issue(line, f"CRM 活动 {name} 的属性 {prop.name} 直接取字段 {prop.field}，但它对受众 {role} "
+                               f"不可见；请在 entities.{name}.roles.{role} 加入 {prop.field}，或在数据字典中删除该属性。",
+                               role=role, entity=name, field=prop.field)
+        for crm_entity in self.d.entities.values():
+            if crm_entity.system != "crm":
+                continue
+            written = [f.name for f in crm_entity.fields.values() if f.system_of_record == "oa" and f.crm]
+            if not written:
+                continue
+            role = writes.get(crm_entity.name)
+            if role is None:
+                self.issue(line, f"实体 {crm_entity.name} 有由 OA 回写的字段（{', '.join(written)}），但 audiences.crm_write "
+                           f"没有 {crm_entity.name}；请指定回写的受众角色。", entity=crm_entity.name)
+                continue
+            for fname in written:
+                if fname not in visibility.get((crm_entity.name, role), {}):
+                    self.issue(line, f"回写字段 {fname} 对 CRM 写入受众 {role} 不可见，回写时会被丢弃；请在 "
+                               f"entities.{crm_entity.name}.roles.{role} 加入它。", role=role, entity=crm_entity.name, field=fname)
+
+
+def build(path: Path, dictionary: Dictionary) -> Policy:
+    """Read and validate one policy file against ``dictionary`` (no cache). Raises :class:`PolicyError`."""
+    raw, issues = load_yaml(path)
+    builder = _Builder(path, dictionary)
+    builder.issues.extend(issues)
+    policy = builder.build(raw) if raw is not None else None
+    if builder.issues or policy is None:
+        if not builder.issues:
+            builder.issue(None, "文件为空。")
+        raise PolicyError(builder.issues)
+    return policy
+
+
+_cache: dict[tuple[Path, int], tuple[tuple[int, int], Policy]] = {}
+_lock = threading.Lock()
+
+
+def load(path: Path | str | None = None, dictionary: Dictionary | None = None) -> Policy:
+    """The validated policy (cross-checked with the dictionary), cached by (path, mtime, size, dictionary)."""
+    resolved = Path(path) if path is not None else default_path()
+    d = dictionary if dictionary is not None else load_dictionary()
+    try:
+        stat = resolved.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        return build(resolved, d)
+    key = (resolved, id(d))
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] == stamp and hit[1].dictionary is d:
+            return hit[1]
+    policy = build(resolved, d)
+    with _lock:
+        if len(_cache) > 16:  # old dictionaries after reloads
+            _cache.clear()
+        _cache[key] = (stamp, policy)
+    return policy
