@@ -97,12 +97,14 @@ def test_compose_mounts_and_files_exist() -> None:
 
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed (make system-deps)")
-def test_docker_compose_config_validates() -> None:
+def test_docker_compose_config_validates(tmp_path: Path) -> None:
     out = subprocess.run(["docker-compose", "--env-file", ".env_example", "config", "--quiet"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     # without the required secrets the stack refuses to start
-    bad = subprocess.run(["docker-compose", "--env-file", "/dev/null", "config", "--quiet"],
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    bad = subprocess.run(["docker-compose", "--env-file", str(empty), "config", "--quiet"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0
     assert "POSTGRES_PASSWORD" in bad.stderr

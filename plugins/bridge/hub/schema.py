@@ -8,6 +8,9 @@ what HubSpot and Feishu speak). JSON columns hold canonical records.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -25,6 +28,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -36,7 +41,40 @@ NAMING = {
 
 metadata = MetaData(naming_convention=NAMING)
 
-TS = DateTime(timezone=True)
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is timezone-aware UTC on every database.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zone type and would
+    hand back naive datetimes, so values are stored as UTC wall-clock time and
+    read back with ``tzinfo=UTC``. Naive datetimes are refused: a local time
+    mistaken for UTC would move watermarks and debounce deadlines by hours.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to the hub: pass a timezone-aware (UTC) datetime")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+TS = UTCDateTime()
 
 # How far an incremental extract has safely read, per stream
 # (e.g. "crm.deal", "oa.expense_claim.created"). Advanced only in the
@@ -146,7 +184,10 @@ quarantine = Table(
 )
 
 # Append-only, hash-chained audit log. hash = sha256(prev_hash + canonical
-# JSON of the entry); audit_head holds the tip so writers serialise on one row.
+# JSON of the entry, seq included); audit_head holds the tip so writers
+# serialise on one row (id 1; the first migration inserts it with seq 0 and
+# the genesis hash "0" * 64). seq is assigned by bridge.audit under that lock,
+# never by the database. See bridge/audit.py.
 audit_log = Table(
     "audit_log",
     metadata,

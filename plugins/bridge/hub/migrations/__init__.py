@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub database (a package so that installs ship it)."""

@@ -1,0 +1,1294 @@
+"""The hub's state, one small function per operation.
+
+Every function takes a SQLAlchemy ``Connection`` and leaves the transaction to
+the caller, so a watermark can advance in the same transaction that records
+the writes it covers. The functions behave the same on SQLite and PostgreSQL
+(upserts use each dialect's ``INSERT ... ON CONFLICT``). Times are
+timezone-aware UTC datetimes; ``now`` parameters exist so that tests and the
+debounce arithmetic do not depend on the wall clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, NamedTuple
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    and_,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
+
+from bridge import audit
+from bridge.context import RunContext
+from bridge.hub.schema import (
+    lease,
+    pending_change,
+    quarantine,
+    run_summary,
+    snapshot,
+    watermark,
+    xref,
+)
+
+BATCH = 500
+SYNC_DIRECTIONS = ("crm_to_oa", "oa_to_crm")
+QUARANTINE_DIRECTIONS = (*SYNC_DIRECTIONS, "migration", "health")
+REASON_CODES = frozenset(
+    {
+        "missing_required",
+        "invalid_format",
+        "unmapped_value",
+        "invalid_transition",
+        "owner_not_in_oa",
+        "missing_customer_link",
+        "vendor_rejected",
+        "duplicate_id",
+        "hostile_input",
+        "expectation_failed",
+    }
+)
+RUN_STATUSES = frozenset({"success", "failed"})
+MAX_QUARANTINE_PAYLOAD = 64_000  # bytes of JSON kept per quarantined record
+
+
+class StoreError(ValueError):
+    """A store call that cannot be honoured as asked; the message says why."""
+
+
+class QuarantineNotFound(LookupError):
+    """No quarantine entry with that id."""
+
+
+class QuarantineAlreadyResolved(StoreError):
+    """The entry is no longer open (fixed or released before)."""
+
+    def __init__(self, entry: QuarantineEntry) -> None:
+        super().__init__(f"quarantine entry {entry.id} is already {entry.resolution}")
+        self.entry = entry
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise StoreError("now must be a timezone-aware datetime (UTC)")
+    return now.astimezone(UTC)
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT (with ``on_conflict_do_*``) for ``table``."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise StoreError(f"the hub supports SQLite and PostgreSQL, not {name}")
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _fit(value: str, limit: int) -> str:
+    """``value`` within ``limit`` characters; a long value keeps a hash suffix so it stays unique."""
+    if len(value) <= limit:
+        return value
+    digest = hashlib.sha1(value.encode("utf-8"), usedforsecurity=False).hexdigest()[:16]
+    return value[: limit - 17] + "~" + digest
+
+
+def _fit_opt(value: str | None, limit: int) -> str | None:
+    return None if value is None else _fit(value, limit)
+
+
+# ---------------------------------------------------------------- watermarks
+
+
+def get_watermark(conn: Connection, stream: str) -> int | None:
+    """How far ``stream`` has safely been read (epoch ms), None before the first run."""
+    value = conn.execute(select(watermark.c.value_ms).where(watermark.c.stream == stream)).scalar()
+    return int(value) if value is not None else None
+
+
+def set_watermark(
+    conn: Connection,
+    stream: str,
+    value_ms: int,
+    run_id: str | None,
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+) -> int:
+    """Advance the watermark; it never moves backwards unless ``force``. Returns the stored value."""
+    stmt = _insert(conn, watermark).values(
+        stream=stream, value_ms=int(value_ms), updated_at=_now(now), run_id=run_id
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[watermark.c.stream],
+        set_={
+            "value_ms": stmt.excluded.value_ms,
+            "updated_at": stmt.excluded.updated_at,
+            "run_id": stmt.excluded.run_id,
+        },
+        where=None if force else stmt.excluded.value_ms >= watermark.c.value_ms,
+    )
+    conn.execute(stmt)
+    stored = get_watermark(conn, stream)
+    assert stored is not None
+    return stored
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    """One source record as the extract saw it, mapped to its canonical form."""
+
+    source_id: str
+    content_hash: str
+    payload: dict[str, Any]
+    source_modified_ms: int
+    data_owner: str | None = None
+
+
+ChangeStatus = Literal["new", "changed", "unchanged"]
+
+
+@dataclass(frozen=True)
+class SnapshotChange:
+    """What an upsert found for one record; the previous payload carries e.g. the old contract amount."""
+
+    source_id: str
+    status: ChangeStatus
+    previous_hash: str | None = None
+    previous_payload: dict[str, Any] | None = None
+
+    @property
+    def is_change(self) -> bool:
+        return self.status != "unchanged"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    system: str
+    entity: str
+    source_id: str
+    content_hash: str
+    payload: dict[str, Any]
+    source_modified_ms: int
+    data_owner: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    archived: bool
+    deleted: bool
+
+
+def _snapshot(row: Row[Any]) -> Snapshot:
+    m = row._mapping
+    return Snapshot(
+        system=m["system"],
+        entity=m["entity"],
+        source_id=m["source_id"],
+        content_hash=m["content_hash"],
+        payload=m["payload"],
+        source_modified_ms=int(m["source_modified_ms"]),
+        data_owner=m["data_owner"],
+        first_seen_at=m["first_seen_at"],
+        last_seen_at=m["last_seen_at"],
+        archived=bool(m["archived"]),
+        deleted=bool(m["deleted"]),
+    )
+
+
+def _latest_per_id(rows: Iterable[SnapshotRow]) -> list[SnapshotRow]:
+    """One row per source id (the most recently modified; the later one on a tie), first-seen order."""
+    chosen: dict[str, SnapshotRow] = {}
+    for row in rows:
+        current = chosen.get(row.source_id)
+        if current is None or row.source_modified_ms >= current.source_modified_ms:
+            chosen[row.source_id] = row
+    return list(chosen.values())
+
+
+def upsert_snapshots(
+    conn: Connection,
+    system: str,
+    entity: str,
+    rows: Sequence[SnapshotRow],
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH,
+) -> list[SnapshotChange]:
+    """Store the latest state of each record and say which ones are new or changed.
+
+    A record counts as changed when its content hash differs (the hash covers
+    only the fields this system owns). A row older than the stored one (by
+    ``source_modified_ms``) is stale and leaves the snapshot alone. A record
+    marked deleted that shows up again counts as changed. Cost per batch: one
+    SELECT of the stored hashes, one SELECT of the old payloads of changed
+    records (only if any), one multi-row upsert. One result per distinct
+    ``source_id``, in input order.
+    """
+    at = _now(now)
+    unique = _latest_per_id(rows)
+    changes: list[SnapshotChange] = []
+    key = (snapshot.c.system == system, snapshot.c.entity == entity)
+    for chunk in _chunks(unique, batch_size):
+        ids = [row.source_id for row in chunk]
+        stored = {
+            r.source_id: r
+            for r in conn.execute(
+                select(
+                    snapshot.c.source_id,
+                    snapshot.c.content_hash,
+                    snapshot.c.source_modified_ms,
+                    snapshot.c.deleted,
+                ).where(*key, snapshot.c.source_id.in_(ids))
+            )
+        }
+        statuses: dict[str, ChangeStatus] = {}
+        for row in chunk:
+            old = stored.get(row.source_id)
+            if old is None:
+                statuses[row.source_id] = "new"
+            elif row.source_modified_ms < old.source_modified_ms:
+                statuses[row.source_id] = "unchanged"  # stale read: keep the newer snapshot
+            elif old.content_hash != row.content_hash or old.deleted:
+                statuses[row.source_id] = "changed"
+            else:
+                statuses[row.source_id] = "unchanged"
+        changed = [sid for sid, status in statuses.items() if status == "changed"]
+        previous: dict[str, Any] = {}
+        if changed:
+            previous = dict(
+                conn.execute(
+                    select(snapshot.c.source_id, snapshot.c.payload).where(
+                        *key, snapshot.c.source_id.in_(changed)
+                    )
+                ).all()
+            )
+        stmt = _insert(conn, snapshot)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[snapshot.c.system, snapshot.c.entity, snapshot.c.source_id],
+            set_={
+                "content_hash": stmt.excluded.content_hash,
+                "payload": stmt.excluded.payload,
+                "source_modified_ms": stmt.excluded.source_modified_ms,
+                "data_owner": stmt.excluded.data_owner,
+                "last_seen_at": stmt.excluded.last_seen_at,
+                "deleted": False,
+            },
+            where=stmt.excluded.source_modified_ms >= snapshot.c.source_modified_ms,
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "system": system,
+                    "entity": entity,
+                    "source_id": row.source_id,
+                    "content_hash": row.content_hash,
+                    "payload": row.payload,
+                    "source_modified_ms": int(row.source_modified_ms),
+                    "data_owner": row.data_owner,
+                    "first_seen_at": at,
+                    "last_seen_at": at,
+                    "archived": False,
+                    "deleted": False,
+                }
+                for row in chunk
+            ],
+        )
+        for row in chunk:
+            status = statuses[row.source_id]
+            old = stored.get(row.source_id)
+            changes.append(
+                SnapshotChange(
+                    source_id=row.source_id,
+                    status=status,
+                    previous_hash=old.content_hash if old is not None else None,
+                    previous_payload=previous.get(row.source_id),
+                )
+            )
+    return changes
+
+
+def get_snapshot(conn: Connection, system: str, entity: str, source_id: str) -> Snapshot | None:
+    row = conn.execute(
+        select(snapshot).where(
+            snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.source_id == source_id
+        )
+    ).first()
+    return _snapshot(row) if row is not None else None
+
+
+def get_snapshots(
+    conn: Connection, system: str, entity: str, source_ids: Iterable[str]
+) -> dict[str, Snapshot]:
+    """Snapshots by source id (missing ids are absent from the result)."""
+    ids = list(dict.fromkeys(source_ids))
+    found: dict[str, Snapshot] = {}
+    for chunk in _chunks(ids, BATCH):
+        for row in conn.execute(
+            select(snapshot).where(
+                snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.source_id.in_(chunk)
+            )
+        ):
+            snap = _snapshot(row)
+            found[snap.source_id] = snap
+    return found
+
+
+def iter_snapshots(
+    conn: Connection,
+    entity: str,
+    *,
+    system: str | None = None,
+    batch: int = 1000,
+    modified_since_ms: int | None = None,
+    include_archived: bool = True,
+    include_deleted: bool = False,
+) -> Iterator[list[Snapshot]]:
+    """All snapshots of an entity in batches, oldest modification first, with bounded memory.
+
+    PostgreSQL streams from a server-side cursor; keep the connection's
+    transaction open while iterating.
+    """
+    query = select(snapshot).where(snapshot.c.entity == entity)
+    if system is not None:
+        query = query.where(snapshot.c.system == system)
+    if modified_since_ms is not None:
+        query = query.where(snapshot.c.source_modified_ms >= modified_since_ms)
+    if not include_archived:
+        query = query.where(snapshot.c.archived.is_(False))
+    if not include_deleted:
+        query = query.where(snapshot.c.deleted.is_(False))
+    query = query.order_by(snapshot.c.source_modified_ms, snapshot.c.source_id)
+    result = conn.execute(query.execution_options(yield_per=batch))
+    for part in result.partitions(batch):
+        yield [_snapshot(row) for row in part]
+
+
+def _mark(conn: Connection, system: str, entity: str, source_ids: Iterable[str], **values: Any) -> int:
+    ids = list(dict.fromkeys(source_ids))
+    count = 0
+    for chunk in _chunks(ids, BATCH):
+        result = conn.execute(
+            update(snapshot)
+            .where(snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.source_id.in_(chunk))
+            .values(**values)
+        )
+        count += result.rowcount
+    return count
+
+
+def mark_archived(
+    conn: Connection, system: str, entity: str, source_ids: Iterable[str], archived: bool = True
+) -> int:
+    """Mark old records archived (left in the source, kept in the hub); returns rows marked."""
+    return _mark(conn, system, entity, source_ids, archived=archived)
+
+
+def mark_deleted(
+    conn: Connection, system: str, entity: str, source_ids: Iterable[str], deleted: bool = True
+) -> int:
+    """Mark records deleted in their source; a later upsert of the same id revives them."""
+    return _mark(conn, system, entity, source_ids, deleted=deleted)
+
+
+# ---------------------------------------------------------------- xref
+
+
+@dataclass(frozen=True)
+class Link:
+    id: int
+    link_type: str
+    crm_type: str
+    crm_id: str | None
+    oa_type: str
+    oa_id: str | None
+    oa_uuid: str | None
+    state: dict[str, Any] | None
+    dictionary_version: str
+    created_at: datetime
+    updated_at: datetime
+    run_id: str | None
+
+
+def _link(row: Row[Any]) -> Link:
+    m = row._mapping
+    return Link(
+        id=int(m["id"]),
+        link_type=m["link_type"],
+        crm_type=m["crm_type"],
+        crm_id=m["crm_id"],
+        oa_type=m["oa_type"],
+        oa_id=m["oa_id"],
+        oa_uuid=m["oa_uuid"],
+        state=m["state"],
+        dictionary_version=m["dictionary_version"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        run_id=m["run_id"],
+    )
+
+
+def _link_filter(
+    link_type: str | None, crm_id: str | None, oa_id: str | None, oa_uuid: str | None
+) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if link_type is not None:
+        clauses.append(xref.c.link_type == link_type)
+    if crm_id is not None:
+        clauses.append(xref.c.crm_id == crm_id)
+    if oa_id is not None:
+        clauses.append(xref.c.oa_id == oa_id)
+    if oa_uuid is not None:
+        clauses.append(xref.c.oa_uuid == oa_uuid)
+    return clauses
+
+
+def links(
+    conn: Connection,
+    link_type: str | None = None,
+    *,
+    crm_id: str | None = None,
+    oa_id: str | None = None,
+    oa_uuid: str | None = None,
+    limit: int | None = None,
+) -> list[Link]:
+    """Links matching every given criterion, most recently updated first."""
+    query = (
+        select(xref)
+        .where(*_link_filter(link_type, crm_id, oa_id, oa_uuid))
+        .order_by(xref.c.updated_at.desc(), xref.c.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [_link(row) for row in conn.execute(query)]
+
+
+def find_link(
+    conn: Connection,
+    link_type: str,
+    crm_id: str | None = None,
+    oa_id: str | None = None,
+    oa_uuid: str | None = None,
+) -> Link | None:
+    """The most recently updated link of ``link_type`` matching the given ids."""
+    if crm_id is None and oa_id is None and oa_uuid is None:
+        raise StoreError("find_link needs crm_id, oa_id or oa_uuid")
+    found = links(conn, link_type, crm_id=crm_id, oa_id=oa_id, oa_uuid=oa_uuid, limit=1)
+    return found[0] if found else None
+
+
+def _matching_link_id(
+    conn: Connection, link_type: str, crm_id: str | None, oa_id: str | None, oa_uuid: str | None
+) -> int | None:
+    """The row a save should update: the same pair, or a half-link this save completes."""
+
+    def same(column: Any, value: str | None) -> ColumnElement[bool]:
+        return column.is_(None) if value is None else column == value
+
+    def compatible(column: Any, value: str | None) -> ColumnElement[bool]:
+        return true() if value is None else or_(column.is_(None), column == value)
+
+    candidates: list[ColumnElement[bool]] = [and_(same(xref.c.crm_id, crm_id), same(xref.c.oa_id, oa_id))]
+    if oa_uuid is not None:
+        # A link first saved with one side missing (and the idempotency uuid) is completed in place.
+        candidates.append(
+            and_(
+                xref.c.oa_uuid == oa_uuid, compatible(xref.c.crm_id, crm_id), compatible(xref.c.oa_id, oa_id)
+            )
+        )
+    for candidate in candidates:
+        found = conn.execute(
+            select(xref.c.id).where(xref.c.link_type == link_type, candidate).order_by(xref.c.id).limit(1)
+        ).scalar()
+        if found is not None:
+            return int(found)
+    return None
+
+
+def save_link(
+    conn: Connection,
+    link_type: str,
+    *,
+    crm_type: str,
+    crm_id: str | None,
+    oa_type: str,
+    oa_id: str | None = None,
+    oa_uuid: str | None = None,
+    state: Mapping[str, Any] | None = None,
+    dictionary_version: str,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> Link:
+    """Create or update the link (idempotent on link_type + crm_id + oa_id).
+
+    ``state`` replaces the stored state when given (None keeps it). A link
+    saved earlier with one side missing and the same ``oa_uuid`` is completed
+    rather than duplicated.
+    """
+    if crm_id is None and oa_id is None:
+        raise StoreError("save_link needs crm_id or oa_id")
+    at = _now(now)
+    values: dict[str, Any] = {
+        "crm_type": crm_type,
+        "oa_type": oa_type,
+        "dictionary_version": dictionary_version,
+        "updated_at": at,
+        "run_id": run_id,
+    }
+    if state is not None:
+        values["state"] = dict(state)
+    existing = _matching_link_id(conn, link_type, crm_id, oa_id, oa_uuid)
+    if existing is not None:
+        values.update(crm_id=crm_id if crm_id is not None else xref.c.crm_id)
+        values.update(oa_id=oa_id if oa_id is not None else xref.c.oa_id)
+        if oa_uuid is not None:
+            values["oa_uuid"] = oa_uuid
+        conn.execute(update(xref).where(xref.c.id == existing).values(**values))
+        link_id = existing
+    else:
+        stmt = _insert(conn, xref).values(
+            link_type=link_type,
+            crm_id=crm_id,
+            oa_id=oa_id,
+            oa_uuid=oa_uuid,
+            created_at=at,
+            state=dict(state) if state is not None else None,
+            **{k: v for k, v in values.items() if k != "state"},
+        )
+        update_set: dict[str, Any] = {
+            "crm_type": stmt.excluded.crm_type,
+            "oa_type": stmt.excluded.oa_type,
+            "dictionary_version": stmt.excluded.dictionary_version,
+            "updated_at": stmt.excluded.updated_at,
+            "run_id": stmt.excluded.run_id,
+            "oa_uuid": func.coalesce(stmt.excluded.oa_uuid, xref.c.oa_uuid),
+        }
+        if state is not None:
+            update_set["state"] = stmt.excluded.state
+        # Two savers racing on the same complete pair end up on one row.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[xref.c.link_type, xref.c.crm_id, xref.c.oa_id], set_=update_set
+        ).returning(xref.c.id)
+        link_id = int(conn.execute(stmt).scalar_one())
+    row = conn.execute(select(xref).where(xref.c.id == link_id)).one()
+    return _link(row)
+
+
+# ---------------------------------------------------------------- pending changes (debounce)
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    direction: str
+    entity: str
+    source_id: str
+    content_hash: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    due_at: datetime
+    changes: int
+    attempts: int
+
+
+class PendingKey(NamedTuple):
+    """Identifies a pending change; with ``content_hash`` only that state is completed."""
+
+    entity: str
+    source_id: str
+    content_hash: str | None = None
+
+
+def _pending(row: Row[Any]) -> PendingChange:
+    m = row._mapping
+    return PendingChange(
+        direction=m["direction"],
+        entity=m["entity"],
+        source_id=m["source_id"],
+        content_hash=m["content_hash"],
+        first_seen_at=m["first_seen_at"],
+        last_seen_at=m["last_seen_at"],
+        due_at=m["due_at"],
+        changes=int(m["changes"]),
+        attempts=int(m["attempts"]),
+    )
+
+
+def debounce_due(
+    first_seen: datetime, last_seen: datetime, quiet_seconds: float, max_delay_seconds: float
+) -> datetime:
+    """When a change is sent: after a quiet window, but never later than max delay after the first change."""
+    return min(
+        last_seen + timedelta(seconds=quiet_seconds), first_seen + timedelta(seconds=max_delay_seconds)
+    )
+
+
+def enqueue_changes(
+    conn: Connection,
+    direction: str,
+    items: Sequence[tuple[str, str, str]],
+    now: datetime,
+    quiet_seconds: float,
+    max_delay_seconds: float,
+) -> int:
+    """Record changed records ``(entity, source_id, content_hash)`` for debounced sending.
+
+    A new change starts the clock (first seen = now); a further change keeps
+    the first-seen time, moves last seen and the due time and counts one more
+    change. The same content hash again (a re-read, a retried task) changes
+    nothing, so a retry never postpones a send. Returns the number of records
+    whose pending state changed.
+    """
+    at = _now(now)
+    latest: dict[tuple[str, str], str] = {}
+    for entity, source_id, content_hash in items:
+        latest[(entity, source_id)] = content_hash
+    if not latest:
+        return 0
+    by_entity: dict[str, list[str]] = {}
+    for entity, source_id in latest:
+        by_entity.setdefault(entity, []).append(source_id)
+    stored: dict[tuple[str, str], Row[Any]] = {}
+    for entity, ids in by_entity.items():
+        for chunk in _chunks(ids, BATCH):
+            for row in conn.execute(
+                select(pending_change).where(
+                    pending_change.c.direction == direction,
+                    pending_change.c.entity == entity,
+                    pending_change.c.source_id.in_(chunk),
+                )
+            ):
+                stored[(row.entity, row.source_id)] = row
+    rows: list[dict[str, Any]] = []
+    for (entity, source_id), content_hash in latest.items():
+        old = stored.get((entity, source_id))
+        if old is not None and old.content_hash == content_hash:
+            continue
+        first_seen = old.first_seen_at if old is not None else at
+        last_seen = max(at, old.last_seen_at) if old is not None else at
+        rows.append(
+            {
+                "direction": direction,
+                "entity": entity,
+                "source_id": source_id,
+                "content_hash": content_hash,
+                "first_seen_at": first_seen,
+                "last_seen_at": last_seen,
+                "due_at": debounce_due(first_seen, last_seen, quiet_seconds, max_delay_seconds),
+                "changes": (old.changes + 1) if old is not None else 1,
+                "attempts": old.attempts if old is not None else 0,
+            }
+        )
+    if rows:
+        stmt = _insert(conn, pending_change)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[pending_change.c.direction, pending_change.c.entity, pending_change.c.source_id],
+            set_={
+                "content_hash": stmt.excluded.content_hash,
+                "last_seen_at": stmt.excluded.last_seen_at,
+                "due_at": stmt.excluded.due_at,
+                "changes": stmt.excluded.changes,
+            },
+        )
+        for chunk in _chunks(rows, BATCH):
+            conn.execute(stmt, list(chunk))
+    return len(rows)
+
+
+def enqueue_change(
+    conn: Connection,
+    direction: str,
+    entity: str,
+    source_id: str,
+    content_hash: str,
+    now: datetime,
+    quiet_seconds: float,
+    max_delay_seconds: float,
+) -> PendingChange:
+    """One record's change into the debounce queue (see :func:`enqueue_changes`); returns its pending state."""
+    enqueue_changes(
+        conn, direction, [(entity, source_id, content_hash)], now, quiet_seconds, max_delay_seconds
+    )
+    row = conn.execute(
+        select(pending_change).where(
+            pending_change.c.direction == direction,
+            pending_change.c.entity == entity,
+            pending_change.c.source_id == source_id,
+        )
+    ).one()
+    return _pending(row)
+
+
+def due_changes(conn: Connection, direction: str, now: datetime, limit: int = BATCH) -> list[PendingChange]:
+    """Changes whose quiet window (or max delay) has passed, the longest-waiting first."""
+    rows = conn.execute(
+        select(pending_change)
+        .where(pending_change.c.direction == direction, pending_change.c.due_at <= _now(now))
+        .order_by(pending_change.c.due_at, pending_change.c.first_seen_at, pending_change.c.source_id)
+        .limit(limit)
+    )
+    return [_pending(row) for row in rows]
+
+
+def pending_changes(conn: Connection, direction: str | None = None) -> list[PendingChange]:
+    """Every queued change (due or not), for the UI and tests."""
+    query = select(pending_change).order_by(pending_change.c.due_at)
+    if direction is not None:
+        query = query.where(pending_change.c.direction == direction)
+    return [_pending(row) for row in conn.execute(query)]
+
+
+def complete_changes(conn: Connection, direction: str, keys: Iterable[PendingKey | tuple[Any, ...]]) -> int:
+    """Remove sent changes. A key with a content hash only removes that state, so a
+    change that arrived while the record was being sent stays queued. Returns rows removed."""
+    with_hash: list[tuple[str, str, str]] = []
+    without_hash: list[tuple[str, str]] = []
+    for raw in keys:
+        key = PendingKey(*raw)
+        if key.content_hash is None:
+            without_hash.append((key.entity, key.source_id))
+        else:
+            with_hash.append((key.entity, key.source_id, key.content_hash))
+    removed = 0
+    c = pending_change.c
+    for chunk in _chunks(with_hash, BATCH):
+        removed += conn.execute(
+            delete(pending_change).where(
+                c.direction == direction, tuple_(c.entity, c.source_id, c.content_hash).in_(list(chunk))
+            )
+        ).rowcount
+    for pairs in _chunks(without_hash, BATCH):
+        removed += conn.execute(
+            delete(pending_change).where(
+                c.direction == direction, tuple_(c.entity, c.source_id).in_(list(pairs))
+            )
+        ).rowcount
+    return removed
+
+
+def defer_change(
+    conn: Connection,
+    direction: str,
+    entity: str,
+    source_id: str,
+    now: datetime,
+    delay_seconds: float,
+) -> PendingChange | None:
+    """Try a change again later (e.g. after a 5xx): one more attempt, due ``delay_seconds`` from now."""
+    where = (
+        pending_change.c.direction == direction,
+        pending_change.c.entity == entity,
+        pending_change.c.source_id == source_id,
+    )
+    result = conn.execute(
+        update(pending_change)
+        .where(*where)
+        .values(attempts=pending_change.c.attempts + 1, due_at=_now(now) + timedelta(seconds=delay_seconds))
+    )
+    if result.rowcount == 0:
+        return None
+    return _pending(conn.execute(select(pending_change).where(*where)).one())
+
+
+# ---------------------------------------------------------------- quarantine
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    id: int
+    direction: str
+    system: str
+    entity: str
+    source_id: str
+    reason_code: str
+    field: str | None
+    message: str
+    payload: dict[str, Any] | None
+    content_hash: str | None
+    department: str | None
+    data_owner: str | None
+    first_seen_at: datetime
+    last_seen_at: datetime
+    attempts: int
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+def _quarantine(row: Row[Any]) -> QuarantineEntry:
+    m = row._mapping
+    return QuarantineEntry(
+        id=int(m["id"]),
+        direction=m["direction"],
+        system=m["system"],
+        entity=m["entity"],
+        source_id=m["source_id"],
+        reason_code=m["reason_code"],
+        field=m["field"],
+        message=m["message"],
+        payload=m["payload"],
+        content_hash=m["content_hash"],
+        department=m["department"],
+        data_owner=m["data_owner"],
+        first_seen_at=m["first_seen_at"],
+        last_seen_at=m["last_seen_at"],
+        attempts=int(m["attempts"]),
+        resolved_at=m["resolved_at"],
+        resolved_by=m["resolved_by"],
+        resolution=m["resolution"],
+    )
+
+
+def open_key(direction: str, entity: str, source_id: str) -> str:
+    return _fit(f"{direction}:{entity}:{source_id}", 160)
+
+
+def _bounded_payload(payload: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The record as read, unless it is too large to keep (hostile input): then its field names."""
+    if payload is None:
+        return None
+    data = dict(payload)
+    size = len(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS))
+    if size <= MAX_QUARANTINE_PAYLOAD:
+        return data
+    return {"_truncated": True, "_bytes": size, "_fields": [str(k)[:60] for k in list(data)[:200]]}
+
+
+def quarantine_record(
+    conn: Connection,
+    ctx: RunContext,
+    direction: str,
+    system: str,
+    entity: str,
+    source_id: str,
+    reason_code: str,
+    message: str,
+    field: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+    content_hash: str | None = None,
+    department: str | None = None,
+    data_owner: str | None = None,
+    *,
+    dictionary_version: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Put a record in quarantine (audited); returns the entry id.
+
+    At most one open entry per (direction, entity, source_id): quarantining it
+    again updates that entry (reason, message, payload, last seen) and counts
+    one more attempt.
+    """
+    if reason_code not in REASON_CODES:
+        raise StoreError(f"unknown quarantine reason {reason_code!r}; add it to REASON_CODES and the docs")
+    if direction not in QUARANTINE_DIRECTIONS:
+        raise StoreError(f"unknown quarantine direction {direction!r}")
+    at = _now(now)
+    source_id = _fit(str(source_id), 64)
+    values = {
+        "open_key": open_key(direction, entity, source_id),
+        "direction": direction,
+        "system": system,
+        "entity": entity,
+        "source_id": source_id,
+        "reason_code": reason_code,
+        "field": _fit_opt(field, 60),
+        "message": message,
+        "payload": _bounded_payload(payload),
+        "content_hash": content_hash,
+        "department": _fit_opt(department, 30),
+        "data_owner": _fit_opt(data_owner, 64),
+        "first_seen_at": at,
+        "last_seen_at": at,
+        "attempts": 1,
+    }
+    stmt = _insert(conn, quarantine).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[quarantine.c.open_key],
+        set_={
+            "reason_code": stmt.excluded.reason_code,
+            "field": stmt.excluded.field,
+            "message": stmt.excluded.message,
+            "payload": stmt.excluded.payload,
+            "content_hash": stmt.excluded.content_hash,
+            "department": stmt.excluded.department,
+            "data_owner": stmt.excluded.data_owner,
+            "last_seen_at": stmt.excluded.last_seen_at,
+            "attempts": quarantine.c.attempts + 1,
+        },
+    ).returning(quarantine.c.id)
+    entry_id = int(conn.execute(stmt).scalar_one())
+    audit.record(
+        conn,
+        ctx,
+        "quarantine",
+        system,
+        entity,
+        {"source_id": source_id, "quarantine_id": entry_id},
+        [field] if field else [],
+        "quarantined",
+        detail=reason_code,
+        dictionary_version=dictionary_version,
+    )
+    return entry_id
+
+
+def get_quarantine(conn: Connection, quarantine_id: int) -> QuarantineEntry | None:
+    row = conn.execute(select(quarantine).where(quarantine.c.id == quarantine_id)).first()
+    return _quarantine(row) if row is not None else None
+
+
+def open_quarantine(conn: Connection, direction: str, entity: str, source_id: str) -> QuarantineEntry | None:
+    """The open entry of a record, if any."""
+    key = open_key(direction, entity, _fit(str(source_id), 64))
+    row = conn.execute(select(quarantine).where(quarantine.c.open_key == key)).first()
+    return _quarantine(row) if row is not None else None
+
+
+def _close(conn: Connection, entry_id: int, at: datetime, by: str, resolution: str) -> bool:
+    result = conn.execute(
+        update(quarantine)
+        .where(quarantine.c.id == entry_id, quarantine.c.resolved_at.is_(None))
+        .values(resolved_at=at, resolved_by=_fit(by, 120), resolution=resolution, open_key=None)
+    )
+    return result.rowcount == 1
+
+
+def resolve_if_fixed(
+    conn: Connection,
+    direction: str,
+    entity: str,
+    source_id: str,
+    content_hash: str,
+    *,
+    ctx: RunContext | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Resolve the record's open entry as ``fixed`` when the source has changed since.
+
+    Returns True when an entry was resolved: the caller then processes the
+    record again (and quarantines it anew if it is still wrong). An entry
+    stored without a content hash cannot be compared and waits for a release.
+    Audited when ``ctx`` is given.
+    """
+    entry = open_quarantine(conn, direction, entity, source_id)
+    if entry is None or entry.content_hash is None or entry.content_hash == content_hash:
+        return False
+    by = ctx.principal if ctx is not None else "bridge"
+    if not _close(conn, entry.id, _now(now), by, "fixed"):
+        return False
+    if ctx is not None:
+        audit.record(
+            conn,
+            ctx,
+            "quarantine_fixed",
+            entry.system,
+            entity,
+            {"source_id": entry.source_id, "quarantine_id": entry.id},
+            [entry.field] if entry.field else [],
+            "resolved",
+            detail=entry.reason_code,
+        )
+    return True
+
+
+def release(
+    conn: Connection,
+    ctx: RunContext,
+    quarantine_id: int,
+    released_by: str,
+    *,
+    now: datetime | None = None,
+) -> QuarantineEntry:
+    """Release an open entry on a person's decision (audited); the next sync retries the record.
+
+    For the sync directions the record is queued as a pending change that is
+    due at once. Raises :class:`QuarantineNotFound` or
+    :class:`QuarantineAlreadyResolved`.
+    """
+    if not released_by or not released_by.strip():
+        raise StoreError("release needs the name of the person who decided it (--by)")
+    at = _now(now)
+    query = select(quarantine).where(quarantine.c.id == quarantine_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise QuarantineNotFound(f"no quarantine entry {quarantine_id}")
+    entry = _quarantine(row)
+    if not entry.is_open or not _close(conn, entry.id, at, released_by.strip(), "released"):
+        current = get_quarantine(conn, quarantine_id)
+        raise QuarantineAlreadyResolved(current or entry)
+    if entry.direction in SYNC_DIRECTIONS:
+        snap = get_snapshot(conn, entry.system, entry.entity, entry.source_id)
+        content_hash = snap.content_hash if snap is not None else (entry.content_hash or "")
+        enqueue_change(conn, entry.direction, entry.entity, entry.source_id, content_hash, at, 0, 0)
+    audit.record(
+        conn,
+        ctx,
+        "quarantine_release",
+        entry.system,
+        entry.entity,
+        {"source_id": entry.source_id, "quarantine_id": entry.id},
+        [entry.field] if entry.field else [],
+        "released",
+        detail=f"released_by={released_by.strip()}",
+    )
+    released = get_quarantine(conn, quarantine_id)
+    assert released is not None
+    return released
+
+
+def _quarantine_filters(
+    reason: str | None,
+    department: str | None,
+    data_owner: str | None,
+    entity: str | None,
+    direction: str | None,
+    open_only: bool,
+) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if reason is not None:
+        clauses.append(quarantine.c.reason_code == reason)
+    if department is not None:
+        clauses.append(quarantine.c.department == department)
+    if data_owner is not None:
+        clauses.append(quarantine.c.data_owner == data_owner)
+    if entity is not None:
+        clauses.append(quarantine.c.entity == entity)
+    if direction is not None:
+        clauses.append(quarantine.c.direction == direction)
+    if open_only:
+        clauses.append(quarantine.c.resolved_at.is_(None))
+    return clauses
+
+
+def list_quarantine(
+    conn: Connection,
+    reason: str | None = None,
+    department: str | None = None,
+    data_owner: str | None = None,
+    entity: str | None = None,
+    open_only: bool = True,
+    limit: int = 100,
+    offset: int = 0,
+    *,
+    direction: str | None = None,
+) -> list[QuarantineEntry]:
+    """Quarantine entries matching every filter, most recently seen first."""
+    query = (
+        select(quarantine)
+        .where(*_quarantine_filters(reason, department, data_owner, entity, direction, open_only))
+        .order_by(quarantine.c.last_seen_at.desc(), quarantine.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_quarantine(row) for row in conn.execute(query)]
+
+
+def count_quarantine(
+    conn: Connection,
+    reason: str | None = None,
+    department: str | None = None,
+    data_owner: str | None = None,
+    entity: str | None = None,
+    open_only: bool = True,
+    *,
+    direction: str | None = None,
+) -> int:
+    """How many entries :func:`list_quarantine` would page through."""
+    query = select(func.count()).select_from(quarantine)
+    query = query.where(*_quarantine_filters(reason, department, data_owner, entity, direction, open_only))
+    return int(conn.execute(query).scalar_one())
+
+
+def quarantine_backlog(conn: Connection) -> dict[str, int]:
+    """Open entries per reason code."""
+    rows = conn.execute(
+        select(quarantine.c.reason_code, func.count())
+        .where(quarantine.c.resolved_at.is_(None))
+        .group_by(quarantine.c.reason_code)
+        .order_by(quarantine.c.reason_code)
+    )
+    return {reason: int(count) for reason, count in rows}
+
+
+# ---------------------------------------------------------------- run summaries
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: int
+    dag_id: str
+    run_id: str
+    task_id: str | None
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: dict[str, Any]
+    watermarks: dict[str, Any] | None
+    message: str | None
+
+
+def _run(row: Row[Any]) -> RunSummary:
+    m = row._mapping
+    return RunSummary(
+        id=int(m["id"]),
+        dag_id=m["dag_id"],
+        run_id=m["run_id"],
+        task_id=m["task_id"],
+        kind=m["kind"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        status=m["status"],
+        counts=dict(m["counts"] or {}),
+        watermarks=m["watermarks"],
+        message=m["message"],
+    )
+
+
+def start_run(conn: Connection, ctx: RunContext, kind: str, *, now: datetime | None = None) -> int:
+    """Open a run summary (status ``running``); returns its id for :func:`finish_run`."""
+    stmt = _insert(conn, run_summary).values(
+        dag_id=ctx.dag_id or "local",
+        run_id=ctx.run_id or "local",
+        task_id=ctx.task_id,
+        kind=kind,
+        started_at=_now(now),
+        status="running",
+        counts={},
+    )
+    return int(conn.execute(stmt.returning(run_summary.c.id)).scalar_one())
+
+
+def finish_run(
+    conn: Connection,
+    run_pk: int,
+    status: str,
+    counts: Mapping[str, Any],
+    watermarks: Mapping[str, Any] | None = None,
+    message: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Close a run summary with what the run did."""
+    if status not in RUN_STATUSES:
+        raise StoreError(f"run status must be one of {sorted(RUN_STATUSES)}, got {status!r}")
+    result = conn.execute(
+        update(run_summary)
+        .where(run_summary.c.id == run_pk)
+        .values(
+            status=status,
+            finished_at=_now(now),
+            counts=dict(counts),
+            watermarks=dict(watermarks) if watermarks is not None else None,
+            message=message,
+        )
+    )
+    if result.rowcount != 1:
+        raise StoreError(f"no run summary {run_pk}")
+
+
+def recent_runs(conn: Connection, kind: str | None = None, limit: int = 20) -> list[RunSummary]:
+    """The latest run summaries, newest first."""
+    query = (
+        select(run_summary).order_by(run_summary.c.started_at.desc(), run_summary.c.id.desc()).limit(limit)
+    )
+    if kind is not None:
+        query = query.where(run_summary.c.kind == kind)
+    return [_run(row) for row in conn.execute(query)]
+
+
+# ---------------------------------------------------------------- leases
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+def get_lease(conn: Connection, name: str) -> Lease | None:
+    row = conn.execute(select(lease).where(lease.c.name == name)).first()
+    if row is None:
+        return None
+    return Lease(row.name, row.holder, row.acquired_at, row.expires_at)
+
+
+def acquire_lease(
+    conn: Connection, name: str, holder: str, ttl_seconds: float, *, now: datetime | None = None
+) -> bool:
+    """Take the lease ``name`` if it is free, expired or already ours (then it is extended).
+
+    Commit right after: the lease protects work in other transactions.
+    """
+    at = _now(now)
+    stmt = _insert(conn, lease).values(
+        name=name, holder=holder, acquired_at=at, expires_at=at + timedelta(seconds=ttl_seconds)
+    )
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[lease.c.name],
+        set_={
+            "holder": excluded.holder,
+            "acquired_at": case(
+                (lease.c.holder == excluded.holder, lease.c.acquired_at), else_=excluded.acquired_at
+            ),
+            "expires_at": excluded.expires_at,
+        },
+        where=or_(lease.c.holder == excluded.holder, lease.c.expires_at <= excluded.acquired_at),
+    )
+    conn.execute(stmt)
+    current = get_lease(conn, name)
+    return current is not None and current.holder == holder
+
+
+def renew_lease(
+    conn: Connection, name: str, holder: str, ttl_seconds: float, *, now: datetime | None = None
+) -> bool:
+    """Extend our lease; False when someone else holds it now (stop working)."""
+    result = conn.execute(
+        update(lease)
+        .where(lease.c.name == name, lease.c.holder == holder)
+        .values(expires_at=_now(now) + timedelta(seconds=ttl_seconds))
+    )
+    return result.rowcount == 1
+
+
+def release_lease(conn: Connection, name: str, holder: str) -> bool:
+    """Give the lease up; False when it was not ours (any more)."""
+    return conn.execute(delete(lease).where(lease.c.name == name, lease.c.holder == holder)).rowcount == 1
