@@ -152,21 +152,22 @@ class _Problems:
         department = self.d.departments.get(f.owner)
         return department.label if department else f.owner
 
-    def add(self, code: str, f: Field | None, detail: str) -> None:
+    def add(self, code: str, f: Field | None, detail: str, value: object = None) -> None:
+        shown = None if value is None else (value if isinstance(value, str) else repr(value))[:200]
         self.items.append(
-            Problem(code, self.entity.name, f.name if f else None, detail, f.owner if f else None)
+            Problem(code, self.entity.name, f.name if f else None, detail, f.owner if f else None, shown)
         )
 
     def missing(self, f: Field) -> None:
         self.add(MISSING_REQUIRED, f, f"{self.who}缺少必填字段「{f.label}」（{f.name}）。请{self.dept(f)}在 {self.system} "
                  "中补全，保存后下次同步会自动重试。")
 
-    def bad(self, f: Field, issue: formats.FormatIssue) -> None:
+    def bad(self, f: Field, issue: formats.FormatIssue, value: object = None) -> None:
         if issue.code == HOSTILE_INPUT:
             self.add(HOSTILE_INPUT, f, f"{self.who}的「{f.label}」（{f.name}）收到异常数据：{issue.message}")
         else:
             self.add(issue.code, f, f"{self.who}的「{f.label}」（{f.name}）格式不对：{issue.message}请{self.dept(f)}在 "
-                     f"{self.system} 中改正。")
+                     f"{self.system} 中改正。", value)
 
     def unmapped(self, f: Field, value: str) -> None:
         vmap = self.d.value_maps[f.value_map or ""]
@@ -175,7 +176,7 @@ class _Problems:
         )
         self.add(UNMAPPED_VALUE, f, f"{self.who}的「{f.label}」（{f.name}）值「{_show(value)}」在值映射 {vmap.name} 中没有"
                  f"对应项。请{self.dept(f)}改为已有的值（{known}），或由数据责任人在 include/dictionary.yaml 的 "
-                 f"value_maps.{vmap.name} 中添加此值。")
+                 f"value_maps.{vmap.name} 中添加此值。", value)
 
     def hostile(self, f: Field | None, detail: str) -> None:
         where = f"的「{f.label}」（{f.name}）" if f else ""
@@ -197,7 +198,7 @@ def _finish(plan: EntityPlan, record: dict[str, Any], problems: _Problems, raw: 
             continue
         cleaned, issue = r.clean(value)
         if issue is not None:
-            problems.bad(r.field, issue)
+            problems.bad(r.field, issue, value)
             continue
         if cleaned is None:
             if r.required:

@@ -36,6 +36,10 @@ class Problem:
     field: str | None
     message: str
     department: str | None = None
+    # The offending source value (invalid format / unmapped), as text and cut to
+    # 200 characters: kept in the snapshot's ``_invalid`` so data-health checks
+    # can show what is wrong; never logged.
+    value: str | None = None
 
     def as_dict(self) -> dict[str, str | None]:
         return {
