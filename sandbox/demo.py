@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox import launcher, localenv, mailsink
+from sandbox import launcher, localenv, mailsink, scenario
 from sandbox.airflow_local import smtp_connection_env
 
 ROOT = localenv.ROOT
@@ -92,18 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  preparing the local Airflow home (.airflow) ...", flush=True)
             if localenv.prepare_home(env, log):
                 print("    metadata database migrated", flush=True)
-            try:
-                from sandbox import scenario
-            except ImportError:  # the scenario grows with the DAGs
-                scenario = None  # type: ignore[assignment]
             for dag_id in dag_ids():
-                notes: list[str] = []
-                if scenario is not None:
-                    notes += scenario.before(dag_id, sims, DEMO_DIR)
-                conf = scenario.conf(dag_id) if scenario is not None else None
+                notes = scenario.before(dag_id, sims, DEMO_DIR)
                 print(f"  running {dag_id} ...", flush=True)
-                ok, seconds = run_dag(dag_id, env, log, conf)
-                if scenario is not None and ok:
+                ok, seconds = run_dag(dag_id, env, log, scenario.conf(dag_id))
+                if ok:
                     notes += scenario.after(dag_id, sims, DEMO_DIR)
                 results.append(DagResult(dag_id, ok, seconds, notes))
                 print(f"    {'ok' if ok else 'FAILED'} in {seconds:.0f} s", flush=True)
