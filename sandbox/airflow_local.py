@@ -121,6 +121,7 @@ def local_stack(api_port: int | None = None, seed: int = 20261126, data_dir: Pat
                 home=home, data_dir=data_dir, api_port=port, extra=extra_env,
             )
             localenv.prepare_home(env, home / "logs" / "setup.log")
+            localenv.prepare_hub(env, home / "logs" / "setup.log")
             stack = AirflowStack(env=env, log_dir=home / "logs" / "stack")
             stack.start()
             try:

@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("  preparing the local Airflow home (.airflow) ...", flush=True)
             if localenv.prepare_home(env, log):
                 print("    metadata database migrated", flush=True)
+            localenv.prepare_hub(env, log)
             for dag_id in dag_ids():
                 notes = scenario.before(dag_id, sims, DEMO_DIR)
                 print(f"  running {dag_id} ...", flush=True)

@@ -98,3 +98,13 @@ def prepare_home(env: Mapping[str, str], log_path: Path) -> bool:
     airflow(["db", "migrate"], env, log_path)
     stamp.write_text(want)
     return True
+
+
+def prepare_hub(env: Mapping[str, str], log_path: Path) -> None:
+    """Migrate the hub database (``bridge hub upgrade``) of this environment; idempotent."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a") as log:
+        log.write("\n$ bridge hub upgrade\n")
+        log.flush()
+        subprocess.run([str(BIN / "bridge"), "hub", "upgrade"], env=dict(env), cwd=ROOT, check=True,  # noqa: S603
+                       timeout=300, stdout=log, stderr=subprocess.STDOUT, text=True)

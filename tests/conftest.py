@@ -79,3 +79,26 @@ def sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     with simulators(tmp_path_factory.mktemp("sims"), seed=20261126, max_lifetime=3600) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def airflow_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An AIRFLOW_HOME whose SQLite metadata DB is migrated once per session (copied by ``airflow_home``)."""
+    from sandbox import localenv
+
+    home = tmp_path_factory.mktemp("airflow-template")
+    env = localenv.airflow_env(home=home, data_dir=home / "data")
+    localenv.prepare_home(env, home / "setup.log")
+    return home
+
+
+@pytest.fixture
+def airflow_home(tmp_path: Path, airflow_home_template: Path) -> Path:
+    """A fresh, already migrated AIRFLOW_HOME for one test (pass it to ``localenv.airflow_env(home=...)``)."""
+    import shutil
+
+    home = tmp_path / "airflow"
+    home.mkdir()
+    for name in ("airflow.db", ".migrated"):
+        shutil.copy2(airflow_home_template / name, home / name)
+    return home

@@ -148,14 +148,30 @@ def url_from_connection(fields: Mapping[str, Any], conn_id: str = DEFAULT_CONN_I
 
 
 def _airflow_connection(conn_id: str) -> dict[str, Any] | None:
-    """The Connection from Airflow's own lookup, or None when it is not defined."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    """The Connection from Airflow's own lookup, or None when it is not defined.
 
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        return None
+    Inside the API server (the bridge's UI pages) the task SDK's lookup does not
+    see Connections stored in the metadata database, so the server-side lookup
+    (environment, secrets backends, metadata database) is used there.
+    """
+    conn: Any
+    if "airflow.api_fastapi.app" in sys.modules:
+        from airflow.models.connection import Connection
+
+        try:
+            conn = Connection.get_connection_from_secrets(conn_id)
+        except Exception as exc:
+            if type(exc).__name__ == "AirflowNotFoundException":
+                return None
+            raise
+    else:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return None
     return {
         "conn_type": conn.conn_type,
         "host": conn.host,
@@ -180,7 +196,7 @@ def hub_url(conn_id: str = DEFAULT_CONN_ID) -> str:
     raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if raw:
         return url_from_connection(_parse_airflow_conn(raw, conn_id), conn_id)
-    if "airflow.sdk" in sys.modules:
+    if "airflow.sdk" in sys.modules or "airflow.api_fastapi.app" in sys.modules:
         fields = _airflow_connection(conn_id)
         if fields is not None:
             return url_from_connection(fields, conn_id)

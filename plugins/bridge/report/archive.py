@@ -1,0 +1,98 @@
+"""Where reports are kept: files by date and one ``report_run`` row per day.
+
+Files: ``<BRIDGE_DATA_DIR>/reports/<YYYY-MM-DD>/daily_report_<day>.html`` (self-
+contained: charts inline), ``.xlsx`` (the tables) and ``.eml`` (the mail as
+sent, when it was sent). A rebuild of the same day replaces the files
+atomically (write to a temporary name, then rename), so a reader never sees a
+half-written file.
+
+These functions are what the bridge's UI pages call (list reports by date,
+open the HTML, download the XLSX).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from bridge import settings
+from bridge.hub.schema import report_run
+
+PREFIX = "daily_report"
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    day: date
+    run_id: str
+    built_at: datetime
+    html_path: Path
+    xlsx_path: Path
+    recipients: list[str]
+    sent_at: datetime | None
+    figures: dict[str, Any]
+
+    @property
+    def sent(self) -> bool:
+        return self.sent_at is not None
+
+
+def reports_root() -> Path:
+    return settings.data_dir() / "reports"
+
+
+def report_dir(day: date, root: Path | None = None) -> Path:
+    return (root or reports_root()) / day.isoformat()
+
+
+def report_paths(day: date, root: Path | None = None) -> dict[str, Path]:
+    """html, xlsx and eml paths of a day's report (they may not exist yet)."""
+    folder = report_dir(day, root)
+    stem = f"{PREFIX}_{day.isoformat()}"
+    return {"html": folder / f"{stem}.html", "xlsx": folder / f"{stem}.xlsx", "eml": folder / f"{stem}.eml"}
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _record(row: Any) -> ReportRecord:
+    m = row._mapping
+    return ReportRecord(day=m["day"], run_id=m["run_id"], built_at=m["built_at"], html_path=Path(m["html_path"]),
+                        xlsx_path=Path(m["xlsx_path"]), recipients=list(m["recipients"] or []),
+                        sent_at=m["sent_at"], figures=dict(m["figures"] or {}))
+
+
+def get_report(conn: Connection, day: date) -> ReportRecord | None:
+    row = conn.execute(select(report_run).where(report_run.c.day == day)).first()
+    return _record(row) if row is not None else None
+
+
+def list_reports(conn: Connection, limit: int = 60, offset: int = 0) -> list[ReportRecord]:
+    """Reports newest day first (for the UI's list)."""
+    rows = conn.execute(select(report_run).order_by(report_run.c.day.desc()).limit(limit).offset(offset))
+    return [_record(r) for r in rows]
+
+
+def record_build(conn: Connection, *, day: date, run_id: str, built_at: datetime, html_path: Path,
+                 xlsx_path: Path, recipients: list[str], figures: dict[str, Any]) -> ReportRecord:
+    """Insert or refresh the day's row; a rebuild keeps ``sent_at`` (the mail already went out)."""
+    values = {"run_id": run_id, "built_at": built_at, "html_path": str(html_path), "xlsx_path": str(xlsx_path),
+              "recipients": recipients, "figures": figures}
+    if conn.execute(update(report_run).where(report_run.c.day == day).values(**values)).rowcount == 0:
+        conn.execute(report_run.insert().values(day=day, sent_at=None, **values))
+    record = get_report(conn, day)
+    assert record is not None
+    return record
+
+
+def mark_sent(conn: Connection, day: date, recipients: list[str], at: datetime) -> None:
+    conn.execute(update(report_run).where(report_run.c.day == day).values(sent_at=at, recipients=recipients))

@@ -1,0 +1,148 @@
+"""Build one day's report: hub → marts → charts → HTML, XLSX, mail → files + ``report_run``.
+
+I/O sits here and in :mod:`bridge.report.load`; the computations are in
+:mod:`bridge.report.marts`. Callers pass the owner names (the DAG task reads
+them from the CRM) so the function runs the same in tests, the bench and the
+DAG.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from bridge.dictionary import Dictionary
+from bridge.hub import store
+from bridge.permissions import Policy
+from bridge.report import archive, charts, delivery, load, marts, render
+from bridge.report.model import Marts
+from bridge.report.periods import Periods, report_periods
+
+log = logging.getLogger(__name__)
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass
+class BuiltReport:
+    day: date
+    periods: Periods
+    paths: dict[str, Path]
+    figures: dict[str, Any]
+    marts: Marts
+    notes: list[str]
+    recipients: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    rows_read: dict[str, int] = field(default_factory=dict)
+
+
+def owner_names(owners: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """HubSpot owners → {owner id: name as staff know it} (Chinese order: family name first)."""
+    names: dict[str, str] = {}
+    for o in owners:
+        oid = o.get("id")
+        if oid is None:
+            continue
+        last, first = str(o.get("lastName") or "").strip(), str(o.get("firstName") or "").strip()
+        ascii_name = (last + first).isascii()
+        name = (f"{first} {last}".strip() if ascii_name else f"{last}{first}") or str(o.get("email") or "")
+        names[str(oid)] = name or str(oid)
+    return names
+
+
+def _deal_name_lookup(engine: Engine, policy: Policy, role: str):  # type: ignore[no-untyped-def]
+    def lookup(ids: Sequence[str]) -> dict[str, str]:
+        with engine.connect() as conn:
+            found = store.get_snapshots(conn, "crm", "deal", ids)
+        out: dict[str, str] = {}
+        for sid, snap in found.items():
+            name = policy.project("deal", snap.payload, role).get("deal_name")
+            if name:
+                out[sid] = str(name)
+        return out
+
+    return lookup
+
+
+def _plain_text(m: Marts, periods: Periods) -> str:
+    h = m.headline
+    lines = [f"经营日报 {periods.report_day.isoformat()}（数据截至 {periods.as_of.isoformat()}）", ""]
+    for label, key, kind in ((periods.day.label + "赢单金额", "won_amount_day", "cny"),
+                             ("本月累计赢单金额", "won_amount_mtd", "cny"), ("本年累计赢单金额", "won_amount_ytd", "cny"),
+                             ("在途商机金额", "open_pipeline_amount", "cny"), ("数据健康分", "health_score", "score"),
+                             ("隔离区待处理", "quarantine_open", "int")):
+        lines.append(f"{label}：{render.fmt(h.get(key), kind)}")
+    lines += ["", "完整报告请使用支持 HTML 的邮件客户端查看，表格见附件 XLSX。"]
+    return "\n".join(lines)
+
+
+def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, *, report_day: date,
+                 owners: Mapping[str, str], recipients: Sequence[str], business_days_only: bool = False,
+                 top_n: int = 10, run_id: str = "manual", built_at: datetime | None = None,
+                 out_root: Path | None = None, notes: Sequence[str] = (), ui_url: str | None = None,
+                 batch: int = load.BATCH) -> BuiltReport:
+    """Build and store the report of ``report_day``; returns where it is and its headline figures."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    built_at = built_at or datetime.now(UTC)
+    role = policy.audience("report", "daily_report")
+    periods = report_periods(report_day, business_days_only)
+    with engine.connect() as conn:
+        data = load.load_report_data(conn, dictionary, policy, role=role, built_at=built_at,
+                                     health_until=report_day, batch=batch)
+    data.role_label = policy.roles.get(role, role)
+    timings["load"] = time.perf_counter() - started
+
+    t = time.perf_counter()
+    companies = data.frames["company"]
+    customers: dict[str, str] = {}
+    if {"crm_id", "name"} <= set(companies.columns):
+        known = companies[companies["crm_id"].notna() & companies["name"].notna()]
+        customers = {str(k): str(v) for k, v in zip(known["crm_id"], known["name"], strict=True)}
+    labels = marts.Labels.from_dictionary(dictionary)
+    names = marts.Names(owners=owners, customers=customers)
+    result = marts.build_marts(data, periods, labels, names, top_n=top_n,
+                               lookup_deal_names=_deal_name_lookup(engine, policy, role))
+    timings["marts"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    all_notes = list(notes)
+    if charts.cjk_font() is None:
+        all_notes.append(charts.MISSING_FONT_NOTE)
+    chart_map = charts.build_charts(result)
+    timings["charts"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    local_built = built_at.astimezone(TZ)
+    paths = archive.report_paths(report_day, out_root)
+    page = render.render_html(result, chart_map, periods, mail=False, notes=all_notes, built_at=local_built,
+                              ui_url=ui_url)
+    archive.write_atomic(paths["html"], page.encode("utf-8"))
+    tmp_xlsx = paths["xlsx"].with_name(f".{paths['xlsx'].name}.tmp")
+    render.write_xlsx(result, tmp_xlsx, periods, built_at=local_built)
+    tmp_xlsx.replace(paths["xlsx"])
+    mail_html = render.render_html(result, chart_map, periods, mail=True, notes=all_notes, built_at=local_built,
+                                   ui_url=ui_url)
+    message = delivery.build_message(
+        subject=delivery.subject_for(report_day), html=mail_html, text=_plain_text(result, periods),
+        charts=chart_map, attachments=[(paths["xlsx"], f"经营日报_{report_day.isoformat()}.xlsx")],
+        sender="", recipients=list(recipients))
+    archive.write_atomic(paths["eml"], bytes(message))
+    timings["render"] = time.perf_counter() - t
+
+    figures = {k: v for k, v in result.headline.items()}
+    with engine.begin() as conn:
+        archive.record_build(conn, day=report_day, run_id=run_id, built_at=built_at, html_path=paths["html"],
+                             xlsx_path=paths["xlsx"], recipients=list(recipients), figures=figures)
+    timings["total"] = time.perf_counter() - started
+    log.info("daily report %s built in %.1f s (%s); rows read %s", report_day, timings["total"],
+             ", ".join(f"{k} {v:.1f}s" for k, v in timings.items() if k != "total"), data.counts)
+    return BuiltReport(day=report_day, periods=periods, paths=paths, figures=figures, marts=result,
+                       notes=all_notes, recipients=list(recipients), timings=timings, rows_read=data.counts)

@@ -1,0 +1,129 @@
+"""What the ``daily_report`` DAG's tasks do (the DAG file stays thin).
+
+``build`` reads the settings, the data dictionary and the permission policy,
+asks the CRM for owner names, builds the day's files and records them.
+``send`` mails the built message once per day: a retry or a manual rerun of
+the same day rebuilds the files but does not mail them again, unless the run
+is triggered with ``{"resend": true}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from email import policy as email_policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+from bridge import settings
+from bridge.report import timetable
+
+log = logging.getLogger(__name__)
+
+OwnersFetch = Callable[[], Sequence[Mapping[str, Any]]]
+
+
+def report_settings(raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``report`` section of include/settings.yaml with defaults and checks."""
+    section = dict((raw if raw is not None else settings.load()).get("report") or {})
+    recipients = section.get("recipients") or []
+    if isinstance(recipients, str):
+        recipients = [r.strip() for r in recipients.replace(";", ",").split(",") if r.strip()]
+    if not isinstance(recipients, list) or not all(isinstance(r, str) and "@" in r for r in recipients):
+        raise settings.SettingsError("include/settings.yaml report.recipients 必须是邮箱列表，如 [boss@example.com]")
+    top = section.get("top_customers", 10)
+    if not isinstance(top, int) or top < 1:
+        raise settings.SettingsError("include/settings.yaml report.top_customers 必须是正整数")
+    return {"timezone": str(section.get("timezone") or timetable.REPORT_TZ),
+            "business_days_only": bool(section.get("business_days_only", False)),
+            "recipients": list(recipients), "top_customers": top, "ui_url": section.get("ui_url")}
+
+
+def day_of_run(context: Mapping[str, Any], tz: str) -> date:
+    """The report day: the ``day`` param when given (rebuild a past day), else the run's date in ``tz``."""
+    params = context.get("params") or {}
+    if params.get("day"):
+        return date.fromisoformat(str(params["day"]))
+    logical = context.get("logical_date") or (context.get("dag_run") and context["dag_run"].run_after)
+    if logical is None:
+        logical = datetime.now(UTC)
+    return timetable.report_day(logical, tz)
+
+
+def skip_reason(day: date, business_days_only: bool, run_type: str | None) -> str | None:
+    """Why a scheduled run makes no report (weekend with business days only); manual runs always build."""
+    from bridge.report.periods import is_business_day
+
+    if business_days_only and run_type == "scheduled" and not is_business_day(day):
+        return (f"{day} is a weekend and report.business_days_only is set: no report. Set "
+                f"{timetable.ENV_BUSINESS_DAYS}=true for the scheduler to not schedule weekend runs at all.")
+    return None
+
+
+def crm_owners() -> list[dict[str, Any]]:
+    from bridge.hooks.crm import CrmHook
+
+    return CrmHook().owners()
+
+
+def run_build(context: Mapping[str, Any], *, owners_fetch: OwnersFetch | None = None,
+              now: datetime | None = None) -> dict[str, Any]:
+    from bridge import dictionary as bridge_dictionary
+    from bridge import permissions
+    from bridge.hub import engine as hub_engine
+    from bridge.report.build import build_report, owner_names
+
+    cfg = report_settings()
+    day = day_of_run(context, cfg["timezone"])
+    dag_run = context.get("dag_run")
+    run_type = str(getattr(dag_run, "run_type", "") or "").lower().split(".")[-1] or None
+    reason = skip_reason(day, cfg["business_days_only"], run_type)
+    if reason:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(reason)
+    notes: list[str] = []
+    try:
+        owners = owner_names((owners_fetch or crm_owners)())
+    except Exception as exc:  # owner names are a nicety: the report still goes out with owner ids
+        log.warning("report: CRM owners unavailable (%s: %s); showing owner ids", type(exc).__name__, exc)
+        owners = {}
+        notes.append("CRM 负责人名单暂时无法读取，负责人以编号显示。")
+    built = build_report(
+        hub_engine.ensure_schema(), bridge_dictionary.load(), permissions.load(), report_day=day, owners=owners,
+        recipients=cfg["recipients"], business_days_only=cfg["business_days_only"], top_n=cfg["top_customers"],
+        run_id=str(context.get("run_id") or "manual"), built_at=now, notes=notes, ui_url=cfg.get("ui_url"),
+    )
+    return {"day": day.isoformat(), "html": str(built.paths["html"]), "xlsx": str(built.paths["xlsx"]),
+            "eml": str(built.paths["eml"]), "recipients": built.recipients, "figures": built.figures,
+            "seconds": round(built.timings.get("total", 0.0), 2)}
+
+
+def run_send(built: Mapping[str, Any], context: Mapping[str, Any], *, smtp_conn_id: str = "smtp_default",
+             now: datetime | None = None) -> dict[str, Any]:
+    from bridge.hub import engine as hub_engine
+    from bridge.report import archive, delivery
+
+    day = date.fromisoformat(str(built["day"]))
+    resend = bool((context.get("params") or {}).get("resend"))
+    hub = hub_engine.ensure_schema()
+    with hub.connect() as conn:
+        record = archive.get_report(conn, day)
+    if record is None:
+        raise RuntimeError(f"report_run has no row for {day}: the build task did not record it")
+    if record.sent and not resend:
+        log.info("report %s was already mailed at %s; not sending again (trigger with resend=true to force)",
+                 day, record.sent_at)
+        return {"day": day.isoformat(), "sent": False, "sent_at": record.sent_at.isoformat() if record.sent_at else None}
+    eml = Path(str(built["eml"]))
+    message = BytesParser(_class=EmailMessage, policy=email_policy.default).parsebytes(eml.read_bytes())
+    recipients = list(built["recipients"])
+    delivery.send(message, recipients, smtp_conn_id)
+    sent_at = now or datetime.now(UTC)
+    archive.write_atomic(eml, bytes(message))
+    with hub.begin() as conn:
+        archive.mark_sent(conn, day, recipients, sent_at)
+    return {"day": day.isoformat(), "sent": True, "sent_at": sent_at.isoformat(), "recipients": recipients}

@@ -1,0 +1,122 @@
+"""Pure helpers of the pages: durations, trends, paging, masks in free text, CSRF tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.ui import display
+from bridge.ui.auth import CsrfGuard
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 秒"), (59.9, "59 秒"), (61, "1 分 1 秒"), (3600, "1 小时"), (3725, "1 小时 2 分"),
+     (90061, "1 天 1 小时"), (86400 * 3, "3 天"), (-5, "0 秒"), (None, "-")],
+)
+def test_duration_text(seconds: float | None, text: str) -> None:
+    assert display.duration_text(seconds) == text
+
+
+def test_local_time_is_beijing_time() -> None:
+    assert display.local_time(datetime(2026, 11, 26, 0, 30, tzinfo=UTC)) == "2026-11-26 08:30:00"
+    assert display.local_time(None) == "-"
+    assert display.business_today(datetime(2026, 11, 26, 17, 0, tzinfo=UTC)) == date(2026, 11, 27)
+
+
+def test_trend_places_days_and_clamps_scores() -> None:
+    end = date(2026, 11, 30)
+    series = {end: 100.0, end - timedelta(days=29): 0.0, end - timedelta(days=1): 250.0,
+              end - timedelta(days=30): 50.0}  # the last one is outside the window
+    t = display.trend(series, end, days=30, width=116, height=20)
+    points = [tuple(map(float, p.split(","))) for p in t.points.split()]
+    assert points == [(0.0, 20.0), (112.0, 0.0), (116.0, 0.0)]
+    assert t.days == 3
+    assert t.latest == 100.0
+    assert t.previous == 100.0  # 250 clamped
+
+
+def test_trend_scale_starts_at_80_unless_a_score_is_lower() -> None:
+    end = date(2026, 11, 30)
+    good = display.trend({end - timedelta(days=1): 80.0, end: 90.0}, end, days=2, width=10, height=20)
+    assert good.points == "0.0,20.0 10.0,10.0"  # 80 at the bottom, 90 half way
+    low = display.trend({end - timedelta(days=1): 55.0, end: 100.0}, end, days=2, width=10, height=20)
+    assert low.points == "0.0,18.0 10.0,0.0"  # the box starts at 50: 55 is a tenth up
+
+
+def test_trend_delta() -> None:
+    end = date(2026, 11, 30)
+    assert display.trend({end: 90.0, end - timedelta(days=3): 92.5}, end).delta == -2.5
+    assert display.trend({end: 90.0}, end).delta is None
+    assert display.trend({}, end).points == ""
+
+
+@given(total=st.integers(0, 10_000), size=st.integers(1, 200), number=st.integers(1, 500))
+def test_paging_is_consistent(total: int, size: int, number: int) -> None:
+    page = display.Page(number, size, total)
+    assert page.pages >= 1
+    assert page.offset == (number - 1) * size
+    if number <= page.pages and total:
+        assert 1 <= page.first_row <= page.last_row <= total
+        assert page.last_row - page.first_row + 1 <= size
+    assert page.has_next == (number < page.pages)
+
+
+@given(
+    prefix=st.text(alphabet="客户联系人电话：abc ,;()", max_size=10),
+    mobile=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
+    local=st.from_regex(r"[a-z][a-z0-9._]{0,12}", fullmatch=True),
+    suffix=st.text(alphabet="客户联系人电话：abc ,;()", max_size=10),
+)
+def test_scrub_masks_mobiles_and_emails_in_free_text(prefix: str, mobile: str, local: str, suffix: str) -> None:
+    email = f"{local}@example.com"
+    out = display.scrub_personal(f"{prefix}{mobile} {email}{suffix}")
+    assert mobile not in out
+    assert email not in out
+    assert f"{mobile[:3]}****{mobile[-4:]}" in out
+    assert "@example.com" in out
+
+
+def test_scrub_leaves_ids_and_amounts_alone() -> None:
+    for text in ("商机 D-1234567 金额 12345678901.50 元，项目编号 PRJ-2026-0001", "记录 C-1001 缺少行业",
+                 "统一社会信用代码 91110108MA01ABCD2X 校验位错误", "实例 138123456789012 不存在"):
+        assert display.scrub_personal(text) == text
+
+
+def test_masked_payload_uses_the_policy_then_scrubs() -> None:
+    def mask_all(entity: str, record: dict) -> dict:
+        return {**record, "mobile": "138****5678"}
+
+    rows = display.masked_payload(mask_all, "contact", {"mobile": "13812345678", "note": "备用 13900001111",
+                                                        "tags": ["a", "b"], "vip": True, "x": None})
+    assert dict(rows) == {"mobile": "138****5678", "note": "备用 139****1111", "tags": '["a", "b"]', "vip": "是",
+                          "x": ""}
+
+
+def test_labels_fall_back_to_the_code() -> None:
+    assert display.reason_label("owner_not_in_oa") == "负责人不在 OA 中（owner_not_in_oa）"
+    assert display.reason_label("brand_new_reason") == "brand_new_reason"
+    assert display.entity_label("deal") == "商机（deal）"
+    assert display.resolution_label(None) == "待处理"
+    assert set(display.REASON_ADVICE) >= {"missing_required", "owner_not_in_oa", "expectation_failed"}
+
+
+def test_counts_text() -> None:
+    assert display.counts_text({"created": 3, "by_entity": {"deal": 2}}) == "created=3，by_entity: {deal=2}"
+    assert display.counts_text({}) == "-"
+    long = display.counts_text({f"k{i}": i for i in range(15)}, limit=12)
+    assert long.endswith("（另 3 项）")
+
+
+def test_csrf_tokens_are_per_user_and_expire() -> None:
+    guard = CsrfGuard(b"secret", window_seconds=100)
+    token = guard.token("alice", now=1_000)
+    assert guard.valid("alice", token, now=1_050)
+    assert guard.valid("alice", token, now=1_150)  # previous window still accepted
+    assert not guard.valid("alice", token, now=1_250)
+    assert not guard.valid("bob", token, now=1_050)
+    assert not guard.valid("alice", None, now=1_050)
+    assert not CsrfGuard(b"other").valid("alice", token, now=1_050)
