@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.hooks.ui import connection_types
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -16,8 +18,5 @@ def get_provider_info() -> dict[str, Any]:
         "name": "OA CRM Bridge",
         "description": "HubSpot CRM and Feishu approval hooks of the OA ⇄ CRM bridge.",
         "versions": ["0.1.0"],
-        "connection-types": [
-            {"hook-class-name": "bridge.hooks.crm.CrmHook", "connection-type": "hubspot_crm"},
-            {"hook-class-name": "bridge.hooks.oa.OaHook", "connection-type": "feishu_oa"},
-        ],
+        "connection-types": connection_types(),
     }

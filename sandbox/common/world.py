@@ -474,12 +474,17 @@ class World:
                                    ("project_initiation", 15)])
         users = [e for e in self.oa_users if e.role in ("employee", "sales_manager") and e.department_id.startswith("od-sales")]
         user = rng.choice(users)
-        # Instance i is submitted on history day i % days with daily counter
-        # i // days + 1: serial numbers (date + daily counter, the 项目编号 of a
-        # 立项申请) are unique per tenant, as Feishu documents, for any world size.
+        # Instances spread evenly over the history, oldest first; serial numbers
+        # (date + daily counter, the 项目编号 of a 立项申请) are unique per tenant,
+        # as Feishu documents, for any world size.
         days = max(1, self.history_ms // 86_400_000)
-        counter = i // days + 1
-        start = self._history_midnight_ms() + (i % days) * 86_400_000 + int(rng.random() * 86_400_000)
+        n = max(1, self.n_oa_instances)
+        if n <= days:
+            day_no = i * days // n
+            counter = i - (-(-day_no * n // days)) + 1  # position among the instances of that day
+        else:
+            day_no, counter = i % days, i // days + 1
+        start = self._history_midnight_ms() + day_no * 86_400_000 + int(rng.random() * 86_400_000)
         status = _weighted(rng, [("APPROVED", 70), ("PENDING", 12), ("REJECTED", 10), ("CANCELED", 6), ("DELETED", 2)])
         # Decided instances were decided in the past, never after now.
         end = 0 if status == "PENDING" else min(start + int((0.1 + rng.random() * 5) * 86_400_000),

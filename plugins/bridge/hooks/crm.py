@@ -1,0 +1,726 @@
+"""CrmHook: HubSpot CRM v3 behind the ``crm_default`` Connection.
+
+Vendor knowledge kept here: OAuth refresh-token exchange (``POST
+/oauth/v3/token``, 30-minute access tokens, cached per process, refreshed
+before expiry and once on a 401) or a private-app token; the error envelope
+``{status, message, correlationId, category}``; 429 and the
+``X-HubSpot-RateLimit-*`` headers; search (``filterGroups``, ≤ 200 per page,
+no paging past 10,000 results); batch endpoints (≤ 100 inputs, 207 for partial
+failures); associations v4; owners; properties.
+
+Incremental reads page by keyset, not by offset: every page is a fresh search
+``hs_lastmodifieddate >= T`` (T = the last timestamp already read), dropping
+the ids already yielded at T. HubSpot's ``after`` is an offset, so a record
+edited while we page moves to the end and shifts every unread record one place
+left: offset paging would skip one record per such edit. Keyset paging loses
+nothing, never meets the 10,000 cap, and drains a millisecond shared by a full
+page of records with ``hs_lastmodifieddate = T`` sorted by ``hs_object_id``.
+
+The hook returns HubSpot's objects; ``bridge.dictionary`` maps them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bridge.hooks import ui
+from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth, Token, TokenCache, credentials_key
+from bridge.hooks._base import VendorHook, chunked, mask, to_ms
+from bridge.hooks._http import VendorProtocol, error_by_status, retry_after_seconds
+from bridge.hooks.errors import (
+    AmbiguousWriteError,
+    AuthError,
+    BadRequestError,
+    BadResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ValidationError,
+    VendorError,
+)
+
+OAUTH_PATH = "/oauth/v3/token"
+SEARCH = "/crm/v3/objects/{object_type}/search"
+BATCH = "/crm/v3/objects/{object_type}/batch/{action}"
+ASSOC_BATCH_READ = "/crm/v4/associations/{from_type}/{to_type}/batch/read"
+ASSOC_BATCH_DEFAULT = "/crm/v4/associations/{from_type}/{to_type}/batch/associate/default"
+ASSOC_DEFAULT = "/crm/v4/objects/{from_type}/{from_id}/associations/default/{to_type}/{to_id}"
+ASSOC_LIST = "/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}"
+OWNERS = "/crm/v3/owners"
+PROPERTIES = "/crm/v3/properties/{object_type}"
+
+BATCH_SIZE = 100  # HubSpot batch read/create/update/upsert
+ASSOC_BATCH_SIZE = 1000  # associations v4 batch read / associate
+SEARCH_PAGE_MAX = 200  # search limit
+SEARCH_RESULT_CAP = 10_000  # no search page past the 10,000th result
+OWNERS_PAGE = 500
+STALE_PAGE_RETRIES = 2  # re-reads of a search page that breaks its own filter (a repeated page)
+OAUTH_ERROR_CODES = frozenset({"BAD_CLIENT_ID", "BAD_CLIENT_SECRET", "BAD_REFRESH_TOKEN", "BAD_GRANT_TYPE",
+                               "BAD_AUTH_CODE", "BAD_REDIRECT_URI", "BAD_SCOPES"})
+# Contacts keep their modification time in ``lastmodifieddate``; the other objects in ``hs_lastmodifieddate``.
+_CONTACT_NAMES = frozenset({"contact", "contacts", "0-1"})
+# A whole-chunk refusal that concerns the records themselves (400 validation, 404 unknown ids, 409 taken
+# unique value): each record of the chunk gets the vendor's message, the other chunks go on.
+RECORD_ERROR_CLASSES = (BadRequestError, NotFoundError)
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What happened to one record of a batch call.
+
+    ``status``: ``created`` / ``updated`` / ``read`` / ``error``; ``key`` is the
+    caller's key (unique property value, id, or position for a keyless create);
+    ``message``/``category`` are HubSpot's for errors; ``object`` is the object
+    HubSpot returned (id, properties) for successes."""
+
+    key: str
+    status: str
+    id: str | None = None
+    message: str | None = None
+    category: str | None = None
+    object: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "error"
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A search result of the wrong shape, skipped and reported (never a crash, never silent)."""
+
+    object_type: str
+    id: str | None
+    reason: str
+
+
+@dataclass
+class _Cursor:
+    """Where an incremental read stands: the keyset to restart from and what was read at it."""
+
+    lower: int  # next time query: modified >= lower
+    drain_ts: int | None = None  # reading one millisecond by id
+    after_id: int = 0  # ... after this id
+    max_ts: int | None = None  # highest modification time yielded
+    at_max: set[str] = field(default_factory=set)  # ids yielded at max_ts (dropped when read again)
+    query_first_ts: int | None = None
+    query_last_ts: int | None = None
+    query_last_id: str | None = None
+    moved: bool = False
+
+    def take(self, records: list[tuple[int, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        out = []
+        for ts, oid, obj in records:
+            if self.query_first_ts is None:
+                self.query_first_ts = ts
+            self.query_last_ts, self.query_last_id = ts, oid
+            if ts == self.max_ts and oid in self.at_max:
+                continue  # read before the restart
+            if self.max_ts is None or ts > self.max_ts:
+                self.max_ts, self.at_max = ts, set()
+            self.at_max.add(oid)
+            out.append(obj)
+        return out
+
+    def restart(self, log: logging.Logger, object_type: str) -> None:
+        """Prepare the next query after a cap or a moved record."""
+        why = "records moved while paging" if self.moved else "10,000-result cap"
+        self.moved = False
+        if self.drain_ts is not None:
+            if self.query_last_id is not None:
+                self.after_id = int(self.query_last_id)
+            log.info("crm search %s: %s; reading %s on after id %s", object_type, why, self.drain_ts, self.after_id)
+        elif self.query_first_ts is None or self.max_ts is None:
+            raise BadResponseError(f"search {object_type}: no usable record in a whole result window; cannot "
+                                   f"advance past {self.lower}", system="crm", method="POST", path=SEARCH)
+        elif self.query_first_ts == self.query_last_ts == self.max_ts:
+            # Everything this query returned shares one millisecond: read it by id instead.
+            self.drain_ts, self.after_id = self.max_ts, 0
+            log.info("crm search %s: %s inside one millisecond (%s); reading it by id", object_type, why,
+                     self.max_ts)
+        else:
+            self.lower = self.max_ts
+            log.info("crm search %s: %s; restarting at modified >= %s", object_type, why, self.lower)
+        self.query_first_ts = self.query_last_ts = None
+        self.query_last_id = None
+
+
+class HubSpotProtocol(VendorProtocol):
+    system = "crm"
+
+    def error_for(self, status: int, body: Any, headers: Mapping[str, str], method: str, template: str,
+                  path: str) -> VendorError | None:
+        if status < 300:
+            if not isinstance(body, dict):
+                if status == 204 or body is None:
+                    return None
+                return BadResponseError("the answer is not a JSON object", system=self.system, status=status,
+                                        method=method, path=path)
+            return None
+        data = body if isinstance(body, dict) else {}
+        category = data.get("category") if isinstance(data.get("category"), str) else None
+        code = data.get("status") if isinstance(data.get("status"), str) and data.get("status") != "error" else None
+        message = str(data.get("message") or f"HTTP {status} without a HubSpot error body")
+        kw: dict[str, Any] = {"system": self.system, "status": status, "code": code or category,
+                              "category": category, "method": method, "path": path,
+                              "correlation_id": data.get("correlationId") or headers.get("x-hubspot-correlation-id")}
+        if (template.startswith("/oauth/") and 400 <= status < 500 and status != 429) or code in OAUTH_ERROR_CODES:
+            return AuthError(f"{message}: check the client id, secret and refresh token of the CRM Connection",
+                             **kw)
+        if status == 401:
+            return AuthError(message, **kw)
+        if status == 403:
+            return PermissionDeniedError(message, **kw)
+        if status == 429:
+            wait = retry_after_seconds(headers)
+            if wait is None and data.get("policyName") == "SECONDLY":
+                wait = 1.0
+            return RateLimitedError(message, retry_after=wait, **kw)
+        if status == 400:
+            return ValidationError(message, **kw)
+        return error_by_status(status, message, **{k: v for k, v in kw.items() if k != "status"})
+
+    def token_rejected(self, exc: VendorError) -> bool:
+        return isinstance(exc, AuthError) and exc.status == 401
+
+
+class CrmHook(VendorHook):
+    """HubSpot CRM v3 for the CRM side of the bridge."""
+
+    conn_name_attr = "crm_conn_id"
+    default_conn_name = "crm_default"
+    conn_type = ui.CRM_CONN_TYPE
+    hook_name = ui.CRM_UI["hook-name"]
+    vendor_log = logging.getLogger("bridge.hooks.crm")
+    protocol = HubSpotProtocol()
+
+    def __init__(self, crm_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        self.crm_conn_id = crm_conn_id
+        super().__init__(crm_conn_id, **kwargs)
+        self.skipped_records: list[SkippedRecord] = []
+        self.skipped: Counter[str] = Counter()  # by object type
+
+    # ------------------------------------------------------------------ Connections page
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return ui.field_behaviour(ui.CRM_UI)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return ui.form_widgets(ui.CRM_UI)
+
+    # ------------------------------------------------------------------ auth
+    def _build_auth(self, conn: Any, extra: dict[str, Any], base_url: str) -> BearerTokenAuth | StaticTokenAuth:
+        secret = conn.password or ""
+        mode = str(extra.get("auth") or extra.get(f"extra__{ui.CRM_CONN_TYPE}__auth") or "oauth").lower()
+        if mode == "private_app":
+            if not secret:
+                raise AuthError(f"Connection {self.conn_id!r}: a private app needs its token in the password field",
+                                system="crm")
+            mask(secret)
+            return StaticTokenAuth(secret)
+        client_id = conn.login or ""
+        refresh = str(extra.get("refresh_token") or extra.get(f"extra__{ui.CRM_CONN_TYPE}__refresh_token") or "")
+        if not (client_id and secret and refresh):
+            raise AuthError(f"Connection {self.conn_id!r} needs the client id (login), client secret (password) "
+                            f"and extra refresh_token, or extra auth=private_app with the token as password",
+                            system="crm")
+        mask(secret, refresh)
+        token_path = str(extra.get("token_path") or OAUTH_PATH)
+        cache = TokenCache.for_key(credentials_key("hubspot", base_url, client_id, secret, refresh))
+        state = {"refresh": refresh}
+
+        def fetch() -> Token:
+            answer = self.client.call("POST", token_path, authenticated=False, retry=False, form={
+                "grant_type": "refresh_token", "client_id": client_id, "client_secret": secret,
+                "refresh_token": state["refresh"]})
+            body = answer.body if isinstance(answer.body, dict) else {}
+            value, expires = body.get("access_token"), body.get("expires_in")
+            if not isinstance(value, str) or not value or not isinstance(expires, int | float):
+                raise BadResponseError("the token answer has no access_token/expires_in", system="crm",
+                                       status=answer.status, method="POST", path=token_path)
+            mask(value)
+            new_refresh = body.get("refresh_token")
+            if isinstance(new_refresh, str) and new_refresh and new_refresh != state["refresh"]:
+                mask(new_refresh)
+                state["refresh"] = new_refresh
+                self.vendor_log.warning("crm: HubSpot returned a new refresh token; update the %s Connection",
+                                        self.conn_id)
+            return Token.expiring_in(value, float(expires))
+
+        return BearerTokenAuth(cache, fetch)
+
+    # ------------------------------------------------------------------ incremental read
+    def iter_changed(self, object_type: str, since: int | datetime, properties: Sequence[str],
+                     until: int | datetime | None = None, page_size: int = SEARCH_PAGE_MAX,
+                     ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of objects with ``since <= modified < until``, ascending by modification time.
+
+        Every record modified in the range is yielded once (again only if it is
+        modified again while we page: then with its newer version), across the
+        10,000-result cap and ties on one millisecond. Records of the wrong shape
+        are skipped and reported (``skipped_records``, ``skipped``)."""
+        lower = to_ms(since, "since")
+        upper = None if until is None else to_ms(until, "until")
+        size = max(2, min(SEARCH_PAGE_MAX, int(page_size)))
+        stamp = _modified_property(object_type)
+        props = list(dict.fromkeys([*properties, stamp]))
+        cur = _Cursor(lower=lower)
+        while upper is None or cur.lower < upper:
+            if cur.drain_ts is None:
+                filters = [_filter(stamp, "GTE", cur.lower)]
+                if upper is not None:
+                    filters.append(_filter(stamp, "LT", upper))
+                sort, lo, hi, after_id = stamp, cur.lower, upper, None
+            else:
+                filters = [_filter(stamp, "EQ", cur.drain_ts), _filter("hs_object_id", "GT", cur.after_id)]
+                sort, lo, hi, after_id = "hs_object_id", cur.drain_ts, cur.drain_ts + 1, cur.after_id
+            query = {"filterGroups": [{"filters": filters}], "limit": size, "properties": props,
+                     "sorts": [{"propertyName": sort, "direction": "ASCENDING"}]}
+            finished = yield from self._read_query(object_type, query, stamp, lo, hi, after_id, size, cur)
+            if finished:
+                if cur.drain_ts is None:
+                    return
+                cur.lower, cur.drain_ts = cur.drain_ts + 1, None  # that millisecond is read: go on after it
+            else:
+                cur.restart(self.vendor_log, object_type)
+
+    def _read_query(self, object_type: str, query: dict[str, Any], stamp: str, lo: int, hi: int | None,
+                    after_id: int | None, size: int, cur: _Cursor) -> Generator[list[dict[str, Any]], None, bool]:
+        """Page one search by offset, each page overlapping the previous one by a record.
+
+        The overlap proves that nothing moved: if the record expected first is not
+        there (a read record was edited or archived, so the unread ones shifted left,
+        or the server repeated a page), stop and let the caller restart by keyset.
+        Returns True when the query is read to its end, False to restart (moved
+        records, or the next page would pass the 10,000-result cap)."""
+        offset = 0
+        expected: str | None = None
+        cur.query_first_ts = cur.query_last_ts = None
+        cur.query_last_id = None
+        while True:
+            body = query if offset == 0 else {**query, "after": str(offset - 1)}
+            raw_ids, records, has_next = self._search_page(object_type, body, stamp, lo, hi, after_id)
+            if offset:
+                if not raw_ids or raw_ids[0] != expected:
+                    cur.moved = True
+                    return False
+                raw_ids = raw_ids[1:]
+                records = [r for r in records if r[1] != expected]
+            fresh = cur.take(records)
+            if fresh:
+                yield fresh
+            if len(raw_ids) < size - (1 if offset else 0) and not has_next:
+                return True
+            if not raw_ids:
+                return True  # nothing new although the server says "more": the range is read
+            offset += len(raw_ids)
+            expected = raw_ids[-1]
+            if offset - 1 + size > SEARCH_RESULT_CAP:
+                return False
+
+    def _search_page(self, object_type: str, body: dict[str, Any], stamp: str, lower: int, upper: int | None,
+                     after_id: int | None) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]], bool]:
+        """One search page: (ids of all results, well-formed records as (ts, id, object), has next).
+
+        A page that breaks its own filter or order (a stale or foreign page) is read
+        again up to ``STALE_PAGE_RETRIES`` times, then refused."""
+        problem = "?"
+        for attempt in range(STALE_PAGE_RETRIES + 1):
+            answer = self.call("POST", SEARCH, path_params={"object_type": object_type}, json=body)
+            payload = answer.body
+            results = payload.get("results") if isinstance(payload, dict) else None
+            if not isinstance(results, list):
+                raise BadResponseError(f"search {object_type}: the answer has no results list", system="crm",
+                                       status=answer.status, method="POST", path=SEARCH)
+            records = self._well_formed(object_type, results, stamp)
+            found = _order_problem(records, lower, upper, after_id)
+            if found is None:
+                paging = payload.get("paging")
+                has_next = isinstance(paging, dict) and isinstance(paging.get("next"), dict)
+                return [_raw_id(r) for r in results], records, has_next
+            problem = found
+            self.vendor_log.warning("crm search %s: page refused (%s); reading it again (%d/%d)", object_type,
+                                    problem, attempt + 1, STALE_PAGE_RETRIES)
+        raise BadResponseError(f"search {object_type}: the server keeps answering pages that break the query "
+                               f"({problem}): a repeated or stale page", system="crm", method="POST", path=SEARCH)
+
+    def _well_formed(self, object_type: str, results: list[Any], stamp: str,
+                     ) -> list[tuple[int, str, dict[str, Any]]]:
+        """(modified ms, id, object) of every well-formed result; the others are skipped and reported.
+        (The hot loop of paging: kept lean, measured by bench/hook_paging.py.)"""
+        out: list[tuple[int, str, dict[str, Any]]] = []
+        append = out.append
+        for obj in results:
+            if type(obj) is dict:
+                oid, props = obj.get("id"), obj.get("properties")
+                if type(oid) is str and type(props) is dict and oid.isdigit():
+                    ts = _parse_ms(props.get(stamp))
+                    if ts is not None:
+                        append((ts, oid, obj))
+                        continue
+            self._malformed(object_type, obj, stamp, out)
+        return out
+
+    def _malformed(self, object_type: str, obj: Any, stamp: str, out: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """The slow path of ``_well_formed``: salvage what HubSpot allows, report the rest."""
+        oid_raw = obj.get("id") if isinstance(obj, dict) else None
+        oid = str(oid_raw) if isinstance(oid_raw, str | int) and not isinstance(oid_raw, bool) else None
+        if not isinstance(obj, dict):
+            reason = "not an object"
+        elif oid is None or not oid.isdigit():
+            reason = "no numeric id"
+        elif not isinstance(obj.get("properties"), dict):
+            reason = "properties is not an object"
+        else:
+            ts = _parse_ms(obj.get("updatedAt"))
+            if ts is not None:
+                out.append((ts, oid, obj))
+                return
+            reason = f"no parseable {stamp}"
+        self._skip(object_type, oid, reason)
+
+    def _skip(self, object_type: str, oid: str | None, reason: str) -> None:
+        self.skipped[object_type] += 1
+        self.skipped_records.append(SkippedRecord(object_type, oid, reason))
+        self.vendor_log.warning("crm %s: record %s skipped: %s", object_type, oid or "(no id)", reason)
+
+    # ------------------------------------------------------------------ batch writes
+    def batch_read(self, object_type: str, records: Sequence[str | Mapping[str, Any]],
+                   id_property: str | None = None, properties: Sequence[str] = ()) -> list[RecordOutcome]:
+        """Read objects by id (or by a unique ``id_property``): ``read`` outcomes carry the object, missing
+        ones an ``error`` outcome (category OBJECT_NOT_FOUND)."""
+        keys = [_key_of(r, id_property) for r in records]
+        outcomes: list[RecordOutcome] = []
+        for chunk in chunked(list(dict.fromkeys(k for k in keys if k)), BATCH_SIZE):
+            body: dict[str, Any] = {"inputs": [{"id": k} for k in chunk], "properties": list(properties)}
+            if id_property and id_property != "hs_object_id":
+                body["idProperty"] = id_property
+                body["properties"] = list(dict.fromkeys([*properties, id_property]))
+            try:
+                answer = self.call("POST", _batch("read"), path_params={"object_type": object_type}, json=body)
+            except RECORD_ERROR_CLASSES as exc:
+                outcomes.extend(_errors_for(chunk, exc))
+                continue
+            outcomes.extend(self._match(chunk, answer.body, id_property, status_of=lambda _o: "read"))
+        return outcomes
+
+    def batch_upsert(self, object_type: str, records: Sequence[Mapping[str, Any]],
+                     id_property: str) -> list[RecordOutcome]:
+        """Create or update by a unique property: idempotent, so retried on transient faults."""
+        return self._write(object_type, "upsert", records, id_property)
+
+    def batch_update(self, object_type: str, records: Sequence[Mapping[str, Any]],
+                     id_property: str = "hs_object_id") -> list[RecordOutcome]:
+        """Update existing objects by id or unique property: idempotent, retried."""
+        return self._write(object_type, "update", records, id_property)
+
+    def batch_create(self, object_type: str, records: Sequence[Mapping[str, Any]],
+                     id_property: str | None = None) -> list[RecordOutcome]:
+        """Create objects.
+
+        With a unique ``id_property`` this is an upsert by it (safe to retry: a
+        lost answer cannot create a duplicate). Without one, a create is not
+        idempotent: it is resent only when it provably never reached HubSpot (429,
+        connect failure); a lost answer raises :class:`AmbiguousWriteError` with
+        the chunk's records (``inputs``), the outcomes so far and the records not sent."""
+        if id_property:
+            return self._write(object_type, "upsert", records, id_property)
+        return self._write(object_type, "create", records, None)
+
+    def _write(self, object_type: str, action: str, records: Sequence[Mapping[str, Any]],
+               id_property: str | None) -> list[RecordOutcome]:
+        """Outcomes in the order of ``records``."""
+        slots: list[RecordOutcome | None] = [None] * len(records)
+        prepared: list[tuple[int, str, dict[str, Any]]] = []  # (position, key, HubSpot input)
+        last_index: dict[str, int] = {}
+        for n, record in enumerate(records):
+            key, item = _input_for(action, record, id_property, n)
+            if item is None:
+                slots[n] = RecordOutcome(key=key, status="error", category="MISSING_ID",
+                                         message=f"the record has no value for {id_property}")
+                continue
+            last_index[key] = n
+            prepared.append((n, key, item))
+        unique = []
+        for n, key, item in prepared:
+            if action != "create" and last_index[key] != n:
+                slots[n] = RecordOutcome(key=key, status="error", category="DUPLICATE_INPUT",
+                                         message=f"the same {id_property} appears again later in the input; "
+                                                 f"only the last one is written")
+                continue
+            unique.append((n, key, item))
+        chunks = list(chunked(unique, BATCH_SIZE))
+        for c, chunk in enumerate(chunks):
+            keys = [k for _, k, _ in chunk]
+            try:
+                answer = self.call("POST", _batch(action), path_params={"object_type": object_type},
+                                   json={"inputs": [item for _, _, item in chunk]}, idempotent=action != "create")
+            except AmbiguousWriteError as exc:
+                exc.inputs = [records[n] for n, _, _ in chunk]
+                exc.outcomes = [o for o in slots if o is not None]
+                exc.pending = [records[n] for later in chunks[c + 1:] for n, _, _ in later]
+                raise
+            except RECORD_ERROR_CLASSES as exc:
+                results = _errors_for(keys, exc)
+            else:
+                created = action == "create"
+                results = self._match(keys, answer.body, id_property if not created else None,
+                                      status_of=(lambda _o: "created") if created else
+                                      (lambda o: "created" if o.get("new") is True else "updated"),
+                                      positional=created)
+            for (n, _, _), outcome in zip(chunk, results, strict=True):
+                slots[n] = outcome
+        return [o for o in slots if o is not None]
+
+    def _match(self, keys: list[str], body: Any, id_property: str | None,
+               status_of: Any, positional: bool = False) -> list[RecordOutcome]:
+        """Outcomes of one batch answer (200/201/207), one per key, in the order of ``keys``."""
+        results = body.get("results") if isinstance(body, dict) else None
+        errors = body.get("errors") if isinstance(body, dict) else None
+        results = results if isinstance(results, list) else []
+        errors = errors if isinstance(errors, list) else []
+        by_key: dict[str, RecordOutcome] = {}
+        wanted = set(keys)
+        for n, obj in enumerate(results):
+            if not isinstance(obj, dict):
+                continue
+            oid = str(obj.get("id")) if obj.get("id") is not None else None
+            raw_props = obj.get("properties")
+            props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
+            key = obj.get("objectWriteTraceId")
+            if key not in wanted:
+                if id_property and id_property != "hs_object_id" and props.get(id_property) is not None:
+                    key = str(props[id_property])
+                elif not positional and oid in wanted:
+                    key = oid
+                elif positional and n < len(keys):
+                    key = keys[n]  # HubSpot answers a create in input order when it does not echo trace ids
+            if not isinstance(key, str) or key not in wanted:
+                continue
+            by_key[key] = RecordOutcome(key=key, status=status_of(obj), id=oid, object=obj)
+        unmatched_messages: list[tuple[str, str | None]] = []
+        for err in errors:
+            if not isinstance(err, dict):
+                continue
+            message = str(err.get("message") or "error")
+            category = err.get("category") if isinstance(err.get("category"), str) else None
+            raw_context = err.get("context")
+            context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+            ids = [str(i) for v in context.values() if isinstance(v, list) for i in v]
+            hit = [i for i in ids if i in wanted and i not in by_key]
+            outcome_msg = VendorError(message, system="crm").message  # redacted like any vendor message
+            for i in hit:
+                by_key[i] = RecordOutcome(key=i, status="error", message=outcome_msg, category=category)
+            if not hit:
+                unmatched_messages.append((outcome_msg, category))
+        out = []
+        for key in keys:
+            if key in by_key:
+                out.append(by_key[key])
+            elif unmatched_messages:
+                msg = "; ".join(m for m, _ in unmatched_messages)
+                out.append(RecordOutcome(key=key, status="error", message=msg, category=unmatched_messages[0][1]))
+            else:
+                out.append(RecordOutcome(key=key, status="error", category="MISSING_RESULT",
+                                         message="HubSpot answered without a result or an error for this record"))
+        return out
+
+    # ------------------------------------------------------------------ associations
+    def read_associations(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
+        """Associated ids per object (every asked id is a key; [] when it has none), via v4 batch read."""
+        out: dict[str, list[str]] = {str(i): [] for i in ids}
+        for chunk in chunked(list(out), ASSOC_BATCH_SIZE):
+            answer = self.call("POST", ASSOC_BATCH_READ, path_params={"from_type": from_type, "to_type": to_type},
+                               json={"inputs": [{"id": i} for i in chunk]})
+            body = answer.body if isinstance(answer.body, dict) else {}
+            for item in body.get("results") or []:
+                if not isinstance(item, dict) or not isinstance(item.get("from"), dict):
+                    continue
+                fid = str(item["from"].get("id"))
+                if fid not in out:
+                    continue
+                targets = [str(t.get("toObjectId")) for t in item.get("to") or [] if isinstance(t, dict)]
+                out[fid].extend(targets)
+                paging = item.get("paging")
+                after = paging.get("next", {}).get("after") if isinstance(paging, dict) else None
+                if after:
+                    out[fid].extend(self._more_associations(from_type, fid, to_type, str(after)))
+            for err in body.get("errors") or []:
+                if isinstance(err, dict) and err.get("subCategory") != "crm.associations.NO_ASSOCIATIONS_FOUND":
+                    self.vendor_log.warning("crm associations %s->%s: %s (%s)", from_type, to_type, err.get("category"),
+                                            VendorError(str(err.get("message")), system="crm").message)
+        return {k: list(dict.fromkeys(v)) for k, v in out.items()}
+
+    def _more_associations(self, from_type: str, from_id: str, to_type: str, after: str) -> list[str]:
+        def fetch(cursor: str | None) -> tuple[list[str], str | None]:
+            answer = self.call("GET", ASSOC_LIST, path_params={"from_type": from_type, "from_id": from_id,
+                                                               "to_type": to_type},
+                               params={"limit": 500, "after": cursor or after})
+            body = answer.body if isinstance(answer.body, dict) else {}
+            ids = [str(t.get("toObjectId")) for t in body.get("results") or [] if isinstance(t, dict)]
+            nxt = body.get("paging", {}).get("next", {}).get("after") if isinstance(body.get("paging"), dict) else None
+            return ids, str(nxt) if nxt else None
+
+        return [i for page in self._cursor_pages(fetch, lambda i: i, f"crm associations {from_type}/{from_id}")
+                for i in page]
+
+    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """Default (unlabeled) association, both directions; idempotent."""
+        self.call("PUT", ASSOC_DEFAULT, path_params={"from_type": from_type, "from_id": from_id,
+                                                     "to_type": to_type, "to_id": to_id})
+
+    def associate_many(self, from_type: str, to_type: str,
+                       pairs: Sequence[tuple[str, str]]) -> list[RecordOutcome]:
+        """Default associations in batches; outcome key ``"<from id>-><to id>"``."""
+        outcomes: list[RecordOutcome] = []
+        for chunk in chunked(list(dict.fromkeys((str(a), str(b)) for a, b in pairs)), ASSOC_BATCH_SIZE):
+            keys = [f"{a}->{b}" for a, b in chunk]
+            try:
+                self.call("POST", ASSOC_BATCH_DEFAULT, path_params={"from_type": from_type, "to_type": to_type},
+                          json={"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in chunk]})
+            except RECORD_ERROR_CLASSES as exc:
+                outcomes.extend(_errors_for(keys, exc))
+                continue
+            outcomes.extend(RecordOutcome(key=k, status="created") for k in keys)
+        return outcomes
+
+    # ------------------------------------------------------------------ owners, properties
+    def owners(self) -> list[dict[str, Any]]:
+        """Every active owner (paged by ``after``; a looping cursor is refused)."""
+        def fetch(cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+            params: dict[str, Any] = {"limit": OWNERS_PAGE}
+            if cursor:
+                params["after"] = cursor
+            answer = self.call("GET", OWNERS, params=params)
+            body = answer.body if isinstance(answer.body, dict) else {}
+            items = [o for o in body.get("results") or [] if isinstance(o, dict) and o.get("id") is not None]
+            paging = body.get("paging")
+            nxt = paging.get("next", {}).get("after") if isinstance(paging, dict) else None
+            return items, str(nxt) if nxt else None
+
+        return [o for page in self._cursor_pages(fetch, lambda o: str(o["id"]), "crm owners") for o in page]
+
+    def properties(self, object_type: str) -> list[dict[str, Any]]:
+        """Property definitions of an object type (setup check: do our custom properties exist?)."""
+        answer = self.call("GET", PROPERTIES, path_params={"object_type": object_type})
+        body = answer.body if isinstance(answer.body, dict) else {}
+        return [p for p in body.get("results") or [] if isinstance(p, dict)]
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The cheapest authenticated GET: one owner."""
+
+        def probe() -> str:
+            self.call("GET", OWNERS, params={"limit": 1})
+            return f"Connected to HubSpot at {self.base_url}: token ok, owners readable"
+
+        return self._test(probe)
+
+
+# ---------------------------------------------------------------------- pure helpers
+
+
+def _batch(action: str) -> str:
+    return BATCH.replace("{action}", action)
+
+
+def _modified_property(object_type: str) -> str:
+    return "lastmodifieddate" if object_type.lower() in _CONTACT_NAMES else "hs_lastmodifieddate"
+
+
+def _filter(name: str, operator: str, value: int) -> dict[str, str]:
+    return {"propertyName": name, "operator": operator, "value": str(value)}
+
+
+_fromisoformat = datetime.fromisoformat
+
+
+def _parse_ms(raw: Any) -> int | None:
+    """HubSpot datetimes: ISO 8601 (``2026-11-18T11:06:40.000Z``) or epoch-ms strings."""
+    if type(raw) is str:
+        if raw.isdigit():  # epoch ms (checked first: Python also reads "20261118…" as a basic-format date)
+            return int(raw) if raw.isascii() else None
+        try:
+            moment = _fromisoformat(raw)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return None  # a time without a zone is not a point in time
+        if moment.microsecond % 1000 == 0:
+            return round(moment.timestamp() * 1000)  # exact for millisecond values (the C fast path)
+        return to_ms(moment, "timestamp")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    return None
+
+
+def _order_problem(records: list[tuple[int, str, dict[str, Any]]], lower: int, upper: int | None,
+                   after_id: int | None) -> str | None:
+    """Why a page cannot be an honest answer to its query (None when it can). ``after_id`` None: a
+    time-ordered query; else a by-id drain of one millisecond."""
+    prev_ts, prev_id = lower, after_id or 0
+    for ts, oid, _ in records:
+        if ts < lower or (upper is not None and ts >= upper):
+            return f"record {oid} modified at {ts} is outside [{lower}, {upper})"
+        if after_id is not None:
+            if int(oid) <= prev_id:
+                return f"record {oid} is not after id {prev_id}"
+            prev_id = int(oid)
+        elif ts < prev_ts:
+            return f"record {oid} breaks the ascending order"
+        prev_ts = ts
+    return None
+
+
+def _raw_id(obj: Any) -> str:
+    oid = obj.get("id") if isinstance(obj, dict) else None
+    return str(oid) if oid is not None else ""
+
+
+def _key_of(record: str | Mapping[str, Any], id_property: str | None) -> str:
+    if isinstance(record, str | int):
+        return str(record)
+    if id_property and record.get(id_property) not in (None, ""):
+        return str(record[id_property])
+    return str(record.get("id") or record.get("hs_object_id") or "")
+
+
+def _input_for(action: str, record: Mapping[str, Any], id_property: str | None,
+               position: int) -> tuple[str, dict[str, Any] | None]:
+    """(key, HubSpot batch input) of one caller record: a property dict, or HubSpot's
+    ``{id?, properties, associations?}`` shape."""
+    if isinstance(record.get("properties"), Mapping):
+        props = dict(record["properties"])
+        given_id = record.get("id")
+        associations = record.get("associations")
+    else:
+        props, given_id, associations = dict(record), None, None
+    props = {k: ("" if v is None else v if isinstance(v, str) else str(v)) for k, v in props.items()}
+    if action == "create":
+        item: dict[str, Any] = {"properties": props, "associations": list(associations or [])}
+        key = str(given_id or position)
+        item["objectWriteTraceId"] = key
+        return key, item
+    assert id_property is not None
+    value = given_id if given_id not in (None, "") else props.get(id_property)
+    if id_property == "hs_object_id":
+        props.pop("hs_object_id", None)
+    if value in (None, ""):
+        return str(position), None
+    key = str(value)
+    item = {"id": key, "properties": props, "objectWriteTraceId": key}
+    if id_property != "hs_object_id":
+        item["idProperty"] = id_property
+        props[id_property] = key
+    return key, item
+
+
+def _errors_for(keys: Sequence[str], exc: VendorError) -> list[RecordOutcome]:
+    """Every record of a refused chunk gets the vendor's message (other chunks go on)."""
+    return [RecordOutcome(key=k, status="error", message=exc.message, category=exc.category or exc.code)
+            for k in keys]
