@@ -29,25 +29,9 @@ from bridge.hub import store
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 
-REASON_LABELS = {
-    "missing_required": "缺少必填项",
-    "invalid_format": "格式不正确",
-    "unmapped_value": "取值没有对应映射",
-    "invalid_transition": "状态变更不被允许",
-    "owner_not_in_oa": "负责人不在 OA 中",
-    "missing_customer_link": "缺少关联客户",
-    "vendor_rejected": "对方系统拒绝写入",
-    "duplicate_id": "重复记录",
-    "hostile_input": "可疑输入",
-    "expectation_failed": "数据校验未通过",
-}
-RESOLUTION_LABELS = {"fixed": "源数据已修正", "released": "已人工释放"}
-DIRECTION_LABELS = {
-    "crm_to_oa": "CRM → OA",
-    "oa_to_crm": "OA → CRM",
-    "migration": "历史迁移",
-    "health": "数据健康检查",
-}
+REASON_LABELS = store.REASON_LABELS
+RESOLUTION_LABELS = store.RESOLUTION_LABELS
+DIRECTION_LABELS = store.DIRECTION_LABELS
 
 
 class CliError(Exception):

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Row,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -48,20 +49,27 @@ from bridge.hub.schema import (
 BATCH = 500
 SYNC_DIRECTIONS = ("crm_to_oa", "oa_to_crm")
 QUARANTINE_DIRECTIONS = (*SYNC_DIRECTIONS, "migration", "health")
-REASON_CODES = frozenset(
-    {
-        "missing_required",
-        "invalid_format",
-        "unmapped_value",
-        "invalid_transition",
-        "owner_not_in_oa",
-        "missing_customer_link",
-        "vendor_rejected",
-        "duplicate_id",
-        "hostile_input",
-        "expectation_failed",
-    }
-)
+# Quarantine reasons and their labels as staff see them (CLI, UI, report, mail).
+REASON_LABELS: dict[str, str] = {
+    "missing_required": "缺少必填项",
+    "invalid_format": "格式不正确",
+    "unmapped_value": "取值没有对应映射",
+    "invalid_transition": "状态变更不被允许",
+    "owner_not_in_oa": "负责人不在 OA 中",
+    "missing_customer_link": "缺少关联客户",
+    "vendor_rejected": "对方系统拒绝写入",
+    "duplicate_id": "重复记录",
+    "hostile_input": "可疑输入",
+    "expectation_failed": "数据校验未通过",
+}
+REASON_CODES = frozenset(REASON_LABELS)
+RESOLUTION_LABELS = {"fixed": "源数据已修正", "released": "已人工释放"}
+DIRECTION_LABELS = {
+    "crm_to_oa": "CRM → OA",
+    "oa_to_crm": "OA → CRM",
+    "migration": "历史迁移",
+    "health": "数据健康检查",
+}
 RUN_STATUSES = frozenset({"success", "failed"})
 MAX_QUARANTINE_PAYLOAD = 64_000  # bytes of JSON kept per quarantined record
 
@@ -1292,3 +1300,151 @@ def renew_lease(
 def release_lease(conn: Connection, name: str, holder: str) -> bool:
     """Give the lease up; False when it was not ours (any more)."""
     return conn.execute(delete(lease).where(lease.c.name == name, lease.c.holder == holder)).rowcount == 1
+
+
+# ---------------------------------------------------------------- batched lookups (sync engine)
+# The sync engine reads state for a page or a run's worth of records at once:
+# one query per BATCH ids instead of one per record.
+
+
+def links_for_crm_ids(conn: Connection, link_type: str, crm_ids: Iterable[str]) -> dict[str, list[Link]]:
+    """Links of ``link_type`` per CRM id, most recently updated first; ids without links are absent."""
+    ids = list(dict.fromkeys(str(i) for i in crm_ids))
+    found: dict[str, list[Link]] = {}
+    for chunk in _chunks(ids, BATCH):
+        rows = conn.execute(
+            select(xref)
+            .where(xref.c.link_type == link_type, xref.c.crm_id.in_(chunk))
+            .order_by(xref.c.updated_at.desc(), xref.c.id.desc())
+        )
+        for row in rows:
+            link = _link(row)
+            found.setdefault(str(link.crm_id), []).append(link)
+    return found
+
+
+def links_with_state(conn: Connection, link_type: str, key: str, value: str, limit: int = BATCH) -> list[Link]:
+    """Links whose ``state[key]`` is the string ``value`` (e.g. write-backs still to do), oldest first."""
+    query = (
+        select(xref)
+        .where(xref.c.link_type == link_type, xref.c.state[key].as_string() == value)
+        .order_by(xref.c.updated_at, xref.c.id)
+        .limit(limit)
+    )
+    return [_link(row) for row in conn.execute(query)]
+
+
+def open_quarantine_for(
+    conn: Connection, direction: str, entity: str, source_ids: Iterable[str]
+) -> dict[str, QuarantineEntry]:
+    """The open entries of these records (by source id); records without one are absent."""
+    keys = {open_key(direction, entity, _fit(str(i), 64)): str(i) for i in source_ids}
+    found: dict[str, QuarantineEntry] = {}
+    for chunk in _chunks(list(keys), BATCH):
+        for row in conn.execute(select(quarantine).where(quarantine.c.open_key.in_(chunk))):
+            entry = _quarantine(row)
+            found[keys.get(open_key(direction, entity, entry.source_id), entry.source_id)] = entry
+    return found
+
+
+def snapshots_by_field(
+    conn: Connection, system: str, entity: str, field: str, values: Iterable[str]
+) -> dict[str, list[Snapshot]]:
+    """Live snapshots whose canonical ``payload[field]`` is one of ``values`` (e.g. the contacts of
+    some companies), grouped by that value, oldest source id first. Not indexed: meant for small
+    value sets per call."""
+    wanted = list(dict.fromkeys(str(v) for v in values))
+    found: dict[str, list[Snapshot]] = {}
+    column = snapshot.c.payload[field].as_string()
+    for chunk in _chunks(wanted, BATCH):
+        rows = conn.execute(
+            select(snapshot)
+            .where(
+                snapshot.c.system == system,
+                snapshot.c.entity == entity,
+                snapshot.c.deleted.is_(False),
+                column.in_(chunk),
+            )
+            .order_by(snapshot.c.source_id)
+        )
+        for row in rows:
+            snap = _snapshot(row)
+            found.setdefault(str(snap.payload.get(field)), []).append(snap)
+    return found
+
+
+@dataclass(frozen=True)
+class NewLink:
+    """A link to insert with :func:`add_links` (one side may still be missing: an intent with its uuid)."""
+
+    crm_type: str
+    crm_id: str | None
+    oa_type: str
+    oa_id: str | None = None
+    oa_uuid: str | None = None
+    state: Mapping[str, Any] | None = None
+
+
+def add_links(
+    conn: Connection,
+    link_type: str,
+    items: Sequence[NewLink],
+    *,
+    dictionary_version: str,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Insert many new links in one statement (the caller knows they do not exist yet, e.g. from
+    :func:`links_for_crm_ids`); returns the number inserted. Use :func:`save_link` to upsert one."""
+    if not items:
+        return 0
+    at = _now(now)
+    rows = [
+        {
+            "link_type": link_type,
+            "crm_type": item.crm_type,
+            "crm_id": item.crm_id,
+            "oa_type": item.oa_type,
+            "oa_id": item.oa_id,
+            "oa_uuid": item.oa_uuid,
+            "state": dict(item.state) if item.state is not None else None,
+            "dictionary_version": dictionary_version,
+            "created_at": at,
+            "updated_at": at,
+            "run_id": run_id,
+        }
+        for item in items
+    ]
+    for chunk in _chunks(rows, BATCH):
+        conn.execute(_insert(conn, xref), list(chunk))
+    return len(rows)
+
+
+def set_link_states(
+    conn: Connection,
+    states: Mapping[int, Mapping[str, Any]],
+    *,
+    oa_ids: Mapping[int, str] | None = None,
+    dictionary_version: str | None = None,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Replace the state of many links by link id (and complete their OA id when given), one
+    executemany per kind of update; returns the number of rows updated."""
+    if not states:
+        return 0
+    at = _now(now)
+    oa_ids = oa_ids or {}
+    values: dict[str, Any] = {"state": bindparam("b_state"), "updated_at": at, "run_id": run_id}
+    if dictionary_version is not None:
+        values["dictionary_version"] = dictionary_version
+    updated = 0
+    plain = [{"b_id": i, "b_state": dict(state)} for i, state in states.items() if i not in oa_ids]
+    completed = [{"b_id": i, "b_state": dict(state), "b_oa_id": oa_ids[i]} for i, state in states.items()
+                 if i in oa_ids]
+    if plain:
+        updated += conn.execute(update(xref).where(xref.c.id == bindparam("b_id")).values(**values), plain).rowcount
+    if completed:
+        stmt = update(xref).where(xref.c.id == bindparam("b_id")).values(**values, oa_id=bindparam("b_oa_id"))
+        updated += conn.execute(stmt, completed).rowcount
+    return updated

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bridge.dictionary import Dictionary
+from bridge.hub import store
 from bridge.report.load import ReportData
 from bridge.report.model import Column, Marts, Section, Table
 from bridge.report.periods import Periods, Span
@@ -49,20 +50,8 @@ NO_CUSTOMER = "（未关联客户）"
 NO_PROJECT = "（未关联项目）"
 INVALID_STAGE = "（阶段无效）"
 
-REASON_LABELS = {
-    "missing_required": "缺少必填项",
-    "invalid_format": "格式不正确",
-    "unmapped_value": "取值没有对应映射",
-    "invalid_transition": "状态变更不被允许",
-    "owner_not_in_oa": "负责人不在 OA 中",
-    "missing_customer_link": "缺少关联客户",
-    "vendor_rejected": "对方系统拒绝写入",
-    "duplicate_id": "重复记录",
-    "hostile_input": "可疑输入",
-    "expectation_failed": "数据校验未通过",
-}
-DIRECTION_LABELS = {"crm_to_oa": "CRM → OA", "oa_to_crm": "OA → CRM", "migration": "历史迁移",
-                    "health": "数据健康检查"}
+REASON_LABELS = store.REASON_LABELS
+DIRECTION_LABELS = store.DIRECTION_LABELS
 COUNT_LABELS = {
     "read": "读取", "extracted": "读取", "staged": "入库快照", "changed": "有变化", "new": "新记录",
     "unchanged": "无变化", "created": "新建", "updated": "更新", "written": "写入", "sent": "发送",

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bridge.cli_hub import DIRECTION_LABELS, REASON_LABELS, RESOLUTION_LABELS
+from bridge.hub.store import DIRECTION_LABELS, REASON_LABELS, RESOLUTION_LABELS
 from bridge.permissions import mask_email, mask_mobile
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")

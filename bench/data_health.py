@@ -1,0 +1,224 @@
+"""All data-health suites over a large hub: 1,000,000 deals (+ companies and contacts in proportion) in SQLite.
+
+Stages the simulated company into a hub file the way the syncs do (canonical
+records from ``Dictionary.from_crm`` / ``from_oa``, ``bridge.staging`` snapshot
+rows, bulk-inserted for speed; the 立项申请 ⇄ deal xref links; a stale sync and a
+quarantine backlog), then runs every suite in a fresh process and prints the
+wall time per frame (build = stream + reduce, validate = GX + row detail),
+the Data Docs time and the peak RSS of that process (staging not counted).
+The staged hub is kept and reused while its parameters match (``--restage``
+forces a new one). Proportions follow ``World``'s defaults: half as many
+companies as deals, two contacts per company.
+
+    .venv/bin/python bench/data_health.py                          # 1,000,000 deals, 500,000 companies, 1,000,000 contacts, 200,000 OA
+    .venv/bin/python bench/data_health.py --deals 100000            # quicker
+    .venv/bin/python bench/data_health.py --sample 100000           # data_health.max_rows_per_suite = 100,000
+    .venv/bin/python bench/data_health.py --out bench/results/data_health.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, ROOT / "plugins"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+NOW = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)  # 2026-11-26 07:00 Asia/Shanghai
+DAY = date(2026, 11, 26)
+SEED = 20261126
+CHUNK = 5000
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def stage(db: Path, deals: int, companies: int, oa: int) -> dict[str, Any]:
+    """Create and fill the hub file; returns counts and seconds."""
+    from sqlalchemy import insert
+
+    from bridge import dictionary as bridge_dictionary
+    from bridge.context import RunContext
+    from bridge.hub import engine as hub_engine
+    from bridge.hub import store
+    from bridge.hub.schema import snapshot, xref
+    from bridge.staging import snapshot_row
+    from sandbox.common.world import APPROVAL_CODES, World, wire_properties
+    from sandbox.scenario.data_health import OaDetails
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    url = f"sqlite:///{db}"
+    hub_engine.upgrade(url)
+    engine = hub_engine.get_engine(url)
+    d = bridge_dictionary.load()
+    world = World(seed=SEED, companies=companies, contacts_per_company=2, deals=deals, oa_instances=oa,
+                  now_ms=int((NOW - timedelta(hours=1)).timestamp() * 1000))
+    started = time.perf_counter()
+    counts: dict[str, int] = {}
+
+    def flush(system: str, entity: str, rows: list[Any]) -> None:
+        if not rows:
+            return
+        with engine.begin() as conn:
+            conn.execute(insert(snapshot), [
+                {"system": system, "entity": entity, "source_id": r.source_id, "content_hash": r.content_hash,
+                 "payload": r.payload, "source_modified_ms": r.source_modified_ms, "data_owner": r.data_owner,
+                 "first_seen_at": NOW, "last_seen_at": NOW, "archived": False, "deleted": False} for r in rows])
+        counts[entity] = counts.get(entity, 0) + len(rows)
+        rows.clear()
+
+    for entity, objects in (("company", world.iter_companies()), ("contact", world.iter_contacts()),
+                            ("deal", world.iter_deals())):
+        rows: list[Any] = []
+        for obj in objects:
+            row = snapshot_row(d, entity, d.from_crm(entity, {"id": obj.id, "properties": wire_properties(obj)},
+                                                        obj.associations))
+            if row is not None:
+                rows.append(row)
+            if len(rows) >= CHUNK:
+                flush("crm", entity, rows)
+        flush("crm", entity, rows)
+        print(f"  staged {counts.get(entity, 0):,} {entity} ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    details = OaDetails(world)
+    form_of = {code: name for name, code in APPROVAL_CODES.items()}
+    buffers: dict[str, list[Any]] = {}
+    links: list[dict[str, Any]] = []
+    for inst in world.iter_oa_instances():
+        det = details.detail(inst)
+        entity = form_of[det["approval_code"]]
+        row = snapshot_row(d, entity, d.from_oa(entity, det))
+        if row is None:
+            continue
+        buf = buffers.setdefault(entity, [])
+        buf.append(row)
+        if entity == "project_initiation" and row.payload.get("deal_id"):
+            links.append({"link_type": "deal_project", "crm_type": "deal", "crm_id": row.payload["deal_id"],
+                          "oa_type": "project_initiation", "oa_id": row.source_id, "oa_uuid": inst.uuid,
+                          "state": {"stage": "initiated"}, "dictionary_version": d.version, "created_at": NOW,
+                          "updated_at": NOW, "run_id": "bench"})
+        if len(buf) >= CHUNK:
+            flush("oa", entity, buf)
+    for entity, buf in buffers.items():
+        flush("oa", entity, buf)
+    with engine.begin() as conn:
+        seen: set[tuple[str, str]] = set()
+        unique = [lk for lk in links if (lk["crm_id"], lk["oa_id"]) not in seen and not seen.add((lk["crm_id"], lk["oa_id"]))]  # type: ignore[func-returns-value]
+        for start in range(0, len(unique), CHUNK):
+            conn.execute(insert(xref), unique[start:start + CHUNK])
+        ctx = RunContext(dag_id="bench", run_id="bench", task_id=None, try_number=None, principal="bench")
+        for kind, ago in (("crm_to_oa", timedelta(minutes=3)), ("oa_to_crm", timedelta(hours=5))):
+            pk = store.start_run(conn, ctx, kind, now=NOW - ago - timedelta(minutes=1))
+            store.finish_run(conn, pk, "success", {}, now=NOW - ago)
+        for i in range(300):
+            store.quarantine_record(conn, ctx, "crm_to_oa", "crm", "deal", str(59_000_000_000 + i), "unmapped_value",
+                                    "商机阶段值无法映射。", field="stage", department="sales", data_owner="70000001",
+                                    now=NOW - timedelta(hours=i))
+    counts["deal_project_links"] = len(unique)
+    print(f"  staged {sum(len(v) for v in buffers.values()) + sum(v for k, v in counts.items() if k in form_of.values()):,} "
+          f"OA rows, {len(unique):,} links ({time.perf_counter() - started:.0f} s)", flush=True)
+    engine.dispose()
+    return {"counts": counts, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def measure(db: Path, data_dir: Path, sample: int) -> dict[str, Any]:
+    """Run every suite in this (fresh) process; wall time per frame and peak RSS."""
+    base_start = time.perf_counter()
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    from bridge import dictionary as bridge_dictionary
+    from bridge.hub import engine as hub_engine
+    from bridge.quality.config import HealthSettings
+    from bridge.quality.gx import GxSession
+    from bridge.quality.run import run_checks
+
+    GxSession()  # import GX outside the timed part (it takes seconds, once per process)
+    import_seconds = time.perf_counter() - base_start
+    rss_after_imports = _rss_mb()
+    engine = hub_engine.get_engine(f"sqlite:///{db}")
+    cfg = HealthSettings(max_rows_per_suite=sample)
+    started = time.perf_counter()
+    run = run_checks(engine, day=DAY, run_id="bench", now=NOW, dictionary=bridge_dictionary.load(), cfg=cfg,
+                     data_dir=data_dir)
+    wall = time.perf_counter() - started
+    frames = [{"frame": c.frame, "total_rows": c.total_rows, "rows_validated": c.rows, "checks": c.checks,
+               "build_s": c.build_seconds, "validate_s": c.validate_seconds, "sampled": c.sampled,
+               "peak_rss_mb_so_far": c.peak_rss_mb} for c in run.costs]
+    accounted = sum(c.build_seconds + c.validate_seconds for c in run.costs)
+    return {
+        "wall_seconds": round(wall, 1),
+        "frames_seconds": round(accounted, 1),
+        "docs_and_store_seconds": round(wall - accounted, 1),
+        "peak_rss_mb": round(_rss_mb(), 1),
+        "rss_after_imports_mb": round(rss_after_imports, 1),
+        "import_seconds": round(import_seconds, 1),
+        "checks": len(run.outcomes),
+        "failed_checks": len(run.failing),
+        "overall_score": run.overall,
+        "sample": sample,
+        "frames": frames,
+        "data_docs": str(run.docs_index),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/data_health.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--deals", type=int, default=1_000_000)
+    parser.add_argument("--companies", type=int, help="default: deals / 2 (World's proportion)")
+    parser.add_argument("--oa", type=int, default=200_000)
+    parser.add_argument("--sample", type=int, default=0, help="data_health.max_rows_per_suite (0 = every row)")
+    parser.add_argument("--dir", type=Path, default=ROOT / "data" / "bench" / "data_health")
+    parser.add_argument("--restage", action="store_true")
+    parser.add_argument("--out", type=Path, help="also write the result as JSON here")
+    parser.add_argument("--measure-only", type=Path, help=argparse.SUPPRESS)  # child process mode
+    args = parser.parse_args(argv)
+    companies = args.companies if args.companies is not None else max(1, args.deals // 2)
+
+    if args.measure_only:
+        print(json.dumps(measure(args.measure_only, args.dir / "out", args.sample)))
+        return 0
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    db = args.dir / f"hub_{args.deals}_{companies}_{args.oa}.sqlite"
+    stamp = db.with_suffix(".staged.json")
+    if args.restage or not stamp.exists():
+        print(f"staging {args.deals:,} deals, {companies:,} companies, {2 * companies:,} contacts, "
+              f"{args.oa:,} OA instances into {db}", flush=True)
+        staging = stage(db, args.deals, companies, args.oa)
+        stamp.write_text(json.dumps(staging))
+    else:
+        staging = json.loads(stamp.read_text())
+        print(f"reusing the staged hub {db} ({staging['counts']})", flush=True)
+    print("running every data-health suite in a fresh process ...", flush=True)
+    done = subprocess.run([sys.executable, __file__, "--measure-only", str(db), "--dir", str(args.dir),
+                           "--sample", str(args.sample)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"})
+    if done.returncode != 0:
+        print(done.stderr[-4000:], file=sys.stderr)
+        return 1
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["staged"] = staging
+    result["hub_mb"] = round(db.stat().st_size / 2**20, 1)
+    result["command"] = " ".join(["bench/data_health.py", *(argv if argv is not None else sys.argv[1:])])
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,233 @@
+"""The data-health checks: generated from the data dictionary, plus the cross-system ones (pure).
+
+A :class:`Check` is one Great Expectations expectation on one column of one
+frame (see :mod:`bridge.quality.frames`), with the Chinese label and fix hint
+staff see. Dictionary checks follow the field keys of ``include/dictionary.yaml``:
+
+* ``required: true``  → ``required``  (the value, or its offending source value, is present)
+* ``format: <rule>``  → ``format``    (the offending value if any, else the clean value, passes the rule)
+* ``value_map: <map>`` → ``value_map`` (the value is a canonical value of the map)
+* ``unique: true``    → ``unique``    (no two records share the value; text compared normalised)
+
+so adding a rule to the dictionary adds the expectation at the next run.
+Cross-system checks: duplicate customers, customer links of OA forms, 立项申请 ⇄
+deal links, CRM/OA contract amounts, sync freshness, quarantine backlog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+from bridge.dictionary import Dictionary
+from bridge.quality.config import SYNC_KINDS, HealthSettings
+
+# Frame column of the record id and of its data owner in every row frame.
+ID_COLUMN = "source_id"
+OWNER_COLUMN = "data_owner"
+
+# Frames (data assets) that are not a dictionary entity.
+LINKS_FRAME = "deal_project_links"
+AMOUNTS_FRAME = "contract_amounts"
+SYNC_FRAME = "sync"
+QUARANTINE_FRAME = "quarantine"
+
+# GX expectation classes used (great_expectations.expectations.<name>).
+NOT_NULL = "ExpectColumnValuesToNotBeNull"
+IN_SET = "ExpectColumnValuesToBeInSet"
+UNIQUE = "ExpectColumnValuesToBeUnique"
+BETWEEN = "ExpectColumnValuesToBeBetween"
+
+FORMAT_LABELS = {
+    "mobile_cn": "手机号",
+    "phone_cn": "电话号码",
+    "email": "邮箱",
+    "uscc": "统一社会信用代码（含校验位）",
+    "cny_amount": "人民币金额（0 至 1 万亿，不能为负）",
+    "date": "日期",
+    "datetime_tz": "时间",
+}
+SYNC_LABELS = {"crm_to_oa": "CRM → OA", "oa_to_crm": "OA → CRM"}
+SYSTEM_LABELS = {"crm": "CRM", "oa": "OA"}
+REFERENCING_ENTITIES = ("expense_claim", "travel_request", "visit_plan")
+# 立项申请 in these statuses are no longer a live claim on the deal's amount.
+CLOSED_STATUSES = frozenset({"REJECTED", "CANCELED", "DELETED"})
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation: what it checks, on which frame column, who owns it, what staff read."""
+
+    check_id: str  # "<entity>.<field>.<kind>", stored as health_result.expectation
+    suite: str  # GX expectation suite: "dictionary.<entity>" or "cross.<topic>"
+    frame: str  # the frame (GX data asset) the suite validates
+    entity: str  # health_result.entity: a dictionary entity, or "sync" / "quarantine"
+    field: str | None
+    kind: str
+    department: str | None  # key of the dictionary's departments
+    column: str
+    expectation: str  # GX expectation class name
+    kwargs: dict[str, Any] = dc_field(default_factory=dict)
+    label: str = ""  # Chinese, what is checked
+    fix: str = ""  # Chinese, how to fix a failure
+    rule: str | None = None  # format rule or value map name
+    row_level: bool = True  # False: one verdict for the whole table (freshness, backlog)
+
+
+def _field_label(d: Dictionary, entity: str, name: str) -> str:
+    e = d.entity(entity)
+    return f"{e.label}「{e.fields[name].label}」"
+
+
+def _dept_label(d: Dictionary, dept: str | None) -> str:
+    if dept is None:
+        return "数据责任部门"
+    department = d.departments.get(dept)
+    return department.label if department else dept
+
+
+def dictionary_checks(d: Dictionary, entities: Iterable[str] | None = None) -> list[Check]:
+    """The checks the dictionary's field rules ask for, in file order."""
+    checks: list[Check] = []
+    for name in entities if entities is not None else d.entities:
+        entity = d.entity(name)
+        system = SYSTEM_LABELS.get(entity.system, entity.system)
+        suite = f"dictionary.{name}"
+        for f in entity.fields.values():
+            if f.derive is not None:
+                continue  # computed from other fields: their rules cover it
+            where = _field_label(d, name, f.name)
+            dept = _dept_label(d, f.owner)
+            if f.required:
+                checks.append(Check(
+                    check_id=f"{name}.{f.name}.required", suite=suite, frame=name, entity=name, field=f.name,
+                    kind="required", department=f.owner, column=f.name, expectation=NOT_NULL,
+                    label=f"{where}必填",
+                    fix=f"请{dept}在 {system} 中为这些记录补全「{f.label}」，保存后下次同步即更新。",
+                ))
+            if f.format:
+                rule_label = FORMAT_LABELS.get(f.format, f.format)
+                checks.append(Check(
+                    check_id=f"{name}.{f.name}.format", suite=suite, frame=name, entity=name, field=f.name,
+                    kind="format", department=f.owner, column=f"{f.name}__format", expectation=IN_SET,
+                    kwargs={"value_set": [True]}, rule=f.format,
+                    label=f"{where}格式须为有效的{rule_label}",
+                    fix=f"请{dept}在 {system} 中按「{rule_label}」的格式改正「{f.label}」"
+                        f"（格式规则见数据字典 format: {f.format}）。",
+                ))
+            if f.value_map:
+                vmap = d.value_maps[f.value_map]
+                labels = "、".join(v.label for v in vmap.values)
+                checks.append(Check(
+                    check_id=f"{name}.{f.name}.value_map", suite=suite, frame=name, entity=name, field=f.name,
+                    kind="value_map", department=f.owner, column=f"{f.name}__value", expectation=IN_SET,
+                    kwargs={"value_set": list(vmap.canonical_values)}, rule=f.value_map,
+                    label=f"{where}取值须为「{vmap.label}」中的值（{labels}）",
+                    fix=f"请{dept}在 {system} 中改为已有的取值；若确需新值，由数据责任人在 "
+                        f"include/dictionary.yaml 的 value_maps.{f.value_map} 中添加。",
+                ))
+            if f.unique:
+                normalised = "（去空格、全角转半角、有限责任公司=有限公司后比较）" if not f.format else ""
+                checks.append(Check(
+                    check_id=f"{name}.{f.name}.unique", suite=suite, frame=name, entity=name, field=f.name,
+                    kind="unique", department=f.owner, column=f"{f.name}__key", expectation=UNIQUE,
+                    label=f"{where}不得重复{normalised}",
+                    fix=f"请{dept}在 {system} 中核对这些记录：同一{entity.label}只保留一条，其余合并或更正。",
+                ))
+    return checks
+
+
+def cross_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()) -> list[Check]:
+    """Checks that join entities or systems; skipped where the dictionary lacks the entity or field."""
+    checks: list[Check] = []
+    if "company" in d.entities:
+        uscc_owner = d.entity("company").fields.get("uscc")
+        dept = uscc_owner.owner if uscc_owner else None
+        checks.append(Check(
+            check_id="company.customer.duplicate_customer", suite="cross.customers", frame="company",
+            entity="company", field=None, kind="duplicate_customer", department=dept,
+            column="customer_key", expectation=UNIQUE,
+            label="客户不得重复：规范化名称相同或统一社会信用代码相同的客户视为同一客户",
+            fix="请销售部与财务部在 CRM 中合并重复客户（保留信息最完整的一条，其余合并到它）。",
+        ))
+    for name in REFERENCING_ENTITIES:
+        entity = d.entities.get(name)
+        if entity is None or "customer_id" not in entity.fields or "company" not in d.entities:
+            continue
+        f = entity.fields["customer_id"]
+        checks.append(Check(
+            check_id=f"{name}.customer_id.customer_exists", suite="cross.references", frame=name,
+            entity=name, field="customer_id", kind="customer_exists", department=f.owner,
+            column="customer_id__exists", expectation=IN_SET, kwargs={"value_set": [True]},
+            label=f"{entity.label}须关联 CRM 中存在的客户（「{f.label}」）",
+            fix=f"请申请人在 OA 中把「{f.label}」改为 CRM 客户编号；客户尚未建档的，请{_dept_label(d, f.owner)}"
+                f"先在 CRM 中建立客户。",
+        ))
+    pi = d.entities.get("project_initiation")
+    if pi is not None and "deal_id" in pi.fields and "deal" in d.entities:
+        f = pi.fields["deal_id"]
+        checks.append(Check(
+            check_id="project_initiation.deal_id.deal_exists", suite="cross.references",
+            frame="project_initiation", entity="project_initiation", field="deal_id", kind="deal_exists",
+            department=f.owner, column="deal_id__exists", expectation=IN_SET, kwargs={"value_set": [True]},
+            label="立项申请关联的商机须存在于 CRM（「CRM商机编号」）",
+            fix="请销售部核对立项申请上的 CRM 商机编号；商机已删除或编号填错的，请在 OA 中撤回并重新发起。",
+        ))
+        checks.append(Check(
+            check_id="project_initiation.deal_project.link_complete", suite="cross.links", frame=LINKS_FRAME,
+            entity="project_initiation", field="deal_id", kind="link_complete", department=f.owner,
+            column="link__complete", expectation=IN_SET, kwargs={"value_set": [True]},
+            label="立项申请 ⇄ 商机 的关联须完整（两端都有，且两端记录都存在）",
+            fix="请销售部核对商机与立项申请：商机已删除的请撤回立项申请；立项申请缺失的，"
+                "下次 CRM → OA 同步会补建，仍缺失请联系系统管理员查看隔离区。",
+        ))
+    deal = d.entities.get("deal")
+    if deal is not None and pi is not None and "contract_amount" in deal.fields and "contract_amount" in pi.fields:
+        f = deal.fields["contract_amount"]
+        checks.append(Check(
+            check_id="deal.contract_amount.amount_consistent", suite="cross.consistency", frame=AMOUNTS_FRAME,
+            entity="deal", field="contract_amount", kind="amount_consistent", department=f.owner,
+            column="contract_amount__matches", expectation=IN_SET, kwargs={"value_set": [True]},
+            label="CRM 商机的合同金额须与 OA 立项申请（以最新的合同金额变更通知为准）一致",
+            fix=f"请{_dept_label(d, f.owner)}核对合同金额：以 CRM 为准的，下次同步会发出合同金额变更通知；"
+                "CRM 填错的，请在 CRM 中改正。",
+        ))
+    for kind in SYNC_KINDS:
+        limit = cfg.freshness_limit(kind)
+        checks.append(Check(
+            check_id=f"sync.{kind}.freshness", suite="cross.freshness", frame=SYNC_FRAME, entity="sync",
+            field=kind, kind="freshness", department=None, column=f"{kind}__age_minutes",
+            expectation=BETWEEN, kwargs={"min_value": 0, "max_value": limit}, row_level=False,
+            label=f"{SYNC_LABELS[kind]} 同步须在 {limit} 分钟内成功运行过",
+            fix="请系统管理员在 Airflow 中查看该同步 DAG 最近的运行日志（连接、配额、隔离区），修复后手动触发一次。",
+        ))
+    for reason in sorted(set(reasons)):
+        limit = cfg.backlog_limit(reason)
+        checks.append(Check(
+            check_id=f"quarantine.{reason}.backlog", suite="cross.quarantine", frame=QUARANTINE_FRAME,
+            entity="quarantine", field=reason, kind="quarantine_backlog", department=None,
+            column=f"{reason}__open", expectation=BETWEEN, kwargs={"min_value": 0, "max_value": limit},
+            row_level=False, label=f"隔离区中原因为「{reason_label(reason)}」的待处理记录不超过 {limit} 条",
+            fix="请各责任部门在 Airflow「隔离区」页面或 `bridge quarantine list --reason "
+                f"{reason}` 中逐条处理：在源系统改正后会自动解除，确认无误的可人工释放。",
+        ))
+    return checks
+
+
+def reason_label(reason: str) -> str:
+    from bridge.hub.store import REASON_LABELS
+
+    return REASON_LABELS.get(reason, reason)
+
+
+def all_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()) -> list[Check]:
+    return [*dictionary_checks(d), *cross_checks(d, cfg, reasons)]
+
+
+def by_frame(checks: Iterable[Check]) -> dict[str, list[Check]]:
+    grouped: dict[str, list[Check]] = {}
+    for check in checks:
+        grouped.setdefault(check.frame, []).append(check)
+    return grouped

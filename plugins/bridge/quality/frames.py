@@ -1,0 +1,607 @@
+"""Compact pandas frames of the hub's snapshots, one per entity, with one column per check.
+
+Snapshots are streamed in batches (the filters of ``store.iter_snapshots``,
+three columns only) and reduced row by
+row to what the checks need: a presence flag per required field, a
+format-verdict flag per format rule (evaluated on the offending source value
+from ``_invalid`` when there is one, else on the clean value, with the
+dictionary's own cleaners), the value of each enum field, a normalised key per
+unique field. Flags are kept one byte per row (``array('b')``) until the frame
+is built, so 1,000,000 deals fit in a few hundred MB. Values that identify a
+person (phones, e-mails) never enter a frame: only their verdicts do, so the
+Data Docs cannot show them.
+
+pandas is imported inside the functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import Connection, Text, cast, func, select
+
+from bridge.dictionary import Dictionary
+from bridge.dictionary.formats import FORMAT_CLEANERS, normalize_company_name
+from bridge.hub import store
+from bridge.hub.schema import quarantine, run_summary, snapshot
+from bridge.quality.checks import (
+    AMOUNTS_FRAME,
+    CLOSED_STATUSES,
+    ID_COLUMN,
+    LINKS_FRAME,
+    OWNER_COLUMN,
+    QUARANTINE_FRAME,
+    SYNC_FRAME,
+    Check,
+)
+from bridge.staging import INVALID_KEY
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NO_OWNER = "-"  # data owner of records that have none
+TRUE, FALSE, NA = 1, 0, -1
+MEMO_LIMIT = 200_000
+NEVER_MINUTES = 999_999.0  # age of a sync that never succeeded
+YEAR_RANGE = (1900, 2200)  # bridge.dictionary.formats: years outside are rejected
+FACT_ENTITIES = ("project_initiation", "contract_amount_notice")  # read whole for the cross-system checks
+
+
+@dataclass
+class Frame:
+    """One GX data asset: the dataframe and what it cost to build."""
+
+    name: str
+    data: pd.DataFrame
+    total_rows: int  # rows of the table in the hub (before sampling)
+    read_rows: int  # rows streamed
+    seconds: float
+    sampled: bool = False
+
+
+@dataclass
+class ProjectLink:
+    """A 立项申请 as the cross-system checks need it."""
+
+    instance_code: str
+    deal_id: str | None
+    contract_amount: str | None
+    status: str | None
+    applicant: str | None
+
+
+@dataclass
+class AmountNotice:
+    deal_id: str
+    new_amount: str | None
+    created_at: str  # canonical datetime: ISO strings of one format sort in time order
+    status: str | None
+
+
+@dataclass
+class CrossFacts:
+    """Facts one entity pass collects for the cross-system checks (never sampled)."""
+
+    projects: list[ProjectLink] = field(default_factory=list)
+    latest_notice: dict[str, AmountNotice] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- verdicts
+_CANONICAL_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00")
+
+
+def canonical_datetime_ok(value: str) -> bool | None:
+    """The ``datetime_tz`` verdict of a value in the canonical form (UTC, milliseconds), else None.
+
+    Same answer as ``clean_datetime`` for that one shape (it parses it with
+    ``fromisoformat`` and checks the year), without its general parsing: the
+    clean datetimes of a hub are all in this shape and all different, so a
+    memo does not help them. Tested against the cleaner.
+    """
+    if len(value) != 29 or not _CANONICAL_DATETIME.fullmatch(value):
+        return None
+    try:
+        year = datetime.fromisoformat(value).year
+    except ValueError:
+        return False
+    return YEAR_RANGE[0] <= year <= YEAR_RANGE[1]
+
+
+class FormatVerdicts:
+    """``rule(value) -> ok`` with the dictionary's cleaners, memoised (dates and amounts repeat a lot)."""
+
+    def __init__(self, cleaners: Mapping[str, Callable[[object], Any]] = FORMAT_CLEANERS) -> None:
+        self.cleaners = cleaners
+        self.memo: dict[str, dict[object, bool]] = {}
+
+    def ok(self, rule: str, value: object) -> bool:
+        if rule == "datetime_tz" and type(value) is str and self.cleaners is FORMAT_CLEANERS:
+            fast = canonical_datetime_ok(value)
+            if fast is not None:
+                return fast
+        memo = self.memo.setdefault(rule, {})
+        key = value if isinstance(value, str | int | float) else repr(value)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        cleaner = self.cleaners.get(rule)
+        if cleaner is None:
+            raise KeyError(f"unknown format rule {rule!r}; known: {', '.join(self.cleaners)}")
+        cleaned, issue = cleaner(value)
+        verdict = issue is None and cleaned is not None
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[key] = verdict
+        return verdict
+
+
+def sample_keep(source_id: str, fraction: float) -> bool:
+    """Deterministic sampling: the same records are picked every day, so daily scores compare."""
+    return fraction >= 1.0 or zlib.crc32(source_id.encode("utf-8")) < fraction * 4_294_967_296
+
+
+def _flags(values: array) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    raw = np.frombuffer(values, dtype=np.int8) if len(values) else np.zeros(0, dtype=np.int8)
+    return pd.arrays.BooleanArray(raw == TRUE, raw == NA)
+
+
+def _categories(values: list[str | None]) -> Any:
+    import pandas as pd
+
+    return pd.Categorical(values)
+
+
+class Codes:
+    """A categorical column built row by row: 4 bytes per row, one string object per distinct value."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.codes = array("i")
+
+    def add(self, value: str | None) -> None:
+        if value is None:
+            self.codes.append(-1)
+            return
+        code = self.index.get(value)
+        if code is None:
+            code = self.index[value] = len(self.index)
+        self.codes.append(code)
+
+    def categorical(self) -> Any:
+        import numpy as np
+        import pandas as pd
+
+        codes = np.frombuffer(self.codes, dtype=np.int32) if len(self.codes) else np.zeros(0, dtype=np.int32)
+        return pd.Categorical.from_codes(codes, categories=list(self.index))
+
+
+# ---------------------------------------------------------------- entity frames
+class EntityRows:
+    """Accumulates the check columns of one entity, row by row (pure; no I/O)."""
+
+    def __init__(self, d: Dictionary, entity: str, checks: Sequence[Check],
+                 company_ids: set[str] | None = None, verdicts: FormatVerdicts | None = None) -> None:
+        self.d = d
+        self.entity = entity
+        self.checks = [c for c in checks if c.frame == entity]
+        self.company_ids = company_ids if company_ids is not None else set()
+        self.verdicts = verdicts or FormatVerdicts()
+        self.ids: list[str] = []
+        self.owners = Codes()
+        self.flag_cols: dict[str, array] = {}
+        self.value_cols: dict[str, Codes] = {}
+        self.key_cols: dict[str, list[str | None]] = {}
+        self._required: list[tuple[str, array]] = []
+        self._formats: list[tuple[str, str, array]] = []
+        self._values: list[tuple[str, Codes]] = []
+        self._keys: list[tuple[str, bool, list[str | None]]] = []
+        self._customer: array | None = None
+        self._deal_ids: list[str | None] | None = None
+        self._dup: tuple[list[str | None], list[str | None]] | None = None
+        fields = d.entity(entity).fields
+        for c in self.checks:
+            if c.kind == "required":
+                self._required.append((c.field or "", self._flag(c.column)))
+            elif c.kind == "format":
+                self._formats.append((c.field or "", c.rule or "", self._flag(c.column)))
+            elif c.kind == "value_map":
+                self._values.append((c.field or "", self._value(c.column)))
+            elif c.kind == "unique":
+                keys = self.key_cols.setdefault(c.column, [])
+                self._keys.append((c.field or "", fields[c.field or ""].format is None, keys))
+            elif c.kind == "customer_exists":
+                self._customer = self._flag(c.column)
+            elif c.kind == "deal_exists":
+                self._flag(c.column)  # filled by resolve_deals() once the pass is over
+                self._deal_ids = []
+            elif c.kind == "duplicate_customer":
+                self._dup = ([], [])
+
+    def _flag(self, column: str) -> array:
+        return self.flag_cols.setdefault(column, array("b"))
+
+    def _value(self, column: str) -> Codes:
+        return self.value_cols.setdefault(column, Codes())
+
+    def add(self, source_id: str, data_owner: str | None, payload: Mapping[str, Any]) -> None:
+        """One snapshot's payload (canonical record + ``_invalid``)."""
+        invalid = payload.get(INVALID_KEY) or {}
+        if not isinstance(invalid, Mapping):
+            invalid = {}
+        self.ids.append(source_id)
+        self.owners.add(data_owner or NO_OWNER)
+        for name, flags in self._required:
+            flags.append(TRUE if payload.get(name) is not None or name in invalid else NA)
+        for name, rule, flags in self._formats:
+            value = invalid[name] if name in invalid else payload.get(name)
+            if value is None:
+                flags.append(NA)
+            else:
+                flags.append(TRUE if self.verdicts.ok(rule, value) else FALSE)
+        for name, values in self._values:
+            value = invalid[name] if name in invalid else payload.get(name)
+            values.add(None if value is None else str(value))
+        row_keys: dict[str, str | None] = {}
+        for name, normalise, keys in self._keys:
+            value = payload.get(name)
+            key = None if value is None else (normalize_company_name(str(value)) if normalise else str(value))
+            keys.append(key)
+            row_keys[name] = key
+        if self._customer is not None:
+            customer = payload.get("customer_id")
+            self._customer.append(TRUE if customer is not None and str(customer) in self.company_ids else FALSE)
+        if self._deal_ids is not None:
+            deal = payload.get("deal_id")
+            self._deal_ids.append(None if deal is None else str(deal))
+        if self._dup is not None:
+            company_name, uscc = payload.get("name"), payload.get("uscc")
+            name_key = row_keys["name"] if "name" in row_keys else (
+                normalize_company_name(str(company_name)) if company_name is not None else None)
+            self._dup[0].append(name_key)  # the same string objects as the unique-name column
+            self._dup[1].append(row_keys["uscc"] if "uscc" in row_keys else (None if uscc is None else str(uscc)))
+
+    @property
+    def needs_deals(self) -> bool:
+        return self._deal_ids is not None
+
+    def referenced_deals(self) -> set[str]:
+        return {x for x in self._deal_ids or () if x is not None}
+
+    def resolve_deals(self, existing: set[str]) -> None:
+        """Fill the ``deal_exists`` column once the referenced deals have been looked up."""
+        if self._deal_ids is None:
+            return
+        column = next(c.column for c in self.checks if c.kind == "deal_exists")
+        flags = self.flag_cols[column]
+        for deal in self._deal_ids:
+            flags.append(NA if deal is None else (TRUE if deal in existing else FALSE))
+        self._deal_ids = None
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        data: dict[str, Any] = {
+            ID_COLUMN: pd.array(self.ids, dtype="string"),
+            OWNER_COLUMN: self.owners.categorical(),
+        }
+        for column, flags in self.flag_cols.items():
+            data[column] = _flags(flags)
+        for column, codes in self.value_cols.items():
+            data[column] = codes.categorical()
+        for column, keys in self.key_cols.items():
+            data[column] = pd.array(keys, dtype="string")
+        if self._dup is not None:
+            data["customer_key"] = pd.array(duplicate_clusters(self.ids, *self._dup), dtype="string")
+        return pd.DataFrame(data)
+
+
+def duplicate_clusters(ids: Sequence[str], names: Sequence[str | None], usccs: Sequence[str | None]) -> list[str]:
+    """Per record, the id of its customer cluster: records sharing a normalised name or a USCC are one customer.
+
+    Union-find over both keys, so a chain (A~B by name, B~C by credit code) is one cluster.
+    """
+    parent = list(range(len(ids)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for keys in (names, usccs):
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            j = first.setdefault(key, i)
+            if j != i:
+                a, b = root(i), root(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return [ids[root(i)] for i in range(len(ids))]
+
+
+def stream_payloads(conn: Connection, system: str, entity: str, batch: int) -> Iterator[list[tuple[str, str | None, Any]]]:
+    """(source id, data owner, payload JSON text) of the entity's live, non-archived snapshots, in batches.
+
+    The filters of ``store.iter_snapshots`` with only the three columns the
+    checks read, no ordering, and the payload left as text so that rows a
+    sample skips are never decoded: about 3x faster than full ``Snapshot``
+    rows at a million records. Server-side cursor on PostgreSQL (keep the
+    transaction open while iterating).
+    """
+    query = select(snapshot.c.source_id, snapshot.c.data_owner, cast(snapshot.c.payload, Text)).where(
+        snapshot.c.system == system, snapshot.c.entity == entity,
+        snapshot.c.deleted.is_(False), snapshot.c.archived.is_(False),
+    )
+    result = conn.execute(query.execution_options(yield_per=batch))
+    for part in result.partitions(batch):
+        yield [(r[0], r[1], r[2]) for r in part]
+
+
+def _decode(raw: Any) -> Mapping[str, Any]:
+    if isinstance(raw, Mapping):
+        return raw
+    try:
+        value = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _count(conn: Connection, system: str, entity: str, include_archived: bool) -> int:
+    query = select(func.count()).select_from(snapshot).where(
+        snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.deleted.is_(False)
+    )
+    if not include_archived:
+        query = query.where(snapshot.c.archived.is_(False))
+    return int(conn.execute(query).scalar_one())
+
+
+def existing_ids(conn: Connection, system: str, entity: str) -> set[str]:
+    """Ids of the entity's live snapshots (archived ones included: an archived customer still exists)."""
+    rows = conn.execute(
+        select(snapshot.c.source_id).where(
+            snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.deleted.is_(False)
+        )
+    )
+    return {r[0] for r in rows}
+
+
+def entity_frame(
+    conn: Connection,
+    d: Dictionary,
+    entity: str,
+    checks: Sequence[Check],
+    *,
+    company_ids: set[str] | None = None,
+    max_rows: int = 0,
+    batch: int = 5000,
+    facts: CrossFacts | None = None,
+    verdicts: FormatVerdicts | None = None,
+) -> Frame:
+    """Stream the entity's live, non-archived snapshots into its check frame.
+
+    ``max_rows`` > 0 keeps a deterministic sample of about that many rows
+    (every row is still read: the cross-system facts are never sampled).
+    """
+    started = time.perf_counter()
+    system = d.entity(entity).system
+    total = _count(conn, system, entity, include_archived=False)
+    fraction = 1.0 if max_rows <= 0 or total <= max_rows else max_rows / total
+    rows = EntityRows(d, entity, checks, company_ids=company_ids, verdicts=verdicts)
+    read = 0
+    needs_facts = facts is not None and entity in FACT_ENTITIES
+    for part in stream_payloads(conn, system, entity, batch):
+        for source_id, data_owner, raw in part:
+            read += 1
+            keep = fraction >= 1.0 or sample_keep(source_id, fraction)
+            if not keep and not needs_facts:
+                continue  # skipped by the sample: not even decoded
+            payload = _decode(raw)
+            if needs_facts and facts is not None:
+                collect_facts(facts, entity, source_id, data_owner, payload)
+            if keep:
+                rows.add(source_id, data_owner, payload)
+    if rows.needs_deals:
+        wanted = rows.referenced_deals()
+        deals = store.get_snapshots(conn, "crm", "deal", wanted) if wanted else {}
+        rows.resolve_deals({k for k, s in deals.items() if not s.deleted})
+    return Frame(entity, rows.frame(), total, read, time.perf_counter() - started, sampled=fraction < 1.0)
+
+
+def collect_facts(facts: CrossFacts, entity: str, source_id: str, data_owner: str | None,
+                  payload: Mapping[str, Any]) -> None:
+    """Remember what the CRM/OA consistency checks need from this record."""
+    if entity == "project_initiation":
+        facts.projects.append(ProjectLink(
+            instance_code=source_id,
+            deal_id=_text(payload.get("deal_id")),
+            contract_amount=_text(payload.get("contract_amount")),
+            status=_text(payload.get("approval_status")),
+            applicant=data_owner,
+        ))
+    elif entity == "contract_amount_notice":
+        deal = _text(payload.get("deal_id"))
+        status = _text(payload.get("approval_status"))
+        if deal is None or status in CLOSED_STATUSES:
+            return
+        notice = AmountNotice(deal, _text(payload.get("new_amount")), str(payload.get("created_at") or ""), status)
+        current = facts.latest_notice.get(deal)
+        if current is None or notice.created_at >= current.created_at:
+            facts.latest_notice[deal] = notice
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+# ---------------------------------------------------------------- cross frames
+def links_frame(conn: Connection) -> Frame:
+    """One row per 立项申请 ⇄ deal link (xref ``deal_project``): complete = both sides, and the deal exists."""
+    import pandas as pd
+
+    started = time.perf_counter()
+    links = store.links(conn, "deal_project")
+    deals = store.get_snapshots(conn, "crm", "deal", {lk.crm_id for lk in links if lk.crm_id})
+    projects = store.get_snapshots(conn, "oa", "project_initiation", {lk.oa_id for lk in links if lk.oa_id})
+    ids: list[str] = []
+    owners: list[str] = []
+    flags = array("b")
+    for lk in links:
+        deal = deals.get(lk.crm_id) if lk.crm_id else None
+        project = projects.get(lk.oa_id) if lk.oa_id else None
+        ids.append(lk.crm_id or lk.oa_id or f"xref:{lk.id}")
+        owner = (deal.data_owner if deal is not None else None) or (project.data_owner if project else None)
+        owners.append(owner or NO_OWNER)
+        complete = bool(lk.crm_id and lk.oa_id and deal is not None and not deal.deleted)
+        flags.append(TRUE if complete else FALSE)
+    data = pd.DataFrame({
+        ID_COLUMN: pd.array(ids, dtype="string"),
+        OWNER_COLUMN: _categories(list(owners)),
+        "link__complete": _flags(flags),
+    })
+    return Frame(LINKS_FRAME, data, len(links), len(links), time.perf_counter() - started)
+
+
+def _amount(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def amounts_frame(conn: Connection, facts: CrossFacts) -> Frame:
+    """One row per live 立项申请 ⇄ deal pair: does the CRM amount equal the OA amount?
+
+    The OA amount is the ``new_amount`` of the deal's latest live 合同金额变更通知
+    when there is one, else the 立项申请's own ``contract_amount``. Pairs come from
+    the 立项申请's deal id and from the ``deal_project`` xref links.
+    """
+    import pandas as pd
+
+    started = time.perf_counter()
+    projects = {p.instance_code: p for p in facts.projects}
+    pairs: dict[tuple[str, str], ProjectLink] = {}
+    for p in facts.projects:
+        if p.deal_id:
+            pairs[(p.deal_id, p.instance_code)] = p
+    for lk in store.links(conn, "deal_project"):
+        if lk.crm_id and lk.oa_id and lk.oa_id in projects:
+            pairs.setdefault((lk.crm_id, lk.oa_id), projects[lk.oa_id])
+    live = {key: p for key, p in pairs.items() if p.status not in CLOSED_STATUSES}
+    deals = store.get_snapshots(conn, "crm", "deal", {deal for deal, _ in live})
+    ids: list[str] = []
+    owners: list[str] = []
+    instances: list[str] = []
+    flags = array("b")
+    for (deal_id, code), p in sorted(live.items()):
+        deal = deals.get(deal_id)
+        if deal is None or deal.deleted:
+            continue  # a missing deal is the link checks' business
+        notice = facts.latest_notice.get(deal_id)
+        oa = _amount(notice.new_amount if notice is not None else p.contract_amount)
+        crm = _amount(_text(deal.payload.get("contract_amount")))
+        ids.append(deal_id)
+        instances.append(code)
+        owners.append(deal.data_owner or NO_OWNER)
+        flags.append(NA if oa is None or crm is None else (TRUE if oa == crm else FALSE))
+    data = pd.DataFrame({
+        ID_COLUMN: pd.array(ids, dtype="string"),
+        OWNER_COLUMN: _categories(list(owners)),
+        "instance_code": pd.array(instances, dtype="string"),
+        "contract_amount__matches": _flags(flags),
+    })
+    return Frame(AMOUNTS_FRAME, data, len(pairs), len(pairs), time.perf_counter() - started)
+
+
+def last_success(conn: Connection, kind: str) -> datetime | None:
+    """When the last successful run of ``kind`` finished (run_summary)."""
+    return conn.execute(
+        select(func.max(run_summary.c.finished_at)).where(
+            run_summary.c.kind == kind, run_summary.c.status == "success"
+        )
+    ).scalar()
+
+
+def sync_frame(conn: Connection, kinds: Iterable[str], now: datetime) -> tuple[Frame, dict[str, datetime | None]]:
+    """One row: minutes since the last successful run of each sync (``NEVER_MINUTES`` when none)."""
+    import pandas as pd
+
+    started = time.perf_counter()
+    last: dict[str, datetime | None] = {}
+    data: dict[str, Any] = {ID_COLUMN: pd.array(["sync"], dtype="string"), OWNER_COLUMN: [NO_OWNER]}
+    for kind in kinds:
+        at = last[kind] = last_success(conn, kind)
+        if at is not None:
+            at = _aware(at)
+        age = NEVER_MINUTES if at is None else max(0.0, (now - at).total_seconds() / 60)
+        data[f"{kind}__age_minutes"] = [round(age, 1)]
+    return Frame(SYNC_FRAME, pd.DataFrame(data), 1, 1, time.perf_counter() - started), last
+
+
+def _aware(at: datetime) -> datetime:
+    from datetime import UTC
+
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Open quarantine entries by reason, with the owners, departments and oldest examples."""
+
+    open_by_reason: dict[str, int]
+    owners: dict[str, dict[str, int]]  # reason -> {data_owner: count}
+    departments: dict[str, dict[str, int]]  # reason -> {department: count}
+    examples: dict[str, list[str]]  # reason -> source ids, oldest first
+
+
+def quarantine_backlog(conn: Connection, reasons: Iterable[str], examples: int) -> Backlog:
+    """The open backlog (``store.quarantine_backlog``) plus who holds it; examples only where there is a backlog."""
+    counts = store.quarantine_backlog(conn)
+    owners: dict[str, dict[str, int]] = {}
+    departments: dict[str, dict[str, int]] = {}
+    open_rows = quarantine.c.resolved_at.is_(None)
+    for reason, owner, n in conn.execute(
+        select(quarantine.c.reason_code, quarantine.c.data_owner, func.count())
+        .where(open_rows).group_by(quarantine.c.reason_code, quarantine.c.data_owner)
+    ):
+        owners.setdefault(reason, {})[owner or NO_OWNER] = int(n)
+    for reason, dept, n in conn.execute(
+        select(quarantine.c.reason_code, quarantine.c.department, func.count())
+        .where(open_rows).group_by(quarantine.c.reason_code, quarantine.c.department)
+    ):
+        departments.setdefault(reason, {})[dept or NO_OWNER] = int(n)
+    sample: dict[str, list[str]] = {}
+    for reason in counts:
+        rows = conn.execute(
+            select(quarantine.c.source_id).where(open_rows, quarantine.c.reason_code == reason)
+            .order_by(quarantine.c.first_seen_at, quarantine.c.id).limit(examples)
+        )
+        sample[reason] = [r[0] for r in rows]
+    opened = {reason: int(counts.get(reason, 0)) for reason in sorted({*reasons, *counts})}
+    return Backlog(opened, owners, departments, sample)
+
+
+def quarantine_frame(backlog: Backlog) -> Frame:
+    import pandas as pd
+
+    data: dict[str, Any] = {ID_COLUMN: pd.array(["quarantine"], dtype="string"), OWNER_COLUMN: [NO_OWNER]}
+    for reason, n in backlog.open_by_reason.items():
+        data[f"{reason}__open"] = [n]
+    total = sum(backlog.open_by_reason.values())
+    return Frame(QUARANTINE_FRAME, pd.DataFrame(data), total, total, 0.0)
