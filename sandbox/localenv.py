@@ -22,6 +22,13 @@ DATA_DIR = ROOT / "data"
 BIN = Path(sys.executable).parent
 
 
+# Pools that bound the concurrent API tasks of all DAGs (the tenant's quota).
+POOLS = [
+    ("crm_api", 4, "HubSpot API quota shared by all bridge DAGs"),
+    ("oa_api", 4, "Feishu API quota shared by all bridge DAGs"),
+]
+
+
 def airflow_env(
     connections: Mapping[str, str] | None = None,
     home: Path = AIRFLOW_HOME,
@@ -92,10 +99,13 @@ def prepare_home(env: Mapping[str, str], log_path: Path) -> bool:
     """Migrate the metadata database once per Airflow version. Returns True when it ran."""
     home = Path(env["AIRFLOW_HOME"])
     stamp = home / ".migrated"
-    want = _airflow_version()
+    want = f"{_airflow_version()}+pools"
     if stamp.exists() and stamp.read_text() == want and (home / "airflow.db").exists():
         return False
     airflow(["db", "migrate"], env, log_path)
+    # The API pools every bridge DAG shares (docs/connections.md).
+    for pool, slots, what in POOLS:
+        airflow(["pools", "set", pool, str(slots), what], env, log_path)
     stamp.write_text(want)
     return True
 

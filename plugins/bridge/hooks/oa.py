@@ -198,7 +198,7 @@ class OaHook(VendorHook):
         if not isinstance(code, str) or not code:
             raise BadResponseError("create answered without instance_code", system="oa", method="POST",
                                    path=INSTANCES)
-        self.vendor_log.info("oa: created instance %s of approval %s", code, approval_code)
+        self.vendor_log.debug("oa: created instance %s of approval %s", code, approval_code)
         return code
 
     def _existing_instance(self, approval_code: str, applicant: str, uuid: str, cause: ConflictError) -> str:

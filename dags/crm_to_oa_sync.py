@@ -1,0 +1,110 @@
+"""
+### CRM → OA incremental sync (`crm_to_oa_sync`)
+
+A deal that reaches a configured stage (`include/settings.yaml`
+`crm_to_oa.initiation_stages`, e.g. 合同签订/赢单) becomes a **立项申请** in the OA,
+filed in the name of its owner, within five minutes, exactly once; a later
+change of the contract amount sends a **合同金额变更通知** to finance. The OA
+instance code and project number are written back to the deal.
+
+| task | pool | what |
+|---|---|---|
+| `extract_stage` | `crm_api` | companies, contacts, deals changed since the hub watermark (minus a lookback) → snapshots, debounce queue, quarantine; watermark in the same transaction |
+| `load` | `oa_api` | due deals → 立项申请 / 合同金额变更通知 (deterministic Feishu `uuid`, intent saved first) → xref, audit → CRM write-back in batches of 100 |
+| `summarise` | – | run summary (read, unchanged, staged, debounced, written, quarantined, retried, API calls) stored in the hub and logged; picks the assets to publish |
+| `publish_*` | – | Asset events: `bridge://oa/project_initiation`, `bridge://oa/contract_amount_notice`, `bridge://crm/deal` (only when something was written) |
+
+**Timetable: `CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai")`.**
+A *trigger* timetable, not a data-interval one, because what a run reads is
+decided by the watermark in the hub, not by the run's logical dates: a run
+that was skipped, failed or cleared loses nothing, the next one reads from
+where the last committed page ended. Every minute, aligned on the wall-clock
+minute so operators can predict it. `max_active_runs=1` and `catchup=False`:
+a slow run delays the next one instead of racing it, and missed minutes are
+not replayed (there is nothing to replay). No CRM webhooks: they need a
+public endpoint and are lost when it is down; polling with a watermark and a
+lookback is complete by construction.
+
+**Latency (goal: p95 ≤ 5 min).** A change is seen by the next extract
+(≤ 60 s), is due when the record has been quiet for `debounce.quiet_seconds`
+(60 s) or at the latest `debounce.max_delay_seconds` (150 s) after it was
+first seen, and is sent by the first run after that (≤ 60 s) plus the run
+itself: ≤ 60 + 60 + 60 s for a single edit, ≤ 60 + 150 + 60 s + run time for
+a record edited without pause — under 5 minutes while a run takes < 30 s.
+Twelve edits inside the window give one OA write with the latest state; an
+edit of an unmapped property (notes) changes no content hash and gives none.
+
+Exactly once: a cleared task, a crash between the OA call and the hub commit,
+or a lost answer never creates a second instance (see `docs/sync_crm_to_oa.md`).
+Records that cannot be sent go to quarantine (`bridge quarantine list`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from airflow.sdk import Asset, CronTriggerTimetable, dag, task
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# Must match bridge.sync.crm_to_oa.ASSETS (checked by tests/sync); literal here so parsing imports nothing.
+ASSETS = {
+    "project_initiation": Asset("bridge://oa/project_initiation"),
+    "contract_amount_notice": Asset("bridge://oa/contract_amount_notice"),
+    "deal": Asset("bridge://crm/deal"),
+}
+
+default_args = {
+    "owner": "bridge",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "execution_timeout": timedelta(minutes=20),
+}
+
+
+@dag(
+    dag_id="crm_to_oa_sync",
+    schedule=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"),
+    start_date=datetime(2026, 1, 1, tzinfo=SHANGHAI),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=30),
+    default_args=default_args,
+    tags=["bridge", "sync", "crm", "oa"],
+    doc_md=__doc__,
+)
+def crm_to_oa_sync() -> None:
+    @task(pool="crm_api", multiple_outputs=False)
+    def extract_stage(**context: object) -> dict[str, object]:
+        from bridge.sync import runtime
+
+        return runtime.crm_to_oa_extract_stage(context)
+
+    @task(pool="oa_api", multiple_outputs=False)
+    def load(**context: object) -> dict[str, object]:
+        from bridge.sync import runtime
+
+        return runtime.crm_to_oa_load(context)
+
+    @task.branch(trigger_rule="all_done")
+    def summarise(**context: object) -> list[str]:
+        from bridge.sync import runtime
+
+        return runtime.crm_to_oa_summarise(context)
+
+    def publisher(name: str, asset: Asset):  # type: ignore[no-untyped-def]
+        @task(task_id=f"publish_{name}", outlets=[asset])
+        def publish() -> None:
+            """Emits the asset event (the branch skips this task when nothing was written)."""
+
+        return publish()
+
+    extracted = extract_stage()
+    loaded = load()
+    summary = summarise()
+    extracted >> loaded >> summary
+    for name, asset in ASSETS.items():
+        summary >> publisher(name, asset)
+
+
+crm_to_oa_sync_dag = crm_to_oa_sync()

@@ -1,0 +1,303 @@
+"""What the CRM → OA load does with one deal: pure decisions, no I/O.
+
+The load task reads the deal's snapshot, its company and primary contact, the
+xref state of its 立项申请 and the owner's OA user, then asks
+:func:`decide_deal`. The answer is one of: create the 立项申请, send a
+合同金额变更通知, record the amount a migrated link was created with, quarantine
+(with a Chinese message), or nothing. Keeping this pure makes the sync's
+state machine testable with hypothesis and keeps the I/O in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from bridge.dictionary import Dictionary, Problem
+from bridge.hub.store import Link
+from bridge.staging import PROBLEMS_KEY, canonical
+from bridge.sync.common import idempotency_uuid
+
+PROJECT_FORM = "project_initiation"
+NOTICE_FORM = "contract_amount_notice"
+PROJECT_LINK = "deal_project"
+NOTICE_LINK = "amount_notice"
+
+Action = Literal["create", "notice", "baseline", "probe_intent", "quarantine", "nothing"]
+
+
+@dataclass(frozen=True)
+class ProjectLink:
+    """What the hub knows about a deal's 立项申请 (the ``deal_project`` link).
+
+    ``instance_code`` is None while the create is only an intent: the uuid was
+    saved before the OA was called, and the outcome is not confirmed yet.
+    """
+
+    uuid: str | None
+    instance_code: str | None
+    amount_sent: str | None = None
+    notices: int = 0
+    project_no: str | None = None
+    abandoned: bool = False
+
+    @property
+    def confirmed(self) -> bool:
+        return self.instance_code is not None
+
+    @classmethod
+    def of(cls, link: Link | None) -> ProjectLink | None:
+        if link is None:
+            return None
+        state = link.state or {}
+        notices = state.get("notices", 0)
+        return cls(
+            uuid=link.oa_uuid,
+            instance_code=link.oa_id,
+            amount_sent=_text(state.get("amount_sent")),
+            notices=int(notices) if isinstance(notices, int) and not isinstance(notices, bool) else 0,
+            project_no=_text(state.get("project_no")),
+            abandoned=state.get("phase") == "abandoned",
+        )
+
+
+@dataclass(frozen=True)
+class NoticeIntent:
+    """A 合同金额变更通知 whose create was started but not confirmed (an ``amount_notice`` half link)."""
+
+    uuid: str
+    seq: int
+    old_amount: str
+    new_amount: str
+    changed_at: str | None = None
+
+    @classmethod
+    def of(cls, link: Link | None) -> NoticeIntent | None:
+        if link is None or link.oa_id is not None or not link.oa_uuid:
+            return None
+        state = link.state or {}
+        if state.get("phase") != "creating":
+            return None
+        try:
+            return cls(uuid=link.oa_uuid, seq=int(state["seq"]), old_amount=str(state["old_amount"]),
+                       new_amount=str(state["new_amount"]), changed_at=_text(state.get("changed_at")))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A CRM owner and the OA user they map to (``user_id`` None: no OA account)."""
+
+    owner_id: str
+    email: str | None
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    uuid: str | None = None
+    applicant: str | None = None
+    notice: dict[str, Any] = field(default_factory=dict)
+    problem: Problem | None = None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def amount(value: Any) -> Decimal | None:
+    """A canonical amount as a Decimal (None when empty or not a number)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _problem(code: str, field_name: str | None, message: str, department: str | None = "sales") -> Problem:
+    return Problem(code=code, entity="deal", field=field_name, message=message, department=department)
+
+
+def owner_not_in_oa(deal_id: str, owner: Owner | None, owner_id: str | None) -> Problem:
+    who = f"负责人（CRM 负责人编号 {owner_id or '空'}"
+    who += f"，邮箱 {owner.email}）" if owner is not None and owner.email else "，CRM 中没有邮箱）"
+    return _problem(
+        "owner_not_in_oa", "owner_id",
+        f"商机「{deal_id}」的{who}在 OA 中没有账号，无法以其名义提交立项申请。"
+        f"请 OA 管理员为其开通飞书账号（邮箱或手机号须与 CRM 一致）后执行 "
+        f"`bridge quarantine release` 释放此记录；或由销售主管在 CRM 中把商机转给在职负责人，保存后下次同步会自动重试。",
+    )
+
+
+def missing_customer(deal_id: str, company_id: str | None) -> Problem:
+    return _problem(
+        "missing_customer_link", "company_id",
+        f"商机「{deal_id}」关联的客户（CRM 客户编号 {company_id or '空'}）在 CRM 中读取不到（已删除或无权访问），"
+        f"立项申请无法填写客户信息。请销售在 CRM 中为商机关联正确的客户，保存后下次同步会自动重试。",
+    )
+
+
+def missing_form_value(dictionary: Dictionary, deal_id: str, form: str, source: str) -> Problem:
+    head, _, name = source.partition(".")
+    entity = dictionary.entities.get(head)
+    f = entity.fields.get(name) if entity is not None else None
+    label = f.label if f is not None else name
+    owner = f.owner if f is not None else "sales"
+    department = dictionary.departments.get(owner)
+    dept_label = department.label if department is not None else owner
+    what = {"company": "关联客户", "contact": "客户联系人", "deal": "商机"}.get(head, head)
+    return Problem(
+        code="missing_required", entity="deal", field=source,
+        message=(f"商机「{deal_id}」的{dictionary.form(form).label}缺少必填项：{what}的「{label}」（{source}）为空或"
+                 f"不可用。请{dept_label}在 CRM 中补全后执行 `bridge quarantine release` 释放此记录，"
+                 f"或修改商机后自动重试。"),
+        department=owner,
+    )
+
+
+def required_sources(dictionary: Dictionary, form: str) -> list[str]:
+    """``head.field`` sources of the form's required widgets (the widget says so, or the OA field is required)."""
+    f = dictionary.form(form)
+    entity = dictionary.entities.get(f.entity) if f.entity else None
+    required_widgets = {
+        fld.oa for fld in (entity.fields.values() if entity is not None else ()) if fld.required and fld.oa
+    }
+    return [w.source for w in f.widgets if w.source and (w.required or w.id in required_widgets)]
+
+
+def needed_deal_fields(dictionary: Dictionary) -> frozenset[str]:
+    """Deal fields the outbound forms need: an invalid format there blocks the deal."""
+    names: set[str] = set()
+    for form in (PROJECT_FORM, NOTICE_FORM):
+        for source in required_sources(dictionary, form):
+            head, _, name = source.partition(".")
+            if head == "deal":
+                names.add(name)
+    names.add("contract_amount")
+    return frozenset(names)
+
+
+def primary_contact(contacts: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The company's contact for the form: the oldest (lowest CRM id) with a usable mobile, else the oldest."""
+    def key(c: Mapping[str, Any]) -> tuple[int, int, str]:
+        cid = str(c.get("crm_id") or "")
+        return (0 if c.get("mobile") else 1, len(cid), cid)
+
+    ordered = sorted((canonical(dict(c)) for c in contacts), key=key)
+    return ordered[0] if ordered else None
+
+
+def _missing_required(
+    dictionary: Dictionary, deal_id: str, form: str, sources: Mapping[str, Mapping[str, Any] | None],
+) -> Problem | None:
+    for source in required_sources(dictionary, form):
+        head, _, name = source.partition(".")
+        record = sources.get(head)
+        if head == "notice":
+            continue
+        if record is None or record.get(name) in (None, ""):
+            return missing_form_value(dictionary, deal_id, form, source)
+    return None
+
+
+def decide_deal(
+    dictionary: Dictionary,
+    deal: Mapping[str, Any],
+    *,
+    company: Mapping[str, Any] | None,
+    project: ProjectLink | None,
+    notice_intent: NoticeIntent | None,
+    owner: Owner | None,
+    initiation_stages: Sequence[str] | frozenset[str],
+    today: str,
+) -> Decision:
+    """The one thing to do for a due deal (see the module docstring).
+
+    ``deal`` and ``company`` are snapshot payloads; ``today`` is the Beijing
+    date of the run (the notice's 变更日期).
+    """
+    record = canonical(dict(deal))
+    deal_id = str(record.get("crm_id") or "")
+    blocking = [c for c in (deal.get(PROBLEMS_KEY) or []) if c in ("missing_required", "unmapped_value",
+                                                                     "hostile_input")]
+
+    # A notice whose create was started and not confirmed is finished first, as it was.
+    if notice_intent is not None and project is not None and project.confirmed:
+        return Decision("notice", "resume_notice", uuid=notice_intent.uuid,
+                        notice={"seq": notice_intent.seq, "old_amount": notice_intent.old_amount,
+                                "new_amount": notice_intent.new_amount,
+                                "changed_at": notice_intent.changed_at or today})
+
+    if project is None or not project.confirmed:
+        qualifies = record.get("stage") in initiation_stages
+        if not qualifies:
+            if project is not None and project.uuid and not project.abandoned:
+                # A create was started while the deal qualified; did it reach the OA?
+                return Decision("probe_intent", "intent_without_stage", uuid=project.uuid)
+            return Decision("nothing", "not_initiation_stage")
+        if blocking:
+            return Decision("nothing", "blocked_by_problems")
+        if company is None:
+            return Decision("quarantine", "missing_customer_link",
+                            problem=missing_customer(deal_id, _text(record.get("company_id"))))
+        problem = _missing_required(dictionary, deal_id, PROJECT_FORM,
+                                    {"deal": record, "company": canonical(dict(company))})
+        if problem is not None:
+            return Decision("quarantine", "missing_required", problem=problem)
+        if owner is None or owner.user_id is None:
+            return Decision("quarantine", "owner_not_in_oa",
+                            problem=owner_not_in_oa(deal_id, owner, _text(record.get("owner_id"))))
+        uuid = project.uuid if project is not None and project.uuid else idempotency_uuid(
+            deal_id, PROJECT_FORM, dictionary.version)
+        return Decision("create", "initiation_stage", uuid=uuid, applicant=owner.user_id)
+
+    # Linked: tell finance when the contract amount moves (not for a project deleted in the OA).
+    if record.get("approval_status") == "DELETED":
+        return Decision("nothing", "project_deleted")
+    current = amount(record.get("contract_amount"))
+    if project.amount_sent is None:
+        return Decision("baseline", "link_without_amount") if current is not None else Decision(
+            "nothing", "no_amount")
+    sent = amount(project.amount_sent)
+    if current is None or blocking:
+        return Decision("nothing", "blocked_by_problems")
+    if sent is not None and current == sent:
+        return Decision("nothing", "amount_unchanged")
+    seq = project.notices + 1
+    new_amount = record.get("contract_amount")
+    return Decision(
+        "notice", "amount_changed",
+        uuid=idempotency_uuid(deal_id, NOTICE_FORM, dictionary.version, seq, new_amount),
+        notice={"seq": seq, "old_amount": project.amount_sent, "new_amount": new_amount, "changed_at": today},
+    )
+
+
+def project_stage(dictionary: Dictionary, deal_stage: Any) -> str | None:
+    """The OA project stage (立项/执行/结项 canonical value) a deal stage leads to, if any."""
+    if deal_stage is None:
+        return None
+    vmap = dictionary.value_maps.get("project_stage")
+    return vmap.derive("deal_stage", str(deal_stage)) if vmap is not None else None
+
+
+def writeback_record(
+    dictionary: Dictionary, deal: Mapping[str, Any], instance_code: str, project_no: str | None,
+    approval_status: str | None,
+) -> dict[str, Any]:
+    """The OA-owned deal fields the bridge writes back to the CRM (canonical names)."""
+    record: dict[str, Any] = {"crm_id": deal.get("crm_id"), "oa_instance_code": instance_code}
+    if project_no:
+        record["project_no"] = project_no
+    if approval_status:
+        record["approval_status"] = approval_status
+    stage = project_stage(dictionary, deal.get("stage"))
+    if stage:
+        record["project_stage"] = stage
+    return record

@@ -1,0 +1,63 @@
+"""What the sync DAG tasks call: Airflow context in, small dicts (counts) out.
+
+The DAG files stay thin: each task is one call here. This module resolves
+what comes from Airflow at run time (Connections through the hooks, the
+``bridge_hub`` Connection, the run context) and hands plain arguments to the
+engine functions of :mod:`bridge.sync.crm_to_oa`, which tests call directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.context import RunContext
+from bridge.sync import common, crm_to_oa
+
+log = logging.getLogger("bridge.sync")
+
+PUBLISH_TASKS = {name: f"publish_{name}" for name in crm_to_oa.ASSETS}
+
+
+def _ctx(context: Mapping[str, Any]) -> RunContext:
+    return RunContext.from_airflow(context)
+
+
+def crm_to_oa_extract_stage(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Task ``extract_stage`` of ``crm_to_oa_sync``."""
+    from bridge.hooks.crm import CrmHook
+
+    cfg = crm_to_oa.CrmToOaSettings.from_settings()
+    crm = CrmHook()
+    try:
+        tally = crm_to_oa.extract_stage(crm, common.hub(), _ctx(context), cfg, datetime.now(UTC))
+    finally:
+        crm.close()
+    return tally.as_dict()
+
+
+def crm_to_oa_load(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Task ``load`` of ``crm_to_oa_sync``."""
+    from bridge.hooks.crm import CrmHook
+    from bridge.hooks.oa import OaHook
+
+    cfg = crm_to_oa.CrmToOaSettings.from_settings()
+    crm, oa = CrmHook(), OaHook()
+    try:
+        tally = crm_to_oa.load(crm, oa, common.hub(), _ctx(context), cfg, datetime.now(UTC))
+    finally:
+        crm.close()
+        oa.close()
+    return tally.as_dict()
+
+
+def crm_to_oa_summarise(context: Mapping[str, Any], started_at: datetime | None = None) -> list[str]:
+    """Task ``summarise``: store and log the run summary; return the publish tasks of updated assets."""
+    ti = context.get("ti")
+    parts: dict[str, Any] = {}
+    for task_id in ("extract_stage", "load"):
+        parts[task_id] = ti.xcom_pull(task_ids=task_id) if ti is not None else None
+    summary = crm_to_oa.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC), started_at=started_at)
+    return [PUBLISH_TASKS[name] for name in summary["updated"]]

@@ -1,0 +1,191 @@
+"""The demo around ``crm_to_oa_sync``: sales people work in the CRM, deals become 立项申请 in the OA.
+
+``before``: a few deals reach 合同签订 (contractsent), one of them edited 12
+times in a row, notes-only edits on others, a signed deal of the owner who
+left the company (no OA account) and an edit of a deal stuck in an unmapped
+legacy stage. ``after``: what arrived in the OA (instances, project numbers),
+what was written back to the CRM, what is in quarantine and why; then the
+amount of a linked deal changes and one more sync cycle (the same engine the
+DAG's tasks call) sends the 合同金额变更通知 to finance.
+
+The demo runs with ``BRIDGE__DEBOUNCE__QUIET_SECONDS=0``: a change is due as
+soon as it is extracted, so ``max_delay_seconds`` never binds (due = min(last
+seen + 0, first seen + 150 s) = last seen). The 12 edits still give one OA
+write because they all land before the run's extract, as they would inside a
+real 60 s quiet window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+FORMER_OWNER = "70000999"
+CHOSEN = "crm_to_oa_demo.json"
+
+
+def _deals(sims: Any) -> list[dict[str, Any]]:
+    page = sims.crm.admin("GET", "/_sim/objects/deals?limit=10000")
+    return sorted(page["results"], key=lambda d: int(d["id"]))
+
+
+def _act(sims: Any, object_id: str, props: Any, times: int = 1) -> None:
+    sims.crm.admin("POST", "/_sim/act/update", {"object_type": "deals", "id": int(object_id),
+                                                 "properties": props, "times": times})
+
+
+def _clean_negotiation(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for deal in deals:
+        props = deal["properties"]
+        try:
+            amount = float(props.get("amount") or "")
+        except ValueError:
+            continue
+        if (props.get("dealstage") == "decisionmakerboughtin" and amount > 0
+                and props.get("hubspot_owner_id") not in (None, "", FORMER_OWNER) and not props.get("oa_instance_code")):
+            out.append(deal)
+    return out
+
+
+def before(sims: Any, demo_dir: Path) -> list[str]:
+    deals = _deals(sims)
+    ready = _clean_negotiation(deals)
+    signed, busy, noted = ready[:3], ready[3], ready[4:9]
+    for deal in signed:
+        _act(sims, deal["id"], {"dealstage": "contractsent"})
+    amount = float(busy["properties"]["amount"])
+    edits = [{"amount": f"{amount + 1000 * n:.2f}"} for n in range(1, 12)] + [{"dealstage": "contractsent"}]
+    _act(sims, busy["id"], edits, times=12)
+    for deal in noted:
+        _act(sims, deal["id"], [{"description": f"客户沟通记录 第{n}条"} for n in range(1, 4)], times=3)
+    assoc = sims.crm.admin("POST", "/_sim/act/create", {
+        "object_type": "deals",
+        "properties": {"dealname": "离职销售遗留的合同项目", "dealstage": "contractsent", "amount": "88000.00",
+                       "pipeline": "default", "closedate": "2026-12-31T00:00:00.000Z",
+                       "hubspot_owner_id": FORMER_OWNER},
+        "associations": {"companies": _company_of(sims, signed[0]["id"])},
+    })
+    legacy = next((d for d in deals if d["properties"].get("dealstage") == "legacy_stage_7"), None)
+    if legacy is not None:
+        _act(sims, legacy["id"], {"closedate": "2027-01-31T00:00:00.000Z"})
+    chosen = {"signed": [d["id"] for d in signed], "busy": busy["id"], "noted": [d["id"] for d in noted],
+              "former": str(assoc["id"]), "legacy": legacy["id"] if legacy else None}
+    (demo_dir / CHOSEN).write_text(json.dumps(chosen), encoding="utf-8")
+    lines = [
+        f"CRM: {len(signed)} deals moved to 合同签订 ({', '.join(d['properties']['dealname'] for d in signed)})",
+        f"CRM: deal {busy['id']} edited 12 times in a row (amount ×11, then 合同签订)",
+        f"CRM: {len(noted)} deals got notes-only edits (description), 3 each",
+        f"CRM: a signed deal {assoc['id']} owned by the sales person who left (no OA account)",
+    ]
+    if legacy is not None:
+        lines.append(f"CRM: deal {legacy['id']} in the unmapped legacy stage legacy_stage_7 was edited")
+    return lines
+
+
+def _company_of(sims: Any, deal_id: str) -> list[str]:
+    from bridge.hooks.crm import CrmHook
+
+    with _connections(sims):
+        hook = CrmHook()
+        try:
+            return hook.read_associations("deals", "companies", [deal_id]).get(deal_id, [])
+        finally:
+            hook.close()
+
+
+@contextlib.contextmanager
+def _connections(sims: Any) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in sims.connection_env()}
+    os.environ.update(sims.connection_env())
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _instances(sims: Any, form: str) -> list[dict[str, Any]]:
+    page = sims.oa.admin("GET", f"/_sim/instances?approval={form}&origin=api&limit=1000")
+    items = page["items"]
+    for item in items:
+        item["widgets"] = {w["id"]: w.get("value") for w in json.loads(item["form"])}
+    return items
+
+
+def after(sims: Any, demo_dir: Path) -> list[str]:
+    from bridge.hub import engine, store
+
+    chosen = json.loads((demo_dir / CHOSEN).read_text(encoding="utf-8"))
+    created = _instances(sims, "project_initiation")
+    by_deal = {i["widgets"].get("deal_id"): i for i in created}
+    lines = [f"OA: {len(created)} 立项申请 created by the bridge"]
+    for deal_id in [*chosen["signed"], chosen["busy"]]:
+        inst = by_deal.get(deal_id)
+        if inst is None:
+            lines.append(f"OA: deal {deal_id}: no 立项申请 (unexpected)")
+            continue
+        crm = _deal_props(sims, deal_id)
+        lines.append(f"OA: 立项申请 {inst['serial_number']} 「{inst['widgets'].get('project_name')}」 "
+                     f"applicant {inst['user_id']} amount ¥{inst['widgets'].get('contract_amount'):,.2f}; "
+                     f"CRM write-back 项目编号 {crm.get('oa_project_no')} 状态 {crm.get('oa_approval_status')}")
+    busy = sum(1 for i in created if i["widgets"].get("deal_id") == chosen["busy"])
+    noted = sum(1 for i in created if i["widgets"].get("deal_id") in chosen["noted"])
+    lines.append(f"OA writes for the deal edited 12 times: {busy}; for the notes-only edits: {noted}")
+    hub = engine.get_engine(f"sqlite:///{demo_dir / 'hub.sqlite'}")
+    with hub.connect() as conn:
+        held = store.list_quarantine(conn, direction="crm_to_oa", limit=20)
+    for entry in held:
+        if entry.source_id in (chosen["former"], chosen["legacy"]):
+            lines.append(f"quarantine #{entry.id}: deal {entry.source_id} {entry.reason_code} — {entry.message[:90]}…")
+    lines += _amount_change(sims, demo_dir, chosen["signed"][0])
+    return lines
+
+
+def _deal_props(sims: Any, deal_id: str) -> dict[str, Any]:
+    page = sims.crm.admin("GET", f"/_sim/objects/deals?after={int(deal_id) - 1}&limit=2")
+    return next((d["properties"] for d in page["results"] if d["id"] == deal_id), {})
+
+
+def _amount_change(sims: Any, demo_dir: Path, deal_id: str) -> list[str]:
+    """Finance changes the contract amount of a linked deal; the next sync cycle sends the notice."""
+    from bridge.context import RunContext
+    from bridge.hooks.crm import CrmHook
+    from bridge.hooks.oa import OaHook
+    from bridge.hub import engine
+    from bridge.sync import crm_to_oa
+
+    old = float(_deal_props(sims, deal_id).get("amount") or 0)
+    new = old + 50_000
+    _act(sims, deal_id, {"amount": f"{new:.2f}"})
+    cfg = crm_to_oa.CrmToOaSettings.from_settings({**_settings(), "debounce": {"quiet_seconds": 0}})
+    with _connections(sims):
+        crm, oa = CrmHook(), OaHook()
+        try:
+            crm_to_oa.run_cycle(crm, oa, engine.ensure_schema(f"sqlite:///{demo_dir / 'hub.sqlite'}"),
+                                RunContext.local(principal="bridge-service", dag_id="crm_to_oa_sync"), cfg,
+                                datetime.now(UTC))
+        finally:
+            crm.close()
+            oa.close()
+    notices = [n for n in _instances(sims, "contract_amount_notice") if n["widgets"].get("deal_id") == deal_id]
+    lines = [f"CRM: contract amount of linked deal {deal_id} changed ¥{old:,.0f} → ¥{new:,.0f}; next sync cycle:"]
+    for n in notices:
+        w = n["widgets"]
+        lines.append(f"OA: 合同金额变更通知 for 项目 {w.get('project_no')}: ¥{w.get('old_amount'):,.2f} → "
+                     f"¥{w.get('new_amount'):,.2f}, filed by {n['user_id']} (finance audience)")
+    return lines
+
+
+def _settings() -> dict[str, Any]:
+    from bridge import settings
+
+    return settings.load()
