@@ -9,6 +9,8 @@ same way, so the data-health suites and the report read one shape:
   offending source value as text (invalid format, unmapped enum value), so a
   data owner can see *what* is wrong — the sync never sends these values on;
 * ``payload["_problems"]`` lists the problem codes of the record;
+* ``payload["_merged_into"]`` (history migration only) names the customer a
+  duplicate was merged into;
 * ``content_hash`` is ``Dictionary.content_hash`` of the canonical record
   (fields owned by the record's own system; see include/dictionary.yaml);
 * ``source_modified_ms`` and ``data_owner`` come from the dictionary's
@@ -24,6 +26,8 @@ from bridge.hub.store import SnapshotRow
 
 INVALID_KEY = "_invalid"
 PROBLEMS_KEY = "_problems"
+# Set by the history migration on a customer merged into another (the id kept).
+MERGED_KEY = "_merged_into"
 
 
 def snapshot_payload(result: MappingResult) -> dict[str, Any]:
@@ -39,7 +43,7 @@ def snapshot_payload(result: MappingResult) -> dict[str, Any]:
 
 def canonical(payload: dict[str, Any]) -> dict[str, Any]:
     """A snapshot payload without the staging keys (what forms and reports use)."""
-    return {k: v for k, v in payload.items() if k not in (INVALID_KEY, PROBLEMS_KEY)}
+    return {k: v for k, v in payload.items() if k not in (INVALID_KEY, PROBLEMS_KEY, MERGED_KEY)}
 
 
 def snapshot_row(dictionary: Dictionary, entity: str, result: MappingResult,

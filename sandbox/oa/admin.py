@@ -137,6 +137,7 @@ def admin_router(state: SimState) -> APIRouter:
                 oa_instances=int(body.get("oa_instances", 300)),
                 now_ms=int(body["now_ms"]) if body.get("now_ms") is not None else state.now_ms(),
                 history_days=int(body.get("history_days", 730)),
+                dirty_share=float(body.get("dirty_share", 0.05)),
             )
         except (TypeError, ValueError) as exc:
             raise HTTPException(400, f"bad seed parameters: {exc}") from exc

@@ -55,7 +55,7 @@ PAGES = {  # nav entry → (url_route, heading of the embedded page)
     "历史迁移": ("bridge-migration", "历史迁移"),
 }
 DAG_PARSE_WAIT = 90  # s for the dag-processor to list a DAG file's DAG
-RUN_WAIT = {"history_migration": 150, "daily_report": 120}
+RUN_WAIT = {"history_migration": 300, "daily_report": 120}
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 

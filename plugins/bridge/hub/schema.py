@@ -114,7 +114,8 @@ snapshot = Table(
 #   deal_project     CRM deal id       ⇄ OA 立项申请 instance code
 #   amount_notice    CRM deal id       ⇄ OA 合同金额变更通知 instance code
 #   activity         CRM note/meeting  ⇄ OA expense/travel/visit instance code
-#   company_customer CRM company id    ⇄ OA customer reference (migration)
+#   deal_writeback   CRM deal id       (state only: what oa_to_crm last wrote on the deal)
+#   company_customer CRM company id    ⇄ OA expense/trip/visit instance code (its customer link)
 # state holds what was last sent (e.g. the notified amount, the status written
 # back) so a rerun can tell "already done" from "to do".
 xref = Table(

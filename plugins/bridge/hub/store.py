@@ -1323,6 +1323,22 @@ def links_for_crm_ids(conn: Connection, link_type: str, crm_ids: Iterable[str]) 
     return found
 
 
+def links_for_oa_ids(conn: Connection, link_type: str, oa_ids: Iterable[str]) -> dict[str, list[Link]]:
+    """Links of ``link_type`` per OA id, most recently updated first; ids without links are absent."""
+    ids = list(dict.fromkeys(str(i) for i in oa_ids))
+    found: dict[str, list[Link]] = {}
+    for chunk in _chunks(ids, BATCH):
+        rows = conn.execute(
+            select(xref)
+            .where(xref.c.link_type == link_type, xref.c.oa_id.in_(chunk))
+            .order_by(xref.c.updated_at.desc(), xref.c.id.desc())
+        )
+        for row in rows:
+            link = _link(row)
+            found.setdefault(str(link.oa_id), []).append(link)
+    return found
+
+
 def links_with_state(conn: Connection, link_type: str, key: str, value: str, limit: int = BATCH) -> list[Link]:
     """Links whose ``state[key]`` is the string ``value`` (e.g. write-backs still to do), oldest first."""
     query = (

@@ -44,7 +44,7 @@ class CheckOutcome:
         return max(0.0, 1.0 - self.failed / self.evaluated)
 
 
-def _masks(data: Any, check: Check) -> tuple[Any, Any]:
+def failing_masks(data: Any, check: Check) -> tuple[Any, Any]:
     """(evaluated, failing) boolean masks with the expectation's semantics."""
     col = data[check.column]
     present = col.notna()
@@ -88,7 +88,7 @@ def balanced_ids(ids: list[str], owners: list[str], kept: int) -> list[str]:
 
 def row_outcome(data: Any, check: Check, verdict: Verdict, kept: int) -> CheckOutcome:
     """The outcome of a row-level check from its frame and GX verdict."""
-    evaluated_mask, failing_mask = _masks(data, check)
+    evaluated_mask, failing_mask = failing_masks(data, check)
     owners = data[OWNER_COLUMN].astype("string").fillna("-")
     failed_rows = data.loc[failing_mask, [ID_COLUMN]].assign(_owner=owners[failing_mask])
     failed = len(failed_rows)

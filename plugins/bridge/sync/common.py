@@ -231,6 +231,47 @@ def store_run_summary(
     return run_pk
 
 
+def summarise_run(
+    hub: Engine,
+    ctx: RunContext,
+    kind: str,
+    parts: Mapping[str, Mapping[str, Any] | None],
+    now: datetime,
+    asset_counters: Mapping[str, str],
+    *,
+    started_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Store and log a sync run's summary from its tasks' tallies (None: that task failed).
+
+    Returns ``{status, counts, api_calls, updated}``; ``updated`` names the
+    assets whose counter in ``asset_counters`` is positive (what to publish).
+    """
+    counts: Counter[str] = Counter()
+    watermarks: dict[str, int] = {}
+    failed = [name for name, part in parts.items() if part is None]
+    for part in parts.values():
+        tally = Tally.from_dict(part)
+        counts.update(tally.counts)
+        watermarks.update(tally.watermarks)
+    calls = merge_api_calls(*(Tally.from_dict(part).api_calls for part in parts.values()))
+    status = "failed" if failed else "success"
+    message = f"failed tasks: {', '.join(failed)}" if failed else None
+    stored: dict[str, Any] = dict(counts)
+    stored["api_calls"] = sum(sum(c.values()) for c in calls.values())
+    with hub.begin() as conn:
+        store_run_summary(conn, ctx, kind, status, {**stored, "api_calls_by_endpoint": calls},
+                          watermarks=watermarks, message=message, started_at=started_at, now=now)
+    log.info("%s status=%s", summary_line(kind, counts, calls), status)
+    updated = [name for name, counter in asset_counters.items() if counts.get(counter, 0) > 0]
+    return {"status": status, "counts": dict(counts), "api_calls": calls, "updated": updated}
+
+
+# ---------------------------------------------------------------- xref
+
+
+links_for_oa_ids = store.links_for_oa_ids  # re-exported: the syncs import it from here
+
+
 # ---------------------------------------------------------------- quarantine
 
 

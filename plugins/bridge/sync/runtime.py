@@ -61,3 +61,59 @@ def crm_to_oa_summarise(context: Mapping[str, Any], started_at: datetime | None 
         parts[task_id] = ti.xcom_pull(task_ids=task_id) if ti is not None else None
     summary = crm_to_oa.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC), started_at=started_at)
     return [PUBLISH_TASKS[name] for name in summary["updated"]]
+
+
+# ---------------------------------------------------------------- oa_to_crm_sync
+
+O2C_PUBLISH_TASKS = {name: f"publish_{name}" for name in ("deal", "notes", "meetings")}
+
+
+def _backfill_days(context: Mapping[str, Any]) -> float:
+    """The run's ``backfill_days`` Param (0 on scheduled runs); a bad value is refused with its name."""
+    params = context.get("params") or {}
+    raw = params.get("backfill_days", 0) if isinstance(params, Mapping) else 0
+    if raw in (None, ""):
+        return 0.0
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
+        raise ValueError(f"oa_to_crm_sync: the Param backfill_days must be a number of days ≥ 0, not {raw!r}")
+    return float(raw)
+
+
+def oa_to_crm_discover(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Task ``discover`` of ``oa_to_crm_sync``."""
+    from bridge.hooks.oa import OaHook
+    from bridge.sync import oa_to_crm
+
+    cfg = oa_to_crm.OaToCrmSettings.from_settings()
+    oa = OaHook()
+    try:
+        tally = oa_to_crm.discover(oa, common.hub(), _ctx(context), cfg, datetime.now(UTC),
+                                   backfill_days=_backfill_days(context))
+    finally:
+        oa.close()
+    return tally.as_dict()
+
+
+def oa_to_crm_load(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Task ``load`` of ``oa_to_crm_sync``."""
+    from bridge.hooks.crm import CrmHook
+    from bridge.sync import oa_to_crm
+
+    cfg = oa_to_crm.OaToCrmSettings.from_settings()
+    crm = CrmHook()
+    try:
+        tally = oa_to_crm.load(crm, common.hub(), _ctx(context), cfg, datetime.now(UTC))
+    finally:
+        crm.close()
+    return tally.as_dict()
+
+
+def oa_to_crm_summarise(context: Mapping[str, Any], started_at: datetime | None = None) -> list[str]:
+    """Task ``summarise``: store and log the run summary; return the publish tasks of updated assets."""
+    from bridge.sync import oa_to_crm
+
+    ti = context.get("ti")
+    parts = {task_id: (ti.xcom_pull(task_ids=task_id) if ti is not None else None)
+             for task_id in ("discover", "load")}
+    summary = oa_to_crm.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC), started_at=started_at)
+    return [O2C_PUBLISH_TASKS[name] for name in summary["updated"]]

@@ -1,0 +1,230 @@
+"""The history migration's parameters: what the Airflow Params form asks and how it is checked.
+
+The DAG builds its Params form from :data:`PARAM_SPECS` (Chinese titles and
+help text for IT staff); :meth:`MigrationParams.from_mapping` checks a run's
+values and resolves the date range into epoch milliseconds once, at plan time,
+so a cleared or resumed run reads exactly the range it planned.
+
+Ranges: CRM records by their last modification time (``hs_lastmodifieddate``,
+what HubSpot search pages by), OA instances by their creation time (what
+Feishu lists by). Dates are business dates in Asia/Shanghai; ``date_to`` is
+inclusive and never later than the moment the run is planned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+# Asia/Shanghai (no DST since 1991); the same as bridge.dictionary.formats.SHANGHAI, kept local so that the
+# DAG file can import the Params specs at parse time without loading the dictionary package.
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+CRM_ENTITIES = ("company", "contact", "deal")
+OA_ENTITIES = ("project_initiation", "expense_claim", "travel_request", "visit_plan")
+ENTITIES = (*CRM_ENTITIES, *OA_ENTITIES)
+ENTITY_LABELS = {
+    "company": "客户（CRM）",
+    "contact": "联系人（CRM）",
+    "deal": "商机（CRM）",
+    "project_initiation": "立项申请（OA）",
+    "expense_claim": "费用报销（OA）",
+    "travel_request": "差旅申请（OA）",
+    "visit_plan": "客户拜访计划（OA）",
+}
+# Feishu approval v4 cannot be older than this; an empty date_from starts the OA here.
+OA_EARLIEST = date(2018, 1, 1)
+DEFAULT_CHUNK_SIZE = 10_000
+MIN_CHUNK_SIZE = 20
+MAX_CHUNK_SIZE = 200_000
+
+# What the Airflow Params form shows (dags/history_migration.py turns these into Param objects).
+PARAM_SPECS: dict[str, dict[str, Any]] = {
+    "entities": {
+        "default": list(ENTITIES),
+        "type": "array",
+        "title": "迁移哪些数据",
+        "description": "勾选要迁移的 CRM 对象和 OA 表单。客户会先去重（统一社会信用代码、规范化名称）；"
+                       "OA 表单会关联到 CRM 的商机（立项申请）或客户（报销、差旅、拜访）。",
+        "examples": list(ENTITIES),
+        "values_display": ENTITY_LABELS,
+    },
+    "date_from": {
+        "default": None,
+        "type": ["null", "string"],
+        "format": "date",
+        "title": "起始日期",
+        "description": "只迁移此日期（北京时间，含当天）之后的数据：CRM 按最后修改时间，OA 按提交时间。"
+                       f"留空 = 不限（OA 从 {OA_EARLIEST.isoformat()} 起）。",
+    },
+    "date_to": {
+        "default": None,
+        "type": ["null", "string"],
+        "format": "date",
+        "title": "截止日期",
+        "description": "只迁移到此日期（北京时间，含当天）为止的数据。留空 = 到本次运行开始的时刻。"
+                       "运行期间新产生的修改由日常同步处理。",
+    },
+    "archive_before": {
+        "default": None,
+        "type": ["null", "string"],
+        "format": "date",
+        "title": "归档截止日期",
+        "description": "最后修改时间早于此日期的记录视为已归档：保留在源系统中作为备份，只在中枢库中登记并标记为归档，"
+                       "不做校验、关联和回写。留空 = 不归档。",
+    },
+    "chunk_size": {
+        "default": DEFAULT_CHUNK_SIZE,
+        "type": "integer",
+        "minimum": MIN_CHUNK_SIZE,
+        "maximum": MAX_CHUNK_SIZE,
+        "title": "每批记录数",
+        "description": "每个迁移批次（一个并行任务）大约处理多少条记录。批次是断点续跑的单位：失败或被清除的运行"
+                       "从最后一个完成的批次之后继续。内存占用与此无关（记录按页流式处理）。",
+    },
+    "dry_run": {
+        "default": False,
+        "type": "boolean",
+        "title": "试运行（只检查，不写入）",
+        "description": "打开后照常读取、清洗、去重、校验和关联，并生成完整报告，但不写入任何数据："
+                       "不回写 CRM，不改动中枢库的快照、关联和隔离区。建议正式迁移前先试运行一次。",
+    },
+}
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class ParamsError(ValueError):
+    """A parameter value the migration cannot use; the message (Chinese) says which and what to enter."""
+
+
+def _date(raw: Any, name: str) -> date | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, datetime):
+        return raw.astimezone(SHANGHAI).date() if raw.tzinfo else raw.date()
+    if isinstance(raw, date):
+        return raw
+    text = str(raw).strip()[:10]
+    if not _DATE.match(text):
+        raise ParamsError(f"参数「{PARAM_SPECS[name]['title']}」（{name}）应为日期，如 2025-01-31，收到 {str(raw)[:40]!r}。")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ParamsError(f"参数「{PARAM_SPECS[name]['title']}」（{name}）不是有效日期：{text}。") from None
+
+
+def day_start_ms(day: date) -> int:
+    """Epoch ms of midnight Asia/Shanghai at the start of ``day``."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).timestamp() * 1000)
+
+
+def ms_to_iso(ms: int) -> str:
+    """A range bound for people: Asia/Shanghai time, to the second."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class MigrationParams:
+    """One run's checked parameters, with the date range resolved to epoch milliseconds.
+
+    ``crm_from_ms``/``to_ms`` bound modification times (``[from, to)``);
+    ``oa_from_ms``/``to_ms`` creation times; ``archive_before_ms`` is None when
+    nothing is archived.
+    """
+
+    entities: tuple[str, ...]
+    date_from: str | None
+    date_to: str | None
+    archive_before: str | None
+    chunk_size: int
+    dry_run: bool
+    crm_from_ms: int
+    oa_from_ms: int
+    to_ms: int
+    archive_before_ms: int | None
+
+    @property
+    def crm_entities(self) -> list[str]:
+        return [e for e in CRM_ENTITIES if e in self.entities]
+
+    @property
+    def oa_entities(self) -> list[str]:
+        return [e for e in OA_ENTITIES if e in self.entities]
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``migration_run.params`` stores (JSON); :meth:`from_stored` reads it back."""
+        data = asdict(self)
+        data["entities"] = list(self.entities)
+        return data
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> MigrationParams:
+        return cls(
+            entities=tuple(data["entities"]), date_from=data.get("date_from"), date_to=data.get("date_to"),
+            archive_before=data.get("archive_before"), chunk_size=int(data["chunk_size"]),
+            dry_run=bool(data["dry_run"]), crm_from_ms=int(data["crm_from_ms"]), oa_from_ms=int(data["oa_from_ms"]),
+            to_ms=int(data["to_ms"]),
+            archive_before_ms=None if data.get("archive_before_ms") is None else int(data["archive_before_ms"]),
+        )
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], now: datetime) -> MigrationParams:
+        """Check the Params form's values (or a run's conf) and resolve the range at ``now``."""
+        entities_raw = raw.get("entities", PARAM_SPECS["entities"]["default"])
+        if isinstance(entities_raw, str):
+            entities_raw = [e.strip() for e in entities_raw.replace("，", ",").split(",") if e.strip()]
+        if not isinstance(entities_raw, list | tuple) or not entities_raw:
+            raise ParamsError("参数「迁移哪些数据」（entities）至少要选一项：" + "、".join(ENTITY_LABELS.values()) + "。")
+        unknown = [str(e) for e in entities_raw if e not in ENTITIES]
+        if unknown:
+            raise ParamsError(f"参数「迁移哪些数据」（entities）中有未知的项 {', '.join(unknown)}；可选："
+                              + "、".join(f"{k}（{v}）" for k, v in ENTITY_LABELS.items()) + "。")
+        entities = tuple(e for e in ENTITIES if e in entities_raw)
+        date_from = _date(raw.get("date_from"), "date_from")
+        date_to = _date(raw.get("date_to"), "date_to")
+        archive = _date(raw.get("archive_before"), "archive_before")
+        if date_from and date_to and date_from > date_to:
+            raise ParamsError(f"起始日期 {date_from} 晚于截止日期 {date_to}：请改正日期范围。")
+        size_raw = raw.get("chunk_size", DEFAULT_CHUNK_SIZE)
+        if isinstance(size_raw, bool) or not isinstance(size_raw, int | str):
+            raise ParamsError(f"参数「每批记录数」（chunk_size）应为整数，收到 {size_raw!r}。")
+        try:
+            size = int(size_raw)
+        except ValueError:
+            raise ParamsError(f"参数「每批记录数」（chunk_size）应为整数，收到 {size_raw!r}。") from None
+        if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:
+            raise ParamsError(f"参数「每批记录数」（chunk_size）应在 {MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE} 之间，收到 {size}。")
+        dry = raw.get("dry_run", False)
+        if not isinstance(dry, bool):
+            dry = str(dry).strip().lower() in ("true", "1", "yes", "是")
+        now_ms = int(now.timestamp() * 1000)
+        to_ms = now_ms if date_to is None else min(now_ms, day_start_ms(date_to + timedelta(days=1)))
+        crm_from = day_start_ms(date_from) if date_from else 0
+        oa_from = day_start_ms(date_from) if date_from else day_start_ms(OA_EARLIEST)
+        return cls(
+            entities=entities,
+            date_from=date_from.isoformat() if date_from else None,
+            date_to=date_to.isoformat() if date_to else None,
+            archive_before=archive.isoformat() if archive else None,
+            chunk_size=size,
+            dry_run=bool(dry),
+            crm_from_ms=crm_from,
+            oa_from_ms=oa_from,
+            to_ms=to_ms,
+            archive_before_ms=day_start_ms(archive) if archive else None,
+        )
+
+
+def safe_run_dir_name(run_id: str) -> str:
+    """A folder name for a run id (Airflow run ids hold ``:`` and ``+``): safe characters only, bounded."""
+    import hashlib
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", run_id).strip("._") or "run"
+    if len(name) > 120 or name != run_id:
+        digest = hashlib.sha1(run_id.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+        name = f"{name[:110]}-{digest}"
+    return name

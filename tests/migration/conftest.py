@@ -1,0 +1,197 @@
+"""Fixtures of the history-migration tests: both simulators (rate limits off), a fresh hub per test.
+
+``mig`` gives a test a seeded world in the two simulators (``World`` with the
+same parameters on both sides, so OA forms point at real CRM ids), a migrated
+SQLite hub of its own, an isolated data folder, hooks pointed at the
+simulators through the Airflow Connection variables, and helpers to run a
+migration (the DAG's steps, in one process) and to read what it left.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from bridge.context import RunContext
+from bridge.hooks._retry import RetryPolicy
+from bridge.hooks.crm import CrmHook
+from bridge.hooks.oa import OaHook
+from bridge.hub import engine as hub_engine
+from bridge.hub import store
+from bridge.hub.schema import audit_log, merge_record, quarantine, snapshot, xref
+from bridge.migration import steps
+from sandbox import launcher
+from sandbox.common.world import World
+
+FAST_RETRY = RetryPolicy(max_attempts=4, max_total_wait=10, backoff_base=0.05, backoff_max=0.3)
+
+
+@pytest.fixture(scope="session")
+def mig_sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.Simulators]:
+    with launcher.simulators(tmp_path_factory.mktemp("mig_sims"), max_lifetime=3600,
+                             crm_args=["--rate-limits", "off"], oa_args=["--rate-limits", "off"]) as sims:
+        yield sims
+
+
+@pytest.fixture(scope="session")
+def mig_hub_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mig_hub") / "hub.sqlite"
+    url = f"sqlite:///{path}"
+    hub_engine.upgrade(url)
+    hub_engine.get_engine(url).dispose()
+    return path
+
+
+@dataclass
+class Mig:
+    """One test's world: simulators, hub, data folder, hooks; helpers to run and to look."""
+
+    sims: launcher.Simulators
+    hub: Engine
+    hub_url: str
+    data_dir: Path
+    world: World | None = None
+    oa_world: World | None = None  # the OA simulator seeds with the default dirty share (its seed takes none)
+    hooks: list[Any] = field(default_factory=list)
+
+    # ------------------------------------------------------------ world
+    def seed(self, **kw: Any) -> World:
+        """The same ``World`` in both simulators (replacing what they held)."""
+        params = {"seed": 11, "companies": 60, "contacts_per_company": 2, "deals": 150, "oa_instances": 160,
+                  "dirty_share": 0.3, "now_ms": int(time.time() * 1000) - 60_000, **kw}
+        self.sims.crm.admin("POST", "/_sim/seed", {k: params[k] for k in (
+            "seed", "companies", "contacts_per_company", "deals", "dirty_share", "now_ms")})
+        self._wait_crm()
+        self.sims.oa.admin("POST", "/_sim/seed", {k: params[k] for k in (
+            "seed", "oa_instances", "companies", "deals", "now_ms")})
+        self.world = World(seed=params["seed"], companies=params["companies"],
+                           contacts_per_company=params["contacts_per_company"], deals=params["deals"],
+                           oa_instances=params["oa_instances"], dirty_share=params["dirty_share"],
+                           now_ms=params["now_ms"])
+        self.oa_world = World(seed=params["seed"], companies=params["companies"], deals=params["deals"],
+                              oa_instances=params["oa_instances"], now_ms=params["now_ms"])
+        return self.world
+
+    def _wait_crm(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            health = self.sims.crm.admin("GET", "/_sim/health")
+            if isinstance(health, dict) and health.get("status") == "ok":
+                return
+            time.sleep(0.05)
+        raise AssertionError("the CRM simulator is still seeding")
+
+    def empty(self) -> None:
+        """Empty CRM portal and OA (users kept): for tests that create their own records."""
+        self.sims.crm.admin("POST", "/_sim/reset", {})
+        self.sims.oa.admin("POST", "/_sim/reset", {})
+
+    def create(self, object_type: str, properties: Mapping[str, str],
+               associations: Mapping[str, list[str]] | None = None) -> str:
+        body: dict[str, Any] = {"object_type": object_type, "properties": dict(properties)}
+        if associations:
+            body["associations"] = dict(associations)
+        created = self.sims.crm.admin("POST", "/_sim/act/create", body)
+        assert isinstance(created, dict)
+        return str(created["id"])
+
+    def submit(self, form: str, user_id: str, widgets: Mapping[str, Any], start_ms: int | None = None) -> str:
+        body: dict[str, Any] = {"approval": form, "user_id": user_id,
+                                "form": [{"id": k, "value": v} for k, v in widgets.items()]}
+        if start_ms is not None:
+            body["start_time"] = start_ms
+        detail = self.sims.oa.admin("POST", "/_sim/act/submit", body)
+        assert isinstance(detail, dict)
+        return str(detail["instance_code"])
+
+    # ------------------------------------------------------------ running
+    def crm(self) -> CrmHook:
+        hook = CrmHook(retry_policy=FAST_RETRY)
+        self.hooks.append(hook)
+        return hook
+
+    def oa(self) -> OaHook:
+        hook = OaHook(retry_policy=FAST_RETRY)
+        self.hooks.append(hook)
+        return hook
+
+    def migration(self, run_id: str) -> steps.Migration:
+        ctx = RunContext(dag_id="history_migration", run_id=run_id, task_id="test", try_number=1,
+                         principal="bridge-test")
+        return steps.Migration.create(run_id, ctx, hub=self.hub, data_dir=self.data_dir)
+
+    def run(self, run_id: str, **params: Any) -> dict[str, Any]:
+        """A whole migration; the range starts with the world's history (an OA plan costs one query per
+        30 days and form: from the 2018 default that is ~430 calls, a few seconds a run)."""
+        if "date_from" not in params and self.world is not None:
+            start = datetime.fromtimestamp(self.world.now_ms / 1000, tz=UTC) - timedelta(days=800)
+            params["date_from"] = start.date().isoformat()
+        return steps.run_all(self.migration(run_id), params, self.crm(), self.oa())
+
+    # ------------------------------------------------------------ looking
+    def count(self, table: Any, *where: Any) -> int:
+        with self.hub.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
+
+    def table_sizes(self) -> dict[str, int]:
+        return {t.name: self.count(t) for t in (snapshot, xref, quarantine, merge_record, audit_log)}
+
+    def snapshot(self, system: str, entity: str, source_id: str) -> store.Snapshot | None:
+        with self.hub.connect() as conn:
+            return store.get_snapshot(conn, system, entity, source_id)
+
+    def open_entry(self, entity: str, source_id: str) -> store.QuarantineEntry | None:
+        with self.hub.connect() as conn:
+            return store.open_quarantine(conn, "migration", entity, source_id)
+
+    def merges(self) -> list[dict[str, Any]]:
+        with self.hub.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(merge_record).order_by(merge_record.c.merged_id))]
+
+    def links(self, link_type: str) -> list[store.Link]:
+        with self.hub.connect() as conn:
+            return store.links(conn, link_type)
+
+    def crm_properties(self, object_type: str, object_id: str) -> dict[str, Any]:
+        page = self.sims.crm.admin("GET", f"/_sim/objects/{object_type}?after={int(object_id) - 1}&limit=2")
+        assert isinstance(page, dict)
+        found = [r for r in page["results"] if str(r["id"]) == str(object_id)]
+        assert found, f"no {object_type} {object_id}"
+        return dict(found[0]["properties"])
+
+    def crm_writes(self) -> int:
+        stats = self.sims.crm.admin("GET", "/_sim/stats")
+        assert isinstance(stats, dict)
+        writes = stats.get("writes") or {}
+        total = 0
+        for per_type in writes.values():
+            if isinstance(per_type, dict):
+                total += sum(v for v in per_type.values() if isinstance(v, int))
+        return total
+
+
+@pytest.fixture
+def mig(mig_sims: launcher.Simulators, mig_hub_template: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Mig]:
+    for key, value in mig_sims.connection_env().items():
+        monkeypatch.setenv(key, value)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(data_dir))
+    target = tmp_path / "hub.sqlite"
+    shutil.copyfile(mig_hub_template, target)
+    url = f"sqlite:///{target}"
+    monkeypatch.setenv("BRIDGE_HUB_URL", url)  # what tasks (Airflow context in) resolve the hub to
+    world = Mig(sims=mig_sims, hub=hub_engine.ensure_schema(url), hub_url=url, data_dir=data_dir)
+    yield world
+    for hook in world.hooks:
+        hook.close()
+    hub_engine.get_engine(url).dispose()
