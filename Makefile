@@ -37,7 +37,7 @@ test: install
 	@scripts/system-deps.sh fonts browser compose
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -m "not slow and not scaleout" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow and not scaleout" -n 2 --dist loadscope $(PYTEST_ARGS)
 
 airflow: install
 	@scripts/system-deps.sh fonts

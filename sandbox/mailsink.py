@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from email.parser import BytesParser
@@ -36,6 +37,7 @@ class _SaveHandler:
 
 def start(folder: Path, port: int = 0) -> Controller:
     """Start in this process (tests); returns the controller (``.port``, ``.stop()``)."""
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     from sandbox.launcher import free_port
 
     controller = Controller(_SaveHandler(folder), hostname="127.0.0.1", port=port or free_port())

@@ -10,7 +10,7 @@ set -uo pipefail
 want=()
 for group in "$@"; do
   case "$group" in
-    fonts)   fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || want+=(fonts-noto-cjk) ;;
+    fonts)   fc-list 2>/dev/null | grep -i "Noto Sans CJK" >/dev/null || want+=(fonts-noto-cjk) ;;
     browser) [ -x /usr/bin/chromium ] || want+=(chromium chromium-driver) ;;
     compose) command -v docker-compose >/dev/null 2>&1 || want+=(docker-compose) ;;
     *) echo "system-deps: unknown group $group" >&2; exit 2 ;;
