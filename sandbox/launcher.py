@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,6 +109,28 @@ class SimProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=grace)
+
+
+def oa_instances(oa: SimProcess, form: str, origin: str | None = None) -> list[dict[str, Any]]:
+    """Every instance of one OA form from the OA simulator's admin listing, its form parsed into ``widgets``
+    (widget id → value). ``origin``: ``api`` (filed through the API: the bridge), ``admin`` (people), None (all)."""
+    import urllib.parse
+
+    out: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        query: dict[str, object] = {"approval": form, "offset": offset, "limit": 1000}
+        if origin:
+            query["origin"] = origin
+        page = oa.admin("GET", f"/_sim/instances?{urllib.parse.urlencode(query)}")
+        if not isinstance(page, dict):
+            raise RuntimeError(f"OA simulator: unexpected instance listing {page!r:.200}")
+        for item in page["items"]:
+            item["widgets"] = {w["id"]: w.get("value") for w in json.loads(item["form"])}
+            out.append(item)
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return out
 
 
 @dataclass

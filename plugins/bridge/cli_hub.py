@@ -139,9 +139,24 @@ def _status(entry: store.QuarantineEntry) -> str:
     return RESOLUTION_LABELS.get(entry.resolution or "", entry.resolution or "已结案")
 
 
+def _scrubbed(value: Any) -> Any:
+    """Free text may hold a mobile number or an e-mail address someone typed in: masked, as on the UI pages
+    (the policy's masks only know fields by name)."""
+    from bridge.ui.display import scrub_personal
+
+    if isinstance(value, str):
+        return scrub_personal(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
 def _entry_summary(entry: store.QuarantineEntry) -> dict[str, Any]:
     data = asdict(entry)
     data.pop("payload", None)  # values are shown by `show`, masked
+    data["message"] = _scrubbed(entry.message)
     data["status"] = "open" if entry.is_open else entry.resolution
     return data
 
@@ -182,7 +197,7 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
             f"#{e.id}  [{_status(e)}]  {DIRECTION_LABELS.get(e.direction, e.direction)}  "
             f"{e.entity} {e.source_id}  原因：{_reason(e.reason_code)}{field}{dept}{owner}"
         )
-        print(f"    最近出现 {_local_time(e.last_seen_at)}（北京时间），共 {e.attempts} 次；{e.message}")
+        print(f"    最近出现 {_local_time(e.last_seen_at)}（北京时间），共 {e.attempts} 次；{_scrubbed(e.message)}")
     if total > args.offset + len(entries):
         print(
             f"还有 {total - args.offset - len(entries)} 条：加 --offset {args.offset + len(entries)} 查看下一页。"
@@ -200,7 +215,7 @@ def cmd_quarantine_show(args: argparse.Namespace) -> int:
     problem: str | None = None
     if entry.payload is not None:
         try:
-            masked_payload = dict(policy_loader().mask_all(entry.entity, entry.payload))
+            masked_payload = _scrubbed(dict(policy_loader().mask_all(entry.entity, entry.payload)))
         except Exception as exc:  # fail closed: never print an unmasked record
             problem = f"{type(exc).__name__}: {exc}"
     if args.json:
@@ -214,7 +229,7 @@ def cmd_quarantine_show(args: argparse.Namespace) -> int:
     print(f"  方向：{DIRECTION_LABELS.get(entry.direction, entry.direction)}（来源系统 {entry.system}）")
     print(f"  对象：{entry.entity}  记录 ID：{entry.source_id}")
     print(f"  原因：{_reason(entry.reason_code)}" + (f"  字段：{entry.field}" if entry.field else ""))
-    print(f"  说明：{entry.message}")
+    print(f"  说明：{_scrubbed(entry.message)}")
     if entry.department or entry.data_owner:
         print(f"  数据责任：部门 {entry.department or '-'}，责任人 {entry.data_owner or '-'}")
     print(

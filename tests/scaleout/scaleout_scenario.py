@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -47,7 +46,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from sandbox.launcher import Simulators
+from sandbox.launcher import Simulators, oa_instances
 
 SEED = 20261126
 FORMER_OWNER = "70000999"  # 离职销售: no OA account
@@ -251,18 +250,7 @@ PHASES: list[Phase] = [None, phase_initial, phase_changes, None]
 
 def instances(sims: Simulators, form: str, origin: str = "api") -> list[dict[str, Any]]:
     """The OA instances of one form filed by the bridge (``api``) or by people (``admin``), form parsed."""
-    out: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        query = urllib.parse.urlencode({"approval": form, "origin": origin, "offset": offset, "limit": 1000})
-        page = sims.oa.admin("GET", f"/_sim/instances?{query}")
-        assert isinstance(page, dict)
-        for item in page["items"]:
-            item["widgets"] = {w["id"]: w.get("value") for w in json.loads(item["form"])}
-            out.append(item)
-        offset += len(page["items"])
-        if not page["items"] or offset >= page["total"]:
-            return out
+    return oa_instances(sims.oa, form, origin)
 
 
 def code_names(sims: Simulators) -> dict[str, str]:

@@ -10,9 +10,7 @@ arithmetic is tested without sleeping.
 
 from __future__ import annotations
 
-import json
 import shutil
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -157,18 +155,7 @@ class C2O:
 
     def instances(self, form: str = "project_initiation") -> list[dict[str, Any]]:
         """The OA instances the bridge created (origin api) of one form, with the form parsed."""
-        out: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            query = urllib.parse.urlencode({"approval": form, "origin": "api", "offset": offset, "limit": 1000})
-            page = self.sims.oa.admin("GET", f"/_sim/instances?{query}")
-            assert isinstance(page, dict)
-            for item in page["items"]:
-                item["widgets"] = {w["id"]: w.get("value") for w in json.loads(item["form"])}
-                out.append(item)
-            offset += len(page["items"])
-            if not page["items"] or offset >= page["total"]:
-                return out
+        return launcher.oa_instances(self.sims.oa, form, "api")
 
     def instances_of(self, deal_id: str, form: str = "project_initiation") -> list[dict[str, Any]]:
         return [i for i in self.instances(form) if i["widgets"].get("deal_id") == deal_id]

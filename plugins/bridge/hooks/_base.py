@@ -67,6 +67,17 @@ def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:
         yield list(items[start:start + size])
 
 
+def _tls_verify(conn_id: str, value: Any) -> bool | str:
+    """The Connection's ``verify``: on, or the path of a CA bundle. Turning TLS verification off is refused."""
+    if value is True or (isinstance(value, str) and value.strip().lower() == "true"):
+        return True
+    if isinstance(value, str) and value.strip() and value.strip().lower() not in ("false", "0", "no", "off"):
+        return value
+    raise ValueError(f"Connection {conn_id!r}: extra 'verify' = {value!r} would turn TLS verification off, which "
+                     f"the bridge does not allow; leave it out, or give the path of a CA bundle (e.g. a company "
+                     f"proxy's) (docs/connections.md)")
+
+
 def _float(extra: dict[str, Any], key: str, default: float) -> float:
     try:
         value = float(extra.get(key, default))
@@ -143,7 +154,7 @@ class VendorHook(HttpHook):
             self.base_url = base_url
             session = self.get_conn()
             if "verify" in extra:
-                session.verify = extra["verify"]
+                session.verify = _tls_verify(self.conn_id, extra["verify"])
             auth = self._build_auth(conn, extra, base_url)
             read_default = _float(extra, "timeout", DEFAULT_READ_TIMEOUT)
             timeout = self._timeout_arg or (_float(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),

@@ -53,6 +53,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_BODY_SECONDS = 120.0
+BODY_TOO_LARGE = "body_too_large"  # BadResponseError.code of an answer refused for its size
 _READ_CHUNK = 1 << 20
 NOT_JSON = object()
 
@@ -261,7 +262,8 @@ class ApiClient:
         if declared.isdigit() and int(declared) > cap:
             resp.close()
             raise BadResponseError(f"answer of {int(declared)} bytes refused: over the {cap}-byte cap",
-                                   system=self.system, status=resp.status_code, method=method, path=path)
+                                   system=self.system, status=resp.status_code, code=BODY_TOO_LARGE,
+                                   method=method, path=path)
         chunks: list[bytes] = []
         size = 0
         deadline = time.monotonic() + self.max_body_seconds
@@ -275,7 +277,8 @@ class ApiClient:
                 if size > cap:
                     resp.close()
                     raise BadResponseError(f"answer refused after {size} bytes: over the {cap}-byte cap",
-                                           system=self.system, status=resp.status_code, method=method, path=path)
+                                           system=self.system, status=resp.status_code, code=BODY_TOO_LARGE,
+                                           method=method, path=path)
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     resp.close()

@@ -31,7 +31,7 @@ from typing import Any
 from bridge.hooks import ui
 from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth, Token, TokenCache, credentials_key
 from bridge.hooks._base import VendorHook, chunked, mask, to_ms
-from bridge.hooks._http import VendorProtocol, error_by_status, retry_after_seconds
+from bridge.hooks._http import BODY_TOO_LARGE, VendorProtocol, error_by_status, retry_after_seconds
 from bridge.hooks.errors import (
     AmbiguousWriteError,
     AuthError,
@@ -304,8 +304,17 @@ class CrmHook(VendorHook):
         cur.query_first_ts = cur.query_last_ts = None
         cur.query_last_id = None
         while True:
-            body = query if offset == 0 else {**query, "after": str(offset - 1)}
-            raw_ids, records, has_next = self._search_page(object_type, body, stamp, lo, hi, after_id)
+            body = {**query, "limit": size} if offset == 0 else {**query, "limit": size, "after": str(offset - 1)}
+            try:
+                raw_ids, records, has_next = self._search_page(object_type, body, stamp, lo, hi, after_id)
+            except BadResponseError as exc:
+                if exc.code != BODY_TOO_LARGE or size <= 2:
+                    raise
+                # Records with very large values: the same page in smaller pieces, not a sync stuck on it.
+                size = max(2, size // 2)
+                self.vendor_log.warning("crm search %s: a page is over the answer size cap; reading %d records "
+                                        "per page", object_type, size)
+                continue
             if offset:
                 if not raw_ids or raw_ids[0] != expected:
                     cur.moved = True

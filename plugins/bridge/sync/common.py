@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -374,6 +375,42 @@ def audit_event(
 def write_audit(conn: Connection, ctx: RunContext, events: Sequence[audit.AuditEvent]) -> list[int]:
     """Append the events in one chain update (nothing when empty)."""
     return audit.record_many(conn, ctx, list(events)) if events else []
+
+
+# ---------------------------------------------------------------- one writer per direction
+
+# A load holds its direction's lease while it writes; a load that finds it taken leaves its due changes to
+# the holder. As long as the load tasks' execution_timeout: a holder that died (SIGKILL) frees it by then,
+# and Airflow's retry of the same task instance (same holder) takes it over at once.
+LOAD_LEASE_TTL_SECONDS = 1200.0
+
+
+@contextmanager
+def _load_lease(hub: Engine, direction: str, ctx: RunContext, now: datetime) -> Iterator[store.Lease | None]:
+    """Yields None when this run holds the direction's lease (released at the end), else the other holder's."""
+    name, holder = f"sync.{direction}.load", f"{ctx.dag_id}/{ctx.run_id}/{ctx.task_id}"
+    with hub.begin() as conn:
+        taken = store.acquire_lease(conn, name, holder, LOAD_LEASE_TTL_SECONDS, now=now)
+        other = None if taken else store.get_lease(conn, name)
+    try:
+        yield other
+    finally:
+        if taken:
+            with hub.begin() as conn:
+                store.release_lease(conn, name, holder)
+
+
+def exclusive_load(hub: Engine, direction: str, ctx: RunContext, now: datetime, work: Callable[[], Tally]) -> Tally:
+    """Run ``work`` (a direction's load) holding the direction's lease, so that loads of one direction never
+    overlap (a manual run overlapping the scheduled one, a zombie task). A load that finds the lease taken
+    writes nothing and leaves the due changes to the holder: its tally says ``skipped_other_load``."""
+    with _load_lease(hub, direction, ctx, now) as other:
+        if other is None:
+            return work()
+    log.warning("%s load: another run (%s) is loading; its due changes are left to it", direction, other.holder)
+    tally = Tally()
+    tally.add("skipped_other_load")
+    return tally
 
 
 # ---------------------------------------------------------------- hub

@@ -62,6 +62,7 @@ from bridge.sync.common import (
     blocking_problems,
     calls_since,
     calls_snapshot,
+    exclusive_load,
     number,
     quarantine_problem,
     resolve_fixed,
@@ -478,15 +479,28 @@ def load(
 
     Raises :class:`SyncIncomplete` after committing what it did when a vendor
     stayed unavailable through the hook's retries: the rest waits in the queue.
+    One load writes at a time: a run that finds another one loading leaves the
+    due changes to it (``skipped_other_load``).
     """
     d, p = _tools(dictionary, policy)
     cfg.check(d)
+    return exclusive_load(hub, CRM_TO_OA, ctx, now, lambda: _load(crm, oa, hub, ctx, cfg, now, d, p, checkpoint))
+
+
+def _load(crm: CrmHook, oa: OaHook, hub: Engine, ctx: RunContext, cfg: CrmToOaSettings, now: datetime,
+          d: Dictionary, p: Policy, checkpoint: Checkpoint | None) -> Tally:
     tally = Tally()
     calls_before = calls_snapshot(crm=crm, oa=oa)
     stopped: VendorError | None = None
     try:
         stopped = _send_due(crm, oa, hub, ctx, cfg, now, d, p, tally, checkpoint)
-        _write_back(crm, hub, ctx, cfg, now, d, p, tally, checkpoint)
+        try:
+            _write_back(crm, hub, ctx, cfg, now, d, p, tally, checkpoint)
+        except VendorError as exc:  # the CRM stayed unavailable: the links keep writeback pending
+            log.warning("crm_to_oa: write-back stopped, the CRM is unavailable (%s %s %s); next run resumes it",
+                        type(exc).__name__, exc.status, exc.code)
+            tally.add("writebacks_deferred")
+            stopped = stopped or exc
     finally:
         tally.api_calls = calls_since(calls_before, crm=crm, oa=oa)
     with hub.connect() as conn:

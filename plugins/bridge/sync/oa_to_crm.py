@@ -52,7 +52,8 @@ import bridge.dictionary
 from bridge import audit, permissions
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary, Problem, formats
-from bridge.hooks.errors import NotFoundError, VendorError
+from bridge.hooks._http import BODY_TOO_LARGE
+from bridge.hooks.errors import BadResponseError, NotFoundError, VendorError
 from bridge.hub import store
 from bridge.hub.schema import snapshot
 from bridge.hub.store import PendingChange, PendingKey
@@ -69,6 +70,7 @@ from bridge.sync.common import (
     audit_event,
     calls_since,
     calls_snapshot,
+    exclusive_load,
     links_for_oa_ids,
     number,
     quarantine_problem,
@@ -460,6 +462,7 @@ def _read_and_stage(
     todo = list(queue[:budget])
     for start in range(0, len(todo), READ_CHUNK):
         details: dict[str, list[dict[str, Any]]] = {}
+        unreadable: list[tuple[str, str, VendorError]] = []
         stop: VendorError | None = None
         for form, code in todo[start:start + READ_CHUNK]:
             try:
@@ -468,16 +471,32 @@ def _read_and_stage(
                 tally.add("read_not_found")
                 read.add(code)
                 continue
+            except BadResponseError as exc:
+                if exc.code != BODY_TOO_LARGE:
+                    stop = exc
+                    break
+                # This instance, not the OA, is the problem: quarantined, so it cannot stop the others.
+                unreadable.append((form, code, exc))
+                read.add(code)
+                continue
             except VendorError as exc:
                 stop = exc
                 break
             read.add(code)
             details.setdefault(form, []).append(detail)
         tally.add("read", sum(len(v) for v in details.values()))
-        if details:
+        if details or unreadable:
             with hub.begin() as conn:
                 for form, items in details.items():
                     _stage(conn, ctx, d, cfg, now, form, items, forced, tally)
+                for bad_form, bad_code, refusal in unreadable:
+                    quarantine_problem(conn, ctx, OA_TO_CRM, "oa", bad_form, bad_code, Problem(
+                        code="hostile_input", entity=bad_form, field=None,
+                        message=(f"OA 审批实例 {bad_code} 的详情无法读取：{refusal.message}。请在 OA 中检查该审批的表单内容"
+                                 f"（是否粘贴了超大的文本或附件），修正后执行 `bridge quarantine release <编号>`。")),
+                        None, None, dictionary_version=d.version, now=now)
+                    tally.add("quarantined")
+                    tally.add("quarantined_hostile_input")
             _checkpoint(checkpoint, "instances_staged")
         if stop is not None:
             return stop
@@ -659,9 +678,16 @@ def load(
 
     Raises :class:`SyncIncomplete` after committing what it did when the CRM stayed
     unavailable through the hook's retries: the rest is deferred in the queue.
+    One load writes at a time: a run that finds another one loading leaves the
+    due changes to it (``skipped_other_load``).
     """
     d, p = _tools(dictionary, policy)
     cfg.check(d)
+    return exclusive_load(hub, OA_TO_CRM, ctx, now, lambda: _load(crm, hub, ctx, cfg, now, d, p, checkpoint))
+
+
+def _load(crm: CrmHook, hub: Engine, ctx: RunContext, cfg: OaToCrmSettings, now: datetime, d: Dictionary,
+          p: Policy, checkpoint: Checkpoint | None) -> Tally:
     tally = Tally()
     before = calls_snapshot(crm=crm)
     with hub.connect() as conn:

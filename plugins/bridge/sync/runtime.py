@@ -60,7 +60,19 @@ def crm_to_oa_summarise(context: Mapping[str, Any], started_at: datetime | None 
     for task_id in ("extract_stage", "load"):
         parts[task_id] = ti.xcom_pull(task_ids=task_id) if ti is not None else None
     summary = crm_to_oa.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC), started_at=started_at)
+    _fail_if_a_task_failed(parts)
     return [PUBLISH_TASKS[name] for name in summary["updated"]]
+
+
+def _fail_if_a_task_failed(parts: Mapping[str, Any]) -> None:
+    """The run summary is stored; now make the DAG run red. ``summarise`` runs ``all_done`` and its publish
+    branches are the DAG's leaves: if it succeeded, a run whose extract or load failed would end green."""
+    failed = [task_id for task_id, part in parts.items() if part is None]
+    if failed:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"task(s) {', '.join(failed)} failed: the run summary is stored in the hub; "
+                                   f"see their logs (nothing is lost: the next run resumes from the hub)")
 
 
 # ---------------------------------------------------------------- oa_to_crm_sync
@@ -116,4 +128,5 @@ def oa_to_crm_summarise(context: Mapping[str, Any], started_at: datetime | None 
     parts = {task_id: (ti.xcom_pull(task_ids=task_id) if ti is not None else None)
              for task_id in ("discover", "load")}
     summary = oa_to_crm.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC), started_at=started_at)
+    _fail_if_a_task_failed(parts)
     return [O2C_PUBLISH_TASKS[name] for name in summary["updated"]]
