@@ -1,6 +1,6 @@
 """The HubSpot routes: OAuth, objects (basic, batch, search), associations v4, owners, properties, pipelines.
 
-Shapes follow ``../shared/specs/hubspot/``; where HubSpot's documented or
+Shapes follow ``sandbox/specs/hubspot/``; where HubSpot's documented or
 observed behaviour differs from the spec, the vendor wins and a comment says so.
 """
 

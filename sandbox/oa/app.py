@@ -3,7 +3,7 @@
 Vendor routes answer exactly as Feishu does (paths, ``{code, msg, data}``
 envelope, HTTP 400 for business errors, 429 + ``x-ogw-ratelimit-*`` for
 frequency limits); the admin API lives under ``/_sim`` (``sandbox.oa.admin``).
-Where the OpenAPI file (``shared/specs/feishu``) and the vendor's documented
+Where the OpenAPI file (``sandbox/specs/feishu``) and the vendor's documented
 behaviour differ, the route follows the vendor and says so in a comment.
 """
 

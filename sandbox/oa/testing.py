@@ -4,7 +4,7 @@
 (``sandbox.launcher``) and stops it by PID; ``OaClient`` is a bare Feishu-style
 client (tenant token, ``{code, msg, data}``); ``SpecValidator`` checks answers
 against the vendor's OpenAPI files (``BRIDGE_SPECS_DIR``, default
-``<repo>/../shared/specs``).
+``<repo>/sandbox/specs``).
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def running_oa(data_dir: Path, *args: str, max_lifetime: int = 900) -> Iterator[
 
 # ---------------------------------------------------------------- conformance
 def specs_dir() -> Path:
-    return Path(os.environ.get("BRIDGE_SPECS_DIR") or ROOT.parent / "shared" / "specs")
+    """``BRIDGE_SPECS_DIR``, else the copy in ``sandbox/specs``."""
+    return Path(os.environ.get("BRIDGE_SPECS_DIR") or ROOT / "sandbox" / "specs")
 
 
 @cache

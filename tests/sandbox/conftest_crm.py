@@ -107,7 +107,7 @@ def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crm]:
 
 
 def specs_dir() -> Path | None:
-    """``BRIDGE_SPECS_DIR`` or ``<repo>/../shared/specs``; None when absent."""
+    """``BRIDGE_SPECS_DIR``, else the copy in ``sandbox/specs``; None when absent."""
     raw = os.environ.get("BRIDGE_SPECS_DIR")
-    path = Path(raw) if raw else Path(__file__).resolve().parents[2].parent / "shared" / "specs"
+    path = Path(raw) if raw else Path(__file__).resolve().parents[2] / "sandbox" / "specs"
     return path if (path / "hubspot").is_dir() else None

@@ -1,7 +1,7 @@
 """Conformance: every answer of the endpoints the bridge uses validates against HubSpot's OpenAPI files,
 and requests HubSpot refuses are refused the same way.
 
-The specs come from ``BRIDGE_SPECS_DIR`` (default ``<repo>/../shared/specs``); without them the
+The specs come from ``BRIDGE_SPECS_DIR`` (default ``<repo>/sandbox/specs``); without them the
 module is skipped. Where HubSpot's observed behaviour differs from its spec, the simulator follows
 HubSpot and the schema is adjusted here, each time with the reason (``VENDOR_OVERRIDES``).
 """
@@ -26,7 +26,7 @@ from sandbox.common.world import World
 
 SPECS = specs_dir()
 pytestmark = pytest.mark.skipif(SPECS is None, reason="HubSpot OpenAPI files not found: set BRIDGE_SPECS_DIR "
-                                                      "or place them at <repo>/../shared/specs/hubspot")
+                                                      "or place them at <repo>/sandbox/specs/hubspot")
 WORLD = World(seed=WORLD_SEED, now_ms=NOW_MS, oa_instances=0)
 
 NULLABLE_STRING = {"type": ["string", "null"]}

@@ -1,6 +1,6 @@
 """OA simulator conformance: answers validate against Feishu's OpenAPI files; refusals match the vendor's.
 
-The spec files are read from ``BRIDGE_SPECS_DIR`` (default ``<repo>/../shared/specs``). Feishu documents
+The spec files are read from ``BRIDGE_SPECS_DIR`` (default ``<repo>/sandbox/specs``). Feishu documents
 business errors as HTTP 400 with ``{code, msg}``; the spec describes only the 200 answer, so refusals are
 checked for the vendor's status and code and for the envelope's types.
 """
