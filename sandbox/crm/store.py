@@ -8,8 +8,8 @@ object id. Indexes ``(type, archived, modified_ms, id)`` and ``(type,
 archived, created_ms, id)`` serve the searches the bridge runs: a range on
 ``hs_lastmodifieddate`` sorted by it, paged. Paging resumes from the last key
 of the previous page (``(modified_ms, id) > (?, ?)``, tested first in the
-WHERE clause) when the same query asked for that page, and falls back to
-OFFSET otherwise, so answers are those of HubSpot's offset paging while a
+WHERE clause) when the same query asked for that page (or for the page one
+record earlier: overlapping pages), and falls back to OFFSET otherwise, so answers are those of HubSpot's offset paging while a
 million-row table pages at constant cost.
 
 SQL is assembled from fixed fragments; values are always bound parameters.
@@ -349,9 +349,13 @@ class Store:
         else:
             sql = ROW + "WHERE type = ? AND archived = 0 AND " + where + order + " LIMIT ? OFFSET ?"
             rows = self.db.execute(sql, (code, *params, plan.limit, plan.after)).fetchall()
-        if rows:
-            last = rows[-1]
-            self._keysets.put((code, plan.signature, gen, plan.after + len(rows)), (last[_SORT_INDEX[col]], last[0]))
+        # The next page may start right after this one (``paging.next.after``) or one record earlier (a client
+        # overlapping pages by a record to see whether anything moved, as the bridge's CrmHook does): both
+        # resume by keyset, so the cost of a page does not depend on which of the two a client asks for.
+        key = _SORT_INDEX[col]
+        for back in (1, 2) if len(rows) > 1 else (1,) if rows else ():
+            row = rows[-back]
+            self._keysets.put((code, plan.signature, gen, plan.after + len(rows) - back + 1), (row[key], row[0]))
         return total, rows
 
     def _search_scan(self, t: ObjectType, plan: SearchPlan) -> tuple[int, list[Row]]:
