@@ -1,7 +1,7 @@
 """One chunk of the migration: extract → clean → validate → de-duplicate → link → load → archive.
 
 Records stream in pages from the source (HubSpot search pages of 200, Feishu
-instances one by one) and are processed in batches of :data:`BATCH`
+instances one by one, read ahead by a reader thread) and are processed in batches of :data:`BATCH`
 records, so memory is bounded by a batch, never by a chunk or a system.
 Per batch:
 
@@ -32,7 +32,9 @@ second migration) adds nothing twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +60,8 @@ log = logging.getLogger("bridge.migration")
 
 DIRECTION = "migration"
 BATCH = 10_000
+READ_AHEAD = 500  # OA instance details read ahead of the batch work (memory: a few hundred small details)
+READER_JOIN_SECONDS = 90.0  # longer than one OA call with its read timeout
 RENEW_EVERY = 2_000  # OA instance reads between two renewals of the lease
 
 PROJECT_LINK = "deal_project"
@@ -159,28 +163,80 @@ def migrate_oa_chunk(oa: OaHook, crm: CrmHook | None, t: Tools, entity: str, lo:
     items: list[_Item] = []
     project_rows: list[list[Any]] = []
     linker = _Linker(t, crm, entity, merges, project_rows)
-    for page in oa.query_instances(code, lo, hi):
-        for entry in page:
-            instance_code = str(entry["instance"]["code"])
-            try:
-                detail = oa.get_instance(instance_code)
-            except NotFoundError:
-                counts.skipped["gone_before_read"] += 1  # deleted between the listing and the read
-                continue
-            counts.read += 1
-            if counts.read % RENEW_EVERY == 0:
-                t.renew()  # Feishu allows 50 reads/s: a batch can take minutes, the lease must not lapse
-            start = detail.get("start_time")
-            fallback = int(start) if isinstance(start, str | int) and str(start).isdigit() else 0
-            items.append(_Item(t.d.from_oa(entity, detail), clean.oa_raw(detail), fallback))
-            if len(items) >= BATCH:
-                _process(t, entity, items, counts, linker=linker)
-                items = []
+    for detail in _read_ahead(oa, code, lo, hi, counts):
+        counts.read += 1
+        if counts.read % RENEW_EVERY == 0:
+            t.renew()  # Feishu allows 50 reads/s: a batch can take minutes, the lease must not lapse
+        start = detail.get("start_time")
+        fallback = int(start) if isinstance(start, str | int) and str(start).isdigit() else 0
+        items.append(_Item(t.d.from_oa(entity, detail), clean.oa_raw(detail), fallback))
+        if len(items) >= BATCH:
+            _process(t, entity, items, counts, linker=linker)
+            items = []
     if items:
         _process(t, entity, items, counts, linker=linker)
     if entity == "project_initiation":
         workdir.save_project_links(t.run_id, chunk_no, project_rows, t.data_dir)
     return counts
+
+
+def _read_ahead(oa: OaHook, code: str, lo: int, hi: int, counts: EntityCounts) -> Iterator[dict[str, Any]]:
+    """The details of the instances of ``code`` created in [lo, hi], in listing order.
+
+    Feishu has no batch read: one ``get_instance`` per instance. A reader thread
+    lists and reads up to :data:`READ_AHEAD` instances ahead while the caller
+    cleans, validates and loads, so waiting for the OA overlaps with the work
+    (memory stays bounded by the queue). Every call of ``oa`` is made by that
+    one thread. An instance deleted between the listing and its read is counted
+    (``gone_before_read``); any other error is raised here, in the caller."""
+    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put((kind, value), timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in oa.query_instances(code, lo, hi):
+                for entry in page:
+                    instance_code = str(entry["instance"]["code"])
+                    try:
+                        detail = oa.get_instance(instance_code)
+                    except NotFoundError:
+                        if not put("gone", instance_code):
+                            return
+                        continue
+                    if not put("detail", detail):
+                        return
+        except BaseException as exc:  # handed to the caller, who raises it
+            put("error", exc)
+            return
+        put("end", None)
+
+    reader = threading.Thread(target=read, name=f"oa-read-ahead-{code}", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = ahead.get()
+            if kind == "detail":
+                yield value
+            elif kind == "gone":
+                counts.skipped["gone_before_read"] += 1  # deleted between the listing and the read
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        reader.join(timeout=READER_JOIN_SECONDS)
+        if reader.is_alive():
+            log.warning("migration: the OA reader of %s is still waiting for an answer; left to finish alone", code)
 
 
 # ---------------------------------------------------------------- one batch
