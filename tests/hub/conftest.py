@@ -12,41 +12,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, text
+from tests.pg_support import create_pg_database, drop_pg_database
 
 from bridge.hub import engine as hub_engine
 from bridge.hub.schema import metadata
-
-
-def pg_url(pg_dsn: str, database: str) -> str:
-    return (
-        make_url(pg_dsn)
-        .set(drivername="postgresql+psycopg2", database=database)
-        .render_as_string(hide_password=False)
-    )
-
-
-def _admin(pg_dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(pg_dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
-def create_pg_database(pg_dsn: str, name: str) -> str:
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(pg_dsn, f'CREATE DATABASE "{name}"')
-    return pg_url(pg_dsn, name)
-
-
-def drop_pg_database(pg_dsn: str, name: str) -> None:
-    hub_engine.dispose_engines()
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Engine, Integer, MetaData, inspect, select, text
+from tests.pg_support import create_pg_database, drop_pg_database
 
 from bridge.hub import engine as hub_engine
 from bridge.hub.schema import audit_head, metadata
-
-from .conftest import create_pg_database, drop_pg_database
 
 ALL_TABLES = {t.name for t in metadata.sorted_tables}
 

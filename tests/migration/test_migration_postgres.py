@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg2
 import pytest
-from sqlalchemy import Engine, make_url, select
+from sqlalchemy import Engine, select
+from tests.pg_support import scratch_database
 
 from bridge.hub import engine as hub_engine
 from bridge.hub.schema import merge_record, quarantine, snapshot, xref
@@ -20,27 +19,10 @@ pytestmark = pytest.mark.pg
 WORLD = {"seed": 13, "companies": 40, "deals": 80, "oa_instances": 90, "dirty_share": 0.3}
 
 
-def _admin(dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def pg_hub(pg_dsn: str) -> Iterator[Engine]:
-    name = f"bridge_migtest_{os.getpid()}"
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(pg_dsn, f'CREATE DATABASE "{name}"')
-    url = make_url(pg_dsn).set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(pg_dsn, "mig") as url:
         yield hub_engine.ensure_schema(url)
-    finally:
-        hub_engine.get_engine(url).dispose()
-        _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _state(hub: Engine) -> dict[str, set[tuple[Any, ...]]]:

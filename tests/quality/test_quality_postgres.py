@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
-from sqlalchemy import make_url
+from tests.pg_support import scratch_database
 
 from bridge.hub import engine as hub_engine
 from bridge.quality import failing_checks, score_trend
@@ -21,31 +19,14 @@ from .conftest import DAY, NOW, Seeded, inject, small_world
 pytestmark = pytest.mark.pg
 
 
-def _admin(dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def pg_seeded(pg_dsn: str, dictionary, tmp_path: Path) -> Iterator[Seeded]:  # type: ignore[no-untyped-def]
-    name = f"bridge_qualitytest_{os.getpid()}"
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(pg_dsn, f'CREATE DATABASE "{name}"')
-    url = make_url(pg_dsn).set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(pg_dsn, "quality") as url:
         hub = hub_engine.ensure_schema(url)
         seeded = Seeded(world=small_world(), dictionary=dictionary, url=url)
         stage_world(hub, seeded.world, dictionary)
         inject(seeded)
         yield seeded
-    finally:
-        hub_engine.dispose_engines()
-        _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_the_suites_run_on_postgresql(pg_seeded: Seeded, tmp_path: Path) -> None:

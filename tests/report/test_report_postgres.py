@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
-import psycopg2
 import pytest
-from sqlalchemy import make_url
+from tests.pg_support import scratch_database
 
-from bridge.hub import engine as hub_engine
 from bridge.report import load, marts
 from bridge.report.build import owner_names
 from bridge.report.periods import report_periods
@@ -19,27 +15,10 @@ from .conftest import BUILT_AT, REPORT_DAY, stage_hub
 pytestmark = pytest.mark.pg
 
 
-def _admin(dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def pg_hub(pg_dsn, report_hub):  # type: ignore[no-untyped-def]
-    name = f"bridge_reporttest_{os.getpid()}"
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(pg_dsn, f'CREATE DATABASE "{name}"')
-    url = make_url(pg_dsn).set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(pg_dsn, "report") as url:
         yield stage_hub(url, report_hub.world, report_hub.oa_details, report_hub.dictionary)
-    finally:
-        hub_engine.dispose_engines()
-        _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _marts(hub, policy):  # type: ignore[no-untyped-def]

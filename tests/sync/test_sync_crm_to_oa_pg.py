@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
-import psycopg2
 import pytest
-from sqlalchemy import make_url
+from tests.pg_support import scratch_database
 from tests.sync.sync_c2o_world import C2O, FORMER_OWNER
-
-from bridge.hub import engine as hub_engine
-
-
-def _admin(pg_dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(pg_dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 @pytest.fixture
 def pg_hub(pg_dsn: str) -> Iterator[str]:
-    name = f"bridge_c2otest_{os.getpid()}"
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(pg_dsn, f'CREATE DATABASE "{name}"')
-    url = make_url(pg_dsn).set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(pg_dsn, "c2o") as url:
         yield url
-    finally:
-        hub_engine.dispose_engines()
-        _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.pg

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
-from sqlalchemy import make_url
+from tests.pg_support import scratch_database
 from tests.sync.sync_o2c_world import make_o2c
 
-from bridge.hub import engine as hub_engine
 from sandbox import launcher
-
-
-def _admin(pg_dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(pg_dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
 
 
 @pytest.fixture
 def o2c_pg_hub(pg_dsn: str) -> Iterator[str]:
-    name = f"bridge_o2ctest_{os.getpid()}"
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(pg_dsn, f'CREATE DATABASE "{name}"')
-    url = make_url(pg_dsn).set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
-    try:
+    with scratch_database(pg_dsn, "o2c") as url:
         yield url
-    finally:
-        hub_engine.dispose_engines()
-        _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.pg

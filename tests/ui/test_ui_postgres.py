@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
-from sqlalchemy import make_url
+from tests.pg_support import scratch_database
 
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
@@ -18,26 +16,11 @@ from bridge.ui.app import UiConfig
 pytestmark = pytest.mark.pg
 
 
-def _admin(dsn: str, sql: str) -> None:
-    conn = psycopg2.connect(dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def pg_hub(pg_dsn: str) -> Iterator[str]:
-    name = f"bridge_uitest_{os.getpid()}"
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(pg_dsn, f'CREATE DATABASE "{name}"')
-    url = make_url(pg_dsn).set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
-    hub_engine.upgrade(url)
-    yield url
-    hub_engine.get_engine(url).dispose()
-    _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(pg_dsn, "ui") as url:
+        hub_engine.upgrade(url)
+        yield url
 
 
 def test_pages_and_release_on_postgres(pg_hub: str, ui_data: Path, auth, make_client, seeder_for) -> None:
