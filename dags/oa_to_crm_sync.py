@@ -76,7 +76,7 @@ default_args = {
     default_args=default_args,
     params={
         "backfill_days": Param(0, type="number", minimum=0, title="补录历史天数",
-                               description="Queue staged OA history created within this many days (0: none)."),
+                               description="把中枢库中最近这么多天内提交的 OA 历史单据排入本次同步，写到 CRM（0 = 不补录）。"),
     },
     tags=["bridge", "sync", "oa", "crm"],
     doc_md=__doc__,
