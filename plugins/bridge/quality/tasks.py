@@ -16,13 +16,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge import settings
+from bridge import runkinds, settings
 from bridge.context import RunContext
 from bridge.hub import engine, store
 from bridge.quality import config
 
 log = logging.getLogger(__name__)
-RUN_KIND = "data_health"
+RUN_KIND = runkinds.DATA_HEALTH
 
 
 def run_time(context: Mapping[str, Any]) -> datetime:

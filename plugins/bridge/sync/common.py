@@ -19,13 +19,15 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 
-from bridge import audit
+from bridge import audit, runkinds
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary, Problem
 from bridge.hub import store
 
 log = logging.getLogger("bridge.sync")
 
+# Sync directions (watermarks, pending changes, quarantine, settings); the run kinds of
+# run_summary are another spelling, in bridge.runkinds.
 CRM_TO_OA = "crm_to_oa"
 OA_TO_CRM = "oa_to_crm"
 
@@ -226,7 +228,13 @@ def store_run_summary(
     started_at: datetime | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Write one finished run summary (``start_run`` + ``finish_run``); returns its id."""
+    """Write one finished run summary (``start_run`` + ``finish_run``); returns its id.
+
+    ``kind`` is a sync run kind of :mod:`bridge.runkinds`: data health and the
+    report read exactly those spellings, so another one would be invisible.
+    """
+    if kind not in runkinds.SYNC:
+        raise ValueError(f"run kind {kind!r} is not a sync run kind of bridge.runkinds {runkinds.SYNC}")
     run_pk = store.start_run(conn, ctx, kind, now=started_at or now)
     store.finish_run(conn, run_pk, status, counts, watermarks, message, now=now)
     return run_pk

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine
 
 import bridge.dictionary
-from bridge import permissions
+from bridge import permissions, runkinds
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary, MappingResult, Problem
 from bridge.hooks.errors import BadRequestError, NotFoundError, VendorError
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge.sync.crm_to_oa")
 
-KIND = "crm_to_oa_sync"
+KIND = runkinds.CRM_TO_OA  # run_summary.kind
 ASSETS = {
     "project_initiation": asset_uri("oa", rules.PROJECT_FORM),
     "contract_amount_notice": asset_uri("oa", rules.NOTICE_FORM),

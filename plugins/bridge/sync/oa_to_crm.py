@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 import bridge.dictionary
-from bridge import audit, permissions
+from bridge import audit, permissions, runkinds
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary, Problem, formats
 from bridge.hooks._http import BODY_TOO_LARGE
@@ -89,7 +89,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bridge.sync.oa_to_crm")
 
-KIND = "oa_to_crm_sync"
+KIND = runkinds.OA_TO_CRM  # run_summary.kind
 ASSETS = {
     "deal": asset_uri("crm", "deal"),
     "notes": asset_uri("crm", "notes"),
