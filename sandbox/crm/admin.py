@@ -233,19 +233,74 @@ async def act_create(request: Request) -> Response:
     return json_response(full_json(t.name, row), 201)
 
 
+def _act_on_ids(body: dict[str, Any], act: Any) -> list[str]:
+    """Apply ``act(id) -> truthy`` to ``id | ids`` in one transaction; the ids it acted on."""
+    done = []
+    for raw in body.get("ids") or [body.get("id")]:
+        if raw is not None and str(raw).isdigit() and act(int(raw)):
+            done.append(str(raw))
+    return done
+
+
 @router.post("/act/archive")
 async def act_archive(request: Request) -> Response:
     sim = _sim(request)
     _idle(sim)
     body = await _body(request)
     t = _act_type(body)
-    ids = body.get("ids") or [body.get("id")]
-    archived = []
     with sim.store.transaction():
-        for raw in ids:
-            if raw is not None and str(raw).isdigit() and sim.store.archive(t, int(raw)):
-                archived.append(str(raw))
+        archived = _act_on_ids(body, lambda i: sim.store.archive(t, i))
     return json_response({"archived": archived})
+
+
+@router.post("/act/restore")
+async def act_restore(request: Request) -> Response:
+    """A person restores archived records from HubSpot's recycle bin (its UI only; HubSpot has no restore
+    API): ``{object_type, id | ids}`` → the restored ids. ``hs_lastmodifieddate`` does not move."""
+    sim = _sim(request)
+    _idle(sim)
+    body = await _body(request)
+    t = _act_type(body)
+    with sim.store.transaction():
+        restored = _act_on_ids(body, lambda i: sim.store.restore(t, i) is not None)
+    return json_response({"restored": restored})
+
+
+@router.post("/act/label")
+async def act_label(request: Request) -> Response:
+    """A portal admin defines an association label: ``{from_type, to_type, label, name}`` → both type ids."""
+    sim = _sim(request)
+    body = await _body(request)
+    f, to = resolve_type(str(body.get("from_type"))), resolve_type(str(body.get("to_type")))
+    label, name = str(body.get("label") or "").strip(), str(body.get("name") or "").strip()
+    if f is None or to is None or not label or not name:
+        raise _bad("from_type, to_type, label and name are required")
+    with sim.store.transaction():
+        there, back = sim.store.define_label(f.name, to.name, label, name)
+    return json_response({"typeId": there, "inverseTypeId": back, "label": label, "category": "USER_DEFINED"})
+
+
+@router.post("/act/associate")
+async def act_associate(request: Request) -> Response:
+    """A person links two records: ``{from_type, from_id, to_type, to_id, primary?, labels?: [typeId]}``;
+    ``remove: true`` unlinks them instead."""
+    sim = _sim(request)
+    _idle(sim)
+    body = await _body(request)
+    f, to = resolve_type(str(body.get("from_type"))), resolve_type(str(body.get("to_type")))
+    if f is None or to is None:
+        raise _bad("from_type and to_type are required")
+    a, b = _int(body, "from_id"), _int(body, "to_id")
+    if sim.store.get(f, a) is None or sim.store.get(to, b) is None:
+        raise HubSpotError(404, f"no live {f.singular} {a} or {to.singular} {b}", "OBJECT_NOT_FOUND")
+    with sim.store.transaction():
+        if body.get("remove"):
+            removed = sim.store.remove_association(a, b)
+            return json_response({"removed": removed})
+        sim.store.associate(f.name, a, to.name, b, bool(body.get("primary")))
+        for type_id in body.get("labels") or []:
+            sim.store.add_label(a, b, int(type_id))
+    return json_response({"from": str(a), "to": str(b), "primary": bool(body.get("primary"))})
 
 
 # ------------------------------------------------------------------ tokens, clock, rate limits

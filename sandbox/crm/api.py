@@ -30,7 +30,7 @@ from sandbox.crm.model import (
     validate,
 )
 from sandbox.crm.search import Row, parse_search
-from sandbox.crm.store import not_unique
+from sandbox.crm.store import id_property_error
 from sandbox.crm.views import object_json, with_history
 
 router = APIRouter()
@@ -256,6 +256,9 @@ async def get_object(request: Request, object_type_raw: str, object_id: str) -> 
     archived = _bool_param(request, "archived")
     rid = sim.store.resolve_id(t, object_id, request.query_params.get("idProperty"))
     row = sim.store.get(t, rid, archived) if rid is not None else None
+    if row is None and rid is not None and not archived:
+        survivor = sim.store.survivor_of(rid)  # a merged-away id answers with the record it was merged into
+        row = sim.store.get(t, survivor) if survivor is not None else None
     if row is None:
         raise object_not_found(object_id)
     obj = object_json(t.name, row, _list_param(request, "properties"), sim.store.defs[t.name])
@@ -348,6 +351,13 @@ async def batch_read(request: Request, object_type_raw: str) -> Response:
     raw_ids = [str(i.get("id", "")) if isinstance(i, dict) else "" for i in inputs]
     resolved = {raw: sim.store.resolve_id(t, raw, id_property) for raw in dict.fromkeys(raw_ids)}
     rows = sim.store.get_many(t, [r for r in resolved.values() if r is not None], archived)
+    if not archived:  # merged-away ids answer with their survivor (once per survivor, as HubSpot dedupes)
+        for raw, rid in list(resolved.items()):
+            if rid is not None and rid not in rows:
+                survivor = sim.store.survivor_of(rid)
+                if survivor is not None and survivor not in resolved.values():
+                    resolved[raw] = survivor
+                    rows.update(sim.store.get_many(t, [survivor]))
     defs = sim.store.defs[t.name]
     results, missing = [], []
     for raw, rid in resolved.items():
@@ -428,9 +438,9 @@ async def batch_upsert(request: Request, object_type_raw: str) -> Response:
     prepared, problems = [], []
     for item in items:
         id_property = item.get("idProperty") or "hs_object_id"
-        p = defs.get(id_property)
-        if p is None or not p.unique:
-            raise not_unique(t, id_property)
+        problem = id_property_error(t, defs, id_property)
+        if problem is not None:
+            raise problem
         value = str(item.get("id", ""))
         existing = sim.store.find_unique(t, id_property, value) if value else None
         v = validate(defs, item.get("properties", {}), creating=existing is None, object_type=t.name)
@@ -525,8 +535,9 @@ async def list_associations(request: Request, from_raw: str, from_id: str, to_ra
         links = [x for x in links if x[0] >= int(after)]
     page = links[:limit]
     # HubSpot answers toObjectId as a number and label null for unlabeled types (the spec says strings).
+    labels = sim.store.labels([int(from_id)], to.name) if page else {}
     body: dict[str, Any] = {"results": [{"toObjectId": to_id, "associationTypes": association_types_v4(
-        f.name, to.name, primary)} for to_id, primary in page]}
+        f.name, to.name, primary, labels.get((int(from_id), to_id), ()))} for to_id, primary in page]}
     if len(links) > limit:
         body["paging"] = {"next": {"after": str(links[limit][0])}}
     return json_response(body)
@@ -541,6 +552,7 @@ async def batch_read_associations(request: Request, from_raw: str, to_raw: str) 
     raw_ids = list(dict.fromkeys(str(i.get("id", "")) if isinstance(i, dict) else "" for i in inputs))
     ids = [int(r) for r in raw_ids if r.isdigit()]
     found = sim.store.associations(ids, to.name)
+    labels = sim.store.labels(ids, to.name) if ids else {}
     results, errors = [], []
     for raw in raw_ids:
         links = found.get(int(raw), []) if raw.isdigit() else []
@@ -550,7 +562,8 @@ async def batch_read_associations(request: Request, from_raw: str, to_raw: str) 
                                          sub_category="crm.associations.NO_ASSOCIATIONS_FOUND"))
             continue
         results.append({"from": {"id": raw}, "to": [
-            {"toObjectId": to_id, "associationTypes": association_types_v4(f.name, to.name, primary)}
+            {"toObjectId": to_id, "associationTypes": association_types_v4(
+                f.name, to.name, primary, labels.get((int(raw), to_id), ()))}
             for to_id, primary in links]})
     return _batch_answer(sim, started, results, errors)
 

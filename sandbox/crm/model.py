@@ -12,6 +12,7 @@ use, imports, older integrations).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,13 +79,16 @@ for (_from, _to), (_default_id, _primary_id) in ASSOCIATION_TYPES.items():
         ASSOCIATION_BY_ID[_primary_id] = (_from, _to, True)
 
 
-def association_types_v4(from_type: str, to_type: str, primary: bool) -> list[dict[str, Any]]:
-    """``associationTypes`` of a v4 answer: the Primary label (if any) and the unlabeled default."""
+def association_types_v4(from_type: str, to_type: str, primary: bool,
+                         labels: Iterable[tuple[int, str]] = ()) -> list[dict[str, Any]]:
+    """``associationTypes`` of a v4 answer: the Primary label (if any), the unlabeled default, and the
+    portal's own (USER_DEFINED) labels of this pair."""
     default, prim = ASSOCIATION_TYPES[(from_type, to_type)]
     out: list[dict[str, Any]] = []
     if primary and prim is not None:
         out.append({"category": "HUBSPOT_DEFINED", "typeId": prim, "label": "Primary"})
     out.append({"category": "HUBSPOT_DEFINED", "typeId": default, "label": None})
+    out.extend({"category": "USER_DEFINED", "typeId": type_id, "label": label} for type_id, label in labels)
     return out
 
 
@@ -130,7 +134,7 @@ LIFECYCLE = (("subscriber", "订阅者"), ("lead", "潜在客户"), ("marketingq
              ("salesqualifiedlead", "销售认可潜在客户"), ("opportunity", "意向客户"), ("customer", "成交客户"),
              ("evangelist", "推广者"), ("other", "其他"))
 APPROVAL_STATUS = (("PENDING", "审批中"), ("APPROVED", "已通过"), ("REJECTED", "已拒绝"),
-                   ("CANCELED", "已撤回"), ("DELETED", "已删除"))
+                   ("CANCELED", "已撤回"), ("DELETED", "已删除"), ("REVERTED", "已撤销"))
 PROJECT_STAGE = (("initiated", "立项"), ("executing", "执行"), ("closed", "结项"))
 ACTIVITY_TYPES = (("expense_claim", "费用报销"), ("travel_request", "差旅申请"), ("visit_plan", "客户拜访计划"))
 
@@ -156,6 +160,8 @@ def _base(created: str) -> list[PropertyDef]:
         _p("hs_object_id", "Record ID", "number", "number", read_only=True, column="id"),
         _p("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", read_only=True, column="modified_ms"),
     ]
+    if created == "createdate":  # companies, contacts, deals: HubSpot lists the ids a record absorbed by merges
+        out.append(_p("hs_merged_object_ids", "Merged record IDs", "enumeration", "checkbox", read_only=True))
     out.append(_p(created, "Create Date", "datetime", "date", column="created_ms"))
     return out
 

@@ -21,7 +21,7 @@ import orjson
 
 from sandbox.common.world import World, wire_properties
 from sandbox.crm.model import OBJECT_TYPES
-from sandbox.crm.store import DROP_INDEXES, INDEXES, SCHEMA, connect
+from sandbox.crm.store import DROP_INDEXES, INDEXES, LIFECYCLE_TABLES, SCHEMA, connect
 
 DERIVED = ("createdate", "hs_lastmodifieddate", "lastmodifieddate", "hs_object_id")
 
@@ -49,7 +49,7 @@ def seed_database(path: Path | str, request: SeedRequest, chunk: int = 20_000) -
         db.execute("BEGIN IMMEDIATE")
         for stmt in DROP_INDEXES:
             db.execute(stmt)
-        for table in ("objects", "assoc", "uniq"):
+        for table in ("objects", "assoc", "uniq", *LIFECYCLE_TABLES):
             db.execute("DROP TABLE IF EXISTS " + table)  # fixed table names
         for stmt in SCHEMA:
             db.execute(stmt)

@@ -95,7 +95,9 @@ class EventDispatcher:
             "event": {
                 "app_id": self.app_id, "tenant_key": "sandbox-tenant", "type": "approval_instance",
                 "approval_code": approval_code, "instance_code": instance_code, "status": status,
-                "operate_time": str(operate_ms), "instance_operate_time": str(operate_ms),
+                # Feishu sends operate_time as an int64 for REVERTED and as a string otherwise (NOTES.md)
+                "operate_time": operate_ms if status == "REVERTED" else str(operate_ms),
+                "instance_operate_time": str(operate_ms),
                 "uuid": instance_uuid or "",
             },
         }

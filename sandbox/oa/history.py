@@ -5,7 +5,17 @@ manager (else the first management user). Status transitions follow Feishu
 as the data dictionary models them (``value_maps.approval_status``): a
 pending instance is approved, rejected, withdrawn (CANCELED) or deleted; a
 rejected or withdrawn one can be resubmitted, which puts it back to PENDING
-with a new approval task; anything but DELETED can be deleted.
+with a new approval task; anything but DELETED can be deleted; an approved one
+can be revoked later (撤销: REVERTED, ``reverted: true``).
+
+Revoking: in Feishu the applicant files a revoke request (撤销) whose approval
+turns the original instance REVERTED and sets its ``reverted`` flag; the
+revoke request is an instance of its own (``reverted_instance_code`` points
+back). The timeline's event types (``approval.yaml``: START, PASS, REJECT, …,
+CANCEL, DELETE, CC) have none for a revoke, so the simulator adds no timeline
+entry to the original: its status, ``reverted`` flag, ``end_time`` kept and the
+``approval_instance`` event with status REVERTED are what a reader sees, as on
+Feishu. The separate revoke request instance is not simulated.
 """
 
 from __future__ import annotations
@@ -25,9 +35,11 @@ ACTIONS = {
     "reject": ({"PENDING"}, "REJECTED", "REJECT", "approver"),
     "withdraw": ({"PENDING"}, "CANCELED", "CANCEL", "applicant"),
     "resubmit": ({"REJECTED", "CANCELED"}, "PENDING", "START", "applicant"),
-    "delete": ({"PENDING", "APPROVED", "REJECTED", "CANCELED"}, "DELETED", "DELETE", "applicant"),
+    "delete": ({"PENDING", "APPROVED", "REJECTED", "CANCELED", "REVERTED"}, "DELETED", "DELETE", "applicant"),
+    "revoke": ({"APPROVED"}, "REVERTED", None, "applicant"),
 }
-TERMINAL_TASK = {"APPROVED": "APPROVED", "REJECTED": "REJECTED", "CANCELED": "DONE", "DELETED": "DONE"}
+TERMINAL_TASK = {"APPROVED": "APPROVED", "REJECTED": "REJECTED", "CANCELED": "DONE", "DELETED": "DONE",
+                 "REVERTED": "APPROVED"}
 
 
 class TransitionError(ValueError):
@@ -135,8 +147,10 @@ def transition(row: Mapping[str, Any], action: str, definition: Definition,
             t["status"] = task_status
             t["end_time"] = str(now_ms)
         tid = pending[-1]["id"] if pending and kind in ("PASS", "REJECT") else None
-        timeline.append(_entry(kind, now_ms, actor, tid, comment))
-        values["end_ms"] = now_ms if not row["end_ms"] or action != "delete" else row["end_ms"]
+        if kind is not None:  # a revoke has no timeline type of its own (see the module docstring)
+            timeline.append(_entry(kind, now_ms, actor, tid, comment))
+        keep_end = action in ("delete", "revoke") and row["end_ms"]
+        values["end_ms"] = row["end_ms"] if keep_end else now_ms
     values["tasks_json"] = json.dumps(tasks, ensure_ascii=False)
     values["timeline_json"] = json.dumps(timeline, ensure_ascii=False)
     return values
@@ -161,5 +175,5 @@ def detail(row: Mapping[str, Any], definition: Definition, people: Mapping[str, 
         "task_list": tasks,
         "comment_list": [],
         "timeline": timeline,
-        "reverted": False,
+        "reverted": row["status"] == "REVERTED",
     }

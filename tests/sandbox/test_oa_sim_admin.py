@@ -59,6 +59,9 @@ def act(oa: OaClient, action: str, code: str, expect: int = 200, **extra: Any) -
     (["withdraw", "resubmit"], "PENDING", ["START", "CANCEL", "START"]),
     (["reject", "resubmit", "approve"], "APPROVED", ["START", "REJECT", "START", "PASS"]),
     (["approve", "delete"], "DELETED", ["START", "PASS", "DELETE"]),
+    # a revoke (撤销) of an approved instance: REVERTED, no timeline type of its own (approval.yaml)
+    (["approve", "revoke"], "REVERTED", ["START", "PASS"]),
+    (["approve", "revoke", "delete"], "DELETED", ["START", "PASS", "DELETE"]),
 ])
 def test_people_move_an_instance_through_its_statuses(oa: OaClient, actions: list[str], status: str,
                                                       timeline: list[str]) -> None:
@@ -69,6 +72,7 @@ def test_people_move_an_instance_through_its_statuses(oa: OaClient, actions: lis
     assert inst["status"] == status
     assert [t["type"] for t in inst["timeline"]] == timeline
     assert (inst["end_time"] == "0") == (status == "PENDING")
+    assert inst["reverted"] is (status == "REVERTED")
     times = [int(t["create_time"]) for t in inst["timeline"]]
     assert times == sorted(times)
 
@@ -76,6 +80,8 @@ def test_people_move_an_instance_through_its_statuses(oa: OaClient, actions: lis
 @pytest.mark.parametrize(("before", "action"), [
     ([], "resubmit"), (["approve"], "approve"), (["approve"], "reject"), (["approve"], "withdraw"),
     (["approve"], "resubmit"), (["delete"], "delete"), (["delete"], "resubmit"), (["reject"], "approve"),
+    ([], "revoke"), (["reject"], "revoke"), (["withdraw"], "revoke"), (["approve", "revoke"], "revoke"),
+    (["approve", "revoke"], "approve"), (["approve", "revoke"], "resubmit"),
 ])
 def test_transitions_feishu_does_not_allow_are_refused(oa: OaClient, before: list[str], action: str) -> None:
     code = new_instance(oa)
@@ -253,6 +259,13 @@ def test_status_changes_reach_the_registered_callback(oa: OaClient, receiver: st
     assert events[0]["approval_code"] == EXPENSE
     assert events[0]["uuid"] == "evt-1"
     assert int(events[1]["operate_time"]) >= int(events[0]["operate_time"])
+    # a revoke reaches the callback as REVERTED, operate_time an int64 there (Feishu's event doc)
+    act(oa, "revoke", code)
+    assert oa.admin("POST", "/events/flush")["idle"]
+    revoked = _Receiver.events[-1]["event"]
+    assert (revoked["instance_code"], revoked["status"]) == (code, "REVERTED")
+    assert isinstance(revoked["operate_time"], int)
+    assert isinstance(events[1]["operate_time"], str)
 
 
 def test_callback_must_be_loopback_and_answer_the_challenge(oa: OaClient) -> None:
