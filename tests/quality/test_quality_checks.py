@@ -217,3 +217,35 @@ def test_the_gx_session_lets_go_of_each_validated_frame(tmp_path: Path) -> None:
     index = session.build_docs(tmp_path / "docs")
     assert index.is_file()
     assert "dictionary.e" in index.read_text(encoding="utf-8")
+
+
+def test_sync_freshness_reads_what_the_syncs_write_and_counts_a_waiting_change(tmp_path: Path) -> None:
+    """The sync frame's lag: minutes since the last successful run, or the oldest unsent change's wait."""
+    from datetime import timedelta
+
+    from bridge import runkinds
+    from bridge.context import RunContext
+    from bridge.hub import engine as hub_engine
+    from bridge.hub import store
+    from bridge.quality.frames import NEVER_MINUTES, sync_frame
+    from bridge.sync.common import store_run_summary
+
+    hub = hub_engine.ensure_schema(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    ctx = RunContext("crm_to_oa_sync", "r1", "summarise", 1, "bridge-service")
+    with hub.begin() as conn:
+        store_run_summary(conn, ctx, runkinds.CRM_TO_OA, "success", {"read": 1},
+                          started_at=NOW - timedelta(minutes=11), now=NOW - timedelta(minutes=10))
+        store_run_summary(conn, ctx, runkinds.CRM_TO_OA, "failed", {}, started_at=NOW - timedelta(minutes=2),
+                          now=NOW - timedelta(minutes=1))
+        # A change read 45 minutes ago and deferred since (the OA was down): newer runs succeeded meanwhile.
+        store.enqueue_changes(conn, "crm_to_oa", [("deal", "D-1", "h1")], NOW - timedelta(minutes=45), 60, 150)
+    with hub.connect() as conn:
+        frame, found = sync_frame(conn, ["crm_to_oa", "oa_to_crm"], NOW)
+    row = frame.data.iloc[0]
+    assert row["crm_to_oa__age_minutes"] == 45.0  # the waiting change, not the 10 minutes since the last success
+    assert row["oa_to_crm__age_minutes"] == NEVER_MINUTES  # never ran
+    assert found["crm_to_oa"].minutes_since_success == 10.0
+    assert (found["crm_to_oa"].unsent, found["crm_to_oa"].due) == (1, 1)
+    with pytest.raises(ValueError, match="not a sync run kind"), hub.begin() as conn:
+        store_run_summary(conn, ctx, "crm_to_oa", "success", {})  # the spelling no reader reads
+    hub.dispose()

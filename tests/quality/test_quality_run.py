@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge import runkinds
 from bridge.hub import engine as hub_engine
 from bridge.quality import check_results, failing_checks, latest_day, latest_scores, score_trend
 from bridge.quality.config import HealthSettings
@@ -208,7 +209,7 @@ def test_fixing_defects_raises_the_scores_and_the_trend_shows_it(seeded: Seeded,
     notices = [notice(world, 40 + n, deal_id, "0", "88000.00") for n, deal_id in enumerate(sorted(linked & set(fixed)))]
     notices.append(notice(world, 39, seeded.mismatch_deal, seeded.extra["mismatch_old_amount"], seeded.mismatch_amount))
     stage_instances(seeded, notices)
-    set_last_success(seeded, "crm_to_oa", NOW + timedelta(days=1) - timedelta(minutes=3))
+    set_last_success(seeded, runkinds.CRM_TO_OA, NOW + timedelta(days=1) - timedelta(minutes=3))
     day2 = DAY + timedelta(days=1)
     second = _run(seeded, tmp_path / "data", day=day2, now=NOW + timedelta(days=1), build_docs=False)
 

@@ -21,13 +21,14 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from bridge import dictionary as bridge_dictionary
-from bridge import permissions
+from bridge import permissions, runkinds
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
-from bridge.hub.schema import health_score, run_summary, watermark
+from bridge.hub.schema import health_score, watermark
 from bridge.staging import snapshot_row
+from bridge.sync.common import store_run_summary
 from sandbox.common.world import World, wire_properties
 
 REPORT_DAY = date(2026, 11, 26)
@@ -119,22 +120,28 @@ def stage_hub(url: str, world: World, oa_details: list[dict[str, Any]], d: Dicti
         for crm_id, oa_id in links:
             store.save_link(conn, "deal_project", crm_type="deal", crm_id=crm_id, oa_type="project_initiation",
                             oa_id=oa_id, dictionary_version=d.version, now=NOW)
-        # Sync runs of the last day, one old run (outside the 24 h window) and one failure.
+        # Sync runs of the last day, one old run (outside the 24 h window) and one failure, written as
+        # the syncs write them (sync.common.store_run_summary with the run kinds of bridge.runkinds).
         for i, (kind, status, counts) in enumerate([
-            ("crm_to_oa", "success", {"read": 120, "created": 4, "updated": 9, "quarantined": 1}),
-            ("crm_to_oa", "success", {"read": 80, "created": 2, "updated": 3}),
-            ("crm_to_oa", "failed", {"read": 10}),
-            ("oa_to_crm", "success", {"read": 50, "updated": 7, "created": 5}),
+            (runkinds.CRM_TO_OA, "success", {"read": 120, "created": 4, "updated": 9, "quarantined": 1}),
+            (runkinds.CRM_TO_OA, "success", {"read": 80, "created": 2, "updated": 3}),
+            (runkinds.CRM_TO_OA, "failed", {"read": 10}),
+            (runkinds.OA_TO_CRM, "success", {"read": 50, "updated": 7, "created": 5}),
         ]):
             started = BUILT_AT - timedelta(hours=3 + i)
-            conn.execute(insert(run_summary).values(
-                dag_id=f"{kind}_sync", run_id=f"r{i}", task_id="load", kind=kind, started_at=started,
-                finished_at=started + timedelta(minutes=1), status=status, counts=counts))
-        conn.execute(insert(run_summary).values(
-            dag_id="crm_to_oa_sync", run_id="old", task_id="load", kind="crm_to_oa",
-            started_at=BUILT_AT - timedelta(days=3), finished_at=BUILT_AT - timedelta(days=3) + timedelta(minutes=1),
-            status="success", counts={"read": 999999, "created": 999}))
-        for stream, minutes in (("crm.deal", 12), ("crm.company", 7), ("oa.expense_claim.created", 30),
+            store_run_summary(conn, RunContext(kind, f"r{i}", "load", 1, "bridge-service"), kind, status, counts,
+                              started_at=started, now=started + timedelta(minutes=1))
+        store_run_summary(conn, RunContext(runkinds.CRM_TO_OA, "old", "load", 1, "bridge-service"),
+                          runkinds.CRM_TO_OA, "success", {"read": 999999, "created": 999},
+                          started_at=BUILT_AT - timedelta(days=3), now=BUILT_AT - timedelta(days=3, minutes=-1))
+        # Unsent changes: CRM → OA one due (seen 25 min ago) and one in its debounce window; OA → CRM one
+        # waiting for 400 minutes (longer than since its last successful run).
+        for direction, source_id, ago in (("crm_to_oa", "D-late", timedelta(minutes=25)),
+                                          ("crm_to_oa", "D-new", timedelta(seconds=30)),
+                                          ("oa_to_crm", "I-stuck", timedelta(minutes=400))):
+            store.enqueue_changes(conn, direction, [("deal", source_id, "h-" + source_id)], BUILT_AT - ago, 60, 150)
+        # Watermarks: crm.company is 576 minutes old because nobody edited a company, which is no lag.
+        for stream, minutes in (("crm.deal", 12), ("crm.company", 576), ("oa.expense_claim.created", 30),
                                 ("oa.visit_plan.created", 5)):
             conn.execute(insert(watermark).values(
                 stream=stream, value_ms=int((BUILT_AT - timedelta(minutes=minutes)).timestamp() * 1000),

@@ -281,9 +281,17 @@ def test_sync_health_and_quarantine(built_report) -> None:  # type: ignore[no-un
     status = {r["direction"]: r for r in rows(built_report, "sync_status")}
     assert (status["CRM → OA"]["runs"], status["CRM → OA"]["succeeded"], status["CRM → OA"]["failed"]) == (3, 2, 1)
     assert (status["OA → CRM"]["runs"], status["OA → CRM"]["succeeded"]) == (1, 1)
-    assert status["CRM → OA"]["lag"] == 12.0
-    assert status["OA → CRM"]["lag"] == 30.0
     assert status["CRM → OA"]["since_success"] == pytest.approx(3 * 60 - 1)  # finished 1 min after 3 h ago
+    assert status["OA → CRM"]["since_success"] == pytest.approx(6 * 60 - 1)
+    # Unsent changes: CRM → OA one due (25 min), one still in its debounce window; OA → CRM one for 400 min.
+    assert (status["CRM → OA"]["unsent"], status["CRM → OA"]["due"], status["CRM → OA"]["oldest_unsent"]) == (2, 1, 25.0)
+    assert (status["OA → CRM"]["unsent"], status["OA → CRM"]["due"], status["OA → CRM"]["oldest_unsent"]) == (1, 1, 400.0)
+    # The lag is the larger of the two, never a watermark's age (crm.company is 576 minutes old: no edits).
+    assert status["CRM → OA"]["lag"] == pytest.approx(3 * 60 - 1)
+    assert status["OA → CRM"]["lag"] == 400.0
+    assert built_report.figures["sync_lag_minutes_crm_to_oa"] == pytest.approx(3 * 60 - 1)
+    streams = {r["stream"]: r for r in rows(built_report, "sync_watermarks")}
+    assert "lag" not in streams["crm.company"]
     writes = {(r["direction"], r["code"]): r["total"] for r in rows(built_report, "sync_writes")}
     assert writes[("CRM → OA", "created")] == 6
     assert writes[("CRM → OA", "updated")] == 12

@@ -22,7 +22,7 @@ from dataclasses import field as dc_field
 from typing import Any
 
 from bridge.dictionary import Dictionary
-from bridge.quality.config import SYNC_KINDS, HealthSettings
+from bridge.quality.config import SYNC_DIRECTIONS, HealthSettings
 
 # Frame column of the record id and of its data owner in every row frame.
 ID_COLUMN = "source_id"
@@ -194,14 +194,16 @@ def cross_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()
             fix=f"请{_dept_label(d, f.owner)}核对合同金额：以 CRM 为准的，下次同步会发出合同金额变更通知；"
                 "CRM 填错的，请在 CRM 中改正。",
         ))
-    for kind in SYNC_KINDS:
-        limit = cfg.freshness_limit(kind)
+    for direction in SYNC_DIRECTIONS:
+        # The lag of bridge.sync.freshness: since the last successful run, or the oldest unsent change's wait.
+        limit = cfg.freshness_limit(direction)
         checks.append(Check(
-            check_id=f"sync.{kind}.freshness", suite="cross.freshness", frame=SYNC_FRAME, entity="sync",
-            field=kind, kind="freshness", department=None, column=f"{kind}__age_minutes",
+            check_id=f"sync.{direction}.freshness", suite="cross.freshness", frame=SYNC_FRAME, entity="sync",
+            field=direction, kind="freshness", department=None, column=f"{direction}__age_minutes",
             expectation=BETWEEN, kwargs={"min_value": 0, "max_value": limit}, row_level=False,
-            label=f"{SYNC_LABELS[kind]} 同步须在 {limit} 分钟内成功运行过",
-            fix="请系统管理员在 Airflow 中查看该同步 DAG 最近的运行日志（连接、配额、隔离区），修复后手动触发一次。",
+            label=f"{SYNC_LABELS[direction]} 同步须在 {limit} 分钟内成功运行过，且没有等待超过 {limit} 分钟的待发送变更",
+            fix="请系统管理员在 Airflow 中查看该同步 DAG 最近的运行日志（连接、配额、隔离区）和「同步」页面的待发送变更，"
+                "修复后手动触发一次。",
         ))
     for reason in sorted(set(reasons)):
         limit = cfg.backlog_limit(reason)

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge import runkinds
 from bridge import settings as bridge_settings
 
-SYNC_KINDS = ("crm_to_oa", "oa_to_crm")
+# Sync directions: the keys of freshness_max_minutes (their run kinds are in bridge.runkinds).
+SYNC_DIRECTIONS = tuple(runkinds.SYNC_BY_DIRECTION)
 DEFAULT_FRESHNESS_MINUTES = 60
 DEFAULT_BACKLOG_MAX = 20
 
@@ -31,14 +33,14 @@ class HealthSettings:
     failing_ids_kept: int = 50  # failing record ids kept per check (health_result.failing_ids)
     notice_examples: int = 10  # example ids per check in an e-mail
     freshness_max_minutes: Mapping[str, int] = field(
-        default_factory=lambda: dict.fromkeys(SYNC_KINDS, DEFAULT_FRESHNESS_MINUTES)
+        default_factory=lambda: dict.fromkeys(SYNC_DIRECTIONS, DEFAULT_FRESHNESS_MINUTES)
     )
     backlog_max: Mapping[str, int] = field(default_factory=lambda: {"default": DEFAULT_BACKLOG_MAX})
     snapshot_batch: int = 5000
     ops_recipients: tuple[str, ...] = ()  # who hears about stale syncs (system administrators)
 
-    def freshness_limit(self, kind: str) -> int:
-        return int(self.freshness_max_minutes.get(kind, DEFAULT_FRESHNESS_MINUTES))
+    def freshness_limit(self, direction: str) -> int:
+        return int(self.freshness_max_minutes.get(direction, DEFAULT_FRESHNESS_MINUTES))
 
     def backlog_limit(self, reason: str) -> int:
         return int(self.backlog_max.get(reason, self.backlog_max.get("default", DEFAULT_BACKLOG_MAX)))

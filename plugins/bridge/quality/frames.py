@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Text, cast, func, select
 from bridge.dictionary import Dictionary
 from bridge.dictionary.formats import FORMAT_CLEANERS, normalize_company_name
 from bridge.hub import store
-from bridge.hub.schema import quarantine, run_summary, snapshot
+from bridge.hub.schema import quarantine, snapshot
 from bridge.quality.checks import (
     AMOUNTS_FRAME,
     CLOSED_STATUSES,
@@ -44,6 +44,7 @@ from bridge.quality.checks import (
     Check,
 )
 from bridge.staging import INVALID_KEY
+from bridge.sync.freshness import SyncFreshness, sync_freshness
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -529,35 +530,23 @@ def amounts_frame(conn: Connection, facts: CrossFacts) -> Frame:
     return Frame(AMOUNTS_FRAME, data, len(pairs), len(pairs), time.perf_counter() - started)
 
 
-def last_success(conn: Connection, kind: str) -> datetime | None:
-    """When the last successful run of ``kind`` finished (run_summary)."""
-    return conn.execute(
-        select(func.max(run_summary.c.finished_at)).where(
-            run_summary.c.kind == kind, run_summary.c.status == "success"
-        )
-    ).scalar()
+def sync_frame(conn: Connection, directions: Iterable[str],
+               now: datetime) -> tuple[Frame, dict[str, SyncFreshness]]:
+    """One row: the lag of each sync direction in minutes (``NEVER_MINUTES`` when it never succeeded).
 
-
-def sync_frame(conn: Connection, kinds: Iterable[str], now: datetime) -> tuple[Frame, dict[str, datetime | None]]:
-    """One row: minutes since the last successful run of each sync (``NEVER_MINUTES`` when none)."""
+    The lag is :attr:`SyncFreshness.lag_minutes`: the larger of the minutes
+    since the last successful run and the minutes the oldest unsent change
+    has waited, the notion the daily report shows too.
+    """
     import pandas as pd
 
     started = time.perf_counter()
-    last: dict[str, datetime | None] = {}
+    found = sync_freshness(conn, now, directions)
     data: dict[str, Any] = {ID_COLUMN: pd.array(["sync"], dtype="string"), OWNER_COLUMN: [NO_OWNER]}
-    for kind in kinds:
-        at = last[kind] = last_success(conn, kind)
-        if at is not None:
-            at = _aware(at)
-        age = NEVER_MINUTES if at is None else max(0.0, (now - at).total_seconds() / 60)
-        data[f"{kind}__age_minutes"] = [round(age, 1)]
-    return Frame(SYNC_FRAME, pd.DataFrame(data), 1, 1, time.perf_counter() - started), last
-
-
-def _aware(at: datetime) -> datetime:
-    from datetime import UTC
-
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    for direction, fresh in found.items():
+        lag = fresh.lag_minutes
+        data[f"{direction}__age_minutes"] = [NEVER_MINUTES if lag is None else lag]
+    return Frame(SYNC_FRAME, pd.DataFrame(data), 1, 1, time.perf_counter() - started), found
 
 
 @dataclass(frozen=True)

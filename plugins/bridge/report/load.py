@@ -24,9 +24,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
+from bridge import runkinds
 from bridge.dictionary import Dictionary
 from bridge.hub.schema import quarantine, run_summary, snapshot, watermark, xref
 from bridge.permissions import Policy
+from bridge.sync.freshness import SyncFreshness, sync_freshness
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,6 @@ REPORT_FIELDS: dict[str, tuple[str, ...]] = {
                    "project_no"),
     "contract_amount_notice": ("instance_code", "approval_status", "created_at"),
 }
-SYNC_KINDS = ("crm_to_oa", "oa_to_crm")
 
 
 class ReportDataError(ValueError):
@@ -61,8 +62,8 @@ class ReportData:
     frames: dict[str, pd.DataFrame]
     hidden: dict[str, list[str]]  # entity → report fields the audience may not see
     deal_links: pd.DataFrame  # xref deal_project: crm_id, oa_id
-    runs: pd.DataFrame  # run_summary of the sync kinds (recent)
-    last_success: dict[str, datetime]  # kind → finished_at of the latest successful run
+    runs: pd.DataFrame  # run_summary of the syncs (recent): direction, status, started_at, finished_at, counts
+    freshness: dict[str, SyncFreshness]  # direction → last successful run, unsent changes (bridge.sync.freshness)
     watermarks: pd.DataFrame  # stream, value_ms, updated_at
     quarantine: pd.DataFrame  # reason_code, direction, open, oldest
     health: pd.DataFrame  # day, scope_type, scope, score
@@ -219,23 +220,17 @@ def load_deal_links(conn: Connection) -> pd.DataFrame:
     return frame.astype({"crm_id": object, "oa_id": object})
 
 
-def load_runs(conn: Connection, since: datetime) -> tuple[pd.DataFrame, dict[str, datetime]]:
+def load_runs(conn: Connection, since: datetime) -> pd.DataFrame:
+    """The sync runs started since ``since``, with their direction (``crm_to_oa`` / ``oa_to_crm``)."""
     rows = conn.execute(
         select(run_summary.c.kind, run_summary.c.status, run_summary.c.started_at, run_summary.c.finished_at,
                run_summary.c.counts)
-        .where(run_summary.c.kind.in_(SYNC_KINDS), run_summary.c.started_at >= since)
+        .where(run_summary.c.kind.in_(runkinds.SYNC), run_summary.c.started_at >= since)
         .order_by(run_summary.c.started_at)
     ).fetchall()
-    runs = pd.DataFrame([tuple(r) for r in rows], columns=["kind", "status", "started_at", "finished_at", "counts"])
-    last: dict[str, datetime] = {}
-    for kind, finished in conn.execute(
-        select(run_summary.c.kind, func.max(run_summary.c.finished_at))
-        .where(run_summary.c.kind.in_(SYNC_KINDS), run_summary.c.status == "success")
-        .group_by(run_summary.c.kind)
-    ):
-        if finished is not None:
-            last[kind] = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
-    return runs, last
+    runs = pd.DataFrame([(runkinds.DIRECTION_OF[r[0]], *r[1:]) for r in rows],
+                        columns=["direction", "status", "started_at", "finished_at", "counts"])
+    return runs
 
 
 def load_watermarks(conn: Connection) -> pd.DataFrame:
@@ -283,9 +278,9 @@ def load_report_data(conn: Connection, dictionary: Dictionary, policy: Policy, *
         frames[entity], hidden[entity] = apply_policy(raw, entity, policy, role)
         if hidden[entity]:
             log.info("report: %s fields hidden from %s by the permission policy: %s", entity, role, hidden[entity])
-    runs, last = load_runs(conn, built_at - timedelta(hours=24))
     return ReportData(
-        frames=frames, hidden=hidden, deal_links=load_deal_links(conn), runs=runs, last_success=last,
+        frames=frames, hidden=hidden, deal_links=load_deal_links(conn), runs=load_runs(conn, built_at - timedelta(hours=24)),
+        freshness=sync_freshness(conn, built_at),
         watermarks=load_watermarks(conn), quarantine=load_quarantine(conn), health=load_health(conn, health_until),
         built_at=built_at, role=role, counts=counts,
     )

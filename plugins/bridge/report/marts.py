@@ -464,53 +464,57 @@ def _direction_of_stream(stream: str) -> str:
     return "crm_to_oa" if stream.startswith("crm.") else "oa_to_crm" if stream.startswith("oa.") else "other"
 
 
-def _minutes(later: datetime, earlier: datetime | None) -> float | None:
-    if earlier is None:
-        return None
-    return round((later - earlier).total_seconds() / 60.0, 1)
+def _stream_time(value_ms: Any) -> datetime:
+    return datetime.fromtimestamp(int(value_ms) / 1000, tz=UTC)
 
 
 def sync_tables(data: ReportData) -> tuple[Table, Table, Table, dict[str, Any]]:
-    built = data.built_at
+    """Runs, lag and writes per direction; the lag is that of :mod:`bridge.sync.freshness` (not a watermark)."""
     status_rows, write_rows = [], []
-    wm = data.watermarks.copy()
-    wm["direction"] = [_direction_of_stream(s) for s in wm["stream"]]
     headline: dict[str, Any] = {}
-    for kind in ("crm_to_oa", "oa_to_crm"):
-        runs = data.runs[data.runs["kind"] == kind]
-        last = data.last_success.get(kind)
-        streams = wm[wm["direction"] == kind]
-        oldest = (datetime.fromtimestamp(int(streams["value_ms"].min()) / 1000, tz=UTC) if len(streams) else None)
+    for direction, fresh in data.freshness.items():
+        runs = data.runs[data.runs["direction"] == direction]
+        label = DIRECTION_LABELS[direction]
         status_rows.append({
-            "direction": DIRECTION_LABELS[kind], "runs": len(runs), "succeeded": int((runs["status"] == "success").sum()),
-            "failed": int((runs["status"] == "failed").sum()), "last_success": _local(last),
-            "since_success": _minutes(built, last), "watermark": _local(oldest), "lag": _minutes(built, oldest),
+            "direction": label, "runs": len(runs), "succeeded": int((runs["status"] == "success").sum()),
+            "failed": int((runs["status"] == "failed").sum()), "last_success": _local(fresh.last_success),
+            "since_success": fresh.minutes_since_success, "unsent": fresh.unsent, "due": fresh.due,
+            "oldest_unsent": fresh.oldest_unsent_minutes, "lag": fresh.lag_minutes,
         })
-        headline[f"sync_lag_minutes_{kind}"] = _minutes(built, oldest)
+        headline[f"sync_lag_minutes_{direction}"] = fresh.lag_minutes
+        headline[f"sync_oldest_unsent_minutes_{direction}"] = fresh.oldest_unsent_minutes
         totals: dict[str, int] = {}
         for counts in runs["counts"]:
             for name, value in (counts or {}).items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     totals[name] = totals.get(name, 0) + int(value)
         for name in sorted(totals):
-            write_rows.append({"direction": DIRECTION_LABELS[kind], "what": COUNT_LABELS.get(name, name),
-                               "code": name, "total": totals[name]})
-    status = Table("sync_status", "同步运行状况（近24小时）", [
+            write_rows.append({"direction": label, "what": COUNT_LABELS.get(name, name), "code": name,
+                               "total": totals[name]})
+    status_cols = [
         Column("direction", "方向"), Column("runs", "运行次数", "int"), Column("succeeded", "成功", "int"),
         Column("failed", "失败", "int"), Column("last_success", "最近成功完成", "datetime"),
-        Column("since_success", "距今（分钟）", "minutes"), Column("watermark", "数据已同步至", "datetime"),
-        Column("lag", "同步滞后（分钟）", "minutes")], pd.DataFrame(status_rows),
-        note="同步滞后 = 出报时间 − 该方向最旧的水位线（各数据流已安全读取到的源系统修改时间）。")
+        Column("since_success", "距今（分钟）", "minutes"), Column("unsent", "待发送变更", "int"),
+        Column("due", "其中已到发送时间", "int"), Column("oldest_unsent", "最早待发送变更已等待（分钟）", "minutes"),
+        Column("lag", "同步滞后（分钟）", "minutes")]
+    status = Table("sync_status", "同步运行状况（近24小时）", status_cols,
+                   pd.DataFrame(status_rows, columns=[c.key for c in status_cols]),
+                   note="同步滞后 = 距最近一次成功运行的分钟数与最早一条待发送变更已等待的分钟数中的较大者；"
+                        "变更通常只等待 1～2 分钟（防抖）。最近成功完成为空表示该方向从未成功运行，请联系系统管理员。")
     writes = Table("sync_writes", "同步写入量（近24小时）", [
         Column("direction", "方向"), Column("what", "项目"), Column("code", "代码"), Column("total", "合计", "int")],
         pd.DataFrame(write_rows, columns=["direction", "what", "code", "total"]))
-    stream_rows = [{"stream": r.stream, "direction": DIRECTION_LABELS.get(r.direction, "其他"),
-                    "watermark": _local(datetime.fromtimestamp(int(r.value_ms) / 1000, tz=UTC)),
-                    "lag": _minutes(built, datetime.fromtimestamp(int(r.value_ms) / 1000, tz=UTC))}
+    wm = data.watermarks
+    stream_rows = [{"stream": r.stream, "direction": DIRECTION_LABELS.get(_direction_of_stream(r.stream), "其他"),
+                    "watermark": _local(_stream_time(r.value_ms)), "updated_at": _local(r.updated_at)}
                    for r in wm.itertuples(index=False)]
-    streams_t = Table("sync_watermarks", "各数据流水位线", [
-        Column("stream", "数据流"), Column("direction", "方向"), Column("watermark", "已同步至", "datetime"),
-        Column("lag", "滞后（分钟）", "minutes")], pd.DataFrame(stream_rows, columns=["stream", "direction", "watermark", "lag"]))
+    stream_cols = [Column("stream", "数据流"), Column("direction", "方向"),
+                   Column("watermark", "已读取至（源系统修改时间）", "datetime"),
+                   Column("updated_at", "水位线更新于", "datetime")]
+    streams_t = Table("sync_watermarks", "各数据流水位线", stream_cols,
+                      pd.DataFrame(stream_rows, columns=[c.key for c in stream_cols]),
+                      note="水位线是同步已安全读取到的源系统最后修改时间。某类记录长时间无人修改时水位线停在原处，"
+                           "这不是同步滞后；滞后请看上表。")
     return status, writes, streams_t, headline
 
 
