@@ -339,3 +339,20 @@ report_run = Table(
     Column("sent_at", TS),
     Column("figures", JSON),  # headline numbers, for the UI
 )
+
+# ---------------------------------------------------------------- kiosk links
+# Read-only links for the office wallboard (bridge.ui.kiosk). Only the SHA-256
+# of the full token is stored; token_id is the random public half, looked up
+# after its HMAC signature checked out. A revoked link stays, with who and when.
+kiosk_token = Table(
+    "kiosk_token",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scope", String(30), nullable=False),  # wallboard
+    Column("label", String(120)),  # where the screen hangs, e.g. 三楼销售区
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS),
+    Column("revoked_by", String(120)),
+)

@@ -1,0 +1,240 @@
+"""大屏 in headless Chromium: 1920×1080, no console errors, no external requests, no scrollbars, live refresh.
+
+Runs the bridge app alone (not Airflow) in a small uvicorn server on
+127.0.0.1 and a free port — this file started as a script, see ``serve`` —
+stopped by PID at the end (and bounded by ``--lifetime`` in any case). The
+hub is filled by the bridge's writers (``build_wall_hub``); the test opens the
+kiosk link without any login, changes the hub through the writers and waits
+for the page to show the new figures, then revokes the link.
+
+The screenshot is saved to ``tests/artifacts/browser/wallboard.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+from tests.ui.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, _missing
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
+SECRET = "wallboard-browser-test-secret"
+SERVER_LIFETIME = 300  # s: the server exits by itself after this, whatever happens to the test
+TZ = ZoneInfo("Asia/Shanghai")
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+
+# ---------------------------------------------------------------- the server (this file as a script)
+
+
+def serve(argv: list[str]) -> None:
+    """``python test_ui_wallboard_browser.py --port N --hub-url URL``: the bridge app under /bridge."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--hub-url", required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--lifetime", type=int, default=SERVER_LIFETIME)
+    args = parser.parse_args(argv)
+    import uvicorn
+    from fastapi import FastAPI
+    from starlette.requests import Request
+
+    from bridge.ui.app import UiConfig, create_app
+    from bridge.ui.auth import NotAuthenticated, Viewer
+
+    async def nobody(request: Request) -> Viewer:  # no Airflow here: every login-only page answers 401
+        raise NotAuthenticated("Not authenticated")
+
+    timer = threading.Timer(args.lifetime, lambda: os._exit(3))
+    timer.daemon = True
+    timer.start()
+    parent = FastAPI()
+    parent.mount("/bridge", create_app(UiConfig(authenticator=nobody, csrf_secret=b"unused-in-this-test",
+                                                hub_url=args.hub_url, data_dir=Path(args.data_dir))))
+    uvicorn.run(parent, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(hub_url: str, folder: Path) -> Iterator[Server]:
+    port = _free_port()
+    log = folder / "server.log"
+    env = {**os.environ, "BRIDGE_KIOSK_SECRET": SECRET, "BRIDGE__WALLBOARD__CACHE_SECONDS": "0",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--port", str(port), "--hub-url", hub_url, "--data-dir", str(folder)],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError), \
+                    urllib.request.urlopen(server.url + "/bridge/static/wallboard.css", timeout=2) as r:
+                if r.status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not answer within 60 s: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield server
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+# ---------------------------------------------------------------- the test
+
+
+def _yuan(v: float) -> str:
+    """wallboard.js's money format (¥, 万, 亿), for comparing what the page shows."""
+    a = abs(v)
+    if a >= 1e8:
+        return f"¥{v / 1e8:.2f}亿"
+    if a >= 1e4:
+        return f"¥{v / 1e4:.{0 if a >= 1e6 else 1}f}万"
+    return f"¥{round(v):,}"
+
+
+def _wait(page: Any, predicate: str, arg: Any = None, timeout: float = 30_000) -> None:
+    page.wait_for_function(predicate, arg=arg, timeout=timeout)
+
+
+def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = _missing()
+    if missing:
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+    from tests.ui.test_ui_wallboard import add_deal, build_wall_hub, expected
+
+    from bridge.ui import kiosk
+
+    monkeypatch.setenv(kiosk.KEY_ENV, SECRET)
+    hub = build_wall_hub(tmp_path)
+    with hub.engine.begin() as conn:
+        token, _link = kiosk.create(conn, kiosk.signing_key(), "browser-test", label="测试大屏")
+    hosts: list[str] = []
+    errors: list[str] = []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with running_server(hub.url, tmp_path) as server, sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN",
+                                          timezone_id="Europe/London")  # the page must not rely on the TV's zone
+
+            def record(route: Any) -> None:
+                netloc = urlsplit(route.request.url).netloc
+                hosts.append(netloc)
+                if netloc == urlsplit(server.url).netloc:
+                    route.continue_()
+                else:
+                    route.abort()
+
+            context.route("**/*", record)
+            page = context.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            kiosk_url = f"{server.url}/bridge/wallboard/kiosk/{token}?refresh=2"
+            response = page.goto(kiosk_url)
+            assert response is not None
+            assert response.status == 200
+            _wait(page, "() => Number(document.body.dataset.loads || 0) >= 1")
+            page.wait_for_timeout(1200)  # chart animations settle before the screenshot
+            page.screenshot(path=str(ARTIFACTS / "wallboard.png"))
+
+            # layout: nothing scrolls, nothing spills out of its panel
+            sizes = page.evaluate("""() => ({sw: document.documentElement.scrollWidth,
+                sh: document.documentElement.scrollHeight, w: innerWidth, h: innerHeight,
+                spill: [...document.querySelectorAll('.kpi, .panel')].filter(
+                    e => e.scrollHeight > e.clientHeight + 1 || e.scrollWidth > e.clientWidth + 1).map(e => e.className)})""")
+            assert sizes["w"] == 1920
+            assert sizes["h"] == 1080
+            assert sizes["sw"] <= 1920, sizes
+            assert sizes["sh"] <= 1080, sizes
+            assert sizes["spill"] == [], sizes
+
+            # the figures on the wall are the hub's
+            now = datetime.now(UTC)
+            want = expected(hub.engine, now.astimezone(TZ).date(), now)
+            assert page.text_content('[data-f="won_month"]') == _yuan(want["won_amount_month"])
+            assert page.text_content('[data-f="won_today"]') == _yuan(want["won_amount_today"])
+            assert page.text_content('[data-f="pending"]') == f"{want['pending']:,}"
+            assert page.locator("#sync-list .sync-row").count() == 2
+            assert page.locator("canvas").count() >= 6
+            assert "正在读取" not in (page.text_content("#wb-status") or "")
+
+            # the hub changes (a deal won today, staged as the sync stages it): the page follows, without a reload
+            loads = int(page.evaluate("() => document.body.dataset.loads"))
+            add_deal(hub, "59990000077", "1250000.00", now.astimezone(TZ).date())
+            new_today = _yuan(want["won_amount_today"] + 1_250_000)
+            _wait(page, "(v) => document.querySelector('[data-f=\"won_today\"]').textContent === v", new_today)
+            assert int(page.evaluate("() => document.body.dataset.loads")) > loads
+            assert page.evaluate("() => performance.getEntriesByType('navigation').length") == 1  # never reloaded
+
+            assert errors == [], errors  # rendering and refreshing: not one console error
+            # the token opens nothing else, even from the kiosk page itself
+            statuses = page.evaluate("""async (t) => {
+                const out = {};
+                for (const p of ['/bridge/quarantine', '/bridge/health', '/bridge/reports', '/bridge/sync',
+                                 '/bridge/wallboard/data', '/bridge/wallboard']) {
+                    const r = await fetch(p + '?token=' + t, {headers: {Authorization: 'Bearer ' + t}});
+                    out[p] = r.status;
+                }
+                return out; }""", token)
+            assert set(statuses.values()) == {401}, statuses
+
+            # revoked: the next refresh is refused, the page says so and keeps the last figures
+            with hub.engine.begin() as conn:
+                kiosk.revoke(conn, kiosk.token_id_of(token), "browser-test")
+            _wait(page, "() => document.getElementById('wb-status').textContent.includes('链接已失效')")
+            assert page.text_content('[data-f="won_today"]') == new_today
+            assert page.goto(kiosk_url).status == 403  # type: ignore[union-attr]
+            # what the console said after the deliberate 401/403 probes: those refusals only
+            assert all("401" in e or "403" in e for e in errors), errors
+        finally:
+            browser.close()
+    server_host = urlsplit(server.url).netloc
+    assert hosts
+    assert set(hosts) == {server_host}, sorted(set(hosts))
+    assert (ARTIFACTS / "wallboard.png").stat().st_size > 50_000
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])
