@@ -142,7 +142,7 @@ def test_private_app_token_needs_no_token_endpoint(crm: Sim, monkeypatch: pytest
 def test_connection_test_button(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
     ok, message = hook(crm, monkeypatch).test_connection()
     assert ok
-    assert "token ok" in message
+    assert "OAuth 凭据有效" in message
     bad = {**crm_conn(crm.url), "password": "wrong-secret-value"}
     ok, message = CrmHook(connection(monkeypatch, bad)).test_connection()
     assert not ok
@@ -150,11 +150,11 @@ def test_connection_test_button(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> No
     assert "wrong-secret-value" not in message
     ok, message = CrmHook(connection(monkeypatch, {"conn_type": "hubspot_crm", "host": crm.url})).test_connection()
     assert not ok
-    assert "refresh_token" in message
+    assert "Refresh token" in message
     ok, message = CrmHook(connection(monkeypatch, {**crm_conn("http://127.0.0.1:9"), "extra": {
         "refresh_token": "x", "max_attempts": 1}})).test_connection()
     assert not ok
-    assert "connection failed" in message
+    assert "connection failed" in message  # the transport's own words follow the Chinese reason
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # Airflow's own Connection.get_hook
@@ -166,4 +166,4 @@ def test_airflow_connection_test_button_path(crm: Sim, monkeypatch: pytest.Monke
     conn = Connection.get_connection_from_secrets(conn_id)
     status, message = conn.test_connection()
     assert status is True
-    assert "owners readable" in message
+    assert "可读取 CRM 负责人" in message

@@ -206,8 +206,18 @@ def test_hook_identity_follows_airflow_conventions() -> None:
     assert CrmHook(crm_conn_id="x").crm_conn_id == "x"
     assert OaHook(oa_conn_id="y").oa_conn_id == "y"
     behaviour = CrmHook.get_ui_field_behaviour()
-    assert behaviour["relabeling"] == {"host": "API base URL", "login": "Client ID", "password": "Client secret"}
+    assert behaviour["relabeling"]["login"] == "Client ID（客户端 ID）"
+    assert behaviour["relabeling"]["password"] == "Client secret（客户端密钥）"
     assert OaHook.get_ui_field_behaviour()["relabeling"]["login"] == "App ID"
+
+
+def test_connection_form_keeps_the_port() -> None:
+    """Airflow 3.3's Test button sends ``port: Number(stored port)``, 0 for none; a hidden port field would store
+    none and every test of a Connection made in the form would be refused (docs/connections.md)."""
+    for hook in (CrmHook, OaHook):
+        behaviour = hook.get_ui_field_behaviour()
+        assert "port" not in behaviour["hidden_fields"]
+        assert behaviour["placeholders"]["port"].startswith("443")
 
 
 def test_ui_metadata_is_accepted_by_airflow() -> None:

@@ -35,6 +35,7 @@ class Token:
     value: str
     expires_at: float  # time.monotonic() deadline
     lifetime: float
+    account: str | None = None  # what the token opens, when the vendor says (HubSpot: the portal id)
 
     def fresh(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -42,9 +43,9 @@ class Token:
         return now < self.expires_at - margin
 
     @classmethod
-    def expiring_in(cls, value: str, seconds: float) -> Token:
+    def expiring_in(cls, value: str, seconds: float, account: str | None = None) -> Token:
         seconds = max(0.0, float(seconds))
-        return cls(value=value, expires_at=time.monotonic() + seconds, lifetime=seconds)
+        return cls(value=value, expires_at=time.monotonic() + seconds, lifetime=seconds, account=account)
 
 
 def credentials_key(*parts: str | None) -> str:
@@ -126,7 +127,11 @@ class BearerTokenAuth(AuthBase):
         self.fetch = fetch
 
     def token(self) -> str:
-        return self.cache.get(self.fetch).value
+        return self.current().value
+
+    def current(self) -> Token:
+        """The valid token (fetched if needed), with what the vendor said about it."""
+        return self.cache.get(self.fetch)
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
         r.headers["Authorization"] = "Bearer " + self.token()

@@ -16,11 +16,13 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 from urllib.request import getproxies
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
+from bridge.hooks import _explain
 from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth
 from bridge.hooks._http import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -31,13 +33,14 @@ from bridge.hooks._http import (
     VendorProtocol,
 )
 from bridge.hooks._retry import RetryPolicy
-from bridge.hooks.errors import BadResponseError, VendorError
+from bridge.hooks.errors import BadResponseError, ConnectionConfigError
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_STALLED_PAGES = 2  # consecutive pages with nothing new before a cursor is declared looping
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def mask(*secrets: str | None) -> None:
@@ -137,13 +140,32 @@ class VendorHook(HttpHook):
             session.verify = bundle
 
     def _base_url_of(self, host: str | None, schema: str | None, port: int | None) -> str:
+        """The API base URL: host (a URL, or a name with ``schema``/https), plus the port field when the host
+        names none. The Connections page keeps the port in its own field (docs/connections.md)."""
         if not host:
-            raise ValueError(f"Connection {self.conn_id!r} has no host: set the API base URL "
-                             f"(see docs/connections.md)")
-        base = host if "://" in host else f"{schema or self.default_scheme}://{host}"
-        if port and "://" not in host:
-            base = f"{base}:{port}"
-        return base.rstrip("/")
+            raise ConnectionConfigError(f"Connection {self.conn_id!r} has no host: set the API base URL "
+                                        f"(see docs/connections.md)", reason_zh="未填写 API 地址（Host）")
+        base = (host if "://" in host else f"{schema or self.default_scheme}://{host}").rstrip("/")
+        if not port:
+            return base
+        parts = urlsplit(base)
+        try:
+            named = parts.port
+        except ValueError:
+            named = None
+            bad = True
+        else:
+            bad = not parts.hostname
+        if bad:
+            raise ConnectionConfigError(f"Connection {self.conn_id!r}: host {host!r} is not a usable URL",
+                                        reason_zh=f"API 地址 {host} 不是有效的网址")
+        if named is not None and named != port:
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: the host names port {named} but the port field says {port}; "
+                f"keep one of them", reason_zh=f"API 地址中的端口 {named} 与端口栏的 {port} 不一致，请只保留一个")
+        if named is None and port != DEFAULT_PORTS.get(parts.scheme):
+            base = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
+        return base
 
     @property
     def client(self) -> ApiClient:
@@ -184,12 +206,13 @@ class VendorHook(HttpHook):
 
     # ------------------------------------------------------------------ connection test
     def _test(self, probe: Callable[[], str]) -> tuple[bool, str]:
+        """``(True, what was reached)`` or ``(False, why not)``, in Chinese: the Test button must always get an
+        answer a person can act on (hooks/_explain.py)."""
         try:
             return True, probe()
-        except VendorError as exc:
-            return False, str(exc)
-        except Exception as exc:  # the Test button must always get an answer
-            return False, f"{type(exc).__name__}: {str(exc)[:300]}"
+        except Exception as exc:
+            self.vendor_log.info("%s connection test failed: %s", self.protocol.system, type(exc).__name__)
+            return False, _explain.failure(exc, self.protocol.system, getattr(self, "base_url", None) or None)
 
     # ------------------------------------------------------------------ paging guard
     def _cursor_pages(self, fetch: Callable[[str | None], tuple[list[T], str | None]], key: Callable[[T], K],

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.hooks import ui
+from bridge.hooks import _explain, ui
 from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth, Token, TokenCache, credentials_key
 from bridge.hooks._base import VendorHook, chunked, mask, to_ms
 from bridge.hooks._http import BODY_TOO_LARGE, VendorProtocol, error_by_status, retry_after_seconds
@@ -221,7 +221,7 @@ class CrmHook(VendorHook):
         if mode == "private_app":
             if not secret:
                 raise AuthError(f"Connection {self.conn_id!r}: a private app needs its token in the password field",
-                                system="crm")
+                                system="crm", code=_explain.INCOMPLETE)
             mask(secret)
             return StaticTokenAuth(secret)
         client_id = conn.login or ""
@@ -229,7 +229,7 @@ class CrmHook(VendorHook):
         if not (client_id and secret and refresh):
             raise AuthError(f"Connection {self.conn_id!r} needs the client id (login), client secret (password) "
                             f"and extra refresh_token, or extra auth=private_app with the token as password",
-                            system="crm")
+                            system="crm", code=_explain.INCOMPLETE)
         mask(secret, refresh)
         token_path = str(extra.get("token_path") or OAUTH_PATH)
         cache = TokenCache.for_key(credentials_key("hubspot", base_url, client_id, secret, refresh))
@@ -251,7 +251,8 @@ class CrmHook(VendorHook):
                 state["refresh"] = new_refresh
                 self.vendor_log.warning("crm: HubSpot returned a new refresh token; update the %s Connection",
                                         self.conn_id)
-            return Token.expiring_in(value, float(expires))
+            portal = body.get("hub_id")  # the v3 token answer names the portal (v1 does not)
+            return Token.expiring_in(value, float(expires), account=str(portal) if portal else None)
 
         return BearerTokenAuth(cache, fetch)
 
@@ -622,11 +623,13 @@ class CrmHook(VendorHook):
         return [p for p in body.get("results") or [] if isinstance(p, dict)]
 
     def test_connection(self) -> tuple[bool, str]:
-        """The cheapest authenticated GET: one owner."""
+        """The Test button: a token (OAuth: it names the portal), then the cheapest authenticated GET."""
 
         def probe() -> str:
+            auth = self.client.auth
+            portal = auth.current().account if isinstance(auth, BearerTokenAuth) else None
             self.call("GET", OWNERS, params={"limit": 1})
-            return f"Connected to HubSpot at {self.base_url}: token ok, owners readable"
+            return _explain.success_crm(self.base_url, portal, private_app=isinstance(auth, StaticTokenAuth))
 
         return self._test(probe)
 

@@ -31,6 +31,15 @@ def redact(text: str | None) -> str:
     return out
 
 
+class ConnectionConfigError(ValueError):
+    """A Connection the hook cannot use as it is (no host, two ports that disagree). ``reason_zh`` says what to
+    change, in Chinese, for the Connections page's Test button; the message says it in English for logs."""
+
+    def __init__(self, message: str, *, reason_zh: str) -> None:
+        self.reason_zh = reason_zh
+        super().__init__(message)
+
+
 class VendorError(Exception):
     """A vendor API call that did not succeed.
 
@@ -162,6 +171,7 @@ __all__ = [
     "BadRequestError",
     "BadResponseError",
     "ConflictError",
+    "ConnectionConfigError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bridge.hooks import ui
+from bridge.hooks import _explain, ui
 from bridge.hooks._auth import BearerTokenAuth, Token, TokenCache, credentials_key
 from bridge.hooks._base import VendorHook, chunked, mask, to_ms
 from bridge.hooks._http import VendorProtocol, error_by_status, retry_after_seconds
@@ -126,6 +126,7 @@ class OaHook(VendorHook):
         self.oa_conn_id = oa_conn_id
         super().__init__(oa_conn_id, **kwargs)
         self.test_approval_code: str | None = None
+        self.app_id = ""
 
     # ------------------------------------------------------------------ Connections page
     @classmethod
@@ -141,8 +142,9 @@ class OaHook(VendorHook):
         app_id, secret = conn.login or "", conn.password or ""
         if not app_id or not secret:
             raise AuthError(f"Connection {self.conn_id!r} needs the app id (login) and app secret (password)",
-                            system="oa")
+                            system="oa", code=_explain.INCOMPLETE)
         mask(secret)
+        self.app_id = app_id
         self.test_approval_code = extra.get("test_approval_code") or None
         cache = TokenCache.for_key(credentials_key("feishu", base_url, app_id, secret))
 
@@ -321,7 +323,8 @@ class OaHook(VendorHook):
 
     # ------------------------------------------------------------------ connection test
     def test_connection(self) -> tuple[bool, str]:
-        """Token, then the cheapest authenticated read (the approval definition of the Test code)."""
+        """The Test button: a tenant token, then the cheapest authenticated read (the approval definition of
+        the Test code; without one, a contact lookup)."""
 
         def probe() -> str:
             client = self.client
@@ -330,10 +333,10 @@ class OaHook(VendorHook):
             code = self.test_approval_code or _default_approval_code()
             if code:
                 definition = self.approval_definition(code)
-                return (f"Connected to Feishu at {self.base_url}: token ok, approval "
-                        f"{definition.get('approval_name', code)} readable")
+                name = str(definition.get("approval_name") or code)
+                return _explain.success_oa(self.base_url, self.app_id, name)
             self.user_ids(emails=["connection-test@example.invalid"])
-            return f"Connected to Feishu at {self.base_url}: token ok, contact lookup allowed"
+            return _explain.success_oa(self.base_url, self.app_id, None)
 
         return self._test(probe)
 

@@ -15,28 +15,36 @@ CRM_CONN_TYPE = "hubspot_crm"
 OA_CONN_TYPE = "feishu_oa"
 
 _TUNING_FIELDS: dict[str, dict[str, Any]] = {
-    "read_timeout": {"label": "Read timeout (s)", "schema": {"type": ["number", "null"], "default": 60}},
-    "max_attempts": {"label": "Max attempts per call", "schema": {"type": ["integer", "null"], "default": 5}},
-    "max_retry_wait": {"label": "Max total retry wait (s)", "schema": {"type": ["number", "null"], "default": 120}},
+    "read_timeout": {"label": "读取超时（秒）", "schema": {"type": ["number", "null"], "default": 60}},
+    "max_attempts": {"label": "每次调用最多尝试次数", "schema": {"type": ["integer", "null"], "default": 5}},
+    "max_retry_wait": {"label": "重试等待总时长上限（秒）", "schema": {"type": ["number", "null"], "default": 120}},
 }
+
+# The port has its own field, filled in (443 for HTTPS): Airflow 3.3's Test button sends ``port: 0`` for a
+# Connection stored without a port, and the API then refuses the test as "a different endpoint"
+# (apache/airflow#73298 fixes this in the API); a stored port makes the form and the stored Connection agree.
+PORT_PLACEHOLDER = "443（HTTPS 默认端口；请填写，Connections 页面的 Test 按钮需要它）"
 
 CRM_UI: dict[str, Any] = {
     "hook-name": "HubSpot CRM (OA ⇄ CRM bridge)",
     "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port"],
-        "relabeling": {"host": "API base URL", "login": "Client ID", "password": "Client secret"},
+        "hidden-fields": ["schema"],
+        "relabeling": {"host": "API 地址（API base URL）", "port": "端口（Port）", "login": "Client ID（客户端 ID）",
+                       "password": "Client secret（客户端密钥）"},
         "placeholders": {
             "host": "https://api.hubapi.com",
-            "login": "OAuth app client id (leave empty for a private app)",
-            "password": "OAuth client secret, or the private-app token (pat-…)",
-            "refresh_token": "refresh token of the portal's installation",
+            "port": PORT_PLACEHOLDER,
+            "login": "OAuth 应用的 Client ID（私有应用留空）",
+            "password": "OAuth 应用的 Client secret，或私有应用令牌（pat-…）",
+            "refresh_token": "门户安装应用后换得的 refresh token",
             "auth": "oauth",
         },
     },
     "conn-fields": {
-        "refresh_token": {"label": "Refresh token", "schema": {"type": ["string", "null"], "format": "password"}},
-        "auth": {"label": "Auth", "description": "oauth (client id + secret + refresh token) or private_app "
-                                                 "(the password field holds the private-app token)",
+        "refresh_token": {"label": "Refresh token（刷新令牌）",
+                          "schema": {"type": ["string", "null"], "format": "password"}},
+        "auth": {"label": "Auth（认证方式）",
+                 "description": "oauth：Client ID + Client secret + Refresh token；private_app：密码栏填私有应用令牌",
                  "schema": {"type": ["string", "null"], "enum": ["oauth", "private_app"], "default": "oauth"}},
         **_TUNING_FIELDS,
     },
@@ -45,18 +53,19 @@ CRM_UI: dict[str, Any] = {
 OA_UI: dict[str, Any] = {
     "hook-name": "Feishu approval (OA ⇄ CRM bridge)",
     "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port"],
-        "relabeling": {"host": "API base URL", "login": "App ID", "password": "App secret"},
+        "hidden-fields": ["schema"],
+        "relabeling": {"host": "API 地址（API base URL）", "port": "端口（Port）", "login": "App ID",
+                       "password": "App Secret"},
         "placeholders": {
             "host": "https://open.feishu.cn",
-            "login": "cli_…",
-            "password": "app secret of the self-built app",
-            "test_approval_code": "approval code read by the Test button (default: 立项申请 from settings)",
+            "port": PORT_PLACEHOLDER,
+            "login": "企业自建应用的 App ID（cli_…）",
+            "password": "企业自建应用的 App Secret",
+            "test_approval_code": "Test 按钮读取的审批定义 code（默认：settings 中立项申请的 code）",
         },
     },
     "conn-fields": {
-        "test_approval_code": {"label": "Approval code for the Test button",
-                               "schema": {"type": ["string", "null"]}},
+        "test_approval_code": {"label": "Test 按钮使用的审批 code", "schema": {"type": ["string", "null"]}},
         **_TUNING_FIELDS,
     },
 }
