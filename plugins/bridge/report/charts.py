@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +24,9 @@ matplotlib.use("Agg")
 import pandas as pd
 from matplotlib import font_manager
 from matplotlib import pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from bridge.report.model import Chart, Marts
 
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei",
                 "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC")
 MISSING_FONT_NOTE = "图表中文字体缺失（请安装 fonts-noto-cjk），图中文字可能显示为方框。"
+NO_DATA = "暂无数据"
 COLORS = ["#1f5fa8", "#2e8b57", "#d9822b", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b"]
 
 
@@ -80,85 +85,148 @@ def _wan(value: float) -> float:
     return value / 10_000.0
 
 
-def pipeline_chart(stage: pd.DataFrame) -> Chart:
+def _empty(fig: Figure, ax: Axes, title: str) -> Figure:
+    """No data: the title and 暂无数据, no axes (an axis around nothing reads as a real zero)."""
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, NO_DATA, transform=ax.transAxes, ha="center", va="center", fontsize=14, color="#7f8c8d")
+    return fig
+
+
+def _legend_above(ax: Axes, handles: list[Any], labels: list[str]) -> None:
+    """The legend in one row just above the plot area, under the title: it can never cover a bar or a line."""
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=len(labels), fontsize=8,
+              frameon=False, borderaxespad=0.0, handlelength=1.5)
+
+
+def pipeline_figure(stage: pd.DataFrame) -> Figure:
+    title = "销售漏斗：各阶段商机金额"
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    if stage.empty or not (stage["amount"].fillna(0).any() or stage["deals"].fillna(0).any()):
+        return _empty(fig, ax, title)
     frame = stage.iloc[::-1]
+    amounts = [_wan(v) for v in frame["amount"].fillna(0)]
+    bars = ax.barh(frame["stage"], amounts, color=COLORS[0])
+    for bar, n in zip(bars, frame["deals"], strict=True):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {int(n)} 个", va="center", fontsize=8)
+    ax.set_xlim(0, max(amounts) * 1.12 or 1)  # room for the "n 个" labels right of the longest bar
+    ax.set_xlabel("合同金额（万元）")
+    ax.set_title(title)
+    return fig
+
+
+def won_trend_figure(trend: pd.DataFrame) -> Figure:
+    title = "近30天每日赢单金额与新增商机"
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    if trend.empty or not (trend["won_amount"].any() or trend["new_deals"].any()):
+        return _empty(fig, ax, title)
+    labels = [f"{d.month}/{d.day}" for d in trend["day"]]
+    x = list(range(len(labels)))
+    bars = ax.bar(x, [_wan(v) for v in trend["won_amount"]], color=COLORS[1])
+    ax.set_ylabel("赢单金额（万元）")
+    ax.set_ylim(bottom=0)
+    ax2 = ax.twinx()
+    (line,) = ax2.plot(x, trend["new_deals"], color=COLORS[2], marker="o", markersize=3)
+    ax2.set_ylabel("新增商机数")
+    ax2.spines["top"].set_visible(False)
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: 0, 1, 2 … never 0.25
+    ax2.set_ylim(0, max(1, int(trend["new_deals"].max())) * 1.1)
+    step = max(1, len(labels) // 10)
+    ax.set_xticks(x[::step], labels[::step])
+    ax.set_title(title, pad=20)
+    _legend_above(ax, [bars, line], ["赢单金额（万元）", "新增商机数"])
+    return fig
+
+
+def approval_figure(cycle: pd.DataFrame) -> Figure:
+    title = "近30天审批用时"
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    frame = cycle[cycle["median_hours"].notna() | cycle["p90_hours"].notna()] if len(cycle) else cycle
+    if frame.empty:
+        return _empty(fig, ax, title)
+    frame = frame.fillna({"median_hours": 0.0, "p90_hours": 0.0})
+    x = list(range(len(frame)))
+    median = ax.bar([i - 0.2 for i in x], frame["median_hours"], width=0.4, color=COLORS[0])
+    p90 = ax.bar([i + 0.2 for i in x], frame["p90_hours"], width=0.4, color=COLORS[3])
+    ax.set_xticks(x, list(frame["form"]))
+    ax.set_ylabel("小时")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, pad=20)
+    _legend_above(ax, [median, p90], ["中位数", "P90"])
+    return fig
+
+
+def health_figure(trend: pd.DataFrame) -> Figure:
+    title = "近30天数据健康分（总体）"
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    if trend.empty or trend["score"].isna().all():  # no data-health run in the 30 days
+        return _empty(fig, ax, title)
+    labels = [f"{d.month}/{d.day}" for d in trend["day"]]
+    x = list(range(len(labels)))
+    ax.plot(x, trend["score"].astype(float), color=COLORS[0], marker="o", markersize=3)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("健康分")
+    step = max(1, len(labels) // 10)
+    ax.set_xticks(x[::step], labels[::step])
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+@dataclass(frozen=True)
+class _Spec:
+    title: str
+    alt: str
+    draw: Callable[[Marts], Figure]
+
+
+SPECS: dict[str, _Spec] = {
+    "pipeline_stage": _Spec("销售漏斗", "各阶段商机金额（万元）与商机数",
+                            lambda m: pipeline_figure(m.table("pipeline_stage").frame)),
+    "won_trend": _Spec("赢单趋势", "近30天每日赢单金额（柱）与新增商机数（线）",
+                       lambda m: won_trend_figure(m.series["won_trend"])),
+    "approval_cycle": _Spec("审批周期", "各类审批用时中位数与 P90（小时）",
+                            lambda m: approval_figure(m.table("approval_cycle").frame)),
+    "health_trend": _Spec("数据健康趋势", "近30天总体数据健康分",
+                          lambda m: health_figure(m.series["health_trend"])),
+}
+
+
+@contextmanager
+def drawn(key: str, marts: Marts) -> Iterator[Figure]:
+    """One chart's figure, drawn (artists laid out as in the PNG); closed on exit. For inspection in tests."""
     with _style():
-        fig, ax = plt.subplots(figsize=(8, 3.8))
-        bars = ax.barh(frame["stage"], [_wan(v) for v in frame["amount"]], color=COLORS[0])
-        for bar, n in zip(bars, frame["deals"], strict=True):
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {int(n)} 个", va="center", fontsize=8)
-        ax.set_xlabel("合同金额（万元）")
-        ax.set_title("销售漏斗：各阶段商机金额")
-        return Chart("pipeline_stage", "销售漏斗", _png(fig), "各阶段商机金额（万元）与商机数")
+        fig = SPECS[key].draw(marts)
+        try:
+            fig.canvas.draw()
+            yield fig
+        finally:
+            plt.close(fig)
 
 
-def won_trend_chart(trend: pd.DataFrame) -> Chart:
+def chart(key: str, marts: Marts) -> Chart:
+    spec = SPECS[key]
     with _style():
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-        labels = [f"{d.month}/{d.day}" for d in trend["day"]]
-        x = list(range(len(labels)))
-        ax.bar(x, [_wan(v) for v in trend["won_amount"]], color=COLORS[1], label="赢单金额（万元）")
-        ax.set_ylabel("赢单金额（万元）")
-        ax2 = ax.twinx()
-        ax2.plot(x, trend["new_deals"], color=COLORS[2], marker="o", markersize=3, label="新增商机数")
-        ax2.set_ylabel("新增商机数")
-        ax2.spines["top"].set_visible(False)
-        step = max(1, len(labels) // 10)
-        ax.set_xticks(x[::step], labels[::step])
-        ax.set_title("近30天每日赢单金额与新增商机")
-        handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-        ax.legend(handles, ["赢单金额（万元）", "新增商机数"], loc="upper left", fontsize=8, frameon=False)
-        return Chart("won_trend", "赢单趋势", _png(fig), "近30天每日赢单金额（柱）与新增商机数（线）")
+        return Chart(key, spec.title, _png(spec.draw(marts)), spec.alt)
 
 
-def approval_chart(cycle: pd.DataFrame) -> Chart:
-    frame = cycle.fillna({"median_hours": 0.0, "p90_hours": 0.0})
+def pipeline_chart(stage: pd.DataFrame) -> Chart:
     with _style():
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-        x = range(len(frame))
-        ax.bar([i - 0.2 for i in x], frame["median_hours"], width=0.4, color=COLORS[0], label="中位数")
-        ax.bar([i + 0.2 for i in x], frame["p90_hours"], width=0.4, color=COLORS[3], label="P90")
-        ax.set_xticks(list(x), list(frame["form"]))
-        ax.set_ylabel("小时")
-        ax.set_title("近30天审批用时")
-        ax.legend(fontsize=8, frameon=False)
-        return Chart("approval_cycle", "审批周期", _png(fig), "各类审批用时中位数与 P90（小时）")
-
-
-def health_chart(trend: pd.DataFrame) -> Chart:
-    with _style():
-        fig, ax = plt.subplots(figsize=(8, 2.8))
-        labels = [f"{d.month}/{d.day}" for d in trend["day"]]
-        x = list(range(len(labels)))
-        ax.plot(x, trend["score"].astype(float), color=COLORS[0], marker="o", markersize=3)
-        ax.set_ylim(0, 100)
-        ax.set_ylabel("健康分")
-        step = max(1, len(labels) // 10)
-        ax.set_xticks(x[::step], labels[::step])
-        ax.set_title("近30天数据健康分（总体）")
-        ax.grid(axis="y", alpha=0.3)
-        return Chart("health_trend", "数据健康趋势", _png(fig), "近30天总体数据健康分")
+        return Chart("pipeline_stage", "销售漏斗", _png(pipeline_figure(stage)), SPECS["pipeline_stage"].alt)
 
 
 def build_charts(marts: Marts) -> dict[str, Chart]:
     """The charts the sections ask for; a chart whose table was left out is skipped."""
-    charts: dict[str, Chart] = {}
-    wanted = {k for s in marts.sections for k in s.chart_keys}
-    makers = {
-        "pipeline_stage": lambda: pipeline_chart(marts.table("pipeline_stage").frame),
-        "won_trend": lambda: won_trend_chart(marts.series["won_trend"]),
-        "approval_cycle": lambda: approval_chart(marts.table("approval_cycle").frame),
-        "health_trend": lambda: health_chart(marts.series["health_trend"]),
-    }
-    for key in wanted:
-        charts[key] = makers[key]()
-    return charts
+    wanted = [k for s in marts.sections for k in s.chart_keys]
+    return {key: chart(key, marts) for key in wanted}
 
 
 def chart_texts(marts: Marts) -> list[str]:
     """Every piece of text the charts draw (font coverage test)."""
     texts = ["销售漏斗：各阶段商机金额", "合同金额（万元）", " 个", "近30天每日赢单金额与新增商机", "赢单金额（万元）",
-             "新增商机数", "近30天审批用时", "中位数", "小时", "近30天数据健康分（总体）", "健康分"]
+             "新增商机数", "近30天审批用时", "中位数", "小时", NO_DATA, "近30天数据健康分（总体）", "健康分"]
     try:
         texts += [str(s) for s in marts.table("pipeline_stage").frame["stage"]]
         texts += [str(s) for s in marts.table("approval_cycle").frame["form"]]
