@@ -4,8 +4,9 @@ One ephemeral context per run: a pandas data source ``hub`` with one
 dataframe asset per frame, one expectation suite per check group, one
 validation definition per suite. Results stay in memory (the hub keeps what
 matters: ``health_result``); the Data Docs site is rebuilt into a staging
-folder and swapped into ``<data_dir>/data_docs/`` at the end, so the UI never
-serves a half-written site.
+folder, made to work offline without inline scripts (:mod:`bridge.quality.data_docs`)
+and swapped into ``<data_dir>/data_docs/`` at the end, so the UI never serves a
+half-written site.
 
 GX is imported when a session starts, with its loggers at WARNING and its
 progress bars off (otherwise hundreds of lines per run in the task log).
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.quality import data_docs
 from bridge.quality.checks import ID_COLUMN, OWNER_COLUMN, Check
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,7 @@ class GxSession:
             },
         )
         self.context.build_data_docs(site_names=[SITE_NAME])
+        data_docs.localize_site(staging)  # offline, no inline script: the bridge serves it under a strict CSP
         old = target.with_name(target.name + ".old")
         if old.exists():
             shutil.rmtree(old)

@@ -433,7 +433,11 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
     def data_docs(request: Request, rel: str, viewer: Viewer = Depends(require_viewer)) -> Response:
         if rel in ("", "/"):
             return data_docs_root(request, viewer)
-        return _serve(area("data_docs"), rel)
+        found = files.data_docs_file(area("data_docs"), rel)
+        if found is None:
+            raise NotFound("文件不存在。数据文档可能尚未生成，或已在下一次数据健康检查时重建。")
+        return FileResponse(found.path, media_type=found.media_type, filename=found.path.name if found.download
+                            else None, headers={"Content-Security-Policy": files.DATA_DOCS_CSP})
 
     # ------------------------------------------------------------ quarantine
 

@@ -16,6 +16,26 @@ from pathlib import Path, PurePosixPath
 DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 AREAS = ("reports", "data_health", "migration", "data_docs")
 
+# The Data Docs site is rewritten at build time to load only its own files and to
+# carry no inline script (bridge.quality.data_docs), so scripts stay 'self' only:
+# no 'unsafe-inline', no 'unsafe-eval' (Vega runs with its interpreter), no other host.
+# Styles keep 'unsafe-inline': GX and bootstrap-table set style attributes.
+DATA_DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'self'"
+)
+DATA_DOCS_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+}
+
 
 class UnsafePath(ValueError):
     """A requested path that would leave its folder; the message is for the user (Chinese)."""
@@ -105,6 +125,24 @@ def files_in(base: Path, folder: Path, limit: int = 200) -> list[FileEntry]:
         if len(entries) >= limit:
             break
     return entries
+
+
+@dataclass(frozen=True)
+class DocsFile:
+    """A file of the Data Docs site and how to send it."""
+
+    path: Path
+    media_type: str
+    download: bool  # not a page or asset of the site: offered as a download, never rendered
+
+
+def data_docs_file(base: Path, rel: str) -> DocsFile | None:
+    """The Data Docs file at ``rel`` (confined to ``base``), None when there is none."""
+    path = safe_join(base, rel)
+    if not path.is_file():
+        return None
+    media_type = DATA_DOCS_TYPES.get(path.suffix.lower())
+    return DocsFile(path, media_type or "application/octet-stream", download=media_type is None)
 
 
 def find_index(base: Path) -> str | None:
