@@ -101,6 +101,15 @@ def _legend_above(ax: Axes, handles: list[Any], labels: list[str]) -> None:
               frameon=False, borderaxespad=0.0, handlelength=1.5)
 
 
+def _day_axis(ax: Axes, days: Iterable[Any]) -> list[int]:
+    """Positions 0…n-1 for the days, labelled m/d at about ten of them."""
+    labels = [f"{d.month}/{d.day}" for d in days]
+    x = list(range(len(labels)))
+    step = max(1, len(labels) // 10)
+    ax.set_xticks(x[::step], labels[::step])
+    return x
+
+
 def pipeline_figure(stage: pd.DataFrame) -> Figure:
     title = "销售漏斗：各阶段商机金额"
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -122,8 +131,7 @@ def won_trend_figure(trend: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 3.4))
     if trend.empty or not (trend["won_amount"].any() or trend["new_deals"].any()):
         return _empty(fig, ax, title)
-    labels = [f"{d.month}/{d.day}" for d in trend["day"]]
-    x = list(range(len(labels)))
+    x = _day_axis(ax, trend["day"])
     bars = ax.bar(x, [_wan(v) for v in trend["won_amount"]], color=COLORS[1])
     ax.set_ylabel("赢单金额（万元）")
     ax.set_ylim(bottom=0)
@@ -133,8 +141,6 @@ def won_trend_figure(trend: pd.DataFrame) -> Figure:
     ax2.spines["top"].set_visible(False)
     ax2.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: 0, 1, 2 … never 0.25
     ax2.set_ylim(0, max(1, int(trend["new_deals"].max())) * 1.1)
-    step = max(1, len(labels) // 10)
-    ax.set_xticks(x[::step], labels[::step])
     ax.set_title(title, pad=20)
     _legend_above(ax, [bars, line], ["赢单金额（万元）", "新增商机数"])
     return fig
@@ -163,13 +169,10 @@ def health_figure(trend: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 2.8))
     if trend.empty or trend["score"].isna().all():  # no data-health run in the 30 days
         return _empty(fig, ax, title)
-    labels = [f"{d.month}/{d.day}" for d in trend["day"]]
-    x = list(range(len(labels)))
+    x = _day_axis(ax, trend["day"])
     ax.plot(x, trend["score"].astype(float), color=COLORS[0], marker="o", markersize=3)
     ax.set_ylim(0, 100)
     ax.set_ylabel("健康分")
-    step = max(1, len(labels) // 10)
-    ax.set_xticks(x[::step], labels[::step])
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     return fig
