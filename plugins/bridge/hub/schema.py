@@ -228,7 +228,7 @@ run_summary = Table(
     Column("dag_id", String(250), nullable=False),
     Column("run_id", String(250), nullable=False),
     Column("task_id", String(250)),
-    Column("kind", String(30), nullable=False),  # crm_to_oa | oa_to_crm | migration | data_health | report
+    Column("kind", String(30), nullable=False),  # a run kind of bridge.runkinds (crm_to_oa_sync, oa_to_crm_sync, …)
     Column("started_at", TS, nullable=False),
     Column("finished_at", TS),
     Column("status", String(20), nullable=False),  # running | success | failed
