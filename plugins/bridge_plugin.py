@@ -79,6 +79,7 @@ def _pages() -> list[dict[str, Any]]:
         ("隔离区", "quarantine", "bridge-quarantine"),
         ("同步状态", "sync", "bridge-sync"),
         ("历史迁移", "migration", "bridge-migration"),
+        ("大屏", "wallboard", "bridge-wallboard"),  # full screen for the office TV; kiosk links: docs/ui.md
     ]
     return [
         {

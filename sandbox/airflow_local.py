@@ -203,6 +203,17 @@ def launch_env(environ: Mapping[str, str]) -> dict[str, str]:
     return user_env
 
 
+def wallboard_lines(env: Mapping[str, str], base_url: str) -> list[str]:
+    """The 大屏 URL and a demo kiosk link (``bridge kiosk create --replace``: the previous demo link is revoked)."""
+    done = subprocess.run(  # noqa: S603 - our own venv's bridge command
+        [str(localenv.BIN / "bridge"), "kiosk", "create", "--by", "make-airflow", "--label", "演示大屏（make airflow）",
+         "--replace", "--base-url", base_url, "--json"],
+        env=dict(env), cwd=localenv.ROOT, capture_output=True, text=True, timeout=120, check=False)
+    link = str(json.loads(done.stdout)["url"]) if done.returncode == 0 else f"(bridge kiosk create failed: {done.stderr.strip()[:200]})"
+    return [f"Wallboard 大屏    {base_url}/bridge/wallboard  (login as above; docs/ui.md)",
+            f"Kiosk link        {link}  (no login; bridge kiosk revoke to withdraw)"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.airflow_local", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=None, help="UI port (default: BRIDGE_AIRFLOW_PORT or 8080)")
@@ -229,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stored = [cid for cid in STORED_CONNECTIONS if f"AIRFLOW_CONN_{cid.upper()}" not in stack.env]
         print(f"Connections       {', '.join(stored) or '-'} in the metadata DB, reset at every start "
               f"(Admin → Connections → Test; docs/connections.md)")
+        print("\n".join(wallboard_lines(stack.env, stack.url)))
         print(f"Mail sink         {outbox}")
         print(f"Logs              {stack.log_dir}")
         print("\nPress Ctrl-C to stop everything.", flush=True)

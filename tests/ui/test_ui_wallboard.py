@@ -41,7 +41,7 @@ from sandbox.common.world import APPROVAL_CODES, World, wire_properties
 
 TZ = ZoneInfo("Asia/Shanghai")
 SEED = 777
-KEY = kiosk.signing_key(CSRF_SECRET)  # what the app derives from its secret when no env/Airflow key is set
+KEY = b"wallboard-test-key-".ljust(32, b"k")  # the app's key in these tests (signing_key is replaced)
 EXTRA_COMPANY = "39990000001"
 
 
@@ -188,8 +188,7 @@ def wall_hub(wall_hub_template: WallHub, tmp_path: Path) -> Iterator[WallHub]:
 
 @pytest.fixture
 def wall_client(wall_hub: WallHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.delenv(kiosk.KEY_ENV, raising=False)
-    monkeypatch.setattr(kiosk, "signing_key", lambda fallback=None: KEY)
+    monkeypatch.setattr(kiosk, "signing_key", lambda create=False: KEY)
     auth = FakeAuth()
     config = UiConfig(authenticator=auth, csrf_secret=CSRF_SECRET, hub_url=wall_hub.url, data_dir=tmp_path / "data")
     with TestClient(mounted(config), base_url="http://127.0.0.1:8080", follow_redirects=False) as c:
@@ -292,17 +291,26 @@ def test_token_create_verify_revoke(wall_hub: WallHub) -> None:
         kiosk.revoke(conn, "nosuchid", "boss")
 
 
-def test_signing_key_sources(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(kiosk.KEY_ENV, "one")
-    first = kiosk.signing_key(b"fallback")
-    monkeypatch.setenv(kiosk.KEY_ENV, "two")
-    assert kiosk.signing_key(b"fallback") != first  # the env var wins over the fallback
+def test_signing_key_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv(kiosk.KEY_ENV, raising=False)
+    assert kiosk.signing_key() is None  # no key yet: nothing is made by a page view
+    assert not (tmp_path / kiosk.KEY_FILE).exists()
+    made = kiosk.signing_key(create=True)
+    key_file = tmp_path / kiosk.KEY_FILE
+    assert made is not None
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert kiosk.signing_key() == kiosk.signing_key(create=True) == made  # stable: links survive restarts
+    monkeypatch.setenv(kiosk.KEY_ENV, "s" * 40)
+    from_env = kiosk.signing_key()
+    assert from_env is not None
+    assert from_env != made  # the environment wins over the file
+    monkeypatch.setenv(kiosk.KEY_ENV, "short")
+    with pytest.raises(kiosk.KioskKeyMissing, match="too short"):
+        kiosk.signing_key()
     monkeypatch.delenv(kiosk.KEY_ENV)
-    import airflow.configuration
-
-    monkeypatch.setattr(airflow.configuration.conf, "get", lambda *a, **k: "")
-    assert kiosk.signing_key(b"fallback") == kiosk.signing_key(b"fallback") != first
-    with pytest.raises(kiosk.KioskKeyMissing, match=kiosk.KEY_ENV):
+    key_file.write_text("tiny\n")
+    with pytest.raises(kiosk.KioskKeyMissing, match="shorter than"):
         kiosk.signing_key()
 
 
@@ -488,3 +496,86 @@ def test_kiosk_token_opens_nothing_else(wall_client: TestClient, wall_hub: WallH
         r = wall_client.get(sneaky)
         assert r.status_code in (401, 404), (sneaky, r.status_code)
         assert "隔离" not in r.text or r.status_code != 200
+
+
+# ---------------------------------------------------------------- bridge kiosk (the command line)
+
+
+def test_cli_create_list_revoke(wall_client: TestClient, wall_hub: WallHub, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge import cli
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = cli.main([*argv, "--hub-url", wall_hub.url])
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    code, out = run("kiosk", "create", "--by", "admin", "--label", "三楼销售区", "--base-url", "http://127.0.0.1:8080/")
+    assert code == 0, out
+    url = re.search(r"http://127\.0\.0\.1:8080/bridge/wallboard/kiosk/(\S+)", out)
+    assert url, out
+    token = url.group(1)
+    wall_client.auth_stub.logout()  # type: ignore[attr-defined]
+    assert wall_client.get(f"/bridge/wallboard/kiosk/{token}/data").status_code == 200  # the printed link works
+    code, out = run("kiosk", "list")
+    assert code == 0
+    assert kiosk.token_id_of(token) in out
+    assert "有效" in out
+    assert "三楼销售区" in out
+    assert token not in out
+    code, out = run("kiosk", "revoke", url.group(0), "--by", "boss")  # the whole URL is accepted
+    assert code == 0, out
+    assert "已收回" in out
+    assert wall_client.get(f"/bridge/wallboard/kiosk/{token}/data").status_code == 403
+    assert run("kiosk", "list")[1].strip() == "没有有效的大屏链接。"
+    code, out = run("kiosk", "list", "--all", "--json")
+    assert code == 0
+    assert '"revoked_by": "boss"' in out
+    # a screen's link re-issued: the old one of that screen is revoked, other screens keep theirs
+    code, first = run("kiosk", "create", "--by", "ops", "--label", "前台", "--json")
+    code, other = run("kiosk", "create", "--by", "ops", "--label", "二楼", "--json")
+    code, second = run("kiosk", "create", "--by", "ops", "--label", "前台", "--replace", "--json")
+    assert code == 0
+    import json
+
+    first_id, other_id = json.loads(first)["token_id"], json.loads(other)["token_id"]
+    assert json.loads(second)["revoked"] == [first_id]
+    with wall_hub.engine.connect() as conn:
+        active = {lk.token_id for lk in kiosk.list_links(conn, include_revoked=False)}
+    assert active == {other_id, json.loads(second)["token_id"]}
+    assert run("kiosk", "create", "--by", "ops", "--replace")[0] == 2  # --replace needs the screen's --label
+    code, out = run("kiosk", "revoke", "nosuchid", "--by", "boss")
+    assert code == 2
+    assert "bridge kiosk list --all" in out
+    # without a key, nothing is created (and the message says how to provide one)
+    monkeypatch.setattr(kiosk, "signing_key", lambda create=False: (_ for _ in ()).throw(kiosk.KioskKeyMissing(
+        "no key to sign kiosk links: set BRIDGE_KIOSK_SECRET")))
+    code, out = run("kiosk", "create", "--by", "admin")
+    assert code == 2
+    assert kiosk.KEY_ENV in out
+    with wall_hub.engine.connect() as conn:
+        assert len(kiosk.list_links(conn)) == 4
+
+
+def test_make_airflow_prints_the_wallboard_and_a_demo_kiosk_link(wall_hub: WallHub, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make airflow``'s lines, through the real ``bridge kiosk create`` command; a restart replaces the demo link."""
+    import os
+
+    from sandbox.airflow_local import wallboard_lines
+
+    env = {**os.environ, "BRIDGE_HUB_URL": wall_hub.url, "BRIDGE_DATA_DIR": str(tmp_path)}
+    env.pop(kiosk.KEY_ENV, None)
+    first = wallboard_lines(env, "http://127.0.0.1:8080")
+    assert first[0].split()[2] == "http://127.0.0.1:8080/bridge/wallboard"
+    url = first[1].split()[2]
+    assert url.startswith("http://127.0.0.1:8080/bridge/wallboard/kiosk/")
+    second = wallboard_lines(env, "http://127.0.0.1:8080")[1].split()[2]
+    token, newer = url.rsplit("/", 1)[1], second.rsplit("/", 1)[1]
+    monkeypatch.setenv("BRIDGE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv(kiosk.KEY_ENV, raising=False)
+    key = kiosk.signing_key()  # the key file the command made in the data folder
+    assert key is not None
+    with wall_hub.engine.connect() as conn:
+        assert kiosk.verify(conn, key, newer) is not None
+        assert kiosk.verify(conn, key, token) is None  # the previous demo link was revoked

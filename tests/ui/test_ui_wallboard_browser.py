@@ -36,7 +36,7 @@ from tests.ui.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, _missing
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
-SECRET = "wallboard-browser-test-secret"
+SECRET = "wallboard-browser-test-secret-0123456789"
 SERVER_LIFETIME = 300  # s: the server exits by itself after this, whatever happens to the test
 TZ = ZoneInfo("Asia/Shanghai")
 

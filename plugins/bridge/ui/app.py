@@ -583,7 +583,7 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
         return FileResponse(path, media_type="text/csv; charset=utf-8", filename=path.name)
 
     from bridge.ui import wallboard  # 大屏 and its kiosk link (bridge/ui/wallboard.py)
-    app.include_router(wallboard.router(require_viewer, hub_engine_, cfg.csrf_secret))
+    app.include_router(wallboard.router(require_viewer, hub_engine_))
     return app
 
 

@@ -10,9 +10,12 @@ Checking a token costs one HMAC before any database read (a forged or
 mistyped link is refused without touching the hub), then one primary-key
 lookup: the stored hash must match and the link must not be revoked.
 
-The key: ``BRIDGE_KIOSK_SECRET`` when set, else Airflow's ``[api] secret_key``
-(shared by the API server and the ``bridge kiosk`` command run in the same
-Airflow environment). Changing the key invalidates every link.
+The key: ``BRIDGE_KIOSK_SECRET`` when set (the same value for the API server
+and the ``bridge kiosk`` command), else the file ``kiosk.key`` in the bridge's
+data folder (``BRIDGE_DATA_DIR``), created with mode 0600 by the first
+``bridge kiosk create``. Airflow's ``[api] secret_key`` is not used: unless an
+operator sets it, every Airflow process draws a random one, and a link must
+survive an API server restart. Changing the key invalidates every link.
 
 A token opens exactly two addresses, ``/bridge/wallboard/kiosk/<token>`` and
 its ``/data`` (see :mod:`bridge.ui.wallboard`); no other route of the bridge
@@ -29,6 +32,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Connection, RowMapping, select, update
 
@@ -36,6 +40,8 @@ from bridge.hub.schema import kiosk_token
 
 SCOPE = "wallboard"
 KEY_ENV = "BRIDGE_KIOSK_SECRET"
+KEY_FILE = "kiosk.key"
+_KEY_MIN = 32  # characters of key material at least
 _ID_BYTES = 16
 _SIG_CHARS = 26
 TOKEN_PATTERN = re.compile(r"^[a-z2-7]{26}\.[a-z2-7]{26}$")
@@ -66,24 +72,50 @@ class KioskLink:
         return self.revoked_at is None
 
 
-def signing_key(fallback: bytes | None = None) -> bytes:
-    """The kiosk signing key: ``BRIDGE_KIOSK_SECRET``, else Airflow's ``[api] secret_key``, else ``fallback``."""
-    raw = os.environ.get(KEY_ENV, "")
-    if not raw:
-        try:
-            from airflow.configuration import conf
+def _derive(material: bytes) -> bytes:
+    return hashlib.sha256(b"bridge-kiosk\x00" + material).digest()
 
-            raw = str(conf.get("api", "secret_key", fallback="") or "")
-        except Exception:  # not inside an Airflow environment
-            raw = ""
+
+def signing_key(create: bool = False) -> bytes | None:
+    """The kiosk signing key: ``BRIDGE_KIOSK_SECRET``, else the data folder's ``kiosk.key``.
+
+    ``create``: make the key file when there is none (``bridge kiosk create``);
+    otherwise a missing key is None (no link can be valid without one).
+    """
+    raw = os.environ.get(KEY_ENV, "").strip()
     if raw:
-        return hashlib.sha256(b"bridge-kiosk\x00" + raw.encode()).digest()
-    if fallback:
-        return hashlib.sha256(b"bridge-kiosk\x00" + fallback).digest()
-    raise KioskKeyMissing(
-        f"no key to sign kiosk links: set {KEY_ENV} (the same value for the API server and this command) "
-        "or run inside the Airflow environment whose [api] secret_key the API server uses"
-    )
+        if len(raw) < _KEY_MIN:
+            raise KioskKeyMissing(f"{KEY_ENV} is too short: use at least {_KEY_MIN} random characters, "
+                                  "e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`")
+        return _derive(raw.encode())
+    from bridge import settings
+
+    path = settings.data_dir() / KEY_FILE
+    try:
+        material = path.read_bytes().strip()
+    except FileNotFoundError:
+        if not create:
+            return None
+        material = _create_key_file(path)
+    except OSError as exc:
+        raise KioskKeyMissing(f"cannot read the kiosk key {path}: {exc}; fix its permissions or set {KEY_ENV}") from exc
+    if len(material) < _KEY_MIN:
+        raise KioskKeyMissing(f"the kiosk key {path} is shorter than {_KEY_MIN} characters: delete it "
+                              "(every kiosk link becomes invalid) and run `bridge kiosk create` again")
+    return _derive(material)
+
+
+def _create_key_file(path: Path) -> bytes:
+    material = secrets.token_hex(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it meanwhile: use theirs
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise KioskKeyMissing(f"cannot create the kiosk key {path}: {exc}; set {KEY_ENV} instead") from exc
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(material + b"\n")
+    return material
 
 
 def _b32(data: bytes) -> str:
@@ -140,6 +172,15 @@ def revoke(conn: Connection, token_id: str, revoked_by: str, now: datetime | Non
     return _link(row._mapping)
 
 
+def revoke_screen(conn: Connection, label: str, revoked_by: str, now: datetime | None = None) -> list[str]:
+    """Revoke every active link of the screen ``label`` (before issuing its new link); returns their ids."""
+    ids = [r.token_id for r in conn.execute(select(kiosk_token.c.token_id).where(
+        kiosk_token.c.label == label[:120], kiosk_token.c.revoked_at.is_(None)))]
+    for token_id in ids:
+        revoke(conn, token_id, revoked_by, now)
+    return ids
+
+
 def list_links(conn: Connection, include_revoked: bool = True) -> list[KioskLink]:
     query = select(kiosk_token).order_by(kiosk_token.c.created_at.desc(), kiosk_token.c.token_id)
     if not include_revoked:
@@ -148,8 +189,9 @@ def list_links(conn: Connection, include_revoked: bool = True) -> list[KioskLink
 
 
 def token_id_of(token_or_id: str) -> str:
-    """The id part of a full token, or the id itself (``bridge kiosk revoke`` accepts either)."""
-    return token_or_id.strip().split(".", 1)[0]
+    """The id part of a kiosk URL or full token, or the id itself (``bridge kiosk revoke`` accepts each)."""
+    tail = token_or_id.strip().split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return tail.split(".", 1)[0]
 
 
 def _link(row: RowMapping) -> KioskLink:

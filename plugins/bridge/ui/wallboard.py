@@ -330,7 +330,7 @@ class FiguresCache:
 # ---------------------------------------------------------------- routes
 
 
-def router(authenticate: Callable[..., Any], hub_engine: Callable[[], Engine], csrf_secret: bytes) -> APIRouter:
+def router(authenticate: Callable[..., Any], hub_engine: Callable[[], Engine]) -> APIRouter:
     """The wallboard routes; ``authenticate`` is the app's login dependency, ``hub_engine`` its hub."""
     from bridge.ui.app import templates
 
@@ -355,7 +355,15 @@ def router(authenticate: Callable[..., Any], hub_engine: Callable[[], Engine], c
         return JSONResponse(cache.get(hub_engine(), cfg.cache_seconds), headers={"Cache-Control": "no-store"})
 
     def check_link(token: str) -> bool:
-        key = kiosk.signing_key(csrf_secret)
+        if not kiosk.TOKEN_PATTERN.match(token):
+            return False
+        try:
+            key = kiosk.signing_key()
+        except kiosk.KioskKeyMissing as exc:
+            log.error("wallboard: kiosk links cannot be checked: %s", exc)
+            return False
+        if key is None:  # no key yet: no link was ever created here
+            return False
         with hub_engine().connect() as conn:
             link = kiosk.verify(conn, key, token)
         if link is None:
