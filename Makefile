@@ -44,6 +44,7 @@ airflow: install
 	@$(BIN)/python -m sandbox.airflow_local
 
 bench: install
+	@scripts/bench-env.sh
 	@$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 soak: install
@@ -61,4 +62,4 @@ compose-config:
 	docker-compose --env-file .env_example config --quiet && echo "docker-compose.yaml is valid"
 
 clean:
-	rm -rf .airflow data/sandbox data/demo .mypy_cache .ruff_cache
+	rm -rf .airflow data/sandbox data/demo .mypy_cache .ruff_cache .venv-bench

@@ -51,6 +51,8 @@ class Goal:
             return x <= self.bound
         if self.op == "<":
             return x < self.bound
+        if self.op == ">=":
+            return x >= self.bound
         if self.op == "==":
             return x == self.bound
         raise ValueError(f"unknown goal operator {self.op!r}")
@@ -59,7 +61,7 @@ class Goal:
         bound = f"{self.bound:,g}"
         if self.subject == "ratio":
             return f"{'≤' if self.op == '<=' else self.op} {bound}× floor"
-        symbol = {"<=": "≤", "<": "<", "==": "="}[self.op]
+        symbol = {"<=": "≤", "<": "<", "==": "=", ">=": "≥"}[self.op]
         return f"{symbol} {bound}{(' ' + unit) if unit else ''}"
 
 

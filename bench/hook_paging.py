@@ -75,37 +75,9 @@ def _session(url: str) -> requests.Session:
 def bare_overlap(url: str) -> list[str]:
     """The hook's request sequence, bare: offset pages overlapping by one record (the overlap proves
     nothing moved), restart past the cap at ``modified >= T`` dropping the ids already read at T."""
-    s = _session(url)
-    ids: list[str] = []
-    lower, at_lower = 0, set()
-    while True:
-        query = {"filterGroups": [{"filters": [_f("hs_lastmodifieddate", "GTE", lower)]}], "limit": LIMIT,
-                 "properties": PROPS, "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]}
-        offset, expected, last_ts, at_last = 0, None, lower, set(at_lower)
-        while True:
-            body = query if offset == 0 else {**query, "after": str(offset - 1)}
-            r = s.post(url + SEARCH, json=body, timeout=60)
-            r.raise_for_status()
-            results = r.json()["results"]
-            if offset:
-                if not results or results[0]["id"] != expected:
-                    raise RuntimeError("records moved while paging: not in this benchmark")
-                results = results[1:]
-            for o in results:
-                ts = _ms(o)
-                if ts == lower and o["id"] in at_lower:
-                    continue
-                ids.append(o["id"])
-                if ts != last_ts:
-                    last_ts, at_last = ts, set()
-                at_last.add(o["id"])
-            if len(results) < LIMIT - (1 if offset else 0):
-                return ids
-            offset += len(results)
-            expected = results[-1]["id"]
-            if offset - 1 + LIMIT > CAP:
-                break
-        lower, at_lower = last_ts, at_last
+    from bench.crm_pages import search_pages
+
+    return [o["id"] for page in search_pages(_session(url), url, PROPS) for o in page]
 
 
 def bare_offset(url: str) -> list[str]:

@@ -15,7 +15,10 @@ Scenarios (sizes: full / ``--quick``):
    floor (``bench/history_migration.py``);
 5. data-health suites and the 08:00 report over one staged hub of the same volume
    (``bench/data_health.py``, ``bench/daily_report.py``); floor = one plain pass over the rows they read;
-6. parse time of each DAG file against a one-task DAG file (``bench/parse_time.py``).
+6. parse time of each DAG file against a one-task DAG file (``bench/parse_time.py``);
+7. extract + stage of 200,000 / 5,000 deals with their associations into a fresh hub, then 10,000 / 500
+   changed deals incrementally: the bridge beside the floor with the same API calls and beside dlt
+   (duckdb with parquet, SQLite) in the bench-only ``.venv-bench`` (``bench/extract_stage.py``).
 
 Prints a table (scenario, figure, value, floor, ratio, goal, met?) and writes JSON with the machine
 facts (cores, load average, versions, git commit) and every figure to ``bench/results/<date>.json``
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -70,11 +74,15 @@ class Sizes:
     health_oa: int = 200_000
     parse_repeats: int = 5
     rounds: int = 1
+    stage_deals: int = 200_000
+    stage_changed: int = 10_000
+    stage_rounds: int = 3
 
 
 FULL = Sizes()
 QUICK = Sizes(sync_deals=500, debounce_deals=200, latency=None, migration_deals=10_000, migration_companies=1_000,
-              migration_instances=2_000, health_deals=10_000, health_oa=2_000, parse_repeats=2)
+              migration_instances=2_000, health_deals=10_000, health_oa=2_000, parse_repeats=2,
+              stage_deals=5_000, stage_changed=500, stage_rounds=1)
 
 TITLES = {
     "1": "CRM → OA incremental sync",
@@ -83,6 +91,7 @@ TITLES = {
     "4": "history migration",
     "5": "data health + 08:00 report",
     "6": "DAG file parse time",
+    "7": "extract + stage vs dlt",
 }
 
 
@@ -297,6 +306,63 @@ def scenario_parse(s: Scenario, sizes: Sizes, work: Path) -> None:
     s.add("Airflow SDK import (not a DAG's cost)", sdk, "s", note="what the DAG processor has already loaded")
 
 
+# ---------------------------------------------------------------- 7. extract + stage vs dlt
+
+
+def scenario_extract_stage(s: Scenario, sizes: Sizes, work: Path) -> None:
+    from bench import extract_stage
+
+    out = work / "s7.json"
+    cmd = [sys.executable, "-m", "bench.extract_stage", "--deals", str(sizes.stage_deals), "--changed",
+           str(sizes.stage_changed), "--rounds", str(sizes.stage_rounds), "--json", str(out)]
+    pg = os.environ.get("BRIDGE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+    if _pg_reachable(pg):
+        cmd += ["--pg", pg]
+    say(f"  7: {sizes.stage_deals:,} deals, then {sizes.stage_changed:,} changed; bridge (SQLite"
+        f"{', PostgreSQL' if '--pg' in cmd else ''} hub), floor, dlt; {sizes.stage_rounds} alternating round(s) ...")
+    child = run_child(cmd, timeout=6 * 3600, log_path=work / "s7.log")
+    if child.returncode != 0 or not out.exists():
+        s.status, s.reason = "error", f"bench/extract_stage.py failed (exit {child.returncode}); see {work}/s7.log"
+        return
+    r = json.loads(out.read_text())
+    s.raw = r
+    if not extract_stage.BENCH_PYTHON.exists():
+        s.reason = "dlt readers left out: .venv-bench missing (scripts/bench-env.sh makes it)"
+    for phase in ("full", "incremental"):
+        f = r.get(phase)
+        if not f:
+            continue
+        label = f"{r['deals']:,} deals, fresh hub" if phase == "full" else f"{r['changed']:,} changed deals"
+        bridge, floor = f["bridge"], f["floor"]
+        s.add(f"{label}: bridge records/s", bridge["records_per_s_median"], floor=floor["records_per_s_median"],
+              note=f"median of {r['rounds']}; peak RSS {bridge['peak_rss_mib_max']} MiB (goal ≤ 200)")
+        s.add(f"{label}: bridge time", bridge["seconds_median"], "s", floor=floor["seconds_median"],
+              goal=Goal("ratio", "<=", 2.0) if phase == "full" else None,
+              note="floor = the same API calls, bare")
+        for dlt_name in ("dlt_duckdb", "dlt_sqlite"):
+            if dlt_name in f:
+                speedup = f.get(f"speedup_bridge_vs_{dlt_name}")
+                s.add(f"{label}: bridge ÷ {dlt_name.replace('_', ' → ')} speed", speedup, "×",
+                            goal=Goal("value", ">=", 3.0) if phase == "full" and dlt_name == "dlt_duckdb" else None,
+                            note=f"{dlt_name}: {f[dlt_name]['records_per_s_median']} records/s, "
+                                 f"peak RSS {f[dlt_name]['peak_rss_mib_max']} MiB")
+        if "bridge_pg" in f:
+            s.add(f"{label}: bridge, PostgreSQL hub, time", f["bridge_pg"]["seconds_median"], "s",
+                  floor=floor["seconds_median"], note=f"{f['bridge_pg']['records_per_s_median']} records/s")
+        s.add(f"{label}: peak RSS, bridge", bridge["peak_rss_mib_max"], "MiB",
+              goal=Goal("value", "<=", 200) if phase == "full" else None)
+
+
+def _pg_reachable(dsn: str) -> bool:
+    try:
+        import psycopg2
+
+        psycopg2.connect(dsn, connect_timeout=3).close()
+        return True
+    except Exception:
+        return False
+
+
 # ---------------------------------------------------------------- orchestration
 
 
@@ -382,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "4": lambda s: scenario_migration(s, sizes, work),
         "5": lambda s: scenario_health_report(s, sizes, work),
         "6": lambda s: scenario_parse(s, sizes, work),
+        "7": lambda s: scenario_extract_stage(s, sizes, work),
     }
     scenarios: list[Scenario] = []
     load_per_scenario: dict[str, list[float]] = {}
