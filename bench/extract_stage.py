@@ -148,21 +148,15 @@ class Readers:
 
 
 def _pg_admin(dsn: str, sql: str) -> None:
-    import psycopg2
+    from tests.pg_support import admin
 
-    conn = psycopg2.connect(dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
+    admin(dsn, sql)
 
 
 def _pg_url(dsn: str, database: str) -> str:
-    from sqlalchemy import make_url
+    from tests.pg_support import pg_url
 
-    return make_url(dsn).set(drivername="postgresql+psycopg2", database=database).render_as_string(hide_password=False)
+    return pg_url(dsn, database)
 
 
 def _edit(sim: launcher.SimProcess, deals: int, changed: int, round_no: int) -> int:
