@@ -33,7 +33,7 @@ Every function takes its hooks, the hub engine, a RunContext, settings and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ from bridge.hooks.errors import BadRequestError, NotFoundError, VendorError
 from bridge.hub import store
 from bridge.hub.store import Link, PendingChange, PendingKey, SnapshotRow
 from bridge.permissions import Policy
+from bridge.readahead import read_ahead
 from bridge.staging import PROBLEMS_KEY, canonical, snapshot_row
 from bridge.sync import decide as rules
 from bridge.sync.common import (
@@ -193,18 +194,29 @@ def _today(now: datetime, tz: str) -> str:
 # ---------------------------------------------------------------- extract
 
 
-def _map_page(
-    crm: CrmHook, d: Dictionary, entity: str, page: Sequence[Mapping[str, Any]]
-) -> list[tuple[SnapshotRow, MappingResult]]:
-    """Map one page of HubSpot objects (deals with their companies from associations v4)."""
+def _page_associations(crm: CrmHook, d: Dictionary, entity: str,
+                       page: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """The associated ids of one page's objects (deals → companies), by v4 batch read (vendor calls only)."""
     associations: dict[str, dict[str, list[str]]] = {}
     ent = d.entity(entity)
     ids = [str(obj.get("id")) for obj in page]
-    for fld, object_type in ent.associations.items():
-        del fld
+    for object_type in ent.associations.values():
         found = crm.read_associations(ent.crm_object or entity, object_type, ids)
         for oid, targets in found.items():
             associations.setdefault(oid, {})[object_type] = targets
+    return associations
+
+
+def _map_page(
+    crm: CrmHook | None, d: Dictionary, entity: str, page: Sequence[Mapping[str, Any]],
+    associations: Mapping[str, dict[str, list[str]]] | None = None,
+) -> list[tuple[SnapshotRow, MappingResult]]:
+    """Map one page of HubSpot objects (deals with their companies from associations v4); the
+    associations are read here unless the caller read them already (read ahead)."""
+    ent = d.entity(entity)
+    if associations is None:
+        assert crm is not None, "a page without its associations needs the hook to read them"
+        associations = _page_associations(crm, d, entity, page)
     mapped: list[tuple[SnapshotRow, MappingResult]] = []
     for obj in page:
         oid = str(obj.get("id"))
@@ -213,6 +225,20 @@ def _map_page(
         if row is not None:
             mapped.append((row, result))
     return mapped
+
+
+def _read_ahead_pages(crm: CrmHook, d: Dictionary, entity: str, since: int, properties: Sequence[str],
+                      page_size: int) -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, list[str]]]]]:
+    """Pages of changed objects with their associations, read by one thread a page ahead of the mapping
+    and writing (bridge.readahead): the vendor's answer time overlaps the hub's work. Only that thread
+    uses the hook until the pages are exhausted."""
+    object_type = d.entity(entity).crm_object or entity
+
+    def produce() -> Iterator[tuple[list[dict[str, Any]], dict[str, dict[str, list[str]]]]]:
+        for page in crm.iter_changed(object_type, since, properties, page_size=page_size):
+            yield page, _page_associations(crm, d, entity, page)
+
+    return read_ahead(produce, depth=2, name=f"crm-read-ahead-{entity}")
 
 
 def extract_stage(
@@ -240,11 +266,11 @@ def extract_stage(
         backfill_from: int | None = None
         if mark is None and cfg.initial_backfill_seconds is not None:
             backfill_from = to_ms(now) - int(cfg.initial_backfill_seconds * 1000)
-        object_type = d.entity(entity).crm_object or entity
-        for page in crm.iter_changed(object_type, since, d.crm_properties(entity), page_size=cfg.page_size):
+        pages = _read_ahead_pages(crm, d, entity, since, d.crm_properties(entity), cfg.page_size)
+        for page, associations in pages:
             tally.add("read", len(page))
             tally.add(f"read_{entity}", len(page))
-            mapped = _map_page(crm, d, entity, page)
+            mapped = _map_page(None, d, entity, page, associations)
             tally.add("skipped_no_id", len(page) - len(mapped))
             if not mapped:
                 continue
@@ -430,6 +456,7 @@ def _resolve_owners(
         return
     if people.owners is None:
         people.owners = {str(o["id"]): o for o in crm.owners()}
+        _remember_names(hub, people.owners.values(), now)
     emails = {oid: str(people.owners[oid]["email"]) for oid in unknown
               if oid in people.owners and people.owners[oid].get("email")}
     mobiles = {oid: str(people.owners[oid].get("mobile") or people.owners[oid].get("phone"))
@@ -450,6 +477,17 @@ def _resolve_owners(
             for oid, user, how in matched:
                 store.save_link(conn, "owner_user", crm_type="owner", crm_id=oid, oa_type="user", oa_id=user,
                                 state={"matched_by": how}, dictionary_version=d.version, run_id=ctx.run_id, now=now)
+
+
+def _remember_names(hub: Engine, owners: Iterable[Mapping[str, Any]], now: datetime) -> None:
+    """Keep the owners' names for the pages (a nicety: a failure here never stops the sync)."""
+    from bridge import people as bridge_people
+
+    try:
+        with hub.begin() as conn:
+            bridge_people.remember_crm_owners(conn, owners, now=now)
+    except Exception as exc:
+        log.warning("crm_to_oa: owner names not stored (%s: %s)", type(exc).__name__, exc)
 
 
 def _notice_applicant(oa: OaHook, cfg: CrmToOaSettings, people: _People) -> str | None:
