@@ -263,7 +263,8 @@ def run_floor(deals: int = 10_000, base: Path | None = None) -> dict[str, Any]:
         company_ids = sorted(set(company_of.values()))
         for start in range(0, len(company_ids), 100):
             r = crm.post(sims.crm.url + "/crm/v3/objects/companies/batch/read", timeout=60, json={
-                "inputs": [{"id": c} for c in company_ids[start:start + 100]], "properties": ["name", "uscc"]})
+                "inputs": [{"id": c} for c in company_ids[start:start + 100]], "properties": ["name", "uscc"],
+                "propertiesWithHistory": []})
             calls["crm companies"] += 1
             companies.update({str(o["id"]): o["properties"] for o in r.json()["results"]})
         contact_of: dict[str, str] = {}
@@ -279,7 +280,7 @@ def run_floor(deals: int = 10_000, base: Path | None = None) -> dict[str, Any]:
         for start in range(0, len(contact_ids), 100):
             r = crm.post(sims.crm.url + "/crm/v3/objects/contacts/batch/read", timeout=60, json={
                 "inputs": [{"id": c} for c in contact_ids[start:start + 100]],
-                "properties": ["lastname", "firstname", "mobilephone"]})
+                "properties": ["lastname", "firstname", "mobilephone"], "propertiesWithHistory": []})
             calls["crm contacts"] += 1
             contacts.update({str(o["id"]): o["properties"] for o in r.json()["results"]})
         owners = crm.get(sims.crm.url + "/crm/v3/owners", params={"limit": 500}, timeout=30).json()["results"]

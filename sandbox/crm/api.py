@@ -340,6 +340,10 @@ async def batch_read(request: Request, object_type_raw: str) -> Response:
     started = _now_iso(sim)
     body = await read_json(request)
     inputs = _inputs(body)
+    if not isinstance(body.get("propertiesWithHistory"), list):
+        # HubSpot's published BatchReadInputSimplePublicObjectId marks it required: clients send [] (NOTES.md)
+        raise HubSpotError(400, "Invalid input JSON on line 1: propertiesWithHistory is required (send [] for none)",
+                           "VALIDATION_ERROR", context={"propertiesWithHistory": ["required"]})
     id_property = body.get("idProperty")
     archived = _bool_param(request, "archived")
     wanted = body.get("properties") or None

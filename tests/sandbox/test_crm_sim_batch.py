@@ -26,7 +26,8 @@ def _note(code: str, **props: str) -> dict[str, Any]:
 def test_batch_read_returns_207_with_errors_for_missing_ids(crm: Crm) -> None:  # noqa: F811
     ids = [WORLD.deal(i).id for i in range(3)]
     resp = crm.call("POST", "/crm/v3/objects/deals/batch/read",
-                    {"inputs": [{"id": i} for i in [*ids, "404404"]], "properties": ["dealname", "amount"]})
+                    {"inputs": [{"id": i} for i in [*ids, "404404"]], "properties": ["dealname", "amount"],
+                     "propertiesWithHistory": []})
     assert resp.status_code == 207
     body = resp.json()
     assert body["status"] == "COMPLETE"
@@ -35,9 +36,14 @@ def test_batch_read_returns_207_with_errors_for_missing_ids(crm: Crm) -> None:  
     err = body["errors"][0]
     assert err["category"] == "OBJECT_NOT_FOUND"
     assert err["context"] == {"ids": ["404404"]}
-    full = crm.call("POST", "/crm/v3/objects/deals/batch/read", {"inputs": [{"id": i} for i in ids]})
+    full = crm.call("POST", "/crm/v3/objects/deals/batch/read", {"inputs": [{"id": i} for i in ids],
+                                                                  "propertiesWithHistory": []})
     assert full.status_code == 200
     assert "errors" not in full.json()
+    # HubSpot's published request schema requires propertiesWithHistory ([] for none)
+    bare = crm.call("POST", "/crm/v3/objects/deals/batch/read", {"inputs": [{"id": i} for i in ids]})
+    assert bare.status_code == 400
+    assert "propertiesWithHistory" in bare.json()["message"]
 
 
 def test_more_than_100_inputs_are_refused(crm: Crm) -> None:  # noqa: F811
@@ -48,7 +54,7 @@ def test_more_than_100_inputs_are_refused(crm: Crm) -> None:  # noqa: F811
         assert resp.status_code == 400, op
         assert resp.json()["category"] == "VALIDATION_ERROR"
     assert crm.call("POST", "/crm/v3/objects/deals/batch/read",
-                    {"inputs": [{"id": str(n)} for n in range(100)]}).status_code == 207
+                    {"inputs": [{"id": str(n)} for n in range(100)], "propertiesWithHistory": []}).status_code == 207
 
 
 def test_batch_create_is_all_or_nothing(crm: Crm) -> None:  # noqa: F811

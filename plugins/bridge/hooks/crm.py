@@ -408,7 +408,9 @@ class CrmHook(VendorHook):
         keys = [_key_of(r, id_property) for r in records]
         outcomes: list[RecordOutcome] = []
         for chunk in chunked(list(dict.fromkeys(k for k in keys if k)), BATCH_SIZE):
-            body: dict[str, Any] = {"inputs": [{"id": k} for k in chunk], "properties": list(properties)}
+            # propertiesWithHistory is required by HubSpot's published batch-read request schema: [] for none
+            body: dict[str, Any] = {"inputs": [{"id": k} for k in chunk], "properties": list(properties),
+                                    "propertiesWithHistory": []}
             if id_property and id_property != "hs_object_id":
                 body["idProperty"] = id_property
                 body["properties"] = list(dict.fromkeys([*properties, id_property]))
