@@ -178,6 +178,29 @@ class Policy:
                 return role
         raise self._error(f"audiences.{kind} 中没有 {name!r}；请在 {self.path.name} 的 audiences.{kind} 下指定读者角色。")
 
+    def covers(self, role: str, other: str) -> bool:
+        """Whether ``role`` sees everything ``other`` sees, as clearly (a file built for ``other`` may go to ``role``).
+
+        Every field ``other`` sees must be visible to ``role``; where ``other``
+        sees it in clear, ``role`` must too; where both see it masked, with the
+        same mask.
+        """
+        for name in (role, other):
+            if name not in self.roles:
+                raise self._error(f"角色 {name!r} 未定义；已有角色: {', '.join(self.roles)}。", role=name)
+        if role == other:
+            return True
+        for entity in self.dictionary.entities:
+            mine = self._visibility.get((entity, role), {})
+            for name, kind in self._visibility.get((entity, other), {}).items():
+                if name not in mine or (mine[name] is not None and mine[name] != kind):
+                    return False
+        return True
+
+    def roles_covering(self, other: str) -> list[str]:
+        """The roles that may receive what was built for ``other`` (see :meth:`covers`), in policy order."""
+        return [role for role in self.roles if self.covers(role, other)]
+
     def mask_all(self, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """The record with every maskable value masked, nothing dropped (quarantine display, exports)."""
         out = dict(record)

@@ -75,3 +75,59 @@ def load(path: Path | None = None, environ: dict[str, str] | None = None) -> dic
 def cached() -> dict[str, Any]:
     """Settings for long-lived processes (the UI plugin); tasks call ``load()``."""
     return load()
+
+
+# ---------------------------------------------------------------- ui: viewer → policy role
+
+DEFAULT_VIEWER_ROLE = "employee"
+
+
+class UiRoles:
+    """Which permission-policy role each Airflow user sees the bridge's pages with.
+
+    ``user_roles`` maps an Airflow user name to a role of ``include/permissions.yaml``;
+    a user not listed gets ``default_role`` (fail closed: the narrowest role by default).
+    """
+
+    def __init__(self, user_roles: dict[str, str], default_role: str, source: str) -> None:
+        self.user_roles = dict(user_roles)
+        self.default_role = default_role
+        self.source = source  # "include/settings.yaml" or the override's name, for messages
+
+    def role_of(self, user_name: str) -> str:
+        return self.user_roles.get(user_name, self.default_role)
+
+    def check(self, known_roles: dict[str, str] | list[str] | tuple[str, ...], policy_file: str) -> None:
+        """Refuse role names the permission policy does not define (the message names file and key)."""
+        known = list(known_roles)
+        wrong = [(f"ui.user_roles.{user}", role) for user, role in self.user_roles.items() if role not in known]
+        if self.default_role not in known:
+            wrong.append(("ui.default_role", self.default_role))
+        if wrong:
+            where = "；".join(f"{key} = {role!r}" for key, role in wrong)
+            raise SettingsError(f"{self.source}: {where} 不是 {policy_file} 中定义的角色；可用角色：{', '.join(known)}。"
+                                "请改成其中之一（未列出的用户按 ui.default_role 处理）。")
+
+
+def ui_roles(settings: dict[str, Any] | None = None, source: str | None = None) -> UiRoles:
+    """The ``ui.user_roles`` / ``ui.default_role`` settings, shape-checked (role names: :meth:`UiRoles.check`)."""
+    where = source or str(include_dir() / "settings.yaml")
+    data = settings if settings is not None else load()
+    ui = data.get("ui") or {}
+    if not isinstance(ui, dict):
+        raise SettingsError(f"{where}: ui 必须是映射（key: value）。")
+    raw_roles = ui.get("user_roles") or {}
+    if not isinstance(raw_roles, dict):
+        raise SettingsError(f"{where}: ui.user_roles 必须是映射（Airflow 用户名: 权限角色），"
+                            f"如 {{zhangsan: sales_manager}}；现在是 {type(raw_roles).__name__}。")
+    roles: dict[str, str] = {}
+    for user, role in raw_roles.items():
+        if not isinstance(role, str) or not role.strip():
+            raise SettingsError(f"{where}: ui.user_roles.{user} 必须是一个角色名（如 employee、sales_manager），"
+                                f"现在是 {role!r}。")
+        roles[str(user)] = role.strip()
+    default = ui.get("default_role", DEFAULT_VIEWER_ROLE)
+    if not isinstance(default, str) or not default.strip():
+        raise SettingsError(f"{where}: ui.default_role 必须是一个角色名（建议 {DEFAULT_VIEWER_ROLE}：未列出的用户看到"
+                            f"普通员工能看到的内容），现在是 {default!r}。")
+    return UiRoles(roles, default.strip(), where)

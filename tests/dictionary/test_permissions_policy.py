@@ -15,12 +15,12 @@ from bridge.dictionary import Dictionary, PolicyError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "include" / "permissions.yaml"
-ROLES = ["employee", "project_manager", "sales_manager", "finance", "management"]
+ROLES = ["employee", "project_manager", "sales_manager", "finance", "management", "hr"]
 
 
 def test_shipped_policy_loads(policy: permissions.Policy) -> None:
     assert policy.version
-    assert list(policy.roles) == ROLES
+    assert [r for r in policy.roles if r in ROLES] == ROLES  # other tasks may add roles (wallboard)
     assert policy.roles["employee"] == "普通员工"
     assert policy.roles["sales_manager"] == "销售主管"
 
@@ -268,3 +268,30 @@ def test_fill_form_never_leaks(dictionary: Dictionary, form_policy: permissions.
         assert entity is not None
         if not policy.allowed(entity, name, role):
             assert widget.id not in sent
+
+
+# ---------------------------------------------------------------- hr, and who may receive what (issue 14)
+
+
+def test_hr_is_a_real_role_that_sees_people_and_approvals_but_no_money(policy: permissions.Policy,
+                                                                        dictionary: Dictionary) -> None:
+    assert policy.roles["hr"] == "人力资源部"
+    for entity in dictionary.entities.values():
+        seen = policy.visibility(entity.name, "hr")
+        money = [f for f in seen if entity.fields[f].type == "amount"]
+        assert money == [], f"hr sees amounts of {entity.name}: {money}"
+        personal = [f for f in seen if entity.fields[f].format in ("mobile_cn", "phone_cn", "email")]
+        assert personal == [], f"hr sees customer contact data of {entity.name}: {personal}"
+    assert {"applicant_id", "department_id", "start_date", "end_date"} <= set(policy.visibility("travel_request", "hr"))
+    assert "estimated_cost" not in policy.visibility("travel_request", "hr")
+
+
+def test_covers_says_who_may_receive_a_file_built_for_another_role(policy: permissions.Policy) -> None:
+    assert policy.covers("management", "management")
+    assert not policy.covers("sales_manager", "management")  # no uscc in clear, no contact owner ...
+    assert not policy.covers("management", "sales_manager")  # ... and 管理层 sees contact phones masked
+    assert not policy.covers("employee", "sales_manager")
+    assert policy.covers("finance", "employee")
+    assert policy.roles_covering(policy.audience("report", "daily_report")) == ["management"]
+    with pytest.raises(PolicyError, match="boss"):
+        policy.covers("boss", "employee")

@@ -25,6 +25,12 @@ def _ctx(context: Mapping[str, Any]) -> RunContext:
     return RunContext.from_airflow(context)
 
 
+def run_started(context: Mapping[str, Any]) -> datetime | None:
+    """When the DAG run started: the run summary's start, so the pages show how long a run took."""
+    start = getattr(context.get("dag_run"), "start_date", None)
+    return start if isinstance(start, datetime) and start.tzinfo is not None else None
+
+
 def crm_to_oa_extract_stage(context: Mapping[str, Any]) -> dict[str, Any]:
     """Task ``extract_stage`` of ``crm_to_oa_sync``."""
     from bridge.hooks.crm import CrmHook
@@ -59,7 +65,8 @@ def crm_to_oa_summarise(context: Mapping[str, Any], started_at: datetime | None 
     parts: dict[str, Any] = {}
     for task_id in ("extract_stage", "load"):
         parts[task_id] = ti.xcom_pull(task_ids=task_id) if ti is not None else None
-    summary = crm_to_oa.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC), started_at=started_at)
+    summary = crm_to_oa.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC),
+                                  started_at=started_at or run_started(context))
     _fail_if_a_task_failed(parts)
     return [PUBLISH_TASKS[name] for name in summary["updated"]]
 
@@ -127,6 +134,7 @@ def oa_to_crm_summarise(context: Mapping[str, Any], started_at: datetime | None 
     ti = context.get("ti")
     parts = {task_id: (ti.xcom_pull(task_ids=task_id) if ti is not None else None)
              for task_id in ("discover", "load")}
-    summary = oa_to_crm.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC), started_at=started_at)
+    summary = oa_to_crm.summarise(common.hub(), _ctx(context), parts, datetime.now(UTC),
+                                  started_at=started_at or run_started(context))
     _fail_if_a_task_failed(parts)
     return [O2C_PUBLISH_TASKS[name] for name in summary["updated"]]

@@ -1,0 +1,79 @@
+"""Names of people as staff know them, kept in the hub: CRM owners, and OA users through their owner link.
+
+Records carry people as ids: a CRM owner id (``70000004``) on companies,
+contacts and deals, an OA user id (``u00140ef4``) as the applicant of an OA
+approval. Pages and reports show names instead. The CRM owners list
+(``CrmHook.owners()``) has the names; whoever reads it (the CRM → OA sync when
+it matches owners to OA users, the daily report) hands it to
+:func:`remember_crm_owners`, which keeps ``{name}`` per owner as a snapshot of
+the pseudo-entity ``owner`` (system ``crm``) — no other reader looks at that
+entity, and no schema change is needed. An OA user gets the name of the CRM
+owner it is linked to (``owner_user`` links, made by the sync); OA users who
+are no CRM owner (the bridge's notice robot) keep their id.
+
+No e-mail address or phone number is stored: only the display name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from bridge.hub import store
+
+OWNER_SYSTEM = "crm"
+OWNER_ENTITY = "owner"
+OWNER_LINK = "owner_user"
+
+
+def display_name(owner: Mapping[str, Any]) -> str | None:
+    """A HubSpot owner's name in the order staff write it: 张三 (family name first), "Anna Li" for Latin names."""
+    family = str(owner.get("lastName") or "").strip()
+    given = str(owner.get("firstName") or "").strip()
+    if not family and not given:
+        return None
+    if (family + given).isascii():
+        return " ".join(part for part in (given, family) if part)
+    return family + given
+
+
+def remember_crm_owners(conn: Connection, owners: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
+    """Keep the display name of every CRM owner that has one; returns how many were new or renamed."""
+    at = now or datetime.now(UTC)
+    stamp = int(at.timestamp() * 1000)
+    rows = []
+    for owner in owners:
+        oid, name = owner.get("id"), display_name(owner)
+        if oid is None or not name:
+            continue
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+        rows.append(store.SnapshotRow(source_id=str(oid), content_hash=digest, payload={"name": name},
+                                      source_modified_ms=stamp))
+    if not rows:
+        return 0
+    changes = store.upsert_snapshots(conn, OWNER_SYSTEM, OWNER_ENTITY, rows, now=at)
+    return sum(1 for c in changes if c.is_change)
+
+
+def names(conn: Connection, ids: Iterable[str | None]) -> dict[str, str]:
+    """``{id: name}`` for the CRM owner ids and OA user ids among ``ids`` whose name is known."""
+    wanted = sorted({str(i) for i in ids if i})
+    if not wanted:
+        return {}
+    found = {sid: str(snap.payload.get("name")) for sid, snap in
+             store.get_snapshots(conn, OWNER_SYSTEM, OWNER_ENTITY, wanted).items() if snap.payload.get("name")}
+    rest = [i for i in wanted if i not in found]
+    if rest:
+        owner_of = {user: links[0].crm_id for user, links in store.links_for_oa_ids(conn, OWNER_LINK, rest).items()
+                    if links and links[0].crm_id}
+        if owner_of:
+            owners = store.get_snapshots(conn, OWNER_SYSTEM, OWNER_ENTITY, sorted(set(owner_of.values())))
+            for user, crm_id in owner_of.items():
+                snap = owners.get(str(crm_id))
+                if snap is not None and snap.payload.get("name"):
+                    found[user] = str(snap.payload["name"])
+    return found
