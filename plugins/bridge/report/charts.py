@@ -95,8 +95,9 @@ def _empty(fig: Figure, ax: Axes, title: str) -> Figure:
     return fig
 
 
-def _legend_above(ax: Axes, handles: list[Any], labels: list[str]) -> None:
+def _title_and_legend(ax: Axes, title: str, handles: list[Any], labels: list[str]) -> None:
     """The legend in one row just above the plot area, under the title: it can never cover a bar or a line."""
+    ax.set_title(title, pad=20)  # room for the legend row
     ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=len(labels), fontsize=8,
               frameon=False, borderaxespad=0.0, handlelength=1.5)
 
@@ -141,8 +142,7 @@ def won_trend_figure(trend: pd.DataFrame) -> Figure:
     ax2.spines["top"].set_visible(False)
     ax2.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: 0, 1, 2 … never 0.25
     ax2.set_ylim(0, max(1, int(trend["new_deals"].max())) * 1.1)
-    ax.set_title(title, pad=20)
-    _legend_above(ax, [bars, line], ["赢单金额（万元）", "新增商机数"])
+    _title_and_legend(ax, title, [bars, line], ["赢单金额（万元）", "新增商机数"])
     return fig
 
 
@@ -159,8 +159,7 @@ def approval_figure(cycle: pd.DataFrame) -> Figure:
     ax.set_xticks(x, list(frame["form"]))
     ax.set_ylabel("小时")
     ax.set_ylim(bottom=0)
-    ax.set_title(title, pad=20)
-    _legend_above(ax, [median, p90], ["中位数", "P90"])
+    _title_and_legend(ax, title, [median, p90], ["中位数", "P90"])
     return fig
 
 
