@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, **sims.connection_env(), "BRIDGE_DATA_DIR": str(base / "data"),
                    "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"}
             sims.crm.admin("POST", "/_sim/stats/reset", {})
-            results["migration"] = run_migration(env, f"sqlite:///{hub_path}", {"chunk_size": args.chunk_size},
+            results["migration"] = run_migration(env, f"sqlite:///{hub_path}", {"chunk_size": args.chunk_size, "dry_run": False, "confirm_load": "确认正式迁移"},
                                                  base / "migration.log")
             mig = results["migration"]
             print("migration:", json.dumps({k: v for k, v in mig.items() if k != "api_calls"}, ensure_ascii=False),

@@ -3,9 +3,13 @@
 
 Triggered by hand (**Trigger** → Params form, Chinese labels): which data
 (CRM 客户/联系人/商机, OA 立项申请/费用报销/差旅申请/客户拜访计划), a date range, an
-archive cut-off, the chunk size and **试运行 (dry run)**: everything but the
-writes, with the full report. How to run it, what each parameter means and
-how to read the report: `docs/migration.md`.
+archive cut-off, the chunk size and **试运行 (dry run, on by default)**: everything
+but the writes, with the full report. A real load needs 试运行 off **and**
+`confirm_load` = 确认正式迁移. A value outside its schema (chunk size out of
+20–200000, a malformed date, any other confirmation text) is refused by Airflow
+before a run is created; `plan` checks everything again (a CLI/API conf) and
+fails fast with the field, the value and what is allowed. How to run it, what
+each parameter means and how to read the report: `docs/migration.md`.
 
 | task | pool | what |
 |---|---|---|
@@ -16,6 +20,7 @@ how to read the report: `docs/migration.md`.
 | `migrate_oa_chunk` (mapped) | `oa_api` | one chunk of an OA form: the same, plus the links 立项申请 → deal, 报销/差旅/拜访 → customer (`xref`) |
 | `write_back` | `crm_api` | each linked deal gets its 立项申请's instance code, project number, approval status, decision time and project stage, where the CRM lacks them |
 | `report` | – | HTML + CSV report under `<BRIDGE_DATA_DIR>/migration/<run>/`, totals in `migration_run`, lease released; fails (after writing the report) if a chunk is missing |
+| `close_run` (teardown) | – | runs after `report` whatever happened, also when a person marks the run failed: an unfinished run is marked 已中止 (when, why) and the lease is released at once |
 
 **Resumable.** A chunk is the unit of restart: clearing a failed task (or the
 whole run) continues after the last completed chunk; done chunks are skipped.
@@ -34,7 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from bridge.migration.params import PARAM_SPECS
 
@@ -121,13 +126,20 @@ def history_migration() -> None:
 
         return tasks.report(context)
 
+    @teardown
+    def close_run(**context: Any) -> dict[str, Any]:
+        """An unfinished run is marked aborted (when, why); the lease is released."""
+        from bridge.migration import tasks
+
+        return tasks.close(context)
+
     planned = plan()
     deduped = dedupe_customers()
     crm_chunks = migrate_crm_chunk.expand(refs=crm_chunk_list(planned))
     oa_chunks = migrate_oa_chunk.expand(refs=oa_chunk_list(planned))
     written = write_back()
     reported = report()
-    planned >> deduped >> crm_chunks >> oa_chunks >> written >> reported
+    planned >> deduped >> crm_chunks >> oa_chunks >> written >> reported >> close_run()
 
 
 history_migration_dag = history_migration()

@@ -1,6 +1,7 @@
 """Demo around the ``history_migration`` DAG: the first thing the demo company does with the bridge.
 
-``conf``: migrate everything, in chunks of 200 records, for real (the demo
+``conf``: migrate everything, in chunks of 200 records, for real (dry run off and
+the confirmation typed, as on the Params form; the demo
 world is small: 200 customers, 400 contacts, 400 deals, 300 OA forms, 5 % dirty).
 ``after``: print what the run did — read, cleaned, merged, quarantined by
 reason, linked, written back — and where its report is.
@@ -15,7 +16,7 @@ from sqlalchemy import select
 
 
 def conf() -> dict[str, Any]:
-    return {"chunk_size": 200, "dry_run": False}
+    return {"chunk_size": 200, "dry_run": False, "confirm_load": "确认正式迁移"}
 
 
 def after(sims: Any, demo_dir: Path) -> list[str]:

@@ -28,9 +28,12 @@ from bridge.hub import engine as hub_engine
 from bridge.hub import store
 from bridge.hub.schema import audit_log, merge_record, quarantine, snapshot, xref
 from bridge.migration import steps
+from bridge.migration.params import CONFIRM_TEXT
 from sandbox import launcher
 from sandbox.common.world import World
 
+# What a person sets on the Params form for a real load (the form's default is a dry run).
+REAL_LOAD = {"dry_run": False, "confirm_load": CONFIRM_TEXT}
 FAST_RETRY = RetryPolicy(max_attempts=4, max_total_wait=10, backoff_base=0.05, backoff_max=0.3)
 
 
@@ -129,8 +132,9 @@ class Mig:
         return steps.Migration.create(run_id, ctx, hub=self.hub, data_dir=self.data_dir)
 
     def run(self, run_id: str, **params: Any) -> dict[str, Any]:
-        """A whole migration; the range starts with the world's history (an OA plan costs one query per
+        """A whole migration (a real load unless ``dry_run=True``); the range starts with the world's history (an OA plan costs one query per
         30 days and form: from the 2018 default that is ~430 calls, a few seconds a run)."""
+        params = {**REAL_LOAD, **params}
         if "date_from" not in params and self.world is not None:
             start = datetime.fromtimestamp(self.world.now_ms / 1000, tz=UTC) - timedelta(days=800)
             params["date_from"] = start.date().isoformat()

@@ -13,6 +13,9 @@ from tests.pg_support import scratch_database
 from bridge.hub import engine as hub_engine
 from bridge.hub.schema import merge_record, quarantine, snapshot, xref
 from bridge.migration import runs, steps
+from bridge.migration.params import CONFIRM_TEXT
+
+REAL_LOAD = {"dry_run": False, "confirm_load": CONFIRM_TEXT}
 
 pytestmark = pytest.mark.pg
 
@@ -41,7 +44,7 @@ def _state(hub: Engine) -> dict[str, set[tuple[Any, ...]]]:
 def test_postgres_hub_ends_like_sqlite_and_reruns_add_nothing(mig: Any, pg_hub: Engine, tmp_path: Any) -> None:
     now_ms = mig.seed(**WORLD).now_ms
     start = (datetime.fromtimestamp(now_ms / 1000, tz=UTC) - timedelta(days=800)).date().isoformat()
-    params = {"chunk_size": 30, "date_from": start}
+    params = {"chunk_size": 30, "date_from": start, **REAL_LOAD}
     on_pg = steps.Migration.create("manual__pg", mig.migration("manual__pg").ctx, hub=pg_hub,
                                    data_dir=tmp_path / "pg_data")
     first = steps.run_all(on_pg, params, mig.crm(), mig.oa())

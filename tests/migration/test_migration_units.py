@@ -16,7 +16,15 @@ import bridge.dictionary
 from bridge import permissions
 from bridge.migration import clean, dedupe, plan, report
 from bridge.migration.counts import EntityCounts, totals
-from bridge.migration.params import MigrationParams, ParamsError, day_start_ms, safe_run_dir_name
+from bridge.migration.params import (
+    CONFIRM_TEXT,
+    MAX_CHUNK_SIZE,
+    MIN_CHUNK_SIZE,
+    MigrationParams,
+    ParamsError,
+    day_start_ms,
+    safe_run_dir_name,
+)
 from bridge.migration.runs import Chunk
 from bridge.migration.writeback import primary_links
 from sandbox.common.world import uscc_check_char
@@ -54,17 +62,37 @@ def test_params_defaults_end_at_the_plan_time() -> None:
 
 
 @pytest.mark.parametrize(("raw", "words"), [
-    ({"entities": []}, "至少要选一项"),
-    ({"entities": ["deals"]}, "未知的项 deals"),
-    ({"date_from": "2025-13-01"}, "不是有效日期"),
-    ({"date_from": "yesterday"}, "应为日期"),
-    ({"date_from": "2025-02-01", "date_to": "2025-01-01"}, "晚于截止日期"),
-    ({"chunk_size": 5}, "应在 20 到"),
-    ({"chunk_size": "many"}, "应为整数"),
+    ({"entities": []}, "「迁移哪些数据」（entities）的值 [] 不可用：至少选一项"),
+    ({"entities": ["deals"]}, "至少选一项，可选：company（客户（CRM））"),
+    ({"date_from": "2025-13-01"}, "「起始日期」（date_from）的值 “2025-13-01” 不可用：不是日历上存在的日期"),
+    ({"date_from": "yesterday"}, "「起始日期」（date_from）的值 “yesterday” 不可用：应为 YYYY-MM-DD 格式的日期"),
+    ({"date_to": "2025-01-31T00:00garbage"}, "「截止日期」（date_to）的值 “2025-01-31T00:00garbage” 不可用"),
+    ({"date_from": "2025-02-01", "date_to": "2025-01-01"}, "2025-02-01 晚于「截止日期」（date_to）2025-01-01"),
+    ({"chunk_size": 5}, "「每批记录数」（chunk_size）的值 5 不可用：应为 20 到 200000 之间的整数"),
+    ({"chunk_size": -5}, "「每批记录数」（chunk_size）的值 -5 不可用：应为 20 到 200000 之间的整数"),
+    ({"chunk_size": 200_001}, "的值 200001 不可用：应为 20 到 200000 之间的整数"),
+    ({"chunk_size": "many"}, "的值 “many” 不可用：应为 20 到 200000 之间的整数"),
+    ({"chunk_size": 40.5}, "的值 40.5 不可用"),
+    ({"dry_run": "no"}, "「试运行」（dry_run）的值 “no” 不可用：应为 true（试运行，默认）或 false（正式迁移）"),
+    ({"dry_run": False}, "正式迁移需要确认：关闭了「试运行」，但参数「确认正式迁移」（confirm_load）没有填写"),
+    ({"dry_run": False, "confirm_load": "yes"}, "「确认正式迁移」（confirm_load）的值 “yes” 不可用"),
+    ({"chunksize": 40}, "未知的参数 chunksize"),
 ])
-def test_params_errors_say_what_to_enter(raw: dict[str, object], words: str) -> None:
-    with pytest.raises(ParamsError, match=words):
+def test_params_errors_say_which_field_the_value_and_what_is_allowed(raw: dict[str, object], words: str) -> None:
+    with pytest.raises(ParamsError) as caught:
         MigrationParams.from_mapping(raw, NOW)
+    assert words in str(caught.value)
+
+
+def test_params_never_clamp_and_a_real_load_needs_the_confirmation() -> None:
+    assert MigrationParams.from_mapping({}, NOW).dry_run is True  # the default is a dry run
+    for size in (MIN_CHUNK_SIZE - 1, 0, -5, MAX_CHUNK_SIZE + 1):
+        with pytest.raises(ParamsError):
+            MigrationParams.from_mapping({"chunk_size": size}, NOW)
+    assert MigrationParams.from_mapping({"chunk_size": MIN_CHUNK_SIZE}, NOW).chunk_size == MIN_CHUNK_SIZE
+    real = MigrationParams.from_mapping({"dry_run": False, "confirm_load": CONFIRM_TEXT}, NOW)
+    assert real.dry_run is False
+    assert MigrationParams.from_mapping({"dry_run": "false", "confirm_load": CONFIRM_TEXT}, NOW).dry_run is False
 
 
 def test_run_dir_names_are_safe_and_distinct() -> None:

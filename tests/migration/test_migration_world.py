@@ -21,11 +21,12 @@ from bridge.hub import engine as hub_engine
 from bridge.hub import store
 from bridge.hub.schema import merge_record, migration_chunk, migration_run, quarantine, snapshot, xref
 from bridge.migration import chunk, runs, steps, tasks
-from bridge.migration.params import SHANGHAI, ParamsError
+from bridge.migration.params import CONFIRM_TEXT, SHANGHAI, ParamsError
 from sandbox.common.world import COMPANY_ID_BASE
 
 WORLD = {"seed": 11, "companies": 60, "deals": 150, "oa_instances": 160, "dirty_share": 0.3}
 SMALL = {"seed": 12, "companies": 30, "deals": 60, "oa_instances": 70, "dirty_share": 0.3}
+REAL_LOAD = {"dry_run": False, "confirm_load": CONFIRM_TEXT}  # the form's default is a dry run
 
 
 def _state(hub: Any) -> dict[str, set[tuple[Any, ...]]]:
@@ -195,7 +196,7 @@ def test_resume_after_a_crash_continues_and_ends_like_a_clean_run(
     now_ms = int(datetime.now(UTC).timestamp() * 1000) - 120_000
     world = mig.seed(**WORLD, now_ms=now_ms)
     params = {"chunk_size": 50, "date_from": (datetime.fromtimestamp(world.now_ms / 1000, tz=UTC)
-                                               - timedelta(days=800)).date().isoformat()}
+                                               - timedelta(days=800)).date().isoformat(), **REAL_LOAD}
     m = mig.migration("manual__crash")
     crm = CrashingCrm()
     mig.hooks.append(crm)
@@ -260,7 +261,7 @@ def test_two_migrations_cannot_run_at_once(mig: Any) -> None:
     first = mig.migration("manual__holder")
     steps.start(first, {"entities": ["company"]}, mig.crm(), mig.oa())
     second = mig.migration("manual__intruder")
-    with pytest.raises(runs.MigrationLocked, match="另一次历史迁移正在进行（运行 manual__holder）"):
+    with pytest.raises(runs.MigrationLocked, match="历史迁移未开始：运行 manual__holder 持有迁移租约"):
         steps.start(second, {"entities": ["company"]}, mig.crm(), mig.oa())
     from airflow.sdk.exceptions import AirflowFailException
 

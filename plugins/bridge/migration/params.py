@@ -41,12 +41,27 @@ DEFAULT_CHUNK_SIZE = 10_000
 MIN_CHUNK_SIZE = 20
 MAX_CHUNK_SIZE = 200_000
 
+CONFIRM_TEXT = "确认正式迁移"
+
 # What the Airflow Params form shows (dags/history_migration.py turns these into Param objects).
+#
+# Airflow checks each value against its JSON schema when the run is created (the trigger form and
+# ``POST /api/v2/dags/history_migration/dagRuns`` answer 400 and create no run); the API's reason is
+# jsonschema's English sentence plus the failing (sub)schema, so every schema that can fail carries the
+# field's Chinese name and the allowed values in ``title`` or ``description``. The chunk size's range sits
+# inside ``allOf``: the trigger form reads a top-level ``minimum``/``maximum`` and silently clamps the
+# number into it on blur (−5 became 20), while the server checks ``allOf`` as well. What one value alone
+# cannot say (a real load needs the confirmation) is checked by :meth:`MigrationParams.from_mapping` in
+# the run's first task, before the lease and before any write.
 PARAM_SPECS: dict[str, dict[str, Any]] = {
     "entities": {
         "default": list(ENTITIES),
         "type": "array",
-        "title": "迁移哪些数据",
+        "items": {"type": "string", "enum": list(ENTITIES),
+                  "description": "「迁移哪些数据」只能选：" + "、".join(f"{k}（{v}）" for k, v in ENTITY_LABELS.items())},
+        "minItems": 1,
+        "uniqueItems": True,
+        "title": "迁移哪些数据（至少选一项）",
         "description": "勾选要迁移的 CRM 对象和 OA 表单。客户会先去重（统一社会信用代码、规范化名称）；"
                        "OA 表单会关联到 CRM 的商机（立项申请）或客户（报销、差旅、拜访）。",
         "examples": list(ENTITIES),
@@ -56,7 +71,8 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
         "default": None,
         "type": ["null", "string"],
         "format": "date",
-        "title": "起始日期",
+        "pattern": r"^\d{4}-\d{2}-\d{2}$",
+        "title": "起始日期（YYYY-MM-DD，可留空）",
         "description": "只迁移此日期（北京时间，含当天）之后的数据：CRM 按最后修改时间，OA 按提交时间。"
                        f"留空 = 不限（OA 从 {OA_EARLIEST.isoformat()} 起）。",
     },
@@ -64,33 +80,45 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
         "default": None,
         "type": ["null", "string"],
         "format": "date",
-        "title": "截止日期",
-        "description": "只迁移到此日期（北京时间，含当天）为止的数据。留空 = 到本次运行开始的时刻。"
+        "pattern": r"^\d{4}-\d{2}-\d{2}$",
+        "title": "截止日期（YYYY-MM-DD，可留空）",
+        "description": "只迁移到此日期（北京时间，含当天）为止的数据，不能早于起始日期。留空 = 到本次运行开始的时刻。"
                        "运行期间新产生的修改由日常同步处理。",
     },
     "archive_before": {
         "default": None,
         "type": ["null", "string"],
         "format": "date",
-        "title": "归档截止日期",
+        "pattern": r"^\d{4}-\d{2}-\d{2}$",
+        "title": "归档截止日期（YYYY-MM-DD，可留空）",
         "description": "最后修改时间早于此日期的记录视为已归档：保留在源系统中作为备份，只在中枢库中登记并标记为归档，"
                        "不做校验、关联和回写。留空 = 不归档。",
     },
     "chunk_size": {
         "default": DEFAULT_CHUNK_SIZE,
         "type": "integer",
-        "minimum": MIN_CHUNK_SIZE,
-        "maximum": MAX_CHUNK_SIZE,
-        "title": "每批记录数",
-        "description": "每个迁移批次（一个并行任务）大约处理多少条记录。批次是断点续跑的单位：失败或被清除的运行"
+        "allOf": [{"minimum": MIN_CHUNK_SIZE, "maximum": MAX_CHUNK_SIZE,
+                   "description": f"「每批记录数」的允许范围：{MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE} 的整数"}],
+        "title": f"每批记录数（{MIN_CHUNK_SIZE}–{MAX_CHUNK_SIZE} 的整数）",
+        "description": f"每个迁移批次（一个并行任务）大约处理多少条记录，允许 {MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE}；"
+                       "超出范围时不会创建运行。批次是断点续跑的单位：失败或被清除的运行"
                        "从最后一个完成的批次之后继续。内存占用与此无关（记录按页流式处理）。",
     },
     "dry_run": {
-        "default": False,
+        "default": True,
         "type": "boolean",
         "title": "试运行（只检查，不写入）",
-        "description": "打开后照常读取、清洗、去重、校验和关联，并生成完整报告，但不写入任何数据："
-                       "不回写 CRM，不改动中枢库的快照、关联和隔离区。建议正式迁移前先试运行一次。",
+        "description": "默认打开：照常读取、清洗、去重、校验和关联，并生成完整报告，但不写入任何数据："
+                       "不回写 CRM，不改动中枢库的快照、关联和隔离区。正式迁移请关闭此项，"
+                       f"并在「{CONFIRM_TEXT}」中输入“{CONFIRM_TEXT}”。",
+    },
+    "confirm_load": {
+        "default": None,
+        "type": ["null", "string"],
+        "pattern": f"^({CONFIRM_TEXT})?$",
+        "title": f"{CONFIRM_TEXT}（正式迁移时输入“{CONFIRM_TEXT}”）",
+        "description": f"关闭试运行、正式写入 CRM 和中枢库时，请在此输入“{CONFIRM_TEXT}”六个字；"
+                       "试运行时留空。没有这项确认，正式迁移会在开始前被拒绝，不写入任何数据。",
     },
 }
 
@@ -101,6 +129,28 @@ class ParamsError(ValueError):
     """A parameter value the migration cannot use; the message (Chinese) says which and what to enter."""
 
 
+FIELD_NAMES = {
+    "entities": "迁移哪些数据",
+    "date_from": "起始日期",
+    "date_to": "截止日期",
+    "archive_before": "归档截止日期",
+    "chunk_size": "每批记录数",
+    "dry_run": "试运行",
+    "confirm_load": CONFIRM_TEXT,
+}
+
+
+def _shown(raw: Any) -> str:
+    """A bad value as the person typed it, short (one line of the log)."""
+    text = repr(raw) if not isinstance(raw, str) else f"“{raw}”"
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def _bad(name: str, raw: Any, allowed: str) -> ParamsError:
+    """``参数「每批记录数」（chunk_size）的值 -5 不可用：应为 20 到 200000 的整数。``"""
+    return ParamsError(f"参数「{FIELD_NAMES[name]}」（{name}）的值 {_shown(raw)} 不可用：{allowed}。")
+
+
 def _date(raw: Any, name: str) -> date | None:
     if raw is None or raw == "":
         return None
@@ -108,13 +158,63 @@ def _date(raw: Any, name: str) -> date | None:
         return raw.astimezone(SHANGHAI).date() if raw.tzinfo else raw.date()
     if isinstance(raw, date):
         return raw
-    text = str(raw).strip()[:10]
-    if not _DATE.match(text):
-        raise ParamsError(f"参数「{PARAM_SPECS[name]['title']}」（{name}）应为日期，如 2025-01-31，收到 {str(raw)[:40]!r}。")
+    allowed = "应为 YYYY-MM-DD 格式的日期（如 2025-01-31），或留空"
+    if not isinstance(raw, str) or not _DATE.match(raw.strip()):
+        raise _bad(name, raw, allowed)
     try:
-        return date.fromisoformat(text)
+        return date.fromisoformat(raw.strip())
     except ValueError:
-        raise ParamsError(f"参数「{PARAM_SPECS[name]['title']}」（{name}）不是有效日期：{text}。") from None
+        raise _bad(name, raw, "不是日历上存在的日期；" + allowed) from None
+
+
+def _entities(raw: Any) -> tuple[str, ...]:
+    allowed = "至少选一项，可选：" + "、".join(f"{k}（{v}）" for k, v in ENTITY_LABELS.items())
+    items = raw
+    if isinstance(items, str):
+        items = [e.strip() for e in items.replace("，", ",").split(",") if e.strip()]
+    if not isinstance(items, list | tuple) or not items or any(e not in ENTITIES for e in items):
+        raise _bad("entities", raw, allowed)
+    return tuple(e for e in ENTITIES if e in items)
+
+
+def _chunk_size(raw: Any) -> int:
+    allowed = f"应为 {MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE} 之间的整数"
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise _bad("chunk_size", raw, allowed)
+    try:
+        size = int(raw)
+    except ValueError:
+        raise _bad("chunk_size", raw, allowed) from None
+    if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:
+        raise _bad("chunk_size", raw, allowed)  # never clamped: a wrong number is a wrong intention
+    return size
+
+
+def _dry_run(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower() if isinstance(raw, str) else None
+    if text in ("true", "false"):
+        return text == "true"
+    raise _bad("dry_run", raw, "应为 true（试运行，默认）或 false（正式迁移）")
+
+
+def _confirmed(raw: Any, dry_run: bool) -> bool:
+    if raw not in (None, "", CONFIRM_TEXT):
+        raise _bad("confirm_load", raw, f"只能留空或输入“{CONFIRM_TEXT}”")
+    if not dry_run and raw != CONFIRM_TEXT:
+        raise ParamsError(f"正式迁移需要确认：关闭了「试运行」，但参数「{CONFIRM_TEXT}」（confirm_load）没有填写"
+                          f"“{CONFIRM_TEXT}”。\n本次运行没有写入任何数据。要正式迁移，请重新触发并在该项中输入"
+                          f"“{CONFIRM_TEXT}”；只想检查数据，请保持「试运行」打开。")
+    return raw == CONFIRM_TEXT
+
+
+def check_names(raw: Mapping[str, Any]) -> None:
+    """A key the DAG does not know (a typo in the Config JSON or a CLI conf) is refused, not ignored."""
+    unknown = sorted(str(k) for k in raw if k not in PARAM_SPECS)
+    if unknown:
+        raise ParamsError(f"未知的参数 {', '.join(unknown)[:80]}：本 DAG 只接受 {', '.join(PARAM_SPECS)}。"
+                          "请检查拼写（见 docs/migration.md 的参数表）。")
 
 
 def day_start_ms(day: date) -> int:
@@ -174,33 +274,17 @@ class MigrationParams:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], now: datetime) -> MigrationParams:
         """Check the Params form's values (or a run's conf) and resolve the range at ``now``."""
-        entities_raw = raw.get("entities", PARAM_SPECS["entities"]["default"])
-        if isinstance(entities_raw, str):
-            entities_raw = [e.strip() for e in entities_raw.replace("，", ",").split(",") if e.strip()]
-        if not isinstance(entities_raw, list | tuple) or not entities_raw:
-            raise ParamsError("参数「迁移哪些数据」（entities）至少要选一项：" + "、".join(ENTITY_LABELS.values()) + "。")
-        unknown = [str(e) for e in entities_raw if e not in ENTITIES]
-        if unknown:
-            raise ParamsError(f"参数「迁移哪些数据」（entities）中有未知的项 {', '.join(unknown)}；可选："
-                              + "、".join(f"{k}（{v}）" for k, v in ENTITY_LABELS.items()) + "。")
-        entities = tuple(e for e in ENTITIES if e in entities_raw)
+        check_names(raw)
+        entities = _entities(raw.get("entities", PARAM_SPECS["entities"]["default"]))
         date_from = _date(raw.get("date_from"), "date_from")
         date_to = _date(raw.get("date_to"), "date_to")
         archive = _date(raw.get("archive_before"), "archive_before")
         if date_from and date_to and date_from > date_to:
-            raise ParamsError(f"起始日期 {date_from} 晚于截止日期 {date_to}：请改正日期范围。")
-        size_raw = raw.get("chunk_size", DEFAULT_CHUNK_SIZE)
-        if isinstance(size_raw, bool) or not isinstance(size_raw, int | str):
-            raise ParamsError(f"参数「每批记录数」（chunk_size）应为整数，收到 {size_raw!r}。")
-        try:
-            size = int(size_raw)
-        except ValueError:
-            raise ParamsError(f"参数「每批记录数」（chunk_size）应为整数，收到 {size_raw!r}。") from None
-        if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:
-            raise ParamsError(f"参数「每批记录数」（chunk_size）应在 {MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE} 之间，收到 {size}。")
-        dry = raw.get("dry_run", False)
-        if not isinstance(dry, bool):
-            dry = str(dry).strip().lower() in ("true", "1", "yes", "是")
+            raise ParamsError(f"参数「起始日期」（date_from）{date_from} 晚于「截止日期」（date_to）{date_to}："
+                              "起始日期应不晚于截止日期，请改正日期范围。")
+        size = _chunk_size(raw.get("chunk_size", DEFAULT_CHUNK_SIZE))
+        dry = _dry_run(raw.get("dry_run", PARAM_SPECS["dry_run"]["default"]))
+        _confirmed(raw.get("confirm_load"), dry)
         now_ms = int(now.timestamp() * 1000)
         to_ms = now_ms if date_to is None else min(now_ms, day_start_ms(date_to + timedelta(days=1)))
         crm_from = day_start_ms(date_from) if date_from else 0

@@ -12,13 +12,26 @@ makes a dry run resumable); it writes no data.
 The lease ``history_migration`` (table ``lease``) keeps two migrations from
 working at once even outside Airflow's ``max_active_runs`` (a second
 deployment, a CLI run): each task takes or renews it for its run before it
-works, and the last task releases it. A run that dies keeps it until it
-expires (:data:`LEASE_TTL_SECONDS`), so its own retries can continue.
+works. It is given up as soon as the run is over:
+
+- the ``report`` task releases it when every chunk is done;
+- otherwise the DAG's teardown task ``close_run`` — which Airflow runs after a
+  task failed for good *and* after a person marks the run failed — marks the
+  run ``aborted`` (when, why) and releases it (:func:`abort_run`);
+- a run that died without its teardown (its Airflow run ended while the lease
+  was still valid) is taken over by the next run: :func:`take_lease` asks who
+  holds the lease and, when Airflow says that run is no longer queued or
+  running, takes the lease and marks the holder ``aborted`` (why: taken over).
+  A holder Airflow does not know (a CLI or bench run) keeps the lease until it
+  expires (:data:`LEASE_TTL_SECONDS` after its last renewal).
+
+A cleared run takes the lease again when its tasks start and is ``running``
+once more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +47,11 @@ LEASE_TTL_SECONDS = 900.0
 DEDUPE_STEP = "dedupe.company"
 WRITEBACK_STEP = "writeback.deal"
 STEPS = (DEDUPE_STEP, WRITEBACK_STEP)
+ABORTED = "aborted"
+# What Airflow says about a run id: its dag run state ("running", "failed", ...), or None when Airflow does
+# not know the run (not an Airflow run, or Airflow cannot be asked from here).
+RunState = Callable[[str], str | None]
+ACTIVE_STATES = ("queued", "running")
 
 
 class MigrationLocked(RuntimeError):
@@ -80,8 +98,8 @@ def begin_run(conn: Connection, run_id: str, params: Mapping[str, Any], now: dat
     existing = get_run(conn, run_id)
     if existing is not None:
         conn.execute(update(migration_run).where(migration_run.c.run_id == run_id)
-                     .values(status="running", finished_at=None))
-        return dict(existing["params"] or {}), True
+                     .values(status="running", finished_at=None, params=_without_abort(existing["params"])))
+        return _without_abort(existing["params"]), True
     conn.execute(insert(migration_run).values(run_id=run_id, params=dict(params), status="running", started_at=now,
                                               counts={}))
     return dict(params), False
@@ -129,6 +147,32 @@ def finish_run(conn: Connection, run_id: str, status: str, counts: Mapping[str, 
         status=status, counts=dict(counts), report_html=report_html, report_csv=report_csv, finished_at=now))
 
 
+def _without_abort(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (params or {}).items() if k != ABORTED}
+
+
+def abort_run(conn: Connection, run_id: str, why: str, now: datetime) -> bool:
+    """Mark a run that ended unfinished ``aborted``: when (``finished_at``) and why (``params["aborted"]``).
+
+    A finished successful run is left alone; returns whether the row changed.
+    """
+    row = get_run(conn, run_id)
+    if row is None or row["status"] == "success":
+        return False
+    params = {**_without_abort(row["params"]), ABORTED: {"at": now.isoformat(), "reason": why[:1000]}}
+    conn.execute(update(migration_run).where(migration_run.c.run_id == run_id)
+                 .values(status=ABORTED, finished_at=now, params=params))
+    return True
+
+
+def _reopen(conn: Connection, run_id: str) -> None:
+    """A cleared run that works again is ``running`` again (its abort note goes)."""
+    row = get_run(conn, run_id)
+    if row is not None and row["status"] == ABORTED:
+        conn.execute(update(migration_run).where(migration_run.c.run_id == run_id)
+                     .values(status="running", finished_at=None, params=_without_abort(row["params"])))
+
+
 # ---------------------------------------------------------------- lease
 
 
@@ -136,25 +180,47 @@ def _local(at: datetime) -> str:
     return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def take_lease(hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_SECONDS) -> None:
-    """Take or extend the lease for ``holder`` (the run id); :class:`MigrationLocked` when another run has it."""
+def refusal(holder: str, until: datetime) -> str:
+    """What a refused run says: first line short (who holds the lease, until when), then what to do."""
+    return (f"历史迁移未开始：运行 {holder} 持有迁移租约，到 {_local(until)}（北京时间）。\n"
+            "两次历史迁移不能同时运行。请等该运行结束后再触发；若它已中止，请在 Airflow 中把它标记为失败，"
+            "它的收尾任务会立即释放租约（没有 Airflow 运行的持有者要等到上面的时间）。")
+
+
+def take_lease(hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_SECONDS,
+               run_state: RunState | None = None) -> None:
+    """Take or extend the lease for ``holder`` (the run id); :class:`MigrationLocked` when another run has it.
+
+    ``run_state`` (Airflow's view of a run id) lets a new run take over from a holder whose Airflow run has
+    ended: that holder is marked ``aborted``.
+    """
     with hub.begin() as conn:
         if store.acquire_lease(conn, LEASE, holder, ttl, now=now):
+            _reopen(conn, holder)
             return
         current = store.get_lease(conn, LEASE)
-    other = current.holder if current else "?"
-    until = _local(current.expires_at) if current else "?"
-    raise MigrationLocked(
-        f"另一次历史迁移正在进行（运行 {other}），它持有迁移租约到 {until}（北京时间）。两次历史迁移不能同时运行："
-        f"请等待该运行结束后再触发本次迁移；如果该运行已经中止，请在 Airflow 中将它标记为失败，租约到期后即可重新触发。")
+    if current is None:  # released between the two statements: try once more
+        return take_lease(hub, holder, now, ttl, None)
+    state = run_state(current.holder) if run_state is not None else None
+    if state is not None and state not in ACTIVE_STATES:
+        with hub.begin() as conn:
+            if store.release_lease(conn, LEASE, current.holder) and store.acquire_lease(conn, LEASE, holder, ttl,
+                                                                                      now=now):
+                abort_run(conn, current.holder,
+                          f"Airflow 运行已结束（状态 {state}），没有释放迁移租约；租约由运行 {holder} 接管。", now)
+                _reopen(conn, holder)
+                return
+            current = store.get_lease(conn, LEASE) or current
+    raise MigrationLocked(refusal(current.holder, current.expires_at))
 
 
-def renew_lease(hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_SECONDS) -> None:
+def renew_lease(hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_SECONDS,
+                run_state: RunState | None = None) -> None:
     """Extend our lease while working; :class:`MigrationLocked` if another run took it over (stop then)."""
     with hub.begin() as conn:
         if store.renew_lease(conn, LEASE, holder, ttl, now=now):
             return
-    take_lease(hub, holder, now, ttl)  # expired and nobody took it: take it again, or say who has it
+    take_lease(hub, holder, now, ttl, run_state)  # released or expired: take it again, or say who has it
 
 
 def release_lease(hub: Engine, holder: str) -> bool:

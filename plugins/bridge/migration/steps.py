@@ -9,6 +9,7 @@
     for refs in plan["oa_groups"]:  oa_group(m, oa, crm, refs)
     writeback(m, crm)                                 # deals ← their 立项申请
     finish(m)                                         # report files, migration_run, lease released
+    close(m, why)                                     # teardown: an unfinished run is aborted, lease released
 
 :func:`run_all` does exactly that in one process. Each step takes or renews the
 lease for its run first, so a second migration fails fast with a Chinese
@@ -60,6 +61,7 @@ class Migration:
     approval_codes: Mapping[str, str]
     data_dir: Path | None = None
     now: Callable[[], datetime] = _now
+    run_state: runs.RunState | None = None  # Airflow's view of another run (lease take-over); None outside Airflow
     _params: MigrationParams | None = field(default=None, repr=False)
 
     @classmethod
@@ -92,7 +94,7 @@ class Migration:
                      approval_codes=self.approval_codes)
 
     def renew(self) -> None:
-        runs.renew_lease(self.hub, self.run_id, self.now())
+        runs.renew_lease(self.hub, self.run_id, self.now(), run_state=self.run_state)
 
 
 def _calls(hook: Any) -> int:
@@ -105,7 +107,7 @@ def start(m: Migration, raw_params: Mapping[str, Any], crm: CrmHook | None, oa: 
     """Lease, ``migration_run`` and the plan; a run seen before (cleared, crashed) keeps its plan and parameters."""
     now = m.now()
     params = MigrationParams.from_mapping(raw_params, now)  # a typo fails here, before the lease is taken
-    runs.take_lease(m.hub, m.run_id, now)
+    runs.take_lease(m.hub, m.run_id, now, run_state=m.run_state)
     with m.hub.begin() as conn:
         stored, resumed = runs.begin_run(conn, m.run_id, {**params.as_dict(), "requested": dict(raw_params)}, now)
         chunks = runs.planned(conn, m.run_id)
@@ -247,6 +249,41 @@ def finish(m: Migration) -> dict[str, Any]:
         api.update(c.api_calls)
     return {"status": status, "counts": counts, "report_html": str(html_path), "report_csv": str(csv_path),
             "unfinished": [f"{c.entity}#{c.chunk_no}" for c in report.unfinished], "api_calls": dict(api)}
+
+
+def close(m: Migration, airflow_why: str | None = None) -> dict[str, Any]:
+    """The teardown: a run that ended unfinished is marked ``aborted`` (when, why) and its lease released.
+
+    ``airflow_why`` is what Airflow knows (tasks failed, run marked failed); the first failed chunk's
+    error from the hub is added. A successful run is left as it is; a run that never started (refused at
+    ``plan``) has no row and holds no lease of its own.
+    """
+    now = m.now()
+    with m.hub.begin() as conn:
+        row = runs.get_run(conn, m.run_id)
+        if row is None:
+            return {"status": "not_started", "released": False}
+        why = row["status"] != "success" and _why(conn, m.run_id, airflow_why)
+        if why:
+            runs.abort_run(conn, m.run_id, why, now)
+    released = runs.release_lease(m.hub, m.run_id)
+    status = "success" if not why else runs.ABORTED
+    if why:
+        log.warning("migration %s aborted: %s", m.run_id, why)
+    return {"status": status, "released": released, "why": why or None}
+
+
+def _why(conn: Any, run_id: str, airflow_why: str | None) -> str:
+    chunks = runs.planned(conn, run_id)
+    unfinished = [c for c in chunks if not c.done]
+    failed = [c for c in unfinished if c.status == "failed"]
+    parts = [airflow_why or "运行在完成前结束（任务失败或在 Airflow 中被标记为失败）。"]
+    if unfinished:
+        parts.append(f"{len(unfinished)}/{len(chunks)} 个批次或步骤未完成。")
+    if failed:
+        error = str((failed[0].examples or {}).get("error") or "")[:300]
+        parts.append(f"首个失败的批次 {failed[0].entity} #{failed[0].chunk_no}：{error}")
+    return "".join(parts)
 
 
 def run_all(m: Migration, raw_params: Mapping[str, Any], crm: CrmHook, oa: OaHook) -> dict[str, Any]:

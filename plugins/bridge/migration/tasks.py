@@ -32,7 +32,33 @@ def _run_id(context: Mapping[str, Any]) -> str:
 
 
 def migration(context: Mapping[str, Any]) -> steps.Migration:
-    return steps.Migration.create(_run_id(context), RunContext.from_airflow(context))
+    m = steps.Migration.create(_run_id(context), RunContext.from_airflow(context))
+    m.run_state = _airflow_run_state(context)
+    return m
+
+
+def _airflow_run_state(context: Mapping[str, Any]) -> Callable[[str], str | None] | None:
+    """Airflow's state of a ``history_migration`` run id, asked through the task's own Execution API.
+
+    The robust source: the hub's ``migration_run.status`` of a run that was killed still says
+    ``running``, while Airflow knows the run ended. A run id Airflow does not know gives None (the
+    lease then only expires).
+    """
+    ti = context.get("ti")
+    dag_id = str(getattr(context.get("dag"), "dag_id", None) or "history_migration")
+    if ti is None or not hasattr(ti, "get_dr_count"):
+        return None
+
+    def state(run_id: str) -> str | None:
+        try:
+            if not ti.get_dr_count(dag_id=dag_id, run_ids=[run_id]):
+                return None
+            return str(ti.get_dagrun_state(dag_id=dag_id, run_id=run_id))
+        except Exception:  # the API cannot answer: treat the holder as alive (wait for the expiry)
+            log.warning("could not ask Airflow for the state of run %s", run_id, exc_info=True)
+            return None
+
+    return state
 
 
 @contextmanager
@@ -105,6 +131,39 @@ def writeback(context: Mapping[str, Any]) -> dict[str, Any]:
     m = migration(context)
     with _hooks() as (crm, _):
         return _guarded(lambda: steps.writeback(m, crm))
+
+
+def close(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Teardown ``close_run``: an unfinished run is marked aborted (when, why); its lease is released."""
+    m = migration(context)
+    return steps.close(m, _airflow_why(context, m.run_id))
+
+
+def _airflow_why(context: Mapping[str, Any], run_id: str) -> str | None:
+    """Which tasks of this run failed or were stopped, from Airflow (None when Airflow cannot say)."""
+    ti = context.get("ti")
+    dag_id = str(getattr(context.get("dag"), "dag_id", None) or "history_migration")
+    if ti is None or not hasattr(ti, "get_task_states"):
+        return None
+    try:
+        states = dict((ti.get_task_states(dag_id=dag_id, run_ids=[run_id]) or {}).get(run_id) or {})
+    except Exception:
+        log.warning("could not ask Airflow for the task states of run %s", run_id, exc_info=True)
+        return None
+    return why_from_states(states)
+
+
+def why_from_states(states: Mapping[str, Any]) -> str | None:
+    """``任务 migrate_crm_chunk_2 失败；report 未运行（运行被标记为失败或上游失败）。``"""
+    failed = sorted(t for t, s in states.items() if str(s) in ("failed", "upstream_failed") and t != "close_run")
+    if not failed and str(states.get("report")) == "success":
+        return None
+    parts = []
+    if failed:
+        parts.append(f"任务 {', '.join(failed[:5])}{' 等' if len(failed) > 5 else ''} 失败")
+    if str(states.get("report")) in ("skipped", "None", "upstream_failed", "removed"):
+        parts.append("报告任务 report 没有运行（运行在 Airflow 中被标记为失败或被停止）")
+    return "；".join(parts) + "。" if parts else None
 
 
 def report(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -316,6 +316,16 @@ class MigrationRun:
         value = self.params.get("dry_run")
         return bool(value) if value is not None else None
 
+    @property
+    def aborted(self) -> bool:
+        """Ended unfinished (teardown ``close_run``, or taken over): ``bridge.migration.runs.abort_run``."""
+        return self.status == "aborted"
+
+    @property
+    def abort_reason(self) -> str | None:
+        note = self.params.get("aborted")
+        return str(note.get("reason") or "") or None if isinstance(note, dict) else None
+
 
 def _migration(m: RowMapping) -> MigrationRun:
     return MigrationRun(
