@@ -364,6 +364,37 @@ def test_figures_match_the_hub(wall_hub: WallHub) -> None:
     assert len(figures["regions"]) >= 3
 
 
+def test_figures_cache_serves_stale_figures_while_one_thread_recomputes() -> None:
+    import threading
+
+    from sqlalchemy import create_engine
+
+    calls: list[int] = []
+    release = threading.Event()
+
+    def compute(engine: Engine) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) > 1:
+            assert release.wait(10)
+        return {"n": len(calls)}
+
+    cache = wallboard.FiguresCache(compute)
+    engine = create_engine("sqlite://")
+    assert cache.get(engine, ttl=60) == {"n": 1}  # the first request computes
+    assert cache.get(engine, ttl=60) == {"n": 1}
+    assert len(calls) == 1  # fresh: no recomputation
+    # stale: served at once, one background computation however many screens ask
+    for _ in range(5):
+        assert cache.get(engine, ttl=0) == {"n": 1}
+    release.set()
+    for _ in range(100):
+        if cache.get(engine, ttl=60) == {"n": 2}:
+            break
+        threading.Event().wait(0.05)
+    assert cache.get(engine, ttl=60) == {"n": 2}
+    assert len(calls) == 2
+
+
 def _report_sync_headline(hub: WallHub) -> dict[str, Any]:
     """The daily report's own sync figures at the same instant (its loader and marts, management's view)."""
     from bridge.report import load, marts

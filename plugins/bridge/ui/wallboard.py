@@ -17,7 +17,8 @@ business dates; the report periods of tomorrow's report end today, so the
 same period arithmetic serves both.
 
 The JSON is computed at most once per ``cache_seconds`` for every screen
-together (one hub read however many TVs are on).
+together (one hub read however many TVs are on), in the background: a screen
+never waits for the hub except on the very first request.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class WallboardSettings:
     monthly_target_cny: float = 0.0
     daily_target_cny: float | None = None  # None: the monthly target over the month's Mon–Fri days
     refresh_seconds: int = 60
-    cache_seconds: int = 20
+    cache_seconds: int = 60
     top_n: int = 8
     title: str = "经营大屏"
 
@@ -96,7 +97,7 @@ class WallboardSettings:
                 monthly_target_cny=float(raw.get("monthly_target_cny") or 0),
                 daily_target_cny=None if daily in (None, "") else float(daily),
                 refresh_seconds=int(raw.get("refresh_seconds", 60)),
-                cache_seconds=int(raw.get("cache_seconds", 20)),
+                cache_seconds=int(raw.get("cache_seconds", 60)),
                 top_n=int(raw.get("top_n", 8)),
                 title=str(raw.get("title") or "经营大屏"),
             )
@@ -311,20 +312,56 @@ def compute_figures(engine: Engine, *, now: datetime | None = None, cfg: Wallboa
 
 
 class FiguresCache:
-    """The wall's figures, recomputed at most every ``ttl`` seconds (all screens share them)."""
+    """The wall's figures for every screen together: computed at most once per ``ttl`` seconds.
 
-    def __init__(self) -> None:
+    A large hub takes seconds to read (about 13 s for 200,000 deals on SQLite),
+    so a stale value is served at once while one background thread computes the
+    next (the page shows when its figures were computed); only the very first
+    request waits.
+    """
+
+    def __init__(self, compute: Callable[[Engine], dict[str, Any]] | None = None) -> None:
+        self._compute = compute or (lambda engine: compute_figures(engine))
         self._lock = threading.Lock()
+        self._first = threading.Lock()  # one synchronous computation when nothing is cached
         self._value: tuple[float, str, dict[str, Any]] | None = None
+        self._refreshing = False
+
+    def _store(self, key: str, engine: Engine) -> dict[str, Any]:
+        started = time.monotonic()
+        figures = self._compute(engine)
+        took = time.monotonic() - started
+        if took > 5:
+            log.warning("wallboard: figures took %.1f s to compute; consider a larger wallboard.cache_seconds", took)
+        with self._lock:
+            self._value = (time.monotonic(), key, figures)
+        return figures
+
+    def _refresh(self, key: str, engine: Engine) -> None:
+        try:
+            self._store(key, engine)
+        except Exception:  # the screens keep the last figures; the next request tries again
+            log.exception("wallboard: figures could not be refreshed")
+        finally:
+            with self._lock:
+                self._refreshing = False
 
     def get(self, engine: Engine, ttl: float) -> dict[str, Any]:
         key = str(engine.url)
         with self._lock:
-            if self._value is not None and self._value[1] == key and time.monotonic() - self._value[0] < ttl:
-                return self._value[2]
-            figures = compute_figures(engine)
-            self._value = (time.monotonic(), key, figures)
-            return figures
+            value = self._value
+            if value is not None and value[1] == key:
+                if time.monotonic() - value[0] >= ttl and not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(target=self._refresh, args=(key, engine), name="wallboard-figures",
+                                     daemon=True).start()
+                return value[2]
+        with self._first:
+            with self._lock:
+                value = self._value
+            if value is not None and value[1] == key:
+                return value[2]
+            return self._store(key, engine)
 
 
 # ---------------------------------------------------------------- routes
