@@ -44,7 +44,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import Asset, CronTriggerTimetable, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task
+
+from bridge.events.watch import WakeTrigger
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Must match bridge.sync.crm_to_oa.ASSETS (checked by tests/sync); literal here so parsing imports nothing.
@@ -53,6 +55,8 @@ ASSETS = {
     "contract_amount_notice": Asset("bridge://oa/contract_amount_notice"),
     "deal": Asset("bridge://crm/deal"),
 }
+# Verified vendor events (bridge.events) wake this DAG through Redis; see docs/events.md.
+EVENTS = Asset("bridge://events/crm", watchers=[AssetWatcher(name="hubspot_webhooks", trigger=WakeTrigger("bridge.events.crm"))])
 
 default_args = {
     "owner": "bridge",
@@ -64,7 +68,7 @@ default_args = {
 
 @dag(
     dag_id="crm_to_oa_sync",
-    schedule=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"), assets=EVENTS),
     start_date=datetime(2026, 1, 1, tzinfo=SHANGHAI),
     catchup=False,
     max_active_runs=1,

@@ -48,7 +48,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, Param, dag, task
+
+from bridge.events.watch import WakeTrigger
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Must match bridge.sync.oa_to_crm.ASSETS (checked by tests/sync); literal here so parsing imports nothing.
@@ -57,6 +59,8 @@ ASSETS = {
     "notes": Asset("bridge://crm/notes"),
     "meetings": Asset("bridge://crm/meetings"),
 }
+# Verified vendor events (bridge.events) wake this DAG through Redis; see docs/events.md.
+EVENTS = Asset("bridge://events/oa", watchers=[AssetWatcher(name="feishu_approval_events", trigger=WakeTrigger("bridge.events.oa"))])
 
 default_args = {
     "owner": "bridge",
@@ -68,7 +72,7 @@ default_args = {
 
 @dag(
     dag_id="oa_to_crm_sync",
-    schedule=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"), assets=EVENTS),
     start_date=datetime(2026, 1, 1, tzinfo=SHANGHAI),
     catchup=False,
     max_active_runs=1,

@@ -1,0 +1,234 @@
+"""The receiver: a small FastAPI app, ``POST /events/hubspot`` and ``POST /events/feishu``.
+
+Order of checks per delivery (cheapest first, nothing trusted before the end):
+rate (429) → body size (413, read in chunks, never past the cap) → signature,
+timestamp, token, app / tenant (401) → replayed signature (401) → envelope
+shape (400) → duplicate delivery id (200, not enqueued) → enqueue a
+:class:`WakeMessage` per event (Redis down: 503 so the vendor retries).
+Refusals are counted and audited (reason and client address, never the body);
+nothing unverified is enqueued. Answers are immediate: both vendors re-push
+when an answer is slow (Feishu after 3 s).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from bridge.events import feishu, hubspot
+from bridge.events.config import ReceiverConfig
+from bridge.events.model import Refused, WakeMessage
+from bridge.events.sink import Sink
+
+log = logging.getLogger(__name__)
+
+AuditFn = Callable[[str, Refused, str], None]
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A delivery that passed every check: its wake messages and the key that marks a replay of it."""
+
+    messages: list[WakeMessage]
+    replay_key: str
+    challenge: str | None = None
+    ignored: int = 0
+
+
+Verifier = Callable[[Request, bytes], Verified]
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.at = float(burst), clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(float(self.burst), self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens < 1.0:
+                return False
+            self.tokens -= 1.0
+            return True
+
+
+class Memory:
+    """Bounded set of recently seen keys (replayed signatures, delivered ids)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seen(self, key: str) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] = None
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+
+
+@dataclass
+class Health:
+    """Per source (crm / oa): received, verified, rejected (by reason), duplicates, enqueued, last event, lag."""
+
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: {"crm": Counter(), "oa": Counter()})
+    last_event_time: dict[str, str] = field(default_factory=dict)
+    last_received_at: dict[str, float] = field(default_factory=dict)
+    last_lag_ms: dict[str, int] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {src: {"counts": dict(c), "last_event_time": self.last_event_time.get(src),
+                      "last_received_at": self.last_received_at.get(src), "lag_ms": self.last_lag_ms.get(src)}
+                for src, c in self.counts.items()}
+
+
+@dataclass
+class Receiver:
+    config: ReceiverConfig
+    sink: Sink
+    audit: AuditFn | None = None
+    clock: Callable[[], float] = time.time
+    health: Health = field(default_factory=Health)
+
+    def __post_init__(self) -> None:
+        lim = self.config.limits
+        self.buckets = {"crm": TokenBucket(lim.requests_per_second, lim.burst),
+                        "oa": TokenBucket(lim.requests_per_second, lim.burst)}
+        self.signatures = Memory(lim.replay_memory)
+        self.deliveries = Memory(lim.replay_memory)
+
+    def verify_hubspot(self, request: Request, body: bytes) -> Verified:
+        app_cfg = self.config.hubspot
+        if app_cfg is None:
+            raise Refused(404, "not_configured", "crm_default has no webhook_client_secret")
+        key = hubspot.check_signature(app_cfg, request.method, _uri(self, request), body, request.headers,
+                                      int(self.clock() * 1000))
+        return Verified(hubspot.parse_batch(app_cfg, body), key)
+
+    def verify_feishu(self, request: Request, body: bytes) -> Verified:
+        app_cfg = self.config.feishu
+        if app_cfg is None:
+            raise Refused(404, "not_configured", "oa_default has no verification_token")
+        outcome = feishu.parse(app_cfg, body, request.headers, self.clock())
+        signed = app_cfg.encrypt_key and outcome.challenge is None
+        key = "feishu-sig:" + request.headers.get("x-lark-signature", "") if signed else ""
+        return Verified(outcome.messages, key, outcome.challenge, outcome.ignored)
+
+    def refuse(self, source: str, exc: Refused, client: str) -> JSONResponse:
+        self.health.counts[source]["rejected"] += 1
+        self.health.counts[source][f"rejected_{exc.reason}"] += 1
+        log.warning("event delivery refused: source=%s status=%d reason=%s client=%s", source, exc.status,
+                    exc.reason, client)
+        if self.audit is not None:
+            try:
+                self.audit(source, exc, client)
+            except Exception:  # an audit outage must not turn a refusal into an acceptance or a 500
+                log.exception("audit of a refused delivery failed")
+        return JSONResponse({"error": exc.reason}, status_code=exc.status)
+
+    def enqueue(self, source: str, messages: list[WakeMessage]) -> tuple[int, int]:
+        """Publish new messages; returns (enqueued, duplicates). Raises on a sink failure (→ 503)."""
+        fresh = [m for m in messages if not self.deliveries.seen(m.delivery_id)]
+        for message in fresh:
+            self.sink.publish(message)
+            self.deliveries.add(message.delivery_id)
+            self.health.last_event_time[source] = max(self.health.last_event_time.get(source, ""),
+                                                      message.event_time)
+        now = self.clock()
+        for message in fresh:
+            lag = now - datetime.fromisoformat(message.event_time).timestamp()
+            self.health.last_lag_ms[source] = max(0, int(lag * 1000))
+        self.health.counts[source]["enqueued"] += len(fresh)
+        self.health.counts[source]["duplicates"] += len(messages) - len(fresh)
+        return len(fresh), len(messages) - len(fresh)
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > cap):
+        raise Refused(413, "too_large", f"body over {cap} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise Refused(413, "too_large", f"body over {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _uri(receiver: Receiver, request: Request) -> str:
+    base = receiver.config.limits.public_base_url.rstrip("/")
+    if not base:
+        return str(request.url)
+    query = request.url.query
+    return base + request.url.path + (f"?{query}" if query else "")
+
+
+def create_app(receiver: Receiver) -> FastAPI:
+    app = FastAPI(title="bridge events receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.receiver = receiver
+
+    async def admit(source: str, request: Request) -> bytes:
+        receiver.health.counts[source]["received"] += 1
+        receiver.health.last_received_at[source] = receiver.clock()
+        if not receiver.buckets[source].take():
+            raise Refused(429, "rate_limited", "too many deliveries")
+        return await _read_capped(request, receiver.config.limits.max_body_bytes)
+
+    async def finish(source: str, request: Request, messages: list[WakeMessage], key: str) -> JSONResponse:
+        if key:
+            receiver.signatures.add(key)
+        receiver.health.counts[source]["verified"] += 1
+        try:
+            enqueued, dup = await run_in_threadpool(receiver.enqueue, source, messages)
+        except Exception as exc:  # Redis down: the vendor retries, polling catches up meanwhile
+            receiver.health.counts[source]["sink_errors"] += 1
+            log.warning("event queue unavailable (%s): answering 503", exc.__class__.__name__)
+            return JSONResponse({"error": "queue_unavailable"}, status_code=503)
+        return JSONResponse({"enqueued": enqueued, "duplicates": dup})
+
+    async def handle(source: str, request: Request, verify: Verifier) -> JSONResponse:
+        client = request.client.host if request.client else "-"
+        try:
+            body = await admit(source, request)
+            outcome = verify(request, body)
+            if outcome.replay_key and receiver.signatures.seen(outcome.replay_key):
+                raise Refused(401, "replayed", "this signed request was already received")
+        except Refused as exc:
+            return await run_in_threadpool(receiver.refuse, source, exc, client)
+        if outcome.challenge is not None:
+            return JSONResponse({"challenge": outcome.challenge})
+        receiver.health.counts[source]["ignored"] += outcome.ignored
+        return await finish(source, request, outcome.messages, outcome.replay_key)
+
+    @app.post("/events/hubspot")
+    async def hubspot_webhook(request: Request) -> JSONResponse:
+        return await handle("crm", request, receiver.verify_hubspot)
+
+    @app.post("/events/feishu")
+    async def feishu_event(request: Request) -> JSONResponse:
+        return await handle("oa", request, receiver.verify_feishu)
+
+    @app.get("/events/health")
+    def health() -> dict[str, Any]:
+        return receiver.health.snapshot()
+
+    return app

@@ -1,0 +1,176 @@
+"""Feishu approval events: decryption, signature, token and envelope checks (pure functions, no I/O).
+
+With an Encrypt Key (required unless ``allow_plain`` is set): the body is
+``{"encrypt": base64(iv16 + AES-256-CBC(key = SHA-256(encrypt key), PKCS7(json)))}``
+and carries ``X-Lark-Signature`` = hex(SHA-256(timestamp + nonce + encrypt key
++ raw body)); the request timestamp must be within 5 minutes (Feishu's SDKs do
+not check it; we do, both ways). Without one only the verification token
+protects a delivery, so that mode must be switched on explicitly. Every
+envelope (v1 ``event_callback``, v2 ``schema: "2.0"``) must carry the app's
+verification token and its app id (and tenant key when configured).
+``url_verification`` is answered with its challenge after the token check; it
+enqueues nothing. Feishu's SDKs answer 500 to a failed check; we answer 401.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from bridge.events.model import Refused, WakeMessage, check_window, iso_from_ms
+
+MAX_AGE_S = 5 * 60
+MAX_FUTURE_SKEW_S = 30
+EVENT_TYPES = {"approval_instance"}
+
+
+@dataclass(frozen=True)
+class FeishuApp:
+    """What a delivery must match (all from the ``oa_default`` Connection)."""
+
+    app_id: str
+    verification_token: str
+    encrypt_key: str | None = None
+    tenant_key: str | None = None
+    allow_plain: bool = False
+    approval_codes: frozenset[str] = field(default_factory=frozenset)  # empty = every code
+
+
+@dataclass(frozen=True)
+class FeishuOutcome:
+    challenge: str | None
+    messages: list[WakeMessage]
+    ignored: int = 0
+
+
+def encrypt(encrypt_key: str, plaintext: bytes, iv: bytes) -> str:
+    """Feishu's encryption (the simulator and the tests use it to build real deliveries)."""
+    padder = padding.PKCS7(128).padder()
+    data = padder.update(plaintext) + padder.finalize()
+    enc = Cipher(algorithms.AES(hashlib.sha256(encrypt_key.encode()).digest()), modes.CBC(iv)).encryptor()
+    return base64.b64encode(iv + enc.update(data) + enc.finalize()).decode()
+
+
+def decrypt(encrypt_key: str, token: str) -> bytes:
+    try:
+        raw = base64.b64decode(token, validate=True)
+    except ValueError:
+        raise Refused(401, "bad_ciphertext", "encrypt is not base64") from None
+    if len(raw) < 32 or len(raw) % 16:
+        raise Refused(401, "bad_ciphertext", "encrypt has a wrong length")
+    dec = Cipher(algorithms.AES(hashlib.sha256(encrypt_key.encode()).digest()), modes.CBC(raw[:16])).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    try:
+        return unpadder.update(dec.update(raw[16:]) + dec.finalize()) + unpadder.finalize()
+    except ValueError:
+        raise Refused(401, "bad_ciphertext", "encrypt does not decrypt with the Encrypt Key") from None
+
+
+def signature(encrypt_key: str, timestamp: str, nonce: str, body: bytes) -> str:
+    return hashlib.sha256((timestamp + nonce + encrypt_key).encode() + body).hexdigest()
+
+
+def check_signature(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s: float) -> str:
+    """Raise :class:`Refused` (401) unless the signature and the request timestamp hold."""
+    assert app.encrypt_key
+    given = headers.get("x-lark-signature", "")
+    stamp = headers.get("x-lark-request-timestamp", "")
+    nonce = headers.get("x-lark-request-nonce", "")
+    if not given or not stamp or not nonce:
+        raise Refused(401, "unsigned", "X-Lark-Signature / -Request-Timestamp / -Request-Nonce missing")
+    try:
+        stamp_s = int(stamp)
+    except ValueError:
+        raise Refused(401, "bad_timestamp", "X-Lark-Request-Timestamp is not an integer") from None
+    check_window(now_s, stamp_s, MAX_AGE_S, MAX_FUTURE_SKEW_S)
+    if not hmac.compare_digest(signature(app.encrypt_key, stamp, nonce, body).encode(), given.encode()):
+        raise Refused(401, "bad_signature", "X-Lark-Signature does not match")
+    return given
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise Refused(400, "not_json", f"{what} is not JSON") from None
+    if not isinstance(doc, dict):
+        raise Refused(400, "not_an_object", f"{what} is not a JSON object")
+    return doc
+
+
+def open_envelope(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s: float) -> dict[str, Any]:
+    """The plaintext envelope of a delivery, after decryption and (for events) the signature check."""
+    outer = _json_object(body, "body")
+    if app.encrypt_key:
+        if set(outer) != {"encrypt"} or not isinstance(outer["encrypt"], str):
+            raise Refused(401, "not_encrypted", "an Encrypt Key is configured: plain deliveries are refused")
+        doc = _json_object(decrypt(app.encrypt_key, outer["encrypt"]), "decrypted body")
+        if doc.get("type") != "url_verification":  # Feishu does not sign the challenge request
+            check_signature(app, body, headers, now_s)
+        return doc
+    if not app.allow_plain:
+        raise Refused(401, "no_encrypt_key", "no Encrypt Key configured and plain deliveries not allowed")
+    if "encrypt" in outer:
+        raise Refused(401, "no_encrypt_key", "an encrypted delivery but no Encrypt Key configured")
+    return outer
+
+
+def _check_token(app: FeishuApp, token: object) -> None:
+    if not isinstance(token, str) or not hmac.compare_digest(token.encode(), app.verification_token.encode()):
+        raise Refused(401, "bad_token", "verification token does not match")
+
+
+def _event_time(event: Mapping[str, Any], fallback: object) -> str:
+    for value in (event.get("operate_time"), event.get("instance_operate_time"), fallback):
+        try:
+            return iso_from_ms(int(str(value)))
+        except (TypeError, ValueError):
+            continue
+    raise Refused(400, "bad_event", "event without operate_time")
+
+
+def parse(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s: float) -> FeishuOutcome:
+    """Verify one delivery; a challenge answer or the wake messages it holds."""
+    doc = open_envelope(app, body, headers, now_s)
+    if doc.get("type") == "url_verification":
+        _check_token(app, doc.get("token"))
+        challenge = doc.get("challenge")
+        if not isinstance(challenge, str) or not challenge or len(challenge) > 200:
+            raise Refused(400, "bad_challenge", "url_verification without a challenge")
+        return FeishuOutcome(challenge, [])
+    event = doc.get("event")
+    if not isinstance(event, dict):
+        raise Refused(400, "bad_envelope", "no event object")
+    if doc.get("schema") == "2.0":
+        header = doc.get("header") if isinstance(doc.get("header"), dict) else {}
+        assert isinstance(header, dict)
+        _check_token(app, header.get("token"))
+        app_id, tenant, event_type = header.get("app_id"), header.get("tenant_key"), header.get("event_type")
+        delivery, fallback_time = header.get("event_id"), header.get("create_time")
+    elif doc.get("type") == "event_callback":
+        _check_token(app, doc.get("token"))
+        app_id, tenant, event_type = event.get("app_id"), event.get("tenant_key"), event.get("type")
+        delivery, fallback_time = doc.get("uuid"), None
+    else:
+        raise Refused(400, "bad_envelope", "neither a v1 event_callback nor a v2 schema 2.0 envelope")
+    if app_id != app.app_id:
+        raise Refused(401, "wrong_app", "event of another Feishu app")
+    if app.tenant_key and tenant != app.tenant_key:
+        raise Refused(401, "wrong_tenant", "event of another Feishu tenant")
+    if not isinstance(delivery, str) or not delivery:
+        raise Refused(400, "bad_envelope", "no delivery id (uuid / header.event_id)")
+    instance, code = event.get("instance_code"), event.get("approval_code")
+    if event_type not in EVENT_TYPES or (app.approval_codes and code not in app.approval_codes):
+        return FeishuOutcome(None, [], ignored=1)
+    if not isinstance(instance, str) or not instance:
+        raise Refused(400, "bad_event", "approval_instance event without instance_code")
+    when = _event_time(event, fallback_time)
+    return FeishuOutcome(None, [WakeMessage("oa", "approval_instance", instance, when, f"feishu:{delivery}")])

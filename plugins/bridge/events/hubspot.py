@@ -1,0 +1,108 @@
+"""HubSpot webhooks: signature v3 check and batch parsing (pure functions, no I/O).
+
+``X-HubSpot-Signature-v3`` = base64(HMAC-SHA256(client secret, method + URI +
+body + ``X-HubSpot-Request-Timestamp``)). Before signing HubSpot decodes a few
+percent-escapes in the URI (list below, from its request-validation guide);
+we do the same to the URI we reconstruct. Timestamps older than 5 minutes are
+refused, and so are timestamps in the future beyond a small clock skew (the
+official SDK accepts those; a replay with a forged future stamp must not live
+longer than the window). Batches hold many events; every one must come from
+the configured app and portal.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.events.model import Refused, WakeMessage, check_window, iso_from_ms
+
+MAX_AGE_MS = 5 * 60 * 1000
+MAX_FUTURE_SKEW_MS = 30 * 1000
+MAX_EVENTS_PER_DELIVERY = 100  # HubSpot sends at most 100 events per request
+# HubSpot decodes these escapes in the URI before signing (upper and lower case hex).
+_DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
+            "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
+# objectTypeId of the generic ``object.*`` subscriptions, and the older typed names.
+OBJECT_TYPES = {"0-1": "contact", "0-2": "company", "0-3": "deal"}
+SUBSCRIPTION_KINDS = {"creation", "propertyChange", "deletion", "merge", "restore", "associationChange"}
+
+
+@dataclass(frozen=True)
+class HubSpotApp:
+    """What a delivery must match: the app's client secret, and (when known) app id and portal id."""
+
+    client_secret: str
+    app_id: str | None = None
+    portal_id: str | None = None
+
+
+def normalise_uri(uri: str) -> str:
+    """The URI as HubSpot signs it: the listed percent-escapes decoded, nothing else touched."""
+    out = uri
+    for escape, char in _DECODED.items():
+        out = out.replace(escape, char).replace(escape.lower(), char)
+    return out
+
+
+def signature_v3(secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
+    source = method.upper().encode() + normalise_uri(uri).encode() + body + timestamp.encode()
+    return base64.b64encode(hmac.new(secret.encode(), source, hashlib.sha256).digest()).decode()
+
+
+def check_signature(app: HubSpotApp, method: str, uri: str, body: bytes, headers: Mapping[str, str],
+                    now_ms: int) -> str:
+    """Raise :class:`Refused` (401) unless signature and timestamp hold; returns the signature (replay key)."""
+    given = headers.get("x-hubspot-signature-v3", "")
+    stamp = headers.get("x-hubspot-request-timestamp", "")
+    if not given or not stamp:
+        raise Refused(401, "unsigned", "X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp missing")
+    try:
+        stamp_ms = int(stamp)
+    except ValueError:
+        raise Refused(401, "bad_timestamp", "X-HubSpot-Request-Timestamp is not an integer") from None
+    check_window(now_ms, stamp_ms, MAX_AGE_MS, MAX_FUTURE_SKEW_MS, "ms")
+    expected = signature_v3(app.client_secret, method, uri, body, stamp)
+    if not hmac.compare_digest(expected.encode(), given.encode()):
+        raise Refused(401, "bad_signature", "X-HubSpot-Signature-v3 does not match")
+    return given
+
+
+def _record_type(event: Mapping[str, Any]) -> tuple[str | None, str]:
+    kind = str(event.get("subscriptionType", ""))
+    prefix, _, change = kind.partition(".")
+    if prefix == "object":
+        return OBJECT_TYPES.get(str(event.get("objectTypeId", ""))), change
+    return (prefix if prefix in OBJECT_TYPES.values() else None), change
+
+
+def parse_batch(app: HubSpotApp, body: bytes) -> list[WakeMessage]:
+    """Verified body → wake messages (unknown object types are skipped, wrong app/portal refused)."""
+    try:
+        events = json.loads(body)
+    except ValueError:
+        raise Refused(400, "not_json", "body is not JSON") from None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise Refused(400, "not_a_batch", "body must be a JSON array of event objects")
+    if len(events) > MAX_EVENTS_PER_DELIVERY:
+        raise Refused(413, "too_many_events", f"{len(events)} events (max {MAX_EVENTS_PER_DELIVERY})")
+    out: list[WakeMessage] = []
+    for event in events:
+        if app.app_id and str(event.get("appId", "")) != app.app_id:
+            raise Refused(401, "wrong_app", "event of another HubSpot app")
+        if app.portal_id and str(event.get("portalId", "")) != app.portal_id:
+            raise Refused(401, "wrong_portal", "event of another HubSpot portal")
+        record_type, change = _record_type(event)
+        object_id, event_id, occurred = event.get("objectId"), event.get("eventId"), event.get("occurredAt")
+        if record_type is None or change not in SUBSCRIPTION_KINDS:
+            continue
+        if not isinstance(object_id, int | str) or not isinstance(event_id, int | str) \
+                or not isinstance(occurred, int | float):
+            raise Refused(400, "bad_event", "event without objectId / eventId / occurredAt")
+        out.append(WakeMessage("crm", record_type, str(object_id), iso_from_ms(occurred), f"hubspot:{event_id}"))
+    return out
