@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.ui.test_ui_airflow_auth import ROOT, _airflow_env
+from tests.ui.test_ui_airflow_auth import ROOT, _airflow_env, airflow_home  # noqa: F401 (a fixture)
 
 from bridge.hub import engine as hub_engine
 from bridge.ui import kiosk
@@ -55,17 +55,7 @@ def probe(token: str) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("airflow_home_wall")
-    (home / "dags").mkdir()
-    env = _airflow_env(home, "sqlite://", home)
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
-                   capture_output=True, timeout=180)
-    return home
-
-
-def test_kiosk_token_in_airflow_opens_the_wall_and_nothing_else(airflow_home: Path, hub_url: str, ui_data: Path,
+def test_kiosk_token_in_airflow_opens_the_wall_and_nothing_else(airflow_home: Path, hub_url: str, ui_data: Path,  # noqa: F811
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(kiosk.KEY_ENV, SECRET)
     with hub_engine.get_engine(hub_url).begin() as conn:
