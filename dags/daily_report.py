@@ -7,14 +7,17 @@ audience (管理层), stores a self-contained HTML page and an XLSX workbook und
 `<BRIDGE_DATA_DIR>/reports/<YYYY-MM-DD>/`, records it in `report_run` and mails
 it through the Airflow Connection `smtp_default` to `report.recipients`.
 
-**Timetable.** `CronTriggerTimetable("30 7 * * *", timezone="Asia/Shanghai")`:
-every day at 07:30 China Standard Time (23:30 UTC the day before; no daylight
-saving time), after `data_health` (07:00), so the mail is in managers' hands
-by 08:00. With `BRIDGE__REPORT__BUSINESS_DAYS_ONLY=true` in the scheduler's
-environment the cron is `30 7 * * 1-5` (Monday to Friday). When only
-`include/settings.yaml` sets `report.business_days_only`, weekend runs are
-scheduled but skip themselves. The report of day R covers up to R−1 24:00;
-Monday's business-day report covers Friday to Sunday.
+**Timetable.** `WorkdayTimetable(7, 30)` (registered by the bridge plugin):
+07:30 Asia/Shanghai (23:30 UTC the day before; no daylight saving time) on
+Chinese working days — statutory holidays skipped, 调休 make-up Saturdays and
+Sundays run, plus the company's own days off and working days from
+`include/settings.yaml` `calendar:` (read by the scheduler when it plans the
+next run, never when this file is parsed). It runs after `data_health`
+(07:00, same days), so the mail is in managers' hands by 08:00. The report of
+day R covers up to R−1 24:00; 昨日 is the last working day before R (Friday in
+Monday's report, the last day before a holiday after it), compared with the
+working day before that. A year the holiday package has no data for runs
+Monday–Friday plus the overrides, with a warning in the report.
 
 **Reruns.** Clearing a run rebuilds that day's files; the mail is sent once per
 day (trigger with `{"resend": true}` to send again). `{"day": "YYYY-MM-DD"}`

@@ -1,10 +1,13 @@
 """
 ### 数据健康报告 (data health)
 
-Checks the quality of the data the bridge holds in its hub — every morning at
-**07:00 Asia/Shanghai**, before the 07:30 build of the 08:00 management report,
-and whenever someone triggers it by hand (e.g. after fixing data, to see the
-score move).
+Checks the quality of the data the bridge holds in its hub — at **07:00
+Asia/Shanghai on every Chinese working day** (`WorkdayTimetable(7, 0)`:
+statutory holidays skipped, 调休 make-up days run, company days from
+`include/settings.yaml` `calendar:`), before the 07:30 build of the 08:00
+management report, and whenever someone triggers it by hand (e.g. after
+fixing data, to see the score move). One check warns from 1 November when the
+holiday calendar has no data for the coming year.
 
 1. **validate** — Great Expectations 1.x suites over the hub's snapshot
    tables: suites generated from `include/dictionary.yaml` (required fields,
@@ -28,14 +31,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Param, dag, task
+
+from bridge.timetables import WorkdayTimetable
 
 SHANGHAI = timezone(timedelta(hours=8))
 
 
 @dag(
     dag_id="data_health",
-    schedule=CronTriggerTimetable("0 7 * * *", timezone="Asia/Shanghai"),
+    schedule=WorkdayTimetable(7, 0, timezone="Asia/Shanghai"),
     start_date=datetime(2026, 1, 1, tzinfo=SHANGHAI),
     catchup=False,
     max_active_runs=1,

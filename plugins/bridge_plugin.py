@@ -7,6 +7,13 @@ Plugins menu; each page opens embedded in the Airflow UI.
 Every Airflow component imports this module, so it imports nothing heavy:
 the FastAPI app (FastAPI, Jinja, SQLAlchemy, the bridge package) is built on
 the first request that reaches it, inside the API server only.
+
+It also registers ``WorkdayTimetable`` (Chinese working days, see
+``bridge.timetables``): a DAG serialised with a custom timetable can only be
+decoded by a process that has the class registered by a plugin, so the
+scheduler and the DAG processor must load this plugin (they do: it is in the
+plugins folder). ``bridge.timetables`` imports only Airflow's timetable base
+and the standard library; the holiday package is imported on first use.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from urllib.parse import urlsplit
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
+
+from bridge.timetables import WorkdayTimetable
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +109,4 @@ class BridgePlugin(AirflowPlugin):
     name = "oa_crm_bridge"
     fastapi_apps = [{"app": LazyBridgeApp(), "url_prefix": MOUNT_PREFIX, "name": "OA ⇄ CRM bridge pages"}]
     external_views = _pages()
+    timetables = [WorkdayTimetable]

@@ -33,6 +33,7 @@ LINKS_FRAME = "deal_project_links"
 AMOUNTS_FRAME = "contract_amounts"
 SYNC_FRAME = "sync"
 QUARANTINE_FRAME = "quarantine"
+CALENDAR_FRAME = "calendar"  # the working-day calendar's coverage (bridge.quality.calendar_check)
 
 # GX expectation classes used (great_expectations.expectations.<name>).
 NOT_NULL = "ExpectColumnValuesToNotBeNull"
@@ -224,8 +225,21 @@ def reason_label(reason: str) -> str:
     return REASON_LABELS.get(reason, reason)
 
 
+def calendar_checks() -> list[Check]:
+    """The working-day calendar knows this year's and (from calendar.warn_from) next year's holidays."""
+    return [Check(
+        check_id="calendar.holidays.coverage", suite="cross.calendar", frame=CALENDAR_FRAME, entity="calendar",
+        field="holidays", kind="calendar_coverage", department=None, column="calendar__known",
+        expectation=IN_SET, kwargs={"value_set": [True]}, row_level=False,
+        label="工作日历须含本年及下一年（每年 11 月 1 日起）的法定节假日与调休安排",
+        fix="请系统管理员在国务院办公厅公布放假安排后升级 chinesecalendar（requirements.txt 与 constraints.txt），"
+            "或在 include/settings.yaml 的 calendar 段补录 extra_days_off / extra_working_days 并把该年列入 "
+            "confirmed_years；在此之前日报与数据健康按周一至周五加公司自定安排运行。",
+    )]
+
+
 def all_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()) -> list[Check]:
-    return [*dictionary_checks(d), *cross_checks(d, cfg, reasons)]
+    return [*dictionary_checks(d), *cross_checks(d, cfg, reasons), *calendar_checks()]
 
 
 def by_frame(checks: Iterable[Check]) -> dict[str, list[Check]]:

@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 
 from bridge.dictionary import Dictionary
 from bridge.hub import store
-from bridge.quality import config, frames
-from bridge.quality.checks import Check, all_checks, by_frame
+from bridge.quality import calendar_check, config, frames
+from bridge.quality.checks import CALENDAR_FRAME, Check, all_checks, by_frame
 from bridge.quality.gx import GxSession
 from bridge.quality.results import CheckOutcome, row_outcome, table_outcome
 from bridge.quality.scores import Score, compute_scores, save_day
@@ -175,6 +175,12 @@ def run_checks(
                     failing_ids=backlog.examples.get(reason, []), owners=backlog.owners.get(reason, {}),
                 ))
             account(frame, backlog_checks, time.perf_counter() - t0)
+
+        calendar_checks = grouped.get(CALENDAR_FRAME, [])
+        if calendar_checks:  # the working-day calendar knows this and (from November) next year's holidays
+            found, frame, seconds = calendar_check.evaluate(session, calendar_checks, day)
+            outcomes += found
+            account(frame, calendar_checks, seconds)
 
     docs_index = None
     if build_docs:

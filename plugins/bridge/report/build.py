@@ -24,7 +24,8 @@ from bridge.hub import store
 from bridge.permissions import Policy
 from bridge.report import archive, charts, delivery, load, marts, render
 from bridge.report.model import Marts
-from bridge.report.periods import Periods, report_periods
+from bridge.report.periods import Periods, calendar_notes, report_periods
+from bridge.workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
 TZ = ZoneInfo("Asia/Shanghai")
@@ -84,7 +85,7 @@ def _plain_text(m: Marts, periods: Periods) -> str:
 
 
 def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, *, report_day: date,
-                 owners: Mapping[str, str], recipients: Sequence[str], business_days_only: bool = False,
+                 owners: Mapping[str, str], recipients: Sequence[str], calendar: WorkCalendar | None = None,
                  top_n: int = 10, run_id: str = "manual", built_at: datetime | None = None,
                  out_root: Path | None = None, notes: Sequence[str] = (), ui_url: str | None = None,
                  batch: int = load.BATCH) -> BuiltReport:
@@ -93,7 +94,7 @@ def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, *, repo
     started = time.perf_counter()
     built_at = built_at or datetime.now(UTC)
     role = policy.audience("report", "daily_report")
-    periods = report_periods(report_day, business_days_only)
+    periods = report_periods(report_day, calendar)
     with engine.connect() as conn:
         data = load.load_report_data(conn, dictionary, policy, role=role, built_at=built_at,
                                      health_until=report_day, batch=batch)
@@ -114,6 +115,7 @@ def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, *, repo
 
     t = time.perf_counter()
     all_notes = list(notes)
+    all_notes += calendar_notes(report_day, calendar)
     if charts.cjk_font() is None:
         all_notes.append(charts.MISSING_FONT_NOTE)
     chart_map = charts.build_charts(result)

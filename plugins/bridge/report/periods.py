@@ -1,11 +1,13 @@
 """Which dates each figure of the report covers.
 
 The report of day R is read at 08:00 on R, so every "period" figure ends with
-the last complete day, R − 1. The daily figure covers the days since the
-previous report: one day when the report runs every day; Friday to Sunday in
-Monday's report when it runs on business days only. Each period is compared
-with the one before it: the preceding span of equal length, the same span of
-the previous month, the same span of the previous year.
+the last complete day, R − 1. The daily figure compares working days with
+working days (the Chinese calendar of :mod:`bridge.workdays`: statutory
+holidays, 调休 make-up days, the company's own days): 昨日 is the last working
+day before R — Friday (or a 调休 Saturday) in Monday's report, the last day
+before the holiday in the first report after it — compared with the working
+day before that. Month and year to date are compared with the same span of
+the previous month and year; the trailing 30 days are calendar days.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from bridge.workdays import WorkCalendar
 
 
 @dataclass(frozen=True)
@@ -44,25 +48,22 @@ class Periods:
 
     @property
     def as_of(self) -> date:
-        """The last complete day the report covers."""
-        return self.day.end
+        """The last complete day the report covers (R − 1, a working day or not)."""
+        return self.mtd.end
 
     def pairs(self) -> list[tuple[str, Span, Span]]:
         """(key, current, previous) for the three comparisons."""
         return [("day", self.day, self.day_prev), ("mtd", self.mtd, self.mtd_prev), ("ytd", self.ytd, self.ytd_prev)]
 
 
-def is_business_day(day: date) -> bool:
-    """Monday to Friday. Public holidays and make-up working days (调休) are not modelled."""
-    return day.weekday() < 5
+def is_business_day(day: date, calendar: WorkCalendar | None = None) -> bool:
+    """A Chinese working day (holidays and 调休 included; the calendar's company overrides applied)."""
+    return (calendar or WorkCalendar()).is_workday(day)
 
 
-def previous_report_day(report_day: date, business_days_only: bool) -> date:
-    """The day of the report before ``report_day`` on the configured schedule."""
-    day = report_day - timedelta(days=1)
-    while business_days_only and not is_business_day(day):
-        day -= timedelta(days=1)
-    return day
+def previous_report_day(report_day: date, calendar: WorkCalendar | None = None) -> date:
+    """The working day before ``report_day``: the day 昨日 stands for in that day's report."""
+    return (calendar or WorkCalendar()).previous_workday(report_day)
 
 
 def _md(day: date) -> str:
@@ -81,19 +82,18 @@ def _same_day_in(year: int, month: int, day: int) -> date:
     return date(year, month, min(day, calendar.monthrange(year, month)[1]))
 
 
-def report_periods(report_day: date, business_days_only: bool = False) -> Periods:
-    """The periods of the report of ``report_day``."""
+def _day_label(day: date, following: date, near: str, far: str) -> str:
+    return f"{near}（{_md(day)}）" if day + timedelta(days=1) == following else f"{far}（{_md(day)}）"
+
+
+def report_periods(report_day: date, calendar: WorkCalendar | None = None) -> Periods:
+    """The periods of the report of ``report_day`` (``calendar``: the deployment's working days)."""
+    cal = calendar or WorkCalendar()
     end = report_day - timedelta(days=1)
-    start = min(previous_report_day(report_day, business_days_only), end)
-    length = (end - start).days + 1
-    prev_end = start - timedelta(days=1)
-    prev_start = prev_end - timedelta(days=length - 1)
-    if length == 1:
-        day = Span(start, end, f"昨日（{_md(end)}）")
-        day_prev = Span(prev_start, prev_end, f"前日（{_md(prev_end)}）")
-    else:
-        day = Span(start, end, f"上次日报以来（{_range(start, end)}）")
-        day_prev = Span(prev_start, prev_end, f"此前同长度（{_range(prev_start, prev_end)}）")
+    last_workday = cal.previous_workday(report_day)
+    workday_before = cal.previous_workday(last_workday)
+    day = Span(last_workday, last_workday, _day_label(last_workday, report_day, "昨日", "上一工作日"))
+    day_prev = Span(workday_before, workday_before, _day_label(workday_before, last_workday, "前日", "前一工作日"))
 
     month_start = end.replace(day=1)
     prev_month_last = month_start - timedelta(days=1)
@@ -111,3 +111,9 @@ def report_periods(report_day: date, business_days_only: bool = False) -> Period
     t30_start = end - timedelta(days=29)
     trailing30 = Span(t30_start, end, f"近30天（{_range(t30_start, end)}）")
     return Periods(report_day, day, day_prev, mtd, mtd_prev, ytd, ytd_prev, trailing30)
+
+
+def calendar_notes(report_day: date, calendar: WorkCalendar | None = None) -> list[str]:
+    """The report's line about the calendar: next year's holidays not known yet, or already falling back."""
+    coverage = (calendar or WorkCalendar()).coverage(report_day)
+    return [] if coverage.message is None else [coverage.message]

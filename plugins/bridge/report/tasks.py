@@ -20,6 +20,7 @@ from typing import Any
 
 from bridge import settings
 from bridge.report import timetable
+from bridge.workdays import CalendarSettingsError, WorkCalendar, load_calendar
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ def report_settings(raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if not isinstance(top, int) or top < 1:
         raise settings.SettingsError("include/settings.yaml report.top_customers 必须是正整数")
     return {"timezone": str(section.get("timezone") or timetable.REPORT_TZ),
-            "business_days_only": bool(section.get("business_days_only", False)),
             "recipients": list(recipients), "top_customers": top, "ui_url": section.get("ui_url")}
 
 
@@ -53,14 +53,22 @@ def day_of_run(context: Mapping[str, Any], tz: str) -> date:
     return timetable.report_day(logical, tz)
 
 
-def skip_reason(day: date, business_days_only: bool, run_type: str | None) -> str | None:
-    """Why a scheduled run makes no report (weekend with business days only); manual runs always build."""
-    from bridge.report.periods import is_business_day
-
-    if business_days_only and run_type == "scheduled" and not is_business_day(day):
-        return (f"{day} is a weekend and report.business_days_only is set: no report. Set "
-                f"{timetable.ENV_BUSINESS_DAYS}=true for the scheduler to not schedule weekend runs at all.")
+def skip_reason(day: date, calendar: WorkCalendar, run_type: str | None) -> str | None:
+    """Why a scheduled run makes no report: its day became a day off after it was planned. Manual runs build."""
+    if run_type == "scheduled" and not calendar.is_workday(day):
+        return (f"{day} is not a working day (include/settings.yaml calendar or the holiday calendar): no report. "
+                "Trigger the DAG by hand to build it anyway.")
     return None
+
+
+def working_calendar(notes: list[str]) -> WorkCalendar:
+    """The deployment's calendar; a broken ``calendar:`` section is a note in the report, not a failed run."""
+    try:
+        return load_calendar()
+    except (CalendarSettingsError, settings.SettingsError) as exc:
+        log.error("report: the calendar settings cannot be used (%s); holidays only, no company days", exc)
+        notes.append(f"工作日历配置有误（{exc}），本报告的“昨日”按法定节假日与调休计算，未含公司自定安排。")
+        return WorkCalendar()
 
 
 def crm_owners() -> list[dict[str, Any]]:
@@ -80,12 +88,13 @@ def run_build(context: Mapping[str, Any], *, owners_fetch: OwnersFetch | None = 
     day = day_of_run(context, cfg["timezone"])
     dag_run = context.get("dag_run")
     run_type = str(getattr(dag_run, "run_type", "") or "").lower().split(".")[-1] or None
-    reason = skip_reason(day, cfg["business_days_only"], run_type)
+    notes: list[str] = []
+    calendar = working_calendar(notes)
+    reason = skip_reason(day, calendar, run_type)
     if reason:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(reason)
-    notes: list[str] = []
     try:
         owners = owner_names((owners_fetch or crm_owners)())
     except Exception as exc:  # owner names are a nicety: the report still goes out with owner ids
@@ -94,7 +103,7 @@ def run_build(context: Mapping[str, Any], *, owners_fetch: OwnersFetch | None = 
         notes.append("CRM 负责人名单暂时无法读取，负责人以编号显示。")
     built = build_report(
         hub_engine.ensure_schema(), bridge_dictionary.load(), permissions.load(), report_day=day, owners=owners,
-        recipients=cfg["recipients"], business_days_only=cfg["business_days_only"], top_n=cfg["top_customers"],
+        recipients=cfg["recipients"], calendar=calendar, top_n=cfg["top_customers"],
         run_id=str(context.get("run_id") or "manual"), built_at=now, notes=notes, ui_url=cfg.get("ui_url"),
     )
     return {"day": day.isoformat(), "html": str(built.paths["html"]), "xlsx": str(built.paths["xlsx"]),

@@ -1,18 +1,17 @@
-"""When the daily report runs: 07:30 Asia/Shanghai, every day or Monday to Friday.
+"""When the daily report runs: 07:30 Asia/Shanghai on Chinese working days.
 
-The managers read the report at 08:00; building and mailing take a few
-minutes, and the data-health DAG (07:00) has finished by 07:30. The schedule is
-a ``CronTriggerTimetable`` with an explicit time zone (China has no daylight
-saving time, so 07:30 there is always 23:30 UTC of the day before).
+The managers read the report at 08:00 on working days; building and mailing
+take a few minutes, and the data-health DAG (07:00, same working days) has
+finished by 07:30. China moves working days around its statutory holidays
+(调休), which a cron expression cannot know, so the schedule is
+:class:`bridge.timetables.WorkdayTimetable` (see there for how the company's
+own days off and working days in ``include/settings.yaml`` ``calendar:`` reach
+the scheduler without a file read at DAG parse time). China has no daylight
+saving time, so 07:30 there is always 23:30 UTC of the day before.
 
-A DAG file must not read files at parse time, so ``include/settings.yaml`` is
-not read here. The business-days switch reaches the schedule through the
-environment variable the settings loader also honours,
-``BRIDGE__REPORT__BUSINESS_DAYS_ONLY`` (set it on the scheduler and the DAG
-processor). When only ``settings.yaml`` says ``business_days_only: true``, the
-schedule stays daily and the build task skips weekend runs itself (see
-:func:`bridge.report.tasks.skip_reason`), so either way no report goes out on
-a Saturday or Sunday.
+The time zone can be changed per deployment through the environment variable
+the settings loader also honours, ``BRIDGE__REPORT__TIMEZONE`` (read here from
+the environment only: no file read at parse time).
 """
 
 from __future__ import annotations
@@ -23,35 +22,12 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import yaml
-
 if TYPE_CHECKING:
-    from airflow.sdk import CronTriggerTimetable
+    from bridge.timetables import WorkdayTimetable
 
 REPORT_TZ = "Asia/Shanghai"
 RUN_HOUR, RUN_MINUTE = 7, 30
-ENV_BUSINESS_DAYS = "BRIDGE__REPORT__BUSINESS_DAYS_ONLY"
 ENV_TIMEZONE = "BRIDGE__REPORT__TIMEZONE"
-
-
-def _flag(raw: str | None) -> bool:
-    if raw is None or raw.strip() == "":
-        return False
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value != 0
-    raise ValueError(f"{ENV_BUSINESS_DAYS}={raw!r}: expected true or false")
-
-
-def business_days_only_from_env(environ: Mapping[str, str] | None = None) -> bool:
-    """The business-days switch as the scheduler sees it (environment only, no file read)."""
-    env = os.environ if environ is None else environ
-    return _flag(env.get(ENV_BUSINESS_DAYS))
 
 
 def timezone_from_env(environ: Mapping[str, str] | None = None) -> str:
@@ -61,18 +37,11 @@ def timezone_from_env(environ: Mapping[str, str] | None = None) -> str:
     return name
 
 
-def cron_expression(business_days_only: bool) -> str:
-    days = "1-5" if business_days_only else "*"
-    return f"{RUN_MINUTE} {RUN_HOUR} * * {days}"
+def daily_report_timetable(environ: Mapping[str, str] | None = None) -> WorkdayTimetable:
+    """The DAG's timetable; logical date = the run's 07:30 on a working day."""
+    from bridge.timetables import WorkdayTimetable
 
-
-def daily_report_timetable(environ: Mapping[str, str] | None = None) -> CronTriggerTimetable:
-    """The DAG's timetable (``airflow.sdk.CronTriggerTimetable``); logical date = the run's 07:30."""
-    from airflow.sdk import CronTriggerTimetable
-
-    return CronTriggerTimetable(
-        cron_expression(business_days_only_from_env(environ)), timezone=timezone_from_env(environ)
-    )
+    return WorkdayTimetable(RUN_HOUR, RUN_MINUTE, timezone=timezone_from_env(environ))
 
 
 def report_day(logical_date: datetime, tz: str = REPORT_TZ) -> date:

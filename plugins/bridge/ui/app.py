@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.staticfiles import StaticFiles
 
-from bridge import settings
+from bridge import settings, workdays
 from bridge.context import RunContext
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
@@ -179,6 +179,7 @@ def _environment() -> jinja2.Environment:
         urlpart=lambda s: quote(str(s), safe=""),
     )
     env.globals.update(
+        calendar_banner=workdays.banner_text,  # None, or the working-day calendar's warning
         scope_labels=display.SCOPE_LABELS,
         reason_advice=display.REASON_ADVICE,
         show_value=display.show_value,
