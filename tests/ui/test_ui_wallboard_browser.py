@@ -190,6 +190,16 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert sizes["sh"] <= 1080, sizes
             assert sizes["spill"] == [], sizes
 
+            # another screen (a 720p TV, the Airflow frame): the same layout, scaled; still nothing scrolls
+            page.set_viewport_size({"width": 1280, "height": 720})
+            page.wait_for_timeout(300)
+            small = page.evaluate("""() => ({sw: document.documentElement.scrollWidth,
+                sh: document.documentElement.scrollHeight, box: document.getElementById('wb-stage').getBoundingClientRect()})""")
+            assert (small["sw"], small["sh"]) == (1280, 720), small
+            assert round(small["box"]["width"]) == 1280
+            assert round(small["box"]["height"]) == 720
+            page.set_viewport_size({"width": 1920, "height": 1080})
+
             # the figures on the wall are the hub's
             now = datetime.now(UTC)
             want = expected(hub.engine, now.astimezone(TZ).date(), now)

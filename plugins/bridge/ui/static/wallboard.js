@@ -157,13 +157,13 @@
     }, true);
   }
 
-  function hbar(id, names, values, color, labelOf) {
+  function hbar(id, names, values, color, labelOf, labelWidth) {
     chart(id).setOption({
       animationDuration: 600, tooltip: { show: false },
       grid: { left: 12, right: 110, top: 4, bottom: 4, containLabel: true },
       xAxis: { type: "value", show: false },
       yAxis: { type: "category", inverse: true, data: names, axisLine: { show: false }, axisTick: { show: false },
-        axisLabel: { color: TEXT, fontSize: 20, width: 210, overflow: "truncate" } },
+        axisLabel: { color: TEXT, fontSize: 20, width: labelWidth, overflow: "truncate" } },
       series: [{ type: "bar", data: values, barMaxWidth: 24, barCategoryGap: "30%",
         itemStyle: { color: color, borderRadius: [0, 5, 5, 0] },
         label: { show: true, position: "right", color: TEXT, fontSize: 20, formatter: labelOf } }]
@@ -173,10 +173,10 @@
   function rankings(d) {
     var top = d.top_customers.slice(0, 7);
     hbar("chart-customers", top.map(function (r) { return r.customer; }), top.map(function (r) { return wan(r.won_amount); }),
-      "#3ddc97", function (p) { return p.value.toFixed(1); });
+      "#3ddc97", function (p) { return p.value.toFixed(1); }, 262);
     var reg = d.regions.slice(0, 7);
     hbar("chart-regions", reg.map(function (r) { return r.city; }), reg.map(function (r) { return wan(r.won_amount); }),
-      "#5b8cff", function (p) { return p.value.toFixed(1); });
+      "#5b8cff", function (p) { return p.value.toFixed(1); }, 210);
   }
 
   function approvals(d) {
@@ -266,12 +266,22 @@
       });
   }
 
+  // ------------------------------------------------------------ fit the 1920×1080 stage to the screen
+  function fit() {
+    var stage = document.getElementById("wb-stage");
+    var scale = Math.min(window.innerWidth / 1920, window.innerHeight / 1080);
+    var dx = (window.innerWidth - 1920 * scale) / 2, dy = (window.innerHeight - 1080 * scale) / 2;
+    stage.style.transform = scale === 1 ? "" : "translate(" + dx + "px," + dy + "px) scale(" + scale + ")";
+  }
+
   function start() {
+    fit();
     clock();
     setInterval(clock, 1000);
     load();
     setInterval(load, refreshSeconds * 1000);
     window.addEventListener("resize", function () {
+      fit();
       for (var id in charts) { if (Object.prototype.hasOwnProperty.call(charts, id)) { charts[id].resize(); } }
     });
   }
