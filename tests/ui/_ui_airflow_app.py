@@ -54,10 +54,13 @@ def main(entry_id: int) -> dict[str, Any]:
     r = get(page, token="not.a.jwt")
     out["forged"] = {"status": r.status_code, "leaks": "C-1001" in r.text}
     r = client.get(page, headers={"Authorization": "Bearer " + tokens["admin"]})
-    out["bearer_admin"] = {"status": r.status_code, "form": 'id="release-form"' in r.text}
+    out["bearer_admin"] = {"status": r.status_code, "form": 'id="release-form"' in r.text,
+                           "role": "admin（管理层）" in r.text, "masked": "138****5678" in r.text,
+                           "raw": "13812345678" in r.text}
     r = get(page, token=tokens["viewer"])
     viewer_html = r.text
     out["viewer_page"] = {"status": r.status_code, "form": 'id="release-form"' in viewer_html,
+                          "role": "viewer（普通员工）" in viewer_html,  # not in ui.user_roles: the default role
                           "masked": "138****5678" in viewer_html, "raw": "13812345678" in viewer_html}
     # a viewer who forges a form post with the CSRF token of their own session
     from bridge.ui.auth import CsrfGuard, airflow_secret

@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.requests import Request
+from tests.sync.sync_c2o_world import c2o, c2o_hub_template, c2o_sims  # noqa: F401  (real sync runs)
 
 from bridge.hub import engine as hub_engine
 from bridge.ui.app import UiConfig, create_app

@@ -79,10 +79,11 @@ def test_bridge_pages_behind_airflow_login(airflow_home: Path, hub_url: str, ui_
     assert facts["forged"]["leaks"] is False
     assert facts["static_anonymous"]["status"] == 200
 
-    # logged in: pages answer; the record is masked
+    # logged in: pages answer with the user's policy role (admin → 管理层: contact phone masked;
+    # an Airflow user not in ui.user_roles → 普通员工, who sees no contact field at all)
     assert facts["admin_sync"]["status"] == 200
-    assert facts["bearer_admin"] == {"status": 200, "form": True}
-    assert facts["viewer_page"] == {"status": 200, "form": False, "masked": True, "raw": False}
+    assert facts["bearer_admin"] == {"status": 200, "form": True, "role": True, "masked": True, "raw": False}
+    assert facts["viewer_page"] == {"status": 200, "form": False, "role": True, "masked": False, "raw": False}
 
     # the viewer role may not release, even with a valid CSRF token; the Op role may
     assert facts["viewer_release"]["status"] == 403

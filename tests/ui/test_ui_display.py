@@ -14,7 +14,7 @@ from bridge.ui.auth import CsrfGuard
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0 秒"), (59.9, "59 秒"), (61, "1 分 1 秒"), (3600, "1 小时"), (3725, "1 小时 2 分"),
+    [(0, "0 秒"), (0.4, "不到 1 秒"), (59.9, "59 秒"), (61, "1 分 1 秒"), (3600, "1 小时"), (3725, "1 小时 2 分"),
      (90061, "1 天 1 小时"), (86400 * 3, "3 天"), (-5, "0 秒"), (None, "-")],
 )
 def test_duration_text(seconds: float | None, text: str) -> None:
@@ -86,14 +86,85 @@ def test_scrub_leaves_ids_and_amounts_alone() -> None:
         assert display.scrub_personal(text) == text
 
 
-def test_masked_payload_uses_the_policy_then_scrubs() -> None:
-    def mask_all(entity: str, record: dict) -> dict:
-        return {**record, "mobile": "138****5678"}
+@pytest.fixture(scope="module")
+def policy():  # type: ignore[no-untyped-def]
+    from bridge import permissions
 
-    rows = display.masked_payload(mask_all, "contact", {"mobile": "13812345678", "note": "备用 13900001111",
-                                                        "tags": ["a", "b"], "vip": True, "x": None})
-    assert dict(rows) == {"mobile": "138****5678", "note": "备用 139****1111", "tags": '["a", "b"]', "vip": "是",
-                          "x": ""}
+    return permissions.load()
+
+
+STAGED_DEAL = {"crm_id": "90000000004", "deal_name": "测试项目", "stage": "contract", "contract_amount": None,
+               "owner_id": "70000001", "project_no": "PRJ-1", "_invalid": {"contract_amount": "-172100.00"},
+               "_problems": ["invalid_format"]}
+
+
+def test_payload_view_filters_the_record_and_its_invalid_values_by_role(policy) -> None:  # type: ignore[no-untyped-def]
+    employee = display.payload_view(policy, "deal", STAGED_DEAL, "employee", {"70000001": "彭明"})
+    assert [(r.label, r.text) for r in employee.rows] == [("项目编号", "PRJ-1")]
+    assert all(r.invalid is None for r in employee.rows)
+    assert employee.hidden == 6  # crm_id, deal_name, stage, contract_amount, owner_id + the invalid amount
+    assert employee.problems == ["格式不正确"]
+    manager = display.payload_view(policy, "deal", STAGED_DEAL, "sales_manager", {"70000001": "彭明"})
+    rows = {r.code: r for r in manager.rows}
+    assert rows["contract_amount"].label == "合同金额"
+    assert rows["contract_amount"].invalid == "-172100.00"
+    assert rows["stage"].text == "合同签订"
+    assert rows["stage"].detail == "contract"
+    assert rows["owner_id"].text == "彭明"
+    assert rows["owner_id"].detail == "70000001"
+    assert manager.hidden == 0
+
+
+def test_payload_view_masks_phones_by_role_and_scrubs_free_text(policy) -> None:  # type: ignore[no-untyped-def]
+    contact = {"crm_id": "C-1", "mobile": "13812345678", "job_title": "请致电 13900001111", "email": "li@corp.cn"}
+    pm = {r.code: r.text for r in display.payload_view(policy, "contact", contact, "project_manager").rows}
+    assert pm["mobile"] == "138****5678"
+    assert pm["email"] == "l***@corp.cn"
+    assert pm["job_title"] == "请致电 139****1111"
+    sm = {r.code: r.text for r in display.payload_view(policy, "contact", contact, "sales_manager").rows}
+    assert sm["mobile"] == "13812345678"  # 销售主管 sees the contact phone in clear
+    assert sm["job_title"] == "请致电 139****1111"  # a phone typed into free text is still scrubbed
+    assert display.payload_view(policy, "contact", contact, "employee").rows == []
+    unknown = display.payload_view(policy, "no_such_entity", contact, "management")
+    assert unknown.rows == []
+    assert not unknown.known_entity
+
+
+def test_messages_hide_the_quoted_value_from_roles_that_may_not_see_the_field(policy) -> None:  # type: ignore[no-untyped-def]
+    message = "商机「90000000004」的「合同金额」（contract_amount）格式不对：「-172100.00」金额不能为负数。"
+    assert not display.field_visible_in_clear(policy, "deal", "contract_amount", "employee")
+    assert display.field_visible_in_clear(policy, "deal", "contract_amount", "finance")
+    assert not display.field_visible_in_clear(policy, "contact", "mobile", "project_manager")  # masked only
+    hidden = display.redact_message(message, False, keep=("90000000004", "合同金额"))
+    assert hidden == "商机「90000000004」的「合同金额」（contract_amount）格式不对：「***」金额不能为负数。"
+    assert display.redact_message(message, True) == message
+
+
+def test_amounts_counts_and_headlines_read_as_staff_write_them() -> None:
+    assert display.yuan(11440100.0) == "¥11,440,100.00"
+    assert display.yuan("-172100.5") == "-¥172,100.50"
+    assert display.yuan(None) == "-"
+    assert display.number(1303) == "1,303"
+    figures = {"won_amount_day": 11440100.0, "new_deals_day": 4, "as_of": "2026-11-26T00:00:00+00:00"}
+    assert display.headline(figures, amounts_visible=True) == [
+        ("当日成交金额", "¥11,440,100.00"), ("当日新增商机", "4"), ("数据截至", "2026-11-26 08:00")]
+    assert display.headline(figures, amounts_visible=False)[0] == ("当日成交金额", "无权查看")
+    rows = display.count_rows({"read": 1303, "read_deal": 2, "quarantined_invalid_format": 1,
+                               "api_calls_by_endpoint": {"crm": {"/a": 3, "/b": 1}, "oa": {}}, "tags": ["x"]})
+    assert rows == [("读取", "read", "1,303"), ("读取商机", "read_deal", "2"),
+                    ("隔离：格式不正确", "quarantined_invalid_format", "1"),
+                    ("接口调用（CRM）", "api_calls_by_endpoint.crm", "4"), ("接口调用（OA）", "api_calls_by_endpoint.oa", "0"),
+                    ("tags", "tags", "1")]
+    assert display.stream_label("crm.deal") == "CRM 商机"
+    assert display.stream_label("oa.expense_claim.created") == "OA 费用报销（按创建时间）"
+
+
+def test_validation_errors_in_chinese() -> None:
+    err = {"type": "int_parsing", "loc": ("path", "entry_id"), "msg": "Input should be a valid integer",
+           "input": "abc"}
+    assert display.validation_problem(err) == "隔离记录编号应为整数（收到「abc」）"
+    assert display.validation_problem({"type": "missing", "loc": ("query", "run_id"), "input": None}) == "运行编号不能缺少"
+    assert display.validation_problem({"type": "weird", "loc": ("query", "x"), "input": 1}) == "参数 x取值不符合要求（收到「1」）"
 
 
 def test_labels_fall_back_to_the_code() -> None:
@@ -105,10 +176,10 @@ def test_labels_fall_back_to_the_code() -> None:
 
 
 def test_counts_text() -> None:
-    assert display.counts_text({"created": 3, "by_entity": {"deal": 2}}) == "created=3，by_entity: {deal=2}"
+    assert display.counts_text({"created": 3, "by_entity": {"deal": 2}}) == "新建 3，by_entity 2"
     assert display.counts_text({}) == "-"
     long = display.counts_text({f"k{i}": i for i in range(15)}, limit=12)
-    assert long.endswith("（另 3 项）")
+    assert long.endswith("其余项目 另 3 项")
 
 
 def test_csrf_tokens_are_per_user_and_expire() -> None:

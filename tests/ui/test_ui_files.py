@@ -86,7 +86,8 @@ def test_confined_only_accepts_stored_paths_inside_the_area(tmp_path: Path) -> N
         "/bridge/files/migration/%2e%2e%2fhub.sqlite",
     ],
 )
-def test_traversal_over_http_is_refused(client: TestClient, ui_data: Path, path: str) -> None:
+def test_traversal_over_http_is_refused(client: TestClient, ui_data: Path, path: str, auth) -> None:
+    auth.login("admin", may_release=False)  # 管理层 may open the report and migration folders
     (ui_data / "hub.sqlite").write_text("secret hub", encoding="utf-8")
     for name in ("data_docs", "reports", "data_health", "migration"):
         (ui_data / name).mkdir(exist_ok=True)
@@ -104,8 +105,9 @@ def test_only_the_known_areas_are_served(client: TestClient, ui_data: Path) -> N
     assert "sim data" not in response.text
 
 
-def test_a_report_row_pointing_outside_the_reports_folder_is_not_served(client: TestClient, seed,
+def test_a_report_row_pointing_outside_the_reports_folder_is_not_served(client: TestClient, seed, auth,
                                                                          ui_data: Path) -> None:
+    auth.login("admin", may_release=False)
     (ui_data / "hub.sqlite.bak").write_text("secret hub", encoding="utf-8")
     seed.report("2026-11-26", html=None, xlsx=None, html_path=str(ui_data / "hub.sqlite.bak"),
                 xlsx_path="/etc/passwd")

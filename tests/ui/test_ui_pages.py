@@ -74,8 +74,7 @@ def test_sync_page_shows_watermarks_lag_runs_and_backlog(client: TestClient, see
     assert "crm.deal" in text
     assert "oa.expense_claim.created" in text
     assert re.search(r"10 分 \d+ 秒", text), "the lag of crm.deal is shown in minutes"
-    assert "extracted=42" in text
-    assert "created=7" in text
+    assert re.search(r"读取\s+42\s+新建\s+7", text), "counts as a labelled table"
     assert "失败" in text
     assert "OA 接口 503" in text
     assert "负责人不在 OA 中（owner_not_in_oa）" in text
@@ -86,7 +85,8 @@ def test_sync_page_shows_watermarks_lag_runs_and_backlog(client: TestClient, see
     assert "target=" not in html
 
 
-def test_reports_page_lists_days_with_links(client: TestClient, seed) -> None:
+def test_reports_page_lists_days_with_links(client: TestClient, seed, auth) -> None:
+    auth.login("admin", may_release=False)
     seed.report("2026-11-25")
     seed.report("2026-11-26", xlsx=None)
     html = client.get("/bridge/reports").text
@@ -94,7 +94,7 @@ def test_reports_page_lists_days_with_links(client: TestClient, seed) -> None:
     assert 'href="/bridge/reports/2026-11-25/xlsx"' in html
     assert 'href="/bridge/reports/2026-11-26/html"' in html
     assert "XLSX 缺失" in html  # the 26th has no workbook on disk
-    assert "当日成交金额（元）：120000.00" in html
+    assert re.search(r"当日成交金额：<span[^>]*>¥120,000.00<", html)
     # recipients are e-mail addresses: masked
     assert "boss@example.com" not in html
     assert "b***@example.com" in html
@@ -103,7 +103,8 @@ def test_reports_page_lists_days_with_links(client: TestClient, seed) -> None:
     assert "2026-11-26/html" not in one_day
 
 
-def test_report_files_open_and_download(client: TestClient, seed) -> None:
+def test_report_files_open_and_download(client: TestClient, seed, auth) -> None:
+    auth.login("admin", may_release=False)
     seed.report("2026-11-26")
     page = client.get("/bridge/reports/2026-11-26/html")
     assert page.status_code == 200
@@ -119,7 +120,8 @@ def test_report_files_open_and_download(client: TestClient, seed) -> None:
     assert "daily_report" in missing.text
 
 
-def test_report_folder_without_a_hub_row_is_still_listed(client: TestClient, ui_data: Path) -> None:
+def test_report_folder_without_a_hub_row_is_still_listed(client: TestClient, ui_data: Path, auth) -> None:
+    auth.login("admin", may_release=False)
     folder = ui_data / "reports" / "2026-11-24"
     folder.mkdir(parents=True)
     (folder / "daily_report.html").write_text("<p>半成品</p>", encoding="utf-8")
@@ -174,11 +176,12 @@ def test_data_docs_are_served_from_the_data_folder(client: TestClient, ui_data: 
     assert client.get("/bridge/data-docs/local_site/nope.html").status_code == 404
 
 
-def test_migration_page_lists_runs_and_serves_their_reports(client: TestClient, seed) -> None:
+def test_migration_page_lists_runs_and_serves_their_reports(client: TestClient, seed, auth) -> None:
+    auth.login("admin", may_release=False)
     seed.migration("manual__2026-11-26T02:00:00+00:00", dry_run=True)
     html = client.get("/bridge/migration").text
     assert "试运行" in html
-    assert "read=100" in html
+    assert re.search(r"读取</th><td class=\"num\">100<", html)
     assert "kind=html" in html
     assert "kind=csv" in html
     report = client.get("/bridge/migration/report",
@@ -224,11 +227,11 @@ def test_overview_summarises_each_area(client: TestClient, seed) -> None:
         ("/bridge/reports?day=2026-13-45", "日期"),
         ("/bridge/reports?day=yesterday", "日期"),
         ("/bridge/reports/26-11-2026/html", "日期"),
-        ("/bridge/quarantine/abc", "参数不符合要求"),
         ("/bridge/quarantine/0", "正整数"),
     ],
 )
-def test_bad_parameters_answer_400_with_a_message(client: TestClient, path: str, needle: str) -> None:
+def test_bad_parameters_answer_400_with_a_message(client: TestClient, path: str, needle: str, auth) -> None:
+    auth.login("admin", may_release=False)  # sees every page and file link
     response = client.get(path)
     assert response.status_code == 400, response.text[:300]
     assert needle in response.text
@@ -302,3 +305,49 @@ def test_unreachable_hub_names_the_problem(ui_data: Path, auth, make_client) -> 
     assert "无法连接中枢库" in response.text
     assert "bridge_hub" in response.text
     assert "secret-pw" not in response.text  # the password is masked
+
+
+# ---------------------------------------------------------------- viewer → policy role
+
+
+def test_every_page_names_the_viewer_and_their_role(client: TestClient, auth) -> None:
+    for name, shown in (("wangfang", "wangfang（普通员工）"), ("sales_manager", "sales_manager（销售主管）"),
+                        ("admin", "admin（管理层）"), ("hr", "hr（人力资源部）")):
+        auth.login(name, may_release=False)
+        for path in PAGES[:-1]:
+            assert f"当前用户：{shown}" in _text(client.get(path).text), (name, path)
+
+
+def test_user_roles_are_checked_against_the_policy() -> None:
+    from bridge import permissions, settings
+
+    shipped = settings.ui_roles()
+    assert shipped.role_of("admin") == "management"
+    assert shipped.role_of("someone-new") == "employee"  # fail closed
+    shipped.check(permissions.load().roles, "include/permissions.yaml")
+    bad = settings.ui_roles({"ui": {"user_roles": {"zhangsan": "boss"}, "default_role": "employee"}},
+                            source="include/settings.yaml")
+    with pytest.raises(settings.SettingsError) as caught:
+        bad.check(permissions.load().roles, "include/permissions.yaml")
+    assert "include/settings.yaml" in str(caught.value)
+    assert "ui.user_roles.zhangsan = 'boss'" in str(caught.value)
+    assert "sales_manager" in str(caught.value)  # the roles that exist
+    for broken, key in (({"user_roles": ["admin"]}, "ui.user_roles"), ({"user_roles": {"a": 3}}, "ui.user_roles.a"),
+                        ({"default_role": ""}, "ui.default_role")):
+        with pytest.raises(settings.SettingsError, match=key.replace(".", r"\.")):
+            settings.ui_roles({"ui": broken}, source="include/settings.yaml")
+
+
+def test_an_unknown_role_in_the_settings_closes_every_page(ui_config: UiConfig, make_client, seed) -> None:
+    from bridge import settings
+
+    seed.quarantine("C-1")
+    ui_config.roles = settings.UiRoles({"wangfang": "sales_director"}, "employee", "include/settings.yaml")
+    with make_client(ui_config) as client:
+        for path in PAGES[:-1]:
+            response = client.get(path)
+            assert response.status_code == 503, path
+            import html
+
+            assert "ui.user_roles.wangfang = 'sales_director'" in html.unescape(response.text)
+            assert "C-1" not in response.text

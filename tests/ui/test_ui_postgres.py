@@ -33,7 +33,11 @@ def test_pages_and_release_on_postgres(pg_hub: str, ui_data: Path, auth, make_cl
     seed.score("2026-11-26", "overall", "overall", 88.0)
     seed.score("2026-11-25", "overall", "overall", 90.0)
     seed.migration("manual__pg")
-    config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=pg_hub, data_dir=ui_data, page_size=1)
+    from bridge.settings import UiRoles
+
+    roles = UiRoles({"wangfang": "project_manager"}, "employee", "tests")  # 项目经理: contact phone masked
+    config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=pg_hub, data_dir=ui_data, page_size=1,
+                      roles=roles)
     with make_client(config) as client:
         for path in ("/bridge/", "/bridge/reports", "/bridge/health", "/bridge/sync", "/bridge/migration",
                      "/bridge/quarantine", "/bridge/quarantine?reason=owner_not_in_oa&page=1",

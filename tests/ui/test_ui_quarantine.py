@@ -99,7 +99,8 @@ def test_resolved_entries_show_only_with_status_all(client: TestClient, seed, hu
     assert "已人工释放" in html
 
 
-def test_entry_page_applies_the_policy_masks(client: TestClient, seed) -> None:
+def test_entry_page_applies_the_policy_masks(client: TestClient, seed, auth) -> None:
+    auth.login("project_manager", may_release=False)  # 项目经理: contact phone and e-mail masked
     entry_id = seed.quarantine("C-1001")
     html = client.get(f"/bridge/quarantine/{entry_id}").text
     assert "138****5678" in html
@@ -140,7 +141,8 @@ def test_no_mobile_or_email_ever_reaches_the_entry_page(client: TestClient, seed
     assert email not in html
 
 
-def test_hostile_payload_is_escaped(client: TestClient, seed) -> None:
+def test_hostile_payload_is_escaped(client: TestClient, seed, auth) -> None:
+    auth.login("admin", may_release=True)  # 管理层 sees the job title
     entry_id = seed.quarantine("C-x", payload={"job_title": "<script>alert(1)</script>", "<b>k</b>": "v"},
                                reason="hostile_input", message="<img src=x onerror=alert(1)>")
     html = client.get(f"/bridge/quarantine/{entry_id}").text
@@ -156,8 +158,12 @@ def test_payload_is_hidden_when_the_policy_cannot_load(ui_config: UiConfig, make
     ui_config.policy_loader = broken
     entry_id = seed.quarantine("C-1")
     with make_client(ui_config) as client:
-        html = client.get(f"/bridge/quarantine/{entry_id}").text
-    assert "权限策略无法加载" in html
+        response = client.get(f"/bridge/quarantine/{entry_id}")
+        html = response.text
+        assert client.get("/bridge/quarantine").status_code == 503  # fail closed: no page shows data
+    assert response.status_code == 503
+    assert "权限策略（include/permissions.yaml）无法加载" in html
+    assert "bad" not in html  # an English exception text stays in the log
     assert MOBILE not in html
     assert "138****5678" not in html
 

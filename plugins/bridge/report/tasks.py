@@ -77,6 +77,18 @@ def crm_owners() -> list[dict[str, Any]]:
     return CrmHook().owners()
 
 
+def remember_owner_names(owners: Sequence[Mapping[str, Any]]) -> None:
+    """Keep the owners' names in the hub for the bridge's pages (a nicety: never stops the report)."""
+    from bridge import people
+    from bridge.hub import engine as hub_engine
+
+    try:
+        with hub_engine.ensure_schema().begin() as conn:
+            people.remember_crm_owners(conn, owners)
+    except Exception as exc:
+        log.warning("report: owner names not stored in the hub (%s: %s)", type(exc).__name__, exc)
+
+
 def run_build(context: Mapping[str, Any], *, owners_fetch: OwnersFetch | None = None,
               now: datetime | None = None) -> dict[str, Any]:
     from bridge import dictionary as bridge_dictionary
@@ -96,7 +108,9 @@ def run_build(context: Mapping[str, Any], *, owners_fetch: OwnersFetch | None = 
 
         raise AirflowSkipException(reason)
     try:
-        owners = owner_names((owners_fetch or crm_owners)())
+        raw_owners = (owners_fetch or crm_owners)()
+        owners = owner_names(raw_owners)
+        remember_owner_names(raw_owners)
     except Exception as exc:  # owner names are a nicety: the report still goes out with owner ids
         log.warning("report: CRM owners unavailable (%s: %s); showing owner ids", type(exc).__name__, exc)
         owners = {}

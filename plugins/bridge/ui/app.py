@@ -18,6 +18,8 @@ states; a hub that is unreachable or not migrated shows what to do (503).
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import mimetypes
 import re
@@ -25,7 +27,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.staticfiles import StaticFiles
 
-from bridge import settings, workdays
+from bridge import people, settings, workdays
 from bridge.context import RunContext
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 UI_DAG_ID = "bridge-ui"  # dag_id stamped on audit entries written from the pages
 MAX_PAGE = 100_000
+EXPORT_LIMIT = 10_000  # quarantine entries per CSV export
 TREND_DAYS = 30
 
 # Served files are produced by the bridge, but their content comes from business
@@ -89,6 +92,10 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """The action no longer applies (e.g. the entry was released meanwhile)."""
+
+
+class PermissionConfigError(Exception):
+    """The permission policy or the viewer → role settings cannot be used: no page shows data (fail closed)."""
 
 
 # ---------------------------------------------------------------- configuration
@@ -124,6 +131,7 @@ class UiConfig:
     page_size: int = 50
     policy_loader: Callable[[], Any] = field(default_factory=_PolicyCache)
     allowed_origins: tuple[str, ...] = ()
+    roles: settings.UiRoles | None = None  # None: settings ui.user_roles / ui.default_role
 
 
 def default_config() -> UiConfig:
@@ -171,6 +179,11 @@ def _environment() -> jinja2.Environment:
         resolution=display.resolution_label,
         scrub=display.scrub_personal,
         counts=display.counts_text,
+        count_rows=display.count_rows,
+        stream=display.stream_label,
+        yuan=display.yuan,
+        number=display.number,
+        department=display.department_label,
         short=display.first_lines,
         score_class=display.score_class,
         lag_class=display.lag_class,
@@ -183,7 +196,8 @@ def _environment() -> jinja2.Environment:
         scope_labels=display.SCOPE_LABELS,
         reason_advice=display.REASON_ADVICE,
         show_value=display.show_value,
-        headline=display.headline,
+        run_seconds=display.run_seconds,
+        field_label=display.field_label,
         query_string=display.query_string,
     )
     return env
@@ -244,10 +258,58 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
                    viewer: Viewer | None = None) -> HTMLResponse:
         return render(request, "error.html", viewer, status=status, title=title, message=message, detail=detail)
 
+    def policy() -> Any:
+        try:
+            return cfg.policy_loader()
+        except Exception as exc:  # fail closed: no page without a usable policy
+            log.warning("bridge UI: permission policy unavailable: %s", exc)
+            from bridge.permissions import PolicyError
+
+            why = f"：{str(exc)[:500]}" if isinstance(exc, PolicyError) else "。"  # PolicyError speaks Chinese
+            raise PermissionConfigError(
+                "权限策略（include/permissions.yaml）无法加载，页面不显示任何数据。请管理员运行 `bridge dictionary check` "
+                f"查看并修复问题{why}"
+            ) from exc
+
+    def with_role(viewer: Viewer) -> Viewer:
+        """The viewer with the policy role of settings ``ui.user_roles`` (not listed: ``ui.default_role``)."""
+        current = policy()
+        try:
+            roles = cfg.roles or settings.ui_roles(settings.cached())
+            roles.check(current.roles, str(current.path))
+        except settings.SettingsError as exc:
+            log.warning("bridge UI: viewer roles unusable: %s", exc)
+            raise PermissionConfigError(f"用户角色配置有误，页面不显示任何数据。{exc}") from exc
+        role = roles.role_of(viewer.name)
+        return replace(viewer, role=role, role_label=current.roles[role])
+
     async def require_viewer(request: Request) -> Viewer:
-        viewer = await cfg.authenticator(request)
+        viewer = with_role(await cfg.authenticator(request))
         request.state.bridge_viewer = viewer
         return viewer
+
+    def names_of(conn: Any, ids: Any) -> dict[str, str]:
+        return people.names(conn, ids)
+
+    def department_labels() -> dict[str, str]:
+        return {key: dept.label for key, dept in policy().dictionary.departments.items()}
+
+    def audience_check(kind: str, name: str, viewer: Viewer, what: str) -> None:
+        """Refuse a file built for a wider audience than the viewer's role (no per-role variants are built)."""
+        current = policy()
+        audience = current.audience(kind, name)
+        if current.covers(viewer.role, audience):
+            return
+        allowed = "、".join(current.roles[r] for r in current.roles_covering(audience))
+        raise Forbidden(
+            f"{what}按「{current.roles[audience]}」的权限生成，含你的角色（{viewer.role_label}）不能查看的字段（如金额、电话），"
+            f"因此不能打开或下载。可以查看的角色：{allowed}。如需查看，请联系管理员在 include/settings.yaml 的 "
+            "ui.user_roles 中为你的 Airflow 用户设置相应角色。"
+        )
+
+    def may_open(kind: str, name: str, viewer: Viewer) -> bool:
+        current = policy()
+        return bool(current.covers(viewer.role, current.audience(kind, name)))
 
     @app.exception_handler(NotAuthenticated)
     async def _not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
@@ -278,6 +340,10 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
     async def _conflict(request: Request, exc: Conflict) -> Response:
         return error_page(request, 409, "操作未执行", str(exc), viewer=_viewer_of(request))
 
+    @app.exception_handler(PermissionConfigError)
+    async def _permission_config(request: Request, exc: PermissionConfigError) -> Response:
+        return error_page(request, 503, "权限配置有误", str(exc), viewer=_viewer_of(request))
+
     @app.exception_handler(HubUnavailable)
     async def _hub(request: Request, exc: HubUnavailable) -> Response:
         log.warning("bridge UI: hub unavailable: %s %s", exc.message, exc.detail)
@@ -285,24 +351,22 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body"))
-            problems.append(f"{where or '参数'}：{err.get('msg', '')}")
-        return error_page(request, 400, "请求参数有误", "参数不符合要求：" + "；".join(problems),
+        problems = [display.validation_problem(err) for err in exc.errors()]
+        return error_page(request, 422, "请求参数有误", "参数不符合要求：" + "；".join(problems) + "。请检查地址后重试。",
                           viewer=_viewer_of(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: ("没有找到", "没有这个页面。请从上方导航进入。"), 405: ("方法不允许", "该地址不支持这种请求方式。")}
-        title, message = titles.get(exc.status_code, ("请求失败", str(exc.detail)))
+        title, message = titles.get(exc.status_code,
+                                    ("请求失败", f"请求未能完成（状态码 {exc.status_code}）。请返回后重试，或联系管理员。"))
         return error_page(request, exc.status_code, title, message, viewer=_viewer_of(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("bridge UI: unexpected error on %s", request.url.path)
         return error_page(request, 500, "页面出错", "页面处理时发生意外错误，已记录在 Airflow API 服务日志中。请稍后重试或联系管理员。",
-                          type(exc).__name__, viewer=_viewer_of(request))
+                          viewer=_viewer_of(request))
 
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -336,6 +400,7 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
             runs = [queries.get_report_run(conn, wanted)] if wanted else queries.report_runs(conn)
         rows = []
         registered = set()
+        amounts_visible = bool(policy().allowed("deal", "contract_amount", viewer.role))
         for run in runs:
             if run is None:
                 continue
@@ -344,14 +409,19 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
             xlsx = files.confined(base, run.xlsx_path, data_dir())
             rows.append({"day": run.day, "run": run, "html_ok": bool(html and html.is_file()),
                          "xlsx_ok": bool(xlsx and xlsx.is_file()),
+                         "headline": display.headline(run.figures, amounts_visible),
                          "recipients": [display.scrub_personal(r) for r in run.recipients]})
         unregistered = []
         for folder_day in files.day_folders(base):
             if folder_day in registered or (wanted and folder_day != wanted):
                 continue
             unregistered.append({"day": folder_day, "files": files.files_in(base, base / folder_day.isoformat())})
+        current = policy()
+        audience = current.audience("report", "daily_report")
         return render(request, "reports.html", viewer, rows=rows, unregistered=unregistered, wanted=wanted,
-                      today=display.business_today())
+                      today=display.business_today(), may_open=current.covers(viewer.role, audience),
+                      audience_label=current.roles[audience],
+                      allowed_labels="、".join(current.roles[r] for r in current.roles_covering(audience)))
 
     def _report_file(day: str, kind: str) -> tuple[Path, str]:
         wanted = _parse_day(day)
@@ -372,11 +442,13 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
 
     @app.get("/reports/{day}/html", name="report_html")
     def report_html(day: str, viewer: Viewer = Depends(require_viewer)) -> Response:
+        audience_check("report", "daily_report", viewer, "经营日报")
         path, _ = _report_file(day, "html")
         return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": FILE_CSP})
 
     @app.get("/reports/{day}/xlsx", name="report_xlsx")
     def report_xlsx(day: str, viewer: Viewer = Depends(require_viewer)) -> Response:
+        audience_check("report", "daily_report", viewer, "经营日报")
         path, label = _report_file(day, "xlsx")
         return FileResponse(
             path,
@@ -388,6 +460,10 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
     def area_file(area_name: str, rel: str, viewer: Viewer = Depends(require_viewer)) -> Response:
         if area_name not in files.AREAS:  # data_docs too: the daily summaries link ../../data_docs/
             raise NotFound("没有这个文件目录。")
+        if area_name == "reports":  # the report folders hold what the report's audience sees
+            audience_check("report", "daily_report", viewer, "经营日报")
+        elif area_name == "migration":
+            audience_check("export", "migration", viewer, "历史迁移报告")
         return _serve(area(area_name), rel)
 
     # ------------------------------------------------------------ data health
@@ -398,6 +474,7 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
             latest = queries.latest_health_day(conn)
             scores = queries.health_scores(conn, latest - timedelta(days=TREND_DAYS - 1)) if latest else []
             failed = queries.failed_checks(conn, latest) if latest else []
+            owner_names = names_of(conn, [s.scope for s in scores if s.scope_type == "data_owner"])
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         by_scope: dict[tuple[str, str], dict[date, float]] = defaultdict(dict)
         latest_row: dict[tuple[str, str], queries.ScoreRow] = {}
@@ -420,7 +497,8 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
                       groups=[(t, groups[t]) for t in ("entity", "department", "data_owner") if groups.get(t)],
                       other_groups=[(t, rows) for t, rows in groups.items()
                                     if t not in ("entity", "department", "data_owner")],
-                      failed=failed, docs_index=docs_index, summaries=summaries, trend_days=TREND_DAYS)
+                      failed=failed, docs_index=docs_index, summaries=summaries, trend_days=TREND_DAYS,
+                      owner_names=owner_names, dept_labels=department_labels(), dictionary=policy().dictionary)
 
     @app.get("/data-docs", name="data_docs_root")
     def data_docs_root(request: Request, viewer: Viewer = Depends(require_viewer)) -> Response:
@@ -443,37 +521,62 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
     # ------------------------------------------------------------ quarantine
 
     @app.get("/quarantine", response_class=HTMLResponse, name="quarantine")
-    def quarantine_list(
-        request: Request,
-        reason: str | None = None,
-        entity: str | None = None,
-        department: str | None = None,
-        owner: str | None = None,
-        direction: str | None = None,
-        status: str | None = None,
-        page: str | None = None,
-        viewer: Viewer = Depends(require_viewer),
-    ) -> Response:
-        filters = _quarantine_filters(reason, entity, department, owner, direction, status)
+    def quarantine_list(request: Request, page: str | None = None,
+                        filters: dict[str, str | None] = Depends(quarantine_query),
+                        viewer: Viewer = Depends(require_viewer)) -> Response:
         number = _parse_page(page)
-        open_only = filters["status"] == "open"
         with hub_engine_().connect() as conn:
             total = store.count_quarantine(
                 conn, reason=filters["reason"], department=filters["department"], data_owner=filters["owner"],
-                entity=filters["entity"], open_only=open_only, direction=filters["direction"],
+                entity=filters["entity"], open_only=filters["status"] == "open", direction=filters["direction"],
             )
             paging = display.Page(number, cfg.page_size, total)
-            entries = store.list_quarantine(
-                conn, reason=filters["reason"], department=filters["department"], data_owner=filters["owner"],
-                entity=filters["entity"], open_only=open_only, limit=paging.size, offset=paging.offset,
-                direction=filters["direction"],
-            )
+            entries = _entries(conn, filters, paging.size, paging.offset)
             facets = queries.quarantine_facets(conn)
             backlog = store.quarantine_backlog(conn)
+            owner_names = names_of(conn, [e.data_owner for e in entries] + facets.owners)
         params = {k: v for k, v in filters.items() if v and not (k == "status" and v == "open")}
         return render(request, "quarantine_list.html", viewer, entries=entries, paging=paging, filters=filters,
                       params=params, facets=facets, backlog=backlog, directions=store.QUARANTINE_DIRECTIONS,
-                      all_reasons=sorted(store.REASON_CODES))
+                      all_reasons=sorted(store.REASON_CODES), owner_names=owner_names,
+                      dept_labels=department_labels(), shown=[entry_view(e, viewer) for e in entries])
+
+    def entry_view(entry: store.QuarantineEntry, viewer: Viewer) -> dict[str, str]:
+        """What a viewer may read of an entry's message and field (the offending value hidden when not theirs)."""
+        current = policy()
+        clear = display.field_visible_in_clear(current, entry.entity, entry.field, viewer.role)
+        label = display.field_label(entry.entity, entry.field, current.dictionary)
+        keep = (entry.source_id, label, display.ENTITY_LABELS.get(entry.entity, ""))
+        return {"message": display.redact_message(entry.message, clear, keep), "field": label}
+
+    @app.get("/quarantine/export", name="quarantine_export")
+    def quarantine_export(filters: dict[str, str | None] = Depends(quarantine_query),
+                          viewer: Viewer = Depends(require_viewer)) -> Response:
+        """The filtered list as CSV, every record through the viewer's own role (a per-role export)."""
+        with hub_engine_().connect() as conn:
+            entries = _entries(conn, filters, EXPORT_LIMIT, 0)
+            names = names_of(conn, [e.data_owner for e in entries]
+                             + [str((e.payload or {}).get(k) or "") for e in entries for k in display.PERSON_FIELDS])
+        current, depts = policy(), department_labels()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["编号", "状态", "方向", "对象", "记录编号", "原因", "字段", "部门", "数据责任人", "说明（请按此处理）",
+                         "最近出现（北京时间）", "记录内容（按你的角色脱敏）"])
+        for e in entries:
+            shown = entry_view(e, viewer)
+            content = ""
+            if e.payload is not None:
+                view = display.payload_view(current, e.entity, e.payload, viewer.role, names)
+                content = display.payload_text(view)
+            writer.writerow([e.id, display.resolution_label(e.resolution) if not e.is_open else "待处理",
+                             display.direction_label(e.direction), display.ENTITY_LABELS.get(e.entity, e.entity),
+                             e.source_id, display.REASON_LABELS.get(e.reason_code, e.reason_code), shown["field"],
+                             display.department_label(e.department, depts), names.get(e.data_owner or "", e.data_owner or ""),
+                             shown["message"], display.local_time(e.last_seen_at), content])
+        log.info("bridge UI: quarantine export of %s entries by %s (role %s)", len(entries), viewer.name, viewer.role)
+        stamp = display.business_today().isoformat()
+        return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(f'隔离区-{stamp}.csv')}"})
 
     @app.get("/quarantine/{entry_id}", response_class=HTMLResponse, name="quarantine_entry")
     def quarantine_entry(request: Request, entry_id: int, viewer: Viewer = Depends(require_viewer)) -> Response:
@@ -483,19 +586,21 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
             if entry is None:
                 raise NotFound(f"没有编号为 {entry_id} 的隔离记录。请回到隔离区列表查看现有记录。")
             history = queries.quarantine_history(conn, entry.entity, entry.id)
-        payload_rows: list[tuple[str, str]] | None = None
+            payload = entry.payload or {}
+            names = names_of(conn, [entry.data_owner] + [str(payload.get(k) or "") for k in display.PERSON_FIELDS])
+        view: display.PayloadView | None = None
         payload_problem: str | None = None
         if entry.payload is not None:
             try:
-                policy = cfg.policy_loader()
-                payload_rows = display.masked_payload(policy.mask_all, entry.entity, entry.payload)
-            except Exception as exc:  # fail closed: never show an unmasked record
-                log.warning("bridge UI: permission policy unavailable: %s", exc)
-                payload_problem = f"{type(exc).__name__}"
+                view = display.payload_view(policy(), entry.entity, entry.payload, viewer.role, names)
+            except Exception as exc:  # fail closed: never show an unfiltered record
+                log.warning("bridge UI: quarantine entry %s not shown: %s", entry.id, exc)
+                payload_problem = "权限策略无法应用到这条记录"
         released = request.query_params.get("released") == "1"
-        return render(request, "quarantine_entry.html", viewer, entry=entry, payload_rows=payload_rows,
+        return render(request, "quarantine_entry.html", viewer, entry=entry, view=view,
                       payload_problem=payload_problem, history=history, released=released,
-                      csrf_token=csrf.token(viewer.name))
+                      csrf_token=csrf.token(viewer.name), shown=entry_view(entry, viewer), owner_names=names,
+                      dept_labels=department_labels())
 
     @app.post("/quarantine/{entry_id}/release", name="quarantine_release")
     async def quarantine_release(request: Request, entry_id: int,
@@ -562,10 +667,12 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
             csv = files.confined(base, run.report_csv, data_dir())
             rows.append({"run": run, "html_ok": bool(html and html.is_file()),
                          "csv_ok": bool(csv and csv.is_file())})
-        return render(request, "migration.html", viewer, rows=rows)
+        return render(request, "migration.html", viewer, rows=rows,
+                      may_open=may_open("export", "migration", viewer))
 
     @app.get("/migration/report", name="migration_report")
     def migration_report(run_id: str, kind: str = "html", viewer: Viewer = Depends(require_viewer)) -> Response:
+        audience_check("export", "migration", viewer, "历史迁移报告")
         if kind not in ("html", "csv"):
             raise BadRequest("kind 只能是 html 或 csv。")
         if not run_id or len(run_id) > 250:
@@ -636,6 +743,21 @@ def _check_id(entry_id: int) -> None:
 
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
+
+
+def quarantine_query(reason: str | None = None, entity: str | None = None, department: str | None = None,
+                     owner: str | None = None, direction: str | None = None,
+                     status: str | None = None) -> dict[str, str | None]:
+    """The quarantine filters of the query string (a FastAPI dependency of the list and the export)."""
+    return _quarantine_filters(reason, entity, department, owner, direction, status)
+
+
+def _entries(conn: Any, filters: Mapping[str, str | None], limit: int, offset: int) -> list[store.QuarantineEntry]:
+    return store.list_quarantine(
+        conn, reason=filters["reason"], department=filters["department"], data_owner=filters["owner"],
+        entity=filters["entity"], open_only=filters["status"] == "open", limit=limit, offset=offset,
+        direction=filters["direction"],
+    )
 
 
 def _quarantine_filters(reason: str | None, entity: str | None, department: str | None, owner: str | None,

@@ -33,10 +33,17 @@ from starlette.requests import Request
 
 @dataclass(frozen=True)
 class Viewer:
-    """The logged-in Airflow user looking at a page."""
+    """The logged-in Airflow user looking at a page, and the permission-policy role they see it with.
+
+    The authenticator fills ``name`` and ``may_release``; the app sets ``role``
+    and ``role_label`` from settings ``ui.user_roles`` (a user not listed gets
+    ``ui.default_role``, the narrowest role: fail closed).
+    """
 
     name: str
     may_release: bool
+    role: str = "employee"
+    role_label: str = "普通员工"
 
 
 class NotAuthenticated(Exception):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bridge import runkinds
 from bridge.hub.store import DIRECTION_LABELS, REASON_LABELS, RESOLUTION_LABELS
 from bridge.permissions import mask_email, mask_mobile
 
@@ -32,10 +33,10 @@ ENTITY_LABELS = {
 }
 SCOPE_LABELS = {"overall": "总体", "entity": "对象", "department": "部门", "data_owner": "数据责任人"}
 RUN_KIND_LABELS = {
-    "crm_to_oa": "CRM → OA 同步",
+    **runkinds.LABELS,
+    "crm_to_oa": "CRM → OA 同步",  # spellings of older rows
     "oa_to_crm": "OA → CRM 同步",
     "migration": "历史迁移",
-    "data_health": "数据健康检查",
     "report": "经营日报",
 }
 RUN_STATUS_LABELS = {
@@ -44,6 +45,7 @@ RUN_STATUS_LABELS = {
     "failed": "失败",
     "queued": "排队中",
     "dry_run": "试运行",
+    "aborted": "已中止",
 }
 # What a person does about each reason, shown next to the entry's own message.
 REASON_ADVICE = {
@@ -61,12 +63,14 @@ REASON_ADVICE = {
 
 # Headline figures of the 08:00 report (report_run.figures), in the order the list shows them.
 FIGURE_LABELS = {
-    "won_amount_day": "当日成交金额（元）",
-    "won_amount_mtd": "本月成交金额（元）",
-    "won_amount_ytd": "本年成交金额（元）",
+    "won_amount_day": "当日成交金额",
+    "won_amount_mtd": "本月成交金额",
+    "won_amount_ytd": "本年成交金额",
     "new_deals_day": "当日新增商机",
     "new_deals_mtd": "本月新增商机",
-    "open_pipeline_amount": "在途商机金额（元）",
+    "open_pipeline_amount": "在途商机金额",
+    "open_pipeline_deals": "在途商机数",
+    "won_count_day": "当日赢单数",
     "contracts_not_approved": "已签约未审批",
     "quarantine_open": "隔离区待处理",
     "health_score": "数据健康得分",
@@ -101,6 +105,8 @@ def duration_text(seconds: float | None) -> str:
         return "-"
     if seconds < 0:
         return "0 秒"
+    if 0 < seconds < 1:
+        return "不到 1 秒"
     total = int(seconds)
     units = (("天", 86400), ("小时", 3600), ("分", 60), ("秒", 1))
     parts: list[str] = []
@@ -111,6 +117,45 @@ def duration_text(seconds: float | None) -> str:
         if len(parts) == 2:
             break
     return " ".join(p for p in parts if not p.startswith("0 ")) or "0 秒"
+
+
+PARAM_LABELS = {"entry_id": "隔离记录编号", "page": "页码", "day": "日期", "run_id": "运行编号", "kind": "文件类型",
+                "rel": "文件路径", "area_name": "文件目录"}
+VALIDATION_TEXT = {
+    "int_parsing": "应为整数", "int_type": "应为整数", "int_from_float": "应为整数", "float_parsing": "应为数字",
+    "missing": "不能缺少", "string_too_long": "太长", "string_too_short": "太短", "string_type": "应为文本",
+    "bool_parsing": "应为是或否", "date_parsing": "应为日期（YYYY-MM-DD）", "date_from_datetime_parsing": "应为日期（YYYY-MM-DD）",
+    "greater_than_equal": "太小", "greater_than": "太小", "less_than_equal": "太大", "less_than": "太大",
+    "enum": "不是允许的取值", "literal_error": "不是允许的取值",
+}
+
+
+def validation_problem(err: Mapping[str, Any]) -> str:
+    """One FastAPI/pydantic validation error in Chinese: which parameter, what is wrong, what was received."""
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "form", "header", "cookie")]
+    name = loc[-1] if loc else ""
+    label = PARAM_LABELS.get(name, f"参数 {name}" if name else "参数")
+    text = VALIDATION_TEXT.get(str(err.get("type", "")), "取值不符合要求")
+    got = err.get("input")
+    received = ""
+    if err.get("type") != "missing" and isinstance(got, str | int | float) and not isinstance(got, bool):
+        received = f"（收到「{first_lines(str(got), 40)}」）"
+    return f"{label}{text}{received}"
+
+
+STREAM_PARTS = {"created": "按创建时间", "status": "状态", "updated": "按更新时间", "modified": "按修改时间"}
+
+
+def stream_label(stream: str) -> str:
+    """``crm.deal`` → ``CRM 商机``; ``oa.expense_claim.created`` → ``OA 费用报销（按创建时间）``."""
+    parts = stream.split(".")
+    system = parts[0].upper() if parts and parts[0] in ("crm", "oa") else ""
+    rest = parts[1:] if system else parts
+    if not rest:
+        return stream
+    entity = ENTITY_LABELS.get(rest[0], rest[0])
+    extra = "、".join(STREAM_PARTS.get(p, p) for p in rest[1:])
+    return f"{system} {entity}".strip() + (f"（{extra}）" if extra else "")
 
 
 def reason_label(code: str) -> str:
@@ -159,39 +204,274 @@ def show_value(value: Any) -> str:
     return scrub_personal(text)
 
 
-def masked_payload(
-    mask_all: Callable[[str, Mapping[str, Any]], Mapping[str, Any]],
-    entity: str,
-    payload: Mapping[str, Any],
-) -> list[tuple[str, str]]:
-    """``(field, text)`` rows of a quarantined record with the policy's masks and the scrub applied."""
-    masked = mask_all(entity, payload)
-    return [(str(key), show_value(value)) for key, value in masked.items()]
+PERSONAL_FORMATS = frozenset({"mobile_cn", "phone_cn", "email"})
+PERSON_FIELDS = frozenset({"owner_id", "applicant_id"})
+STAGING_PROBLEMS, STAGING_INVALID, STAGING_MERGED = "_problems", "_invalid", "_merged_into"
 
 
-def headline(figures: Mapping[str, Any] | None, limit: int = 8) -> list[tuple[str, str]]:
-    """``(label, value)`` of a report's headline figures: known ones first, in a fixed order."""
+@dataclass(frozen=True)
+class PayloadRow:
+    """One field of a quarantined record as the viewer's role may see it."""
+
+    label: str  # the dictionary's Chinese label
+    code: str  # the field name (secondary detail)
+    text: str  # the value: masked by the policy, enum values as labels, amounts as ¥
+    invalid: str | None = None  # the offending source value (``_invalid``), masked the same way
+    detail: str = ""  # e.g. the id behind a person's name or the code behind a label
+
+
+@dataclass(frozen=True)
+class PayloadView:
+    rows: list[PayloadRow]
+    hidden: int  # fields left out because the role may not see them
+    problems: list[str]  # reason labels of ``_problems``
+    known_entity: bool = True
+
+
+def payload_view(policy: Any, entity: str, payload: Mapping[str, Any], role: str,
+                 person_names: Mapping[str, str] | None = None) -> PayloadView:
+    """A quarantined record (canonical fields + ``_invalid``) through ``role``'s policy: labelled, masked, filtered.
+
+    A field the role may not see is left out, in the record and in ``_invalid``
+    alike (the offending value of a contract amount is an amount). An entity the
+    dictionary does not know shows nothing (fail closed).
+    """
+    d = policy.dictionary
+    record = {k: v for k, v in payload.items() if not str(k).startswith("_")}
+    raw_invalid = payload.get(STAGING_INVALID)
+    invalid = dict(raw_invalid) if isinstance(raw_invalid, Mapping) else {}
+    problems = [REASON_LABELS.get(str(code), str(code)) for code in payload.get(STAGING_PROBLEMS) or []
+                if isinstance(code, str)]
+    if entity not in d.entities:
+        return PayloadView([], len(record) + len(invalid), problems, known_entity=False)
+    spec = d.entities[entity]
+    shown = policy.project(entity, record, role)
+    shown_invalid = policy.project(entity, invalid, role)
+    visibility = policy.visibility(entity, role)
+    names = person_names or {}
+    rows: list[PayloadRow] = []
+    for name, f in spec.fields.items():
+        if name not in shown and name not in shown_invalid:
+            continue
+        clear_personal = f.format in PERSONAL_FORMATS and visibility.get(name) is None
+        text, detail = field_text(f, shown.get(name), d, names, clear_personal)
+        bad = shown_invalid.get(name)
+        bad_text = None if bad is None else (str(bad) if clear_personal else scrub_personal(str(bad)))
+        rows.append(PayloadRow(f.label, name, text, bad_text, detail))
+    hidden = (len([k for k in record if k not in shown]) + len([k for k in invalid if k not in shown_invalid]))
+    merged = payload.get(STAGING_MERGED)
+    if merged is not None:
+        if spec.id_field in visibility:
+            rows.append(PayloadRow("已合并到", STAGING_MERGED, show_value(merged)))
+        else:
+            hidden += 1
+    return PayloadView(rows, hidden, problems)
+
+
+def field_text(f: Any, value: Any, d: Any, names: Mapping[str, str], clear_personal: bool = False) -> tuple[str, str]:
+    """``(text, detail)`` of one canonical value: enum label, ¥ amount, person's name; detail = the code or id."""
+    if value is None or value == "":
+        return "（空）", ""
+    if f.value_map and isinstance(value, str):
+        vmap = d.value_maps.get(f.value_map)
+        label = vmap.label_of(value) if vmap is not None else None
+        return (label, value) if label else (value, "")
+    if f.type == "amount":
+        return yuan(value), ""
+    if f.name in PERSON_FIELDS and str(value) in names:
+        return names[str(value)], str(value)
+    if f.name == "department_id" or f.name.endswith("department"):
+        dept = d.departments.get(str(value))
+        if dept is not None:
+            return dept.label, str(value)
+    text = show_value(value) if not clear_personal else str(value)
+    return text, ""
+
+
+def payload_text(view: PayloadView) -> str:
+    """A record on one line (exports): ``客户名称：某某公司；合同金额：¥1,000.00（源值「-5」）``."""
+    parts = [f"{row.label}：{row.text}" + (f"（源值「{row.invalid}」）" if row.invalid is not None else "")
+             for row in view.rows]
+    if view.hidden:
+        parts.append(f"另有 {view.hidden} 个字段按你的角色不显示")
+    return "；".join(parts)
+
+
+_QUOTED = re.compile(r"「[^」]*」")
+
+
+def redact_message(message: str, field_visible_in_clear: bool, keep: Iterable[str] = ()) -> str:
+    """The entry's message for a viewer: quoted source values 「…」 hidden when the field is not theirs to see.
+
+    The dictionary quotes the offending value in 「」 (``「-172100.00」金额不能为负数``);
+    quotes of ``keep`` (the record id, the field's label) stay. Personal
+    patterns are scrubbed either way.
+    """
+    if not field_visible_in_clear:
+        kept = {k for k in keep if k}
+        message = _QUOTED.sub(lambda m: m.group(0) if m.group(0)[1:-1] in kept else "「***」", message)
+    return scrub_personal(message)
+
+
+def field_visible_in_clear(policy: Any, entity: str, field: str | None, role: str) -> bool:
+    """Whether ``role`` sees ``field`` of ``entity`` in clear; unknown entities and fields: no (fail closed)."""
+    if field is None:
+        return True
+    if entity not in policy.dictionary.entities or field not in policy.dictionary.entities[entity].fields:
+        return False
+    return bool(policy.allowed(entity, field, role)) and policy.mask_of(entity, field, role) is None
+
+
+def department_label(key: str | None, labels: Mapping[str, str]) -> str:
+    """财务部 for ``finance`` (the dictionary's departments); an unknown value as it is."""
+    if not key:
+        return "-"
+    return labels.get(key, key)
+
+
+def field_label(entity: str, field: str | None, d: Any) -> str:
+    """The dictionary's Chinese label of a field (``客户状态`` for ``customer_status``); the name when unknown."""
+    if not field:
+        return ""
+    spec = d.entities.get(entity) if d is not None else None
+    f = spec.fields.get(field) if spec is not None else None
+    return f.label if f is not None else field
+
+
+def yuan(value: Any) -> str:
+    """An amount in yuan as staff read it: ``¥11,440,100.00`` (text that is no number is returned as is)."""
+    if value is None or isinstance(value, bool):
+        return "-"
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(amount) or math.isinf(amount):
+        return "-"
+    return f"-¥{-amount:,.2f}" if amount < 0 else f"¥{amount:,.2f}"
+
+
+def number(value: Any) -> str:
+    """A count with thousands separators (``1,303``); a fraction keeps one decimal."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return show_value(value)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def is_amount_figure(key: str) -> bool:
+    return "amount" in key
+
+
+def headline(figures: Mapping[str, Any] | None, amounts_visible: bool, limit: int = 8) -> list[tuple[str, str]]:
+    """``(label, value)`` of a report's headline figures, known ones first in a fixed order.
+
+    Amounts are ``¥`` with separators; a viewer whose role may not see contract
+    amounts gets 「无权查看」 instead of the figure.
+    """
     figures = figures or {}
-    rows = [(label, show_value(figures[key])) for key, label in FIGURE_LABELS.items()
+
+    def text(key: str, value: Any) -> str:
+        if is_amount_figure(key):
+            return yuan(value) if amounts_visible else HIDDEN
+        if key == "as_of":
+            try:
+                return local_time(datetime.fromisoformat(str(value)), with_seconds=False)
+            except ValueError:
+                return show_value(value)
+        if key.startswith("sync_lag_minutes"):
+            return f"{number(value)} 分钟"
+        return number(value)
+
+    rows = [(label, text(key, figures[key])) for key, label in FIGURE_LABELS.items()
             if key in figures and figures[key] is not None]
-    rows += [(key, show_value(value)) for key, value in sorted(figures.items())
-             if key not in FIGURE_LABELS and value is not None and not isinstance(value, Mapping | list)]
     return rows[:limit]
 
 
-def counts_text(counts: Mapping[str, Any] | None, limit: int = 12) -> str:
-    """``created=3, updated=5`` for a run's counts (nested values flattened one level)."""
-    if not counts:
-        return "-"
-    parts: list[str] = []
-    for key, value in counts.items():
+HIDDEN = "无权查看"
+
+# Counts of run summaries (sync, data health, report) and migration runs: what staff read.
+COUNT_LABELS = {
+    "read": "读取", "extracted": "读取", "staged": "入库快照", "changed": "有变化", "new": "新记录",
+    "unchanged": "无变化", "created": "新建", "updated": "更新", "written": "写入", "sent": "发送",
+    "skipped": "跳过", "deferred": "推迟", "quarantined": "隔离", "released": "释放", "failed": "失败",
+    "api_calls": "接口调用", "api_calls_by_endpoint": "接口调用（按系统）", "cleaned": "清洗", "merged": "合并去重",
+    "linked": "关联", "unlinked": "未关联", "written_back": "回写", "archived": "归档", "enqueued": "排队待发送",
+    "due": "到期待处理", "debounced": "等待静默期", "retried": "重试", "held_in_quarantine": "仍在隔离区",
+    "instances_created": "新建审批", "notices_sent": "发送通知", "writebacks": "回写", "writebacks_failed": "回写失败",
+    "writebacks_deferred": "回写推迟", "writebacks_rejected": "回写被拒", "status_changed": "状态变化",
+    "discovered": "新发现", "listed": "列出", "refreshed": "刷新", "checks": "规则", "failed_checks": "未通过规则",
+    "evaluated": "校验行数", "failed_rows": "问题行数", "notices": "通知", "quarantined_owner_not_in_oa": "隔离：负责人不在 OA",
+    "quarantined_vendor_rejected": "隔离：对方拒绝", "quarantined_hostile_input": "隔离：可疑内容",
+    "skipped_no_id": "跳过：无编号", "conflicts": "冲突", "deals_read": "读取商机", "deals_scanned": "检查商机",
+}
+
+
+COUNT_PREFIXES = {"read_": "读取", "quarantined_": "隔离：", "associated_": "关联", "skipped_": "跳过：",
+                  "decision_": "决定："}
+
+
+def count_label(code: str) -> str:
+    """The Chinese label of a count: known names, then ``read_deal`` → 读取商机, else the code itself."""
+    if code in COUNT_LABELS:
+        return COUNT_LABELS[code]
+    for prefix, word in COUNT_PREFIXES.items():
+        rest = code[len(prefix):]
+        if code.startswith(prefix) and rest:
+            thing = ENTITY_LABELS.get(rest) or REASON_LABELS.get(rest) or RUN_STATUS_LABELS.get(rest)
+            if thing is None and rest.endswith("s"):
+                thing = ENTITY_LABELS.get(rest[:-1]) or {"companies": "客户"}.get(rest)
+            if thing:
+                return word + thing
+    return code
+
+
+def count_rows(counts: Mapping[str, Any] | None, limit: int = 16) -> list[tuple[str, str, str]]:
+    """``(label, code, value)`` rows of a run's counts for a small table; nested counts are summed per key.
+
+    Never a Python repr: a nested mapping shows its total, a list its length.
+    """
+    rows: list[tuple[str, str, str]] = []
+    for key, value in (counts or {}).items():
+        code = str(key)
+        label = count_label(code)
         if isinstance(value, Mapping):
-            inner = ", ".join(f"{k}={v}" for k, v in value.items())
-            parts.append(f"{key}: {{{inner}}}")
+            if code == "api_calls_by_endpoint":
+                for system, calls in value.items():
+                    total = _total(calls)
+                    rows.append((f"接口调用（{str(system).upper()}）", f"{code}.{system}", number(total)))
+                continue
+            rows.append((label, code, number(_total(value))))
+        elif isinstance(value, list | tuple):
+            rows.append((label, code, number(len(value))))
         else:
-            parts.append(f"{key}={value}")
-    text = "，".join(parts[:limit])
-    return text + (f"，…（另 {len(parts) - limit} 项）" if len(parts) > limit else "")
+            rows.append((label, code, number(value)))
+    if len(rows) > limit:
+        rest = len(rows) - limit
+        rows = [*rows[:limit], ("其余项目", "", f"另 {rest} 项")]
+    return rows
+
+
+def _total(value: Any) -> float:
+    if isinstance(value, Mapping):
+        return sum(_total(v) for v in value.values())
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return value
+
+
+def run_seconds(started: datetime | None, finished: datetime | None) -> float | None:
+    """How long a run took; None while it runs or when the times are missing."""
+    if started is None or finished is None:
+        return None
+    return max(0.0, (finished - started).total_seconds())
+
+
+def counts_text(counts: Mapping[str, Any] | None, limit: int = 12) -> str:
+    """``读取 42，新建 7`` for one line of text (the pages use :func:`count_rows` tables)."""
+    rows = count_rows(counts, limit)
+    return "，".join(f"{label} {value}" for label, _, value in rows) if rows else "-"
 
 
 # ---------------------------------------------------------------- trends
