@@ -7,21 +7,38 @@ events go out for the approval codes subscribed with the vendor's
 registration says so). Delivery runs on a background thread with a few
 retries, so a slow receiver never slows the API; only loopback URLs are
 accepted (the simulator talks to nothing else).
+
+Delivery modes (``POST /_sim/callback`` body ``delivery: {...}``, see
+:meth:`EventDispatcher.configure`): plain v1 ``event_callback`` (default) or v2
+``schema: "2.0"`` envelopes; with an ``encrypt_key`` the body is Feishu's
+``{"encrypt": base64(iv + AES-256-CBC(SHA-256(key), PKCS7(json)))}`` signed
+with ``X-Lark-Signature`` (SHA-256 over timestamp + nonce + key + body).
+Faults on demand: ``drop`` (probability), ``duplicate`` (copies of each
+delivery), ``delay_ms``, ``reorder`` (deliveries held in groups of this size
+and sent shuffled).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
+import os
 import queue
+import random
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid as uuidlib
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
+
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 log = logging.getLogger("sandbox.oa.events")
 
@@ -39,9 +56,30 @@ def check_loopback(url: str) -> None:
         raise CallbackError(f"callback URL must be http(s) on a loopback address, not {url!r}")
 
 
-def _post(url: str, body: dict[str, Any], timeout: float) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=json.dumps(body, ensure_ascii=False).encode(), method="POST",  # ruff: ignore[suspicious-url-open-usage] - loopback only, checked
-                                 headers={"content-type": "application/json; charset=utf-8"})
+DELIVERY_KEYS = {"encrypt_key", "schema", "drop", "duplicate", "delay_ms", "reorder", "seed"}
+
+
+def seal(encrypt_key: str, doc: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """Feishu's encrypted and signed form of an envelope: the body and its X-Lark-* headers."""
+    padder = padding.PKCS7(128).padder()
+    data = padder.update(json.dumps(doc, ensure_ascii=False).encode()) + padder.finalize()
+    iv = os.urandom(16)
+    enc = Cipher(algorithms.AES(hashlib.sha256(encrypt_key.encode()).digest()), modes.CBC(iv)).encryptor()
+    body = json.dumps({"encrypt": base64.b64encode(iv + enc.update(data) + enc.finalize()).decode()}).encode()
+    stamp, nonce = str(int(time.time())), uuidlib.uuid4().hex
+    sign = hashlib.sha256((stamp + nonce + encrypt_key).encode() + body).hexdigest()
+    return body, {"X-Lark-Request-Timestamp": stamp, "X-Lark-Request-Nonce": nonce, "X-Lark-Signature": sign}
+
+
+def _post(url: str, body: dict[str, Any], timeout: float, encrypt_key: str | None = None) -> tuple[int, bytes]:
+    headers = {"content-type": "application/json; charset=utf-8"}
+    if encrypt_key:
+        raw, signed = seal(encrypt_key, body)
+        headers.update(signed)
+    else:
+        raw = json.dumps(body, ensure_ascii=False).encode()
+    req = urllib.request.Request(url, data=raw, method="POST",  # ruff: ignore[suspicious-url-open-usage] - loopback only, checked
+                                 headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # ruff: ignore[suspicious-url-open-usage]
         return resp.status, resp.read()
 
@@ -59,9 +97,29 @@ class EventDispatcher:
         self.url: str | None = None
         self.all_codes = False
         self.stats: Counter[str] = Counter()
+        self.delivery: dict[str, Any] = {"encrypt_key": None, "schema": "1", "drop": 0.0, "duplicate": 1,
+                                         "delay_ms": 0, "reorder": 0}
+        self._rng = random.Random(0)
+        self._held: list[dict[str, Any]] = []
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="oa-events", daemon=True)
         self._thread.start()
+
+    def configure(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Delivery mode and faults (unknown keys refused); returns the mode now in force."""
+        options = dict(options or {})
+        unknown = set(options) - DELIVERY_KEYS
+        if unknown:
+            raise CallbackError(f"unknown delivery option(s) {sorted(unknown)}; known: {sorted(DELIVERY_KEYS)}")
+        if "schema" in options and str(options["schema"]) not in ("1", "2"):
+            raise CallbackError("delivery schema must be 1 (event_callback) or 2 (schema 2.0)")
+        if not 0.0 <= float(options.get("drop", 0.0)) <= 1.0 or int(options.get("duplicate", 1)) < 1:
+            raise CallbackError("drop must be within 0..1 and duplicate >= 1")
+        if "seed" in options:
+            self._rng.seed(int(options.pop("seed")))
+        for key, value in options.items():
+            self.delivery[key] = str(value) if key == "schema" else value
+        return dict(self.delivery, encrypt_key="***" if self.delivery["encrypt_key"] else None)
 
     def register(self, url: str, all_codes: bool = True, verify: bool = True) -> None:
         check_loopback(url)
@@ -69,7 +127,7 @@ class EventDispatcher:
             challenge = uuidlib.uuid4().hex
             try:
                 status, raw = _post(url, {"challenge": challenge, "token": self.verification_token,
-                                          "type": "url_verification"}, self.timeout_s)
+                                          "type": "url_verification"}, self.timeout_s, self.delivery["encrypt_key"])
                 answer = json.loads(raw or b"{}")
             except (OSError, ValueError, urllib.error.URLError) as exc:
                 raise CallbackError(f"url_verification failed: {exc.__class__.__name__}: {exc}") from exc
@@ -81,31 +139,61 @@ class EventDispatcher:
     def unregister(self) -> None:
         self.url = None
         self.all_codes = False
+        self.delivery.update(encrypt_key=None, schema="1", drop=0.0, duplicate=1, delay_ms=0, reorder=0)
+        self._held = []
 
     def emit(self, approval_code: str, instance_code: str, status: str, operate_ms: int, instance_uuid: str | None,
              subscribed: set[str]) -> bool:
         """Queue the event if a URL is registered and the approval code is subscribed."""
         if not self.url or not (self.all_codes or approval_code in subscribed):
             return False
-        body = {
-            "ts": f"{time.time():.7f}",
-            "uuid": uuidlib.uuid4().hex,
-            "token": self.verification_token,
-            "type": "event_callback",
-            "event": {
-                "app_id": self.app_id, "tenant_key": "sandbox-tenant", "type": "approval_instance",
-                "approval_code": approval_code, "instance_code": instance_code, "status": status,
-                # Feishu sends operate_time as an int64 for REVERTED and as a string otherwise (NOTES.md)
-                "operate_time": operate_ms if status == "REVERTED" else str(operate_ms),
-                "instance_operate_time": str(operate_ms),
-                "uuid": instance_uuid or "",
-            },
+        event = {
+            "app_id": self.app_id, "tenant_key": "sandbox-tenant", "type": "approval_instance",
+            "approval_code": approval_code, "instance_code": instance_code, "status": status,
+            # Feishu sends operate_time as an int64 for REVERTED and as a string otherwise (NOTES.md)
+            "operate_time": operate_ms if status == "REVERTED" else str(operate_ms),
+            "instance_operate_time": str(operate_ms),
+            "uuid": instance_uuid or "",
         }
+        body: dict[str, Any]
+        if self.delivery["schema"] == "2":
+            header = {"event_id": uuidlib.uuid4().hex, "token": self.verification_token,
+                      "create_time": str(int(time.time() * 1000)), "event_type": "approval_instance",
+                      "tenant_key": event.pop("tenant_key"), "app_id": event.pop("app_id")}
+            body = {"schema": "2.0", "header": header, "event": event}
+        else:
+            body = {"ts": f"{time.time():.7f}", "uuid": uuidlib.uuid4().hex, "token": self.verification_token,
+                    "type": "event_callback", "event": event}
         self.stats["queued"] += 1
-        self._queue.put({"url": self.url, "body": body})
+        self._enqueue({"url": self.url, "body": body, "encrypt_key": self.delivery["encrypt_key"]})
         return True
 
+    def _enqueue(self, item: dict[str, Any]) -> None:
+        """Apply the delivery faults: drop, duplicate, reorder (in held groups)."""
+        if self._rng.random() < float(self.delivery["drop"]):
+            self.stats["dropped"] += 1
+            return
+        copies = [item] * int(self.delivery["duplicate"])
+        self.stats["duplicated"] += len(copies) - 1
+        group = int(self.delivery["reorder"] or 0)
+        if group <= 1:
+            for copy in copies:
+                self._queue.put(copy)
+            return
+        self._held.extend(copies)
+        if len(self._held) >= group:
+            self.release_held()
+
+    def release_held(self) -> None:
+        """Send the held (reordered) deliveries now, shuffled."""
+        held, self._held = self._held, []
+        self._rng.shuffle(held)
+        self.stats["reordered"] += len(held)
+        for copy in held:
+            self._queue.put(copy)
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
+        self.release_held()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._queue.unfinished_tasks == 0:
@@ -122,9 +210,11 @@ class EventDispatcher:
             try:
                 if item is None:
                     return
+                if self.delivery["delay_ms"]:
+                    time.sleep(float(self.delivery["delay_ms"]) / 1000.0)
                 for attempt in range(self.retries + 1):
                     try:
-                        status, _ = _post(item["url"], item["body"], self.timeout_s)
+                        status, _ = _post(item["url"], item["body"], self.timeout_s, item.get("encrypt_key"))
                         if 200 <= status < 300:
                             self.stats["delivered"] += 1
                             break

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from bridge.events import feishu, hubspot
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SECRET = "hs-client-secret-for-tests"
 APP_ID = "cli_bridge_local"
@@ -56,3 +61,96 @@ def fs_encrypted(doc: dict[str, Any], now_s: int, key: str = ENCRYPT_KEY, nonce:
                "x-lark-signature": feishu.signature(sign_key or key, str(now_s), nonce, body),
                "content-type": "application/json"}
     return body, headers
+
+
+class ServedApp:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a thread (the simulators post to it over real HTTP)."""
+
+    def __init__(self, app: Any) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="events-receiver", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServedApp:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert time.monotonic() < deadline, "receiver did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class Watcher:
+    """Runs the sync DAG's watcher trigger as the triggerer would (a fresh run after each event) in a thread."""
+
+    STOP = "__stop__"
+
+    def __init__(self, trigger_kwargs: dict[str, Any], redis_port: int) -> None:
+        import queue
+        import threading
+
+        self.kwargs = trigger_kwargs
+        self.redis_port = redis_port
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="events-watcher", daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
+        async def loop() -> None:
+            while True:
+                event = await MessageQueueTrigger(**self.kwargs).run().__anext__()
+                if event.payload.get("data") == self.STOP:
+                    return
+                self.events.put(json.loads(event.payload["data"]))
+
+        asyncio.run(loop())
+
+    def __enter__(self) -> Watcher:
+        import time
+
+        import redis
+
+        self.thread.start()
+        probe = redis.Redis(host="127.0.0.1", port=self.redis_port)
+        channel = self.kwargs["channels"][0]
+        deadline = time.monotonic() + 15
+        while not dict(probe.pubsub_numsub(channel)).get(channel.encode()):
+            assert time.monotonic() < deadline, "watcher did not subscribe"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=self.redis_port).publish(self.kwargs["channels"][0], self.STOP)
+        self.thread.join(timeout=5)
+
+
+def load_dag_module(name: str) -> ModuleType:
+    """A DAG file imported as the DAG processor does (by path)."""
+    spec = importlib.util.spec_from_file_location(f"events_test_{name}", ROOT / "dags" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

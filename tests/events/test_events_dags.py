@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import time
-from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
-from tests.events.events_support import HS_APP, hs_event, hs_headers
+from tests.events.events_support import HS_APP, hs_event, hs_headers, load_dag_module
 
 from bridge.events.model import CHANNELS
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _dag(name: str):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(f"events_test_{name}", ROOT / "dags" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def _dag(name: str) -> tuple[Any, ModuleType]:
+    module = load_dag_module(name)
     return getattr(module, f"{name}_dag"), module
 
 
@@ -64,7 +59,7 @@ def test_verified_delivery_reaches_the_watcher_trigger_through_redis(redis_port:
     _, module = _dag("crm_to_oa_sync")
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
-    classpath, kwargs = module.EVENTS.watchers[0].trigger.serialize()
+    _, kwargs = module.EVENTS.watchers[0].trigger.serialize()
     trigger = MessageQueueTrigger(**kwargs)
     sink = RedisSink.from_connection({"host": "127.0.0.1", "port": redis_port})
     client = TestClient(create_app(Receiver(ReceiverConfig(HS_APP, None, Limits()), sink)))

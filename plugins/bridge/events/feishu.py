@@ -112,8 +112,14 @@ def open_envelope(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s
     if app.encrypt_key:
         if set(outer) != {"encrypt"} or not isinstance(outer["encrypt"], str):
             raise Refused(401, "not_encrypted", "an Encrypt Key is configured: plain deliveries are refused")
-        doc = _json_object(decrypt(app.encrypt_key, outer["encrypt"]), "decrypted body")
-        if doc.get("type") != "url_verification":  # Feishu does not sign the challenge request
+        signed = "x-lark-signature" in headers
+        if signed:  # the signature covers the raw body: checked before anything is decrypted
+            check_signature(app, body, headers, now_s)
+        try:
+            doc = _json_object(decrypt(app.encrypt_key, outer["encrypt"]), "decrypted body")
+        except Refused as exc:
+            raise Refused(401, "bad_ciphertext", exc.detail) from None
+        if not signed and doc.get("type") != "url_verification":  # Feishu signs everything but the challenge
             check_signature(app, body, headers, now_s)
         return doc
     if not app.allow_plain:
