@@ -315,6 +315,7 @@ def admin_router(state: SimState) -> APIRouter:
         if not isinstance(url, str):
             raise HTTPException(400, "url is required")
         try:
+            state.events.configure(body.get("delivery"))  # bridge events: encrypted mode, delivery faults
             await run_in_threadpool(state.events.register, url, bool(body.get("all_codes", True)),
                                     bool(body.get("verify", True)))
         except CallbackError as exc:
