@@ -31,6 +31,7 @@ working-day run is created, never the older ones.
 from __future__ import annotations
 
 import logging
+import time as time_module
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -46,6 +47,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TZ = "Asia/Shanghai"
+WARN_EVERY_SECONDS = 3600.0
+_LOGGED: dict[str, float] = {}  # message -> when this process last logged it (monotonic clock)
+
+
+def _log_hourly(level: int, message: str) -> None:
+    """Log ``message`` at most once an hour per process: the DAG processor asks for the next run at every parse."""
+    now = time_module.monotonic()
+    last = _LOGGED.get(message)
+    if last is None or now - last >= WARN_EVERY_SECONDS:
+        _LOGGED[message] = now
+        log.log(level, "%s", message)
 
 
 def utcnow() -> datetime:
@@ -140,8 +152,9 @@ class WorkdayTimetable(Timetable):
         try:
             return load_calendar()
         except Exception as exc:
-            log.error("WorkdayTimetable: include/settings.yaml calendar cannot be used (%s: %s); "
-                      "scheduling by the chinesecalendar package without company overrides", type(exc).__name__, exc)
+            _log_hourly(logging.ERROR, f"WorkdayTimetable: include/settings.yaml calendar cannot be used "
+                                       f"({type(exc).__name__}: {exc}); scheduling by the chinesecalendar "
+                                       "package without company overrides")
             return WorkCalendar()
 
     def local_day(self, at: datetime) -> date:
@@ -169,5 +182,5 @@ class WorkdayTimetable(Timetable):
 
     def _warn_if_fallback(self, run: datetime, cal: WorkCalendar) -> None:
         coverage = cal.coverage(self.local_day(run))
-        if not coverage.ok:
-            log.warning("WorkdayTimetable: %s", coverage.message)
+        if coverage.message is not None:
+            _log_hourly(logging.WARNING, f"WorkdayTimetable: {coverage.message}")

@@ -135,6 +135,7 @@ def test_company_days_from_the_settings_are_read_when_scheduling_not_when_parsin
 def test_unreadable_calendar_settings_do_not_stop_the_schedule(
         plugin_registry: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(timetables, "_LOGGED", {})
     monkeypatch.setenv("BRIDGE_INCLUDE_DIR", str(tmp_path))
     (tmp_path / "settings.yaml").write_text("calendar:\n  extra_days_off: [31.12.2026]\n", encoding="utf-8")
     tt = scheduler_copy(timetable.daily_report_timetable({}))
@@ -146,7 +147,8 @@ def test_unreadable_calendar_settings_do_not_stop_the_schedule(
 
 
 def test_a_year_without_holiday_data_runs_monday_to_friday_plus_overrides_and_says_so(
-        plugin_registry: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+        plugin_registry: dict[str, Any], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timetables, "_LOGGED", {})
     cal = W.WorkCalendar(extra_days_off=frozenset({date(2027, 1, 1)}), extra_working_days=frozenset({date(2027, 1, 9)}))
     tt = scheduler_copy(WorkdayTimetable(7, 30, calendar=cal))
     with pytest.warns(W.CalendarDataMissing, match="2027"), caplog.at_level(logging.WARNING, logger="bridge.timetables"):
@@ -155,6 +157,9 @@ def test_a_year_without_holiday_data_runs_monday_to_friday_plus_overrides_and_sa
                           date(2027, 1, 4), date(2027, 1, 5), date(2027, 1, 6)]  # 2027: Mon–Fri, Jan 1 off
     assert "2027" in caplog.text
     assert "周一至周五" in caplog.text
+    # logged once an hour, not at every parse of the DAG processor
+    assert sum("尚无 2027 年" in r.getMessage() for r in caplog.records) == 1  # Dec 29–31: next year unknown
+    assert sum("缺少 2027 年" in r.getMessage() for r in caplog.records) == 1  # Jan 4–6: falling back
     runs = next_runs(tt, datetime(2027, 1, 6, 23, 0, tzinfo=UTC), 3)
     assert days(runs) == [date(2027, 1, 7), date(2027, 1, 8), date(2027, 1, 9)]  # a Saturday worked by override
     plain = scheduler_copy(WorkdayTimetable(7, 30, calendar=W.WorkCalendar()))
