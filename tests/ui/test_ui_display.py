@@ -164,7 +164,7 @@ def test_validation_errors_in_chinese() -> None:
            "input": "abc"}
     assert display.validation_problem(err) == "隔离记录编号应为整数（收到「abc」）"
     assert display.validation_problem({"type": "missing", "loc": ("query", "run_id"), "input": None}) == "运行编号不能缺少"
-    assert display.validation_problem({"type": "weird", "loc": ("query", "x"), "input": 1}) == "参数 x取值不符合要求（收到「1」）"
+    assert display.validation_problem({"type": "weird", "loc": ("query", "x"), "input": 1}) == "参数 x 取值不符合要求（收到「1」）"
 
 
 def test_labels_fall_back_to_the_code() -> None:

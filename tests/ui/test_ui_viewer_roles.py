@@ -284,7 +284,8 @@ def test_report_figures_and_files_follow_the_viewers_role(pages: TestClient, aut
     row = visible_text(html[html.index('id="report-table"'):])
     assert "¥" not in row
     assert "无权查看" in row
-    assert "仅" not in row or "无权打开" in row
+    assert "无权打开" in row  # no link to a file built for 管理层
+    assert "/xlsx" not in html
     assert "11440100" not in html
     xlsx = pages.get(f"/bridge/reports/{date.today().isoformat()}/xlsx")
     assert xlsx.status_code == 403

@@ -134,7 +134,7 @@ def validation_problem(err: Mapping[str, Any]) -> str:
     """One FastAPI/pydantic validation error in Chinese: which parameter, what is wrong, what was received."""
     loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "form", "header", "cookie")]
     name = loc[-1] if loc else ""
-    label = PARAM_LABELS.get(name, f"参数 {name}" if name else "参数")
+    label = PARAM_LABELS.get(name, f"参数 {name} " if name else "参数")
     text = VALIDATION_TEXT.get(str(err.get("type", "")), "取值不符合要求")
     got = err.get("input")
     received = ""
