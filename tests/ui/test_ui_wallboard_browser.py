@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -201,7 +201,7 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
             page.set_viewport_size({"width": 1920, "height": 1080})
 
             # the figures on the wall are the hub's
-            now = datetime.now(UTC)
+            now = datetime.fromisoformat(page.evaluate("() => document.body.dataset.generated"))  # the server's "now"
             want = expected(hub.engine, now.astimezone(TZ).date(), now)
             assert page.text_content('[data-f="won_month"]') == _yuan(want["won_amount_month"])
             assert page.text_content('[data-f="won_today"]') == _yuan(want["won_amount_today"])
