@@ -145,7 +145,7 @@ class GateMiddleware:
 
 def create_app(sim: Sim) -> ASGIApp:
     """The ASGI app uvicorn serves (FastAPI inside the three middlewares)."""
-    from sandbox.crm import admin, api, lifecycle
+    from sandbox.crm import admin, api, lifecycle, webhooks
 
     app = FastAPI(title="HubSpot CRM v3 simulator", docs_url="/_sim/docs", redoc_url=None,
                   openapi_url="/_sim/openapi.json")
@@ -183,6 +183,7 @@ def create_app(sim: Sim) -> ASGIApp:
     app.include_router(admin.router)
     app.include_router(api.router)
     app.include_router(lifecycle.router)
+    webhooks.install(app, sim)  # signed webhook deliveries after committed writes (admin: /_sim/webhooks)
     gated = GateMiddleware(app, sim)
     faulty = FaultMiddleware(gated, sim.faults, error_body)
     return StatsMiddleware(faulty, sim.stats)

@@ -25,8 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
-import random
 import threading
 import time
 import urllib.error
@@ -39,6 +37,8 @@ from urllib.parse import urlparse
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from sandbox.common.delivery import FaultyOutbox
 
 log = logging.getLogger("sandbox.oa.events")
 
@@ -97,11 +97,9 @@ class EventDispatcher:
         self.url: str | None = None
         self.all_codes = False
         self.stats: Counter[str] = Counter()
-        self.delivery: dict[str, Any] = {"encrypt_key": None, "schema": "1", "drop": 0.0, "duplicate": 1,
-                                         "delay_ms": 0, "reorder": 0}
-        self._rng = random.Random(0)
-        self._held: list[dict[str, Any]] = []
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.delivery: dict[str, Any] = {"encrypt_key": None, "schema": "1", "delay_ms": 0}
+        self.outbox = FaultyOutbox(self.stats)
+        self._queue = self.outbox.queue
         self._thread = threading.Thread(target=self._run, name="oa-events", daemon=True)
         self._thread.start()
 
@@ -113,10 +111,10 @@ class EventDispatcher:
             raise CallbackError(f"unknown delivery option(s) {sorted(unknown)}; known: {sorted(DELIVERY_KEYS)}")
         if "schema" in options and str(options["schema"]) not in ("1", "2"):
             raise CallbackError("delivery schema must be 1 (event_callback) or 2 (schema 2.0)")
-        if not 0.0 <= float(options.get("drop", 0.0)) <= 1.0 or int(options.get("duplicate", 1)) < 1:
-            raise CallbackError("drop must be within 0..1 and duplicate >= 1")
-        if "seed" in options:
-            self._rng.seed(int(options.pop("seed")))
+        try:
+            self.outbox.configure(*(options.pop(k, None) for k in ("drop", "duplicate", "reorder", "seed")))
+        except ValueError as exc:
+            raise CallbackError(str(exc)) from exc
         for key, value in options.items():
             self.delivery[key] = str(value) if key == "schema" else value
         return dict(self.delivery, encrypt_key="***" if self.delivery["encrypt_key"] else None)
@@ -139,8 +137,8 @@ class EventDispatcher:
     def unregister(self) -> None:
         self.url = None
         self.all_codes = False
-        self.delivery.update(encrypt_key=None, schema="1", drop=0.0, duplicate=1, delay_ms=0, reorder=0)
-        self._held = []
+        self.delivery.update(encrypt_key=None, schema="1", delay_ms=0)
+        self.outbox.reset()
 
     def emit(self, approval_code: str, instance_code: str, status: str, operate_ms: int, instance_uuid: str | None,
              subscribed: set[str]) -> bool:
@@ -165,41 +163,11 @@ class EventDispatcher:
             body = {"ts": f"{time.time():.7f}", "uuid": uuidlib.uuid4().hex, "token": self.verification_token,
                     "type": "event_callback", "event": event}
         self.stats["queued"] += 1
-        self._enqueue({"url": self.url, "body": body, "encrypt_key": self.delivery["encrypt_key"]})
+        self.outbox.put({"url": self.url, "body": body, "encrypt_key": self.delivery["encrypt_key"]})
         return True
 
-    def _enqueue(self, item: dict[str, Any]) -> None:
-        """Apply the delivery faults: drop, duplicate, reorder (in held groups)."""
-        if self._rng.random() < float(self.delivery["drop"]):
-            self.stats["dropped"] += 1
-            return
-        copies = [item] * int(self.delivery["duplicate"])
-        self.stats["duplicated"] += len(copies) - 1
-        group = int(self.delivery["reorder"] or 0)
-        if group <= 1:
-            for copy in copies:
-                self._queue.put(copy)
-            return
-        self._held.extend(copies)
-        if len(self._held) >= group:
-            self.release_held()
-
-    def release_held(self) -> None:
-        """Send the held (reordered) deliveries now, shuffled."""
-        held, self._held = self._held, []
-        self._rng.shuffle(held)
-        self.stats["reordered"] += len(held)
-        for copy in held:
-            self._queue.put(copy)
-
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        self.release_held()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
-            time.sleep(0.02)
-        return False
+        return self.outbox.wait_idle(timeout)
 
     def close(self) -> None:
         self._queue.put(None)

@@ -48,5 +48,5 @@ def redis_port() -> Iterator[int]:
 
 
 # The two-way sync world of tests/sync (simulators for the session, a migrated hub per test).
-from tests.sync.sync_c2o_world import c2o_hub_template, c2o_sims  # noqa: E402, F401
+from tests.sync.sync_c2o_world import c2o, c2o_hub_template, c2o_sims  # noqa: E402, F401
 from tests.sync.sync_o2c_world import o2c  # noqa: E402, F401

@@ -73,12 +73,17 @@ def check_signature(app: HubSpotApp, method: str, uri: str, body: bytes, headers
     return given
 
 
-def _record_type(event: Mapping[str, Any]) -> tuple[str | None, str]:
+def _record(event: Mapping[str, Any]) -> tuple[str | None, str, object]:
+    """(record type, change, record id); association changes name the record by ``fromObjectId``."""
     kind = str(event.get("subscriptionType", ""))
     prefix, _, change = kind.partition(".")
+    if change == "associationChange":
+        type_id, object_id = event.get("fromObjectTypeId", event.get("objectTypeId")), event.get("fromObjectId")
+    else:
+        type_id, object_id = event.get("objectTypeId"), event.get("objectId")
     if prefix == "object":
-        return OBJECT_TYPES.get(str(event.get("objectTypeId", ""))), change
-    return (prefix if prefix in OBJECT_TYPES.values() else None), change
+        return OBJECT_TYPES.get(str(type_id or "")), change, object_id
+    return (prefix if prefix in OBJECT_TYPES.values() else None), change, object_id
 
 
 def parse_batch(app: HubSpotApp, body: bytes) -> list[WakeMessage]:
@@ -97,12 +102,12 @@ def parse_batch(app: HubSpotApp, body: bytes) -> list[WakeMessage]:
             raise Refused(401, "wrong_app", "event of another HubSpot app")
         if app.portal_id and str(event.get("portalId", "")) != app.portal_id:
             raise Refused(401, "wrong_portal", "event of another HubSpot portal")
-        record_type, change = _record_type(event)
-        object_id, event_id, occurred = event.get("objectId"), event.get("eventId"), event.get("occurredAt")
+        record_type, change, object_id = _record(event)
+        event_id, occurred = event.get("eventId"), event.get("occurredAt")
         if record_type is None or change not in SUBSCRIPTION_KINDS:
             continue
         if not isinstance(object_id, int | str) or not isinstance(event_id, int | str) \
                 or not isinstance(occurred, int | float):
-            raise Refused(400, "bad_event", "event without objectId / eventId / occurredAt")
+            raise Refused(400, "bad_event", "event without objectId (fromObjectId) / eventId / occurredAt")
         out.append(WakeMessage("crm", record_type, str(object_id), iso_from_ms(occurred), f"hubspot:{event_id}"))
     return out
