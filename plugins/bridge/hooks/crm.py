@@ -545,7 +545,8 @@ class CrmHook(VendorHook):
 
     # ------------------------------------------------------------------ associations
     def read_associations(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
-        """Associated ids per object (every asked id is a key; [] when it has none), via v4 batch read."""
+        """Associated ids per object (every asked id is a key; [] when it has none), via v4 batch read; the
+        primary record first (HubSpot labels it Primary), the others in the order HubSpot gives."""
         out: dict[str, list[str]] = {str(i): [] for i in ids}
         for chunk in chunked(list(out), ASSOC_BATCH_SIZE):
             answer = self.call("POST", ASSOC_BATCH_READ, path_params={"from_type": from_type, "to_type": to_type},
@@ -557,8 +558,10 @@ class CrmHook(VendorHook):
                 fid = str(item["from"].get("id"))
                 if fid not in out:
                     continue
-                targets = [str(t.get("toObjectId")) for t in item.get("to") or [] if isinstance(t, dict)]
-                out[fid].extend(targets)
+                targets = [t for t in item.get("to") or [] if isinstance(t, dict)]
+                # the primary record first (a contact's primary company: HubSpot's associatedcompanyid)
+                targets.sort(key=lambda t: not _is_primary(t))
+                out[fid].extend(str(t.get("toObjectId")) for t in targets)
                 paging = item.get("paging")
                 after = paging.get("next", {}).get("after") if isinstance(paging, dict) else None
                 if after:
@@ -738,3 +741,9 @@ def _errors_for(keys: Sequence[str], exc: VendorError) -> list[RecordOutcome]:
     """Every record of a refused chunk gets the vendor's message (other chunks go on)."""
     return [RecordOutcome(key=k, status="error", message=exc.message, category=exc.category or exc.code)
             for k in keys]
+
+
+def _is_primary(target: Mapping[str, Any]) -> bool:
+    """A v4 association target labelled Primary (HUBSPOT_DEFINED; e.g. contact→company type 1)."""
+    return any(isinstance(t, Mapping) and t.get("category") == "HUBSPOT_DEFINED" and t.get("label") == "Primary"
+               for t in target.get("associationTypes") or [])
