@@ -45,10 +45,13 @@ def test_a_producer_error_is_raised_in_the_caller_after_the_good_items() -> None
         yield 2
         raise ConnectionError("vendor down")
 
-    got = []
+    got: list[int] = []
+
+    def consume() -> None:
+        got.extend(read_ahead(produce))
+
     with pytest.raises(ConnectionError, match="vendor down"):
-        for item in read_ahead(produce):
-            got.append(item)
+        consume()
     assert got == [1, 2]
 
 
@@ -57,8 +60,7 @@ def test_leaving_early_stops_the_producer() -> None:
 
     def produce() -> Iterator[int]:
         try:
-            for i in range(10_000):
-                yield i
+            yield from range(10_000)
         finally:
             stopped.set()
 
@@ -73,8 +75,11 @@ def test_a_caller_error_stops_the_producer_and_propagates() -> None:
     def produce() -> Iterator[int]:
         yield from range(1000)
 
-    with pytest.raises(RuntimeError, match="crash at 5"):
+    def consume() -> None:
         for item in read_ahead(produce, depth=2, name="crashy"):
             if item == 5:
                 raise RuntimeError("crash at 5")
+
+    with pytest.raises(RuntimeError, match="crash at 5"):
+        consume()
     assert not any(t.name == "crashy" for t in threading.enumerate())

@@ -34,7 +34,7 @@ def test_an_unlabeled_company_association_is_the_contact_s_company(c2o: C2O) -> 
     assert c2o.crm_object("contacts", contact).get("associatedcompanyid") in (None, ""), \
         "HubSpot leaves associatedcompanyid empty for an unlabeled association"
     deal = c2o.create_deal(company, stage="contractsent")
-    extracted, loaded = c2o.sync()
+    _, loaded = c2o.sync()
     assert _staged_company(c2o, contact) == company
     with c2o.hub.connect() as conn:
         assert store.open_quarantine(conn, "crm_to_oa", "contact", contact) is None
