@@ -183,8 +183,12 @@ def _yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+KIOSK_ROLE = "wallboard"
+
+
 def demo_users(permissions: Path = PERMISSIONS) -> list[DemoUser]:
-    """``admin`` plus one user per role of ``permissions.yaml`` (``roles:``), in the file's order."""
+    """``admin`` plus one user per role of ``permissions.yaml`` (``roles:``), in the file's order; not for
+    the ``wallboard`` role, which no person logs in as (the TV opens a kiosk link: ``bridge kiosk``)."""
     roles = _yaml_mapping(permissions, "the permission policy").get("roles")
     if not isinstance(roles, dict) or not roles:
         raise RuntimeError(f"{permissions}: no 'roles:' mapping; the demo users are named after its roles")
@@ -193,7 +197,7 @@ def demo_users(permissions: Path = PERMISSIONS) -> list[DemoUser]:
         raise RuntimeError(f"{permissions}: role {ADMIN_POLICY_ROLE!r} is missing; the admin demo user shows it")
     users = [DemoUser(ADMIN_USER, AIRFLOW_ROLE_OF[ADMIN_USER], ADMIN_POLICY_ROLE, labels[ADMIN_POLICY_ROLE])]
     for role, label in labels.items():
-        if role != ADMIN_USER:
+        if role not in (ADMIN_USER, KIOSK_ROLE):
             users.append(DemoUser(role, AIRFLOW_ROLE_OF.get(role, "viewer"), role, label))
     return users
 
