@@ -9,6 +9,7 @@ instance code and project number are written back to the deal.
 
 | task | pool | what |
 |---|---|---|
+| `poll_gate` | – | polling safety net: a *scheduled* run goes ahead while the event receiver is silent, every `events.healthy_poll_minutes` while it is healthy, or when changes are due; skips the rest otherwise (`bridge.events.health`) |
 | `extract_stage` | `crm_api` | companies, contacts, deals changed since the hub watermark (minus a lookback) → snapshots, debounce queue, quarantine; watermark in the same transaction |
 | `load` | `oa_api` | due deals → 立项申请 / 合同金额变更通知 (deterministic Feishu `uuid`, intent saved first) → xref, audit → CRM write-back in batches of 100 |
 | `summarise` | – | run summary (read, unchanged, staged, debounced, written, quarantined, retried, API calls) stored in the hub and logged; picks the assets to publish |
@@ -21,9 +22,12 @@ that was skipped, failed or cleared loses nothing, the next one reads from
 where the last committed page ended. Every minute, aligned on the wall-clock
 minute so operators can predict it. `max_active_runs=1` and `catchup=False`:
 a slow run delays the next one instead of racing it, and missed minutes are
-not replayed (there is nothing to replay). No CRM webhooks: they need a
-public endpoint and are lost when it is down; polling with a watermark and a
-lookback is complete by construction.
+not replayed (there is nothing to replay). **Or an event**
+(`AssetOrTimeSchedule`): a verified HubSpot webhook wakes the DAG through the
+asset `bridge://events/crm` (an `AssetWatcher` on Redis, `docs/events.md`);
+the run reads from the watermark exactly as a polling run does, so lost,
+late or duplicated webhooks change nothing, and the debounce below still
+decides when a deal is sent.
 
 **Latency (goal: p95 ≤ 5 min).** A change is seen by the next extract
 (≤ 60 s), is due when the record has been quiet for `debounce.quiet_seconds`
@@ -96,6 +100,13 @@ def crm_to_oa_sync() -> None:
 
         return runtime.crm_to_oa_summarise(context)
 
+    @task.short_circuit(ignore_downstream_trigger_rules=True)
+    def poll_gate(**context: object) -> bool:
+        """Polling safety net: a scheduled run is skipped while events are healthy (bridge.events.health)."""
+        from bridge.events import health
+
+        return health.poll_gate(context, "crm")
+
     def publisher(name: str, asset: Asset):  # type: ignore[no-untyped-def]
         @task(task_id=f"publish_{name}", outlets=[asset])
         def publish() -> None:
@@ -103,10 +114,11 @@ def crm_to_oa_sync() -> None:
 
         return publish()
 
+    gate = poll_gate()
     extracted = extract_stage()
     loaded = load()
     summary = summarise()
-    extracted >> loaded >> summary
+    gate >> extracted >> loaded >> summary
     for name, asset in ASSETS.items():
         summary >> publisher(name, asset)
 

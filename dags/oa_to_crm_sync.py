@@ -12,6 +12,7 @@ the applicant.
 
 | task | pool | what |
 |---|---|---|
+| `poll_gate` | – | polling safety net: a *scheduled* run goes ahead while the event receiver is silent, every `events.healthy_poll_minutes` while it is healthy, or when changes are due; skips the rest otherwise (`bridge.events.health`) |
 | `discover` | `oa_api` | new instances by creation-time windows from the hub watermark; status changes by `instances/query` (PENDING and DELETED) over the spans holding open instances; `get_instance` only for new or moved ones (≤ `max_instance_reads_per_run`) → snapshots, queue, quarantine; linked deals whose OA-owned fields were edited in the CRM (hub only) |
 | `load` | `crm_api` | due 立项申请 → read the deals (batches of 100), write only differing OA-owned fields (conflicts audited, the OA wins); due expenses/trips/visits → notes/meetings upserted by `oa_instance_code`, associated with company and deal, voided when later rejected/withdrawn/deleted |
 | `summarise` | – | run summary (read, discovered, unchanged, written by kind, quarantined, conflicts, API calls by endpoint) stored in the hub and logged; picks the assets to publish |
@@ -23,6 +24,11 @@ the hub's open instances (status sweeps), not by the run's logical dates: a
 skipped, failed or cleared run loses nothing, the next one finds it. Every
 minute, `max_active_runs=1`, `catchup=False`: a slow run delays the next one.
 Latency: a status change shows on the deal within a minute plus the run.
+**Or an event** (`AssetOrTimeSchedule`): a verified Feishu `approval_instance`
+event wakes the DAG through the asset `bridge://events/oa` (an `AssetWatcher`
+on Redis, `docs/events.md`): the decision reaches the deal in seconds; the run
+still reads through the hook from the hub's state, so a lost, late or
+duplicated event changes nothing.
 
 **API-call budget per run** (Feishu has no "changed since" listing):
 per approval code (4) one list call per 10-hour creation window since the
@@ -104,6 +110,13 @@ def oa_to_crm_sync() -> None:
 
         return runtime.oa_to_crm_summarise(context)
 
+    @task.short_circuit(ignore_downstream_trigger_rules=True)
+    def poll_gate(**context: object) -> bool:
+        """Polling safety net: a scheduled run is skipped while events are healthy (bridge.events.health)."""
+        from bridge.events import health
+
+        return health.poll_gate(context, "oa")
+
     def publisher(name: str, asset: Asset):  # type: ignore[no-untyped-def]
         @task(task_id=f"publish_{name}", outlets=[asset])
         def publish() -> None:
@@ -111,10 +124,11 @@ def oa_to_crm_sync() -> None:
 
         return publish()
 
+    gate = poll_gate()
     found = discover()
     loaded = load()
     summary = summarise()
-    found >> loaded >> summary
+    gate >> found >> loaded >> summary
     for name, asset in ASSETS.items():
         summary >> publisher(name, asset)
 

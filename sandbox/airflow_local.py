@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox import launcher, localenv
+from sandbox import events_local, launcher, localenv
 
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--workers", "1"],
@@ -160,6 +160,7 @@ def local_stack(api_port: int | None = None, seed: int = 20261126, data_dir: Pat
             localenv.prepare_hub(env, setup_log)
             localenv.store_connections(env, stored_connections(sims.crm.port, sims.oa.port, mail.port), setup_log)
             localenv.write_demo_passwords(env)
+            events_local.start(env, sims, home / "logs" / "stack")  # Redis + events receiver (docs/events.md)
             stack = AirflowStack(env=env, log_dir=home / "logs" / "stack")
             stack.start()
             try:
@@ -167,6 +168,7 @@ def local_stack(api_port: int | None = None, seed: int = 20261126, data_dir: Pat
             finally:
                 stack.stop()
         finally:
+            events_local.stop_all()
             mail.stop()
 
 

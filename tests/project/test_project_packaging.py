@@ -74,8 +74,8 @@ def test_compose_has_the_production_services() -> None:
     assert "bridge_hub" in env["AIRFLOW_CONN_BRIDGE_HUB"]
     # only the API is published, and only on loopback
     published = {n: s.get("ports") for n, s in services.items() if s.get("ports")}
-    assert list(published) == ["airflow-apiserver"]
-    assert all(str(p).startswith("127.0.0.1:") for p in published["airflow-apiserver"])
+    assert list(published) == ["airflow-apiserver", "events-receiver"]
+    assert all(str(p).startswith("127.0.0.1:") for ports in published.values() for p in ports)
 
 
 def test_compose_mounts_and_files_exist() -> None:

@@ -12,13 +12,15 @@ when an answer is slow (Feishu after 3 s).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bridge.events import feishu, hubspot
 from bridge.events.config import ReceiverConfig
+from bridge.events.health import HubHealthWriter
 from bridge.events.model import Refused, WakeMessage
 from bridge.events.sink import Sink
 
@@ -107,6 +110,7 @@ class Receiver:
     audit: AuditFn | None = None
     clock: Callable[[], float] = time.time
     health: Health = field(default_factory=Health)
+    store: HubHealthWriter | None = None  # the hub's event_health row (None: in memory only)
 
     def __post_init__(self) -> None:
         lim = self.config.limits
@@ -132,8 +136,21 @@ class Receiver:
         key = "feishu-sig:" + request.headers.get("x-lark-signature", "") if signed else ""
         return Verified(outcome.messages, key, outcome.challenge, outcome.ignored)
 
+    def count(self, source: str, name: str, n: int = 1, **stamps: Any) -> None:
+        self.health.counts[source][name] += n
+        if self.store is not None:
+            self.store.note(source, {name: n}, **stamps)
+
+    def persist(self) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.flush(self.clock())
+        except Exception:  # the hub being down must not change what a vendor is answered
+            log.exception("event health not written to the hub")
+
     def refuse(self, source: str, exc: Refused, client: str) -> JSONResponse:
-        self.health.counts[source]["rejected"] += 1
+        self.count(source, "rejected")
         self.health.counts[source][f"rejected_{exc.reason}"] += 1
         log.warning("event delivery refused: source=%s status=%d reason=%s client=%s", source, exc.status,
                     exc.reason, client)
@@ -153,12 +170,18 @@ class Receiver:
             self.health.last_event_time[source] = max(self.health.last_event_time.get(source, ""),
                                                       message.event_time)
         now = self.clock()
+        latest = None
         for message in fresh:
-            lag = now - datetime.fromisoformat(message.event_time).timestamp()
-            self.health.last_lag_ms[source] = max(0, int(lag * 1000))
-        self.health.counts[source]["enqueued"] += len(fresh)
-        self.health.counts[source]["duplicates"] += len(messages) - len(fresh)
+            latest = datetime.fromisoformat(message.event_time)
+            self.health.last_lag_ms[source] = max(0, int((now - latest.timestamp()) * 1000))
+        self.count(source, "enqueued", len(fresh), last_event_at=latest,
+                   lag_ms=self.health.last_lag_ms.get(source) if latest else None)
+        self.count(source, "duplicates", len(messages) - len(fresh))
         return len(fresh), len(messages) - len(fresh)
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 async def _read_capped(request: Request, cap: int) -> bytes:
@@ -183,12 +206,28 @@ def _uri(receiver: Receiver, request: Request) -> str:
 
 
 def create_app(receiver: Receiver) -> FastAPI:
-    app = FastAPI(title="bridge events receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async def flush_every_second() -> None:  # counts of a quiet period reach the hub too
+            while True:
+                await asyncio.sleep(1.0)
+                await run_in_threadpool(receiver.persist)
+
+        flusher = asyncio.create_task(flush_every_second())
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            if receiver.store is not None:
+                await run_in_threadpool(receiver.store.flush, receiver.clock(), True)
+
+    app = FastAPI(title="bridge events receiver", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     app.state.receiver = receiver
 
     async def admit(source: str, request: Request) -> bytes:
-        receiver.health.counts[source]["received"] += 1
         receiver.health.last_received_at[source] = receiver.clock()
+        receiver.count(source, "received", last_received_at=_utc(receiver.clock()))
         if not receiver.buckets[source].take():
             raise Refused(429, "rate_limited", "too many deliveries")
         return await _read_capped(request, receiver.config.limits.max_body_bytes)
@@ -196,7 +235,7 @@ def create_app(receiver: Receiver) -> FastAPI:
     async def finish(source: str, request: Request, messages: list[WakeMessage], key: str) -> JSONResponse:
         if key:
             receiver.signatures.add(key)
-        receiver.health.counts[source]["verified"] += 1
+        receiver.count(source, "verified", last_verified_at=_utc(receiver.clock()))
         try:
             enqueued, dup = await run_in_threadpool(receiver.enqueue, source, messages)
         except Exception as exc:  # Redis down: the vendor retries, polling catches up meanwhile
@@ -206,6 +245,12 @@ def create_app(receiver: Receiver) -> FastAPI:
         return JSONResponse({"enqueued": enqueued, "duplicates": dup})
 
     async def handle(source: str, request: Request, verify: Verifier) -> JSONResponse:
+        try:
+            return await answer(source, request, verify)
+        finally:
+            await run_in_threadpool(receiver.persist)
+
+    async def answer(source: str, request: Request, verify: Verifier) -> JSONResponse:
         client = request.client.host if request.client else "-"
         try:
             body = await admit(source, request)
@@ -215,6 +260,7 @@ def create_app(receiver: Receiver) -> FastAPI:
         except Refused as exc:
             return await run_in_threadpool(receiver.refuse, source, exc, client)
         if outcome.challenge is not None:
+            receiver.count(source, "verified", last_verified_at=_utc(receiver.clock()))
             return JSONResponse({"challenge": outcome.challenge})
         receiver.health.counts[source]["ignored"] += outcome.ignored
         return await finish(source, request, outcome.messages, outcome.replay_key)

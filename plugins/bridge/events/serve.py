@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from bridge.events import config as events_config
 from bridge.events.app import Receiver, create_app
+from bridge.events.health import HubHealthWriter
 from bridge.events.model import Refused
 from bridge.events.sink import MemorySink, RedisSink, Sink
 
@@ -47,7 +48,7 @@ def build(dry_run: bool = False) -> Receiver:
         log.warning("crm_default has no webhook_client_secret: HubSpot deliveries will be answered 404")
     if cfg.feishu is None:
         log.warning("oa_default has no verification_token: Feishu deliveries will be answered 404")
-    return Receiver(cfg, sink, audit=hub_audit)
+    return Receiver(cfg, sink, audit=hub_audit, store=HubHealthWriter())
 
 
 def main(argv: list[str] | None = None) -> int:

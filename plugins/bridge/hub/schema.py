@@ -356,3 +356,26 @@ kiosk_token = Table(
     Column("revoked_at", TS),
     Column("revoked_by", String(120)),
 )
+
+# ---------------------------------------------------------------- event receiver health
+# One row per vendor (crm / oa), written by the event receiver (bridge.events):
+# totals since the row was created, the last event's own time, when the last
+# delivery came and was verified, and the last lag (receipt − event time). The
+# sync DAGs' poll gate reads it (silent receiver → poll every minute) and
+# stamps last_poll_at when a run goes ahead.
+event_health = Table(
+    "event_health",
+    metadata,
+    Column("source", String(8), primary_key=True),
+    Column("received", BigInteger, nullable=False, default=0),
+    Column("verified", BigInteger, nullable=False, default=0),
+    Column("rejected", BigInteger, nullable=False, default=0),
+    Column("duplicates", BigInteger, nullable=False, default=0),
+    Column("enqueued", BigInteger, nullable=False, default=0),
+    Column("last_event_at", TS),
+    Column("last_received_at", TS),
+    Column("last_verified_at", TS),
+    Column("lag_ms", BigInteger),
+    Column("last_poll_at", TS),
+    Column("updated_at", TS, nullable=False),
+)
