@@ -13,13 +13,14 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bridge import cli_dictionary, cli_hub, cli_kiosk
+    from bridge import cli_dictionary, cli_events, cli_hub, cli_kiosk
 
     parser = argparse.ArgumentParser(prog="bridge", description="OA ⇄ CRM bridge tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_dictionary.register(sub)
     cli_hub.register(sub)
     cli_kiosk.register(sub)
+    cli_events.register(sub)
     return parser
 
 
