@@ -60,7 +60,9 @@ def _opt(extra: Mapping[str, Any], key: str) -> str | None:
 def load(lookup: ConnLookup | None = None, raw_settings: Mapping[str, Any] | None = None) -> ReceiverConfig:
     lookup = lookup or _airflow_lookup
     section = dict((raw_settings if raw_settings is not None else settings.load()).get("events") or {})
-    limits = Limits(**{k: section[k] for k in Limits.__dataclass_fields__ if k in section})
+    defaults = Limits()
+    limits = Limits(**{k: type(getattr(defaults, k))(section[k]) for k in Limits.__dataclass_fields__
+                       if section.get(k) is not None})
     crm = lookup("crm_default") or {}
     crm_extra = crm.get("extra") or {}
     hubspot = None
