@@ -170,3 +170,23 @@ def test_secrets_only_from_the_connections() -> None:
     client = TestClient(create_app(Receiver(bare, MemorySink())))
     assert client.post("/events/hubspot", content=b"[]").status_code == 404
     assert client.post("/events/feishu", content=b"{}").status_code == 404
+
+
+def test_a_second_wake_when_the_quiet_window_ends(hub: str) -> None:
+    """The webhook wakes crm_to_oa at once (the debounce holds the change), and once more after the window."""
+    from bridge.events.rewake import DueWakes
+
+    sink = MemorySink()
+    receiver = Receiver(ReceiverConfig(HS_APP, None, Limits()), sink, due_wakes=DueWakes(0.5))
+    with TestClient(create_app(receiver)) as client:  # the lifespan runs the once-a-second loop
+        for i in (1, 2):  # two edits of the same deal: one window, from the last edit
+            body = json.dumps([hs_event(i, 555)]).encode()
+            headers = hs_headers(body, URI, int(time.time() * 1000))
+            assert client.post("/events/hubspot", content=body, headers=headers).status_code == 200
+        deadline = time.monotonic() + 5
+        while len(sink.messages) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.2)
+    assert [m.delivery_id.split(":")[0] for m in sink.messages] == ["hubspot", "hubspot", "due"]
+    assert sink.messages[-1].record_id == "555"
+    assert len(receiver.due_wakes or []) == 0

@@ -31,6 +31,7 @@ from bridge.events import feishu, hubspot
 from bridge.events.config import ReceiverConfig
 from bridge.events.health import HubHealthWriter
 from bridge.events.model import Refused, WakeMessage
+from bridge.events.rewake import DueWakes
 from bridge.events.sink import Sink
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class Receiver:
     clock: Callable[[], float] = time.time
     health: Health = field(default_factory=Health)
     store: HubHealthWriter | None = None  # the hub's event_health row (None: in memory only)
+    due_wakes: DueWakes | None = None  # a second wake of crm_to_oa_sync when a quiet window ends
 
     def __post_init__(self) -> None:
         lim = self.config.limits
@@ -141,6 +143,17 @@ class Receiver:
         if self.store is not None:
             self.store.note(source, {name: n}, **stamps)
 
+    def wake_due(self) -> None:
+        """Publish the wake of records whose quiet window has passed (called every second)."""
+        message = self.due_wakes.pop_due(self.clock()) if self.due_wakes is not None else None
+        if message is None:
+            return
+        try:
+            self.sink.publish(message)
+            self.health.counts[message.source]["due_wakes"] += 1
+        except Exception as exc:  # the scheduled minute polls due changes anyway
+            log.warning("due wake not published (%s)", exc.__class__.__name__)
+
     def persist(self) -> None:
         if self.store is None:
             return
@@ -167,6 +180,8 @@ class Receiver:
         for message in fresh:
             self.sink.publish(message)
             self.deliveries.add(message.delivery_id)
+            if self.due_wakes is not None:
+                self.due_wakes.note(message, self.clock())
             self.health.last_event_time[source] = max(self.health.last_event_time.get(source, ""),
                                                       message.event_time)
         now = self.clock()
@@ -208,12 +223,13 @@ def _uri(receiver: Receiver, request: Request) -> str:
 def create_app(receiver: Receiver) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async def flush_every_second() -> None:  # counts of a quiet period reach the hub too
+        async def every_second() -> None:  # due wakes; counts of a quiet period reach the hub too
             while True:
                 await asyncio.sleep(1.0)
+                await run_in_threadpool(receiver.wake_due)
                 await run_in_threadpool(receiver.persist)
 
-        flusher = asyncio.create_task(flush_every_second())
+        flusher = asyncio.create_task(every_second())
         try:
             yield
         finally:

@@ -13,10 +13,12 @@ import argparse
 import logging
 from datetime import UTC, datetime
 
+from bridge import settings
 from bridge.events import config as events_config
 from bridge.events.app import Receiver, create_app
 from bridge.events.health import HubHealthWriter
 from bridge.events.model import Refused
+from bridge.events.rewake import DueWakes
 from bridge.events.sink import MemorySink, RedisSink, Sink
 
 log = logging.getLogger("bridge.events.serve")
@@ -48,7 +50,11 @@ def build(dry_run: bool = False) -> Receiver:
         log.warning("crm_default has no webhook_client_secret: HubSpot deliveries will be answered 404")
     if cfg.feishu is None:
         log.warning("oa_default has no verification_token: Feishu deliveries will be answered 404")
-    return Receiver(cfg, sink, audit=hub_audit, store=HubHealthWriter())
+    raw = settings.load()
+    quiet = float((raw.get("debounce") or {}).get("quiet_seconds", 0) or 0)
+    slack = float((raw.get("events") or {}).get("due_wake_slack_seconds", 5))
+    due = DueWakes(quiet + slack) if quiet > 0 else None
+    return Receiver(cfg, sink, audit=hub_audit, store=HubHealthWriter(), due_wakes=due)
 
 
 def main(argv: list[str] | None = None) -> int:
