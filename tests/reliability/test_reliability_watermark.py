@@ -39,6 +39,8 @@ from tests.reliability.test_reliability_crash import c2o_world
 from tests.sync.sync_c2o_world import C2O
 from tests.sync.sync_o2c_world import O2C
 
+from bridge.sync import crm_to_oa
+
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -162,6 +164,9 @@ def test_oa_clock_two_minutes_ahead_or_behind_delays_but_loses_nothing(o2c: O2C)
 
 def test_inserts_edits_and_archives_between_extract_pages(c2o: C2O) -> None:
     w = c2o_world(c2o)
+    # 20 a page: when the first page is committed the read-ahead has fetched at most three more pages
+    # (deals up to #80), so the deals archived at #150–#159 are truly not read yet
+    w.cfg = crm_to_oa.with_overrides(w.cfg, page_size=20)
     work = c2o_setup(w, linked=0)
     deals = _signed(w, work.companies[0], 200, "翻页中项目")
     changed: dict[str, Any] = {"inserted": [], "archived_unread": [], "archived_read": [], "edited": []}
@@ -169,7 +174,8 @@ def test_inserts_edits_and_archives_between_extract_pages(c2o: C2O) -> None:
     def people_act(step: str) -> None:
         if step != "extract_page_committed:deal" or changed["inserted"]:
             return
-        # After the first page (50 deals read): new deals, edits and archives on both sides of the cursor.
+        # After the first page (20 deals read, at most 80 fetched): new deals, edits and archives on both
+        # sides of the cursor.
         changed["inserted"] = _signed(w, work.companies[1], 20, "翻页中新项目")
         changed["archived_unread"] = deals[150:160]
         changed["archived_read"] = deals[0:5]

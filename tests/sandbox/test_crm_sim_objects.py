@@ -173,7 +173,7 @@ def test_properties_endpoint_lists_custom_properties_and_options(crm: Crm) -> No
                           "decisionmakerboughtin", "contractsent", "closedwon", "delivered"]
     assert "closedlost" in stages
     assert [o["value"] for o in deals["oa_approval_status"]["options"]] == [
-        "PENDING", "APPROVED", "REJECTED", "CANCELED", "DELETED"]
+        "PENDING", "APPROVED", "REJECTED", "CANCELED", "DELETED", "REVERTED"]
     assert deals["oa_decision_time"]["type"] == "datetime"
     assert [o["value"] for o in deals["oa_project_stage"]["options"]] == ["initiated", "executing", "closed"]
     assert deals["oa_project_no"]["hubspotDefined"] is False
