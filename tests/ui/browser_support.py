@@ -10,8 +10,6 @@ condition; the only retries are those a person would make (reopening a hover men
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +51,11 @@ def missing() -> str | None:
     return None
 
 
+def launch_chromium(driver: Any) -> Any:
+    """Debian's Chromium, headless, one per module (each Session is a context of it)."""
+    return driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+
+
 def demo_password(user: str) -> str:
     return f"{user}{DEMO_PASSWORD_SUFFIX}"
 
@@ -72,22 +75,18 @@ class Running:
 
 
 class Session:
-    """One logged-in (or anonymous) browser with its own empty profile."""
+    """One logged-in (or anonymous) browser context (its own cookies) of the module's Chromium."""
 
-    def __init__(self, driver: Any, running: Running, name: str) -> None:
+    def __init__(self, browser: Any, running: Running, name: str) -> None:
         self.running = running
         self.name = name
-        self.profile = tempfile.mkdtemp(prefix=f"chromium-{name}-")
-        self.context = driver.chromium.launch_persistent_context(
-            self.profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1400, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai",
-        )
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN",
+                                           timezone_id="Asia/Shanghai")
         self.context.set_default_timeout(30_000)
-        self.page = self.context.pages[0] if self.context.pages else self.context.new_page()
+        self.page = self.context.new_page()
 
     def close(self) -> None:
         self.context.close()
-        shutil.rmtree(self.profile, ignore_errors=True)
 
     def shot(self, name: str) -> None:
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

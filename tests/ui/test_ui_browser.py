@@ -51,6 +51,7 @@ from tests.ui.browser_support import (
     add_connection,
     chunk_size_box,
     demo_password,
+    launch_chromium,
     missing,
     open_plugin_page,
     open_trigger_form,
@@ -112,16 +113,18 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 @pytest.fixture(scope="module")
-def playwright_driver(running: Running) -> Iterator[Any]:
+def chromium(running: Running) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
-        yield driver
+        browser = launch_chromium(driver)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="module")
-def admin(playwright_driver: Any, running: Running) -> Iterator[Session]:
-    session = Session(playwright_driver, running, "admin")
+def admin(chromium: Any, running: Running) -> Iterator[Session]:
+    session = Session(chromium, running, "admin")
     session.login("admin")
     yield session
     session.close()
@@ -202,7 +205,7 @@ def test_bridge_pages_from_the_airflow_navigation(admin: Session) -> None:
 # ---------------------------------------------------------------- 3. every demo user
 
 
-def test_every_demo_user_logs_in_and_sees_its_policy_role(playwright_driver: Any, running: Running) -> None:
+def test_every_demo_user_logs_in_and_sees_its_policy_role(chromium: Any, running: Running) -> None:
     from sandbox import localenv
 
     users = localenv.demo_users()
@@ -211,7 +214,7 @@ def test_every_demo_user_logs_in_and_sees_its_policy_role(playwright_driver: Any
     assert {"admin", "employee", "sales_manager", "finance", "management", "project_manager", "hr"} <= {
         u.name for u in users}
     for user in users:
-        session = Session(playwright_driver, running, user.name)
+        session = Session(chromium, running, user.name)
         try:
             session.login(user.name, "/plugin/bridge-health", password=demo_password(user.name))
             frame = session.frame()
@@ -323,7 +326,7 @@ def test_dry_run_succeeds_then_a_confirmed_load_is_triggered(admin: Session, run
 # ---------------------------------------------------------------- 7. Data Docs
 
 
-def test_data_docs_open_from_the_health_page_with_validation_rows(playwright_driver: Any, running: Running,
+def test_data_docs_open_from_the_health_page_with_validation_rows(chromium: Any, running: Running,
                                                                    admin: Session) -> None:
     health_run = _note(running, "health_run")
     wait_for_run(admin, "data_health", health_run, RUN_WAIT["data_health"])
@@ -333,7 +336,7 @@ def test_data_docs_open_from_the_health_page_with_validation_rows(playwright_dri
     trigger_from_form(admin, "daily_report", report_run, {})
     running.notes["report_run"] = report_run
 
-    owner = Session(playwright_driver, running, MANAGER)  # a data owner of the sales department
+    owner = Session(chromium, running, MANAGER)  # a data owner of the sales department
     foreign: list[str] = []
     local = (running.url, "data:", f"blob:{running.url}")  # blob: Vega's charts drawn in the page itself
     owner.page.on("request", lambda r: None if r.url.startswith(local) else foreign.append(r.url))
@@ -362,8 +365,8 @@ def test_data_docs_open_from_the_health_page_with_validation_rows(playwright_dri
 # ---------------------------------------------------------------- 8. anonymous
 
 
-def test_pages_send_anonymous_browsers_to_the_login(playwright_driver: Any, running: Running) -> None:
-    anonymous = Session(playwright_driver, running, "anonymous")
+def test_pages_send_anonymous_browsers_to_the_login(chromium: Any, running: Running) -> None:
+    anonymous = Session(chromium, running, "anonymous")
     try:
         anonymous.page.goto(running.url + "/bridge/quarantine")
         anonymous.page.wait_for_url(re.compile(r".*/auth/login\?next=.*"))
@@ -385,7 +388,7 @@ def _entries(running: Running) -> list[Any]:
 
 
 def test_quarantine_from_the_sync_and_the_load_employee_refused_admin_releases(
-        playwright_driver: Any, running: Running, admin: Session) -> None:
+        chromium: Any, running: Running, admin: Session) -> None:
     from bridge.hub import engine as hub_engine
     from bridge.hub import store
 
@@ -407,7 +410,7 @@ def test_quarantine_from_the_sync_and_the_load_employee_refused_admin_releases(
     assert company is not None, "the load should quarantine a dirty company of the demo world (with its phone)"
     running.notes.update(leaver_entry=leaver.id, company_entry=company.id)
 
-    employee = Session(playwright_driver, running, EMPLOYEE)
+    employee = Session(chromium, running, EMPLOYEE)
     try:
         employee.login(EMPLOYEE, f"/bridge/quarantine/{legacy.id}")
         assert employee.page.locator("#release-form").count() == 0
@@ -511,7 +514,7 @@ def _role_view(session: Session, running: Running, problems: list[str]) -> dict[
     return texts
 
 
-def test_each_role_sees_what_its_policy_allows_on_every_page(playwright_driver: Any, running: Running) -> None:
+def test_each_role_sees_what_its_policy_allows_on_every_page(chromium: Any, running: Running) -> None:
     from bridge.hub import engine as hub_engine
     from bridge.hub import store
 
@@ -528,7 +531,7 @@ def test_each_role_sees_what_its_policy_allows_on_every_page(playwright_driver: 
     problems: list[str] = []
     views: dict[str, dict[str, str]] = {}
     for user in (EMPLOYEE, MANAGER):
-        session = Session(playwright_driver, running, user)
+        session = Session(chromium, running, user)
         try:
             session.login(user)
             views[user] = _role_view(session, running, problems)
