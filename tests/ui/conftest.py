@@ -123,13 +123,15 @@ class Seeder:
 
     def run(self, kind: str = "crm_to_oa", status: str = "success", counts: dict | None = None,
             message: str | None = None, dag_id: str = "crm_to_oa_sync") -> int:
+        """A finished run as the sync writes it: ``kind`` is a direction, stored as its run kind."""
+        from bridge import runkinds
         from bridge.context import RunContext
         from bridge.hub import store
 
         ctx = RunContext(dag_id=dag_id, run_id=f"scheduled__{kind}", task_id="load", try_number=1,
                          principal="bridge-service")
         with self.engine.begin() as conn:
-            pk = store.start_run(conn, ctx, kind)
+            pk = store.start_run(conn, ctx, runkinds.SYNC_BY_DIRECTION.get(kind, kind))
             store.finish_run(conn, pk, status, counts or {"extracted": 12, "created": 3}, message=message)
         return pk
 

@@ -69,8 +69,18 @@ def test_sync_page_shows_watermarks_lag_runs_and_backlog(client: TestClient, see
     seed.quarantine("C-2", reason="owner_not_in_oa")
     seed.quarantine("C-3", reason="owner_not_in_oa")
 
+    with seed.engine.begin() as conn:  # one change read 7 minutes ago, not sent yet (the sync's own writer)
+        from bridge.hub import store
+
+        store.enqueue_changes(conn, "crm_to_oa", [("deal", "D-7", "h7")], datetime.now(UTC) - timedelta(minutes=7),
+                              60, 150)
+
     html = client.get("/bridge/sync").text
     text = _text(html)
+    freshness = " ".join(_text(html[html.index('id="freshness-table"'):html.index('id="watermark-table"')]).split())
+    assert re.search(r"CRM → OA 同步 \d{4}-\d\d-\d\d [\d:]+ \d+ 秒前 1 1 7 分 7 分", freshness), freshness
+    assert "OA → CRM 同步 从未成功 0 0 无 未知" in freshness, freshness
+    assert "不代表同步延迟" in text
     assert "crm.deal" in text
     assert "oa.expense_claim.created" in text
     assert re.search(r"10 分 \d+ 秒", text), "the lag of crm.deal is shown in minutes"

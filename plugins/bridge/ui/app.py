@@ -46,6 +46,7 @@ from bridge import people, settings, workdays
 from bridge.context import RunContext
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
+from bridge.sync.freshness import sync_freshness
 from bridge.ui import display, files, queries
 from bridge.ui.auth import (
     AirflowAuthenticator,
@@ -641,6 +642,7 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
     def sync(request: Request, viewer: Viewer = Depends(require_viewer)) -> Response:
         now = datetime.now(UTC)
         with hub_engine_().connect() as conn:
+            freshness = sync_freshness(conn, now)
             marks = queries.watermarks(conn)
             latest = queries.latest_run_per_kind(conn)
             runs = store.recent_runs(conn, limit=30)
@@ -651,8 +653,8 @@ def create_app(config: UiConfig | None = None) -> FastAPI:
             streams.append({"mark": mark, "value_at": value_at,
                             "lag": (now - value_at).total_seconds(),
                             "age": (now - mark.updated_at).total_seconds()})
-        return render(request, "sync.html", viewer, streams=streams, latest=latest, runs=runs, backlog=backlog,
-                      backlog_total=sum(backlog.values()))
+        return render(request, "sync.html", viewer, freshness=list(freshness.values()), streams=streams,
+                      latest=latest, runs=runs, backlog=backlog, backlog_total=sum(backlog.values()))
 
     # ------------------------------------------------------------ migration
 
