@@ -37,6 +37,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from tests.quality.conftest import DAY, NOW, Seeded, inject, small_world
+from tests.ui.browser_support import missing as browser_missing
 
 from bridge.hub import engine as hub_engine
 from bridge.quality.data_docs import CDN_FILES, VENDOR_DIR, localize_page
@@ -45,7 +46,6 @@ from bridge.ui.app import UiConfig
 from bridge.ui.files import DATA_DOCS_CSP
 
 from .conftest import CSRF_SECRET, FakeAuth, mounted
-from .test_ui_browser import _missing as browser_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"

@@ -32,7 +32,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.ui.test_ui_browser import CHROMIUM, CHROMIUM_ARGS, _missing
+from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS
+from tests.ui.browser_support import missing as _missing
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
