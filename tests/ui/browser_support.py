@@ -294,6 +294,7 @@ def press_connection_test(session: Session, conn_id: str) -> tuple[str, str]:
     page.locator("[data-scope=tooltip][data-part=content]").first.wait_for(state="hidden")
     connection_row(session, conn_id).get_by_role("button", name="测试连接").click()
     toasts.first.wait_for()
+    page.locator(f"{TOAST}[data-mounted]").filter(has_text="测试连接").first.wait_for()  # slid in: the screenshot shows it
     return str(toasts.first.get_attribute("data-type")), str(toasts.first.inner_text())
 
 

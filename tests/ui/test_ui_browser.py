@@ -350,13 +350,16 @@ def test_data_docs_open_from_the_health_page_with_validation_rows(chromium: Any,
         rows.first.wait_for(timeout=60_000)
         owner.shot("health_data_docs_index")
         assert docs.locator("link[rel=stylesheet][href*='bootstrap']").count() >= 1, "Data Docs without their styles"
-        rows.first.locator("td").nth(3).click()  # GX's row handler opens the validation result
+        deal = rows.filter(has_text="dictionary.deal").first  # the deals the sync staged: a suite with rows
+        deal.wait_for()
+        deal.locator("td").nth(3).click()  # GX's row handler opens the validation result
         owner.page.wait_for_url(re.compile(r".*/bridge/data-docs/validations/.*\.html$"))
         docs.get_by_text("Expectation Validation Result").wait_for(timeout=60_000)
         results = docs.locator("table tbody tr")
         results.first.wait_for()
         owner.shot("health_data_docs_validation_result")
         assert results.count() >= 1
+        assert docs.get_by_text("dictionary.deal").first.is_visible()
         assert not foreign, f"Data Docs must work offline, without foreign requests: {foreign[:5]}"
     finally:
         owner.close()
