@@ -236,7 +236,10 @@ def test_connections_page_tests_the_vendor_connections(admin: Session, running: 
     from sandbox import launcher
 
     page = admin.page
-    page.goto(running.url + "/connections")
+    page.goto(running.url + "/")
+    page.get_by_role("button", name="管理").click()  # Admin → Connections, as an IT engineer opens it
+    page.get_by_role("menuitem", name="连接", exact=True).click()
+    page.wait_for_url(re.compile(r".*/connections$"))
     for conn_id, names in (("crm_default", ("HubSpot", "门户")), ("oa_default", ("飞书", launcher.OA_APP_ID))):
         kind, text = press_connection_test(admin, conn_id)
         admin.shot(f"connection_test_{conn_id}")
