@@ -174,6 +174,11 @@ class CrmToOaSettings:
         return approval_code({"oa": {"approval_codes": dict(self.approval_codes)}}, form)
 
 
+# A bulk extract (first run, a backfill) refreshes the hub's planner statistics at 5,000 staged rows
+# and each time the number doubles (PostgreSQL only: store.refresh_planner_statistics).
+ANALYZE_FIRST_AT = 5_000
+
+
 # ---------------------------------------------------------------- shared bits
 
 
@@ -258,6 +263,7 @@ def extract_stage(
     calls_before = calls_snapshot(crm=crm)
     skipped_before = sum(crm.skipped.values())
     needed = rules.needed_deal_fields(d)
+    analyse_at = ANALYZE_FIRST_AT  # staged rows after which the planner's statistics are refreshed
     for entity in cfg.entities:
         stream = f"crm.{entity}"
         with hub.begin() as conn:
@@ -284,6 +290,10 @@ def extract_stage(
                 top = max(row.source_modified_ms for row, _ in mapped)
                 tally.watermarks[stream] = store.set_watermark(conn, stream, top, ctx.run_id, now=now)
             _checkpoint(checkpoint, f"extract_page_committed:{entity}")
+            if tally.counts.get("staged", 0) >= analyse_at:  # a bulk load: at 5k, 10k, 20k … staged rows
+                with hub.begin() as conn:
+                    store.refresh_planner_statistics(conn)
+                analyse_at *= 2
     tally.add("skipped_by_hook", sum(crm.skipped.values()) - skipped_before)
     tally.api_calls = calls_since(calls_before, crm=crm)
     log.info("%s", summary_line("crm_to_oa extract", tally.counts, tally.api_calls))
