@@ -7,9 +7,11 @@ approval. Pages and reports show names instead. The CRM owners list
 it matches owners to OA users, the daily report) hands it to
 :func:`remember_crm_owners`, which keeps ``{name}`` per owner as a snapshot of
 the pseudo-entity ``owner`` (system ``crm``) — no other reader looks at that
-entity, and no schema change is needed. An OA user gets the name of the CRM
-owner it is linked to (``owner_user`` links, made by the sync); OA users who
-are no CRM owner (the bridge's notice robot) keep their id.
+entity, and no schema change is needed. An OA user gets its own name from the
+OA's contact directory (``OaHook.user_names``, kept as the pseudo-entity
+``user`` of system ``oa`` by :func:`remember_oa_users` when the OA → CRM sync
+meets an applicant it does not know), else the name of the CRM owner it is
+linked to (``owner_user`` links, made by the sync).
 
 No e-mail address or phone number is stored: only the display name.
 """
@@ -59,6 +61,29 @@ def remember_crm_owners(conn: Connection, owners: Iterable[Mapping[str, Any]], *
     return sum(1 for c in changes if c.is_change)
 
 
+OA_SYSTEM = "oa"
+OA_USER_ENTITY = "user"
+
+
+def remember_oa_users(conn: Connection, names_by_id: Mapping[str, str], *, now: datetime | None = None) -> int:
+    """Keep the display name of OA users (``OaHook.user_names``); returns how many were new or renamed."""
+    at = now or datetime.now(UTC)
+    stamp = int(at.timestamp() * 1000)
+    rows = [store.SnapshotRow(source_id=str(uid), content_hash=hashlib.sha256(name.encode("utf-8")).hexdigest(),
+                              payload={"name": name}, source_modified_ms=stamp)
+            for uid, name in names_by_id.items() if uid and name]
+    if not rows:
+        return 0
+    return sum(1 for c in store.upsert_snapshots(conn, OA_SYSTEM, OA_USER_ENTITY, rows, now=at) if c.is_change)
+
+
+def unknown(conn: Connection, ids: Iterable[str | None]) -> list[str]:
+    """The ids among ``ids`` whose name the hub does not know yet."""
+    wanted = sorted({str(i) for i in ids if i})
+    known = names(conn, wanted)
+    return [i for i in wanted if i not in known]
+
+
 def names(conn: Connection, ids: Iterable[str | None]) -> dict[str, str]:
     """``{id: name}`` for the CRM owner ids and OA user ids among ``ids`` whose name is known."""
     wanted = sorted({str(i) for i in ids if i})
@@ -67,6 +92,10 @@ def names(conn: Connection, ids: Iterable[str | None]) -> dict[str, str]:
     found = {sid: str(snap.payload.get("name")) for sid, snap in
              store.get_snapshots(conn, OWNER_SYSTEM, OWNER_ENTITY, wanted).items() if snap.payload.get("name")}
     rest = [i for i in wanted if i not in found]
+    if rest:
+        found.update({sid: str(snap.payload.get("name")) for sid, snap in
+                      store.get_snapshots(conn, OA_SYSTEM, OA_USER_ENTITY, rest).items() if snap.payload.get("name")})
+        rest = [i for i in wanted if i not in found]
     if rest:
         owner_of = {user: links[0].crm_id for user, links in store.links_for_oa_ids(conn, OWNER_LINK, rest).items()
                     if links and links[0].crm_id}

@@ -35,6 +35,7 @@ FEISHU_LIMITS: dict[str, list[tuple[int, float]]] = {
     "tasks.reject": [(100, 60)],
     "tasks.resubmit": [(100, 60)],
     "users.batch_get_id": [(1000, 60), (50, 1)],
+    "users.batch": [(1000, 60), (50, 1)],
 }
 
 

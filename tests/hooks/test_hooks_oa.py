@@ -182,6 +182,14 @@ def test_user_ids_by_email_and_mobile_in_batches_of_50(oa: Sim, hook: OaHook, us
     assert all(out[f"nobody{n}@example.com"] is None for n in range(40))
 
 
+def test_user_names_by_id_in_batches_of_50(hook: OaHook, users: list[dict[str, Any]]) -> None:
+    ids = [u["user_id"] for u in users] + [f"u_nobody{n}" for n in range(60)]
+    names = hook.user_names(ids)
+    assert len(ids) > 50
+    assert hook.api_calls["GET /open-apis/contact/v3/users/batch"] == -(-len(ids) // 50)
+    assert names == {u["user_id"]: u["name"] for u in users}, "unknown ids are left out"
+
+
 def test_approval_definition_and_cancel(oa: Sim, hook: OaHook, users: list[dict[str, Any]]) -> None:
     definition = hook.approval_definition(PROJECT)
     assert definition["approval_name"] == "立项申请"

@@ -34,6 +34,12 @@ def test_a_form_without_customer_waits_and_goes_through_once_resubmitted(o2c: O2
     assert "没有选择「关联客户」" in entry.message
     assert "撤回" in entry.message, "and says what to do"
     assert o2c.activity("notes", expense) is None
+    # the pages show the applicant by name: the sync kept it from the OA's contact directory
+    from bridge import people
+
+    oa_users = {u["user_id"]: u["name"] for u in o2c.c2o.sims.oa.admin("GET", "/_sim/users")["users"]}
+    with o2c.hub.connect() as conn:
+        assert people.names(conn, ["u00011038"]) == {"u00011038": oa_users["u00011038"]}
 
     # The applicant withdraws and resubmits with the customer: retried automatically, approved → a note.
     o2c.act("withdraw", expense)

@@ -191,3 +191,18 @@ def test_csrf_tokens_are_per_user_and_expire() -> None:
     assert not guard.valid("bob", token, now=1_050)
     assert not guard.valid("alice", None, now=1_050)
     assert not CsrfGuard(b"other").valid("alice", token, now=1_050)
+
+
+def test_every_count_the_writers_name_has_a_chinese_label() -> None:
+    """Counts from the CRM → OA decisions and the data-health run read as labels, never as code names."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "plugins" / "bridge"
+    reasons = set(re.findall(r'Decision\("[a-z_]+", "([a-z_]+)"', (root / "sync" / "decide.py").read_text()))
+    assert len(reasons) >= 10
+    codes = {f"decision_{r}" for r in reasons} | {"baseline_only", "problems_not_for_oa", "nothing", "planned",
+                                                  "unresolved_owners", "departments_without_email",
+                                                  "overall_score", "seconds", "rows"}
+    unlabeled = sorted(c for c in codes if display.count_label(c) == c)
+    assert unlabeled == []

@@ -43,6 +43,7 @@ QUERY = "/open-apis/approval/v4/instances/query"
 CANCEL = "/open-apis/approval/v4/instances/cancel"
 APPROVAL = "/open-apis/approval/v4/approvals/{approval_code}"
 BATCH_GET_ID = "/open-apis/contact/v3/users/batch_get_id"
+USERS_BATCH = "/open-apis/contact/v3/users/batch"
 
 LIST_WINDOW_MS = 10 * 3_600_000  # GET /instances: "单次查询时间范围不要超过10小时"
 QUERY_SPAN_MS = 30 * 86_400_000  # instances/query: at most 30 days
@@ -319,6 +320,18 @@ class OaHook(VendorHook):
                     key = None
                 if key is not None and isinstance(uid, str):
                     out[key] = uid
+        return out
+
+    def user_names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """``{user_id: name}`` of OA users (contact v3 ``users/batch``, 50 per call); unknown ids are left out.
+        Needs the contact permission to read user names (docs/connections.md)."""
+        wanted = list(dict.fromkeys(u for u in user_ids if u))
+        out: dict[str, str] = {}
+        for chunk in chunked(wanted, USERS_PER_CALL):
+            data = self._data("GET", USERS_BATCH, params={"user_ids": chunk, "user_id_type": "user_id"})
+            for item in data.get("items") or []:
+                if isinstance(item, dict) and isinstance(item.get("user_id"), str) and item.get("name"):
+                    out[item["user_id"]] = str(item["name"])
         return out
 
     # ------------------------------------------------------------------ connection test

@@ -498,9 +498,28 @@ def _read_and_stage(
                     tally.add("quarantined")
                     tally.add("quarantined_hostile_input")
             _checkpoint(checkpoint, "instances_staged")
+            _remember_applicants(oa, hub, [str(item.get("user_id") or "") for items in details.values()
+                                           for item in items], now)
         if stop is not None:
             return stop
     return None
+
+
+def _remember_applicants(oa: OaHook, hub: Engine, user_ids: Sequence[str], now: datetime) -> None:
+    """Names of applicants the hub does not know yet, for the pages (a nicety: a failure never stops the sync;
+    a known name costs no call)."""
+    from bridge import people
+
+    try:
+        with hub.connect() as conn:
+            unknown = people.unknown(conn, user_ids)
+        if not unknown:
+            return
+        found = oa.user_names(unknown)
+        with hub.begin() as conn:
+            people.remember_oa_users(conn, found, now=now)
+    except Exception as exc:
+        log.warning("oa_to_crm: applicant names not stored (%s: %s)", type(exc).__name__, exc)
 
 
 def _stage(

@@ -405,6 +405,16 @@ COUNT_LABELS = {
     "evaluated": "校验行数", "failed_rows": "问题行数", "notices": "通知", "quarantined_owner_not_in_oa": "隔离：负责人不在 OA",
     "quarantined_vendor_rejected": "隔离：对方拒绝", "quarantined_hostile_input": "隔离：可疑内容",
     "skipped_no_id": "跳过：无编号", "conflicts": "冲突", "deals_read": "读取商机", "deals_scanned": "检查商机",
+    # data health runs
+    "planned": "计划检查", "unresolved_owners": "未找到的数据责任人", "departments_without_email": "无邮箱的部门",
+    "overall_score": "总分", "seconds": "耗时（秒）", "rows": "行数",
+    # CRM → OA extract and load decisions
+    "baseline_only": "仅建基线（早于首次回补范围）", "problems_not_for_oa": "有问题但无需发往 OA",
+    "decision_initiation_stage": "决定：到达立项阶段", "decision_not_initiation_stage": "决定：未到立项阶段",
+    "decision_amount_unchanged": "决定：金额未变", "decision_blocked_by_problems": "决定：数据有问题暂缓",
+    "decision_intent_without_stage": "决定：核对未完成的提交", "decision_link_without_amount": "决定：补记已发送金额",
+    "decision_project_deleted": "决定：立项已删除", "decision_resume_notice": "决定：续发变更通知",
+    "nothing": "无需处理",
 }
 
 
