@@ -19,13 +19,19 @@ No e-mail address or phone number is stored: only the display name.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from bridge.hub import store
+
+if TYPE_CHECKING:
+    from bridge.hooks.oa import OaHook
+
+log = logging.getLogger(__name__)
 
 OWNER_SYSTEM = "crm"
 OWNER_ENTITY = "owner"
@@ -106,3 +112,19 @@ def names(conn: Connection, ids: Iterable[str | None]) -> dict[str, str]:
                 if snap is not None and snap.payload.get("name"):
                     found[user] = str(snap.payload["name"])
     return found
+
+
+def learn_oa_names(oa: OaHook, hub: Engine, user_ids: Iterable[str], *, now: datetime | None = None) -> None:
+    """Fetch and keep the names of OA users the hub does not know yet (one ``users/batch`` call per 50 unknown,
+    none for known ones). A nicety for the pages: a failure is logged and never stops the caller's run. The
+    caller must not be using ``oa`` in another thread at the same time."""
+    try:
+        with hub.connect() as conn:
+            missing = unknown(conn, user_ids)
+        if not missing:
+            return
+        found = oa.user_names(missing)
+        with hub.begin() as conn:
+            remember_oa_users(conn, found, now=now)
+    except Exception as exc:
+        log.warning("OA user names not stored (%s: %s)", type(exc).__name__, exc)

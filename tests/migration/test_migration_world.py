@@ -60,6 +60,14 @@ def test_world_defects_are_cleaned_merged_or_quarantined(mig: Any) -> None:
     result = mig.run("manual__world", chunk_size=40)
     assert result["status"] == "success"
     state = _state(mig.hub)
+    # the pages name the applicants of the migrated OA history (contact directory, once per unknown person)
+    from bridge import people
+
+    applicants = {inst.user_id for inst in world.iter_oa_instances()}
+    directory = {u["user_id"]: u["name"] for u in mig.sims.oa.admin("GET", "/_sim/users")["users"]}
+    with mig.hub.connect() as conn:
+        named = people.names(conn, applicants)
+    assert named == {u: directory[u] for u in applicants if u in directory}
     loaded = {(e, s) for e, s, _h, archived in state["snapshots"] if not archived}
     held = {(e, s): reason for e, s, reason in state["quarantine"]}
     assert not loaded & set(held), "a quarantined record was loaded"

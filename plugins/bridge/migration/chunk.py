@@ -42,6 +42,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from bridge import people
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary, MappingResult, Problem
 from bridge.hooks.crm import CrmHook
@@ -163,8 +164,10 @@ def migrate_oa_chunk(oa: OaHook, crm: CrmHook | None, t: Tools, entity: str, lo:
     items: list[_Item] = []
     project_rows: list[list[Any]] = []
     linker = _Linker(t, crm, entity, merges, project_rows)
+    applicants: set[str] = set()
     for detail in _read_ahead(oa, code, lo, hi, counts):
         counts.read += 1
+        applicants.add(str(detail.get("user_id") or ""))
         if counts.read % RENEW_EVERY == 0:
             t.renew()  # Feishu allows 50 reads/s: a batch can take minutes, the lease must not lapse
         start = detail.get("start_time")
@@ -175,6 +178,8 @@ def migrate_oa_chunk(oa: OaHook, crm: CrmHook | None, t: Tools, entity: str, lo:
             items = []
     if items:
         _process(t, entity, items, counts, linker=linker)
+    if not t.dry_run:  # the reader thread is done: the hook is this thread's again
+        people.learn_oa_names(oa, t.hub, applicants, now=t.now())
     if entity == "project_initiation":
         workdir.save_project_links(t.run_id, chunk_no, project_rows, t.data_dir)
     return counts

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 import bridge.dictionary
-from bridge import audit, permissions, runkinds
+from bridge import audit, people, permissions, runkinds
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary, Problem, formats
 from bridge.hooks._http import BODY_TOO_LARGE
@@ -498,28 +498,11 @@ def _read_and_stage(
                     tally.add("quarantined")
                     tally.add("quarantined_hostile_input")
             _checkpoint(checkpoint, "instances_staged")
-            _remember_applicants(oa, hub, [str(item.get("user_id") or "") for items in details.values()
-                                           for item in items], now)
+            people.learn_oa_names(oa, hub, [str(item.get("user_id") or "") for items in details.values()
+                                            for item in items], now=now)
         if stop is not None:
             return stop
     return None
-
-
-def _remember_applicants(oa: OaHook, hub: Engine, user_ids: Sequence[str], now: datetime) -> None:
-    """Names of applicants the hub does not know yet, for the pages (a nicety: a failure never stops the sync;
-    a known name costs no call)."""
-    from bridge import people
-
-    try:
-        with hub.connect() as conn:
-            unknown = people.unknown(conn, user_ids)
-        if not unknown:
-            return
-        found = oa.user_names(unknown)
-        with hub.begin() as conn:
-            people.remember_oa_users(conn, found, now=now)
-    except Exception as exc:
-        log.warning("oa_to_crm: applicant names not stored (%s: %s)", type(exc).__name__, exc)
 
 
 def _stage(
