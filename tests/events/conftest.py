@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,10 @@ def _free_port() -> int:
 def redis_port() -> Iterator[int]:
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run has it)")
+        reason = "redis-server is not installed (apt-get install redis-server; .ci/run has it)"
+        if os.environ.get("BRIDGE_REQUIRE_REDIS") == "1":
+            pytest.fail(f"BRIDGE_REQUIRE_REDIS=1 but {reason}")
+        pytest.skip(reason)
     port = _free_port()
     proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

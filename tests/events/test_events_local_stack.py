@@ -17,6 +17,8 @@ from sandbox import events_local
 
 def test_local_stack_delivers_both_vendors_events(o2c: O2C, tmp_path: Path) -> None:
     if shutil.which("redis-server") is None:
+        if os.environ.get("BRIDGE_REQUIRE_REDIS") == "1":
+            pytest.fail("BRIDGE_REQUIRE_REDIS=1 but redis-server is not installed")
         pytest.skip("redis-server is not installed")
     hub = f"sqlite:///{tmp_path / 'events-hub.sqlite'}"
     hub_engine.upgrade(hub)
