@@ -3,7 +3,7 @@
 ``python scripts/code_metrics.py`` prints the largest files, the longest
 functions, the functions with the most parameters, the ``Any`` count and any
 import cycle between ``plugins/bridge`` modules.  The same import graph is
-checked by ``tests/project/test_project_imports.py``.
+checked by ``tests/project/test_project_layers.py``.
 """
 
 from __future__ import annotations
