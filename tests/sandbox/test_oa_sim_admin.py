@@ -11,26 +11,12 @@ from typing import Any
 import pytest
 
 from sandbox.common.world import APPROVAL_CODES, World
-from sandbox.launcher import SimProcess
-from sandbox.oa.testing import OaClient, running_oa, sample_form, sample_widgets
+from sandbox.oa.testing import OaClient, sample_form, sample_widgets
 
 EXPENSE = APPROVAL_CODES["expense_claim"]
 INSTANCES = "/open-apis/approval/v4/instances"
 NOW = 1_795_600_000_000  # a fixed "now" for deterministic worlds
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimProcess, OaClient]]:
-    with running_oa(tmp_path_factory.mktemp("oa_admin"), "--rate-limits", "off", "--seed", "42") as pair:
-        yield pair
-
-
-@pytest.fixture
-def oa(sim: tuple[SimProcess, OaClient]) -> OaClient:
-    client = sim[1]
-    client.admin("POST", "/reset")
-    client.forget_token()
-    return client
+OA_SIM_ARGS = ("--seed", "42")
 
 
 def applicant(oa: OaClient) -> dict[str, Any]:

@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from sandbox.common.world import APPROVAL_CODES
-from sandbox.launcher import SimProcess
-from sandbox.oa.testing import OaClient, running_oa
+from sandbox.oa.testing import OaClient
 
 EXPENSE = APPROVAL_CODES["expense_claim"]
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimProcess, OaClient]]:
-    with running_oa(tmp_path_factory.mktemp("oa_auth"), "--rate-limits", "off") as pair:
-        yield pair
-
-
-@pytest.fixture
-def oa(sim: tuple[SimProcess, OaClient]) -> OaClient:
-    client = sim[1]
-    client.admin("POST", "/reset")
-    client.forget_token()
-    return client
 
 
 def _approval(oa: OaClient, token: str | bool | None = True) -> tuple[int, dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import requests
 
 from sandbox.common.world import APPROVAL_CODES
 from sandbox.launcher import SimProcess
-from sandbox.oa.testing import OaClient, running_oa, sample_form, sample_widgets
+from sandbox.oa.testing import OaClient, sample_form, sample_widgets
 
 EXPENSE = APPROVAL_CODES["expense_claim"]
 INSTANCES = "/open-apis/approval/v4/instances"
@@ -19,24 +18,15 @@ APPROVAL = f"/open-apis/approval/v4/approvals/{EXPENSE}"
 BROKEN = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimProcess, OaClient]]:
-    with running_oa(tmp_path_factory.mktemp("oa_faults"), "--rate-limits", "off") as pair:
-        yield pair
-
-
-@pytest.fixture
-def oa(sim: tuple[SimProcess, OaClient]) -> OaClient:
-    client = sim[1]
-    client.admin("POST", "/reset")
-    client.forget_token()
-    client.token  # noqa: B018 - fetch the token before faults are set
-    return client
+@pytest.fixture(autouse=True)
+def _token_before_faults(oa: OaClient) -> None:
+    """Fetch the token before a test sets its faults, which would hit the token call too."""
+    oa.token  # noqa: B018
 
 
 @pytest.fixture(scope="module")
-def user(sim: tuple[SimProcess, OaClient]) -> dict[str, Any]:
-    users = sim[1].admin("GET", "/users")["users"]
+def user(oa_sim: tuple[SimProcess, OaClient]) -> dict[str, Any]:
+    users = oa_sim[1].admin("GET", "/users")["users"]
     return next(u for u in users if u["role"] == "employee")
 
 

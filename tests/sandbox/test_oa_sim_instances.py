@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from hypothesis import strategies as st
 
 from sandbox.common.world import APPROVAL_CODES
 from sandbox.launcher import SimProcess
-from sandbox.oa.testing import ROOT, OaClient, running_oa, sample_form, sample_widgets
+from sandbox.oa.testing import ROOT, OaClient, sample_form, sample_widgets
 
 EXPENSE = APPROVAL_CODES["expense_claim"]
 TRAVEL = APPROVAL_CODES["travel_request"]
@@ -24,22 +23,8 @@ HOUR = 3_600_000
 
 
 @pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SimProcess, OaClient]]:
-    with running_oa(tmp_path_factory.mktemp("oa_instances"), "--rate-limits", "off") as pair:
-        yield pair
-
-
-@pytest.fixture
-def oa(sim: tuple[SimProcess, OaClient]) -> OaClient:
-    client = sim[1]
-    client.admin("POST", "/reset")
-    client.forget_token()
-    return client
-
-
-@pytest.fixture(scope="module")
-def people(sim: tuple[SimProcess, OaClient]) -> list[dict[str, Any]]:
-    users: list[dict[str, Any]] = sim[1].admin("GET", "/users")["users"]
+def people(oa_sim: tuple[SimProcess, OaClient]) -> list[dict[str, Any]]:
+    users: list[dict[str, Any]] = oa_sim[1].admin("GET", "/users")["users"]
     return users
 
 
