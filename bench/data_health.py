@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -34,14 +31,11 @@ for p in (ROOT, ROOT / "plugins"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+from bench.staged_hub import CHUNK, SnapshotLoader, fresh_hub, measure_in_child, peak_rss_mb, publish, staged  # noqa: E402
+
 NOW = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)  # 2026-11-26 07:00 Asia/Shanghai
 DAY = date(2026, 11, 26)
 SEED = 20261126
-CHUNK = 5000
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def stage(db: Path, deals: int, companies: int, oa: int) -> dict[str, Any]:
@@ -50,51 +44,22 @@ def stage(db: Path, deals: int, companies: int, oa: int) -> dict[str, Any]:
 
     from bridge import dictionary as bridge_dictionary
     from bridge.context import RunContext
-    from bridge.hub import engine as hub_engine
     from bridge.hub import store
-    from bridge.hub.schema import snapshot, xref
+    from bridge.hub.schema import xref
     from bridge.staging import snapshot_row
-    from sandbox.common.world import APPROVAL_CODES, World, wire_properties
+    from sandbox.common.world import APPROVAL_CODES, World
     from sandbox.scenario.data_health import OaDetails
 
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
-    url = f"sqlite:///{db}"
-    hub_engine.upgrade(url)
-    engine = hub_engine.get_engine(url)
+    engine = fresh_hub(db)
     d = bridge_dictionary.load()
     world = World(seed=SEED, companies=companies, contacts_per_company=2, deals=deals, oa_instances=oa,
                   now_ms=int((NOW - timedelta(hours=1)).timestamp() * 1000))
-    started = time.perf_counter()
-    counts: dict[str, int] = {}
-
-    def flush(system: str, entity: str, rows: list[Any]) -> None:
-        if not rows:
-            return
-        with engine.begin() as conn:
-            conn.execute(insert(snapshot), [
-                {"system": system, "entity": entity, "source_id": r.source_id, "content_hash": r.content_hash,
-                 "payload": r.payload, "source_modified_ms": r.source_modified_ms, "data_owner": r.data_owner,
-                 "first_seen_at": NOW, "last_seen_at": NOW, "archived": False, "deleted": False} for r in rows])
-        counts[entity] = counts.get(entity, 0) + len(rows)
-        rows.clear()
-
-    for entity, objects in (("company", world.iter_companies()), ("contact", world.iter_contacts()),
-                            ("deal", world.iter_deals())):
-        rows: list[Any] = []
-        for obj in objects:
-            row = snapshot_row(d, entity, d.from_crm(entity, {"id": obj.id, "properties": wire_properties(obj)},
-                                                        obj.associations))
-            if row is not None:
-                rows.append(row)
-            if len(rows) >= CHUNK:
-                flush("crm", entity, rows)
-        flush("crm", entity, rows)
-        print(f"  staged {counts.get(entity, 0):,} {entity} ({time.perf_counter() - started:.0f} s)", flush=True)
+    loader = SnapshotLoader(engine, NOW)
+    loader.stage_crm(d, (("company", world.iter_companies()), ("contact", world.iter_contacts()),
+                         ("deal", world.iter_deals())))
 
     details = OaDetails(world)
     form_of = {code: name for name, code in APPROVAL_CODES.items()}
-    buffers: dict[str, list[Any]] = {}
     links: list[dict[str, Any]] = []
     for inst in world.iter_oa_instances():
         det = details.detail(inst)
@@ -102,17 +67,13 @@ def stage(db: Path, deals: int, companies: int, oa: int) -> dict[str, Any]:
         row = snapshot_row(d, entity, d.from_oa(entity, det))
         if row is None:
             continue
-        buf = buffers.setdefault(entity, [])
-        buf.append(row)
+        loader.add("oa", entity, row)
         if entity == "project_initiation" and row.payload.get("deal_id"):
             links.append({"link_type": "deal_project", "crm_type": "deal", "crm_id": row.payload["deal_id"],
                           "oa_type": "project_initiation", "oa_id": row.source_id, "oa_uuid": inst.uuid,
                           "state": {"stage": "initiated"}, "dictionary_version": d.version, "created_at": NOW,
                           "updated_at": NOW, "run_id": "bench"})
-        if len(buf) >= CHUNK:
-            flush("oa", entity, buf)
-    for entity, buf in buffers.items():
-        flush("oa", entity, buf)
+    loader.flush_all()
     with engine.begin() as conn:
         seen: set[tuple[str, str]] = set()
         unique = [lk for lk in links if (lk["crm_id"], lk["oa_id"]) not in seen and not seen.add((lk["crm_id"], lk["oa_id"]))]  # type: ignore[func-returns-value]
@@ -123,14 +84,16 @@ def stage(db: Path, deals: int, companies: int, oa: int) -> dict[str, Any]:
             pk = store.start_run(conn, ctx, kind, now=NOW - ago - timedelta(minutes=1))
             store.finish_run(conn, pk, "success", {}, now=NOW - ago)
         for i in range(300):
-            store.quarantine_record(conn, ctx, "crm_to_oa", "crm", "deal", str(59_000_000_000 + i), "unmapped_value",
-                                    "商机阶段值无法映射。", field="stage", department="sales", data_owner="70000001",
-                                    now=NOW - timedelta(hours=i))
+            store.quarantine_record(conn, ctx, store.QuarantineItem(
+                "crm_to_oa", "crm", "deal", str(59_000_000_000 + i), "unmapped_value",
+                "商机阶段值无法映射。", field="stage", department="sales", data_owner="70000001"),
+                now=NOW - timedelta(hours=i))
+    counts = loader.counts
     counts["deal_project_links"] = len(unique)
-    print(f"  staged {sum(len(v) for v in buffers.values()) + sum(v for k, v in counts.items() if k in form_of.values()):,} "
-          f"OA rows, {len(unique):,} links ({time.perf_counter() - started:.0f} s)", flush=True)
+    print(f"  staged {sum(v for k, v in counts.items() if k in form_of.values()):,} "
+          f"OA rows, {len(unique):,} links ({loader.elapsed():.0f} s)", flush=True)
     engine.dispose()
-    return {"counts": counts, "seconds": round(time.perf_counter() - started, 1)}
+    return {"counts": counts, "seconds": round(loader.elapsed(), 1)}
 
 
 def measure(db: Path, data_dir: Path, sample: int) -> dict[str, Any]:
@@ -147,7 +110,7 @@ def measure(db: Path, data_dir: Path, sample: int) -> dict[str, Any]:
 
     GxSession()  # import GX outside the timed part (it takes seconds, once per process)
     import_seconds = time.perf_counter() - base_start
-    rss_after_imports = _rss_mb()
+    rss_after_imports = peak_rss_mb()
     engine = hub_engine.get_engine(f"sqlite:///{db}")
     cfg = HealthSettings(max_rows_per_suite=sample)
     started = time.perf_counter()
@@ -162,7 +125,7 @@ def measure(db: Path, data_dir: Path, sample: int) -> dict[str, Any]:
         "wall_seconds": round(wall, 1),
         "frames_seconds": round(accounted, 1),
         "docs_and_store_seconds": round(wall - accounted, 1),
-        "peak_rss_mb": round(_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_after_imports_mb": round(rss_after_imports, 1),
         "import_seconds": round(import_seconds, 1),
         "checks": len(run.outcomes),
@@ -193,32 +156,18 @@ def main(argv: list[str] | None = None) -> int:
 
     args.dir.mkdir(parents=True, exist_ok=True)
     db = args.dir / f"hub_{args.deals}_{companies}_{args.oa}.sqlite"
-    stamp = db.with_suffix(".staged.json")
-    if args.restage or not stamp.exists():
-        print(f"staging {args.deals:,} deals, {companies:,} companies, {2 * companies:,} contacts, "
-              f"{args.oa:,} OA instances into {db}", flush=True)
-        staging = stage(db, args.deals, companies, args.oa)
-        stamp.write_text(json.dumps(staging))
-    else:
-        staging = json.loads(stamp.read_text())
-        print(f"reusing the staged hub {db} ({staging['counts']})", flush=True)
+    staging = staged(db, restage=args.restage,
+                     announce=f"staging {args.deals:,} deals, {companies:,} companies, {2 * companies:,} contacts, "
+                              f"{args.oa:,} OA instances into {db}",
+                     stage=lambda: stage(db, args.deals, companies, args.oa))
     print("running every data-health suite in a fresh process ...", flush=True)
-    done = subprocess.run([sys.executable, __file__, "--measure-only", str(db), "--dir", str(args.dir),
-                           "--sample", str(args.sample)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"})
-    if done.returncode != 0:
-        print(done.stderr[-4000:], file=sys.stderr)
+    result = measure_in_child(__file__, db, ["--measure-only", str(db), "--dir", str(args.dir),
+                                             "--sample", str(args.sample)], staging)
+    if result is None:
         return 1
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["staged"] = staging
-    result["hub_mb"] = round(db.stat().st_size / 2**20, 1)
     result["command"] = " ".join(["bench/data_health.py", *(argv if argv is not None else sys.argv[1:])])
-    print(json.dumps(result, ensure_ascii=False, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    publish(result, args.out)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
