@@ -8,44 +8,24 @@ methods (``from_crm``, ``from_oa``, ``content_hash``) do no parsing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from bridge.dictionary import formats, mapping
-from bridge.dictionary.model import (
-    Activity,
-    Department,
-    Entity,
-    Form,
-    MappingResult,
-    Problem,
-    ValueMap,
-)
+from bridge.dictionary.model import Contents, Entity, Form, MappingResult, Problem
 
 
 class Dictionary:
     """``include/dictionary.yaml``, validated. Use ``bridge.dictionary.load()`` to get one."""
 
-    def __init__(
-        self,
-        *,
-        path: Path,
-        version: str,
-        timezone: str,
-        departments: Mapping[str, Department],
-        value_maps: Mapping[str, ValueMap],
-        entities: Mapping[str, Entity],
-        forms: Mapping[str, Form],
-        crm_activities: Mapping[str, Activity],
-    ) -> None:
-        self.path = path
-        self.version = version
-        self.timezone = timezone
-        self.departments = dict(departments)
-        self.value_maps = dict(value_maps)
-        self.entities = dict(entities)
-        self.forms = dict(forms)
-        self.crm_activities = dict(crm_activities)
+    def __init__(self, contents: Contents) -> None:
+        self.path = contents.path
+        self.version = contents.version
+        self.timezone = contents.timezone
+        self.departments = dict(contents.departments)
+        self.value_maps = dict(contents.value_maps)
+        self.entities = dict(contents.entities)
+        self.forms = dict(contents.forms)
+        self.crm_activities = dict(contents.crm_activities)
         self._plans = {name: mapping.compile_entity(e, self.value_maps) for name, e in self.entities.items()}
         self._form_plans = {name: mapping.compile_form(f, self.entities) for name, f in self.forms.items()}
 
@@ -137,16 +117,11 @@ class Dictionary:
         return mapping.fill_form(self, f, self._form_plans[form], sources, policy)
 
     def form_title(self, form: str, sources: Mapping[str, Mapping[str, Any] | None],
-                   policy: mapping.Projector | None = None) -> str:
+                   policy: mapping.Projector) -> str:
         """The instance title (``title`` template) with the policy of the form's audience applied.
 
-        Without ``policy`` the shipped permission policy is loaded, so a title
-        never carries a value the audience may not see.
+        The policy is required, so a title never carries a value the audience may not see.
         """
-        if policy is None:
-            from bridge import permissions
-
-            policy = permissions.load(dictionary=self)
         return mapping.form_title(self, self.form(form), sources, policy)
 
     def to_crm_properties(self, entity: str, record: Mapping[str, Any]) -> dict[str, str]:

@@ -23,6 +23,7 @@ from bridge.dictionary.model import (
     SYSTEMS,
     Activity,
     ActivityProperty,
+    Contents,
     Department,
     Entity,
     Field,
@@ -156,10 +157,10 @@ class _Builder:
         activities = self.activities(root, entities, value_maps)
         if self.issues or version is None:
             return None
-        return Dictionary(
+        return Dictionary(Contents(
             path=Path(self.file), version=version, timezone=str(timezone), departments=departments,
             value_maps=value_maps, entities=entities, forms=forms, crm_activities=activities,
-        )
+        ))
 
     def departments(self, root: LineDict) -> dict[str, Department]:
         node = self.mapping(root.get("departments"), "departments", root, "departments")

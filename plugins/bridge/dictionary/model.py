@@ -10,6 +10,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SYSTEMS = ("crm", "oa")
@@ -288,3 +289,17 @@ class Activity:
     when_status: tuple[str, ...]
     properties: tuple[ActivityProperty, ...]
     line: int | None = None
+
+
+@dataclass(frozen=True)
+class Contents:
+    """Everything a validated ``dictionary.yaml`` holds: what :class:`~bridge.dictionary.Dictionary` is built from."""
+
+    path: Path
+    version: str
+    timezone: str
+    departments: Mapping[str, Department]
+    value_maps: Mapping[str, ValueMap]
+    entities: Mapping[str, Entity]
+    forms: Mapping[str, Form]
+    crm_activities: Mapping[str, Activity]

@@ -15,14 +15,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
 
 from bridge import audit, runkinds
+from bridge import settings as bridge_settings
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary, Problem
 from bridge.hub import store
+from bridge.settings_model import DebounceSection, OaSection, Section
 
 log = logging.getLogger("bridge.sync")
 
@@ -43,6 +45,9 @@ class SyncSettingsError(ValueError):
     """A setting the sync needs is missing or unusable; the message names the key."""
 
 
+SectionT = TypeVar("SectionT", bound=Section)
+
+
 # ---------------------------------------------------------------- settings
 
 
@@ -52,6 +57,14 @@ def section(settings: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise SyncSettingsError(f"include/settings.yaml: {name} must be a section (key: value), not {value!r}")
     return dict(value)
+
+
+def typed_section(settings: Mapping[str, Any], name: str, model: type[SectionT]) -> SectionT:
+    """One section of ``include/settings.yaml`` as its typed model (:mod:`bridge.settings_model`)."""
+    try:
+        return bridge_settings.section_of(settings, name, model)
+    except bridge_settings.SettingsError as exc:
+        raise SyncSettingsError(str(exc)) from exc
 
 
 def number(values: Mapping[str, Any], key: str, default: float, where: str, minimum: float = 0) -> float:
@@ -75,16 +88,13 @@ class DebounceSettings:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> DebounceSettings:
-        values = section(settings, "debounce")
-        quiet = number(values, "quiet_seconds", 60, "debounce")
-        max_delay = number(values, "max_delay_seconds", 150, "debounce")
-        return cls(quiet_seconds=quiet, max_delay_seconds=max_delay)
+        values = typed_section(settings, "debounce", DebounceSection)
+        return cls(quiet_seconds=values.quiet_seconds, max_delay_seconds=values.max_delay_seconds)
 
 
 def approval_codes(settings: Mapping[str, Any]) -> dict[str, str]:
     """``oa.approval_codes``: form name → the tenant's approval code."""
-    codes = section(section(settings, "oa"), "approval_codes")
-    return {str(k): str(v) for k, v in codes.items() if v}
+    return typed_section(settings, "oa", OaSection).codes()
 
 
 def approval_code(settings: Mapping[str, Any], form: str) -> str:
