@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -56,16 +55,8 @@ def _world(base: Path) -> Iterator[launcher.Simulators]:
                              crm_args=["--rate-limits", "off"], oa_args=["--rate-limits", "off"]) as sims:
         sims.crm.admin("POST", "/_sim/seed", {"seed": SEED, "companies": COMPANIES, "contacts_per_company": 1,
                                                "deals": 10, "dirty_share": 0.0}, timeout=600)
-        saved = {k: os.environ.get(k) for k in sims.connection_env()}
-        os.environ.update(sims.connection_env())
-        try:
+        with sims.as_connections():
             yield sims
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def _submit_pending(sims: launcher.Simulators, n: int, now_ms: int) -> tuple[list[str], float]:

@@ -146,6 +146,21 @@ class Simulators:
         self.crm.stop()
         self.oa.stop()
 
+    @contextlib.contextmanager
+    def as_connections(self) -> Iterator[None]:
+        """The bridge's Connections (environment variables) point at these simulators inside the block."""
+        env = self.connection_env()
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
 
 def connection_env(crm_url: str, oa_url: str) -> dict[str, str]:
     crm = {
@@ -183,6 +198,13 @@ def simulators(data_dir: Path, seed: int | None = None, crm_args: Sequence[str] 
             for suffix in ("", "-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     Path(str(p) + suffix).unlink()
+    with started(crm, oa) as sims:
+        yield sims
+
+
+@contextlib.contextmanager
+def started(crm: SimProcess, oa: SimProcess) -> Iterator[Simulators]:
+    """Both simulators started, both stopped on exit (also when the second one fails to start)."""
     sims = Simulators(crm=crm, oa=oa)
     try:
         crm.start()

@@ -17,10 +17,7 @@ real 60 s quiet window.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,26 +88,12 @@ def before(sims: Any, demo_dir: Path) -> list[str]:
 def _company_of(sims: Any, deal_id: str) -> list[str]:
     from bridge.hooks.crm import CrmHook
 
-    with _connections(sims):
+    with sims.as_connections():
         hook = CrmHook()
         try:
             return hook.read_associations("deals", "companies", [deal_id]).get(deal_id, [])
         finally:
             hook.close()
-
-
-@contextlib.contextmanager
-def _connections(sims: Any) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in sims.connection_env()}
-    os.environ.update(sims.connection_env())
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _instances(sims: Any, form: str) -> list[dict[str, Any]]:
@@ -142,7 +125,7 @@ def after(sims: Any, demo_dir: Path) -> list[str]:
     lines.append(f"OA writes for the deal edited 12 times: {busy}; for the notes-only edits: {noted}")
     hub = engine.get_engine(f"sqlite:///{demo_dir / 'hub.sqlite'}")
     with hub.connect() as conn:
-        held = store.list_quarantine(conn, direction="crm_to_oa", limit=20)
+        held = store.list_quarantine(conn, store.QuarantineFilter(direction="crm_to_oa"), limit=20)
     for entry in held:
         if entry.source_id in (chosen["former"], chosen["legacy"]):
             lines.append(f"quarantine #{entry.id}: deal {entry.source_id} {entry.reason_code} — {entry.message[:90]}…")
@@ -167,7 +150,7 @@ def _amount_change(sims: Any, demo_dir: Path, deal_id: str) -> list[str]:
     new = old + 50_000
     _act(sims, deal_id, {"amount": f"{new:.2f}"})
     cfg = crm_to_oa.CrmToOaSettings.from_settings({**_settings(), "debounce": {"quiet_seconds": 0}})
-    with _connections(sims):
+    with sims.as_connections():
         crm, oa = CrmHook(), OaHook()
         try:
             crm_to_oa.run_cycle(crm, oa, engine.ensure_schema(f"sqlite:///{demo_dir / 'hub.sqlite'}"),

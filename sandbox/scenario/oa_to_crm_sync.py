@@ -90,9 +90,8 @@ def _objects(sims: Any, object_type: str) -> dict[str, dict[str, Any]]:
 
 def _companies_of(object_type: str, object_id: str, sims: Any) -> list[str]:
     from bridge.hooks.crm import CrmHook
-    from sandbox.scenario.crm_to_oa_sync import _connections
 
-    with _connections(sims):
+    with sims.as_connections():
         hook = CrmHook()
         try:
             found = hook.read_associations(object_type, "companies", [object_id])

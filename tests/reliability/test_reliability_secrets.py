@@ -87,13 +87,8 @@ def canary_sims(tmp_path: Path) -> Iterator[launcher.Simulators]:
                                                          "--refresh-token", CRM_REFRESH], max_lifetime=600)
     oa = launcher.make("oa", tmp_path / "sims", args=["--rate-limits", "off", "--app-secret", OA_SECRET],
                        max_lifetime=600)
-    sims = launcher.Simulators(crm=crm, oa=oa)
-    try:
-        crm.start()
-        oa.start()
+    with launcher.started(crm, oa) as sims:
         yield sims
-    finally:
-        sims.stop()
 
 
 def _connections(sims: launcher.Simulators) -> dict[str, str]:

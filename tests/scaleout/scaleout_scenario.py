@@ -36,11 +36,9 @@ links — is compared as is.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -92,21 +90,6 @@ class Chosen:
 # ---------------------------------------------------------------- acting as people
 
 
-@contextlib.contextmanager
-def connections(sims: Simulators) -> Iterator[None]:
-    """The bridge's Connections (environment variables) point at ``sims`` inside the block."""
-    saved = {k: os.environ.get(k) for k in sims.connection_env()}
-    os.environ.update(sims.connection_env())
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def _objects(sims: Simulators, object_type: str) -> list[dict[str, Any]]:
     page = sims.crm.admin("GET", f"/_sim/objects/{object_type}?limit=10000")
     assert isinstance(page, dict)
@@ -134,7 +117,7 @@ def _associations(sims: Simulators, from_type: str, to_type: str, ids: list[str]
         return {}
     from bridge.hooks.crm import CrmHook
 
-    with connections(sims):
+    with sims.as_connections():
         hook = CrmHook()
         try:
             found = hook.read_associations(from_type, to_type, ids)
@@ -343,7 +326,7 @@ def hub_state(hub: Engine, sims: Simulators) -> dict[str, Any]:
     names = code_names(sims)
     names.update(_activity_names(sims, names))
     with hub.connect() as conn:
-        held = store.list_quarantine(conn, open_only=False, limit=1000)
+        held = store.list_quarantine(conn, store.QuarantineFilter(open_only=False), limit=1000)
         links = store.links(conn)
 
     def name(value: str | None) -> str | None:

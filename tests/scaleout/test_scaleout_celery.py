@@ -127,7 +127,7 @@ def _reference(sims: launcher.Simulators, work: Path) -> tuple[scenario.Chosen, 
     c2o_cfg = crm_to_oa.CrmToOaSettings.from_settings(settings)
     hub = engine.ensure_schema(f"sqlite:///{work / 'reference-hub.sqlite'}")
     counts: list[dict[str, Any]] = []
-    with scenario.connections(sims):
+    with sims.as_connections():
         chosen = scenario.choose(sims)
         for number, phase in enumerate(scenario.PHASES):
             if phase is not None:
