@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -94,6 +97,8 @@ def test_hub_url_from_postgres_json_with_string_extra(clean_env: pytest.MonkeyPa
         ('{"conn_type": "postgres"', "invalid JSON"),
         ("just-a-host-name", "neither JSON nor a URI"),
         ('{"conn_type": "postgres"}', "needs a host"),
+        ('{"conn_type": "postgres", "host": "db", "extra": "{sslmode"}', "extra is not JSON"),
+        ('{"conn_type": "postgres", "host": "db", "port": "five"}', "not an Airflow Connection"),
     ],
 )
 def test_hub_url_bad_connections_say_what_to_fix(
@@ -150,3 +155,21 @@ def test_hub_timestamps_are_utc_aware_and_naive_ones_refused(hub: Engine) -> Non
         assert found.scalars().all() == ["s"]
     with pytest.raises(StatementError, match="naive datetime"), hub.begin() as conn:
         conn.execute(insert(watermark).values(stream="n", value_ms=1, updated_at=datetime(2026, 1, 1)))
+
+
+def test_the_engine_module_and_the_default_url_do_not_import_airflow(data_dir: Path) -> None:
+    """The CLI and the simulators import the hub engine; Airflow is imported only to parse an AIRFLOW_CONN_*."""
+    code = (
+        "import os, sys; os.environ.pop('BRIDGE_HUB_URL', None); os.environ.pop('AIRFLOW_CONN_BRIDGE_HUB', None)\n"
+        "from bridge.hub import engine\n"
+        "assert engine.hub_url().startswith('sqlite:///')\n"
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(settings.PROJECT_ROOT / "plugins"), str(settings.PROJECT_ROOT)]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout

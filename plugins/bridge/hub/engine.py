@@ -4,8 +4,9 @@ The hub is reached through the Airflow Connection ``bridge_hub``. Resolution
 order of :func:`hub_url`:
 
 1. ``BRIDGE_HUB_URL`` (an SQLAlchemy URL) — tests and tools;
-2. ``AIRFLOW_CONN_BRIDGE_HUB`` (Airflow's JSON or URI form), parsed here so the
-   CLI and the init container need no Airflow metadata database;
+2. ``AIRFLOW_CONN_BRIDGE_HUB`` (Airflow's JSON or URI form), parsed by Airflow's
+   ``Connection`` without a lookup, so the CLI and the init container need no
+   Airflow metadata database;
 3. the Airflow Connection itself (secrets backends, metadata DB, the Execution
    API in a task) — only asked when Airflow is already loaded in the process,
    so the CLI does not pay Airflow's import time;
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -72,39 +73,49 @@ class HubSchemaError(RuntimeError):
 
 
 def _parse_airflow_conn(raw: str, conn_id: str) -> dict[str, Any]:
-    """Airflow's ``AIRFLOW_CONN_*`` value (JSON or URI) as Connection fields."""
+    """An ``AIRFLOW_CONN_*`` value (JSON or URI) as Connection fields, parsed by Airflow's own ``Connection``.
+
+    Airflow is imported here, when the variable is set, not with this module:
+    the CLI and the simulators import the hub engine without Airflow configured.
+    """
     raw = raw.strip()
-    if raw.startswith("{"):
-        try:
-            fields = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise HubConfigError(f"AIRFLOW_CONN_{conn_id.upper()}: invalid JSON ({exc})") from exc
-        if not isinstance(fields, dict):
-            raise HubConfigError(f"AIRFLOW_CONN_{conn_id.upper()}: JSON must be an object")
-        extra = fields.get("extra") or {}
-        if isinstance(extra, str):
-            try:
-                extra = json.loads(extra) if extra.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise HubConfigError(f"AIRFLOW_CONN_{conn_id.upper()}: extra is not JSON ({exc})") from exc
-        fields["extra"] = extra
-        return fields
-    parts = urlsplit(raw)
-    if not parts.scheme:
+    name = f"AIRFLOW_CONN_{conn_id.upper()}"
+    is_json = raw.startswith("{")
+    if not is_json and not urlsplit(raw).scheme:
         raise HubConfigError(
-            f"AIRFLOW_CONN_{conn_id.upper()}: neither JSON nor a URI "
+            f"{name}: neither JSON nor a URI "
             "(expected e.g. postgresql://user:pass@host:5432/hub or sqlite:////path/hub.sqlite)"
         )
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    uri_extra: Any = json.loads(query["__extra__"]) if "__extra__" in query else query
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowException
+
+    try:
+        conn = (
+            Connection.from_json(raw, conn_id=conn_id)
+            if is_json
+            else Connection.from_uri(raw, conn_id=conn_id)
+        )
+    except json.JSONDecodeError as exc:
+        raise HubConfigError(f"{name}: invalid JSON ({exc})") from exc
+    except (AirflowException, TypeError, ValueError) as exc:
+        raise HubConfigError(f"{name}: not an Airflow Connection ({exc})") from exc
+    try:
+        extra = json.loads(conn.extra) if conn.extra and conn.extra.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise HubConfigError(f"{name}: extra is not JSON ({exc})") from exc
+    return _fields(conn, extra)
+
+
+def _fields(conn: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an Airflow ``Connection`` the hub URL is made of."""
     return {
-        "conn_type": parts.scheme.replace("-", "_"),
-        "host": unquote(parts.hostname or ""),
-        "login": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else None,
-        "port": parts.port,
-        "schema": unquote(parts.path[1:]) if parts.path else "",
-        "extra": uri_extra,
+        "conn_type": conn.conn_type,
+        "host": conn.host,
+        "login": conn.login,
+        "password": conn.password,
+        "port": conn.port,
+        "schema": conn.schema,
+        "extra": extra,
     }
 
 
@@ -172,15 +183,7 @@ def _airflow_connection(conn_id: str) -> dict[str, Any] | None:
             conn = BaseHook.get_connection(conn_id)
         except AirflowNotFoundException:
             return None
-    return {
-        "conn_type": conn.conn_type,
-        "host": conn.host,
-        "login": conn.login,
-        "password": conn.password,
-        "port": conn.port,
-        "schema": conn.schema,
-        "extra": conn.extra_dejson,
-    }
+    return _fields(conn, conn.extra_dejson)
 
 
 def default_url() -> str:
