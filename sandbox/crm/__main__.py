@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
-
 from sandbox import launcher
+from sandbox.common.serve import serve
 from sandbox.crm.app import Sim, create_app
 from sandbox.crm.auth import AuthConfig
 from sandbox.crm.seed import SeedRequest, seed_database
@@ -54,15 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_database(args.db, SeedRequest(seed=args.seed))
         sim.store.set_world_seed(args.seed)
         sim.store.invalidate()
-    config = uvicorn.Config(create_app(sim), host=args.host, port=args.port, log_level=args.log_level,
-                            access_log=False, loop="uvloop", http="httptools", lifespan="off",
-                            timeout_keep_alive=75)
-    server = uvicorn.Server(config)
-    if args.max_lifetime:
-        timer = threading.Timer(args.max_lifetime, lambda: setattr(server, "should_exit", True))
-        timer.daemon = True
-        timer.start()
-    server.run()
+    serve(create_app(sim), args.host, args.port, log_level=args.log_level, max_lifetime=args.max_lifetime,
+          timeout_keep_alive=75)
     return 0
 
 

@@ -172,6 +172,14 @@ def _idle(sim: Sim) -> None:
         raise HubSpotError(409, "a seed is running; retry when /_sim/health says ok", "CONFLICT")
 
 
+async def _act_on_type(request: Request) -> tuple[Sim, dict[str, Any], ObjectType]:
+    """A person's act on records of one type: no seed running, a JSON object naming ``object_type``."""
+    sim = _sim(request)
+    _idle(sim)
+    body = await _body(request)
+    return sim, body, _act_type(body)
+
+
 def _act_type(body: dict[str, Any]) -> ObjectType:
     raw = body.get("object_type")
     if not isinstance(raw, str):
@@ -190,10 +198,7 @@ async def act_update(request: Request) -> Response:
     """A person edits a record ``times`` times (default 1); each edit is its own write with its own
     ``hs_lastmodifieddate``. ``properties`` is one object, or a list applied in turn. Not validated:
     people's edits may hold values the API would refuse (dirty data)."""
-    sim = _sim(request)
-    _idle(sim)
-    body = await _body(request)
-    t = _act_type(body)
+    sim, body, t = await _act_on_type(request)
     object_id = _int(body, "id")
     times = _int(body, "times", 1)
     if not 1 <= times <= 10_000:
@@ -217,10 +222,7 @@ async def act_update(request: Request) -> Response:
 @router.post("/act/create")
 async def act_create(request: Request) -> Response:
     """A person creates a record: ``{object_type, properties, associations: {companies: [ids], ...}}``."""
-    sim = _sim(request)
-    _idle(sim)
-    body = await _body(request)
-    t = _act_type(body)
+    sim, body, t = await _act_on_type(request)
     props = _props(body.get("properties", {}))
     links: list[tuple[str, int, bool]] = []
     for to_raw, ids in (body.get("associations") or {}).items():
@@ -244,10 +246,7 @@ def _act_on_ids(body: dict[str, Any], act: Any) -> list[str]:
 
 @router.post("/act/archive")
 async def act_archive(request: Request) -> Response:
-    sim = _sim(request)
-    _idle(sim)
-    body = await _body(request)
-    t = _act_type(body)
+    sim, body, t = await _act_on_type(request)
     with sim.store.transaction():
         archived = _act_on_ids(body, lambda i: sim.store.archive(t, i))
     return json_response({"archived": archived})
@@ -257,10 +256,7 @@ async def act_archive(request: Request) -> Response:
 async def act_restore(request: Request) -> Response:
     """A person restores archived records from HubSpot's recycle bin (its UI only; HubSpot has no restore
     API): ``{object_type, id | ids}`` → the restored ids. ``hs_lastmodifieddate`` does not move."""
-    sim = _sim(request)
-    _idle(sim)
-    body = await _body(request)
-    t = _act_type(body)
+    sim, body, t = await _act_on_type(request)
     with sim.store.transaction():
         restored = _act_on_ids(body, lambda i: sim.store.restore(t, i) is not None)
     return json_response({"restored": restored})

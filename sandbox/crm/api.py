@@ -6,7 +6,7 @@ observed behaviour differs from the spec, the vendor wins and a comment says so.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 import orjson
@@ -66,6 +66,14 @@ async def read_json(request: Request) -> Any:
                            "VALIDATION_ERROR") from None
 
 
+async def _object_input(request: Request) -> dict[str, Any]:
+    """The body of a single-object write: a JSON object, else HubSpot's 400."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise HubSpotError(400, "Invalid input JSON: expected an object", "VALIDATION_ERROR")
+    return body
+
+
 def _list_param(request: Request, name: str) -> list[str] | None:
     """``?properties=a,b&properties=c`` -> [a, b, c] (HubSpot accepts both spellings)."""
     values = request.query_params.getlist(name)
@@ -93,8 +101,54 @@ def _inputs(body: Any, limit: int = BATCH_LIMIT) -> list[Any]:
     return inputs
 
 
+def _limit_param(request: Request, default: int, most: int, *, listed: bool = False) -> int:
+    """The ``limit`` query parameter; unparsable or outside 1..``most`` is HubSpot's 400.
+
+    ``listed``: the object list endpoint also names the parameter in the error's ``errors``.
+    """
+    try:
+        limit = int(request.query_params.get("limit", str(default)))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= most:
+        message = f"limit must be between 1 and {most}"
+        errors = [{"message": message, "in": "limit"}] if listed else None
+        raise HubSpotError(400, message, "VALIDATION_ERROR", errors=errors)
+    return limit
+
+
 def _now_iso(sim: Sim) -> str:
     return iso_ms(sim.clock.now_ms())
+
+
+class _Batch(NamedTuple):
+    """One v3 batch call: the simulator, the object type, when the call started and its inputs as objects."""
+
+    sim: Sim
+    t: ObjectType
+    started: str
+    body: dict[str, Any]
+    items: list[dict[str, Any]]
+
+
+async def _batch(request: Request, object_type_raw: str, *, unique_ids: bool = False) -> _Batch:
+    """Read a batch call's inputs; ``unique_ids``: refuse the batch when an id repeats, as HubSpot does."""
+    sim = _sim(request)
+    t = object_type(object_type_raw)
+    started = _now_iso(sim)
+    body = await read_json(request)
+    items = [i if isinstance(i, dict) else {} for i in _inputs(body)]
+    if unique_ids:
+        _duplicate_check([str(i.get("id", "")) for i in items])
+    return _Batch(sim, t, started, body, items)
+
+
+def _not_found(t: ObjectType, missing: list[str]) -> list[dict[str, Any]]:
+    """HubSpot's one error for the ids of a batch it could not find (none when every id was found)."""
+    if not missing:
+        return []
+    return [standard_error(f"Could not get some {t.name} objects, they may be deleted or not exist. "
+                           f"Check that ids are valid.", "OBJECT_NOT_FOUND", {"ids": missing})]
 
 
 def _duplicate_check(ids: list[str]) -> None:
@@ -221,13 +275,7 @@ async def list_objects(request: Request, object_type_raw: str) -> Response:
     sim = _sim(request)
     t = object_type(object_type_raw)
     q = request.query_params
-    try:
-        limit = int(q.get("limit", "10"))
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= LIST_LIMIT:
-        raise HubSpotError(400, f"limit must be between 1 and {LIST_LIMIT}", "VALIDATION_ERROR",
-                           errors=[{"message": f"limit must be between 1 and {LIST_LIMIT}", "in": "limit"}])
+    limit = _limit_param(request, 10, LIST_LIMIT, listed=True)
     after = q.get("after", "")
     if after and not after.isdigit():
         raise HubSpotError(400, f"Invalid paging cursor: {after}", "VALIDATION_ERROR", context={"after": [after]})
@@ -273,9 +321,7 @@ async def get_object(request: Request, object_type_raw: str, object_id: str) -> 
 async def create_object(request: Request, object_type_raw: str) -> Response:
     sim = _sim(request)
     t = object_type(object_type_raw)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise HubSpotError(400, "Invalid input JSON: expected an object", "VALIDATION_ERROR")
+    body = await _object_input(request)
     props, created = _validated(sim, t, body.get("properties", {}), creating=True)
     links = _create_associations(sim, t, body.get("associations"))
     with sim.store.transaction():
@@ -287,9 +333,7 @@ async def create_object(request: Request, object_type_raw: str) -> Response:
 async def update_object(request: Request, object_type_raw: str, object_id: str) -> Response:
     sim = _sim(request)
     t = object_type(object_type_raw)
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise HubSpotError(400, "Invalid input JSON: expected an object", "VALIDATION_ERROR")
+    body = await _object_input(request)
     props, created = _validated(sim, t, body.get("properties", {}), creating=False)
     rid = sim.store.resolve_id(t, object_id, request.query_params.get("idProperty"))
     row = sim.store.get(t, rid) if rid is not None else None
@@ -335,11 +379,8 @@ async def search_objects(request: Request, object_type_raw: str) -> Response:
 
 @router.post("/crm/v3/objects/{object_type_raw}/batch/read")
 async def batch_read(request: Request, object_type_raw: str) -> Response:
-    sim = _sim(request)
-    t = object_type(object_type_raw)
-    started = _now_iso(sim)
-    body = await read_json(request)
-    inputs = _inputs(body)
+    batch = await _batch(request, object_type_raw)
+    sim, t, body = batch.sim, batch.t, batch.body
     if not isinstance(body.get("propertiesWithHistory"), list):
         # HubSpot's published BatchReadInputSimplePublicObjectId marks it required: clients send [] (NOTES.md)
         raise HubSpotError(400, "Invalid input JSON on line 1: propertiesWithHistory is required (send [] for none)",
@@ -348,11 +389,11 @@ async def batch_read(request: Request, object_type_raw: str) -> Response:
     archived = _bool_param(request, "archived")
     wanted = body.get("properties") or None
     history = body.get("propertiesWithHistory") or None
-    if history and len(inputs) > 50:
+    if history and len(batch.items) > 50:
         raise HubSpotError(400, "The maximum number of inputs supported in a batch request for property "
                                 "histories is 50. Please reduce the number of items and try again",
                            "VALIDATION_ERROR")
-    raw_ids = [str(i.get("id", "")) if isinstance(i, dict) else "" for i in inputs]
+    raw_ids = [str(i.get("id", "")) for i in batch.items]
     resolved = {raw: sim.store.resolve_id(t, raw, id_property) for raw in dict.fromkeys(raw_ids)}
     rows = sim.store.get_many(t, [r for r in resolved.values() if r is not None], archived)
     if not archived:  # merged-away ids answer with their survivor (once per survivor, as HubSpot dedupes)
@@ -371,22 +412,15 @@ async def batch_read(request: Request, object_type_raw: str) -> Response:
             continue
         obj = object_json(t.name, row, wanted, defs)
         results.append(with_history(obj, history) if history else obj)
-    errors = []
-    if missing:
-        errors.append(standard_error(f"Could not get some {t.name} objects, they may be deleted or not exist. "
-                                     f"Check that ids are valid.", "OBJECT_NOT_FOUND", {"ids": missing}))
-    return _batch_answer(sim, started, results, errors)
+    return _batch_answer(sim, batch.started, results, _not_found(t, missing))
 
 
 @router.post("/crm/v3/objects/{object_type_raw}/batch/create")
 async def batch_create(request: Request, object_type_raw: str) -> Response:
-    sim = _sim(request)
-    t = object_type(object_type_raw)
-    started = _now_iso(sim)
-    inputs = _inputs(await read_json(request))
+    batch = await _batch(request, object_type_raw)
+    sim, t = batch.sim, batch.t
     prepared, problems = [], []
-    for item in inputs:
-        item = item if isinstance(item, dict) else {}
+    for item in batch.items:
         v = validate(sim.store.defs[t.name], item.get("properties", {}), creating=True, object_type=t.name)
         problems.extend(v.errors)
         prepared.append((v.properties, v.created_ms, item.get("associations")))
@@ -396,19 +430,15 @@ async def batch_create(request: Request, object_type_raw: str) -> Response:
     with sim.store.transaction():
         rows = [sim.store.create(t, p, c, lk) for (p, c, _), lk in zip(prepared, links, strict=True)]
     results = [_written_view(sim, t, r, p) for r, (p, _, _) in zip(rows, prepared, strict=True)]
-    return _batch_answer(sim, started, results, [], ok_status=201)
+    return _batch_answer(sim, batch.started, results, [], ok_status=201)
 
 
 @router.post("/crm/v3/objects/{object_type_raw}/batch/update")
 async def batch_update(request: Request, object_type_raw: str) -> Response:
-    sim = _sim(request)
-    t = object_type(object_type_raw)
-    started = _now_iso(sim)
-    inputs = _inputs(await read_json(request))
-    items = [i if isinstance(i, dict) else {} for i in inputs]
-    _duplicate_check([str(i.get("id", "")) for i in items])
+    batch = await _batch(request, object_type_raw, unique_ids=True)
+    sim, t = batch.sim, batch.t
     prepared, problems = [], []
-    for item in items:
+    for item in batch.items:
         v = validate(sim.store.defs[t.name], item.get("properties", {}), creating=False, object_type=t.name)
         problems.extend(v.errors)
         prepared.append((str(item.get("id", "")), item.get("idProperty"), v.properties, v.created_ms))
@@ -423,24 +453,16 @@ async def batch_update(request: Request, object_type_raw: str) -> Response:
                 missing.append(raw)
                 continue
             results.append(_written_view(sim, t, sim.store.update(t, row, props, created), props))
-    errors = []
-    if missing:
-        errors.append(standard_error(f"Could not get some {t.name} objects, they may be deleted or not exist. "
-                                     f"Check that ids are valid.", "OBJECT_NOT_FOUND", {"ids": missing}))
-    return _batch_answer(sim, started, results, errors)
+    return _batch_answer(sim, batch.started, results, _not_found(t, missing))
 
 
 @router.post("/crm/v3/objects/{object_type_raw}/batch/upsert")
 async def batch_upsert(request: Request, object_type_raw: str) -> Response:
-    sim = _sim(request)
-    t = object_type(object_type_raw)
-    started = _now_iso(sim)
-    inputs = _inputs(await read_json(request))
-    items = [i if isinstance(i, dict) else {} for i in inputs]
-    _duplicate_check([str(i.get("id", "")) for i in items])
+    batch = await _batch(request, object_type_raw, unique_ids=True)
+    sim, t = batch.sim, batch.t
     defs = sim.store.defs[t.name]
     prepared, problems = [], []
-    for item in items:
+    for item in batch.items:
         id_property = item.get("idProperty") or "hs_object_id"
         problem = id_property_error(t, defs, id_property)
         if problem is not None:
@@ -467,7 +489,7 @@ async def batch_upsert(request: Request, object_type_raw: str) -> Response:
             else:
                 new_row = sim.store.update(t, row, props, created, op="upserted")
                 results.append({**_written_view(sim, t, new_row, props), "new": False})
-    return _batch_answer(sim, started, results, [])
+    return _batch_answer(sim, batch.started, results, [])
 
 
 @router.post("/crm/v3/objects/{object_type_raw}/batch/archive")
@@ -527,12 +549,7 @@ async def list_associations(request: Request, from_raw: str, from_id: str, to_ra
     sim = _sim(request)
     f, to = _pair(from_raw, to_raw)
     q = request.query_params
-    try:
-        limit = int(q.get("limit", "500"))
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= 500:
-        raise HubSpotError(400, "limit must be between 1 and 500", "VALIDATION_ERROR")
+    limit = _limit_param(request, 500, 500)
     after = q.get("after", "")
     links = sim.store.associations([int(from_id)], to.name).get(int(from_id), []) if from_id.isdigit() else []
     if after.isdigit():
@@ -547,13 +564,21 @@ async def list_associations(request: Request, from_raw: str, from_id: str, to_ra
     return json_response(body)
 
 
-@router.post("/crm/v4/associations/{from_raw}/{to_raw}/batch/read")
-async def batch_read_associations(request: Request, from_raw: str, to_raw: str) -> Response:
+async def _association_batch(
+    request: Request, from_raw: str, to_raw: str
+) -> tuple[Sim, str, ObjectType, ObjectType, list[dict[str, Any]]]:
+    """A v4 association batch call: simulator, start time, the object-type pair and the inputs as objects."""
     sim = _sim(request)
     started = _now_iso(sim)
     f, to = _pair(from_raw, to_raw)
     inputs = _inputs(await read_json(request), ASSOC_BATCH_LIMIT)
-    raw_ids = list(dict.fromkeys(str(i.get("id", "")) if isinstance(i, dict) else "" for i in inputs))
+    return sim, started, f, to, [i if isinstance(i, dict) else {} for i in inputs]
+
+
+@router.post("/crm/v4/associations/{from_raw}/{to_raw}/batch/read")
+async def batch_read_associations(request: Request, from_raw: str, to_raw: str) -> Response:
+    sim, started, f, to, items = await _association_batch(request, from_raw, to_raw)
+    raw_ids = list(dict.fromkeys(str(i.get("id", "")) for i in items))
     ids = [int(r) for r in raw_ids if r.isdigit()]
     found = sim.store.associations(ids, to.name)
     labels = sim.store.labels(ids, to.name) if ids else {}
@@ -574,14 +599,11 @@ async def batch_read_associations(request: Request, from_raw: str, to_raw: str) 
 
 @router.post("/crm/v4/associations/{from_raw}/{to_raw}/batch/associate/default")
 async def batch_associate_default(request: Request, from_raw: str, to_raw: str) -> Response:
-    sim = _sim(request)
-    started = _now_iso(sim)
-    f, to = _pair(from_raw, to_raw)
-    inputs = _inputs(await read_json(request), ASSOC_BATCH_LIMIT)
+    sim, started, f, to, items = await _association_batch(request, from_raw, to_raw)
     pairs: list[tuple[int, int]] = []
-    for item in inputs:
-        fr = item.get("from", {}) if isinstance(item, dict) else {}
-        tt = item.get("to", {}) if isinstance(item, dict) else {}
+    for item in items:
+        fr = item.get("from", {})
+        tt = item.get("to", {})
         pairs.append((_require(sim, f, str(fr.get("id", ""))), _require(sim, to, str(tt.get("id", "")))))
     results: list[dict[str, Any]] = []
     with sim.store.transaction():
@@ -608,12 +630,7 @@ def _owner_json(e: Any, team_names: dict[str, tuple[str, str]]) -> dict[str, Any
 async def owners(request: Request) -> Response:
     sim = _sim(request)
     q = request.query_params
-    try:
-        limit = int(q.get("limit", "100"))
-    except ValueError:
-        limit = -1
-    if not 1 <= limit <= 500:
-        raise HubSpotError(400, "limit must be between 1 and 500", "VALIDATION_ERROR")
+    limit = _limit_param(request, 100, 500)
     teams = {d.department_id: (str(i + 1), d.name) for i, d in enumerate(DEPARTMENTS)}
     people = sorted(sim.store.owners(), key=lambda e: int(e.owner_id))
     if _bool_param(request, "archived"):

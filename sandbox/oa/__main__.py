@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
-
+from sandbox.common.serve import serve
 from sandbox.launcher import OA_APP_ID, OA_APP_SECRET
 from sandbox.oa.app import SimConfig, create_app
 from sandbox.oa.definitions import DEFAULT_DICTIONARY, DefinitionError
@@ -49,15 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DefinitionError as exc:
         print(f"OA simulator: {exc}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                            loop="uvloop", http="httptools", lifespan="off")
-    server = uvicorn.Server(config)
-    if args.max_lifetime > 0:
-        # An orphaned simulator stops by itself.
-        timer = threading.Timer(args.max_lifetime, lambda: setattr(server, "should_exit", True))
-        timer.daemon = True
-        timer.start()
-    server.run()
+    serve(app, args.host, args.port, log_level=args.log_level, max_lifetime=args.max_lifetime)
     return 0
 
 
