@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -357,6 +357,15 @@ def _as_type(user: Mapping[str, Any], id_type: str) -> str:
     return str(user.get(id_type) or "")
 
 
+def _post_route(api: FastAPI, path: str, handler: Callable[[Request, str], Awaitable[Response]], variant: str) -> None:
+    """Register ``POST path`` answered by ``handler(request, variant)``: one handler, several Feishu endpoints."""
+
+    async def route(request: Request) -> Response:
+        return await handler(request, variant)
+
+    api.add_api_route(path, route, methods=["POST"], name=f"{handler.__name__.strip('_')}_{variant}")
+
+
 # ---------------------------------------------------------------- ASGI layers
 class StatsMiddleware:
     """Outermost layer: counts every request by route template and its answer."""
@@ -457,13 +466,8 @@ def create_app(cfg: SimConfig) -> FastAPI:
         return _json({"code": 0, "msg": "ok", "app_access_token": app_token, "expire": app_expire,
                       "tenant_access_token": token})
 
-    @api.post("/open-apis/auth/v3/tenant_access_token/internal")
-    async def tenant_access_token(request: Request) -> Response:
-        return await _token(request, "tenant")
-
-    @api.post("/open-apis/auth/v3/app_access_token/internal")
-    async def app_access_token(request: Request) -> Response:
-        return await _token(request, "app")
+    for kind in ("tenant", "app"):
+        _post_route(api, f"/open-apis/auth/v3/{kind}_access_token/internal", _token, kind)
 
     # ------------------------------------------------------------ approvals
     @api.get("/open-apis/approval/v4/approvals/{approval_code}")
@@ -673,17 +677,8 @@ def create_app(cfg: SimConfig) -> FastAPI:
         state.apply(row, action, comment, user)
         return ok({})
 
-    @api.post("/open-apis/approval/v4/tasks/approve")
-    async def task_approve(request: Request) -> Response:
-        return await _task_action(request, "approve")
-
-    @api.post("/open-apis/approval/v4/tasks/reject")
-    async def task_reject(request: Request) -> Response:
-        return await _task_action(request, "reject")
-
-    @api.post("/open-apis/approval/v4/tasks/resubmit")
-    async def task_resubmit(request: Request) -> Response:
-        return await _task_action(request, "resubmit")
+    for action in ("approve", "reject", "resubmit"):
+        _post_route(api, f"/open-apis/approval/v4/tasks/{action}", _task_action, action)
 
     # ------------------------------------------------------------ contact v3
     @api.post("/open-apis/contact/v3/users/batch_get_id")
