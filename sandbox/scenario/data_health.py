@@ -102,8 +102,8 @@ def link_owners(hub: Engine, d: Dictionary, world: World) -> int:
     with hub.begin() as conn:
         for e in world.owners:
             if e.owner_id and e.oa_account:
-                store.save_link(conn, "owner_user", crm_type="owner", crm_id=e.owner_id, oa_type="user",
-                                oa_id=e.user_id, dictionary_version=d.version)
+                store.save_link(conn, "owner_user", store.NewLink(crm_type="owner", crm_id=e.owner_id, oa_type="user",
+                                                                  oa_id=e.user_id), dictionary_version=d.version)
                 n += 1
     return n
 

@@ -94,6 +94,5 @@ def test_due_changes_make_a_scheduled_run_poll(hub: str) -> None:
     assert _gate("scheduled") is True
     assert _gate("scheduled") is False
     with hub_engine.get_engine().begin() as conn:  # what extract_stage writes for a changed deal
-        store.enqueue_change(conn, "crm_to_oa", "deal", "12", "h" * 64,
-                             datetime.now(UTC) - timedelta(minutes=5), quiet_seconds=60, max_delay_seconds=150)
+        store.enqueue_change(conn, "crm_to_oa", store.PendingKey("deal", "12", "h" * 64), datetime.now(UTC) - timedelta(minutes=5), quiet_seconds=60, max_delay_seconds=150)
     assert _gate("scheduled") is True, "a deal whose quiet window passed must not wait for the safety net"

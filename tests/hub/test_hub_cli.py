@@ -35,43 +35,53 @@ def seeded(sqlite_url: str) -> str:
         store.quarantine_record(
             conn,
             CTX,
-            "crm_to_oa",
-            "crm",
-            "contact",
-            "C-1001",
-            "invalid_format",
-            "联系人手机号格式不正确（应为 11 位手机号），请销售在 CRM 中更正后自动重试。",
-            field="mobile",
-            payload={"name": "张三", "mobile": "13812345678", "email": "zhang.san@example.com"},
-            content_hash="h1",
-            department="销售部",
-            data_owner="owner-7",
+            store.QuarantineItem(
+                "crm_to_oa",
+                "crm",
+                "contact",
+                "C-1001",
+                "invalid_format",
+                "联系人手机号格式不正确（应为 11 位手机号），请销售在 CRM 中更正后自动重试。",
+                field="mobile",
+                payload={"name": "张三", "mobile": "13812345678", "email": "zhang.san@example.com"},
+                content_hash="h1",
+                department="销售部",
+                data_owner="owner-7",
+            ),
         )
         store.quarantine_record(
             conn,
             CTX,
-            "oa_to_crm",
-            "oa",
-            "expense_claim",
-            "INST-9",
-            "missing_customer_link",
-            "报销单没有关联客户，请申请人在 OA 中补填客户后重新提交。",
-            department="财务部",
-            data_owner="u-42",
+            store.QuarantineItem(
+                "oa_to_crm",
+                "oa",
+                "expense_claim",
+                "INST-9",
+                "missing_customer_link",
+                "报销单没有关联客户，请申请人在 OA 中补填客户后重新提交。",
+                department="财务部",
+                data_owner="u-42",
+            ),
         )
         done = store.quarantine_record(
-            conn, CTX, "crm_to_oa", "crm", "deal", "D-7", "unmapped_value", "阶段无映射。", content_hash="x"
+            conn,
+            CTX,
+            store.QuarantineItem(
+                "crm_to_oa", "crm", "deal", "D-7", "unmapped_value", "阶段无映射。", content_hash="x"
+            ),
         )
         store.release(conn, CTX, done, "王芳")
         store.save_link(
             conn,
             "deal_project",
-            crm_type="deal",
-            crm_id="D-7",
-            oa_type="project_initiation",
-            oa_id="INST-1",
-            oa_uuid="7f0c",
-            state={"stage": "initiated"},
+            store.NewLink(
+                crm_type="deal",
+                crm_id="D-7",
+                oa_type="project_initiation",
+                oa_id="INST-1",
+                oa_uuid="7f0c",
+                state={"stage": "initiated"},
+            ),
             dictionary_version="2026.11.1",
         )
     return sqlite_url

@@ -178,12 +178,14 @@ def test_hub_xref_save_is_idempotent_and_updates_state(hub: Engine) -> None:
         first = store.save_link(
             conn,
             "deal_project",
-            crm_type="deal",
-            crm_id="D1",
-            oa_type="project_initiation",
-            oa_id="INST1",
-            oa_uuid="uuid-1",
-            state={"stage": "initiated"},
+            store.NewLink(
+                crm_type="deal",
+                crm_id="D1",
+                oa_type="project_initiation",
+                oa_id="INST1",
+                oa_uuid="uuid-1",
+                state={"stage": "initiated"},
+            ),
             dictionary_version="2026.1",
             run_id="r1",
             now=T0,
@@ -191,11 +193,13 @@ def test_hub_xref_save_is_idempotent_and_updates_state(hub: Engine) -> None:
         second = store.save_link(
             conn,
             "deal_project",
-            crm_type="deal",
-            crm_id="D1",
-            oa_type="project_initiation",
-            oa_id="INST1",
-            state={"stage": "executing"},
+            store.NewLink(
+                crm_type="deal",
+                crm_id="D1",
+                oa_type="project_initiation",
+                oa_id="INST1",
+                state={"stage": "executing"},
+            ),
             dictionary_version="2026.2",
             run_id="r2",
             now=s(5),
@@ -209,10 +213,7 @@ def test_hub_xref_save_is_idempotent_and_updates_state(hub: Engine) -> None:
         kept = store.save_link(
             conn,
             "deal_project",
-            crm_type="deal",
-            crm_id="D1",
-            oa_type="project_initiation",
-            oa_id="INST1",
+            store.NewLink(crm_type="deal", crm_id="D1", oa_type="project_initiation", oa_id="INST1"),
             dictionary_version="2026.2",
         )
         assert kept.state == {"stage": "executing"}  # state=None keeps the stored state
@@ -225,21 +226,16 @@ def test_hub_xref_find_by_each_side_and_half_links(hub: Engine) -> None:
         half = store.save_link(
             conn,
             "deal_project",
-            crm_type="deal",
-            crm_id="D2",
-            oa_type="project_initiation",
-            oa_uuid="uuid-2",
+            store.NewLink(crm_type="deal", crm_id="D2", oa_type="project_initiation", oa_uuid="uuid-2"),
             dictionary_version="v",
             now=T0,
         )
         full = store.save_link(
             conn,
             "deal_project",
-            crm_type="deal",
-            crm_id="D2",
-            oa_type="project_initiation",
-            oa_id="INST2",
-            oa_uuid="uuid-2",
+            store.NewLink(
+                crm_type="deal", crm_id="D2", oa_type="project_initiation", oa_id="INST2", oa_uuid="uuid-2"
+            ),
             dictionary_version="v",
             now=s(1),
         )
@@ -247,10 +243,16 @@ def test_hub_xref_find_by_each_side_and_half_links(hub: Engine) -> None:
         assert full.oa_id == "INST2"
         # A half-link without uuid is matched with IS NULL semantics.
         a = store.save_link(
-            conn, "owner_user", crm_type="owner", crm_id="O1", oa_type="user", dictionary_version="v"
+            conn,
+            "owner_user",
+            store.NewLink(crm_type="owner", crm_id="O1", oa_type="user"),
+            dictionary_version="v",
         )
         b = store.save_link(
-            conn, "owner_user", crm_type="owner", crm_id="O1", oa_type="user", dictionary_version="v"
+            conn,
+            "owner_user",
+            store.NewLink(crm_type="owner", crm_id="O1", oa_type="user"),
+            dictionary_version="v",
         )
         assert a.id == b.id
         assert b.oa_id is None
@@ -259,11 +261,13 @@ def test_hub_xref_find_by_each_side_and_half_links(hub: Engine) -> None:
             store.save_link(
                 conn,
                 "amount_notice",
-                crm_type="deal",
-                crm_id="D2",
-                oa_type="contract_amount_notice",
-                oa_id=f"N{i}",
-                state={"amount": f"{i}.00"},
+                store.NewLink(
+                    crm_type="deal",
+                    crm_id="D2",
+                    oa_type="contract_amount_notice",
+                    oa_id=f"N{i}",
+                    state={"amount": f"{i}.00"},
+                ),
                 dictionary_version="v",
                 now=s(10 + i),
             )
@@ -286,9 +290,9 @@ def test_hub_xref_find_by_each_side_and_half_links(hub: Engine) -> None:
 
 def test_hub_debounce_due_time_arithmetic(hub: Engine) -> None:
     with hub.begin() as conn:
-        first = store.enqueue_change(conn, "crm_to_oa", "deal", "D1", "h1", T0, 90, 210)
+        first = store.enqueue_change(conn, "crm_to_oa", store.PendingKey("deal", "D1", "h1"), T0, 90, 210)
         assert (first.first_seen_at, first.last_seen_at, first.due_at, first.changes) == (T0, T0, s(90), 1)
-        second = store.enqueue_change(conn, "crm_to_oa", "deal", "D1", "h2", s(60), 90, 210)
+        second = store.enqueue_change(conn, "crm_to_oa", store.PendingKey("deal", "D1", "h2"), s(60), 90, 210)
         assert (second.first_seen_at, second.last_seen_at, second.due_at, second.changes) == (
             T0,
             s(60),
@@ -296,12 +300,12 @@ def test_hub_debounce_due_time_arithmetic(hub: Engine) -> None:
             2,
         )
         # Changes keep coming: the max delay (first seen + 210 s) caps the wait.
-        third = store.enqueue_change(conn, "crm_to_oa", "deal", "D1", "h3", s(140), 90, 210)
+        third = store.enqueue_change(conn, "crm_to_oa", store.PendingKey("deal", "D1", "h3"), s(140), 90, 210)
         assert third.due_at == s(210)
         assert third.changes == 3
         assert third.content_hash == "h3"
         # The same state again (re-read, retried task) does not postpone anything.
-        same = store.enqueue_change(conn, "crm_to_oa", "deal", "D1", "h3", s(200), 90, 210)
+        same = store.enqueue_change(conn, "crm_to_oa", store.PendingKey("deal", "D1", "h3"), s(200), 90, 210)
         assert same == third
 
         assert store.due_changes(conn, "crm_to_oa", s(209)) == []
@@ -318,7 +322,7 @@ def test_hub_debounce_complete_keeps_newer_state_and_defer_counts_attempts(hub: 
         due = store.due_changes(conn, "crm_to_oa", T0, limit=2)
         assert len(due) == 2
         # B changed again while it was being sent: completing the old state leaves the new one queued.
-        store.enqueue_change(conn, "crm_to_oa", "deal", "B", "b2", s(1), 0, 0)
+        store.enqueue_change(conn, "crm_to_oa", store.PendingKey("deal", "B", "b2"), s(1), 0, 0)
         removed = store.complete_changes(
             conn, "crm_to_oa", [store.PendingKey("deal", "A", "a1"), ("deal", "B", "b1")]
         )
@@ -359,7 +363,8 @@ def quarantine(conn, source_id: str = "D9", content_hash: str | None = "h1", **k
         "data_owner": "owner-7",
     }
     args.update(kw)
-    return store.quarantine_record(conn, CTX, **args)
+    now = args.pop("now", None)
+    return store.quarantine_record(conn, CTX, store.QuarantineItem(**args), now=now)
 
 
 def test_hub_quarantine_one_open_entry_per_record(hub: Engine) -> None:
@@ -542,7 +547,9 @@ def test_hub_lease_exclusive_until_expiry_then_taken_over(hub: Engine) -> None:
 
 def test_hub_store_refuses_naive_times(hub: Engine) -> None:
     with hub.begin() as conn, pytest.raises(store.StoreError, match="timezone-aware"):
-        store.enqueue_change(conn, "crm_to_oa", "deal", "1", "h", datetime(2026, 1, 1), 1, 2)
+        store.enqueue_change(
+            conn, "crm_to_oa", store.PendingKey("deal", "1", "h"), datetime(2026, 1, 1), 1, 2
+        )
 
 
 _DEBOUNCE_ENGINE: dict[str, Engine] = {}
@@ -580,7 +587,12 @@ def test_hub_debounce_matches_its_model(
             for gap, content_hash in steps:
                 at += gap
                 got = store.enqueue_change(
-                    conn, "oa_to_crm", "expense_claim", "E1", content_hash, s(at), quiet, max_delay
+                    conn,
+                    "oa_to_crm",
+                    store.PendingKey("expense_claim", "E1", content_hash),
+                    s(at),
+                    quiet,
+                    max_delay,
                 )
                 if model is None:
                     model = {"first": at, "last": at, "hash": content_hash, "changes": 1}

@@ -176,8 +176,7 @@ def inject(seeded: Seeded) -> None:
     # A half link: the deal side saved, the OA side never completed.
     half = world.deal(1)
     with hub.begin() as conn:
-        store.save_link(conn, "deal_project", crm_type="deal", crm_id=half.id, oa_type="project_initiation",
-                        oa_id=None, oa_uuid="inj-half-link", dictionary_version=d.version)
+        store.save_link(conn, "deal_project", store.NewLink(crm_type="deal", crm_id=half.id, oa_type="project_initiation", oa_id=None, oa_uuid="inj-half-link"), dictionary_version=d.version)
     seeded.half_link_deal = half.id
     # The CRM amount of a linked deal changed, and no amount notice reached the OA.
     index, project = _live_project_pair(world)
@@ -199,13 +198,9 @@ def inject(seeded: Seeded) -> None:
                           now=NOW - timedelta(minutes=1))
         # A quarantine backlog over the threshold, and a small one under it.
         for i in range(BACKLOG_SIZE):
-            store.quarantine_record(conn, ctx, "crm_to_oa", "crm", "deal", f"5100000{i:04d}", BACKLOG_REASON,
-                                    "商机阶段值无法映射，请销售部更正。", field="stage", department="sales",
-                                    data_owner=seeded.backlog_owner, now=NOW - timedelta(days=1, minutes=i))
+            store.quarantine_record(conn, ctx, store.QuarantineItem("crm_to_oa", "crm", "deal", f"5100000{i:04d}", BACKLOG_REASON, "商机阶段值无法映射，请销售部更正。", field="stage", department="sales", data_owner=seeded.backlog_owner), now=NOW - timedelta(days=1, minutes=i))
         for i in range(2):
-            store.quarantine_record(conn, ctx, "crm_to_oa", "crm", "contact", f"4100000{i:04d}", "invalid_format",
-                                    "手机号格式不对，请销售部更正。", field="mobile", department="sales",
-                                    data_owner=seeded.backlog_owner, now=NOW - timedelta(hours=5))
+            store.quarantine_record(conn, ctx, store.QuarantineItem("crm_to_oa", "crm", "contact", f"4100000{i:04d}", "invalid_format", "手机号格式不对，请销售部更正。", field="mobile", department="sales", data_owner=seeded.backlog_owner), now=NOW - timedelta(hours=5))
 
 
 @pytest.fixture(scope="session")

@@ -67,8 +67,7 @@ def _people(o2c: O2C, deals: int, expenses: int) -> dict[str, Any]:
         companies.append(company)
     # The OA account behind OWNER_2 was removed: its deals are refused by the OA with 1390004.
     with w.hub.begin() as conn:
-        store.save_link(conn, "owner_user", crm_type="owner", crm_id=OWNER_2, oa_type="user", oa_id="u_left_company",
-                        dictionary_version=w.d.version)
+        store.save_link(conn, "owner_user", store.NewLink(crm_type="owner", crm_id=OWNER_2, oa_type="user", oa_id="u_left_company"), dictionary_version=w.d.version)
     good = [w.create_deal(companies[n % 20], stage="contractsent", amount=f"{10_000 + n}.00",
                           dealname=f"故障测试项目{n}") for n in range(deals)]
     refused = [w.create_deal(companies[n], stage="contractsent", owner=OWNER_2, dealname=f"已离职负责人项目{n}")

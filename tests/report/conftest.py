@@ -118,8 +118,7 @@ def stage_hub(url: str, world: World, oa_details: list[dict[str, Any]], d: Dicti
         for (system, entity), batch in rows.items():
             store.upsert_snapshots(conn, system, entity, batch, now=NOW)
         for crm_id, oa_id in links:
-            store.save_link(conn, "deal_project", crm_type="deal", crm_id=crm_id, oa_type="project_initiation",
-                            oa_id=oa_id, dictionary_version=d.version, now=NOW)
+            store.save_link(conn, "deal_project", store.NewLink(crm_type="deal", crm_id=crm_id, oa_type="project_initiation", oa_id=oa_id), dictionary_version=d.version, now=NOW)
         # Sync runs of the last day, one old run (outside the 24 h window) and one failure, written as
         # the syncs write them (sync.common.store_run_summary with the run kinds of bridge.runkinds).
         for i, (kind, status, counts) in enumerate([
@@ -159,10 +158,7 @@ def stage_hub(url: str, world: World, oa_details: list[dict[str, Any]], d: Dicti
                                                    ("invalid_format", "contact", "C-2"),
                                                    ("missing_customer_link", "expense_claim", "I-1"),
                                                    ("owner_not_in_oa", "deal", "D-9")]):
-            store.quarantine_record(conn, ctx, direction="crm_to_oa" if entity != "expense_claim" else "oa_to_crm",
-                                    system="crm" if entity != "expense_claim" else "oa", entity=entity,
-                                    source_id=sid, reason_code=reason, message="测试用隔离记录",
-                                    now=NOW - timedelta(days=n))
+            store.quarantine_record(conn, ctx, store.QuarantineItem(direction="crm_to_oa" if entity != "expense_claim" else "oa_to_crm", system="crm" if entity != "expense_claim" else "oa", entity=entity, source_id=sid, reason_code=reason, message="测试用隔离记录"), now=NOW - timedelta(days=n))
     return StagedHub(url=url, engine=engine, world=world, owners=owners_of(world), dictionary=d,
                      oa_details=oa_details, links=links)
 

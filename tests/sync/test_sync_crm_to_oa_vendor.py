@@ -12,8 +12,7 @@ from bridge.sync import crm_to_oa
 def test_oa_refusal_quarantines_the_deal_as_vendor_rejected(c2o: C2O) -> None:
     # A stale owner mapping: the OA answers 1390004 (user not found) to the create.
     with c2o.hub.begin() as conn:
-        store.save_link(conn, "owner_user", crm_type="owner", crm_id=OWNER, oa_type="user", oa_id="u_left_company",
-                        dictionary_version=c2o.d.version)
+        store.save_link(conn, "owner_user", store.NewLink(crm_type="owner", crm_id=OWNER, oa_type="user", oa_id="u_left_company"), dictionary_version=c2o.d.version)
     company, _ = c2o.customer()
     deal = c2o.create_deal(company, stage="contractsent")
     _, loaded = c2o.sync()

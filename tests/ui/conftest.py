@@ -114,12 +114,7 @@ class Seeder:
             payload = {"crm_id": source_id, "full_name": "张三", "mobile": PERSON_MOBILE, "email": PERSON_EMAIL,
                        "job_title": "采购经理"}
         with self.engine.begin() as conn:
-            return store.quarantine_record(
-                conn, RunContext.local(principal="bridge-service"), direction, "crm", entity, source_id, reason,
-                message or "联系人手机号格式不正确（应为 11 位手机号），请销售在 CRM 中更正后自动重试。",
-                field=field, payload=payload, content_hash="h-" + source_id, department=department,
-                data_owner=owner,
-            )
+            return store.quarantine_record(conn, RunContext.local(principal="bridge-service"), store.QuarantineItem(direction, "crm", entity, source_id, reason, message or "联系人手机号格式不正确（应为 11 位手机号），请销售在 CRM 中更正后自动重试。", field=field, payload=payload, content_hash="h-" + source_id, department=department, data_owner=owner))
 
     def run(self, kind: str = "crm_to_oa", status: str = "success", counts: dict | None = None,
             message: str | None = None, dag_id: str = "crm_to_oa_sync") -> int:

@@ -156,11 +156,7 @@ def build_wall_hub(folder: Path, now: datetime | None = None) -> WallHub:
         for n, (reason, entity, sid) in enumerate([("invalid_format", "contact", "C-1"),
                                                    ("invalid_format", "contact", "C-2"),
                                                    ("missing_customer_link", "expense_claim", "I-1")]):
-            store.quarantine_record(conn, RunContext.local(principal="bridge-service"),
-                                    "crm_to_oa" if entity == "contact" else "oa_to_crm",
-                                    "crm" if entity == "contact" else "oa", entity, sid, reason,
-                                    "测试用隔离记录", payload={"mobile": "13812345678", "email": "zhang.san@example.com"},
-                                    now=now - timedelta(days=n))
+            store.quarantine_record(conn, RunContext.local(principal="bridge-service"), store.QuarantineItem("crm_to_oa" if entity == "contact" else "oa_to_crm", "crm" if entity == "contact" else "oa", entity, sid, reason, "测试用隔离记录", payload={"mobile": "13812345678", "email": "zhang.san@example.com"}), now=now - timedelta(days=n))
         _health_history(conn, today)
     return WallHub(url=url, engine=engine, world=world, dictionary=d, now=now)
 

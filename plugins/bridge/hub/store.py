@@ -566,23 +566,20 @@ def _matching_link_id(
 def save_link(
     conn: Connection,
     link_type: str,
+    link: NewLink,
     *,
-    crm_type: str,
-    crm_id: str | None,
-    oa_type: str,
-    oa_id: str | None = None,
-    oa_uuid: str | None = None,
-    state: Mapping[str, Any] | None = None,
     dictionary_version: str,
     run_id: str | None = None,
     now: datetime | None = None,
 ) -> Link:
     """Create or update the link (idempotent on link_type + crm_id + oa_id).
 
-    ``state`` replaces the stored state when given (None keeps it). A link
+    ``link.state`` replaces the stored state when given (None keeps it). A link
     saved earlier with one side missing and the same ``oa_uuid`` is completed
     rather than duplicated.
     """
+    crm_type, crm_id, oa_type, oa_id = link.crm_type, link.crm_id, link.oa_type, link.oa_id
+    oa_uuid, state = link.oa_uuid, link.state
     if crm_id is None and oa_id is None:
         raise StoreError("save_link needs crm_id or oa_id")
     at = _now(now)
@@ -755,16 +752,16 @@ def enqueue_changes(
 def enqueue_change(
     conn: Connection,
     direction: str,
-    entity: str,
-    source_id: str,
-    content_hash: str,
+    key: PendingKey,
     now: datetime,
     quiet_seconds: float,
     max_delay_seconds: float,
 ) -> PendingChange:
-    """One record's change into the debounce queue (see :func:`enqueue_changes`); returns its pending state."""
+    """One record's change (``key`` with its content hash) into the debounce queue (see :func:`enqueue_changes`);
+    returns its pending state."""
+    entity, source_id = key.entity, key.source_id
     enqueue_changes(
-        conn, direction, [(entity, source_id, content_hash)], now, quiet_seconds, max_delay_seconds
+        conn, direction, [(entity, source_id, key.content_hash or "")], now, quiet_seconds, max_delay_seconds
     )
     row = conn.execute(
         select(pending_change).where(
@@ -915,23 +912,26 @@ def _bounded_payload(payload: Mapping[str, Any] | None) -> dict[str, Any] | None
     return {"_truncated": True, "_bytes": size, "_fields": [str(k)[:60] for k in list(data)[:200]]}
 
 
+@dataclass(frozen=True)
+class QuarantineItem:
+    """A record to quarantine and why: :func:`quarantine_record`'s one argument besides the run."""
+
+    direction: str
+    system: str
+    entity: str
+    source_id: str
+    reason_code: str
+    message: str
+    field: str | None = None
+    payload: Mapping[str, Any] | None = None
+    content_hash: str | None = None
+    department: str | None = None
+    data_owner: str | None = None
+    dictionary_version: str | None = None
+
+
 def quarantine_record(
-    conn: Connection,
-    ctx: RunContext,
-    direction: str,
-    system: str,
-    entity: str,
-    source_id: str,
-    reason_code: str,
-    message: str,
-    field: str | None = None,
-    payload: Mapping[str, Any] | None = None,
-    content_hash: str | None = None,
-    department: str | None = None,
-    data_owner: str | None = None,
-    *,
-    dictionary_version: str | None = None,
-    now: datetime | None = None,
+    conn: Connection, ctx: RunContext, item: QuarantineItem, *, now: datetime | None = None
 ) -> int:
     """Put a record in quarantine (audited); returns the entry id.
 
@@ -939,6 +939,10 @@ def quarantine_record(
     again updates that entry (reason, message, payload, last seen) and counts
     one more attempt.
     """
+    direction, system, entity, reason_code = item.direction, item.system, item.entity, item.reason_code
+    field, payload, content_hash, message = item.field, item.payload, item.content_hash, item.message
+    department, data_owner, dictionary_version = item.department, item.data_owner, item.dictionary_version
+    source_id = item.source_id
     if reason_code not in REASON_CODES:
         raise StoreError(f"unknown quarantine reason {reason_code!r}; add it to REASON_CODES and the docs")
     if direction not in QUARANTINE_DIRECTIONS:
@@ -1082,7 +1086,7 @@ def release(
     if entry.direction in SYNC_DIRECTIONS:
         snap = get_snapshot(conn, entry.system, entry.entity, entry.source_id)
         content_hash = snap.content_hash if snap is not None else (entry.content_hash or "")
-        enqueue_change(conn, entry.direction, entry.entity, entry.source_id, content_hash, at, 0, 0)
+        enqueue_change(conn, entry.direction, PendingKey(entry.entity, entry.source_id, content_hash), at, 0, 0)
     audit.record(
         conn,
         ctx,

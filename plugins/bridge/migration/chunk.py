@@ -350,10 +350,10 @@ def _write(t: Tools, entity: str, batch: _Batch) -> None:
         if batch.merged:
             store.mark_archived(conn, system, entity, batch.merged)
         for q in batch.quarantine:
-            store.quarantine_record(
-                conn, t.ctx, DIRECTION, system, entity, q.source_id, q.reason, q.message, field=q.field,
+            store.quarantine_record(conn, t.ctx, store.QuarantineItem(
+                DIRECTION, system, entity, q.source_id, q.reason, q.message, field=q.field,
                 payload=_masked_payload(t, entity, q.row.payload), content_hash=q.row.content_hash,
-                department=q.department, data_owner=q.row.data_owner, dictionary_version=t.d.version, now=now)
+                department=q.department, data_owner=q.row.data_owner, dictionary_version=t.d.version), now=now)
         if batch.load:
             resolve_fixed(conn, t.ctx, DIRECTION, entity, {r.source_id: r.content_hash for r in batch.load}, now=now)
         for link_type, items in batch.new_links.items():
@@ -361,9 +361,7 @@ def _write(t: Tools, entity: str, batch: _Batch) -> None:
         if batch.link_states:
             store.set_link_states(conn, batch.link_states, dictionary_version=t.d.version, run_id=t.run_id, now=now)
         for link_type, item in batch.relinks:
-            store.save_link(conn, link_type, crm_type=item.crm_type, crm_id=item.crm_id, oa_type=item.oa_type,
-                            oa_id=item.oa_id, state=item.state, dictionary_version=t.d.version, run_id=t.run_id,
-                            now=now)
+            store.save_link(conn, link_type, item, dictionary_version=t.d.version, run_id=t.run_id, now=now)
 
 
 def _unarchive(conn: Connection, system: str, entity: str, ids: Sequence[str]) -> None:

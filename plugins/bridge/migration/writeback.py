@@ -128,9 +128,10 @@ def _send(crm: CrmHook, t: Tools, counts: EntityCounts, best: Mapping[str, list[
             why = (outcome.message or outcome.category or "HubSpot 未返回结果") if outcome else "HubSpot 未返回结果"
             message = (f"历史迁移无法把立项申请 {code} 的实例编号、项目编号和审批状态写回 CRM 商机「{deal_id}」：{why}。"
                        f"请确认商机仍存在、自定义属性（oa_instance_code 等）已创建，然后重新运行历史迁移。")
-            store.quarantine_record(conn, t.ctx, DIRECTION, "crm", "deal", deal_id, "vendor_rejected", message,
-                                    payload={"crm_id": deal_id, "oa_instance_code": code}, department="pmo",
-                                    dictionary_version=d.version, now=now)
+            store.quarantine_record(conn, t.ctx, store.QuarantineItem(
+                DIRECTION, "crm", "deal", deal_id, "vendor_rejected", message,
+                payload={"crm_id": deal_id, "oa_instance_code": code}, department="pmo",
+                dictionary_version=d.version), now=now)
             counts.quarantined["vendor_rejected"] += 1
             counts.example("quarantined.vendor_rejected", {"id": deal_id, "message": message})
             events.append(audit_event("update", "crm", "deal", ids, written_fields[deal_id], "rejected",

@@ -328,11 +328,7 @@ def quarantine_problem(
     mask it by field name. With ``content_hash`` the entry is closed as fixed
     when the source changes; without, it waits for a person's release.
     """
-    return store.quarantine_record(
-        conn, ctx, direction, system, entity, source_id, problem.code, problem.message,
-        field=problem.field, payload=payload, content_hash=content_hash, department=problem.department,
-        data_owner=data_owner, dictionary_version=dictionary_version, now=now,
-    )
+    return store.quarantine_record(conn, ctx, store.QuarantineItem(direction, system, entity, source_id, problem.code, problem.message, field=problem.field, payload=payload, content_hash=content_hash, department=problem.department, data_owner=data_owner, dictionary_version=dictionary_version), now=now)
 
 
 def resolve_fixed(

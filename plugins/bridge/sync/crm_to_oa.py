@@ -485,8 +485,7 @@ def _resolve_owners(
     if matched:
         with hub.begin() as conn:
             for oid, user, how in matched:
-                store.save_link(conn, "owner_user", crm_type="owner", crm_id=oid, oa_type="user", oa_id=user,
-                                state={"matched_by": how}, dictionary_version=d.version, run_id=ctx.run_id, now=now)
+                store.save_link(conn, "owner_user", store.NewLink(crm_type="owner", crm_id=oid, oa_type="user", oa_id=user, state={"matched_by": how}), dictionary_version=d.version, run_id=ctx.run_id, now=now)
 
 
 def _remember_names(hub: Engine, owners: Iterable[Mapping[str, Any]], now: datetime) -> None:
@@ -679,9 +678,7 @@ def _defer(hub: Engine, cfg: CrmToOaSettings, dues: Sequence[_Due], now: datetim
 def _update_state(conn: Connection, link: Link, changes: Mapping[str, Any], d: Dictionary, ctx: RunContext,
                   now: datetime) -> Link:
     state = {**(link.state or {}), **changes}
-    return store.save_link(conn, link.link_type, crm_type=link.crm_type, crm_id=link.crm_id, oa_type=link.oa_type,
-                           oa_id=link.oa_id, oa_uuid=link.oa_uuid, state=state, dictionary_version=d.version,
-                           run_id=ctx.run_id, now=now)
+    return store.save_link(conn, link.link_type, store.NewLink(crm_type=link.crm_type, crm_id=link.crm_id, oa_type=link.oa_type, oa_id=link.oa_id, oa_uuid=link.oa_uuid, state=state), dictionary_version=d.version, run_id=ctx.run_id, now=now)
 
 
 def _is_rejection(exc: VendorError) -> bool:
@@ -811,12 +808,9 @@ def _probe_intent(oa: OaHook, hub: Engine, ctx: RunContext, d: Dictionary, due: 
             tally.add("intents_abandoned")
         else:
             instance = d.from_oa(rules.PROJECT_FORM, detail).record
-            store.save_link(conn, rules.PROJECT_LINK, crm_type="deal", crm_id=due.deal_id, oa_type=rules.PROJECT_FORM,
-                            oa_id=str(detail["instance_code"]), oa_uuid=due.decision.uuid,
-                            state={"phase": "created", "amount_sent": instance.get("contract_amount"), "notices": 0,
+            store.save_link(conn, rules.PROJECT_LINK, store.NewLink(crm_type="deal", crm_id=due.deal_id, oa_type=rules.PROJECT_FORM, oa_id=str(detail["instance_code"]), oa_uuid=due.decision.uuid, state={"phase": "created", "amount_sent": instance.get("contract_amount"), "notices": 0,
                                    "project_no": instance.get("project_no"),
-                                   "approval_status": instance.get("approval_status"), "writeback": "pending"},
-                            dictionary_version=d.version, run_id=ctx.run_id, now=now)
+                                   "approval_status": instance.get("approval_status"), "writeback": "pending"}), dictionary_version=d.version, run_id=ctx.run_id, now=now)
             write_audit(conn, ctx, [audit_event("adopt_instance", "oa", rules.PROJECT_FORM,
                                                 {"deal_id": due.deal_id, "instance_code": str(detail["instance_code"])},
                                                 [], "ok", detail="created by an earlier attempt", dictionary=d)])
@@ -859,9 +853,7 @@ def _send_notice(
     state = {"phase": "creating", "seq": notice["seq"], "old_amount": notice["old_amount"],
              "new_amount": notice["new_amount"], "changed_at": notice["changed_at"]}
     with hub.begin() as conn:
-        store.save_link(conn, rules.NOTICE_LINK, crm_type="deal", crm_id=due.deal_id, oa_type=rules.NOTICE_FORM,
-                        oa_id=None, oa_uuid=decision.uuid, state=state, dictionary_version=d.version,
-                        run_id=ctx.run_id, now=now)
+        store.save_link(conn, rules.NOTICE_LINK, store.NewLink(crm_type="deal", crm_id=due.deal_id, oa_type=rules.NOTICE_FORM, oa_id=None, oa_uuid=decision.uuid, state=state), dictionary_version=d.version, run_id=ctx.run_id, now=now)
     _checkpoint(checkpoint, "notice_intent_saved")
     project_state = project.state or {}
     deal = canonical(dict(due.payload))
@@ -882,18 +874,14 @@ def _send_notice(
             quarantine_problem(conn, ctx, CRM_TO_OA, "crm", "deal", due.deal_id,
                                _rejected("合同金额变更通知", due.deal_id, exc), due.payload, due.change.content_hash,
                                dictionary_version=d.version, now=now)
-            store.save_link(conn, rules.NOTICE_LINK, crm_type="deal", crm_id=due.deal_id, oa_type=rules.NOTICE_FORM,
-                            oa_id=None, oa_uuid=decision.uuid, state={**state, "phase": "rejected"},
-                            dictionary_version=d.version, run_id=ctx.run_id, now=now)
+            store.save_link(conn, rules.NOTICE_LINK, store.NewLink(crm_type="deal", crm_id=due.deal_id, oa_type=rules.NOTICE_FORM, oa_id=None, oa_uuid=decision.uuid, state={**state, "phase": "rejected"}), dictionary_version=d.version, run_id=ctx.run_id, now=now)
             store.complete_changes(conn, CRM_TO_OA, [due.key])
         tally.add("quarantined")
         tally.add("quarantined_vendor_rejected")
         return
     _checkpoint(checkpoint, "notice_created")
     with hub.begin() as conn:
-        store.save_link(conn, rules.NOTICE_LINK, crm_type="deal", crm_id=due.deal_id, oa_type=rules.NOTICE_FORM,
-                        oa_id=instance_code, oa_uuid=decision.uuid, state={**state, "phase": "created"},
-                        dictionary_version=d.version, run_id=ctx.run_id, now=now)
+        store.save_link(conn, rules.NOTICE_LINK, store.NewLink(crm_type="deal", crm_id=due.deal_id, oa_type=rules.NOTICE_FORM, oa_id=instance_code, oa_uuid=decision.uuid, state={**state, "phase": "created"}), dictionary_version=d.version, run_id=ctx.run_id, now=now)
         _update_state(conn, project, {"amount_sent": notice["new_amount"], "notices": int(notice["seq"])}, d, ctx,
                       now)
         write_audit(conn, ctx, [audit_event(
