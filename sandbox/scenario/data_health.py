@@ -63,37 +63,36 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def stage_crm(hub: Engine, d: Dictionary, objects: Iterable[SeedObject], batch: int = 2000) -> int:
-    """Map and upsert CRM objects (one entity or mixed); returns rows staged."""
+def _stage(hub: Engine, system: str, rows: Iterable[tuple[str, Any]], batch: int) -> int:
+    """Upsert ``(entity, snapshot row or None)`` pairs, one transaction per ``batch``; returns rows staged."""
     staged = 0
-    for chunk in _chunks(objects, batch):
+    for chunk in _chunks(rows, batch):
         by_entity: dict[str, list[Any]] = {}
-        for obj in chunk:
-            entity = CRM_ENTITIES[obj.object_type]
-            row = snapshot_row(d, entity, crm_result(d, obj), obj.modified_ms)
+        for entity, row in chunk:
             if row is not None:
                 by_entity.setdefault(entity, []).append(row)
         with hub.begin() as conn:
-            for entity, rows in by_entity.items():
-                store.upsert_snapshots(conn, "crm", entity, rows)
-                staged += len(rows)
+            for entity, entity_rows in by_entity.items():
+                store.upsert_snapshots(conn, system, entity, entity_rows)
+                staged += len(entity_rows)
     return staged
+
+
+def stage_crm(hub: Engine, d: Dictionary, objects: Iterable[SeedObject], batch: int = 2000) -> int:
+    """Map and upsert CRM objects (one entity or mixed); returns rows staged."""
+
+    def mapped(obj: SeedObject) -> tuple[str, Any]:
+        entity = CRM_ENTITIES[obj.object_type]
+        return entity, snapshot_row(d, entity, crm_result(d, obj), obj.modified_ms)
+
+    return _stage(hub, "crm", map(mapped, objects), batch)
 
 
 def stage_oa(hub: Engine, d: Dictionary, details: Iterable[tuple[str, dict[str, Any]]], batch: int = 2000) -> int:
     """Map and upsert ``(entity, instance detail)`` pairs; returns rows staged."""
-    staged = 0
-    for chunk in _chunks(details, batch):
-        by_entity: dict[str, list[Any]] = {}
-        for entity, detail in chunk:
-            row = snapshot_row(d, entity, d.from_oa(entity, detail), int(detail.get("start_time") or 0))
-            if row is not None:
-                by_entity.setdefault(entity, []).append(row)
-        with hub.begin() as conn:
-            for entity, rows in by_entity.items():
-                store.upsert_snapshots(conn, "oa", entity, rows)
-                staged += len(rows)
-    return staged
+    rows = ((entity, snapshot_row(d, entity, d.from_oa(entity, detail), int(detail.get("start_time") or 0)))
+            for entity, detail in details)
+    return _stage(hub, "oa", rows, batch)
 
 
 def link_owners(hub: Engine, d: Dictionary, world: World) -> int:
