@@ -17,13 +17,11 @@ read by two processes. Every deal must be read exactly once, or the run fails.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import multiprocessing
 import sys
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -33,37 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bare_clients import CrmFloorClient  # noqa: E402
 from sandbox import launcher  # noqa: E402
 
 CAP = 10_000
 
 
-class Client:
-    """Keep-alive HTTP/1.1 to the simulator with a bearer token; counts requests."""
-
-    def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=120)
-        self.requests = 0
-        form = urllib.parse.urlencode({"grant_type": "refresh_token", "client_id": launcher.CRM_CLIENT_ID,
-                                       "client_secret": launcher.CRM_CLIENT_SECRET,
-                                       "refresh_token": launcher.CRM_REFRESH_TOKEN})
-        token = self.call("POST", "/oauth/v1/token", form.encode(), "application/x-www-form-urlencoded")
-        self.auth = "Bearer " + token["access_token"]
-
-    def call(self, method: str, path: str, body: bytes | None = None,
-             ctype: str = "application/json") -> dict[str, Any]:
-        headers = {"content-type": ctype}
-        if hasattr(self, "auth"):
-            headers["authorization"] = self.auth
-        self.conn.request(method, path, body=body, headers=headers)
-        resp = self.conn.getresponse()
-        raw = resp.read()
-        self.requests += 1
-        if resp.status != 200:
-            raise RuntimeError(f"{method} {path} -> {resp.status}: {raw[:300]!r}")
-        out: dict[str, Any] = orjson.loads(raw)
-        return out
+class Client(CrmFloorClient):
+    """The floor's CRM client: keep-alive, counted requests, deals searched by modification time."""
 
     def search(self, groups: list[list[dict[str, str]]], after: str | None, limit: int) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -25,7 +25,6 @@ contacts each, 200,000 OA instances, 5 % dirty), then measures:
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import subprocess
@@ -44,6 +43,7 @@ for _p in (ROOT, ROOT / "plugins", ROOT / "bench"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from bench.bare_clients import OaFloorClient  # noqa: E402
 from sandbox import launcher  # noqa: E402
 
 SEED = 20261126
@@ -57,34 +57,9 @@ DAY_MS = 86_400_000
 
 
 # ---------------------------------------------------------------- floor: OA
-class OaClient:
-    """Keep-alive HTTP/1.1 to the OA simulator with a tenant token; counts requests."""
-
-    def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=120)
-        self.requests = 0
-        token = self.call("POST", "/open-apis/auth/v3/tenant_access_token/internal",
-                          {"app_id": launcher.OA_APP_ID, "app_secret": launcher.OA_APP_SECRET})
-        self.auth = "Bearer " + token["tenant_access_token"]
-
-    def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        headers = {"content-type": "application/json"}
-        if hasattr(self, "auth"):
-            headers["authorization"] = self.auth
-        self.conn.request(method, path, body=orjson.dumps(body) if body is not None else None, headers=headers)
-        resp = self.conn.getresponse()
-        raw = resp.read()
-        self.requests += 1
-        if resp.status != 200:
-            raise RuntimeError(f"{method} {path} -> {resp.status}: {raw[:300]!r}")
-        out: dict[str, Any] = orjson.loads(raw)
-        return out
-
-
 def oa_floor(url: str, start_ms: int, end_ms: int) -> dict[str, Any]:
     """List every instance by ``instances/query`` (30-day spans, 200 per page) and read each one."""
-    client = OaClient(url)
+    client = OaFloorClient(url)
     started = time.perf_counter()
     codes: list[str] = []
     for code in APPROVALS.values():

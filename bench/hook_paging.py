@@ -36,13 +36,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "plugins"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+from bench.bare_clients import crm_session  # noqa: E402
 from sandbox import launcher  # noqa: E402
 
 PROPS = ["dealname", "dealstage", "amount", "hs_lastmodifieddate", "hubspot_owner_id"]
@@ -62,26 +61,16 @@ def _ms(obj: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(raw).timestamp() * 1000 + 0.5)
 
 
-def _session(url: str) -> requests.Session:
-    s = requests.Session()
-    r = s.post(url + "/oauth/v3/token", data={
-        "grant_type": "refresh_token", "client_id": launcher.CRM_CLIENT_ID,
-        "client_secret": launcher.CRM_CLIENT_SECRET, "refresh_token": launcher.CRM_REFRESH_TOKEN}, timeout=30)
-    r.raise_for_status()
-    s.headers["Authorization"] = "Bearer " + r.json()["access_token"]
-    return s
-
-
 def bare_overlap(url: str) -> list[str]:
     """The hook's request sequence, bare: offset pages overlapping by one record (the overlap proves
     nothing moved), restart past the cap at ``modified >= T`` dropping the ids already read at T."""
     from bench.crm_pages import search_pages
 
-    return [o["id"] for page in search_pages(_session(url), url, PROPS) for o in page]
+    return [o["id"] for page in search_pages(crm_session(url), url, PROPS) for o in page]
 
 
 def bare_offset(url: str) -> list[str]:
-    s = _session(url)
+    s = crm_session(url)
     ids: list[str] = []
     groups = [[_f("hs_lastmodifieddate", "GTE", 0)]]
     while True:

@@ -49,6 +49,7 @@ for _p in (ROOT, ROOT / "plugins"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from bench.bare_clients import crm_session, oa_session  # noqa: E402
 from sandbox import launcher  # noqa: E402
 
 SEED = 20261126
@@ -194,25 +195,6 @@ def run_bridge(deals: int = 10_000, base: Path | None = None) -> dict[str, Any]:
 # ---------------------------------------------------------------- the floor
 
 
-def _crm_session(url: str) -> requests.Session:
-    s = requests.Session()
-    r = s.post(url + "/oauth/v3/token", data={
-        "grant_type": "refresh_token", "client_id": launcher.CRM_CLIENT_ID,
-        "client_secret": launcher.CRM_CLIENT_SECRET, "refresh_token": launcher.CRM_REFRESH_TOKEN}, timeout=30)
-    r.raise_for_status()
-    s.headers["Authorization"] = "Bearer " + r.json()["access_token"]
-    return s
-
-
-def _oa_session(url: str) -> requests.Session:
-    s = requests.Session()
-    r = s.post(url + "/open-apis/auth/v3/tenant_access_token/internal",
-               json={"app_id": launcher.OA_APP_ID, "app_secret": launcher.OA_APP_SECRET}, timeout=30)
-    r.raise_for_status()
-    s.headers["Authorization"] = "Bearer " + r.json()["tenant_access_token"]
-    return s
-
-
 def _ms(raw: str) -> int:
     return int(datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000 + 0.5)
 
@@ -226,7 +208,7 @@ def run_floor(deals: int = 10_000, base: Path | None = None) -> dict[str, Any]:
         _act_all(sims, ids, CHANGE)
         calls: Counter[str] = Counter()
         started = time.perf_counter()
-        crm, oa = _crm_session(sims.crm.url), _oa_session(sims.oa.url)
+        crm, oa = crm_session(sims.crm.url), oa_session(sims.oa.url)
         calls["crm token"] += 1
         calls["oa token"] += 1
         # Changed deals, keyset paging on hs_lastmodifieddate (what any correct incremental reader must do).
