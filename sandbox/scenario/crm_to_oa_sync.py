@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-FORMER_OWNER = "70000999"
+FORMER_OWNER = "70000999"  # 离职销售: no OA account
 CHOSEN = "crm_to_oa_demo.json"
 
 
@@ -36,7 +36,8 @@ def _act(sims: Any, object_id: str, props: Any, times: int = 1) -> None:
                                                  "properties": props, "times": times})
 
 
-def _clean_negotiation(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def clean_negotiation(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Clean deals in 商务谈判 (negotiation) with an amount, an active owner and no OA project yet."""
     out = []
     for deal in deals:
         props = deal["properties"]
@@ -52,7 +53,7 @@ def _clean_negotiation(deals: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def before(sims: Any, demo_dir: Path) -> list[str]:
     deals = _deals(sims)
-    ready = _clean_negotiation(deals)
+    ready = clean_negotiation(deals)
     signed, busy, noted = ready[:3], ready[3], ready[4:9]
     for deal in signed:
         _act(sims, deal["id"], {"dealstage": "contractsent"})

@@ -45,9 +45,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from sandbox.launcher import Simulators, oa_instances
+from sandbox.scenario.crm_to_oa_sync import FORMER_OWNER, clean_negotiation
 
 SEED = 20261126
-FORMER_OWNER = "70000999"  # 离职销售: no OA account
 ACTIVE_OWNER = "70000001"  # 彭明: has an OA account
 APPLICANT = "u00011038"  # 彭明 in the OA
 # Settings of both the reference and the scale-out run (environment overrides of include/settings.yaml).
@@ -151,17 +151,7 @@ def _project_of(sims: Simulators, deal_id: str) -> dict[str, Any]:
 
 def choose(sims: Simulators) -> Chosen:
     """Clean deals in 商务谈判 (negotiation) with an amount and an active owner, in id order."""
-    ready = []
-    for deal in _objects(sims, "deals"):
-        props = deal["properties"]
-        try:
-            amount = float(props.get("amount") or "")
-        except ValueError:
-            continue
-        if (props.get("dealstage") == "decisionmakerboughtin" and amount > 0
-                and props.get("hubspot_owner_id") not in (None, "", FORMER_OWNER)
-                and not props.get("oa_instance_code")):
-            ready.append(str(deal["id"]))
+    ready = [str(deal["id"]) for deal in clean_negotiation(_objects(sims, "deals"))]
     assert len(ready) >= 10, f"the seeded world has only {len(ready)} clean negotiation deals"
     [company] = _associations(sims, "deals", "companies", [ready[0]])[ready[0]][:1]
     return Chosen(signed=ready[:4], busy=ready[4], noted=ready[5:8], won_later=ready[8], company_of_signed0=company)
