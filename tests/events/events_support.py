@@ -18,7 +18,7 @@ APP_ID = "cli_bridge_local"
 TOKEN = "verification-token-for-tests"
 ENCRYPT_KEY = "encrypt-key-for-tests"
 HS_APP = hubspot.HubSpotApp(SECRET, app_id="4242", portal_id="9001")
-FS_APP = feishu.FeishuApp(APP_ID, TOKEN, ENCRYPT_KEY, tenant_key="sandbox-tenant",
+FS_APP = feishu.FeishuApp(APP_ID, TOKEN, ENCRYPT_KEY, tenant="sandbox-tenant",
                           approval_codes=frozenset({"CODE-1"}))
 
 

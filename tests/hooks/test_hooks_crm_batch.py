@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from tests.hooks.hooks_support import Sim, connection, crm_conn, start_sim
 
-from bridge.hooks.crm import CrmHook
+from bridge.hooks.crm import CrmHook, _parse_ms
+from bridge.hooks.errors import RecordErrorKind
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,26 @@ def test_batch_read_reports_missing_ids_from_a_207(hook: CrmHook, deal_ids: list
     assert all(o.object and o.object["properties"].get("dealname") is not None for o in outcomes[:150]
                if o.object and "dealname" in o.object["properties"])
     assert {o.category for o in outcomes[150:]} == {"OBJECT_NOT_FOUND"}
+    assert {o.kind for o in outcomes[150:]} == {RecordErrorKind.NOT_FOUND}
+    assert {o.kind for o in outcomes[:150]} == {None}
     assert hook.api_calls["POST /crm/v3/objects/{object_type}/batch/read"] == 2
+
+
+def test_existing_ids_keeps_only_the_ids_the_crm_has(hook: CrmHook, deal_ids: list[str]) -> None:
+    wanted = [*deal_ids[:120], "59999999998"]
+    assert hook.existing_ids("deals", wanted) == set(deal_ids[:120])
+    assert hook.api_calls["POST /crm/v3/objects/{object_type}/batch/read"] == 2
+    assert hook.existing_ids("deals", []) == set()
+
+
+def test_count_modified_counts_the_half_open_range(crm: Sim, hook: CrmHook) -> None:
+    page = crm.admin("GET", "/objects/deals", params={"limit": 10000})["results"]
+    stamps = sorted(int(_ms(o["properties"]["hs_lastmodifieddate"])) for o in page)
+    assert hook.count_modified("deals", 0, stamps[-1] + 1) == len(stamps)
+    middle = stamps[len(stamps) // 2]
+    assert hook.count_modified("deals", 0, middle) == sum(1 for s in stamps if s < middle)
+    assert hook.count_modified("deals", stamps[-1] + 1, stamps[-1] + 2) == 0
+    assert hook.api_calls["POST /crm/v3/objects/{object_type}/search"] == 3
 
 
 def test_batch_update_partial_207(crm: Sim, hook: CrmHook, deal_ids: list[str]) -> None:
@@ -63,6 +83,7 @@ def test_a_refused_chunk_does_not_stop_the_others(crm: Sim, hook: CrmHook) -> No
     assert {o.status for o in outcomes[100:200]} == {"error"}
     assert all("INVALID_DECIMAL" in (o.message or "") and o.category == "VALIDATION_ERROR"
                for o in outcomes[100:200])
+    assert {o.kind for o in outcomes[100:200]} == {RecordErrorKind.VALIDATION}
     assert [o.status for o in outcomes[200:]] == ["created"] * 30
     assert crm.stats()["writes"]["deals"]["created"] == 130
     assert len({o.id for o in outcomes if o.ok}) == 130
@@ -77,6 +98,7 @@ def test_upsert_creates_then_updates_by_unique_property(hook: CrmHook) -> None:
     again = hook.batch_upsert("meetings", [*meetings, {"hs_meeting_title": "no key"}], "oa_instance_code")
     assert [o.status for o in again] == ["updated"] * 3 + ["error"]
     assert again[3].category == "MISSING_ID"
+    assert again[3].kind is RecordErrorKind.MISSING_ID
     assert [o.id for o in again[:3]] == [o.id for o in first]
 
 
@@ -86,6 +108,7 @@ def test_duplicate_keys_in_one_call_write_the_last_one(hook: CrmHook) -> None:
     outcomes = hook.batch_upsert("notes", notes, "oa_instance_code")
     assert [o.status for o in outcomes] == ["error", "created"]
     assert outcomes[0].category == "DUPLICATE_INPUT"
+    assert outcomes[0].kind is RecordErrorKind.DUPLICATE_INPUT
     read = hook.batch_read("notes", ["INST-DUP"], id_property="oa_instance_code", properties=["hs_note_body"])
     assert read[0].object is not None
     assert read[0].object["properties"]["hs_note_body"] == "新"
@@ -126,3 +149,9 @@ def test_owners_and_properties(hook: CrmHook) -> None:
     assert len({o["id"] for o in owners}) == 16
     names = {p["name"] for p in hook.properties("deals")}
     assert {"oa_instance_code", "dealstage", "amount", "hs_lastmodifieddate"} <= names
+
+
+def _ms(raw: str) -> int:
+    value = _parse_ms(raw)
+    assert value is not None
+    return value

@@ -17,6 +17,7 @@ from bridge.hooks.errors import (
     AmbiguousWriteError,
     BadRequestError,
     BadResponseError,
+    PayloadTooLargeError,
     RateLimitedError,
     ServerError,
 )
@@ -152,8 +153,9 @@ def test_a_10_mb_body_is_refused_without_reading_it(crm: Sim, monkeypatch: pytes
     h = hook(crm, monkeypatch)
     crm.fault(kind="big_body", path="^/crm/v3/owners", size_bytes=10 * 1024 * 1024)
     started = time.monotonic()
-    with pytest.raises(BadResponseError, match="over the 5242880-byte cap"):
+    with pytest.raises(BadResponseError, match="over the 5242880-byte cap") as info:
         h.owners()
+    assert isinstance(info.value, PayloadTooLargeError)
     assert time.monotonic() - started < 2
     assert crm.requests_to(OWNERS) == 1
 

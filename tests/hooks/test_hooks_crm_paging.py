@@ -193,3 +193,7 @@ def test_contacts_page_on_lastmodifieddate(crm: Sim, hook: CrmHook) -> None:
     got = [o for p in hook.iter_changed("contacts", 0, ["email"]) for o in p]
     assert len(got) == 150 == len(all_ids(crm, "contacts"))
     assert all("lastmodifieddate" in o["properties"] for o in got)
+    records = [r for p in hook.iter_changed_records("contacts", 0, ["email"]) for r in p]
+    assert [r.id for r in records] == [str(o["id"]) for o in got]
+    assert all(r.created and r.modified == o["properties"]["lastmodifieddate"] for r, o in zip(records, got, strict=True))
+    assert all("email" in r.properties for r in records)

@@ -168,6 +168,26 @@ def test_query_spans_30_days_and_maps_statuses(oa: Sim, hook: OaHook) -> None:
         next(hook.query_instances(PROJECT, start, end, status="DONE"))
 
 
+def test_instance_refs_are_the_query_items_typed(oa: Sim, hook: OaHook) -> None:
+    start, end = history_range(oa, "project_initiation")
+    items = [i for p in hook.query_instances(PROJECT, start, end) for i in p]
+    refs = [r for p in hook.iter_instance_refs(PROJECT, start, end) for r in p]
+    assert [r.code for r in refs] == [i["instance"]["code"] for i in items]
+    assert all(r.start_ms == int(i["instance"]["start_time"]) for r, i in zip(refs, items, strict=True))
+    ended = {i["instance"]["code"] for i in items if int(i["instance"].get("end_time") or 0) > 0}
+    assert {r.code for r in refs if r.end_ms is not None} == ended
+    approved = [r for p in hook.iter_instance_refs(PROJECT, start, end, status="APPROVED") for r in p]
+    assert 0 < len(approved) < len(refs)
+
+
+def test_subscribe_approval_once_then_already_subscribed(oa: Sim, hook: OaHook) -> None:
+    assert hook.subscribe_approval(EXPENSE) is True
+    assert hook.subscribe_approval(EXPENSE) is False  # Feishu: "subscription existed"
+    assert EXPENSE in oa.admin("GET", "/callback")["subscribed"]
+    with pytest.raises(NotFoundError):
+        hook.subscribe_approval("NO-SUCH-APPROVAL")
+
+
 def test_user_ids_by_email_and_mobile_in_batches_of_50(oa: Sim, hook: OaHook, users: list[dict[str, Any]]) -> None:
     emails = [u["email"].upper() if n % 2 else u["email"] for n, u in enumerate(users)]
     emails += [f"nobody{n}@example.com" for n in range(40)] + ["former.sales@example.com"]

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 
 from bridge.hooks.errors import NotFoundError, ServerError
+from bridge.hooks.feishu_codec import InstanceRef
 from bridge.migration import chunk
 from bridge.migration.counts import EntityCounts
 
 
 class FakeOa:
-    """``query_instances`` pages of codes, ``get_instance`` details; records which thread called."""
+    """``iter_instance_refs`` pages of codes, ``get_instance`` details; records which thread called."""
 
     def __init__(self, codes: list[str], gone: set[str] = frozenset(), fail_at: str | None = None,  # type: ignore[assignment]
                  page: int = 7) -> None:
@@ -23,9 +24,9 @@ class FakeOa:
         self.reads: list[str] = []
         self.threads: set[str] = set()
 
-    def query_instances(self, code: str, lo: int, hi: int) -> Iterator[list[dict[str, Any]]]:
+    def iter_instance_refs(self, code: str, lo: int, hi: int) -> Iterator[list[InstanceRef]]:
         for start in range(0, len(self.codes), self.page):
-            yield [{"instance": {"code": c}} for c in self.codes[start:start + self.page]]
+            yield [InstanceRef(c, None, None) for c in self.codes[start:start + self.page]]
 
     def get_instance(self, code: str) -> dict[str, Any]:
         self.threads.add(threading.current_thread().name)

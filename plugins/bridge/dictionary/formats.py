@@ -425,7 +425,7 @@ def datetime_to_crm(canonical: str) -> str:
 
 
 def date_to_crm_instant(canonical: str) -> str:
-    """A business date as a HubSpot datetime (midnight Asia/Shanghai), e.g. an activity's ``hs_timestamp``."""
+    """A business date as a HubSpot datetime (midnight Asia/Shanghai), e.g. an activity's time."""
     day = date.fromisoformat(canonical)
     return datetime_to_crm(datetime(day.year, day.month, day.day, tzinfo=SHANGHAI).isoformat())
 

@@ -32,14 +32,11 @@ from bridge.dictionary.model import (
     ValueMap,
     Widget,
 )
+from bridge.hooks import feishu_codec, hubspot_codec
 
 if TYPE_CHECKING:
     from bridge.dictionary.core import Dictionary
 
-# HubSpot returns these at the top level of an object too; used when the property is absent.
-CRM_TOP_LEVEL = {"hs_object_id": "id", "hs_lastmodifieddate": "updatedAt", "createdate": "createdAt"}
-# HubSpot properties the API computes; never written.
-CRM_READ_ONLY = frozenset({"hs_object_id", "hs_lastmodifieddate", "createdate", "hs_createdate"})
 SYSTEM_LABELS = {"crm": "CRM", "oa": "OA"}
 MAX_FORM_JSON = 4 * 1024 * 1024  # a Feishu form is a few KiB; 4 MiB is an attack, not a form
 
@@ -117,7 +114,7 @@ def compile_entity(entity: Entity, value_maps: Mapping[str, ValueMap]) -> Entity
             readers.append(Reader(f.name, source.lstrip("@"), READ_VALUE, clean, inbound, f.required, f, attribute))
     crm_props = sorted({f.crm for f in entity.fields.values() if f.crm})
     writable = tuple(
-        f for f in entity.fields.values() if f.crm and f.crm not in CRM_READ_ONLY and f.derive is None
+        f for f in entity.fields.values() if f.crm and hubspot_codec.is_writable(f.crm) and f.derive is None
     )
     return EntityPlan(entity, tuple(readers), tuple(derives), tuple(crm_props), entity.hash_fields, writable)
 
@@ -247,9 +244,8 @@ def from_crm(d: Dictionary, plan: EntityPlan, obj: Any, associations: Any = None
         problems = _Problems(d, entity, None)
         problems.hostile(None, f"CRM 对象应为 JSON 对象，收到 {type(obj).__name__}。")
         return MappingResult(record, problems.items)
-    props = obj.get("properties")
-    problems = _Problems(d, entity, obj.get("id") if obj.get("id") is not None else
-                         (props.get("hs_object_id") if isinstance(props, Mapping) else None))
+    props = hubspot_codec.object_properties(obj)
+    problems = _Problems(d, entity, hubspot_codec.object_id(obj))
     if not isinstance(props, Mapping):
         problems.hostile(None, f"CRM 对象缺少 properties 或类型错误（{type(props).__name__}）。")
         props = {}
@@ -258,9 +254,7 @@ def from_crm(d: Dictionary, plan: EntityPlan, obj: Any, associations: Any = None
         if r.kind == READ_ASSOCIATION:
             ids = _association_ids(associations, obj, r.source)
             return ids[0] if ids else None
-        value = props.get(r.source)
-        if value is None and r.source in CRM_TOP_LEVEL:
-            value = obj.get(CRM_TOP_LEVEL[r.source])
+        value = hubspot_codec.property_value(obj, props, r.source)
         if value is None or type(value) is str:
             return value
         problems.hostile(r.field, f"HubSpot 属性 {r.source} 应为字符串，收到 {type(value).__name__}。")
@@ -270,48 +264,20 @@ def from_crm(d: Dictionary, plan: EntityPlan, obj: Any, associations: Any = None
 
 
 # ---------------------------------------------------------------- OA → canonical
-def _form_values(form: Any, problems: _Problems) -> dict[str, Any]:
-    if form is None:
-        problems.hostile(None, "审批实例缺少 form（控件值）。")
-        return {}
-    if isinstance(form, str):
-        if len(form) > MAX_FORM_JSON:
-            problems.hostile(None, f"form 长度 {len(form)} 字符，超出上限。")
-            return {}
-        try:
-            form = json.loads(form)
-        except (ValueError, RecursionError):
-            problems.hostile(None, "form 不是有效的 JSON 字符串。")
-            return {}
-    if not isinstance(form, list):
-        problems.hostile(None, f"form 应为控件列表，收到 {type(form).__name__}。")
-        return {}
-    values: dict[str, Any] = {}
-    for widget in form:
-        if not isinstance(widget, Mapping):
-            continue
-        for key in ("id", "custom_id"):
-            wid = widget.get(key)
-            if isinstance(wid, str) and wid and wid not in values:
-                values[wid] = widget.get("value")
-    return values
+_FORM_PROBLEMS = {  # feishu_codec.FormError kinds, as staff read them
+    "missing": "审批实例缺少 form（控件值）。",
+    "too_long": "form 长度 {} 字符，超出上限。",
+    "not_json": "form 不是有效的 JSON 字符串。",
+    "not_a_list": "form 应为控件列表，收到 {}。",
+}
 
 
-def _latest_ms(instance: Mapping[str, Any]) -> int | None:
-    """``@updated_at``: the latest of start_time, end_time and the timeline's create_time (Feishu has no update time)."""
-    candidates = [instance.get("start_time"), instance.get("end_time")]
-    timeline = instance.get("timeline")
-    if isinstance(timeline, list):
-        candidates.extend(t.get("create_time") for t in timeline if isinstance(t, Mapping))
-    best: int | None = None
-    for raw in candidates:
-        if isinstance(raw, bool):
-            continue
-        if isinstance(raw, str) and raw.isdigit() and len(raw) <= 15:
-            raw = int(raw)
-        if isinstance(raw, int) and raw > 0 and (best is None or raw > best):
-            best = raw
-    return best
+def _form_values(form: object, problems: _Problems) -> dict[str, object]:
+    try:
+        return feishu_codec.decode_form(form, MAX_FORM_JSON)
+    except feishu_codec.FormError as exc:
+        problems.hostile(None, _FORM_PROBLEMS[exc.kind].format(exc.detail))
+        return {}
 
 
 def from_oa(d: Dictionary, plan: EntityPlan, instance: Any) -> MappingResult:
@@ -321,15 +287,13 @@ def from_oa(d: Dictionary, plan: EntityPlan, instance: Any) -> MappingResult:
         problems = _Problems(d, entity, None)
         problems.hostile(None, f"审批实例应为 JSON 对象，收到 {type(instance).__name__}。")
         return MappingResult(record, problems.items)
-    problems = _Problems(d, entity, instance.get("instance_code"))
-    widgets = _form_values(instance.get("form"), problems)
+    problems = _Problems(d, entity, feishu_codec.instance_code(instance))
+    widgets = _form_values(feishu_codec.instance_form(instance), problems)
 
     def read(r: Reader) -> Any:
         if not r.attribute:
             return widgets.get(r.source)
-        if r.source == "updated_at":
-            return _latest_ms(instance)
-        return instance.get(r.source)
+        return feishu_codec.instance_attribute(instance, r.source)
 
     return _finish(plan, record, problems, instance, read)
 
@@ -433,7 +397,7 @@ def fill_form(d: Dictionary, form: Form, plans: tuple[WidgetPlan, ...], sources:
         rendered = widget_value(d, plan, value)
         if rendered is None:
             continue
-        values.append({"id": plan.widget.id, "type": plan.widget.type, "value": rendered})
+        values.append(dict(feishu_codec.form_entry(plan.widget.id, plan.widget.type, rendered)))
     return values
 
 

@@ -9,7 +9,7 @@ Secrets are read only from Connections (extras of ``crm_default`` and
 | ``crm_default`` | ``webhook_app_id``, ``portal_id`` | optional: deliveries of another app / portal are refused |
 | ``oa_default`` | ``verification_token`` | Feishu *Verification Token* (events & callbacks page) |
 | ``oa_default`` | ``encrypt_key`` | Feishu *Encrypt Key*; without it plain deliveries need ``allow_plain_events`` |
-| ``oa_default`` | ``tenant_key`` | optional: deliveries of another tenant are refused |
+| ``oa_default`` | the tenant key (``feishu_codec.TENANT_EXTRA``) | optional: deliveries of another tenant are refused |
 
 ``oa_default``'s login is the app id every Feishu event must name. A vendor
 whose secret is missing gets no route: its deliveries are answered 404 and
@@ -25,6 +25,7 @@ from typing import Any
 from bridge import settings
 from bridge.events.feishu import FeishuApp
 from bridge.events.hubspot import HubSpotApp
+from bridge.hooks import feishu_codec
 
 ConnLookup = Callable[[str], Mapping[str, Any] | None]
 
@@ -75,6 +76,6 @@ def load(lookup: ConnLookup | None = None, raw_settings: Mapping[str, Any] | Non
     if _opt(oa_extra, "verification_token") and oa.get("login"):
         codes = (raw_settings or settings.load()).get("oa", {}).get("approval_codes", {})
         feishu = FeishuApp(str(oa["login"]), str(oa_extra["verification_token"]), _opt(oa_extra, "encrypt_key"),
-                           _opt(oa_extra, "tenant_key"), bool(oa_extra.get("allow_plain_events", False)),
+                           _opt(oa_extra, feishu_codec.TENANT_EXTRA), bool(oa_extra.get("allow_plain_events", False)),
                            frozenset(str(c) for c in codes.values()))
     return ReceiverConfig(hubspot, feishu, limits, str(section.get("redis_conn_id", "bridge_events_redis")))

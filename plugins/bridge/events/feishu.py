@@ -6,10 +6,9 @@ and carries ``X-Lark-Signature`` = hex(SHA-256(timestamp + nonce + encrypt key
 + raw body)); the request timestamp must be within 5 minutes (Feishu's SDKs do
 not check it; we do, both ways). Without one only the verification token
 protects a delivery, so that mode must be switched on explicitly. Every
-envelope (v1 ``event_callback``, v2 ``schema: "2.0"``) must carry the app's
-verification token and its app id (and tenant key when configured).
-``url_verification`` is answered with its challenge after the token check; it
-enqueues nothing. Feishu's SDKs answer 500 to a failed check; we answer 401.
+envelope (v1 and v2, decoded by ``bridge.hooks.feishu_codec``) must carry the
+app's verification token and its app id (and tenant when configured). The URL
+check is answered with its challenge after the token check; it enqueues nothing. Feishu's SDKs answer 500 to a failed check; we answer 401.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bridge.events.model import Refused, WakeMessage, check_window, iso_from_ms
+from bridge.hooks.feishu_codec import EnvelopeError, approval_event, challenge_of
 
 MAX_AGE_S = 5 * 60
 MAX_FUTURE_SKEW_S = 30
@@ -39,7 +39,7 @@ class FeishuApp:
     app_id: str
     verification_token: str
     encrypt_key: str | None = None
-    tenant_key: str | None = None
+    tenant: str | None = None
     allow_plain: bool = False
     approval_codes: frozenset[str] = field(default_factory=frozenset)  # empty = every code
 
@@ -119,7 +119,7 @@ def open_envelope(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s
             doc = _json_object(decrypt(app.encrypt_key, outer["encrypt"]), "decrypted body")
         except Refused as exc:
             raise Refused(401, "bad_ciphertext", exc.detail) from None
-        if not signed and doc.get("type") != "url_verification":  # Feishu signs everything but the challenge
+        if not signed and challenge_of(doc) is None:  # Feishu signs everything but the challenge
             check_signature(app, body, headers, now_s)
         return doc
     if not app.allow_plain:
@@ -134,49 +134,40 @@ def _check_token(app: FeishuApp, token: object) -> None:
         raise Refused(401, "bad_token", "verification token does not match")
 
 
-def _event_time(event: Mapping[str, Any], fallback: object) -> str:
-    for value in (event.get("operate_time"), event.get("instance_operate_time"), fallback):
+def _event_time(times: tuple[object, ...]) -> str:
+    for value in times:
         try:
             return iso_from_ms(int(str(value)))
         except (TypeError, ValueError):
             continue
-    raise Refused(400, "bad_event", "event without operate_time")
+    raise Refused(400, "bad_event", "event without an event time")
 
 
 def parse(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s: float) -> FeishuOutcome:
     """Verify one delivery; a challenge answer or the wake messages it holds."""
     doc = open_envelope(app, body, headers, now_s)
-    if doc.get("type") == "url_verification":
-        _check_token(app, doc.get("token"))
-        challenge = doc.get("challenge")
+    asked = challenge_of(doc)
+    if asked is not None:
+        _check_token(app, asked.token)
+        challenge = asked.challenge
         if not isinstance(challenge, str) or not challenge or len(challenge) > 200:
-            raise Refused(400, "bad_challenge", "url_verification without a challenge")
+            raise Refused(400, "bad_challenge", "URL check without a challenge")
         return FeishuOutcome(challenge, [])
-    event = doc.get("event")
-    if not isinstance(event, dict):
-        raise Refused(400, "bad_envelope", "no event object")
-    if doc.get("schema") == "2.0":
-        header = doc.get("header") if isinstance(doc.get("header"), dict) else {}
-        assert isinstance(header, dict)
-        _check_token(app, header.get("token"))
-        app_id, tenant, event_type = header.get("app_id"), header.get("tenant_key"), header.get("event_type")
-        delivery, fallback_time = header.get("event_id"), header.get("create_time")
-    elif doc.get("type") == "event_callback":
-        _check_token(app, doc.get("token"))
-        app_id, tenant, event_type = event.get("app_id"), event.get("tenant_key"), event.get("type")
-        delivery, fallback_time = doc.get("uuid"), None
-    else:
-        raise Refused(400, "bad_envelope", "neither a v1 event_callback nor a v2 schema 2.0 envelope")
-    if app_id != app.app_id:
+    try:
+        event = approval_event(doc)
+    except EnvelopeError as exc:
+        raise Refused(400, "bad_envelope", str(exc)) from None
+    _check_token(app, event.token)
+    if event.app_id != app.app_id:
         raise Refused(401, "wrong_app", "event of another Feishu app")
-    if app.tenant_key and tenant != app.tenant_key:
+    if app.tenant and event.tenant != app.tenant:
         raise Refused(401, "wrong_tenant", "event of another Feishu tenant")
+    delivery, instance = event.delivery_id, event.instance_code
     if not isinstance(delivery, str) or not delivery:
         raise Refused(400, "bad_envelope", "no delivery id (uuid / header.event_id)")
-    instance, code = event.get("instance_code"), event.get("approval_code")
-    if event_type not in EVENT_TYPES or (app.approval_codes and code not in app.approval_codes):
+    if event.event_type not in EVENT_TYPES or (app.approval_codes and event.approval_code not in app.approval_codes):
         return FeishuOutcome(None, [], ignored=1)
     if not isinstance(instance, str) or not instance:
         raise Refused(400, "bad_event", "approval_instance event without instance_code")
-    when = _event_time(event, fallback_time)
+    when = _event_time(event.times)
     return FeishuOutcome(None, [WakeMessage("oa", "approval_instance", instance, when, f"feishu:{delivery}")])

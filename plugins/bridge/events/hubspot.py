@@ -18,9 +18,9 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from bridge.events.model import Refused, WakeMessage, check_window, iso_from_ms
+from bridge.hooks.hubspot_codec import webhook_change
 
 MAX_AGE_MS = 5 * 60 * 1000
 MAX_FUTURE_SKEW_MS = 30 * 1000
@@ -28,8 +28,6 @@ MAX_EVENTS_PER_DELIVERY = 100  # HubSpot sends at most 100 events per request
 # HubSpot decodes these escapes in the URI before signing (upper and lower case hex).
 _DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
             "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
-# objectTypeId of the generic ``object.*`` subscriptions, and the older typed names.
-OBJECT_TYPES = {"0-1": "contact", "0-2": "company", "0-3": "deal"}
 SUBSCRIPTION_KINDS = {"creation", "propertyChange", "deletion", "merge", "restore", "associationChange"}
 
 
@@ -73,19 +71,6 @@ def check_signature(app: HubSpotApp, method: str, uri: str, body: bytes, headers
     return given
 
 
-def _record(event: Mapping[str, Any]) -> tuple[str | None, str, object]:
-    """(record type, change, record id); association changes name the record by ``fromObjectId``."""
-    kind = str(event.get("subscriptionType", ""))
-    prefix, _, change = kind.partition(".")
-    if change == "associationChange":
-        type_id, object_id = event.get("fromObjectTypeId", event.get("objectTypeId")), event.get("fromObjectId")
-    else:
-        type_id, object_id = event.get("objectTypeId"), event.get("objectId")
-    if prefix == "object":
-        return OBJECT_TYPES.get(str(type_id or "")), change, object_id
-    return (prefix if prefix in OBJECT_TYPES.values() else None), change, object_id
-
-
 def parse_batch(app: HubSpotApp, body: bytes) -> list[WakeMessage]:
     """Verified body → wake messages (unknown object types are skipped, wrong app/portal refused)."""
     try:
@@ -97,17 +82,18 @@ def parse_batch(app: HubSpotApp, body: bytes) -> list[WakeMessage]:
     if len(events) > MAX_EVENTS_PER_DELIVERY:
         raise Refused(413, "too_many_events", f"{len(events)} events (max {MAX_EVENTS_PER_DELIVERY})")
     out: list[WakeMessage] = []
-    for event in events:
-        if app.app_id and str(event.get("appId", "")) != app.app_id:
+    for raw in events:
+        event = webhook_change(raw)
+        if app.app_id and event.app_id != app.app_id:
             raise Refused(401, "wrong_app", "event of another HubSpot app")
-        if app.portal_id and str(event.get("portalId", "")) != app.portal_id:
+        if app.portal_id and event.portal_id != app.portal_id:
             raise Refused(401, "wrong_portal", "event of another HubSpot portal")
-        record_type, change, object_id = _record(event)
-        event_id, occurred = event.get("eventId"), event.get("occurredAt")
+        record_type, change, object_id = event.record_type, event.change, event.record_id
+        event_id, occurred = event.event_id, event.occurred_ms
         if record_type is None or change not in SUBSCRIPTION_KINDS:
             continue
         if not isinstance(object_id, int | str) or not isinstance(event_id, int | str) \
                 or not isinstance(occurred, int | float):
-            raise Refused(400, "bad_event", "event without objectId (fromObjectId) / eventId / occurredAt")
+            raise Refused(400, "bad_event", "event without a record id, an event id or an event time")
         out.append(WakeMessage("crm", record_type, str(object_id), iso_from_ms(occurred), f"hubspot:{event_id}"))
     return out

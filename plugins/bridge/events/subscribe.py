@@ -1,9 +1,8 @@
 """``bridge events subscribe``: what each vendor must send us, set up or spelled out.
 
-Feishu: ``POST /open-apis/approval/v4/approvals/:approval_code/subscribe`` for
-every approval definition the syncs read (``include/settings.yaml`` ``oa:``),
-through the ``oa_default`` Connection; "subscription existed" (1390007) counts
-as done. HubSpot: a public app's webhook subscriptions are managed with the
+Feishu: ``OaHook.subscribe_approval`` for every approval definition the syncs
+read (``include/settings.yaml`` ``oa:``), through the ``oa_default``
+Connection; "subscription existed" counts as done. HubSpot: a public app's webhook subscriptions are managed with the
 developer account's key, not the portal's token the bridge holds, so the
 command prints the subscriptions to create in the app's *Webhooks* settings
 (and the target URL) instead of calling HubSpot.
@@ -15,14 +14,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-SUBSCRIBE = "/open-apis/approval/v4/approvals/{approval_code}/subscribe"  # moves into OaHook with the hooks rework
-ALREADY_SUBSCRIBED = "1390007"
 HUBSPOT_OBJECTS = ("deal", "company", "contact")
 HUBSPOT_EVENTS = ("creation", "propertyChange", "deletion", "merge", "restore", "associationChange")
 
 
-class CallsVendor(Protocol):
-    def call(self, method: str, template: str, **kw: Any) -> Any: ...
+class SubscribesApprovals(Protocol):
+    """What subscribing needs of the OA hook (``OaHook.subscribe_approval``)."""
+
+    def subscribe_approval(self, approval_code: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -39,19 +38,16 @@ def synced_codes(raw_settings: Mapping[str, Any]) -> dict[str, str]:
     return {form: str(codes[form]) for form in forms if form in codes}
 
 
-def subscribe_feishu(hook: CallsVendor, codes: Mapping[str, str]) -> list[Subscribed]:
+def subscribe_feishu(hook: SubscribesApprovals, codes: Mapping[str, str]) -> list[Subscribed]:
     from bridge.hooks.errors import VendorError
 
     done: list[Subscribed] = []
     for form, code in codes.items():
         try:
-            hook.call("POST", SUBSCRIBE, path_params={"approval_code": code})
-            done.append(Subscribed(form, code, "subscribed"))
+            outcome = "subscribed" if hook.subscribe_approval(code) else "already"
         except VendorError as exc:
-            if str(getattr(exc, "code", "")) == ALREADY_SUBSCRIBED:
-                done.append(Subscribed(form, code, "already"))
-            else:
-                done.append(Subscribed(form, code, f"failed: {exc}"))
+            outcome = f"failed: {exc}"
+        done.append(Subscribed(form, code, outcome))
     return done
 
 

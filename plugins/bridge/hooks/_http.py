@@ -36,12 +36,14 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 from bridge.hooks._auth import BearerTokenAuth, NoAuth, StaticTokenAuth
 from bridge.hooks._retry import RetryPolicy, attempts_for, compute_wait, is_retryable
 from bridge.hooks.errors import (
+    BODY_TOO_LARGE,
     AmbiguousWriteError,
     AuthError,
     BadRequestError,
     BadResponseError,
     ConflictError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
@@ -53,7 +55,6 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_BODY_SECONDS = 120.0
-BODY_TOO_LARGE = "body_too_large"  # BadResponseError.code of an answer refused for its size
 _READ_CHUNK = 1 << 20
 NOT_JSON = object()
 
@@ -261,7 +262,7 @@ class ApiClient:
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             resp.close()
-            raise BadResponseError(f"answer of {int(declared)} bytes refused: over the {cap}-byte cap",
+            raise PayloadTooLargeError(f"answer of {int(declared)} bytes refused: over the {cap}-byte cap",
                                    system=self.system, status=resp.status_code, code=BODY_TOO_LARGE,
                                    method=method, path=path)
         chunks: list[bytes] = []
@@ -276,7 +277,7 @@ class ApiClient:
                 size += len(chunk)
                 if size > cap:
                     resp.close()
-                    raise BadResponseError(f"answer refused after {size} bytes: over the {cap}-byte cap",
+                    raise PayloadTooLargeError(f"answer refused after {size} bytes: over the {cap}-byte cap",
                                            system=self.system, status=resp.status_code, code=BODY_TOO_LARGE,
                                            method=method, path=path)
                 chunks.append(chunk)

@@ -31,17 +31,31 @@ from typing import Any
 from bridge.hooks import _explain, ui
 from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth, Token, TokenCache, credentials_key
 from bridge.hooks._base import VendorHook, chunked, mask, to_ms
-from bridge.hooks._http import BODY_TOO_LARGE, VendorProtocol, error_by_status, retry_after_seconds
+from bridge.hooks._http import VendorProtocol, error_by_status, retry_after_seconds
 from bridge.hooks.errors import (
     AmbiguousWriteError,
     AuthError,
     BadRequestError,
     BadResponseError,
     NotFoundError,
+    PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitedError,
+    RecordErrorKind,
     ValidationError,
     VendorError,
+)
+from bridge.hooks.hubspot_codec import (
+    CREATED,
+    OBJECT_ID,
+    CrmRecord,
+    SearchBody,
+    count_body,
+    error_kind,
+    modified_property,
+    record_of,
+    search_body,
+    search_filter,
 )
 
 OAUTH_PATH = "/oauth/v3/token"
@@ -62,8 +76,6 @@ OWNERS_PAGE = 500
 STALE_PAGE_RETRIES = 2  # re-reads of a search page that breaks its own filter (a repeated page)
 OAUTH_ERROR_CODES = frozenset({"BAD_CLIENT_ID", "BAD_CLIENT_SECRET", "BAD_REFRESH_TOKEN", "BAD_GRANT_TYPE",
                                "BAD_AUTH_CODE", "BAD_REDIRECT_URI", "BAD_SCOPES"})
-# Contacts keep their modification time in ``lastmodifieddate``; the other objects in ``hs_lastmodifieddate``.
-_CONTACT_NAMES = frozenset({"contact", "contacts", "0-1"})
 # A whole-chunk refusal that concerns the records themselves (400 validation, 404 unknown ids, 409 taken
 # unique value): each record of the chunk gets the vendor's message, the other chunks go on.
 RECORD_ERROR_CLASSES = (BadRequestError, NotFoundError)
@@ -89,6 +101,11 @@ class RecordOutcome:
     def ok(self) -> bool:
         return self.status != "error"
 
+    @property
+    def kind(self) -> RecordErrorKind | None:
+        """Why the record failed, in the hook's terms (None for a success): test this, not ``category``."""
+        return None if self.ok else error_kind(self.category)
+
 
 @dataclass(frozen=True)
 class SkippedRecord:
@@ -97,6 +114,24 @@ class SkippedRecord:
     object_type: str
     id: str | None
     reason: str
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One keyset query of an incremental read: its search body and the window its records must fall in."""
+
+    object_type: str
+    body: SearchBody
+    stamp: str  # the modification-time property
+    lower: int
+    upper: int | None
+    after_id: int | None  # None: ordered by time; else a by-id drain of one millisecond
+
+    def page(self, size: int, offset: int) -> SearchBody:
+        body: SearchBody = {**self.body, "limit": size}
+        if offset:
+            body["after"] = str(offset - 1)
+        return body
 
 
 @dataclass
@@ -269,21 +304,20 @@ class CrmHook(VendorHook):
         lower = to_ms(since, "since")
         upper = None if until is None else to_ms(until, "until")
         size = max(2, min(SEARCH_PAGE_MAX, int(page_size)))
-        stamp = _modified_property(object_type)
+        stamp = modified_property(object_type)
         props = list(dict.fromkeys([*properties, stamp]))
         cur = _Cursor(lower=lower)
         while upper is None or cur.lower < upper:
             if cur.drain_ts is None:
-                filters = [_filter(stamp, "GTE", cur.lower)]
+                filters = [search_filter(stamp, "GTE", cur.lower)]
                 if upper is not None:
-                    filters.append(_filter(stamp, "LT", upper))
+                    filters.append(search_filter(stamp, "LT", upper))
                 sort, lo, hi, after_id = stamp, cur.lower, upper, None
             else:
-                filters = [_filter(stamp, "EQ", cur.drain_ts), _filter("hs_object_id", "GT", cur.after_id)]
-                sort, lo, hi, after_id = "hs_object_id", cur.drain_ts, cur.drain_ts + 1, cur.after_id
-            query = {"filterGroups": [{"filters": filters}], "limit": size, "properties": props,
-                     "sorts": [{"propertyName": sort, "direction": "ASCENDING"}]}
-            finished = yield from self._read_query(object_type, query, stamp, lo, hi, after_id, size, cur)
+                filters = [search_filter(stamp, "EQ", cur.drain_ts), search_filter(OBJECT_ID, "GT", cur.after_id)]
+                sort, lo, hi, after_id = OBJECT_ID, cur.drain_ts, cur.drain_ts + 1, cur.after_id
+            query = _Query(object_type, search_body(filters, size, props, sort), stamp, lo, hi, after_id)
+            finished = yield from self._read_query(query, size, cur)
             if finished:
                 if cur.drain_ts is None:
                     return
@@ -291,8 +325,26 @@ class CrmHook(VendorHook):
             else:
                 cur.restart(self.vendor_log, object_type)
 
-    def _read_query(self, object_type: str, query: dict[str, Any], stamp: str, lo: int, hi: int | None,
-                    after_id: int | None, size: int, cur: _Cursor) -> Generator[list[dict[str, Any]], None, bool]:
+    def iter_changed_records(self, object_type: str, since: int | datetime, properties: Sequence[str],
+                             until: int | datetime | None = None) -> Iterator[list[CrmRecord]]:
+        """:meth:`iter_changed` as typed records, with each record's creation and modification times."""
+        for page in self.iter_changed(object_type, since, [*properties, CREATED], until=until):
+            yield [record_of(obj, object_type) for obj in page]
+
+    def count_modified(self, object_type: str, since: int | datetime, until: int | datetime) -> int:
+        """How many records of ``object_type`` were modified in ``[since, until)`` (one search, its ``total``)."""
+        body = count_body(object_type, to_ms(since, "since"), to_ms(until, "until"))
+        answer = self.call("POST", SEARCH, path_params={"object_type": object_type}, json=body)
+        total = answer.body.get("total") if isinstance(answer.body, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise ValueError(f"search {object_type}: the answer has no total")
+        return total
+
+    def existing_ids(self, object_type: str, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` exist (a batch read of the ids alone)."""
+        return {o.key for o in self.batch_read(object_type, ids, properties=[OBJECT_ID]) if o.ok}
+
+    def _read_query(self, query: _Query, size: int, cur: _Cursor) -> Generator[list[dict[str, Any]], None, bool]:
         """Page one search by offset, each page overlapping the previous one by a record.
 
         The overlap proves that nothing moved: if the record expected first is not
@@ -305,16 +357,15 @@ class CrmHook(VendorHook):
         cur.query_first_ts = cur.query_last_ts = None
         cur.query_last_id = None
         while True:
-            body = {**query, "limit": size} if offset == 0 else {**query, "limit": size, "after": str(offset - 1)}
             try:
-                raw_ids, records, has_next = self._search_page(object_type, body, stamp, lo, hi, after_id)
-            except BadResponseError as exc:
-                if exc.code != BODY_TOO_LARGE or size <= 2:
+                raw_ids, records, has_next = self._search_page(query, query.page(size, offset))
+            except PayloadTooLargeError:
+                if size <= 2:
                     raise
                 # Records with very large values: the same page in smaller pieces, not a sync stuck on it.
                 size = max(2, size // 2)
                 self.vendor_log.warning("crm search %s: a page is over the answer size cap; reading %d records "
-                                        "per page", object_type, size)
+                                        "per page", query.object_type, size)
                 continue
             if offset:
                 if not raw_ids or raw_ids[0] != expected:
@@ -334,13 +385,14 @@ class CrmHook(VendorHook):
             if offset - 1 + size > SEARCH_RESULT_CAP:
                 return False
 
-    def _search_page(self, object_type: str, body: dict[str, Any], stamp: str, lower: int, upper: int | None,
-                     after_id: int | None) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]], bool]:
+    def _search_page(self, query: _Query, body: SearchBody,
+                     ) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]], bool]:
         """One search page: (ids of all results, well-formed records as (ts, id, object), has next).
 
         A page that breaks its own filter or order (a stale or foreign page) is read
         again up to ``STALE_PAGE_RETRIES`` times, then refused."""
         problem = "?"
+        object_type = query.object_type
         for attempt in range(STALE_PAGE_RETRIES + 1):
             answer = self.call("POST", SEARCH, path_params={"object_type": object_type}, json=body)
             payload = answer.body
@@ -348,8 +400,8 @@ class CrmHook(VendorHook):
             if not isinstance(results, list):
                 raise BadResponseError(f"search {object_type}: the answer has no results list", system="crm",
                                        status=answer.status, method="POST", path=SEARCH)
-            records = self._well_formed(object_type, results, stamp)
-            found = _order_problem(records, lower, upper, after_id)
+            records = self._well_formed(object_type, results, query.stamp)
+            found = _order_problem(records, query.lower, query.upper, query.after_id)
             if found is None:
                 paging = payload.get("paging")
                 has_next = isinstance(paging, dict) and isinstance(paging.get("next"), dict)
@@ -411,7 +463,7 @@ class CrmHook(VendorHook):
             # propertiesWithHistory is required by HubSpot's published batch-read request schema: [] for none
             body: dict[str, Any] = {"inputs": [{"id": k} for k in chunk], "properties": list(properties),
                                     "propertiesWithHistory": []}
-            if id_property and id_property != "hs_object_id":
+            if id_property and id_property != OBJECT_ID:
                 body["idProperty"] = id_property
                 body["properties"] = list(dict.fromkeys([*properties, id_property]))
             try:
@@ -428,7 +480,7 @@ class CrmHook(VendorHook):
         return self._write(object_type, "upsert", records, id_property)
 
     def batch_update(self, object_type: str, records: Sequence[Mapping[str, Any]],
-                     id_property: str = "hs_object_id") -> list[RecordOutcome]:
+                     id_property: str = OBJECT_ID) -> list[RecordOutcome]:
         """Update existing objects by id or unique property: idempotent, retried."""
         return self._write(object_type, "update", records, id_property)
 
@@ -507,7 +559,7 @@ class CrmHook(VendorHook):
             props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
             key = obj.get("objectWriteTraceId")
             if key not in wanted:
-                if id_property and id_property != "hs_object_id" and props.get(id_property) is not None:
+                if id_property and id_property != OBJECT_ID and props.get(id_property) is not None:
                     key = str(props[id_property])
                 elif not positional and oid in wanted:
                     key = oid
@@ -646,14 +698,6 @@ def _batch(action: str) -> str:
     return BATCH.replace("{action}", action)
 
 
-def _modified_property(object_type: str) -> str:
-    return "lastmodifieddate" if object_type.lower() in _CONTACT_NAMES else "hs_lastmodifieddate"
-
-
-def _filter(name: str, operator: str, value: int) -> dict[str, str]:
-    return {"propertyName": name, "operator": operator, "value": str(value)}
-
-
 _fromisoformat = datetime.fromisoformat
 
 
@@ -704,7 +748,7 @@ def _key_of(record: str | Mapping[str, Any], id_property: str | None) -> str:
         return str(record)
     if id_property and record.get(id_property) not in (None, ""):
         return str(record[id_property])
-    return str(record.get("id") or record.get("hs_object_id") or "")
+    return str(record.get("id") or record.get(OBJECT_ID) or "")
 
 
 def _input_for(action: str, record: Mapping[str, Any], id_property: str | None,
@@ -725,13 +769,13 @@ def _input_for(action: str, record: Mapping[str, Any], id_property: str | None,
         return key, item
     assert id_property is not None
     value = given_id if given_id not in (None, "") else props.get(id_property)
-    if id_property == "hs_object_id":
-        props.pop("hs_object_id", None)
+    if id_property == OBJECT_ID:
+        props.pop(OBJECT_ID, None)
     if value in (None, ""):
         return str(position), None
     key = str(value)
     item = {"id": key, "properties": props, "objectWriteTraceId": key}
-    if id_property != "hs_object_id":
+    if id_property != OBJECT_ID:
         item["idProperty"] = id_property
         props[id_property] = key
     return key, item

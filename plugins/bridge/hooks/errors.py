@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([\w-]+(?:\.[\w-]+)+)")
@@ -149,6 +150,26 @@ class BadResponseError(VendorError):
     size cap, a wrong envelope, a page repeated by the server or a cursor that loops."""
 
 
+class PayloadTooLargeError(BadResponseError):
+    """An answer refused for its size (over the hook's byte cap): ask for fewer records per call."""
+
+
+BODY_TOO_LARGE = "body_too_large"  # the ``code`` of a PayloadTooLargeError (kept for older callers)
+
+
+class RecordErrorKind(StrEnum):
+    """Why one record of a batch call failed, in the hook's terms (``RecordOutcome.kind``); the vendor's own
+    spelling stays in ``category``, for messages and audit."""
+
+    NOT_FOUND = "not_found"  # no such record (deleted, merged, wrong id)
+    VALIDATION = "validation"  # the vendor refused a value (unknown property, bad enum option, …)
+    CONFLICT = "conflict"  # a unique value already taken / the record exists already
+    DUPLICATE_INPUT = "duplicate_input"  # the same key twice in one call: only the last one was written
+    MISSING_ID = "missing_id"  # the record had no value for the id property
+    MISSING_RESULT = "missing_result"  # the vendor answered without a result or an error for it
+    OTHER = "other"
+
+
 class AmbiguousWriteError(VendorError):
     """A non-idempotent write whose outcome is unknown: the request may have been applied.
 
@@ -173,8 +194,10 @@ __all__ = [
     "ConflictError",
     "ConnectionConfigError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "RecordErrorKind",
     "ServerError",
     "TransportError",
     "ValidationError",

@@ -14,7 +14,6 @@ The hook returns Feishu's objects; ``bridge.dictionary`` maps them.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -35,6 +34,7 @@ from bridge.hooks.errors import (
     ValidationError,
     VendorError,
 )
+from bridge.hooks.feishu_codec import InstanceRef, encode_form, instance_ref, query_item_code, query_item_ok
 
 TENANT_AUTH_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 INSTANCES = "/open-apis/approval/v4/instances"
@@ -42,6 +42,7 @@ INSTANCE = "/open-apis/approval/v4/instances/{instance_id}"
 QUERY = "/open-apis/approval/v4/instances/query"
 CANCEL = "/open-apis/approval/v4/instances/cancel"
 APPROVAL = "/open-apis/approval/v4/approvals/{approval_code}"
+SUBSCRIBE = "/open-apis/approval/v4/approvals/{approval_code}/subscribe"
 BATCH_GET_ID = "/open-apis/contact/v3/users/batch_get_id"
 USERS_BATCH = "/open-apis/contact/v3/users/batch"
 
@@ -60,6 +61,7 @@ VALIDATION_CODES = frozenset({1390001, 1390004, 1390007, 1390010, 99992402})
 SERVER_CODES = frozenset({2200, 1395001})
 RATE_LIMIT_CODE = 99991400
 UUID_CONFLICT = 60012
+ALREADY_SUBSCRIBED = 1390007  # "subscription existed"
 
 # Our approval_status -> instances/query instance_status.
 QUERY_STATUS = {"PENDING": "PENDING", "APPROVED": "APPROVED", "REJECTED": "REJECT", "CANCELED": "RECALL",
@@ -183,9 +185,7 @@ class OaHook(VendorHook):
         if not uuid or len(uuid) > 64:
             raise ValueError("uuid must be 1 to 64 characters")
         body: dict[str, Any] = {
-            "approval_code": approval_code, "user_id": applicant, "uuid": uuid,
-            "form": form if isinstance(form, str) else json.dumps(list(form), ensure_ascii=False,
-                                                                  separators=(",", ":")),
+            "approval_code": approval_code, "user_id": applicant, "uuid": uuid, "form": encode_form(form),
         }
         if department_id:
             body["department_id"] = department_id
@@ -234,6 +234,17 @@ class OaHook(VendorHook):
         """The approval definition (``form`` is a JSON string of widgets): setup checks and form filling."""
         return self._data("GET", APPROVAL, path_params={"approval_code": approval_code})
 
+    def subscribe_approval(self, approval_code: str) -> bool:
+        """Subscribe this app to the events of an approval definition: True when subscribed now, False when
+        it already was (Feishu's "subscription existed"); other refusals raise."""
+        try:
+            self.call("POST", SUBSCRIBE, path_params={"approval_code": approval_code})
+        except VendorError as exc:
+            if exc.code == str(ALREADY_SUBSCRIBED):
+                return False
+            raise
+        return True
+
     def iter_instance_codes(self, approval_code: str, created_from: int | datetime,
                             created_to: int | datetime) -> Iterator[list[str]]:
         """Pages of instance codes created in [created_from, created_to] (ms, both inclusive), oldest first.
@@ -281,16 +292,20 @@ class OaHook(VendorHook):
                     params["page_token"] = token
                 data = self._data("POST", QUERY, params=params, json=body)
                 items = data.get("instance_list") or []
-                good = [i for i in items if isinstance(i, dict) and isinstance(i.get("instance"), dict)
-                        and isinstance(i["instance"].get("code"), str)]
+                good = [i for i in items if query_item_ok(i)]
                 if len(good) < len(items):
                     self.vendor_log.warning("oa query %s: %d item(s) of the wrong shape skipped", approval_code,
                                             len(items) - len(good))
                 return good, (data.get("page_token") or None) if data.get("has_more") else None
 
-            yield from self._cursor_pages(fetch, lambda i: str(i["instance"]["code"]),
-                                          f"oa query {approval_code} [{lo}, {hi}]")
+            yield from self._cursor_pages(fetch, query_item_code, f"oa query {approval_code} [{lo}, {hi}]")
             lo = hi + 1
+
+    def iter_instance_refs(self, approval_code: str, created_from: int | datetime, created_to: int | datetime,
+                           status: str | None = None) -> Iterator[list[InstanceRef]]:
+        """:meth:`query_instances` as typed references (code, start and end time) of the instances."""
+        for page in self.query_instances(approval_code, created_from, created_to, status=status):
+            yield [instance_ref(item) for item in page]
 
     # ------------------------------------------------------------------ people
     def user_ids(self, emails: Iterable[str] = (), mobiles: Iterable[str] = ()) -> dict[str, str | None]:

@@ -45,6 +45,7 @@ from sqlalchemy import Connection, Engine, select, update
 from bridge import people
 from bridge.context import RunContext
 from bridge.dictionary import Dictionary, MappingResult, Problem
+from bridge.hooks import feishu_codec
 from bridge.hooks.crm import CrmHook
 from bridge.hooks.errors import NotFoundError
 from bridge.hooks.oa import OaHook
@@ -167,11 +168,10 @@ def migrate_oa_chunk(oa: OaHook, crm: CrmHook | None, t: Tools, entity: str, lo:
     applicants: set[str] = set()
     for detail in _read_ahead(oa, code, lo, hi, counts):
         counts.read += 1
-        applicants.add(str(detail.get("user_id") or ""))
+        applicants.add(feishu_codec.instance_applicant(detail))
         if counts.read % RENEW_EVERY == 0:
             t.renew()  # Feishu allows 50 reads/s: a batch can take minutes, the lease must not lapse
-        start = detail.get("start_time")
-        fallback = int(start) if isinstance(start, str | int) and str(start).isdigit() else 0
+        fallback = feishu_codec.instance_start_ms(detail) or 0
         items.append(_Item(t.d.from_oa(entity, detail), clean.oa_raw(detail), fallback))
         if len(items) >= BATCH:
             _process(t, entity, items, counts, linker=linker)
@@ -208,9 +208,9 @@ def _read_ahead(oa: OaHook, code: str, lo: int, hi: int, counts: EntityCounts) -
 
     def read() -> None:
         try:
-            for page in oa.query_instances(code, lo, hi):
-                for entry in page:
-                    instance_code = str(entry["instance"]["code"])
+            for page in oa.iter_instance_refs(code, lo, hi):
+                for ref in page:
+                    instance_code = ref.code
                     try:
                         detail = oa.get_instance(instance_code)
                     except NotFoundError:
@@ -386,9 +386,7 @@ def existing_ids(hub: Engine, crm: CrmHook | None, entity: str, object_type: str
                 snapshot.c.source_id.in_(wanted[start:start + 500]))))
     missing = [i for i in wanted if i not in found and i.isdigit()]
     if missing and crm is not None:
-        for outcome in crm.batch_read(object_type, missing, properties=["hs_object_id"]):
-            if outcome.ok:
-                found.add(str(outcome.key))
+        found |= crm.existing_ids(object_type, missing)
     return found
 
 

@@ -18,7 +18,7 @@ Rules, in order (every record belongs to exactly one customer group):
    most one valid USCC between them (the others have none or an invalid one).
    Two valid, different codes under one name are two legal entities: never merged.
 
-The record created first (``createdate``, then the lower id) is kept; every
+The record created first (its creation time in the CRM, then the lower id) is kept; every
 other record of the group is merged into it. The CRM itself is not changed:
 the merges are recorded (``merge_record``: both ids, the rule, both names) and
 listed in the report for the data owners, who merge the records in the CRM.
@@ -38,12 +38,13 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from bridge.dictionary import formats
+from bridge.hooks.hubspot_codec import CrmRecord
 from bridge.hub.schema import merge_record
 
 EXACT_KEY = "exact_key"
 NAME_USCC = "name_uscc"
 RULE_LABELS = {EXACT_KEY: "统一社会信用代码相同", NAME_USCC: "规范化名称相同且信用代码不冲突"}
-SCAN_PROPERTIES = ("name", "uscc", "createdate")
+SCAN_PROPERTIES = ("name", "uscc")  # besides the creation and modification times the hook reads
 
 
 def key_hash(text: str) -> int:
@@ -206,12 +207,11 @@ def _ms(raw: Any) -> int | None:
     return None if issue or value is None else formats.datetime_to_ms(value)
 
 
-def index_page(index: CustomerIndex, page: Sequence[Mapping[str, Any]], modified_property: str) -> None:
-    """Add one search page of companies (HubSpot objects) to the index."""
-    for obj in page:
-        props = obj.get("properties") or {}
-        index.add(str(obj.get("id")), _ms(props.get("createdate") or obj.get("createdAt")),
-                  _ms(props.get(modified_property) or obj.get("updatedAt")), props.get("name"), props.get("uscc"))
+def index_page(index: CustomerIndex, page: Sequence[CrmRecord]) -> None:
+    """Add one page of companies to the index."""
+    for record in page:
+        props = record.properties
+        index.add(record.id, _ms(record.created), _ms(record.modified), props.get("name"), props.get("uscc"))
 
 
 def describe(pairs: Sequence[tuple[str, str, str]], objects: Mapping[str, Mapping[str, Any]]) -> list[Merge]:

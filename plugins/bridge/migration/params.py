@@ -5,8 +5,8 @@ help text for IT staff); :meth:`MigrationParams.from_mapping` checks a run's
 values and resolves the date range into epoch milliseconds once, at plan time,
 so a cleared or resumed run reads exactly the range it planned.
 
-Ranges: CRM records by their last modification time (``hs_lastmodifieddate``,
-what HubSpot search pages by), OA instances by their creation time (what
+Ranges: CRM records by their last modification time (what the CRM hook's
+incremental read pages by), OA instances by their creation time (what
 Feishu lists by). Dates are business dates in Asia/Shanghai; ``date_to`` is
 inclusive and never later than the moment the run is planned.
 """

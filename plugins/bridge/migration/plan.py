@@ -1,8 +1,7 @@
 """Splitting the migration into chunks of about ``chunk_size`` records.
 
 CRM: a modification-time range is cut in halves until each part holds at most
-``chunk_size`` records by HubSpot search's ``total`` (one search with
-``limit=1`` per probe), then neighbouring small parts are joined again: about
+``chunk_size`` records by ``CrmHook.count_modified`` (one search per probe), then neighbouring small parts are joined again: about
 two probes per chunk. A single millisecond holding more records than a chunk
 stays one (larger) chunk; the hook reads it by id and the chunk's memory is
 bounded by its batches anyway.
@@ -23,7 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from bridge.dictionary import Dictionary
-from bridge.hooks.crm import SEARCH, CrmHook, _modified_property
+from bridge.hooks.crm import CrmHook
+from bridge.hooks.feishu_codec import InstanceRef
 from bridge.hooks.oa import OaHook
 from bridge.migration.params import MigrationParams
 from bridge.migration.runs import DEDUPE_STEP, WRITEBACK_STEP
@@ -108,31 +108,13 @@ def group_chunks(refs: list[dict[str, Any]], chunk_size: int) -> list[list[dict[
     return groups
 
 
-def crm_count(crm: CrmHook, object_type: str, lo: int, hi: int) -> int:
-    """How many records of ``object_type`` were modified in ``[lo, hi)`` (HubSpot search ``total``)."""
-    stamp = _modified_property(object_type)
-    body: dict[str, Any] = {
-        "filterGroups": [{"filters": [{"propertyName": stamp, "operator": "GTE", "value": str(lo)},
-                                      {"propertyName": stamp, "operator": "LT", "value": str(hi)}]}],
-        "limit": 1, "properties": ["hs_object_id"],
-    }
-    answer = crm.call("POST", SEARCH, path_params={"object_type": object_type}, json=body)
-    total = answer.body.get("total") if isinstance(answer.body, dict) else None
-    if not isinstance(total, int) or isinstance(total, bool):
-        raise ValueError(f"search {object_type}: the answer has no total")
-    return total
-
-
-def hour_buckets(pages: Iterable[list[dict[str, Any]]]) -> Counter[int]:
-    """Instances per hour of creation from ``instances/query`` pages."""
+def hour_buckets(pages: Iterable[list[InstanceRef]]) -> Counter[int]:
+    """Instances per hour of creation (instances without a start time are not counted)."""
     buckets: Counter[int] = Counter()
     for page in pages:
-        for item in page:
-            raw = (item.get("instance") or {}).get("start_time")
-            if not isinstance(raw, str | int) or not str(raw).isdigit():
-                continue
-            start = int(raw)
-            buckets[start - start % HOUR_MS] += 1
+        for ref in page:
+            if ref.start_ms is not None:
+                buckets[ref.start_ms - ref.start_ms % HOUR_MS] += 1
     return buckets
 
 
@@ -147,7 +129,7 @@ def plan_chunks(params: MigrationParams, d: Dictionary, approval_codes: Mapping[
         object_type = d.entity(entity).crm_object or entity
 
         def count(a: int, b: int, object_type: str = object_type) -> int:
-            return crm_count(crm, object_type, a, b)
+            return crm.count_modified(object_type, a, b)
 
         for no, (lo, hi, n) in enumerate(split_range(count, params.crm_from_ms, params.to_ms, params.chunk_size)):
             out.append((entity, no, lo, hi, n))
@@ -155,7 +137,7 @@ def plan_chunks(params: MigrationParams, d: Dictionary, approval_codes: Mapping[
         assert oa is not None
         code = approval_codes[entity]
         hi = params.to_ms - 1  # Feishu windows are inclusive; the range ends before the plan time
-        buckets = hour_buckets(oa.query_instances(code, params.oa_from_ms, hi))
+        buckets = hour_buckets(oa.iter_instance_refs(code, params.oa_from_ms, hi))
         for no, (lo, end, n) in enumerate(windows_from_buckets(buckets, params.oa_from_ms, hi, params.chunk_size)):
             out.append((entity, no, lo, end, n))
     if "project_initiation" in params.entities:

@@ -147,8 +147,8 @@ def dedupe(m: Migration, crm: CrmHook) -> dict[str, Any]:
     def work() -> EntityCounts:
         before = _calls(crm)
         index = dedupe_mod.CustomerIndex()
-        for page in crm.iter_changed("companies", 0, dedupe_mod.SCAN_PROPERTIES, until=p.to_ms):
-            dedupe_mod.index_page(index, page, "hs_lastmodifieddate")
+        for page in crm.iter_changed_records("companies", 0, dedupe_mod.SCAN_PROPERTIES, until=p.to_ms):
+            dedupe_mod.index_page(index, page)
             m.renew()
         pairs = index.merges(p.crm_from_ms, p.to_ms)
         ids = list(dict.fromkeys(i for kept, merged, _ in pairs for i in (kept, merged)))
