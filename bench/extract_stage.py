@@ -148,9 +148,9 @@ class Readers:
 
 
 def _pg_admin(dsn: str, sql: str) -> None:
-    from tests.pg_support import admin
+    from sandbox.celery_stack import pg_admin
 
-    admin(dsn, sql)
+    pg_admin(dsn, sql)
 
 
 def _pg_url(dsn: str, database: str) -> str:

@@ -87,7 +87,8 @@ class Backends:
         return json.dumps(fields)
 
 
-def _pg_admin(dsn: str, statement: str) -> None:
+def pg_admin(dsn: str, statement: str) -> None:
+    """One statement outside a transaction (CREATE / DROP DATABASE) on the server of ``dsn``."""
     import psycopg2
 
     conn = psycopg2.connect(make_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False),
@@ -107,7 +108,7 @@ def _quoted(name: str) -> str:
 
 
 def drop_database(dsn: str, name: str) -> None:
-    _pg_admin(dsn, f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
+    pg_admin(dsn, f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
 
 
 def claim_redis_db(host: str, port: int, tag: str) -> int:
@@ -213,7 +214,7 @@ def provisioned_backends(pg_admin_dsn: str, redis_host: str = "127.0.0.1", redis
     try:
         for name in names:
             drop_database(pg_admin_dsn, name)
-            _pg_admin(pg_admin_dsn, f"CREATE DATABASE {_quoted(name)}")
+            pg_admin(pg_admin_dsn, f"CREATE DATABASE {_quoted(name)}")
             created.append(name)
         redis_db = claim_redis_db(redis_host, redis_port, tag)
         yield Backends(pg_admin_dsn=pg_admin_dsn, metadata_db=names[0], hub_db=names[1], redis_host=redis_host,

@@ -6,21 +6,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg2
 from sqlalchemy import make_url
 
 from bridge.hub import engine as hub_engine
-
-
-def admin(pg_dsn: str, sql: str) -> None:
-    """One statement outside a transaction (CREATE / DROP DATABASE) on the server of ``pg_dsn``."""
-    conn = psycopg2.connect(pg_dsn, connect_timeout=5)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql)
-    finally:
-        conn.close()
+from sandbox.celery_stack import pg_admin
 
 
 def pg_url(pg_dsn: str, database: str) -> str:
@@ -30,14 +19,14 @@ def pg_url(pg_dsn: str, database: str) -> str:
 
 
 def create_pg_database(pg_dsn: str, name: str) -> str:
-    admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin(pg_dsn, f'CREATE DATABASE "{name}"')
+    pg_admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(pg_dsn, f'CREATE DATABASE "{name}"')
     return pg_url(pg_dsn, name)
 
 
 def drop_pg_database(pg_dsn: str, name: str) -> None:
     hub_engine.dispose_engines()
-    admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
