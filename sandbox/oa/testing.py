@@ -90,6 +90,17 @@ class OaClient:
             raise FeishuCallError(f"admin {method} {path}: HTTP {resp.status_code} {resp.text[:500]}")
         return resp.json() if resp.content else None
 
+    def all_instances(self) -> list[dict[str, Any]]:
+        """Every instance as the admin API lists it (seeded history included), 1,000 a page."""
+        items: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.admin("GET", "/instances", params={"offset": offset, "limit": 1000})
+            items += page["items"]
+            offset += len(page["items"])
+            if offset >= page["total"] or not page["items"]:
+                return items
+
     # Convenience wrappers used by tests and the benchmark.
     def create(self, approval_code: str, user_id: str, form: str, uuid: str | None = None, **extra: Any,
                ) -> requests.Response:

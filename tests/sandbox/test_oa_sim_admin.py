@@ -108,25 +108,14 @@ def test_admin_submit_refusals(oa: OaClient) -> None:
 
 
 # ---------------------------------------------------------------- seeding
-def _dump(oa: OaClient) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        page = oa.admin("GET", "/instances", params={"offset": offset, "limit": 1000})
-        items += page["items"]
-        offset += len(page["items"])
-        if offset >= page["total"] or not page["items"]:
-            return items
-
-
 def test_seeding_is_deterministic(oa: OaClient) -> None:
     body = {"seed": 5, "oa_instances": 400, "companies": 50, "deals": 80, "now_ms": NOW}
     first = oa.admin("POST", "/seed", body)
     assert first["inserted"] == 400
     assert first["instances"] == 400
-    dump1 = _dump(oa)
+    dump1 = oa.all_instances()
     oa.admin("POST", "/seed", body)
-    assert _dump(oa) == dump1
+    assert oa.all_instances() == dump1
     world = World(seed=5, oa_instances=400, companies=50, deals=80, now_ms=NOW)
     expected = {i.instance_code: i for i in world.iter_oa_instances()}
     assert {d["instance_code"] for d in dump1} == set(expected)
@@ -137,12 +126,12 @@ def test_seeding_is_deterministic(oa: OaClient) -> None:
     assert json.loads(sample["form"]) == truth.form
     assert len({d["serial_number"] for d in dump1}) == 400  # serial numbers are unique in the tenant
     oa.admin("POST", "/seed", {**body, "seed": 6})
-    assert {d["instance_code"] for d in _dump(oa)}.isdisjoint(set(expected))
+    assert {d["instance_code"] for d in oa.all_instances()}.isdisjoint(set(expected))
 
 
 def test_seeded_history_reads_like_live_instances(oa: OaClient) -> None:
     oa.admin("POST", "/seed", {"seed": 9, "oa_instances": 200, "now_ms": NOW})
-    dump = _dump(oa)
+    dump = oa.all_instances()
     approved = next(d for d in dump if d["status"] == "APPROVED")
     inst = oa.call("GET", f"{INSTANCES}/{approved['instance_code']}")
     assert [t["type"] for t in inst["timeline"]] == ["START", "PASS"]
