@@ -9,8 +9,16 @@ condition; the only retries are those a person would make (reopening a hover men
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +66,46 @@ def launch_chromium(driver: Any) -> Any:
 
 def demo_password(user: str) -> str:
     return f"{user}{DEMO_PASSWORD_SUFFIX}"
+
+
+@contextlib.contextmanager
+def bridge_app_served(hub_url: str, data_dir: Path, log_path: Path, *, anonymous: bool = False,
+                      env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """The bridge app alone (``_bridge_server.py``) on a free 127.0.0.1 port; yields its origin.
+
+    Waits until the stylesheet answers; stopped at the end by its process group (SIGTERM, then SIGKILL).
+    """
+    from sandbox.launcher import free_port
+
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "tests" / "ui" / "_bridge_server.py"), "--port", str(port),
+           "--data-dir", str(data_dir), "--hub-url", hub_url, "--max-lifetime", "240",
+           *(["--anonymous"] if anonymous else [])]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **(env or {})})
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"bridge server exited with {proc.returncode}; see {log_path}")
+            try:
+                with urllib.request.urlopen(f"{origin}/bridge/static/bridge.css", timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"bridge server did not answer on {origin}; see {log_path}") from None
+                time.sleep(0.2)
+        yield origin
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 @dataclass

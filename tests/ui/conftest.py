@@ -43,19 +43,11 @@ class FakeAuth:
         return self.viewer
 
 
-@pytest.fixture(scope="session")
-def ui_hub_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ui_hub") / "hub.sqlite"
-    url = f"sqlite:///{path}"
-    hub_engine.upgrade(url)
-    hub_engine.get_engine(url).dispose()
-    return path
-
-
 @pytest.fixture
-def hub_url(ui_hub_template: Path, tmp_path: Path) -> Iterator[str]:
+def hub_url(c2o_hub_template: Path, tmp_path: Path) -> Iterator[str]:  # noqa: F811
+    """A migrated, empty hub per test: a copy of the session's template (the sync tests' one)."""
     target = tmp_path / "hub.sqlite"
-    shutil.copyfile(ui_hub_template, target)
+    shutil.copyfile(c2o_hub_template, target)
     url = f"sqlite:///{target}"
     yield url
     hub_engine.get_engine(url).dispose()

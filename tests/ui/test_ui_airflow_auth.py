@@ -10,58 +10,19 @@ the Op's name.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from tests.ui.airflow_support import airflow_env, run_facts
 
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("_ui_airflow_app.py")
-
-
-def _airflow_env(home: Path, hub_url: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "BRIDGE_"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,op1:op",
-        "AIRFLOW__API__BASE_URL": "http://127.0.0.1:8080",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "BRIDGE_HUB_URL": hub_url,
-        "BRIDGE_DATA_DIR": str(data_dir),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
-    })
-    return env
-
-
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An AIRFLOW_HOME with a migrated metadata database (token revocation lives there)."""
-    home = tmp_path_factory.mktemp("airflow_home")
-    (home / "dags").mkdir()
-    env = _airflow_env(home, "sqlite://", home)
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
-                   capture_output=True, timeout=180)
-    return home
 
 
 def test_bridge_pages_behind_airflow_login(airflow_home: Path, hub_url: str, ui_data: Path, seed) -> None:
     entry_id = seed.quarantine("C-1001")
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(entry_id)], env=_airflow_env(airflow_home, hub_url, ui_data),
-                          capture_output=True, text=True, timeout=180, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert lines, proc.stdout[-3000:]
-    facts = json.loads(lines[-1][len("RESULT "):])
+    facts = run_facts(SCRIPT, [str(entry_id)], airflow_env(airflow_home, hub_url, ui_data), timeout=180)
 
     # the plugin is mounted, and its pages are listed for the navigation
     assert facts["plugin"]["fastapi_apps"][0]["url_prefix"] == "/bridge"
@@ -90,7 +51,7 @@ def test_bridge_pages_behind_airflow_login(airflow_home: Path, hub_url: str, ui_
     assert facts["op_page"] == {"status": 200, "form": True, "csrf": True}
     assert facts["op_release"] == {"status": 303, "location": f"/bridge/quarantine/{entry_id}?released=1"}
 
-    from bridge import audit
+    from bridge.hub import audit
 
     with hub_engine.get_engine(hub_url).connect() as conn:
         entry = store.get_quarantine(conn, entry_id)

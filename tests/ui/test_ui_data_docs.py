@@ -16,17 +16,10 @@ expectation drawn without ``eval``. Screenshot: tests/artifacts/browser/data_doc
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -37,11 +30,12 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from tests.quality.conftest import DAY, NOW, Seeded, inject, small_world
+from tests.ui.browser_support import bridge_app_served
 from tests.ui.browser_support import missing as browser_missing
 
 from bridge.hub import engine as hub_engine
 from bridge.quality.data_docs import CDN_FILES, VENDOR_DIR, localize_page
-from bridge.quality.run import run_checks
+from bridge.quality.run import HealthOutput, run_checks
 from bridge.ui.app import UiConfig
 from bridge.ui.files import DATA_DOCS_CSP
 
@@ -128,7 +122,8 @@ def build_health_docs(base: Path) -> tuple[str, Path]:
     hub = hub_engine.ensure_schema(url)
     stage_world(hub, seeded.world, dictionary)
     inject(seeded)
-    run_checks(hub, day=DAY, run_id=f"scheduled__{DAY}", now=NOW, dictionary=dictionary, data_dir=base / "data")
+    run_checks(hub, day=DAY, run_id=f"scheduled__{DAY}", now=NOW, dictionary=dictionary,
+               output=HealthOutput(base / "data"))
     return url, base / "data"
 
 
@@ -354,40 +349,6 @@ def test_rewrite_never_turns_business_data_into_a_script() -> None:
 # ---------------------------------------------------------------- browser
 
 
-@contextlib.contextmanager
-def bridge_server(hub_url: str, data_dir: Path, log_path: Path) -> Iterator[str]:
-    """The bridge app alone under uvicorn on a free 127.0.0.1 port; stopped by its PID."""
-    from sandbox.launcher import free_port
-
-    port = free_port()
-    cmd = [sys.executable, str(ROOT / "tests" / "ui" / "_data_docs_server.py"), "--port", str(port),
-           "--data-dir", str(data_dir), "--hub-url", hub_url, "--max-lifetime", "240"]
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/bridge"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"bridge server exited with {proc.returncode}; see {log_path}")
-            try:
-                with urllib.request.urlopen(f"{url}/static/bridge.css", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"bridge server did not answer on {url}; see {log_path}") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 def test_chromium_shows_styled_results_and_charts_offline(health_docs: tuple[str, Path], tmp_path: Path) -> None:
@@ -404,7 +365,8 @@ def test_chromium_shows_styled_results_and_charts_offline(health_docs: tuple[str
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     foreign: list[str] = []
-    with bridge_server(hub_url, data, tmp_path / "server.log") as base, sync_playwright() as driver:
+    with bridge_app_served(hub_url, data, tmp_path / "server.log") as origin, sync_playwright() as driver:
+        base = f"{origin}/bridge"
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                          args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:

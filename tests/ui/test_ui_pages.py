@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -254,6 +255,13 @@ def test_unknown_page_is_a_chinese_404(client: TestClient) -> None:
     assert "没有这个页面" in response.text
 
 
+def page_on_hub(make_client: Any, auth: Any, ui_data: Path, hub_url: str, path: str) -> Any:
+    """One page of an app whose hub is ``hub_url`` (missing, blank, too old, unreachable)."""
+    config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=hub_url, data_dir=ui_data)
+    with make_client(config) as client:
+        return client.get(path)
+
+
 def test_hub_not_migrated_shows_what_to_do(tmp_path: Path, ui_data: Path, auth, make_client) -> None:
     config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=f"sqlite:///{tmp_path / 'empty.sqlite'}",
                       data_dir=ui_data)
@@ -274,10 +282,7 @@ def test_empty_hub_file_says_upgrade(tmp_path: Path, ui_data: Path, auth, make_c
     import sqlite3
 
     sqlite3.connect(tmp_path / "blank.sqlite").close()
-    config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=f"sqlite:///{tmp_path / 'blank.sqlite'}",
-                      data_dir=ui_data)
-    with make_client(config) as client:
-        response = client.get("/bridge/sync")
+    response = page_on_hub(make_client, auth, ui_data, f"sqlite:///{tmp_path / 'blank.sqlite'}", "/bridge/sync")
     assert response.status_code == 503
     assert "没有任何表" in response.text
     assert "bridge hub upgrade" in response.text
@@ -292,9 +297,7 @@ def test_hub_behind_an_older_revision_says_upgrade(tmp_path: Path, ui_data: Path
     hub_engine.upgrade(url)
     with hub_engine.get_engine(url).begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
-    config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=url, data_dir=ui_data)
-    with make_client(config) as client:
-        response = client.get("/bridge/sync")
+    response = page_on_hub(make_client, auth, ui_data, url, "/bridge/sync")
     assert response.status_code == 503
     assert "ffff" in response.text
     assert "不认识" in response.text
@@ -308,9 +311,7 @@ def test_unreachable_hub_names_the_problem(ui_data: Path, auth, make_client) -> 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"postgresql+psycopg2://bridge:secret-pw@127.0.0.1:{port}/hub?connect_timeout=2"
-    config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=url, data_dir=ui_data)
-    with make_client(config) as client:
-        response = client.get("/bridge/quarantine")
+    response = page_on_hub(make_client, auth, ui_data, url, "/bridge/quarantine")
     assert response.status_code == 503
     assert "无法连接中枢库" in response.text
     assert "bridge_hub" in response.text

@@ -9,13 +9,12 @@ statuses it saw as JSON.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.ui.test_ui_airflow_auth import ROOT, _airflow_env, airflow_home  # noqa: F401 (a fixture)
+from tests.ui.airflow_support import airflow_env, run_facts
 
 from bridge.hub import engine as hub_engine
 from bridge.ui import kiosk
@@ -55,18 +54,13 @@ def probe(token: str) -> dict[str, Any]:
     return out
 
 
-def test_kiosk_token_in_airflow_opens_the_wall_and_nothing_else(airflow_home: Path, hub_url: str, ui_data: Path,  # noqa: F811
+def test_kiosk_token_in_airflow_opens_the_wall_and_nothing_else(airflow_home: Path, hub_url: str, ui_data: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(kiosk.KEY_ENV, SECRET)
     with hub_engine.get_engine(hub_url).begin() as conn:
         token, _ = kiosk.create(conn, kiosk.signing_key(), "admin", label="测试")  # type: ignore[arg-type]
-    env = {**_airflow_env(airflow_home, hub_url, ui_data), kiosk.KEY_ENV: SECRET}
-    proc = subprocess.run([sys.executable, __file__, token], env=env, capture_output=True, text=True, timeout=240,
-                          cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert lines, proc.stdout[-3000:]
-    facts = json.loads(lines[-1][len("RESULT "):])
+    env = {**airflow_env(airflow_home, hub_url, ui_data), kiosk.KEY_ENV: SECRET}
+    facts = run_facts(Path(__file__), [token], env, timeout=240)
     assert facts["kiosk"]["page"] == 200
     assert facts["kiosk"]["data"] == 200
     assert facts["kiosk"]["role"] == "wallboard"

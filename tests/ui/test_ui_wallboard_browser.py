@@ -1,8 +1,8 @@
 """大屏 in headless Chromium: 1920×1080, no console errors, no external requests, no scrollbars, live refresh.
 
-Runs the bridge app alone (not Airflow) in a small uvicorn server on
-127.0.0.1 and a free port — this file started as a script, see ``serve`` —
-stopped by PID at the end (and bounded by ``--lifetime`` in any case). The
+Runs the bridge app alone (not Airflow, nobody logged in) in a small uvicorn
+server on 127.0.0.1 and a free port (``browser_support.bridge_app_served``),
+stopped at the end (and bounded by its own lifetime in any case). The
 hub is filled by the bridge's writers (``build_wall_hub``); the test opens the
 kiosk link without any login, changes the hub through the writers and waits
 for the page to show the new figures, then revokes the link.
@@ -12,19 +12,6 @@ The screenshot is saved to ``tests/artifacts/browser/wallboard.png``.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,93 +19,15 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS
+from tests.ui.browser_support import CHROMIUM, CHROMIUM_ARGS, bridge_app_served
 from tests.ui.browser_support import missing as _missing
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 SECRET = "wallboard-browser-test-secret-0123456789"
-SERVER_LIFETIME = 300  # s: the server exits by itself after this, whatever happens to the test
 TZ = ZoneInfo("Asia/Shanghai")
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
-
-
-# ---------------------------------------------------------------- the server (this file as a script)
-
-
-def serve(argv: list[str]) -> None:
-    """``python test_ui_wallboard_browser.py --port N --hub-url URL``: the bridge app under /bridge."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--hub-url", required=True)
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--lifetime", type=int, default=SERVER_LIFETIME)
-    args = parser.parse_args(argv)
-    import uvicorn
-    from fastapi import FastAPI
-    from starlette.requests import Request
-
-    from bridge.ui.app import UiConfig, create_app
-    from bridge.ui.auth import NotAuthenticated, Viewer
-
-    async def nobody(request: Request) -> Viewer:  # no Airflow here: every login-only page answers 401
-        raise NotAuthenticated("Not authenticated")
-
-    timer = threading.Timer(args.lifetime, lambda: os._exit(3))
-    timer.daemon = True
-    timer.start()
-    parent = FastAPI()
-    parent.mount("/bridge", create_app(UiConfig(authenticator=nobody, csrf_secret=b"unused-in-this-test",
-                                                hub_url=args.hub_url, data_dir=Path(args.data_dir))))
-    uvicorn.run(parent, host="127.0.0.1", port=args.port, log_level="warning")
-
-
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_server(hub_url: str, folder: Path) -> Iterator[Server]:
-    port = _free_port()
-    log = folder / "server.log"
-    env = {**os.environ, "BRIDGE_KIOSK_SECRET": SECRET, "BRIDGE__WALLBOARD__CACHE_SECONDS": "0",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, __file__, "--port", str(port), "--hub-url", hub_url, "--data-dir", str(folder)],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError), \
-                    urllib.request.urlopen(server.url + "/bridge/static/wallboard.css", timeout=2) as r:
-                if r.status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not answer within 60 s: {log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        yield server
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
 
 
 # ---------------------------------------------------------------- the test
@@ -154,7 +63,9 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
     hosts: list[str] = []
     errors: list[str] = []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with running_server(hub.url, tmp_path) as server, sync_playwright() as driver:
+    extra_env = {"BRIDGE_KIOSK_SECRET": SECRET, "BRIDGE__WALLBOARD__CACHE_SECONDS": "0"}
+    with bridge_app_served(hub.url, tmp_path, tmp_path / "server.log", anonymous=True, env=extra_env) as origin, \
+            sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN",
@@ -163,7 +74,7 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
             def record(route: Any) -> None:
                 netloc = urlsplit(route.request.url).netloc
                 hosts.append(netloc)
-                if netloc == urlsplit(server.url).netloc:
+                if netloc == urlsplit(origin).netloc:
                     route.continue_()
                 else:
                     route.abort()
@@ -172,7 +83,7 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
             page = context.new_page()
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            kiosk_url = f"{server.url}/bridge/wallboard/kiosk/{token}?refresh=2"
+            kiosk_url = f"{origin}/bridge/wallboard/kiosk/{token}?refresh=2"
             response = page.goto(kiosk_url)
             assert response is not None
             assert response.status == 200
@@ -244,11 +155,7 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
             assert all("401" in e or "403" in e for e in errors), errors
         finally:
             browser.close()
-    server_host = urlsplit(server.url).netloc
+    server_host = urlsplit(origin).netloc
     assert hosts
     assert set(hosts) == {server_host}, sorted(set(hosts))
     assert (ARTIFACTS / "wallboard.png").stat().st_size > 50_000
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1:])

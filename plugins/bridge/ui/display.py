@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -570,10 +570,6 @@ def query_string(params: Mapping[str, Any], **changes: Any) -> str:
     return urlencode([(k, str(v)) for k, v in merged.items() if v not in (None, "")])
 
 
-def distinct_sorted(values: Iterable[str | None]) -> list[str]:
-    return sorted({v for v in values if v})
-
-
 def first_lines(text: str | None, limit: int = 300) -> str:
     if not text:
         return ""
@@ -601,7 +597,3 @@ def lag_class(seconds: float | None, warn: float = 300, alarm: float = 3600) -> 
     if seconds <= alarm:
         return "fair"
     return "poor"
-
-
-def sorted_items(mapping: Mapping[str, Any] | None) -> Sequence[tuple[str, Any]]:
-    return sorted((mapping or {}).items())

@@ -75,11 +75,6 @@ def confined(base: Path, stored: str | None, data_dir: Path) -> Path | None:
     return None
 
 
-def relative_url_path(base: Path, path: Path) -> str:
-    """``path`` relative to ``base`` with forward slashes, for links."""
-    return path.resolve().relative_to(base.resolve()).as_posix()
-
-
 @dataclass(frozen=True)
 class FileEntry:
     name: str

@@ -9,7 +9,6 @@ dataclasses so the templates never touch SQLAlchemy.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from bridge.hub.schema import (
     run_summary,
     watermark,
 )
+from bridge.quality.scores import HealthScore
 
 
 class HubUnavailable(RuntimeError):
@@ -102,35 +102,6 @@ def check_sqlite_file(url: str) -> None:
             f"中枢库文件 {parsed.database} 不存在：中枢库尚未初始化。请运行 `bridge hub upgrade`"
             "（或任一同步任务运行一次），并确认 Airflow Connection bridge_hub 指向正确的文件，完成后刷新本页。"
         )
-
-
-class UrlCache:
-    """The hub URL, resolved at most once a minute (the Airflow Connection lookup can cost a query)."""
-
-    def __init__(self, ttl_seconds: float = 60) -> None:
-        self.ttl = ttl_seconds
-        self._value: tuple[float, str] | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> str:
-        with self._lock:
-            now = time.monotonic()
-            if self._value is not None and now - self._value[0] < self.ttl:
-                return self._value[1]
-            try:
-                url = server_hub_url()
-            except hub_engine.HubConfigError as exc:
-                raise HubUnavailable(
-                    "中枢库连接配置有误，请检查 Airflow Connection bridge_hub（或环境变量 AIRFLOW_CONN_BRIDGE_HUB）。",
-                    str(exc),
-                ) from exc
-            except Exception as exc:  # the Airflow Connection lookup itself failed
-                raise HubUnavailable(
-                    "读取 Airflow Connection bridge_hub 失败，请检查 Airflow 的连接配置与元数据库。",
-                    f"{type(exc).__name__}: {exc}"[:300],
-                ) from exc
-            self._value = (now, url)
-            return url
 
 
 # ---------------------------------------------------------------- sync status
@@ -243,27 +214,16 @@ def get_report_run(conn: Connection, day: date) -> ReportRun | None:
 # ---------------------------------------------------------------- data health
 
 
-@dataclass(frozen=True)
-class ScoreRow:
-    day: date
-    scope_type: str
-    scope: str
-    score: float
-    checks: int
-    failed_checks: int
-    evaluated: int
-    failed_rows: int
-
-
-def health_scores(conn: Connection, since: date) -> list[ScoreRow]:
+def health_scores(conn: Connection, since: date) -> list[HealthScore]:
+    """Every score since ``since``, by scope and then by day (the data-health trend)."""
     rows = conn.execute(
         select(health_score)
         .where(health_score.c.day >= since)
         .order_by(health_score.c.scope_type, health_score.c.scope, health_score.c.day)
     )
     return [
-        ScoreRow(r.day, r.scope_type, r.scope, float(r.score), int(r.checks), int(r.failed_checks),
-                 int(r.evaluated), int(r.failed_rows))
+        HealthScore(r.day, r.scope_type, r.scope, float(r.score), int(r.checks), int(r.failed_checks),
+                    int(r.evaluated), int(r.failed_rows), r.run_id)
         for r in rows
     ]
 

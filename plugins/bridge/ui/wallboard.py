@@ -1,11 +1,4 @@
-"""大屏: the office wallboard (``/bridge/wallboard``) and its kiosk link.
-
-Routes (all GET, read-only):
-
-- ``/wallboard``                      the page, for a logged-in Airflow user
-- ``/wallboard/data``                 its figures as JSON (the page fetches them every ``refresh_seconds``)
-- ``/wallboard/kiosk/{token}``        the same page opened with a kiosk link, no Airflow login
-- ``/wallboard/kiosk/{token}/data``   the figures for that page
+"""大屏: the figures of the office wallboard (``/bridge/wallboard``, routes in :mod:`bridge.ui.routes.wallboard`).
 
 The figures are the daily report's marts (:mod:`bridge.report.marts`) over
 the hub, read with the permission policy of the wall's audience
@@ -34,13 +27,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import Connection, Engine
 
 from bridge import settings
 from bridge.hub import store
-from bridge.ui import kiosk
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +48,6 @@ WALLBOARD_FIELDS: dict[str, tuple[str, ...]] = {
     "visit_plan": ("approval_status", "created_at", "decided_at"),
     "contract_amount_notice": ("approval_status", "created_at"),
 }
-
-# The page's own CSP: scripts only from this origin (ECharts and wallboard.js), data only from here.
-WALLBOARD_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
-)
-
-REFUSED_LINK = "大屏链接无效或已被收回。请联系管理员用 `bridge kiosk create` 生成新的链接。"
 
 
 # ---------------------------------------------------------------- settings
@@ -255,14 +237,11 @@ def compute_figures(engine: Engine, *, now: datetime | None = None, cfg: Wallboa
     periods = wall_periods(today)
     with engine.connect() as conn:
         data = load.load_report_data(conn, dictionary, policy, role=role, built_at=now, health_until=today,
-                                     fields=WALLBOARD_FIELDS)
+                                     reading=load.ReportReading(fields=WALLBOARD_FIELDS))
         data.role_label = policy.roles.get(role, role)
         sync = sync_health(conn, data)
     labels = marts.Labels.from_dictionary(dictionary)
-    companies = data.frames["company"]
-    customers = ({str(k): str(v) for k, v in zip(companies["crm_id"], companies["name"], strict=True)
-                  if pd.notna(k) and pd.notna(v)} if {"crm_id", "name"} <= set(companies.columns) else {})
-    names = marts.Names(owners={}, customers=customers)
+    names = marts.Names(owners={}, customers=_customer_names(data.frames["company"]))
     hidden: list[str] = []
 
     def panel(name: str, make: Callable[[], Any], empty: Any) -> Any:
@@ -279,11 +258,7 @@ def compute_figures(engine: Engine, *, now: datetime | None = None, cfg: Wallboa
     top_t = panel("customers", lambda: marts.top_customers(data, periods, names, cfg.top_n), None)
     _health_t, health_trend, health_head = marts.health_tables(data, periods, labels)
     health_trend = health_trend[health_trend["day"] <= today]
-    funnel = []
-    if stage_t is not None:
-        for row in stage_t.frame.to_dict(orient="records"):
-            funnel.append({"stage": row["stage"], "code": row["stage_code"], "deals": int(row["deals"]),
-                           "amount": float(row["amount"]), "open": row["stage_code"] not in marts.CLOSED_STAGES})
+    by_city = panel("regions", lambda: regions(data, periods, cfg.top_n), [])
     return {
         "generated_at": now.isoformat(),
         "today": today.isoformat(),
@@ -291,24 +266,48 @@ def compute_figures(engine: Engine, *, now: datetime | None = None, cfg: Wallboa
         "role": role, "role_label": data.role_label,
         "title": cfg.title,
         "refresh_seconds": cfg.refresh_seconds,
-        "sales": {
-            "won_amount_today": head.get("won_amount_day"), "won_count_today": head.get("won_count_day"),
-            "won_amount_month": head.get("won_amount_mtd"), "won_count_month": head.get("won_count_mtd"),
-            "won_amount_year": head.get("won_amount_ytd"),
-            "new_deals_today": head.get("new_deals_day"), "new_deals_month": head.get("new_deals_mtd"),
-            "target_today": daily_target(cfg, today), "target_month": cfg.monthly_target_cny,
-        },
+        "sales": _sales(head, cfg, today),
         "trend": _records(trend),
-        "funnel": funnel,
+        "funnel": _funnel(stage_t),
         "top_customers": ([{"customer": r["customer"], "won_amount": r["won_amount"], "won_deals": r["won_deals"]}
                            for r in _records(top_t.frame)] if top_t is not None else []),
-        "regions": panel("regions", lambda: regions(data, periods, cfg.top_n), []),
+        "regions": by_city,
         "approvals": pending_ages(data, labels, now),
         "sync": sync,
         "health": {"score": health_head.get("health_score"), "day": health_head.get("health_day"),
                    "trend": _records(health_trend)},
         "hidden_panels": hidden,
     }
+
+
+def _customer_names(companies: pd.DataFrame) -> dict[str, str]:
+    """Customer id → name, for the top-customers panel (empty when the policy hides the names)."""
+    if not {"crm_id", "name"} <= set(companies.columns):
+        return {}
+    return {str(k): str(v) for k, v in zip(companies["crm_id"], companies["name"], strict=True)
+            if pd.notna(k) and pd.notna(v)}
+
+
+def _sales(head: Mapping[str, Any], cfg: WallboardSettings, today: date) -> dict[str, Any]:
+    """The sales panel: won and new deals today, this month and this year, against the targets."""
+    return {
+        "won_amount_today": head.get("won_amount_day"), "won_count_today": head.get("won_count_day"),
+        "won_amount_month": head.get("won_amount_mtd"), "won_count_month": head.get("won_count_mtd"),
+        "won_amount_year": head.get("won_amount_ytd"),
+        "new_deals_today": head.get("new_deals_day"), "new_deals_month": head.get("new_deals_mtd"),
+        "target_today": daily_target(cfg, today), "target_month": cfg.monthly_target_cny,
+    }
+
+
+def _funnel(stage_t: Any) -> list[dict[str, Any]]:
+    """The pipeline by stage (empty when the policy hides the deals' stages or amounts)."""
+    from bridge.report import marts
+
+    if stage_t is None:
+        return []
+    return [{"stage": row["stage"], "code": row["stage_code"], "deals": int(row["deals"]),
+             "amount": float(row["amount"]), "open": row["stage_code"] not in marts.CLOSED_STAGES}
+            for row in stage_t.frame.to_dict(orient="records")]
 
 
 class FiguresCache:
@@ -362,91 +361,3 @@ class FiguresCache:
             if value is not None and value[1] == key:
                 return value[2]
             return self._store(key, engine)
-
-
-# ---------------------------------------------------------------- routes
-
-
-def router(authenticate: Callable[..., Any], hub_engine: Callable[[], Engine]) -> APIRouter:
-    """The wallboard routes; ``authenticate`` is the app's login dependency, ``hub_engine`` its hub."""
-    from bridge.ui.app import templates
-
-    api = APIRouter()
-    cache = FiguresCache()
-
-    def refresh_of(request: Request, cfg: WallboardSettings) -> int:
-        raw = request.query_params.get("refresh", "")
-        if raw.isdigit() and MIN_REFRESH <= int(raw) <= MAX_REFRESH:
-            return int(raw)
-        return cfg.refresh_seconds
-
-    def page(request: Request, data_url: str, kiosk_mode: bool) -> Response:
-        cfg = load_settings()
-        base = str(request.scope.get("root_path", "")).rstrip("/")
-        html = templates().get_template("wallboard.html").render(
-            base=base, data_url=data_url, refresh=refresh_of(request, cfg), title=cfg.title, kiosk=kiosk_mode)
-        return HTMLResponse(html, headers=_headers(kiosk_mode))
-
-    def figures() -> JSONResponse:
-        cfg = load_settings()
-        return JSONResponse(cache.get(hub_engine(), cfg.cache_seconds), headers={"Cache-Control": "no-store"})
-
-    def check_link(token: str) -> bool:
-        if not kiosk.TOKEN_PATTERN.match(token):
-            return False
-        try:
-            key = kiosk.signing_key()
-        except kiosk.KioskKeyMissing as exc:
-            log.error("wallboard: kiosk links cannot be checked: %s", exc)
-            return False
-        if key is None:  # no key yet: no link was ever created here
-            return False
-        with hub_engine().connect() as conn:
-            link = kiosk.verify(conn, key, token)
-        if link is None:
-            log.warning("wallboard: kiosk link refused (id %s)", kiosk.token_id_of(token)[:26])
-        return link is not None
-
-    @api.get("/wallboard", response_class=HTMLResponse, name="wallboard")
-    def wallboard(request: Request, viewer: Any = Depends(authenticate)) -> Response:
-        base = str(request.scope.get("root_path", "")).rstrip("/")
-        return page(request, f"{base}/wallboard/data", kiosk_mode=False)
-
-    @api.get("/wallboard/data", name="wallboard_data")
-    def wallboard_data(viewer: Any = Depends(authenticate)) -> Response:
-        return figures()
-
-    @api.get("/wallboard/kiosk/{token}", response_class=HTMLResponse, name="wallboard_kiosk")
-    def wallboard_kiosk(request: Request, token: str) -> Response:
-        if not check_link(token):
-            return _refused_page(request)
-        base = str(request.scope.get("root_path", "")).rstrip("/")
-        return page(request, f"{base}/wallboard/kiosk/{token}/data", kiosk_mode=True)
-
-    @api.get("/wallboard/kiosk/{token}/data", name="wallboard_kiosk_data")
-    def wallboard_kiosk_data(token: str) -> Response:
-        if not check_link(token):
-            return JSONResponse({"error": REFUSED_LINK}, status_code=403, headers=_headers(True))
-        response = figures()
-        response.headers.update(_headers(True))
-        return response
-
-    return api
-
-
-def _headers(kiosk_mode: bool) -> dict[str, str]:
-    headers = {"Content-Security-Policy": WALLBOARD_CSP, "Cache-Control": "no-store"}
-    if kiosk_mode:
-        headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
-        headers["X-Robots-Tag"] = "noindex"
-    return headers
-
-
-def _refused_page(request: Request) -> Response:
-    from bridge.ui.app import templates
-
-    base = str(request.scope.get("root_path", "")).rstrip("/")
-    html = templates().get_template("error.html").render(
-        base=base, viewer=None, request_path=request.url.path, now=datetime.now(UTC), title="大屏链接无效",
-        message=REFUSED_LINK, detail="")
-    return HTMLResponse(html, status_code=403, headers=_headers(True))

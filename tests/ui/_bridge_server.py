@@ -1,10 +1,12 @@
-"""The bridge pages app alone under uvicorn, for the Data Docs browser check (not the Airflow stack).
+"""The bridge pages app alone under uvicorn, for the browser checks that need no Airflow (Data Docs, 大屏).
 
-``python tests/ui/_data_docs_server.py --port N --data-dir D --hub-url U --max-lifetime S``
+``python tests/ui/_bridge_server.py --port N --data-dir D --hub-url U [--max-lifetime S] [--anonymous]``
 serves the app under ``/bridge`` on 127.0.0.1 with one fixed viewer logged in
-(the login itself is tested in test_ui_airflow_auth.py), and exits by itself
-after ``--max-lifetime`` seconds so an orphan cannot outlive its test. The test
-that starts it stops it by its PID.
+(the login itself is tested in test_ui_airflow_auth.py) or, with
+``--anonymous``, nobody (every login-only page answers 401; the kiosk links
+still open). It exits by itself after ``--max-lifetime`` seconds so an orphan
+cannot outlive its test; the test that starts it stops it by its process
+group (``browser_support.bridge_app_served``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ class DataOwner:
         return Viewer("data-owner", may_release=False)
 
 
+class Nobody:
+    """No Airflow here: nobody is logged in."""
+
+    async def __call__(self, request: object) -> object:
+        from bridge.ui.auth import NotAuthenticated
+
+        raise NotAuthenticated("Not authenticated")
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
     from fastapi import FastAPI
@@ -38,10 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--hub-url", required=True)
     parser.add_argument("--max-lifetime", type=float, default=300)
+    parser.add_argument("--anonymous", action="store_true")
     args = parser.parse_args(argv)
 
     parent = FastAPI()
-    parent.mount("/bridge", create_app(UiConfig(authenticator=DataOwner(), csrf_secret=b"data-docs-browser-check",
+    parent.mount("/bridge", create_app(UiConfig(authenticator=Nobody() if args.anonymous else DataOwner(),
+                                                csrf_secret=b"bridge-browser-check",
                                                 hub_url=args.hub_url, data_dir=args.data_dir)))
     server = uvicorn.Server(uvicorn.Config(parent, host="127.0.0.1", port=args.port, log_level="warning"))
     timer = threading.Timer(args.max_lifetime, lambda: setattr(server, "should_exit", True))
