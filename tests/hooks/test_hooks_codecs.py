@@ -143,3 +143,21 @@ def test_approval_event_of_v1_and_v2_envelopes() -> None:
 def test_challenge_only_for_the_url_check() -> None:
     assert fs.challenge_of({"type": "url_verification", "token": "t", "challenge": "c"}) == fs.Challenge("t", "c")
     assert fs.challenge_of({"type": "event_callback"}) is None
+
+
+def test_modified_value_reads_only_the_property() -> None:
+    assert hs.modified_value({"properties": {"hs_lastmodifieddate": "5"}, "updatedAt": "6"}, "deals") == "5"
+    assert hs.modified_value({"properties": {}, "updatedAt": "6"}, "deals") is None
+    assert hs.modified_value({"properties": {"lastmodifieddate": "7"}}, "contacts") == "7"
+    assert hs.modified_value({"properties": "junk"}, "deals") is None
+
+
+def test_owner_of_keeps_the_names_apart() -> None:
+    owner = hs.owner_of({"id": 31, "lastName": " 张 ", "firstName": "三", "email": "z@example.com"})
+    assert owner == hs.CrmOwner("31", "张", "三", "z@example.com")
+    assert hs.owner_of({"id": "32"}) == hs.CrmOwner("32", "", "", "")
+
+
+def test_property_errors_are_validation_kinds() -> None:
+    assert hs.error_kind("PROPERTY_DOESNT_EXIST") is RecordErrorKind.VALIDATION
+    assert hs.error_kind("INVALID_OPTION") is RecordErrorKind.VALIDATION

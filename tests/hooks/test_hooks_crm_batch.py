@@ -70,6 +70,8 @@ def test_batch_update_partial_207(crm: Sim, hook: CrmHook, deal_ids: list[str]) 
     assert [(o.key, o.status) for o in outcomes] == [
         (deal_ids[0], "updated"), ("59999999997", "error"), (deal_ids[1], "updated"), (deal_ids[2], "updated")]
     assert outcomes[1].category == "OBJECT_NOT_FOUND"
+    assert outcomes[0].modified("deals") is not None
+    assert outcomes[1].modified("deals") is None
     assert "Could not get some deals" in (outcomes[1].message or "")
     assert crm.stats()["writes"]["deals"]["updated"] == 3
 
@@ -147,6 +149,11 @@ def test_owners_and_properties(hook: CrmHook) -> None:
     owners = hook.owners()
     assert len(owners) == 16
     assert len({o["id"] for o in owners}) == 16
+    typed = hook.owner_records()
+    assert [o.id for o in typed] == [str(o["id"]) for o in owners]
+    assert all(t.family_name == (o.get("lastName") or "").strip() and t.email == (o.get("email") or "")
+               for t, o in zip(typed, owners, strict=True))
+    assert any(t.family_name for t in typed)
     names = {p["name"] for p in hook.properties("deals")}
     assert {"oa_instance_code", "dealstage", "amount", "hs_lastmodifieddate"} <= names
 

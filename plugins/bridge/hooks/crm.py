@@ -48,11 +48,14 @@ from bridge.hooks.errors import (
 from bridge.hooks.hubspot_codec import (
     CREATED,
     OBJECT_ID,
+    CrmOwner,
     CrmRecord,
     SearchBody,
     count_body,
     error_kind,
     modified_property,
+    modified_value,
+    owner_of,
     record_of,
     search_body,
     search_filter,
@@ -105,6 +108,12 @@ class RecordOutcome:
     def kind(self) -> RecordErrorKind | None:
         """Why the record failed, in the hook's terms (None for a success): test this, not ``category``."""
         return None if self.ok else error_kind(self.category)
+
+    def modified(self, object_type: str) -> str | None:
+        """The returned object's modification time as HubSpot sent it (None without an object or the property,
+        or when it is not a string)."""
+        value = None if self.object is None else modified_value(self.object, object_type)
+        return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -672,6 +681,10 @@ class CrmHook(VendorHook):
             return items, str(nxt) if nxt else None
 
         return [o for page in self._cursor_pages(fetch, lambda o: str(o["id"]), "crm owners") for o in page]
+
+    def owner_records(self) -> list[CrmOwner]:
+        """:meth:`owners` as typed owners (id, family and given name, e-mail)."""
+        return [owner_of(o) for o in self.owners()]
 
     def properties(self, object_type: str) -> list[dict[str, Any]]:
         """Property definitions of an object type (setup check: do our custom properties exist?)."""

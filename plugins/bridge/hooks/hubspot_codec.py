@@ -33,6 +33,8 @@ READ_ONLY = frozenset({OBJECT_ID, MODIFIED, CREATED, "hs_createdate"})
 _KINDS = {
     "OBJECT_NOT_FOUND": RecordErrorKind.NOT_FOUND,
     "VALIDATION_ERROR": RecordErrorKind.VALIDATION,
+    "PROPERTY_DOESNT_EXIST": RecordErrorKind.VALIDATION,
+    "INVALID_OPTION": RecordErrorKind.VALIDATION,
     "CONFLICT": RecordErrorKind.CONFLICT,
     "OBJECT_ALREADY_EXISTS": RecordErrorKind.CONFLICT,
     "MISSING_ID": RecordErrorKind.MISSING_ID,
@@ -78,6 +80,16 @@ class CrmRecord:
     properties: Mapping[str, object]
     created: object
     modified: object
+
+
+@dataclass(frozen=True, slots=True)
+class CrmOwner:
+    """A CRM user who owns records (a salesperson): id, names as entered, e-mail."""
+
+    id: str
+    family_name: str
+    given_name: str
+    email: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +161,18 @@ def record_of(obj: Mapping[str, object], object_type: str) -> CrmRecord:
     return CrmRecord(id=str(obj.get("id")), properties=props,
                      created=props.get(CREATED) or obj.get("createdAt"),
                      modified=props.get(modified_property(object_type)) or obj.get("updatedAt"))
+
+
+def modified_value(obj: Mapping[str, object], object_type: str) -> object:
+    """The modification-time property of an object as sent (None when the property is absent)."""
+    props = obj.get("properties")
+    return props.get(modified_property(object_type)) if isinstance(props, Mapping) else None
+
+
+def owner_of(obj: Mapping[str, object]) -> CrmOwner:
+    """The typed owner of one ``/crm/v3/owners`` result (which has an id)."""
+    return CrmOwner(str(obj.get("id")), str(obj.get("lastName") or "").strip(),
+                    str(obj.get("firstName") or "").strip(), str(obj.get("email") or ""))
 
 
 def error_kind(category: str | None) -> RecordErrorKind:
