@@ -75,7 +75,7 @@ def build(db: Path, out: Path) -> dict[str, Any]:
     from bridge import dictionary as bridge_dictionary
     from bridge import permissions
     from bridge.hub import engine as hub_engine
-    from bridge.report.build import build_report, owner_names
+    from bridge.report.build import ReportRequest, build_report, owner_names
     from sandbox.common.world import World
 
     rss_after_imports = peak_rss_mb()
@@ -83,8 +83,8 @@ def build(db: Path, out: Path) -> dict[str, Any]:
     owners = owner_names([{"id": e.owner_id, "firstName": e.name[1:], "lastName": e.name[:1]}
                           for e in World(seed=SEED, companies=0, deals=0).owners])
     started = time.perf_counter()
-    built = build_report(engine, bridge_dictionary.load(), permissions.load(), report_day=REPORT_DAY, owners=owners,
-                         recipients=["management@example.com"], built_at=NOW + timedelta(hours=7), out_root=out)
+    built = build_report(engine, bridge_dictionary.load(), permissions.load(), ReportRequest(report_day=REPORT_DAY, owners=owners,
+                         recipients=["management@example.com"], built_at=NOW + timedelta(hours=7), out_root=out))
     wall = time.perf_counter() - started
     return {"wall_seconds": round(wall, 2), "phases": {k: round(v, 2) for k, v in built.timings.items()},
             "peak_rss_mb": round(peak_rss_mb(), 1), "rss_after_imports_mb": round(rss_after_imports, 1),

@@ -106,7 +106,7 @@ def measure(db: Path, data_dir: Path, sample: int) -> dict[str, Any]:
     from bridge.hub import engine as hub_engine
     from bridge.quality.config import HealthSettings
     from bridge.quality.gx import GxSession
-    from bridge.quality.run import run_checks
+    from bridge.quality.run import HealthOutput, run_checks
 
     GxSession()  # import GX outside the timed part (it takes seconds, once per process)
     import_seconds = time.perf_counter() - base_start
@@ -115,7 +115,7 @@ def measure(db: Path, data_dir: Path, sample: int) -> dict[str, Any]:
     cfg = HealthSettings(max_rows_per_suite=sample)
     started = time.perf_counter()
     run = run_checks(engine, day=DAY, run_id="bench", now=NOW, dictionary=bridge_dictionary.load(), cfg=cfg,
-                     data_dir=data_dir)
+                     output=HealthOutput(data_dir))
     wall = time.perf_counter() - started
     frames = [{"frame": c.frame, "total_rows": c.total_rows, "rows_validated": c.rows, "checks": c.checks,
                "build_s": c.build_seconds, "validate_s": c.validate_seconds, "sampled": c.sampled,

@@ -22,10 +22,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bridge import audit
 from bridge.context import RunContext
+from bridge.hub import audit, store
 from bridge.hub import engine as hub_engine
-from bridge.hub import store
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -163,24 +162,15 @@ def _entry_summary(entry: store.QuarantineEntry) -> dict[str, Any]:
 
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
     with _transaction(args) as conn:
-        entries = store.list_quarantine(
-            conn,
-            reason=args.reason,
-            department=args.department,
-            data_owner=args.owner,
-            entity=args.entity,
-            open_only=not args.all,
-            limit=args.limit,
-            offset=args.offset,
-        )
-        total = store.count_quarantine(
-            conn,
+        where = store.QuarantineFilter(
             reason=args.reason,
             department=args.department,
             data_owner=args.owner,
             entity=args.entity,
             open_only=not args.all,
         )
+        entries = store.list_quarantine(conn, where, limit=args.limit, offset=args.offset)
+        total = store.count_quarantine(conn, where)
     if args.json:
         _print_json({"total": total, "entries": [_entry_summary(e) for e in entries]})
         return 0
@@ -197,7 +187,9 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
             f"#{e.id}  [{_status(e)}]  {DIRECTION_LABELS.get(e.direction, e.direction)}  "
             f"{e.entity} {e.source_id}  原因：{_reason(e.reason_code)}{field}{dept}{owner}"
         )
-        print(f"    最近出现 {_local_time(e.last_seen_at)}（北京时间），共 {e.attempts} 次；{_scrubbed(e.message)}")
+        print(
+            f"    最近出现 {_local_time(e.last_seen_at)}（北京时间），共 {e.attempts} 次；{_scrubbed(e.message)}"
+        )
     if total > args.offset + len(entries):
         print(
             f"还有 {total - args.offset - len(entries)} 条：加 --offset {args.offset + len(entries)} 查看下一页。"
@@ -415,7 +407,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="SQLAlchemy URL of the hub (default: BRIDGE_HUB_URL, the bridge_hub Connection, data/hub.sqlite)",
     )
+    _register_quarantine(subparsers, common)
+    _register_audit(subparsers, common)
+    _register_xref(subparsers, common)
+    _register_hub(subparsers, common)
 
+
+def _register_quarantine(subparsers: Any, common: argparse.ArgumentParser) -> None:
     q = subparsers.add_parser("quarantine", help="隔离区：查看、释放无法同步的记录")
     qs = q.add_subparsers(dest="quarantine_command", required=True, metavar="ACTION")
     ql = qs.add_parser("list", parents=[common], help="列出隔离记录（默认只列待处理的）")
@@ -439,6 +437,8 @@ def register(subparsers: Any) -> None:
     qr.add_argument("--by", required=True, help="作出释放决定的人（记入审计日志）")
     qr.set_defaults(handler=_guarded(cmd_quarantine_release))
 
+
+def _register_audit(subparsers: Any, common: argparse.ArgumentParser) -> None:
     a = subparsers.add_parser("audit", help="audit log: verify the hash chain, show the latest entries")
     acmd = a.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     av = acmd.add_parser("verify", parents=[common], help="recompute the hash chain (exit 1 when broken)")
@@ -450,6 +450,8 @@ def register(subparsers: Any) -> None:
     at.add_argument("--json", action="store_true")
     at.set_defaults(handler=_guarded(cmd_audit_tail))
 
+
+def _register_xref(subparsers: Any, common: argparse.ArgumentParser) -> None:
     x = subparsers.add_parser("xref", help="cross-references CRM id ⇄ OA instance/user")
     xs = x.add_subparsers(dest="xref_command", required=True, metavar="ACTION")
     xl = xs.add_parser("lookup", parents=[common], help="find the linked records of an id")
@@ -463,6 +465,8 @@ def register(subparsers: Any) -> None:
     xl.add_argument("--json", action="store_true")
     xl.set_defaults(handler=_guarded(cmd_xref_lookup))
 
+
+def _register_hub(subparsers: Any, common: argparse.ArgumentParser) -> None:
     h = subparsers.add_parser("hub", help="hub database schema (Alembic migrations)")
     hs = h.add_subparsers(dest="hub_command", required=True, metavar="ACTION")
     hu = hs.add_parser("upgrade", parents=[common], help="migrate to the newest (or a given) revision")

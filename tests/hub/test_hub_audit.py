@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from bridge import audit
 from bridge.context import RunContext
+from bridge.hub import audit
 from bridge.hub import engine as hub_engine
 from bridge.hub.schema import audit_head, audit_log
 
@@ -25,15 +25,17 @@ def write(conn: Connection, n: int, start: int = 0) -> list[int]:
         audit.record(
             conn,
             CTX,
-            "create_instance",
-            "oa",
-            "project_initiation",
-            {"deal_id": f"D{i}", "instance_code": f"I{i}"},
-            ["customer_name", "contract_amount"],
-            "ok",
-            detail=None,
-            dictionary_version="2026.11",
-            policy_version="p3",
+            audit.AuditEvent(
+                "create_instance",
+                "oa",
+                "project_initiation",
+                {"deal_id": f"D{i}", "instance_code": f"I{i}"},
+                ["customer_name", "contract_amount"],
+                "ok",
+                detail=None,
+                dictionary_version="2026.11",
+                policy_version="p3",
+            ),
         )
         for i in range(start, start + n)
     ]
@@ -78,34 +80,25 @@ def test_hub_audit_record_and_read_back(hub: Engine) -> None:
         assert [e.seq for e in audit.entries_for(conn, "project_initiation", "D1")] == [2]
 
 
+def contact_update(fields: Any, record_ids: Any = None, operation: str = "update") -> audit.AuditEvent:
+    """An update of contact C1 that names ``fields`` (field names, or by mistake values or a record)."""
+    return audit.AuditEvent(operation, "crm", "contact", record_ids or {"contact_id": "C1"}, fields, "ok")
+
+
 def test_hub_audit_never_stores_values(hub: Engine) -> None:
     with hub.begin() as conn:
         seq = audit.record(
             conn,
             CTX,
-            "update",
-            "crm",
-            "contact",
-            {"contact_id": "C1"},
-            ["mobile", "13812345678", "zhang.san@example.com", "张三", "email", "mobile"],
-            "ok",
+            contact_update(["mobile", "13812345678", "zhang.san@example.com", "张三", "email", "mobile"]),
         )
-        from_mapping = audit.record(
-            conn,
-            CTX,
-            "update",
-            "crm",
-            "contact",
-            {"contact_id": "C1"},
-            {"mobile": "13812345678", "email": "a@b.cn"},
-            "ok",  # type: ignore[arg-type]
-        )
+        from_mapping = audit.record(conn, CTX, contact_update({"mobile": "13812345678", "email": "a@b.cn"}))
         with pytest.raises(audit.AuditError):
-            audit.record(conn, CTX, "update", "crm", "contact", {"contact_id": {"mobile": "138"}}, [], "ok")
+            audit.record(conn, CTX, contact_update([], {"contact_id": {"mobile": "138"}}))
         with pytest.raises(audit.AuditError):
-            audit.record(conn, CTX, "update", "crm", "contact", {"13812345678": "C1"}, [], "ok")
+            audit.record(conn, CTX, contact_update([], {"13812345678": "C1"}))
         with pytest.raises(audit.AuditError):
-            audit.record(conn, CTX, "x" * 31, "crm", "contact", {"contact_id": "C1"}, [], "ok")
+            audit.record(conn, CTX, contact_update([], operation="x" * 31))
     with hub.connect() as conn:
         assert audit.get_entry(conn, seq).fields == ["mobile", "email"]  # type: ignore[union-attr]
         assert audit.get_entry(conn, from_mapping).fields == ["mobile", "email"]  # type: ignore[union-attr]
@@ -273,7 +266,12 @@ def test_hub_audit_anchor_catches_a_rewritten_chain(hub: Engine) -> None:
 def test_hub_audit_recreates_missing_genesis_row(hub: Engine) -> None:
     with hub.begin() as conn:
         conn.execute(delete(audit_head))
-        assert audit.record(conn, CTX, "create", "oa", "visit_plan", {"instance_code": "I"}, [], "ok") == 1
+        assert (
+            audit.record(
+                conn, CTX, audit.AuditEvent("create", "oa", "visit_plan", {"instance_code": "I"}, [], "ok")
+            )
+            == 1
+        )
     assert verify(hub).ok
 
 

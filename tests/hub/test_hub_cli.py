@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from bridge import audit, cli, cli_hub
+from bridge import cli, cli_hub
 from bridge.context import RunContext
+from bridge.hub import audit, store
 from bridge.hub import engine as hub_engine
-from bridge.hub import store
 from bridge.hub.schema import audit_log
 
 CTX = RunContext("bridge_oa_to_crm", "r1", "sync", 1, "bridge-service@test")

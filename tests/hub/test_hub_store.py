@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
-from bridge import audit
 from bridge.context import RunContext
+from bridge.hub import audit, store
 from bridge.hub import engine as hub_engine
-from bridge.hub import store
 from bridge.hub.schema import audit_log, pending_change, snapshot
 
 T0 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+Q = store.QuarantineFilter
 CTX = RunContext(
     "bridge_crm_to_oa", "scheduled__2026-11-26T02:00:00+00:00", "sync_deals", 1, "bridge-service@test"
 )
@@ -173,19 +173,17 @@ def test_hub_deleted_snapshot_revives_as_changed(hub: Engine) -> None:
 # ---------------------------------------------------------------- xref
 
 
+def project_link(**more: Any) -> store.NewLink:
+    """The deal D1 ⇄ 立项申请 INST1 link of the xref tests (``more``: uuid, state)."""
+    return store.NewLink(crm_type="deal", crm_id="D1", oa_type="project_initiation", oa_id="INST1", **more)
+
+
 def test_hub_xref_save_is_idempotent_and_updates_state(hub: Engine) -> None:
     with hub.begin() as conn:
         first = store.save_link(
             conn,
             "deal_project",
-            store.NewLink(
-                crm_type="deal",
-                crm_id="D1",
-                oa_type="project_initiation",
-                oa_id="INST1",
-                oa_uuid="uuid-1",
-                state={"stage": "initiated"},
-            ),
+            project_link(oa_uuid="uuid-1", state={"stage": "initiated"}),
             dictionary_version="2026.1",
             run_id="r1",
             now=T0,
@@ -193,13 +191,7 @@ def test_hub_xref_save_is_idempotent_and_updates_state(hub: Engine) -> None:
         second = store.save_link(
             conn,
             "deal_project",
-            store.NewLink(
-                crm_type="deal",
-                crm_id="D1",
-                oa_type="project_initiation",
-                oa_id="INST1",
-                state={"stage": "executing"},
-            ),
+            project_link(state={"stage": "executing"}),
             dictionary_version="2026.2",
             run_id="r2",
             now=s(5),
@@ -213,7 +205,7 @@ def test_hub_xref_save_is_idempotent_and_updates_state(hub: Engine) -> None:
         kept = store.save_link(
             conn,
             "deal_project",
-            store.NewLink(crm_type="deal", crm_id="D1", oa_type="project_initiation", oa_id="INST1"),
+            project_link(),
             dictionary_version="2026.2",
         )
         assert kept.state == {"stage": "executing"}  # state=None keeps the stored state
@@ -467,14 +459,14 @@ def test_hub_quarantine_listing_filters_and_paging(hub: Engine) -> None:
         closed = quarantine(conn, source_id="D99", now=s(20))
         store.release(conn, CTX, closed, "王芳")
         assert [e.source_id for e in store.list_quarantine(conn)][:2] == ["E1", "D4"]  # latest first
-        assert {e.source_id for e in store.list_quarantine(conn, department="销售部")} == {"D1", "D3"}
-        assert [e.source_id for e in store.list_quarantine(conn, data_owner="u-42")] == ["E1"]
-        assert [e.source_id for e in store.list_quarantine(conn, reason="missing_required")] == ["E1"]
-        assert len(store.list_quarantine(conn, entity="deal")) == 5
-        assert len(store.list_quarantine(conn, entity="deal", open_only=False)) == 6
-        page = store.list_quarantine(conn, entity="deal", limit=2, offset=2)
+        assert {e.source_id for e in store.list_quarantine(conn, Q(department="销售部"))} == {"D1", "D3"}
+        assert [e.source_id for e in store.list_quarantine(conn, Q(data_owner="u-42"))] == ["E1"]
+        assert [e.source_id for e in store.list_quarantine(conn, Q(reason="missing_required"))] == ["E1"]
+        assert len(store.list_quarantine(conn, Q(entity="deal"))) == 5
+        assert len(store.list_quarantine(conn, Q(entity="deal", open_only=False))) == 6
+        page = store.list_quarantine(conn, Q(entity="deal"), limit=2, offset=2)
         assert [e.source_id for e in page] == ["D2", "D1"]
-        assert store.count_quarantine(conn, entity="deal") == 5
+        assert store.count_quarantine(conn, Q(entity="deal")) == 5
         assert store.quarantine_backlog(conn) == {"missing_required": 1, "unmapped_value": 5}
 
 

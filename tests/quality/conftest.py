@@ -28,7 +28,7 @@ from bridge.dictionary import Dictionary
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
 from bridge.hub.schema import run_summary
-from bridge.sync.common import store_run_summary
+from bridge.sync.frame import RunSummary, store_run_summary
 from sandbox.common.world import SeedInstance, SeedObject, World
 from sandbox.scenario.data_health import OaDetails, stage_crm, stage_oa, stage_world
 
@@ -188,13 +188,13 @@ def inject(seeded: Seeded) -> None:
     seeded.extra["mismatch_old_amount"] = deal.properties["amount"]
     seeded.extra["mismatch_instance"] = project.instance_code
     # Syncs: CRM → OA last succeeded 3 hours ago (stale), OA → CRM 5 minutes ago.
-    # Written as the syncs write them (sync.common.store_run_summary, run kinds of bridge.runkinds).
+    # Written as the syncs write them (sync.frame.store_run_summary, run kinds of bridge.runkinds).
     ctx = RunContext(dag_id="crm_to_oa_sync", run_id="scheduled__x", task_id="load", try_number=1, principal="t")
     with hub.begin() as conn:
         for kind, ago in ((runkinds.CRM_TO_OA, timedelta(hours=3)), (runkinds.OA_TO_CRM, timedelta(minutes=5))):
-            store_run_summary(conn, ctx, kind, "success", {"written": 1}, started_at=NOW - ago - timedelta(minutes=1),
+            store_run_summary(conn, ctx, RunSummary(kind, "success", {"written": 1}), started_at=NOW - ago - timedelta(minutes=1),
                               now=NOW - ago)
-        store_run_summary(conn, ctx, runkinds.CRM_TO_OA, "failed", {}, started_at=NOW - timedelta(minutes=2),
+        store_run_summary(conn, ctx, RunSummary(runkinds.CRM_TO_OA, "failed", {}), started_at=NOW - timedelta(minutes=2),
                           now=NOW - timedelta(minutes=1))
         # A quarantine backlog over the threshold, and a small one under it.
         for i in range(BACKLOG_SIZE):

@@ -23,7 +23,7 @@ from bridge.quality.frames import (
     sample_keep,
 )
 from bridge.quality.results import balanced_ids
-from bridge.quality.run import run_checks
+from bridge.quality.run import HealthOutput, run_checks
 
 from .conftest import DAY, NOW, Seeded
 
@@ -75,7 +75,8 @@ def test_adding_a_required_rule_to_the_dictionary_adds_a_failing_expectation(
     assert "contact.job_title.required" in {c.check_id for c in dictionary_checks(edited)}
 
     run = run_checks(seeded.engine(), day=DAY, run_id="t", now=NOW, dictionary=edited,
-                     cfg=HealthSettings(failing_ids_kept=100), data_dir=tmp_path / "data", build_docs=False, save=False)
+                     cfg=HealthSettings(failing_ids_kept=100),
+                     output=HealthOutput(tmp_path / "data", build_docs=False, save=False))
     outcome = run.outcome("contact.job_title.required")
     assert not outcome.success
     assert outcome.failing_ids == [seeded.contact_without_title]
@@ -228,14 +229,14 @@ def test_sync_freshness_reads_what_the_syncs_write_and_counts_a_waiting_change(t
     from bridge.hub import engine as hub_engine
     from bridge.hub import store
     from bridge.quality.frames import NEVER_MINUTES, sync_frame
-    from bridge.sync.common import store_run_summary
+    from bridge.sync.frame import RunSummary, store_run_summary
 
     hub = hub_engine.ensure_schema(f"sqlite:///{tmp_path / 'hub.sqlite'}")
     ctx = RunContext("crm_to_oa_sync", "r1", "summarise", 1, "bridge-service")
     with hub.begin() as conn:
-        store_run_summary(conn, ctx, runkinds.CRM_TO_OA, "success", {"read": 1},
+        store_run_summary(conn, ctx, RunSummary(runkinds.CRM_TO_OA, "success", {"read": 1}),
                           started_at=NOW - timedelta(minutes=11), now=NOW - timedelta(minutes=10))
-        store_run_summary(conn, ctx, runkinds.CRM_TO_OA, "failed", {}, started_at=NOW - timedelta(minutes=2),
+        store_run_summary(conn, ctx, RunSummary(runkinds.CRM_TO_OA, "failed", {}), started_at=NOW - timedelta(minutes=2),
                           now=NOW - timedelta(minutes=1))
         # A change read 45 minutes ago and deferred since (the OA was down): newer runs succeeded meanwhile.
         store.enqueue_changes(conn, "crm_to_oa", [("deal", "D-1", "h1")], NOW - timedelta(minutes=45), 60, 150)
@@ -247,5 +248,5 @@ def test_sync_freshness_reads_what_the_syncs_write_and_counts_a_waiting_change(t
     assert found["crm_to_oa"].minutes_since_success == 10.0
     assert (found["crm_to_oa"].unsent, found["crm_to_oa"].due) == (1, 1)
     with pytest.raises(ValueError, match="not a sync run kind"), hub.begin() as conn:
-        store_run_summary(conn, ctx, "crm_to_oa", "success", {})  # the spelling no reader reads
+        store_run_summary(conn, ctx, RunSummary("crm_to_oa", "success", {}))  # the spelling no reader reads
     hub.dispose()

@@ -15,7 +15,7 @@ import pytest
 from bridge.hub import engine as hub_engine
 from bridge.quality import tasks
 from bridge.quality.config import HealthSettings
-from bridge.quality.run import run_checks
+from bridge.quality.run import HealthOutput, run_checks
 from sandbox import mailsink
 from sandbox.airflow_local import smtp_connection_env
 
@@ -49,7 +49,7 @@ def validated(seeded_template: Seeded, tmp_path_factory: pytest.TempPathFactory)
     shutil.copyfile(seeded_template.url.removeprefix("sqlite:///"), folder / "hub.sqlite")
     seeded = replace(seeded_template, url=f"sqlite:///{folder / 'hub.sqlite'}")
     run_checks(seeded.engine(), day=DAY, run_id="manual__2026-11-26", now=NOW, dictionary=seeded.dictionary,
-               cfg=HealthSettings(), data_dir=folder / "data", build_docs=False)
+               cfg=HealthSettings(), output=HealthOutput(folder / "data", build_docs=False))
     yield seeded
     hub_engine.dispose_engines()
 

@@ -11,7 +11,7 @@ from tests.pg_support import scratch_database
 from bridge.hub import engine as hub_engine
 from bridge.quality import failing_checks, score_trend
 from bridge.quality.config import HealthSettings
-from bridge.quality.run import run_checks
+from bridge.quality.run import HealthOutput, run_checks
 from sandbox.scenario.data_health import stage_world
 
 from .conftest import DAY, NOW, Seeded, inject, small_world
@@ -31,7 +31,8 @@ def pg_seeded(pg_dsn: str, dictionary, tmp_path: Path) -> Iterator[Seeded]:  # t
 
 def test_the_suites_run_on_postgresql(pg_seeded: Seeded, tmp_path: Path) -> None:
     run = run_checks(pg_seeded.engine(), day=DAY, run_id="pg", now=NOW, dictionary=pg_seeded.dictionary,
-                     cfg=HealthSettings(failing_ids_kept=500, snapshot_batch=100), data_dir=tmp_path, build_docs=False)
+                     cfg=HealthSettings(failing_ids_kept=500, snapshot_batch=100),
+                     output=HealthOutput(tmp_path, build_docs=False))
     assert pg_seeded.mismatch_deal in run.outcome("deal.contract_amount.amount_consistent").failing_ids
     assert pg_seeded.duplicate_company in run.outcome("company.customer.duplicate_customer").failing_ids
     assert run.outcome("project_initiation.deal_id.deal_exists").failing_ids == [pg_seeded.unlinked_project]

@@ -14,7 +14,7 @@ from bridge import runkinds
 from bridge.hub import engine as hub_engine
 from bridge.quality import check_results, failing_checks, latest_day, latest_scores, score_trend
 from bridge.quality.config import HealthSettings
-from bridge.quality.run import HealthRun, run_checks
+from bridge.quality.run import HealthOutput, HealthRun, run_checks
 from sandbox.common.world import COMPANY_ID_BASE
 
 from .conftest import (
@@ -53,9 +53,10 @@ CLEANED_DEFECTS = {
 }
 
 
-def _run(seeded: Seeded, data_dir: Path, day=DAY, now=NOW, cfg: HealthSettings = CFG, **kw) -> HealthRun:  # type: ignore[no-untyped-def]
+def _run(seeded: Seeded, data_dir: Path, day=DAY, now=NOW, cfg: HealthSettings = CFG,  # type: ignore[no-untyped-def]
+         build_docs: bool = True, save: bool = True) -> HealthRun:
     return run_checks(seeded.engine(), day=day, run_id=f"test__{day}", now=now, dictionary=seeded.dictionary,
-                      cfg=cfg, data_dir=data_dir, **kw)
+                      cfg=cfg, output=HealthOutput(data_dir, build_docs, save))
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +263,7 @@ def test_an_empty_hub_and_odd_payloads_do_not_break_a_run(tmp_path: Path, dictio
     url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
     hub = hub_engine.ensure_schema(url)
     empty = run_checks(hub, day=DAY, run_id="empty", now=NOW, dictionary=dictionary, cfg=CFG,
-                       data_dir=tmp_path / "data", build_docs=False)
+                       output=HealthOutput(tmp_path / "data", build_docs=False))
     # 2026-11-26: past 1 November and the pinned chinesecalendar has no 2027 yet, so the calendar check fails too.
     assert [o.check.check_id for o in empty.failing] == ["sync.crm_to_oa.freshness", "sync.oa_to_crm.freshness",
                                                          "calendar.holidays.coverage"]
@@ -274,7 +275,7 @@ def test_an_empty_hub_and_odd_payloads_do_not_break_a_run(tmp_path: Path, dictio
                                     "phone": "\x00", "_invalid": {"phone": {"nested": True}}}, 1, "o"),
         ])
     odd = run_checks(hub, day=DAY, run_id="odd", now=NOW, dictionary=dictionary, cfg=CFG,
-                     data_dir=tmp_path / "data", build_docs=False)
+                     output=HealthOutput(tmp_path / "data", build_docs=False))
     assert odd.outcome("company.uscc.format").failing_ids == ["1", "2"]
     assert odd.outcome("company.phone.format").failing_ids == ["2"]
     assert odd.outcome("company.owner_id.required").failed == 2

@@ -28,7 +28,7 @@ from bridge.hub import engine as hub_engine
 from bridge.hub import store
 from bridge.hub.schema import health_score, watermark
 from bridge.staging import snapshot_row
-from bridge.sync.common import store_run_summary
+from bridge.sync.frame import RunSummary, store_run_summary
 from sandbox.common.world import World, wire_properties
 
 REPORT_DAY = date(2026, 11, 26)
@@ -120,7 +120,7 @@ def stage_hub(url: str, world: World, oa_details: list[dict[str, Any]], d: Dicti
         for crm_id, oa_id in links:
             store.save_link(conn, "deal_project", store.NewLink(crm_type="deal", crm_id=crm_id, oa_type="project_initiation", oa_id=oa_id), dictionary_version=d.version, now=NOW)
         # Sync runs of the last day, one old run (outside the 24 h window) and one failure, written as
-        # the syncs write them (sync.common.store_run_summary with the run kinds of bridge.runkinds).
+        # the syncs write them (sync.frame.store_run_summary with the run kinds of bridge.runkinds).
         for i, (kind, status, counts) in enumerate([
             (runkinds.CRM_TO_OA, "success", {"read": 120, "created": 4, "updated": 9, "quarantined": 1}),
             (runkinds.CRM_TO_OA, "success", {"read": 80, "created": 2, "updated": 3}),
@@ -128,10 +128,10 @@ def stage_hub(url: str, world: World, oa_details: list[dict[str, Any]], d: Dicti
             (runkinds.OA_TO_CRM, "success", {"read": 50, "updated": 7, "created": 5}),
         ]):
             started = BUILT_AT - timedelta(hours=3 + i)
-            store_run_summary(conn, RunContext(kind, f"r{i}", "load", 1, "bridge-service"), kind, status, counts,
+            store_run_summary(conn, RunContext(kind, f"r{i}", "load", 1, "bridge-service"), RunSummary(kind, status, counts),
                               started_at=started, now=started + timedelta(minutes=1))
         store_run_summary(conn, RunContext(runkinds.CRM_TO_OA, "old", "load", 1, "bridge-service"),
-                          runkinds.CRM_TO_OA, "success", {"read": 999999, "created": 999},
+                          RunSummary(runkinds.CRM_TO_OA, "success", {"read": 999999, "created": 999}),
                           started_at=BUILT_AT - timedelta(days=3), now=BUILT_AT - timedelta(days=3, minutes=-1))
         # Unsent changes: CRM → OA one due (seen 25 min ago) and one in its debounce window; OA → CRM one
         # waiting for 400 minutes (longer than since its last successful run).
@@ -170,15 +170,7 @@ def oa_details_from_simulator(tmp: Path, world: World) -> list[dict[str, Any]]:
     with running_oa(tmp, "--rate-limits", "off", max_lifetime=300) as (_sim, client):
         client.admin("POST", "/seed", {"seed": world.seed, "companies": world.n_companies, "deals": world.n_deals,
                                        "oa_instances": world.n_oa_instances, "now_ms": world.now_ms})
-        details: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = client.admin("GET", "/instances", params={"offset": offset, "limit": 1000})
-            details += page["items"]
-            offset += len(page["items"])
-            if not page["items"] or offset >= page["total"]:
-                break
-    return details
+        return client.all_instances()
 
 
 def report_world() -> World:
@@ -231,9 +223,9 @@ def policy() -> permissions.Policy:
 @pytest.fixture(scope="session")
 def built_report(report_hub: StagedHub, policy: permissions.Policy, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The report of REPORT_DAY built once from the staged hub (files in a temporary folder)."""
-    from bridge.report.build import build_report, owner_names
+    from bridge.report.build import ReportRequest, build_report, owner_names
 
     out = tmp_path_factory.mktemp("reports")
-    return build_report(report_hub.engine, report_hub.dictionary, policy, report_day=REPORT_DAY,
+    return build_report(report_hub.engine, report_hub.dictionary, policy, ReportRequest(report_day=REPORT_DAY,
                         owners=owner_names(report_hub.owners), recipients=["boss@example.com", "cfo@example.com"],
-                        built_at=BUILT_AT, out_root=out, run_id="test_run", top_n=10)
+                        built_at=BUILT_AT, out_root=out, run_id="test_run", top_n=10))

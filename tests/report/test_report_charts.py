@@ -20,7 +20,7 @@ from bridge import dictionary as bridge_dictionary
 from bridge import permissions
 from bridge.hub import engine as hub_engine
 from bridge.report import charts
-from bridge.report.build import BuiltReport, build_report
+from bridge.report.build import BuiltReport, ReportRequest, build_report
 from bridge.report.model import Marts
 
 from .conftest import BUILT_AT, REPORT_DAY
@@ -35,8 +35,8 @@ def empty_report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltRepo
     url = f"sqlite:///{tmp / 'hub.sqlite'}"
     hub_engine.upgrade(url)
     engine = hub_engine.get_engine(url)
-    yield build_report(engine, bridge_dictionary.load(), permissions.load(), report_day=REPORT_DAY, owners={},
-                       recipients=[], built_at=BUILT_AT, out_root=tmp / "out", run_id="empty")
+    yield build_report(engine, bridge_dictionary.load(), permissions.load(), ReportRequest(report_day=REPORT_DAY, owners={},
+                       recipients=[], built_at=BUILT_AT, out_root=tmp / "out", run_id="empty"))
     engine.dispose()
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from bridge.hub.schema import report_run
 from bridge.report import archive, delivery, tasks
-from bridge.report.build import build_report, owner_names
+from bridge.report.build import ReportRequest, build_report, owner_names
 from sandbox import mailsink
 from sandbox.airflow_local import smtp_connection_env
 
@@ -32,10 +32,10 @@ def smtp(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def built_once(module_hub_copy, policy, tmp_path_factory):  # type: ignore[no-untyped-def]
-    built = build_report(module_hub_copy.engine, module_hub_copy.dictionary, policy, report_day=REPORT_DAY,
+    built = build_report(module_hub_copy.engine, module_hub_copy.dictionary, policy, ReportRequest(report_day=REPORT_DAY,
                          owners=owner_names(module_hub_copy.owners),
                          recipients=["boss@example.com", "cfo@example.com"], built_at=BUILT_AT,
-                         out_root=tmp_path_factory.mktemp("reports"))
+                         out_root=tmp_path_factory.mktemp("reports")))
     return module_hub_copy, built
 
 

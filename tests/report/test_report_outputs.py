@@ -190,20 +190,20 @@ def test_report_run_is_recorded_for_the_ui(report_hub, built_report) -> None:  #
 
 
 def test_rebuild_keeps_the_sent_time_and_lists_newest_first(hub_copy, policy, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from bridge.report.build import build_report, owner_names
+    from bridge.report.build import ReportRequest, build_report, owner_names
 
     sent = datetime(2026, 11, 25, 23, 35, tzinfo=BUILT_AT.tzinfo)
     kwargs = dict(owners=owner_names(hub_copy.owners), recipients=["boss@example.com"], built_at=BUILT_AT,
                   out_root=tmp_path)
-    first = build_report(hub_copy.engine, hub_copy.dictionary, policy, report_day=REPORT_DAY, **kwargs)
+    first = build_report(hub_copy.engine, hub_copy.dictionary, policy, ReportRequest(report_day=REPORT_DAY, **kwargs))
     with hub_copy.engine.begin() as conn:
         archive.mark_sent(conn, REPORT_DAY, ["boss@example.com"], sent)
     html_before = first.paths["html"].read_bytes()
-    again = build_report(hub_copy.engine, hub_copy.dictionary, policy, report_day=REPORT_DAY, run_id="rerun",
-                         **kwargs)
+    again = build_report(hub_copy.engine, hub_copy.dictionary, policy, ReportRequest(report_day=REPORT_DAY, run_id="rerun",
+                         **kwargs))
     with hub_copy.engine.begin() as conn:
         archive.record_build(conn, day=date(2026, 11, 25), run_id="earlier", built_at=BUILT_AT,
-                             html_path=tmp_path / "x.html", xlsx_path=tmp_path / "x.xlsx", recipients=[], figures={})
+                             paths={"html": tmp_path / "x.html", "xlsx": tmp_path / "x.xlsx"}, recipients=[], figures={})
     with hub_copy.engine.connect() as conn:
         record = archive.get_report(conn, REPORT_DAY)
         days = [r.day for r in archive.list_reports(conn)]

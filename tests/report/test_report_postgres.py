@@ -25,7 +25,7 @@ def _marts(hub, policy):  # type: ignore[no-untyped-def]
     periods = report_periods(REPORT_DAY)
     with hub.engine.connect() as conn:
         data = load.load_report_data(conn, hub.dictionary, policy, role="management", built_at=BUILT_AT,
-                                     health_until=REPORT_DAY, batch=700)
+                                     health_until=REPORT_DAY, reading=load.ReportReading(batch=700))
     companies = data.frames["company"].dropna()
     names = marts.Names(owners=owner_names(hub.owners),
                         customers=dict(zip(companies["crm_id"].astype(str), companies["name"].astype(str), strict=True)))

@@ -379,18 +379,18 @@ def test_periods_invariants(day: date) -> None:
 def test_december_report_carries_the_calendar_line_and_compares_working_days(
         hub_copy: Any, policy: Any, tmp_path: Path) -> None:
     """On a copy of the staged hub: building writes report rows, which other modules' tests count."""
-    from bridge.report.build import build_report, owner_names
+    from bridge.report.build import ReportRequest, build_report, owner_names
 
-    built = build_report(hub_copy.engine, hub_copy.dictionary, policy, report_day=date(2026, 12, 7),
+    built = build_report(hub_copy.engine, hub_copy.dictionary, policy, ReportRequest(report_day=date(2026, 12, 7),
                          owners=owner_names(hub_copy.owners), recipients=["boss@example.com"],
                          built_at=datetime(2026, 12, 6, 23, 31, tzinfo=UTC), out_root=tmp_path, run_id="calendar",
-                         calendar=W.WorkCalendar())
+                         calendar=W.WorkCalendar()))
     html = built.paths["html"].read_text(encoding="utf-8")
     assert "工作日历尚无 2027 年的法定节假日与调休安排" in html
     assert "上一工作日（12月4日）赢单金额" in html  # Monday's report: Friday, not the weekend
-    confirmed = build_report(hub_copy.engine, hub_copy.dictionary, policy, report_day=date(2026, 12, 8),
+    confirmed = build_report(hub_copy.engine, hub_copy.dictionary, policy, ReportRequest(report_day=date(2026, 12, 8),
                              owners={}, recipients=["boss@example.com"], out_root=tmp_path, run_id="confirmed",
-                             calendar=W.WorkCalendar(confirmed_years=frozenset({2027})))
+                             calendar=W.WorkCalendar(confirmed_years=frozenset({2027}))))
     html = confirmed.paths["html"].read_text(encoding="utf-8")
     assert "工作日历" not in html
     assert "昨日（12月7日）赢单金额" in html

@@ -36,7 +36,7 @@ def test_owner_without_oa_account_is_quarantined_and_leaves_after_the_owner_is_c
     _, loaded = c2o.sync()
     assert loaded.counts.get("written", 0) == 0
     with c2o.hub.connect() as conn:
-        assert store.count_quarantine(conn, entity="deal", open_only=False) == 1
+        assert store.count_quarantine(conn, store.QuarantineFilter(entity="deal", open_only=False)) == 1
 
     # The sales manager hands the deal to an active owner: retried automatically, then sent.
     c2o.edit("deals", deal, {"hubspot_owner_id": OWNER})
@@ -45,7 +45,7 @@ def test_owner_without_oa_account_is_quarantined_and_leaves_after_the_owner_is_c
     assert extracted.counts["retried"] == 1
     assert c2o.open_quarantine(deal) is None
     with c2o.hub.connect() as conn:
-        [closed] = store.list_quarantine(conn, entity="deal", open_only=False)
+        [closed] = store.list_quarantine(conn, store.QuarantineFilter(entity="deal", open_only=False))
     assert closed.resolution == "fixed"
     [instance] = c2o.instances_of(deal)
     assert instance["user_id"] == c2o.oa_user("peng.01@example.com")

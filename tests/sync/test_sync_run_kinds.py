@@ -21,8 +21,8 @@ from tests.sync.sync_o2c_world import O2C, o2c  # noqa: F401
 from bridge import runkinds
 from bridge.hub import store
 from bridge.quality.config import HealthSettings
-from bridge.quality.run import HealthRun, run_checks
-from bridge.report.build import BuiltReport, build_report
+from bridge.quality.run import HealthOutput, HealthRun, run_checks
+from bridge.report.build import BuiltReport, ReportRequest, build_report
 from bridge.sync import crm_to_oa, oa_to_crm
 from bridge.sync.common import DebounceSettings
 
@@ -32,12 +32,12 @@ TZ = ZoneInfo("Asia/Shanghai")
 def _health(o2c: O2C, now: datetime, tmp: Path, **limits: int) -> HealthRun:  # noqa: F811
     cfg = HealthSettings(freshness_max_minutes={"crm_to_oa": 60, "oa_to_crm": 60, **limits})
     return run_checks(o2c.hub, day=now.astimezone(TZ).date(), run_id="test__health", now=now, dictionary=o2c.c2o.d,
-                      cfg=cfg, data_dir=tmp / "data", build_docs=False, save=False)
+                      cfg=cfg, output=HealthOutput(tmp / "data", build_docs=False, save=False))
 
 
 def _report(o2c: O2C, now: datetime, tmp: Path) -> BuiltReport:  # noqa: F811
-    return build_report(o2c.hub, o2c.c2o.d, o2c.c2o.p, report_day=now.astimezone(TZ).date(), owners={},
-                        recipients=[], built_at=now, out_root=tmp / "reports", run_id="test__report")
+    return build_report(o2c.hub, o2c.c2o.d, o2c.c2o.p, ReportRequest(report_day=now.astimezone(TZ).date(), owners={},
+                        recipients=[], built_at=now, out_root=tmp / "reports", run_id="test__report"))
 
 
 def _sync_status(built: BuiltReport) -> dict[str, dict[str, Any]]:

@@ -9,9 +9,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import audit
+from bridge.hub import audit, store
 from bridge.hub import engine as hub_engine
-from bridge.hub import store
 from bridge.ui.app import UiConfig
 
 MOBILE = "13812345678"

@@ -274,10 +274,10 @@ def test_report_figures_and_files_follow_the_viewers_role(pages: TestClient, aut
                                                           tmp_path: Path) -> None:
     import bridge.dictionary
     from bridge import permissions
-    from bridge.report.build import build_report
+    from bridge.report.build import ReportRequest, build_report
 
-    built = build_report(scene.world.hub, bridge.dictionary.load(), permissions.load(), report_day=date.today(),
-                         owners={OWNER: OWNER_NAME}, recipients=["boss@example.com"], out_root=tmp_path / "ui_data" / "reports")
+    built = build_report(scene.world.hub, bridge.dictionary.load(), permissions.load(), ReportRequest(report_day=date.today(),
+                         owners={OWNER: OWNER_NAME}, recipients=["boss@example.com"], out_root=tmp_path / "ui_data" / "reports"))
     assert built.figures["open_pipeline_amount"] > 0
     as_user(auth, "employee")
     html = pages.get("/bridge/reports").text
@@ -347,7 +347,7 @@ def test_the_report_mail_carries_only_what_its_audience_may_see(scene: Scene, tm
 
     import bridge.dictionary
     from bridge import permissions
-    from bridge.report.build import build_report
+    from bridge.report.build import ReportRequest, build_report
 
     d = bridge.dictionary.load()
     shipped = permissions.default_path().read_text(encoding="utf-8")
@@ -356,8 +356,8 @@ def test_the_report_mail_carries_only_what_its_audience_may_see(scene: Scene, tm
     results = {}
     for name, policy in (("management", permissions.load(dictionary=d)),
                          ("employee", permissions.load(narrow_file, dictionary=d))):
-        built = build_report(scene.world.hub, d, policy, report_day=date.today(), owners={OWNER: OWNER_NAME},
-                             recipients=["boss@example.com"], out_root=tmp_path / name)
+        built = build_report(scene.world.hub, d, policy, ReportRequest(report_day=date.today(), owners={OWNER: OWNER_NAME},
+                             recipients=["boss@example.com"], out_root=tmp_path / name))
         message = email.message_from_bytes(built.paths["eml"].read_bytes(), policy=email_policy.default)
         parts = [p.get_content() for p in message.walk() if p.get_content_type() in ("text/plain", "text/html")]
         results[name] = " ".join(parts)

@@ -398,7 +398,8 @@ def _report_sync_headline(hub: WallHub) -> dict[str, Any]:
     policy = permissions.load()
     with hub.engine.connect() as conn:
         data = load.load_report_data(conn, hub.dictionary, policy, role="management", built_at=hub.now,
-                                     health_until=hub.now.date(), fields={"deal": ("crm_id",), "company": ("crm_id",)})
+                                     health_until=hub.now.date(),
+                                     reading=load.ReportReading(fields={"deal": ("crm_id",), "company": ("crm_id",)}))
     return marts.sync_tables(data)[3]
 
 

@@ -28,14 +28,13 @@ SYSTEMS = {"crm": "crm", "oa": "oa"}
 
 def hub_audit(source: str, exc: Refused, client: str) -> None:
     """One audit entry per refused delivery: reason and client address, never the body."""
-    from bridge import audit
     from bridge.context import RunContext
-    from bridge.hub import engine
+    from bridge.hub import audit, engine
 
     ctx = RunContext(dag_id=None, run_id=None, task_id=None, try_number=None, principal="events-receiver")
     with engine.get_engine().begin() as conn:
-        audit.record(conn, ctx, "event_refused", SYSTEMS[source], "event_delivery", {"client": client[:100]}, [],
-                     "refused", f"{exc.status} {exc.reason}")
+        audit.record(conn, ctx, audit.AuditEvent("event_refused", SYSTEMS[source], "event_delivery",
+                                                 {"client": client[:100]}, [], "refused", f"{exc.status} {exc.reason}"))
 
 
 def build(dry_run: bool = False) -> Receiver:

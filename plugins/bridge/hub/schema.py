@@ -187,8 +187,8 @@ quarantine = Table(
 # Append-only, hash-chained audit log. hash = sha256(prev_hash + canonical
 # JSON of the entry, seq included); audit_head holds the tip so writers
 # serialise on one row (id 1; the first migration inserts it with seq 0 and
-# the genesis hash "0" * 64). seq is assigned by bridge.audit under that lock,
-# never by the database. See bridge/audit.py.
+# the genesis hash "0" * 64). seq is assigned by bridge.hub.audit under that lock,
+# never by the database. See bridge/hub/audit.py.
 audit_log = Table(
     "audit_log",
     metadata,
@@ -228,7 +228,8 @@ run_summary = Table(
     Column("dag_id", String(250), nullable=False),
     Column("run_id", String(250), nullable=False),
     Column("task_id", String(250)),
-    Column("kind", String(30), nullable=False),  # a run kind of bridge.runkinds (crm_to_oa_sync, oa_to_crm_sync, …)
+    # a run kind of bridge.runkinds (crm_to_oa_sync, oa_to_crm_sync, …)
+    Column("kind", String(30), nullable=False),
     Column("started_at", TS, nullable=False),
     Column("finished_at", TS),
     Column("status", String(20), nullable=False),  # running | success | failed

@@ -20,8 +20,11 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Delete,
     Row,
+    Select,
     Table,
+    Update,
     and_,
     bindparam,
     case,
@@ -35,8 +38,10 @@ from sqlalchemy import (
     update,
 )
 
-from bridge import audit
+from bridge.chunks import chunked
 from bridge.context import RunContext
+from bridge.hub import audit
+from bridge.hub.rows import record_of
 from bridge.hub.schema import (
     lease,
     pending_change,
@@ -116,9 +121,25 @@ def _insert(conn: Connection, table: Table) -> Any:
     raise StoreError(f"the hub supports SQLite and PostgreSQL, not {name}")
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _new_values(stmt: Any, *columns: str) -> dict[str, Any]:
+    """``ON CONFLICT DO UPDATE`` assignments that take ``columns`` from the row being inserted."""
+    return {name: stmt.excluded[name] for name in columns}
+
+
+def _rows_in(
+    conn: Connection, query: Select[Any], column: ColumnElement[Any], values: Sequence[Any]
+) -> Iterator[Row[Any]]:
+    """The rows of ``query`` whose ``column`` is one of ``values``: one SELECT per :data:`BATCH` values,
+    so an ``IN`` list never outgrows what the database (or SQLite's variable limit) accepts."""
+    for chunk in chunked(values, BATCH):
+        yield from conn.execute(query.where(column.in_(chunk)))
+
+
+def _count_in(
+    conn: Connection, statement: Update | Delete, column: ColumnElement[Any], values: Sequence[Any]
+) -> int:
+    """Rows an UPDATE or DELETE touched, run once per :data:`BATCH` values of ``column``."""
+    return sum(conn.execute(statement.where(column.in_(chunk))).rowcount for chunk in chunked(values, BATCH))
 
 
 def _fit(value: str, limit: int) -> str:
@@ -171,11 +192,7 @@ def set_watermark(
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[watermark.c.stream],
-        set_={
-            "value_ms": stmt.excluded.value_ms,
-            "updated_at": stmt.excluded.updated_at,
-            "run_id": stmt.excluded.run_id,
-        },
+        set_=_new_values(stmt, "value_ms", "updated_at", "run_id"),
         where=None if force else stmt.excluded.value_ms >= watermark.c.value_ms,
     )
     conn.execute(stmt)
@@ -232,16 +249,10 @@ class Snapshot:
 
 def _snapshot(row: Row[Any]) -> Snapshot:
     m = row._mapping
-    return Snapshot(
-        system=m["system"],
-        entity=m["entity"],
-        source_id=m["source_id"],
-        content_hash=m["content_hash"],
-        payload=m["payload"],
+    return record_of(
+        Snapshot,
+        m,
         source_modified_ms=int(m["source_modified_ms"]),
-        data_owner=m["data_owner"],
-        first_seen_at=m["first_seen_at"],
-        last_seen_at=m["last_seen_at"],
         archived=bool(m["archived"]),
         deleted=bool(m["deleted"]),
     )
@@ -277,93 +288,108 @@ def upsert_snapshots(
     ``source_id``, in input order.
     """
     at = _now(now)
-    unique = _latest_per_id(rows)
     changes: list[SnapshotChange] = []
-    key = (snapshot.c.system == system, snapshot.c.entity == entity)
-    for chunk in _chunks(unique, batch_size):
-        ids = [row.source_id for row in chunk]
-        stored = {
-            r.source_id: r
-            for r in conn.execute(
-                select(
-                    snapshot.c.source_id,
-                    snapshot.c.content_hash,
-                    snapshot.c.source_modified_ms,
-                    snapshot.c.deleted,
-                ).where(*key, snapshot.c.source_id.in_(ids))
-            )
-        }
-        statuses: dict[str, ChangeStatus] = {}
-        for row in chunk:
-            old = stored.get(row.source_id)
-            if old is None:
-                statuses[row.source_id] = "new"
-            elif row.source_modified_ms < old.source_modified_ms:
-                statuses[row.source_id] = "unchanged"  # stale read: keep the newer snapshot
-            elif old.content_hash != row.content_hash or old.deleted:
-                statuses[row.source_id] = "changed"
-            else:
-                statuses[row.source_id] = "unchanged"
-        changed = [sid for sid, status in statuses.items() if status == "changed"]
-        previous: dict[str, Any] = {}
-        if changed:
-            previous = dict(
-                conn.execute(
-                    select(snapshot.c.source_id, snapshot.c.payload).where(
-                        *key, snapshot.c.source_id.in_(changed)
-                    )
-                ).all()
-            )
-        values = [
-            {
-                "system": system,
-                "entity": entity,
-                "source_id": row.source_id,
-                "content_hash": row.content_hash,
-                "payload": row.payload,
-                "source_modified_ms": int(row.source_modified_ms),
-                "data_owner": row.data_owner,
-                "first_seen_at": at,
-                "last_seen_at": at,
-                "archived": False,
-                "deleted": False,
-            }
-            for row in chunk
-        ]
-        # PostgreSQL: one multi-row INSERT per batch (one round trip; psycopg2's executemany sends a
-        # statement per row); SQLite: executemany, which runs in-process.
-        multi_row = conn.dialect.name == "postgresql"
-        stmt = _insert(conn, snapshot)
-        if multi_row:
-            stmt = stmt.values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[snapshot.c.system, snapshot.c.entity, snapshot.c.source_id],
-            set_={
-                "content_hash": stmt.excluded.content_hash,
-                "payload": stmt.excluded.payload,
-                "source_modified_ms": stmt.excluded.source_modified_ms,
-                "data_owner": stmt.excluded.data_owner,
-                "last_seen_at": stmt.excluded.last_seen_at,
-                "deleted": False,
-            },
-            where=stmt.excluded.source_modified_ms >= snapshot.c.source_modified_ms,
-        )
-        if multi_row:
-            conn.execute(stmt)
-        else:
-            conn.execute(stmt, values)
-        for row in chunk:
-            status = statuses[row.source_id]
-            old = stored.get(row.source_id)
-            changes.append(
-                SnapshotChange(
-                    source_id=row.source_id,
-                    status=status,
-                    previous_hash=old.content_hash if old is not None else None,
-                    previous_payload=previous.get(row.source_id),
-                )
-            )
+    for chunk in chunked(_latest_per_id(rows), batch_size):
+        changes.extend(_upsert_snapshot_batch(conn, (system, entity), chunk, at))
     return changes
+
+
+def _upsert_snapshot_batch(
+    conn: Connection, kind: tuple[str, str], chunk: Sequence[SnapshotRow], at: datetime
+) -> list[SnapshotChange]:
+    """One batch of :func:`upsert_snapshots` (``kind`` = system, entity): read stored states, classify, write."""
+    key = (snapshot.c.system == kind[0], snapshot.c.entity == kind[1])
+    stored = {
+        r.source_id: r
+        for r in conn.execute(
+            select(
+                snapshot.c.source_id,
+                snapshot.c.content_hash,
+                snapshot.c.source_modified_ms,
+                snapshot.c.deleted,
+            ).where(*key, snapshot.c.source_id.in_([row.source_id for row in chunk]))
+        )
+    }
+    statuses = _snapshot_statuses(chunk, stored)
+    changed = [sid for sid, status in statuses.items() if status == "changed"]
+    previous: dict[str, Any] = {}
+    if changed:
+        previous = dict(
+            conn.execute(
+                select(snapshot.c.source_id, snapshot.c.payload).where(
+                    *key, snapshot.c.source_id.in_(changed)
+                )
+            ).all()
+        )
+    _write_snapshots(conn, kind, chunk, at)
+    return [
+        SnapshotChange(
+            source_id=row.source_id,
+            status=statuses[row.source_id],
+            previous_hash=old.content_hash if (old := stored.get(row.source_id)) is not None else None,
+            previous_payload=previous.get(row.source_id),
+        )
+        for row in chunk
+    ]
+
+
+def _snapshot_statuses(chunk: Sequence[SnapshotRow], stored: Mapping[str, Any]) -> dict[str, ChangeStatus]:
+    """New, changed or unchanged per source id, against the stored hash, time and deleted flag."""
+    statuses: dict[str, ChangeStatus] = {}
+    for row in chunk:
+        old = stored.get(row.source_id)
+        if old is None:
+            statuses[row.source_id] = "new"
+        elif row.source_modified_ms < old.source_modified_ms:
+            statuses[row.source_id] = "unchanged"  # stale read: keep the newer snapshot
+        elif old.content_hash != row.content_hash or old.deleted:
+            statuses[row.source_id] = "changed"
+        else:
+            statuses[row.source_id] = "unchanged"
+    return statuses
+
+
+def _write_snapshots(
+    conn: Connection, kind: tuple[str, str], chunk: Sequence[SnapshotRow], at: datetime
+) -> None:
+    """Upsert one batch; a row older than the stored snapshot leaves it alone."""
+    system, entity = kind
+    values = [
+        {
+            "system": system,
+            "entity": entity,
+            "source_id": row.source_id,
+            "content_hash": row.content_hash,
+            "payload": row.payload,
+            "source_modified_ms": int(row.source_modified_ms),
+            "data_owner": row.data_owner,
+            "first_seen_at": at,
+            "last_seen_at": at,
+            "archived": False,
+            "deleted": False,
+        }
+        for row in chunk
+    ]
+    # PostgreSQL: one multi-row INSERT per batch (one round trip; psycopg2's executemany sends a
+    # statement per row); SQLite: executemany, which runs in-process.
+    multi_row = conn.dialect.name == "postgresql"
+    stmt = _insert(conn, snapshot)
+    if multi_row:
+        stmt = stmt.values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[snapshot.c.system, snapshot.c.entity, snapshot.c.source_id],
+        set_={
+            **_new_values(
+                stmt, "content_hash", "payload", "source_modified_ms", "data_owner", "last_seen_at"
+            ),
+            "deleted": False,
+        },
+        where=stmt.excluded.source_modified_ms >= snapshot.c.source_modified_ms,
+    )
+    if multi_row:
+        conn.execute(stmt)
+    else:
+        conn.execute(stmt, values)
 
 
 def get_snapshot(conn: Connection, system: str, entity: str, source_id: str) -> Snapshot | None:
@@ -379,16 +405,11 @@ def get_snapshots(
     conn: Connection, system: str, entity: str, source_ids: Iterable[str]
 ) -> dict[str, Snapshot]:
     """Snapshots by source id (missing ids are absent from the result)."""
-    ids = list(dict.fromkeys(source_ids))
+    query = select(snapshot).where(snapshot.c.system == system, snapshot.c.entity == entity)
     found: dict[str, Snapshot] = {}
-    for chunk in _chunks(ids, BATCH):
-        for row in conn.execute(
-            select(snapshot).where(
-                snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.source_id.in_(chunk)
-            )
-        ):
-            snap = _snapshot(row)
-            found[snap.source_id] = snap
+    for row in _rows_in(conn, query, snapshot.c.source_id, list(dict.fromkeys(source_ids))):
+        snap = _snapshot(row)
+        found[snap.source_id] = snap
     return found
 
 
@@ -423,16 +444,10 @@ def iter_snapshots(
 
 
 def _mark(conn: Connection, system: str, entity: str, source_ids: Iterable[str], **values: Any) -> int:
-    ids = list(dict.fromkeys(source_ids))
-    count = 0
-    for chunk in _chunks(ids, BATCH):
-        result = conn.execute(
-            update(snapshot)
-            .where(snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.source_id.in_(chunk))
-            .values(**values)
-        )
-        count += result.rowcount
-    return count
+    statement = (
+        update(snapshot).where(snapshot.c.system == system, snapshot.c.entity == entity).values(**values)
+    )
+    return _count_in(conn, statement, snapshot.c.source_id, list(dict.fromkeys(source_ids)))
 
 
 def mark_archived(
@@ -470,20 +485,7 @@ class Link:
 
 def _link(row: Row[Any]) -> Link:
     m = row._mapping
-    return Link(
-        id=int(m["id"]),
-        link_type=m["link_type"],
-        crm_type=m["crm_type"],
-        crm_id=m["crm_id"],
-        oa_type=m["oa_type"],
-        oa_id=m["oa_id"],
-        oa_uuid=m["oa_uuid"],
-        state=m["state"],
-        dictionary_version=m["dictionary_version"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        run_id=m["run_id"],
-    )
+    return record_of(Link, m, id=int(m["id"]))
 
 
 def _link_filter(
@@ -578,20 +580,19 @@ def save_link(
     saved earlier with one side missing and the same ``oa_uuid`` is completed
     rather than duplicated.
     """
-    crm_type, crm_id, oa_type, oa_id = link.crm_type, link.crm_id, link.oa_type, link.oa_id
-    oa_uuid, state = link.oa_uuid, link.state
+    crm_id, oa_id, oa_uuid = link.crm_id, link.oa_id, link.oa_uuid
     if crm_id is None and oa_id is None:
         raise StoreError("save_link needs crm_id or oa_id")
     at = _now(now)
     values: dict[str, Any] = {
-        "crm_type": crm_type,
-        "oa_type": oa_type,
+        "crm_type": link.crm_type,
+        "oa_type": link.oa_type,
         "dictionary_version": dictionary_version,
         "updated_at": at,
         "run_id": run_id,
     }
-    if state is not None:
-        values["state"] = dict(state)
+    if link.state is not None:
+        values["state"] = dict(link.state)
     existing = _matching_link_id(conn, link_type, crm_id, oa_id, oa_uuid)
     if existing is not None:
         values.update(crm_id=crm_id if crm_id is not None else xref.c.crm_id)
@@ -601,32 +602,22 @@ def save_link(
         conn.execute(update(xref).where(xref.c.id == existing).values(**values))
         link_id = existing
     else:
-        stmt = _insert(conn, xref).values(
-            link_type=link_type,
-            crm_id=crm_id,
-            oa_id=oa_id,
-            oa_uuid=oa_uuid,
-            created_at=at,
-            state=dict(state) if state is not None else None,
-            **{k: v for k, v in values.items() if k != "state"},
-        )
-        update_set: dict[str, Any] = {
-            "crm_type": stmt.excluded.crm_type,
-            "oa_type": stmt.excluded.oa_type,
-            "dictionary_version": stmt.excluded.dictionary_version,
-            "updated_at": stmt.excluded.updated_at,
-            "run_id": stmt.excluded.run_id,
-            "oa_uuid": func.coalesce(stmt.excluded.oa_uuid, xref.c.oa_uuid),
-        }
-        if state is not None:
-            update_set["state"] = stmt.excluded.state
-        # Two savers racing on the same complete pair end up on one row.
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[xref.c.link_type, xref.c.crm_id, xref.c.oa_id], set_=update_set
-        ).returning(xref.c.id)
-        link_id = int(conn.execute(stmt).scalar_one())
+        values.update(link_type=link_type, crm_id=crm_id, oa_id=oa_id, oa_uuid=oa_uuid, created_at=at)
+        link_id = _insert_link(conn, values)
     row = conn.execute(select(xref).where(xref.c.id == link_id)).one()
     return _link(row)
+
+
+def _insert_link(conn: Connection, values: Mapping[str, Any]) -> int:
+    """Insert a new link; two savers racing on the same complete pair end up on one row. Returns its id."""
+    stmt = _insert(conn, xref).values(**{"state": None, **values})
+    replaced = ("crm_type", "oa_type", "dictionary_version", "updated_at", "run_id", "state")
+    update_set = _new_values(stmt, *(replaced if "state" in values else replaced[:-1]))
+    update_set["oa_uuid"] = func.coalesce(stmt.excluded.oa_uuid, xref.c.oa_uuid)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[xref.c.link_type, xref.c.crm_id, xref.c.oa_id], set_=update_set
+    ).returning(xref.c.id)
+    return int(conn.execute(stmt).scalar_one())
 
 
 # ---------------------------------------------------------------- pending changes (debounce)
@@ -655,17 +646,7 @@ class PendingKey(NamedTuple):
 
 def _pending(row: Row[Any]) -> PendingChange:
     m = row._mapping
-    return PendingChange(
-        direction=m["direction"],
-        entity=m["entity"],
-        source_id=m["source_id"],
-        content_hash=m["content_hash"],
-        first_seen_at=m["first_seen_at"],
-        last_seen_at=m["last_seen_at"],
-        due_at=m["due_at"],
-        changes=int(m["changes"]),
-        attempts=int(m["attempts"]),
-    )
+    return record_of(PendingChange, m, changes=int(m["changes"]), attempts=int(m["attempts"]))
 
 
 def debounce_due(
@@ -699,20 +680,7 @@ def enqueue_changes(
         latest[(entity, source_id)] = content_hash
     if not latest:
         return 0
-    by_entity: dict[str, list[str]] = {}
-    for entity, source_id in latest:
-        by_entity.setdefault(entity, []).append(source_id)
-    stored: dict[tuple[str, str], Row[Any]] = {}
-    for entity, ids in by_entity.items():
-        for chunk in _chunks(ids, BATCH):
-            for row in conn.execute(
-                select(pending_change).where(
-                    pending_change.c.direction == direction,
-                    pending_change.c.entity == entity,
-                    pending_change.c.source_id.in_(chunk),
-                )
-            ):
-                stored[(row.entity, row.source_id)] = row
+    stored = _stored_pending(conn, direction, latest)
     rows: list[dict[str, Any]] = []
     for (entity, source_id), content_hash in latest.items():
         old = stored.get((entity, source_id))
@@ -733,20 +701,38 @@ def enqueue_changes(
                 "attempts": old.attempts if old is not None else 0,
             }
         )
-    if rows:
-        stmt = _insert(conn, pending_change)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[pending_change.c.direction, pending_change.c.entity, pending_change.c.source_id],
-            set_={
-                "content_hash": stmt.excluded.content_hash,
-                "last_seen_at": stmt.excluded.last_seen_at,
-                "due_at": stmt.excluded.due_at,
-                "changes": stmt.excluded.changes,
-            },
-        )
-        for chunk in _chunks(rows, BATCH):
-            conn.execute(stmt, list(chunk))
+    _write_pending(conn, rows)
     return len(rows)
+
+
+def _stored_pending(
+    conn: Connection, direction: str, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Row[Any]]:
+    """The queued rows of these ``(entity, source_id)`` keys, one SELECT per entity and batch."""
+    by_entity: dict[str, list[str]] = {}
+    for entity, source_id in keys:
+        by_entity.setdefault(entity, []).append(source_id)
+    stored: dict[tuple[str, str], Row[Any]] = {}
+    for entity, ids in by_entity.items():
+        query = select(pending_change).where(
+            pending_change.c.direction == direction, pending_change.c.entity == entity
+        )
+        for row in _rows_in(conn, query, pending_change.c.source_id, ids):
+            stored[(row.entity, row.source_id)] = row
+    return stored
+
+
+def _write_pending(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert queued changes; ``attempts`` and ``first_seen_at`` of a queued row stay as they are."""
+    if not rows:
+        return
+    stmt = _insert(conn, pending_change)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[pending_change.c.direction, pending_change.c.entity, pending_change.c.source_id],
+        set_=_new_values(stmt, "content_hash", "last_seen_at", "due_at", "changes"),
+    )
+    for chunk in chunked(rows, BATCH):
+        conn.execute(stmt, chunk)
 
 
 def enqueue_change(
@@ -803,21 +789,11 @@ def complete_changes(conn: Connection, direction: str, keys: Iterable[PendingKey
             without_hash.append((key.entity, key.source_id))
         else:
             with_hash.append((key.entity, key.source_id, key.content_hash))
-    removed = 0
     c = pending_change.c
-    for chunk in _chunks(with_hash, BATCH):
-        removed += conn.execute(
-            delete(pending_change).where(
-                c.direction == direction, tuple_(c.entity, c.source_id, c.content_hash).in_(list(chunk))
-            )
-        ).rowcount
-    for pairs in _chunks(without_hash, BATCH):
-        removed += conn.execute(
-            delete(pending_change).where(
-                c.direction == direction, tuple_(c.entity, c.source_id).in_(list(pairs))
-            )
-        ).rowcount
-    return removed
+    statement = delete(pending_change).where(c.direction == direction)
+    return _count_in(conn, statement, tuple_(c.entity, c.source_id, c.content_hash), with_hash) + _count_in(
+        conn, statement, tuple_(c.entity, c.source_id), without_hash
+    )
 
 
 def defer_change(
@@ -875,26 +851,7 @@ class QuarantineEntry:
 
 def _quarantine(row: Row[Any]) -> QuarantineEntry:
     m = row._mapping
-    return QuarantineEntry(
-        id=int(m["id"]),
-        direction=m["direction"],
-        system=m["system"],
-        entity=m["entity"],
-        source_id=m["source_id"],
-        reason_code=m["reason_code"],
-        field=m["field"],
-        message=m["message"],
-        payload=m["payload"],
-        content_hash=m["content_hash"],
-        department=m["department"],
-        data_owner=m["data_owner"],
-        first_seen_at=m["first_seen_at"],
-        last_seen_at=m["last_seen_at"],
-        attempts=int(m["attempts"]),
-        resolved_at=m["resolved_at"],
-        resolved_by=m["resolved_by"],
-        resolution=m["resolution"],
-    )
+    return record_of(QuarantineEntry, m, id=int(m["id"]), attempts=int(m["attempts"]))
 
 
 def open_key(direction: str, entity: str, source_id: str) -> str:
@@ -939,62 +896,68 @@ def quarantine_record(
     again updates that entry (reason, message, payload, last seen) and counts
     one more attempt.
     """
-    direction, system, entity, reason_code = item.direction, item.system, item.entity, item.reason_code
-    field, payload, content_hash, message = item.field, item.payload, item.content_hash, item.message
-    department, data_owner, dictionary_version = item.department, item.data_owner, item.dictionary_version
-    source_id = item.source_id
-    if reason_code not in REASON_CODES:
-        raise StoreError(f"unknown quarantine reason {reason_code!r}; add it to REASON_CODES and the docs")
-    if direction not in QUARANTINE_DIRECTIONS:
-        raise StoreError(f"unknown quarantine direction {direction!r}")
+    if item.reason_code not in REASON_CODES:
+        raise StoreError(
+            f"unknown quarantine reason {item.reason_code!r}; add it to REASON_CODES and the docs"
+        )
+    if item.direction not in QUARANTINE_DIRECTIONS:
+        raise StoreError(f"unknown quarantine direction {item.direction!r}")
     at = _now(now)
-    source_id = _fit(str(source_id), 64)
+    source_id = _fit(str(item.source_id), 64)
     values = {
-        "open_key": open_key(direction, entity, source_id),
-        "direction": direction,
-        "system": system,
-        "entity": entity,
+        "open_key": open_key(item.direction, item.entity, source_id),
+        "direction": item.direction,
+        "system": item.system,
+        "entity": item.entity,
         "source_id": source_id,
-        "reason_code": reason_code,
-        "field": _fit_opt(field, 60),
-        "message": message,
-        "payload": _bounded_payload(payload),
-        "content_hash": content_hash,
-        "department": _fit_opt(department, 30),
-        "data_owner": _fit_opt(data_owner, 64),
+        "reason_code": item.reason_code,
+        "field": _fit_opt(item.field, 60),
+        "message": item.message,
+        "payload": _bounded_payload(item.payload),
+        "content_hash": item.content_hash,
+        "department": _fit_opt(item.department, 30),
+        "data_owner": _fit_opt(item.data_owner, 64),
         "first_seen_at": at,
         "last_seen_at": at,
         "attempts": 1,
     }
+    entry_id = _upsert_open_entry(conn, values)
+    event = audit.AuditEvent(
+        "quarantine",
+        item.system,
+        item.entity,
+        {"source_id": source_id, "quarantine_id": entry_id},
+        [item.field] if item.field else [],
+        "quarantined",
+        detail=item.reason_code,
+        dictionary_version=item.dictionary_version,
+    )
+    audit.record(conn, ctx, event)
+    return entry_id
+
+
+def _upsert_open_entry(conn: Connection, values: Mapping[str, Any]) -> int:
+    """Insert the entry, or update the record's open one (one more attempt); returns its id."""
     stmt = _insert(conn, quarantine).values(**values)
+    replaced = ("reason_code", "field", "message", "payload", "content_hash", "department", "data_owner")
     stmt = stmt.on_conflict_do_update(
         index_elements=[quarantine.c.open_key],
-        set_={
-            "reason_code": stmt.excluded.reason_code,
-            "field": stmt.excluded.field,
-            "message": stmt.excluded.message,
-            "payload": stmt.excluded.payload,
-            "content_hash": stmt.excluded.content_hash,
-            "department": stmt.excluded.department,
-            "data_owner": stmt.excluded.data_owner,
-            "last_seen_at": stmt.excluded.last_seen_at,
-            "attempts": quarantine.c.attempts + 1,
-        },
+        set_={**_new_values(stmt, *replaced, "last_seen_at"), "attempts": quarantine.c.attempts + 1},
     ).returning(quarantine.c.id)
-    entry_id = int(conn.execute(stmt).scalar_one())
-    audit.record(
-        conn,
-        ctx,
-        "quarantine",
-        system,
-        entity,
-        {"source_id": source_id, "quarantine_id": entry_id},
-        [field] if field else [],
-        "quarantined",
-        detail=reason_code,
-        dictionary_version=dictionary_version,
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _entry_event(entry: QuarantineEntry, operation: str, outcome: str, detail: str) -> audit.AuditEvent:
+    """The audit entry of a decision on a stored quarantine entry (fixed, released)."""
+    return audit.AuditEvent(
+        operation,
+        entry.system,
+        entry.entity,
+        {"source_id": entry.source_id, "quarantine_id": entry.id},
+        [entry.field] if entry.field else [],
+        outcome,
+        detail=detail,
     )
-    return entry_id
 
 
 def get_quarantine(conn: Connection, quarantine_id: int) -> QuarantineEntry | None:
@@ -1042,17 +1005,7 @@ def resolve_if_fixed(
     if not _close(conn, entry.id, _now(now), by, "fixed"):
         return False
     if ctx is not None:
-        audit.record(
-            conn,
-            ctx,
-            "quarantine_fixed",
-            entry.system,
-            entity,
-            {"source_id": entry.source_id, "quarantine_id": entry.id},
-            [entry.field] if entry.field else [],
-            "resolved",
-            detail=entry.reason_code,
-        )
+        audit.record(conn, ctx, _entry_event(entry, "quarantine_fixed", "resolved", entry.reason_code))
     return True
 
 
@@ -1086,63 +1039,54 @@ def release(
     if entry.direction in SYNC_DIRECTIONS:
         snap = get_snapshot(conn, entry.system, entry.entity, entry.source_id)
         content_hash = snap.content_hash if snap is not None else (entry.content_hash or "")
-        enqueue_change(conn, entry.direction, PendingKey(entry.entity, entry.source_id, content_hash), at, 0, 0)
+        enqueue_change(
+            conn, entry.direction, PendingKey(entry.entity, entry.source_id, content_hash), at, 0, 0
+        )
     audit.record(
-        conn,
-        ctx,
-        "quarantine_release",
-        entry.system,
-        entry.entity,
-        {"source_id": entry.source_id, "quarantine_id": entry.id},
-        [entry.field] if entry.field else [],
-        "released",
-        detail=f"released_by={released_by.strip()}",
+        conn, ctx, _entry_event(entry, "quarantine_release", "released", f"released_by={released_by.strip()}")
     )
     released = get_quarantine(conn, quarantine_id)
     assert released is not None
     return released
 
 
-def _quarantine_filters(
-    reason: str | None,
-    department: str | None,
-    data_owner: str | None,
-    entity: str | None,
-    direction: str | None,
-    open_only: bool,
-) -> list[ColumnElement[bool]]:
-    clauses: list[ColumnElement[bool]] = []
-    if reason is not None:
-        clauses.append(quarantine.c.reason_code == reason)
-    if department is not None:
-        clauses.append(quarantine.c.department == department)
-    if data_owner is not None:
-        clauses.append(quarantine.c.data_owner == data_owner)
-    if entity is not None:
-        clauses.append(quarantine.c.entity == entity)
-    if direction is not None:
-        clauses.append(quarantine.c.direction == direction)
-    if open_only:
-        clauses.append(quarantine.c.resolved_at.is_(None))
-    return clauses
+@dataclass(frozen=True)
+class QuarantineFilter:
+    """Which quarantine entries to list or count: every given criterion must match (None = any)."""
+
+    reason: str | None = None
+    department: str | None = None
+    data_owner: str | None = None
+    entity: str | None = None
+    direction: str | None = None
+    open_only: bool = True
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        wanted = {
+            quarantine.c.reason_code: self.reason,
+            quarantine.c.department: self.department,
+            quarantine.c.data_owner: self.data_owner,
+            quarantine.c.entity: self.entity,
+            quarantine.c.direction: self.direction,
+        }
+        clauses: list[ColumnElement[bool]] = [
+            column == value for column, value in wanted.items() if value is not None
+        ]
+        if self.open_only:
+            clauses.append(quarantine.c.resolved_at.is_(None))
+        return clauses
+
+
+OPEN_ENTRIES = QuarantineFilter()
 
 
 def list_quarantine(
-    conn: Connection,
-    reason: str | None = None,
-    department: str | None = None,
-    data_owner: str | None = None,
-    entity: str | None = None,
-    open_only: bool = True,
-    limit: int = 100,
-    offset: int = 0,
-    *,
-    direction: str | None = None,
+    conn: Connection, where: QuarantineFilter = OPEN_ENTRIES, *, limit: int = 100, offset: int = 0
 ) -> list[QuarantineEntry]:
-    """Quarantine entries matching every filter, most recently seen first."""
+    """Quarantine entries matching ``where``, most recently seen first."""
     query = (
         select(quarantine)
-        .where(*_quarantine_filters(reason, department, data_owner, entity, direction, open_only))
+        .where(*where.clauses())
         .order_by(quarantine.c.last_seen_at.desc(), quarantine.c.id.desc())
         .limit(limit)
         .offset(offset)
@@ -1150,19 +1094,9 @@ def list_quarantine(
     return [_quarantine(row) for row in conn.execute(query)]
 
 
-def count_quarantine(
-    conn: Connection,
-    reason: str | None = None,
-    department: str | None = None,
-    data_owner: str | None = None,
-    entity: str | None = None,
-    open_only: bool = True,
-    *,
-    direction: str | None = None,
-) -> int:
+def count_quarantine(conn: Connection, where: QuarantineFilter = OPEN_ENTRIES) -> int:
     """How many entries :func:`list_quarantine` would page through."""
-    query = select(func.count()).select_from(quarantine)
-    query = query.where(*_quarantine_filters(reason, department, data_owner, entity, direction, open_only))
+    query = select(func.count()).select_from(quarantine).where(*where.clauses())
     return int(conn.execute(query).scalar_one())
 
 
@@ -1197,19 +1131,7 @@ class RunSummary:
 
 def _run(row: Row[Any]) -> RunSummary:
     m = row._mapping
-    return RunSummary(
-        id=int(m["id"]),
-        dag_id=m["dag_id"],
-        run_id=m["run_id"],
-        task_id=m["task_id"],
-        kind=m["kind"],
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        status=m["status"],
-        counts=dict(m["counts"] or {}),
-        watermarks=m["watermarks"],
-        message=m["message"],
-    )
+    return record_of(RunSummary, m, id=int(m["id"]), counts=dict(m["counts"] or {}))
 
 
 def start_run(conn: Connection, ctx: RunContext, kind: str, *, now: datetime | None = None) -> int:
@@ -1332,39 +1254,33 @@ def release_lease(conn: Connection, name: str, holder: str) -> bool:
 # one query per BATCH ids instead of one per record.
 
 
+def _links_by(
+    conn: Connection, link_type: str, side: Literal["crm_id", "oa_id"], ids: Iterable[str]
+) -> dict[str, list[Link]]:
+    """Links of ``link_type`` per id of one side, most recently updated first; ids without links are absent."""
+    query = (
+        select(xref).where(xref.c.link_type == link_type).order_by(xref.c.updated_at.desc(), xref.c.id.desc())
+    )
+    found: dict[str, list[Link]] = {}
+    for row in _rows_in(conn, query, xref.c[side], list(dict.fromkeys(str(i) for i in ids))):
+        link = _link(row)
+        found.setdefault(str(getattr(link, side)), []).append(link)
+    return found
+
+
 def links_for_crm_ids(conn: Connection, link_type: str, crm_ids: Iterable[str]) -> dict[str, list[Link]]:
     """Links of ``link_type`` per CRM id, most recently updated first; ids without links are absent."""
-    ids = list(dict.fromkeys(str(i) for i in crm_ids))
-    found: dict[str, list[Link]] = {}
-    for chunk in _chunks(ids, BATCH):
-        rows = conn.execute(
-            select(xref)
-            .where(xref.c.link_type == link_type, xref.c.crm_id.in_(chunk))
-            .order_by(xref.c.updated_at.desc(), xref.c.id.desc())
-        )
-        for row in rows:
-            link = _link(row)
-            found.setdefault(str(link.crm_id), []).append(link)
-    return found
+    return _links_by(conn, link_type, "crm_id", crm_ids)
 
 
 def links_for_oa_ids(conn: Connection, link_type: str, oa_ids: Iterable[str]) -> dict[str, list[Link]]:
     """Links of ``link_type`` per OA id, most recently updated first; ids without links are absent."""
-    ids = list(dict.fromkeys(str(i) for i in oa_ids))
-    found: dict[str, list[Link]] = {}
-    for chunk in _chunks(ids, BATCH):
-        rows = conn.execute(
-            select(xref)
-            .where(xref.c.link_type == link_type, xref.c.oa_id.in_(chunk))
-            .order_by(xref.c.updated_at.desc(), xref.c.id.desc())
-        )
-        for row in rows:
-            link = _link(row)
-            found.setdefault(str(link.oa_id), []).append(link)
-    return found
+    return _links_by(conn, link_type, "oa_id", oa_ids)
 
 
-def links_with_state(conn: Connection, link_type: str, key: str, value: str, limit: int = BATCH) -> list[Link]:
+def links_with_state(
+    conn: Connection, link_type: str, key: str, value: str, limit: int = BATCH
+) -> list[Link]:
     """Links whose ``state[key]`` is the string ``value`` (e.g. write-backs still to do), oldest first."""
     query = (
         select(xref)
@@ -1381,10 +1297,9 @@ def open_quarantine_for(
     """The open entries of these records (by source id); records without one are absent."""
     keys = {open_key(direction, entity, _fit(str(i), 64)): str(i) for i in source_ids}
     found: dict[str, QuarantineEntry] = {}
-    for chunk in _chunks(list(keys), BATCH):
-        for row in conn.execute(select(quarantine).where(quarantine.c.open_key.in_(chunk))):
-            entry = _quarantine(row)
-            found[keys.get(open_key(direction, entity, entry.source_id), entry.source_id)] = entry
+    for row in _rows_in(conn, select(quarantine), quarantine.c.open_key, list(keys)):
+        entry = _quarantine(row)
+        found[keys.get(open_key(direction, entity, entry.source_id), entry.source_id)] = entry
     return found
 
 
@@ -1394,24 +1309,76 @@ def snapshots_by_field(
     """Live snapshots whose canonical ``payload[field]`` is one of ``values`` (e.g. the contacts of
     some companies), grouped by that value, oldest source id first. Not indexed: meant for small
     value sets per call."""
-    wanted = list(dict.fromkeys(str(v) for v in values))
-    found: dict[str, list[Snapshot]] = {}
+    query = (
+        select(snapshot)
+        .where(snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.deleted.is_(False))
+        .order_by(snapshot.c.source_id)
+    )
     column = snapshot.c.payload[field].as_string()
-    for chunk in _chunks(wanted, BATCH):
-        rows = conn.execute(
-            select(snapshot)
-            .where(
-                snapshot.c.system == system,
-                snapshot.c.entity == entity,
-                snapshot.c.deleted.is_(False),
-                column.in_(chunk),
-            )
-            .order_by(snapshot.c.source_id)
-        )
-        for row in rows:
-            snap = _snapshot(row)
-            found.setdefault(str(snap.payload.get(field)), []).append(snap)
+    found: dict[str, list[Snapshot]] = {}
+    for row in _rows_in(conn, query, column, list(dict.fromkeys(str(v) for v in values))):
+        snap = _snapshot(row)
+        found.setdefault(str(snap.payload.get(field)), []).append(snap)
     return found
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    """Which staged OA instances of one form :func:`oa_instances` returns, by their canonical JSON fields:
+    ``codes`` (deleted or not); else the live ones (not deleted, status not ``closed_status``), narrowed to
+    those in ``open_status`` or modified since ``modified_since_ms``, to those created in ``created_between``
+    (canonical times are UTC ISO text of one shape, so a range is a text comparison), or to the oldest."""
+
+    form: str
+    codes: Sequence[str] | None = None
+    closed_status: str = "DELETED"
+    open_status: str | None = None
+    modified_since_ms: int | None = None
+    created_between: tuple[str, str] | None = None
+    oldest_only: bool = False
+
+
+@dataclass(frozen=True)
+class StagedInstance:
+    """An OA instance as staged: code, creation and decision times (canonical text), approval status."""
+
+    code: str
+    created_at: str | None
+    status: str | None
+    decided_at: str | None
+
+
+def oa_instances(conn: Connection, query: InstanceQuery) -> list[StagedInstance]:
+    """The staged OA instances :class:`InstanceQuery` selects (the OA → CRM discovery's view of the hub)."""
+    payload = snapshot.c.payload
+    created, status = payload["created_at"].as_string(), payload["approval_status"].as_string()
+    columns = (snapshot.c.source_id, created, status, payload["decided_at"].as_string())
+    where: list[ColumnElement[bool]] = [snapshot.c.system == "oa", snapshot.c.entity == query.form]
+    if query.codes is not None:
+        wanted = list(dict.fromkeys(query.codes))
+        rows = [
+            row
+            for start in range(0, len(wanted), BATCH)
+            for row in conn.execute(
+                select(*columns).where(*where, snapshot.c.source_id.in_(wanted[start : start + BATCH]))
+            )
+        ]
+    else:
+        where += [snapshot.c.deleted.is_(False), status != query.closed_status]
+        if query.open_status is not None and query.modified_since_ms is not None:
+            where.append(
+                or_(status == query.open_status, snapshot.c.source_modified_ms >= query.modified_since_ms)
+            )
+        if query.created_between is not None:
+            where += [created >= query.created_between[0], created <= query.created_between[1]]
+        stmt = select(*columns).where(*where)
+        if query.oldest_only:
+            stmt = stmt.where(created.is_not(None)).order_by(created).limit(1)
+        rows = list(conn.execute(stmt))
+    return [
+        StagedInstance(str(code), made, None if st is None else str(st), decided)
+        for code, made, st, decided in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -1456,8 +1423,8 @@ def add_links(
         }
         for item in items
     ]
-    for chunk in _chunks(rows, BATCH):
-        conn.execute(_insert(conn, xref), list(chunk))
+    for chunk in chunked(rows, BATCH):
+        conn.execute(_insert(conn, xref), chunk)
     return len(rows)
 
 
@@ -1481,10 +1448,15 @@ def set_link_states(
         values["dictionary_version"] = dictionary_version
     updated = 0
     plain = [{"b_id": i, "b_state": dict(state)} for i, state in states.items() if i not in oa_ids]
-    completed = [{"b_id": i, "b_state": dict(state), "b_oa_id": oa_ids[i]} for i, state in states.items()
-                 if i in oa_ids]
+    completed = [
+        {"b_id": i, "b_state": dict(state), "b_oa_id": oa_ids[i]}
+        for i, state in states.items()
+        if i in oa_ids
+    ]
     if plain:
-        updated += conn.execute(update(xref).where(xref.c.id == bindparam("b_id")).values(**values), plain).rowcount
+        updated += conn.execute(
+            update(xref).where(xref.c.id == bindparam("b_id")).values(**values), plain
+        ).rowcount
     if completed:
         stmt = update(xref).where(xref.c.id == bindparam("b_id")).values(**values, oa_id=bindparam("b_oa_id"))
         updated += conn.execute(stmt, completed).rowcount

@@ -142,6 +142,11 @@ def dictionary_checks(d: Dictionary, entities: Iterable[str] | None = None) -> l
 
 def cross_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()) -> list[Check]:
     """Checks that join entities or systems; skipped where the dictionary lacks the entity or field."""
+    return [*_customer_checks(d), *_project_checks(d), *_table_checks(cfg, reasons)]
+
+
+def _customer_checks(d: Dictionary) -> list[Check]:
+    """No duplicate customers, and every referencing OA form names an existing CRM customer."""
     checks: list[Check] = []
     if "company" in d.entities:
         uscc_owner = d.entity("company").fields.get("uscc")
@@ -166,6 +171,12 @@ def cross_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()
             fix=f"请申请人在 OA 中把「{f.label}」改为 CRM 客户编号；客户尚未建档的，请{_dept_label(d, f.owner)}"
                 f"先在 CRM 中建立客户。",
         ))
+    return checks
+
+
+def _project_checks(d: Dictionary) -> list[Check]:
+    """立项申请 ⇄ 商机: the deal exists, the link is complete, the contract amounts agree."""
+    checks: list[Check] = []
     pi = d.entities.get("project_initiation")
     if pi is not None and "deal_id" in pi.fields and "deal" in d.entities:
         f = pi.fields["deal_id"]
@@ -195,6 +206,12 @@ def cross_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()
             fix=f"请{_dept_label(d, f.owner)}核对合同金额：以 CRM 为准的，下次同步会发出合同金额变更通知；"
                 "CRM 填错的，请在 CRM 中改正。",
         ))
+    return checks
+
+
+def _table_checks(cfg: HealthSettings, reasons: Iterable[str]) -> list[Check]:
+    """Whole-table checks: each sync direction's freshness and each quarantine reason's backlog."""
+    checks: list[Check] = []
     for direction in SYNC_DIRECTIONS:
         # The lag of bridge.sync.freshness: since the last successful run, or the oldest unsent change's wait.
         limit = cfg.freshness_limit(direction)

@@ -381,31 +381,37 @@ def existing_ids(conn: Connection, system: str, entity: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+@dataclass(frozen=True)
+class EntityReading:
+    """How one run reads every entity into its frame: the sample size and batch, and what the frames share.
+
+    ``max_rows`` > 0 keeps a deterministic sample of about that many rows per entity; ``company_ids``,
+    ``facts`` and ``verdicts`` are the run's memos (existing companies, cross-system facts, format verdicts).
+    """
+
+    max_rows: int = 0
+    batch: int = 5000
+    company_ids: set[str] | None = None
+    facts: CrossFacts | None = None
+    verdicts: FormatVerdicts | None = None
+
+
 def entity_frame(
-    conn: Connection,
-    d: Dictionary,
-    entity: str,
-    checks: Sequence[Check],
-    *,
-    company_ids: set[str] | None = None,
-    max_rows: int = 0,
-    batch: int = 5000,
-    facts: CrossFacts | None = None,
-    verdicts: FormatVerdicts | None = None,
+    conn: Connection, d: Dictionary, entity: str, checks: Sequence[Check], reading: EntityReading = EntityReading()
 ) -> Frame:
     """Stream the entity's live, non-archived snapshots into its check frame.
 
-    ``max_rows`` > 0 keeps a deterministic sample of about that many rows
-    (every row is still read: the cross-system facts are never sampled).
+    With a sample (``reading.max_rows``) every row is still read: the cross-system facts are never sampled.
     """
     started = time.perf_counter()
     system = d.entity(entity).system
     total = _count(conn, system, entity, include_archived=False)
+    max_rows, facts = reading.max_rows, reading.facts
     fraction = 1.0 if max_rows <= 0 or total <= max_rows else max_rows / total
-    rows = EntityRows(d, entity, checks, company_ids=company_ids, verdicts=verdicts)
+    rows = EntityRows(d, entity, checks, company_ids=reading.company_ids, verdicts=reading.verdicts)
     read = 0
     needs_facts = facts is not None and entity in FACT_ENTITIES
-    for part in stream_payloads(conn, system, entity, batch):
+    for part in stream_payloads(conn, system, entity, reading.batch):
         for source_id, data_owner, raw in part:
             read += 1
             keep = fraction >= 1.0 or sample_keep(source_id, fraction)

@@ -29,6 +29,7 @@ from bridge.quality.summary import Labels
 
 log = logging.getLogger(__name__)
 NO_OWNER = "-"
+Row = tuple[str, str, str, str]  # one line of a notice's table: check, count, example ids, how to fix
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,14 @@ _STYLE = ("<style>body{font-family:'Noto Sans CJK SC','Microsoft YaHei',sans-ser
           "th{background:#f3f4f6}.ids{font-family:monospace;font-size:12px}</style>")
 
 
-def _table(rows: Sequence[tuple[str, str, str, str]]) -> str:
+def _table(rows: Sequence[Row]) -> str:
     e = html.escape
     body = "".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td class=ids>{e(c)}</td><td>{e(f)}</td></tr>"
                    for a, b, c, f in rows)
     return f"<table><tr><th>检查项</th><th>未通过记录</th><th>示例记录编号</th><th>如何修正</th></tr>{body}</table>"
 
 
-def _page(greeting: str, intro: str, rows: Sequence[tuple[str, str, str, str]], day: date, footer: str) -> str:
+def _page(greeting: str, intro: str, rows: Sequence[Row], day: date, footer: str) -> str:
     e = html.escape
     return (f"<html><head><meta charset='utf-8'>{_STYLE}</head><body><p>{e(greeting)}</p><p>{e(intro)}</p>"
             f"{_table(rows)}<p>{e(footer)}</p>"
@@ -132,38 +133,60 @@ def _page(greeting: str, intro: str, rows: Sequence[tuple[str, str, str, str]], 
 FOOTER = "修正后无需回复：下次同步会带回新数据，次日 07:00 的检查会重新评分。明细见 Airflow「数据健康」页面的 Data Docs。"
 
 
-def plan_notices(
-    results: Sequence[HealthResult],
-    d: Dictionary,
-    labels: Labels,
-    *,
-    day: date,
-    overall_score: float | None,
-    owner_emails: Mapping[str, str],
-    examples: Mapping[tuple[str, str], list[str]],
-    backlog: Mapping[tuple[str, str], int] | None = None,
-    ops_recipients: Sequence[str] = (),
-    max_examples: int = 10,
-) -> NoticePlan:
+@dataclass(frozen=True)
+class NoticeFacts:
+    """What the day's notices are planned from besides the results: the day, who gets mail, what they see."""
+
+    day: date
+    overall_score: float | None
+    owner_emails: Mapping[str, str]
+    examples: Mapping[tuple[str, str], list[str]]
+    backlog: Mapping[tuple[str, str], int] | None = None
+    ops_recipients: Sequence[str] = ()
+    max_examples: int = 10
+
+    @property
+    def score(self) -> str:
+        return "—" if self.overall_score is None else f"{self.overall_score:.1f}"
+
+
+def plan_notices(results: Sequence[HealthResult], d: Dictionary, labels: Labels, facts: NoticeFacts) -> NoticePlan:
     """The e-mails to send for the day's failing checks (pure)."""
     plan = NoticePlan()
     failing = [r for r in results if not r.success]
-    score = "—" if overall_score is None else f"{overall_score:.1f}"
+    _department_notices(plan, failing, d, labels, facts)
+    _owner_notices(plan, failing, labels, facts)
+    ops_rows = [(labels.check(r), "未通过", "、".join(r.failing_ids[:facts.max_examples]) or "—", labels.fix(r))
+                for r in failing if r.entity == "sync"]
+    if ops_rows:
+        for address in facts.ops_recipients:
+            plan.notices.append(Notice(
+                to=address, audience="ops", scope="ops",
+                subject=f"【数据健康】{facts.day.isoformat()} 同步时效检查未通过",
+                html=_page("系统管理员：", "以下同步未在规定时间内成功运行：", ops_rows, facts.day, FOOTER),
+                check_ids=tuple(r.check_id for r in failing if r.entity == "sync"),
+            ))
+    return plan
 
-    by_dept: dict[str, list[tuple[str, str, str, str]]] = {}
+
+def _department_notices(plan: NoticePlan, failing: Sequence[HealthResult], d: Dictionary, labels: Labels,
+                        facts: NoticeFacts) -> None:
+    """One e-mail per department with failing fields it owns, or quarantine backlog it holds."""
+    by_dept: dict[str, list[Row]] = {}
     ids_by_dept: dict[str, list[str]] = {}
     for r in failing:
         if r.department:
             by_dept.setdefault(r.department, []).append(
-                (labels.check(r), f"{r.failed} / {r.evaluated}", "、".join(r.failing_ids[:max_examples]) or "—",
-                 labels.fix(r)))
+                (labels.check(r), f"{r.failed} / {r.evaluated}",
+                 "、".join(r.failing_ids[:facts.max_examples]) or "—", labels.fix(r)))
             ids_by_dept.setdefault(r.department, []).append(r.check_id)
         elif r.entity == "quarantine":
-            for (reason, dept), n in sorted((backlog or {}).items()):
+            for (reason, dept), n in sorted((facts.backlog or {}).items()):
                 if reason == r.field:
                     by_dept.setdefault(dept, []).append(
                         (labels.check(r), f"本部门待处理 {n} 条（全部 {r.evaluated} 条）", "—", labels.fix(r)))
                     ids_by_dept.setdefault(dept, []).append(r.check_id)
+    day = facts.day
     for dept, rows in sorted(by_dept.items()):
         department = d.departments.get(dept)
         if department is None or not department.email:
@@ -171,51 +194,41 @@ def plan_notices(
             continue
         plan.notices.append(Notice(
             to=department.email, audience="department", scope=dept,
-            subject=f"【数据健康】{day.isoformat()} {department.label}：{len(rows)} 项检查未通过（总体评分 {score}）",
+            subject=f"【数据健康】{day.isoformat()} {department.label}：{len(rows)} 项检查未通过（总体评分 {facts.score}）",
             html=_page(f"{department.label}的同事：", f"今日数据健康检查中，{department.label}负责的字段有 {len(rows)} 项未通过。"
                        "请按下表核对并在源系统中修正：", rows, day, FOOTER),
             check_ids=tuple(ids_by_dept[dept]),
         ))
 
-    # One message per address: a person who is both a CRM owner and an OA applicant gets one e-mail.
+
+def _owner_notices(plan: NoticePlan, failing: Sequence[HealthResult], labels: Labels, facts: NoticeFacts) -> None:
+    """One message per address: a person who is both a CRM owner and an OA applicant gets one e-mail."""
     per_email: dict[str, dict[str, list[Any]]] = {}  # email -> check id -> [result, count, examples]
     ids_of_email: dict[str, set[str]] = {}
     for r in failing:
         for owner, n in sorted(r.failing_owners.items()):
             if owner == NO_OWNER or n <= 0:
                 continue
-            email = owner_emails.get(owner)
+            email = facts.owner_emails.get(owner)
             if not email:
                 if owner not in plan.unresolved_owners:
                     plan.unresolved_owners.append(owner)
                 continue
             entry = per_email.setdefault(email, {}).setdefault(r.check_id, [r, 0, []])
             entry[1] += n
-            entry[2] += examples.get((r.check_id, owner), [])
+            entry[2] += facts.examples.get((r.check_id, owner), [])
             ids_of_email.setdefault(email, set()).add(owner)
     for email, entries in sorted(per_email.items()):
-        rows = [(labels.check(r), f"{n} 条", "、".join(own[:max_examples]) or "（见部门通知）", labels.fix(r))
+        rows = [(labels.check(r), f"{n} 条", "、".join(own[:facts.max_examples]) or "（见部门通知）", labels.fix(r))
                 for r, n, own in entries.values()]
         owner_ids = "、".join(sorted(ids_of_email[email]))
         plan.notices.append(Notice(
             to=email, audience="data_owner", scope="+".join(sorted(ids_of_email[email])),
-            subject=f"【数据健康】{day.isoformat()} 您负责的数据有 {len(rows)} 项检查未通过",
+            subject=f"【数据健康】{facts.day.isoformat()} 您负责的数据有 {len(rows)} 项检查未通过",
             html=_page("您好：", f"您作为数据责任人（编号 {owner_ids}）的记录在今日数据健康检查中有 {len(rows)} 项未通过，"
-                       "请按下表在 CRM / OA 中修正：", rows, day, FOOTER),
+                       "请按下表在 CRM / OA 中修正：", rows, facts.day, FOOTER),
             check_ids=tuple(entries),
         ))
-
-    ops_rows = [(labels.check(r), "未通过", "、".join(r.failing_ids[:max_examples]) or "—", labels.fix(r))
-                for r in failing if r.entity == "sync"]
-    if ops_rows:
-        for address in ops_recipients:
-            plan.notices.append(Notice(
-                to=address, audience="ops", scope="ops",
-                subject=f"【数据健康】{day.isoformat()} 同步时效检查未通过",
-                html=_page("系统管理员：", "以下同步未在规定时间内成功运行：", ops_rows, day, FOOTER),
-                check_ids=tuple(r.check_id for r in failing if r.entity == "sync"),
-            ))
-    return plan
 
 
 def notice_key(n: Notice) -> str:

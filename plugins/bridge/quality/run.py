@@ -12,18 +12,18 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from bridge.dictionary import Dictionary
 from bridge.hub import store
 from bridge.quality import calendar_check, config, frames
 from bridge.quality.checks import CALENDAR_FRAME, Check, all_checks, by_frame
-from bridge.quality.gx import GxSession
+from bridge.quality.gx import GxSession, Verdict
 from bridge.quality.results import CheckOutcome, row_outcome, table_outcome
 from bridge.quality.scores import Score, compute_scores, save_day
 
@@ -88,12 +88,47 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _validate_rows(session: GxSession, frame: frames.Frame, checks: Sequence[Check],
-                   kept: int) -> tuple[list[CheckOutcome], float]:
-    started = time.perf_counter()
-    verdicts = session.validate(frame.name, frame.data, checks)
-    outcomes = [row_outcome(frame.data, c, verdicts[c.check_id], kept) for c in checks]
-    return outcomes, time.perf_counter() - started
+@dataclass(frozen=True)
+class HealthOutput:
+    """Where a run's results go: the Data Docs (under ``data_dir``) and the hub's day tables."""
+
+    data_dir: Path | None = None
+    build_docs: bool = True
+    save: bool = True
+
+
+@dataclass
+class _Tally:
+    """What the run has found so far: each check's outcome and what each frame cost."""
+
+    session: GxSession
+    kept: int
+    outcomes: list[CheckOutcome] = field(default_factory=list)
+    costs: list[FrameCost] = field(default_factory=list)
+
+    def rows(self, frame: frames.Frame, checks: Sequence[Check]) -> None:
+        """Validate a row-per-record frame (when it has checks) and account for it."""
+        seconds = 0.0
+        if checks:
+            started = time.perf_counter()
+            verdicts = self.session.validate(frame.name, frame.data, checks)
+            self.outcomes += [row_outcome(frame.data, c, verdicts[c.check_id], self.kept) for c in checks]
+            seconds = time.perf_counter() - started
+        self.account(frame, checks, seconds)
+
+    def table(self, frame: frames.Frame, checks: Sequence[Check], outcome: Callable[[Check, Verdict], CheckOutcome]) -> None:
+        """Validate a whole-table frame; ``outcome`` turns each check's verdict into its outcome."""
+        started = time.perf_counter()
+        verdicts = self.session.validate(frame.name, frame.data, checks)
+        self.outcomes += [outcome(c, verdicts[c.check_id]) for c in checks]
+        self.account(frame, checks, time.perf_counter() - started)
+
+    def account(self, frame: frames.Frame, checks: Sequence[Check], seconds: float) -> None:
+        self.costs.append(FrameCost(frame.name, frame.total_rows, frame.read_rows, len(frame.data),
+                                    len(checks), round(frame.seconds, 3), round(seconds, 3), frame.sampled,
+                                    round(_peak_rss_mb(), 1)))
+        log.info("data health: frame %s: %d of %d rows, %d checks, build %.1fs, validate %.1fs",
+                 frame.name, len(frame.data), frame.total_rows, len(checks), frame.seconds, seconds)
 
 
 def run_checks(
@@ -104,9 +139,7 @@ def run_checks(
     now: datetime | None = None,
     dictionary: Dictionary | None = None,
     cfg: config.HealthSettings | None = None,
-    data_dir: Path | None = None,
-    build_docs: bool = True,
-    save: bool = True,
+    output: HealthOutput = HealthOutput(),
 ) -> HealthRun:
     """Validate the hub, store the day's results and scores, build the Data Docs."""
     import bridge.dictionary
@@ -115,82 +148,65 @@ def run_checks(
     now = now or datetime.now(UTC)
     d = dictionary or bridge.dictionary.load()
     cfg = cfg or config.load()
-    checks = all_checks(d, cfg, store.REASON_CODES)
-    grouped = by_frame(checks)
-    session = GxSession(run_name=run_id)
-    outcomes: list[CheckOutcome] = []
-    costs: list[FrameCost] = []
-    kept = cfg.failing_ids_kept
-
-    def account(frame: frames.Frame, frame_checks: Sequence[Check], seconds: float) -> None:
-        costs.append(FrameCost(frame.name, frame.total_rows, frame.read_rows, len(frame.data),
-                               len(frame_checks), round(frame.seconds, 3), round(seconds, 3), frame.sampled,
-                               round(_peak_rss_mb(), 1)))
-        log.info("data health: frame %s: %d of %d rows, %d checks, build %.1fs, validate %.1fs",
-                 frame.name, len(frame.data), frame.total_rows, len(frame_checks), frame.seconds, seconds)
-
+    grouped = by_frame(all_checks(d, cfg, store.REASON_CODES))
+    tally = _Tally(GxSession(run_name=run_id), cfg.failing_ids_kept)
     with hub.connect() as conn:
-        company_ids = frames.existing_ids(conn, "crm", "company") if "company" in d.entities else set()
-        facts = frames.CrossFacts()
-        verdict_memo = frames.FormatVerdicts()
-        for entity in d.entities:
-            frame_checks = grouped.get(entity, [])
-            if not frame_checks and entity not in frames.FACT_ENTITIES:
-                continue
-            frame = frames.entity_frame(conn, d, entity, frame_checks, company_ids=company_ids,
-                                        max_rows=cfg.max_rows_per_suite, batch=cfg.snapshot_batch,
-                                        facts=facts, verdicts=verdict_memo)
-            found, seconds = _validate_rows(session, frame, frame_checks, kept) if frame_checks else ([], 0.0)
-            outcomes += found
-            account(frame, frame_checks, seconds)
-            del frame
-        company_ids.clear()
-        for build in (lambda: frames.links_frame(conn), lambda: frames.amounts_frame(conn, facts)):
-            frame = build()
-            frame_checks = grouped.get(frame.name, [])
-            if frame_checks:
-                found, seconds = _validate_rows(session, frame, frame_checks, kept)
-                outcomes += found
-                account(frame, frame_checks, seconds)
-
-        sync_checks = grouped.get("sync", [])
-        if sync_checks:
-            frame, _last = frames.sync_frame(conn, [c.field or "" for c in sync_checks], now)
-            t0 = time.perf_counter()
-            verdicts = session.validate(frame.name, frame.data, sync_checks)
-            for c in sync_checks:
-                outcomes.append(table_outcome(c, verdicts[c.check_id], evaluated=1, failing_ids=[c.field or ""]))
-            account(frame, sync_checks, time.perf_counter() - t0)
-
-        backlog_checks = grouped.get("quarantine", [])
-        if backlog_checks:
-            backlog = frames.quarantine_backlog(conn, [c.field or "" for c in backlog_checks], kept)
-            frame = frames.quarantine_frame(backlog)
-            t0 = time.perf_counter()
-            verdicts = session.validate(frame.name, frame.data, backlog_checks)
-            for c in backlog_checks:
-                reason = c.field or ""
-                outcomes.append(table_outcome(
-                    c, verdicts[c.check_id], evaluated=backlog.open_by_reason.get(reason, 0),
-                    failing_ids=backlog.examples.get(reason, []), owners=backlog.owners.get(reason, {}),
-                ))
-            account(frame, backlog_checks, time.perf_counter() - t0)
-
-        calendar_checks = grouped.get(CALENDAR_FRAME, [])
-        if calendar_checks:  # the working-day calendar knows this and (from November) next year's holidays
-            found, frame, seconds = calendar_check.evaluate(session, calendar_checks, day)
-            outcomes += found
-            account(frame, calendar_checks, seconds)
-
-    docs_index = None
-    if build_docs:
-        docs_index = session.build_docs(docs_dir(data_dir))
+        _validate_records(conn, d, cfg, grouped, tally)
+        _validate_tables(conn, grouped, tally, now, day)
+    docs_index = tally.session.build_docs(docs_dir(output.data_dir)) if output.build_docs else None
+    outcomes = tally.outcomes
     scores = compute_scores(outcomes, d.entities)
-    if save:
+    if output.save:
         with hub.begin() as conn:
             save_day(conn, day, run_id, outcomes, scores, now)
-    run = HealthRun(day=day, run_id=run_id, outcomes=outcomes, scores=scores, costs=costs, docs_index=docs_index,
-                    seconds=round(time.perf_counter() - started, 3), peak_rss_mb=round(_peak_rss_mb(), 1))
+    run = HealthRun(day=day, run_id=run_id, outcomes=outcomes, scores=scores, costs=tally.costs,
+                    docs_index=docs_index, seconds=round(time.perf_counter() - started, 3),
+                    peak_rss_mb=round(_peak_rss_mb(), 1))
     log.info("data health %s: %d checks, %d failing, overall score %.2f, %.1fs, pid %d",
              day, len(outcomes), len(run.failing), run.overall, run.seconds, os.getpid())
     return run
+
+
+def _validate_records(conn: Connection, d: Dictionary, cfg: config.HealthSettings,
+                      grouped: Mapping[str, list[Check]], tally: _Tally) -> None:
+    """One frame per entity, built and validated one at a time (memory: the largest frame), then the links
+    and amounts frames from the cross-system facts the entity frames collected."""
+    company_ids = frames.existing_ids(conn, "crm", "company") if "company" in d.entities else set()
+    facts = frames.CrossFacts()
+    reading = frames.EntityReading(max_rows=cfg.max_rows_per_suite, batch=cfg.snapshot_batch,
+                                   company_ids=company_ids, facts=facts, verdicts=frames.FormatVerdicts())
+    for entity in d.entities:
+        frame_checks = grouped.get(entity, [])
+        if not frame_checks and entity not in frames.FACT_ENTITIES:
+            continue
+        frame = frames.entity_frame(conn, d, entity, frame_checks, reading)
+        tally.rows(frame, frame_checks)
+        del frame
+    company_ids.clear()
+    for build in (lambda: frames.links_frame(conn), lambda: frames.amounts_frame(conn, facts)):
+        frame = build()
+        frame_checks = grouped.get(frame.name, [])
+        if frame_checks:
+            tally.rows(frame, frame_checks)
+
+
+def _validate_tables(conn: Connection, grouped: Mapping[str, list[Check]], tally: _Tally, now: datetime,
+                     day: date) -> None:
+    """The whole-table checks: sync freshness, the quarantine backlog, the working-day calendar."""
+    sync_checks = grouped.get("sync", [])
+    if sync_checks:
+        frame, _last = frames.sync_frame(conn, [c.field or "" for c in sync_checks], now)
+        tally.table(frame, sync_checks,
+                    lambda c, verdict: table_outcome(c, verdict, evaluated=1, failing_ids=[c.field or ""]))
+    backlog_checks = grouped.get("quarantine", [])
+    if backlog_checks:
+        backlog = frames.quarantine_backlog(conn, [c.field or "" for c in backlog_checks], tally.kept)
+        tally.table(frames.quarantine_frame(backlog), backlog_checks, lambda c, verdict: table_outcome(
+            c, verdict, evaluated=backlog.open_by_reason.get(c.field or "", 0),
+            failing_ids=backlog.examples.get(c.field or "", []), owners=backlog.owners.get(c.field or "", {}),
+        ))
+    calendar_checks = grouped.get(CALENDAR_FRAME, [])
+    if calendar_checks:  # the working-day calendar knows this and (from November) next year's holidays
+        found, frame, seconds = calendar_check.evaluate(tally.session, calendar_checks, day)
+        tally.outcomes += found
+        tally.account(frame, calendar_checks, seconds)

@@ -41,7 +41,7 @@ def validate(context: Mapping[str, Any], *, hub_url: str | None = None, now: dat
              data_dir: Path | None = None) -> dict[str, Any]:
     """Run every suite over the hub, store results and scores, rebuild the Data Docs."""
     import bridge.dictionary
-    from bridge.quality.run import business_day, run_checks
+    from bridge.quality.run import HealthOutput, business_day, run_checks
 
     ctx = RunContext.from_airflow(context)
     hub = _hub(hub_url)
@@ -50,7 +50,7 @@ def validate(context: Mapping[str, Any], *, hub_url: str | None = None, now: dat
         run_pk = store.start_run(conn, ctx, RUN_KIND)
     try:
         run = run_checks(hub, day=day, run_id=ctx.run_id or "local", now=now, dictionary=bridge.dictionary.load(),
-                         cfg=config.load(), data_dir=data_dir)
+                         cfg=config.load(), output=HealthOutput(data_dir=data_dir))
     except Exception as exc:
         with hub.begin() as conn:
             store.finish_run(conn, run_pk, "failed", {}, message=f"{exc.__class__.__name__}: {exc}"[:2000])
@@ -138,11 +138,11 @@ def notify(context: Mapping[str, Any], outcome: Mapping[str, Any], *, hub_url: s
         examples = notices.owner_examples(conn, d, results)
         backlog = notices.backlog_by_department(conn, [r.field or "" for r in results if r.entity == "quarantine"])
         already = _already_sent(conn, ctx.run_id)
-    plan = notices.plan_notices(
-        results, d, Labels.of(d, cfg), day=day, overall_score=overall[0].score if overall else None,
-        owner_emails=directory, examples=examples, backlog=backlog, ops_recipients=cfg.ops_recipients,
-        max_examples=cfg.notice_examples,
+    facts = notices.NoticeFacts(
+        day=day, overall_score=overall[0].score if overall else None, owner_emails=directory, examples=examples,
+        backlog=backlog, ops_recipients=cfg.ops_recipients, max_examples=cfg.notice_examples,
     )
+    plan = notices.plan_notices(results, d, Labels.of(d, cfg), facts)
     with hub.begin() as conn:
         run_pk = store.start_run(conn, ctx, RUN_KIND)
     sent: list[str] = []

@@ -13,6 +13,7 @@ open the HTML, download the XLSX).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -82,11 +83,12 @@ def list_reports(conn: Connection, limit: int = 60, offset: int = 0) -> list[Rep
     return [_record(r) for r in rows]
 
 
-def record_build(conn: Connection, *, day: date, run_id: str, built_at: datetime, html_path: Path,
-                 xlsx_path: Path, recipients: list[str], figures: dict[str, Any]) -> ReportRecord:
-    """Insert or refresh the day's row; a rebuild keeps ``sent_at`` (the mail already went out)."""
-    values = {"run_id": run_id, "built_at": built_at, "html_path": str(html_path), "xlsx_path": str(xlsx_path),
-              "recipients": recipients, "figures": figures}
+def record_build(conn: Connection, *, day: date, run_id: str, built_at: datetime, paths: Mapping[str, Path],
+                 recipients: list[str], figures: dict[str, Any]) -> ReportRecord:
+    """Insert or refresh the day's row (``paths`` as :func:`report_paths` names them); a rebuild keeps
+    ``sent_at`` (the mail already went out)."""
+    values = {"run_id": run_id, "built_at": built_at, "html_path": str(paths["html"]),
+              "xlsx_path": str(paths["xlsx"]), "recipients": recipients, "figures": figures}
     if conn.execute(update(report_run).where(report_run.c.day == day).values(**values)).rowcount == 0:
         conn.execute(report_run.insert().values(day=day, sent_at=None, **values))
     record = get_report(conn, day)

@@ -84,37 +84,45 @@ def _plain_text(m: Marts, periods: Periods) -> str:
     return "\n".join(lines)
 
 
-def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, *, report_day: date,
-                 owners: Mapping[str, str], recipients: Sequence[str], calendar: WorkCalendar | None = None,
-                 top_n: int = 10, run_id: str = "manual", built_at: datetime | None = None,
-                 out_root: Path | None = None, notes: Sequence[str] = (), ui_url: str | None = None,
-                 batch: int = load.BATCH) -> BuiltReport:
-    """Build and store the report of ``report_day``; returns where it is and its headline figures."""
+@dataclass(frozen=True)
+class ReportRequest:
+    """Which day's report to build, for whom, and where it goes (the hub and configuration aside)."""
+
+    report_day: date
+    owners: Mapping[str, str]
+    recipients: Sequence[str]
+    calendar: WorkCalendar | None = None
+    top_n: int = 10
+    run_id: str = "manual"
+    built_at: datetime | None = None
+    out_root: Path | None = None
+    notes: Sequence[str] = ()
+    ui_url: str | None = None
+    batch: int = load.BATCH
+
+
+def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, request: ReportRequest) -> BuiltReport:
+    """Build and store the report of ``request.report_day``; returns where it is and its headline figures."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    built_at = built_at or datetime.now(UTC)
+    report_day, calendar = request.report_day, request.calendar
+    built_at = request.built_at or datetime.now(UTC)
     role = policy.audience("report", "daily_report")
     periods = report_periods(report_day, calendar)
     with engine.connect() as conn:
         data = load.load_report_data(conn, dictionary, policy, role=role, built_at=built_at,
-                                     health_until=report_day, batch=batch)
+                                     health_until=report_day, reading=load.ReportReading(batch=request.batch))
     data.role_label = policy.roles.get(role, role)
     timings["load"] = time.perf_counter() - started
 
     t = time.perf_counter()
-    companies = data.frames["company"]
-    customers: dict[str, str] = {}
-    if {"crm_id", "name"} <= set(companies.columns):
-        known = companies[companies["crm_id"].notna() & companies["name"].notna()]
-        customers = {str(k): str(v) for k, v in zip(known["crm_id"], known["name"], strict=True)}
-    labels = marts.Labels.from_dictionary(dictionary)
-    names = marts.Names(owners=owners, customers=customers)
-    result = marts.build_marts(data, periods, labels, names, top_n=top_n,
+    names = marts.Names(owners=request.owners, customers=_customer_names(data))
+    result = marts.build_marts(data, periods, marts.Labels.from_dictionary(dictionary), names, top_n=request.top_n,
                                lookup_deal_names=_deal_name_lookup(engine, policy, role))
     timings["marts"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    all_notes = list(notes)
+    all_notes = list(request.notes)
     all_notes += calendar_notes(report_day, calendar)
     if charts.cjk_font() is None:
         all_notes.append(charts.MISSING_FONT_NOTE)
@@ -122,29 +130,45 @@ def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, *, repo
     timings["charts"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    local_built = built_at.astimezone(TZ)
-    paths = archive.report_paths(report_day, out_root)
-    page = render.render_html(result, chart_map, periods, mail=False, notes=all_notes, built_at=local_built,
-                              ui_url=ui_url)
-    archive.write_atomic(paths["html"], page.encode("utf-8"))
-    tmp_xlsx = paths["xlsx"].with_name(f".{paths['xlsx'].name}.tmp")
-    render.write_xlsx(result, tmp_xlsx, periods, built_at=local_built)
-    tmp_xlsx.replace(paths["xlsx"])
-    mail_html = render.render_html(result, chart_map, periods, mail=True, notes=all_notes, built_at=local_built,
-                                   ui_url=ui_url)
-    message = delivery.build_message(
-        subject=delivery.subject_for(report_day), html=mail_html, text=_plain_text(result, periods),
-        charts=chart_map, attachments=[(paths["xlsx"], f"经营日报_{report_day.isoformat()}.xlsx")],
-        sender="", recipients=list(recipients))
-    archive.write_atomic(paths["eml"], bytes(message))
+    paths = _write_outputs(result, chart_map, periods, all_notes, request, built_at)
     timings["render"] = time.perf_counter() - t
 
     figures = {k: v for k, v in result.headline.items()}
     with engine.begin() as conn:
-        archive.record_build(conn, day=report_day, run_id=run_id, built_at=built_at, html_path=paths["html"],
-                             xlsx_path=paths["xlsx"], recipients=list(recipients), figures=figures)
+        archive.record_build(conn, day=report_day, run_id=request.run_id, built_at=built_at, paths=paths,
+                             recipients=list(request.recipients), figures=figures)
     timings["total"] = time.perf_counter() - started
     log.info("daily report %s built in %.1f s (%s); rows read %s", report_day, timings["total"],
              ", ".join(f"{k} {v:.1f}s" for k, v in timings.items() if k != "total"), data.counts)
     return BuiltReport(day=report_day, periods=periods, paths=paths, figures=figures, marts=result,
-                       notes=all_notes, recipients=list(recipients), timings=timings, rows_read=data.counts)
+                       notes=all_notes, recipients=list(request.recipients), timings=timings, rows_read=data.counts)
+
+
+def _customer_names(data: load.ReportData) -> dict[str, str]:
+    """CRM company id → name, from the companies the report read (those the audience may see)."""
+    companies = data.frames["company"]
+    if not {"crm_id", "name"} <= set(companies.columns):
+        return {}
+    known = companies[companies["crm_id"].notna() & companies["name"].notna()]
+    return {str(k): str(v) for k, v in zip(known["crm_id"], known["name"], strict=True)}
+
+
+def _write_outputs(result: Marts, chart_map: dict[str, charts.Chart], periods: Periods, notes: list[str],
+                   request: ReportRequest, built_at: datetime) -> dict[str, Path]:
+    """The saved page, the workbook and the mail (``.eml``) of the day, each written atomically; their paths."""
+    report_day, local_built = request.report_day, built_at.astimezone(TZ)
+    paths = archive.report_paths(report_day, request.out_root)
+    page = render.render_html(result, chart_map, periods, mail=False, notes=notes, built_at=local_built,
+                              ui_url=request.ui_url)
+    archive.write_atomic(paths["html"], page.encode("utf-8"))
+    tmp_xlsx = paths["xlsx"].with_name(f".{paths['xlsx'].name}.tmp")
+    render.write_xlsx(result, tmp_xlsx, periods, built_at=local_built)
+    tmp_xlsx.replace(paths["xlsx"])
+    mail_html = render.render_html(result, chart_map, periods, mail=True, notes=notes, built_at=local_built,
+                                   ui_url=request.ui_url)
+    message = delivery.build_message(
+        subject=delivery.subject_for(report_day), html=mail_html, text=_plain_text(result, periods),
+        charts=chart_map, attachments=[(paths["xlsx"], f"经营日报_{report_day.isoformat()}.xlsx")],
+        sender="", recipients=list(request.recipients))
+    archive.write_atomic(paths["eml"], bytes(message))
+    return paths

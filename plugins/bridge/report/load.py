@@ -265,15 +265,22 @@ def load_health(conn: Connection, until: date, days: int = 40) -> pd.DataFrame:
     return frame.drop_duplicates(["day", "scope_type", "scope"]).reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class ReportReading:
+    """Which fields of which entities to read (the report's, or the wallboard's fewer), and in what batches."""
+
+    fields: Mapping[str, Sequence[str]] = field(default_factory=lambda: REPORT_FIELDS)
+    batch: int = BATCH
+
+
 def load_report_data(conn: Connection, dictionary: Dictionary, policy: Policy, *, role: str,
-                     built_at: datetime, health_until: date, batch: int = BATCH,
-                     fields: Mapping[str, Sequence[str]] = REPORT_FIELDS) -> ReportData:
+                     built_at: datetime, health_until: date, reading: ReportReading = ReportReading()) -> ReportData:
     """Read what the report needs from the hub, with the audience's permission policy applied."""
     frames: dict[str, pd.DataFrame] = {}
     hidden: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
-    for entity, names in fields.items():
-        raw = load_entity(conn, dictionary, entity, names, batch)
+    for entity, names in reading.fields.items():
+        raw = load_entity(conn, dictionary, entity, names, reading.batch)
         counts[entity] = len(raw)
         frames[entity], hidden[entity] = apply_policy(raw, entity, policy, role)
         if hidden[entity]:

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from bridge.clock import from_ms
 from bridge.dictionary import Dictionary
 from bridge.hub import store
 from bridge.report.load import ReportData
@@ -386,11 +387,24 @@ def _oa_amounts(data: ReportData, entity: str, amount: str, when: str, key: str,
     return out.groupby("key", sort=False).sum()
 
 
-def expenses_by(data: ReportData, periods: Periods, key: str, title: str, table_key: str,
-                label_of: Callable[[str], str], key_label: str, extra: Callable[[str], str] | None = None,
-                extra_label: str = "") -> Table:
-    exp = _oa_amounts(data, "expense_claim", "amount", "expense_date", key, periods)
-    trv = _oa_amounts(data, "travel_request", "estimated_cost", "start_date", key, periods)
+@dataclass(frozen=True)
+class ExpenseView:
+    """How one expense table groups and labels its rows: by ``key`` (a column of both OA forms), shown as
+    ``label_of(key)`` under ``key_label``, with an optional ``extra`` column."""
+
+    key: str
+    title: str
+    table_key: str
+    label_of: Callable[[str], str]
+    key_label: str
+    extra: Callable[[str], str] | None = None
+    extra_label: str = ""
+
+
+def expenses_by(data: ReportData, periods: Periods, view: ExpenseView) -> Table:
+    label_of, extra = view.label_of, view.extra
+    exp = _oa_amounts(data, "expense_claim", "amount", "expense_date", view.key, periods)
+    trv = _oa_amounts(data, "travel_request", "estimated_cost", "start_date", view.key, periods)
     both = pd.merge(exp, trv, left_index=True, right_index=True, how="outer", suffixes=("_exp", "_trv")).fillna(0.0)
     both["total_ytd"] = both["ytd_exp"] + both["ytd_trv"]
     both = both[(both["total_ytd"] != 0) | (both["mtd_exp"] != 0) | (both["mtd_trv"] != 0)]
@@ -403,15 +417,15 @@ def expenses_by(data: ReportData, periods: Periods, key: str, title: str, table_
         if extra is not None:
             row["extra"] = extra(str(k))
         rows.append(row)
-    cols = [Column("name", key_label)]
+    cols = [Column("name", view.key_label)]
     if extra is not None:
-        cols.append(Column("extra", extra_label))
+        cols.append(Column("extra", view.extra_label))
     cols += [Column("expense_mtd", "报销（本月，元）", "cny"), Column("expense_ytd", "报销（本年，元）", "cny"),
              Column("travel_mtd", "差旅预计（本月，元）", "cny"), Column("travel_ytd", "差旅预计（本年，元）", "cny"),
              Column("total_ytd", "本年合计（元）", "cny"), Column("claims_ytd", "本年单据数", "int")]
     frame = pd.DataFrame(rows, columns=[*[c.key for c in cols], "key"])
     frame = frame.sort_values(["total_ytd", "key"], ascending=[False, True], kind="stable").reset_index(drop=True)
-    return Table(table_key, title, cols, frame.drop(columns=["key"]), html_rows=15,
+    return Table(view.table_key, view.title, cols, frame.drop(columns=["key"]), html_rows=15,
                  note="仅统计已通过的费用报销（按费用日期）和差旅申请（按出发日期，预计费用）。")
 
 
@@ -464,10 +478,6 @@ def _direction_of_stream(stream: str) -> str:
     return "crm_to_oa" if stream.startswith("crm.") else "oa_to_crm" if stream.startswith("oa.") else "other"
 
 
-def _stream_time(value_ms: Any) -> datetime:
-    return datetime.fromtimestamp(int(value_ms) / 1000, tz=UTC)
-
-
 def sync_tables(data: ReportData) -> tuple[Table, Table, Table, dict[str, Any]]:
     """Runs, lag and writes per direction; the lag is that of :mod:`bridge.sync.freshness` (not a watermark)."""
     status_rows, write_rows = [], []
@@ -506,7 +516,7 @@ def sync_tables(data: ReportData) -> tuple[Table, Table, Table, dict[str, Any]]:
         pd.DataFrame(write_rows, columns=["direction", "what", "code", "total"]))
     wm = data.watermarks
     stream_rows = [{"stream": r.stream, "direction": DIRECTION_LABELS.get(_direction_of_stream(r.stream), "其他"),
-                    "watermark": _local(_stream_time(r.value_ms)), "updated_at": _local(r.updated_at)}
+                    "watermark": _local(from_ms(r.value_ms)), "updated_at": _local(r.updated_at)}
                    for r in wm.itertuples(index=False)]
     stream_cols = [Column("stream", "数据流"), Column("direction", "方向"),
                    Column("watermark", "已读取至（源系统修改时间）", "datetime"),
@@ -581,84 +591,107 @@ def health_tables(data: ReportData, periods: Periods, labels: Labels) -> tuple[T
 def build_marts(data: ReportData, periods: Periods, labels: Labels, names: Names, *, top_n: int = 10,
                 lookup_deal_names: Callable[[Sequence[str]], Mapping[str, str]] | None = None) -> Marts:
     """Every table of the report, grouped in sections; a section whose fields are hidden says so."""
-    sections: list[Section] = []
-    headline: dict[str, Any] = {"as_of": periods.as_of.isoformat(), "report_day": periods.report_day.isoformat()}
-    series: dict[str, pd.DataFrame] = {}
+    assembly = _Assembly(data, periods, labels, names, top_n, lookup_deal_names)
+    sections = [assembly.section(key, title, intro, make) for key, title, intro, make in _SECTIONS]
+    return Marts(sections=sections, headline=assembly.headline, series=assembly.series)
 
-    def section(key: str, title: str, intro: str, make: Callable[[Section], None]) -> None:
+
+@dataclass
+class _Assembly:
+    """What the sections are built from, and the headline figures and chart series they add to."""
+
+    data: ReportData
+    periods: Periods
+    labels: Labels
+    names: Names
+    top_n: int
+    lookup_deal_names: Callable[[Sequence[str]], Mapping[str, str]] | None
+    headline: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.headline.update(as_of=self.periods.as_of.isoformat(), report_day=self.periods.report_day.isoformat())
+
+    def section(self, key: str, title: str, intro: str, make: Callable[[_Assembly, Section], None]) -> Section:
         sec = Section(key, title, intro)
         try:
-            make(sec)
+            make(self, sec)
         except HiddenFields as exc:
+            labels = self.labels
             fields = "、".join(labels.field_labels.get((exc.entity, f), f) for f in exc.fields)
             sec.notes.append(f"本节需要的字段（{labels.entities.get(exc.entity, exc.entity)}：{fields}）"
-                             f"按权限策略对{data.role_label}不可见，本节从略。")
-        sections.append(sec)
+                             f"按权限策略对{self.data.role_label}不可见，本节从略。")
+        return sec
 
-    def sales(sec: Section) -> None:
-        new_t, won_t, head = deal_period_tables(data, periods)
-        headline.update(head)
-        series["won_trend"] = won_trend(data, periods)
+    def sales(self, sec: Section) -> None:
+        new_t, won_t, head = deal_period_tables(self.data, self.periods)
+        self.headline.update(head)
+        self.series["won_trend"] = won_trend(self.data, self.periods)
         sec.tables += [won_t, new_t]
         sec.chart_keys.append("won_trend")
 
-    def pipeline(sec: Section) -> None:
-        stage_t = pipeline_by_stage(data, labels)
+    def pipeline(self, sec: Section) -> None:
+        labels = self.labels
+        stage_t = pipeline_by_stage(self.data, labels)
         open_rows = stage_t.frame[stage_t.frame["stage"].isin([labels.stages[s] for s in labels.stages
                                                                 if s not in CLOSED_STAGES])]
-        headline["open_pipeline_amount"] = round(float(open_rows["amount"].sum()), 2)
-        headline["open_pipeline_deals"] = int(open_rows["deals"].sum())
+        self.headline["open_pipeline_amount"] = round(float(open_rows["amount"].sum()), 2)
+        self.headline["open_pipeline_deals"] = int(open_rows["deals"].sum())
         sec.tables.append(stage_t)
         sec.chart_keys.append("pipeline_stage")
-        sec.tables.append(pipeline_by_owner(data, labels, names))
+        sec.tables.append(pipeline_by_owner(self.data, labels, self.names))
 
-    def contracts(sec: Section) -> None:
-        summary, exceptions, head = contracts_vs_approvals(data, periods, labels, names, lookup_deal_names)
-        headline.update(head)
+    def contracts(self, sec: Section) -> None:
+        summary, exceptions, head = contracts_vs_approvals(self.data, self.periods, self.labels, self.names,
+                                                           self.lookup_deal_names)
+        self.headline.update(head)
         sec.tables += [summary, exceptions]
 
-    def cycles(sec: Section) -> None:
-        sec.tables.append(approval_cycles(data, periods, labels))
+    def cycles(self, sec: Section) -> None:
+        sec.tables.append(approval_cycles(self.data, self.periods, self.labels))
         sec.chart_keys.append("approval_cycle")
 
-    def spend(sec: Section) -> None:
-        sec.tables.append(expenses_by(data, periods, "customer_id", "费用与差旅（按客户）", "expense_customer",
-                                      lambda k: names.customer(k or None), "客户"))
-        projects = project_names(data)
-        sec.tables.append(expenses_by(data, periods, "project_no", "费用与差旅（按项目）", "expense_project",
-                                      lambda k: k or NO_PROJECT, "项目编号",
-                                      extra=lambda k: projects.get(k, ""), extra_label="项目名称"))
+    def spend(self, sec: Section) -> None:
+        names, projects = self.names, project_names(self.data)
+        by_customer = ExpenseView("customer_id", "费用与差旅（按客户）", "expense_customer",
+                                  lambda k: names.customer(k or None), "客户")
+        by_project = ExpenseView("project_no", "费用与差旅（按项目）", "expense_project", lambda k: k or NO_PROJECT,
+                                 "项目编号", extra=lambda k: projects.get(k, ""), extra_label="项目名称")
+        sec.tables += [expenses_by(self.data, self.periods, by_customer),
+                       expenses_by(self.data, self.periods, by_project)]
 
-    def visits(sec: Section) -> None:
-        sec.tables.append(visits_by_customer(data, periods, names))
+    def visits(self, sec: Section) -> None:
+        sec.tables.append(visits_by_customer(self.data, self.periods, self.names))
 
-    def customers(sec: Section) -> None:
-        sec.tables.append(top_customers(data, periods, names, top_n))
+    def customers(self, sec: Section) -> None:
+        sec.tables.append(top_customers(self.data, self.periods, self.names, self.top_n))
 
-    def sync(sec: Section) -> None:
-        status, writes, streams, head = sync_tables(data)
-        headline.update(head)
-        backlog, open_count = quarantine_table(data)
-        headline["quarantine_open"] = open_count
+    def sync(self, sec: Section) -> None:
+        status, writes, streams, head = sync_tables(self.data)
+        self.headline.update(head)
+        backlog, open_count = quarantine_table(self.data)
+        self.headline["quarantine_open"] = open_count
         sec.tables += [status, writes, streams, backlog]
 
-    def health(sec: Section) -> None:
-        table, trend, head = health_tables(data, periods, labels)
-        headline.update(head)
-        series["health_trend"] = trend
+    def health(self, sec: Section) -> None:
+        table, trend, head = health_tables(self.data, self.periods, self.labels)
+        self.headline.update(head)
+        self.series["health_trend"] = trend
         sec.tables.append(table)
         sec.chart_keys.append("health_trend")
 
-    section("sales", "销售业绩", "新增商机与赢单，对比上一期、上月同期和上年同期。", sales)
-    section("pipeline", "销售漏斗", "当前全部商机按阶段和负责人分布。", pipeline)
-    section("contracts", "签约与立项审批", "已签约商机在 OA 中的立项审批状态。", contracts)
-    section("approvals", "审批周期", "各类 OA 审批从提交到决定的用时。", cycles)
-    section("spend", "费用与差旅", "已通过的费用报销和差旅申请，按客户和项目汇总。", spend)
-    section("visits", "客户拜访", "客户拜访计划，按客户汇总。", visits)
-    section("customers", "重点客户", "本年赢单金额最高的客户。", customers)
-    section("sync", "系统同步状况", "CRM 与 OA 双向同步的运行、滞后、写入量和隔离区积压。", sync)
-    section("health", "数据健康", "数据健康检查的得分及近30天趋势。", health)
-    return Marts(sections=sections, headline=headline, series=series)
+
+_SECTIONS: tuple[tuple[str, str, str, Callable[[_Assembly, Section], None]], ...] = (
+    ("sales", "销售业绩", "新增商机与赢单，对比上一期、上月同期和上年同期。", _Assembly.sales),
+    ("pipeline", "销售漏斗", "当前全部商机按阶段和负责人分布。", _Assembly.pipeline),
+    ("contracts", "签约与立项审批", "已签约商机在 OA 中的立项审批状态。", _Assembly.contracts),
+    ("approvals", "审批周期", "各类 OA 审批从提交到决定的用时。", _Assembly.cycles),
+    ("spend", "费用与差旅", "已通过的费用报销和差旅申请，按客户和项目汇总。", _Assembly.spend),
+    ("visits", "客户拜访", "客户拜访计划，按客户汇总。", _Assembly.visits),
+    ("customers", "重点客户", "本年赢单金额最高的客户。", _Assembly.customers),
+    ("sync", "系统同步状况", "CRM 与 OA 双向同步的运行、滞后、写入量和隔离区积压。", _Assembly.sync),
+    ("health", "数据健康", "数据健康检查的得分及近30天趋势。", _Assembly.health),
+)
 
 
 def project_names(data: ReportData) -> dict[str, str]:

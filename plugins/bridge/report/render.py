@@ -27,6 +27,7 @@ import jinja2
 from bridge import settings
 from bridge.report.model import Chart, Column, Marts, Table
 from bridge.report.periods import Periods
+from bridge.templating import template_environment
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 TEMPLATE = "daily_report.html.j2"
@@ -82,8 +83,7 @@ def _tone(value: Any, kind: str) -> str:
 
 def _environment() -> jinja2.Environment:
     folder = settings.include_dir() / "templates" / "report"
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = template_environment(folder)
     env.filters["fmt"] = fmt
     env.filters["tone"] = _tone
     return env

@@ -94,7 +94,7 @@ def run_build(context: Mapping[str, Any], *, owners_fetch: OwnersFetch | None = 
     from bridge import dictionary as bridge_dictionary
     from bridge import permissions
     from bridge.hub import engine as hub_engine
-    from bridge.report.build import build_report, owner_names
+    from bridge.report.build import ReportRequest, build_report, owner_names
 
     cfg = report_settings()
     day = day_of_run(context, cfg["timezone"])
@@ -116,10 +116,9 @@ def run_build(context: Mapping[str, Any], *, owners_fetch: OwnersFetch | None = 
         owners = {}
         notes.append("CRM 负责人名单暂时无法读取，负责人以编号显示。")
     built = build_report(
-        hub_engine.ensure_schema(), bridge_dictionary.load(), permissions.load(), report_day=day, owners=owners,
+        hub_engine.ensure_schema(), bridge_dictionary.load(), permissions.load(), ReportRequest(report_day=day, owners=owners,
         recipients=cfg["recipients"], calendar=calendar, top_n=cfg["top_customers"],
-        run_id=str(context.get("run_id") or "manual"), built_at=now, notes=notes, ui_url=cfg.get("ui_url"),
-    )
+        run_id=str(context.get("run_id") or "manual"), built_at=now, notes=notes, ui_url=cfg.get("ui_url")))
     return {"day": day.isoformat(), "html": str(built.paths["html"]), "xlsx": str(built.paths["xlsx"]),
             "eml": str(built.paths["eml"]), "recipients": built.recipients, "figures": built.figures,
             "seconds": round(built.timings.get("total", 0.0), 2)}

@@ -15,6 +15,10 @@ the head, which detects edited, deleted, inserted or reordered entries and a
 truncated tail. Whoever can rewrite the whole table *and* the head can forge
 a consistent chain: keep a copy of the head (``bridge audit verify`` prints
 it) outside the database and pass it back as an anchor.
+
+It lives in the hub beside the store, which audits its own quarantine
+decisions: the dependency runs one way, ``hub.store`` → ``hub.audit`` →
+``hub.schema``, and the sync, the events receiver and the CLI use it from above.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, insert, select, update
 
 from bridge.context import RunContext
+from bridge.hub.rows import record_of
 from bridge.hub.schema import audit_head, audit_log
 
 log = logging.getLogger(__name__)
@@ -255,24 +260,9 @@ def record_many(
     return [entry["seq"] for entry in prepared]
 
 
-def record(
-    conn: Connection,
-    ctx: RunContext,
-    operation: str,
-    system: str,
-    entity: str,
-    record_ids: Mapping[str, Any],
-    fields: Sequence[str],
-    outcome: str,
-    detail: str | None = None,
-    dictionary_version: str | None = None,
-    policy_version: str | None = None,
-) -> int:
+def record(conn: Connection, ctx: RunContext, event: AuditEvent, *, at: datetime | None = None) -> int:
     """Append one entry; returns its seq."""
-    event = AuditEvent(
-        operation, system, entity, record_ids, fields, outcome, detail, dictionary_version, policy_version
-    )
-    return record_many(conn, ctx, [event])[0]
+    return record_many(conn, ctx, [event], at=at)[0]
 
 
 # ---------------------------------------------------------------- reading
@@ -280,25 +270,12 @@ def record(
 
 def _entry(row: Row[Any]) -> AuditEntry:
     m = row._mapping
-    return AuditEntry(
+    return record_of(
+        AuditEntry,
+        m,
         seq=int(m["seq"]),
-        at=m["at"],
-        dag_id=m["dag_id"],
-        run_id=m["run_id"],
-        task_id=m["task_id"],
-        try_number=m["try_number"],
-        principal=m["principal"],
-        operation=m["operation"],
-        system=m["system"],
-        entity=m["entity"],
         record_ids=dict(m["record_ids"] or {}),
         fields=list(m["fields"] or []),
-        outcome=m["outcome"],
-        detail=m["detail"],
-        dictionary_version=m["dictionary_version"],
-        policy_version=m["policy_version"],
-        prev_hash=m["prev_hash"],
-        hash=m["hash"],
     )
 
 
