@@ -113,9 +113,6 @@ class TokenCache:
                 return True
             return False
 
-    def peek(self) -> Token | None:
-        return self._token
-
 
 class BearerTokenAuth(AuthBase):
     """``Authorization: Bearer <token>`` from a shared :class:`TokenCache`; ``fetch`` gets a new token."""

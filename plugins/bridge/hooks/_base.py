@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,8 @@ from bridge.hooks._http import (
     DEFAULT_READ_TIMEOUT,
     Answer,
     ApiClient,
+    Endpoint,
+    Limits,
     VendorProtocol,
 )
 from bridge.hooks._retry import RetryPolicy
@@ -183,12 +186,10 @@ class VendorHook(HttpHook):
                                             _float(extra, "read_timeout", read_default))
             max_body = self._max_body_arg or int(_float(extra, "max_response_bytes", DEFAULT_MAX_BODY_BYTES))
             policy = self._retry_policy_arg or RetryPolicy.from_extra(extra)
-            kwargs: dict[str, Any] = {}
-            if self._sleep is not None:
-                kwargs["sleep"] = self._sleep
-            self._client = ApiClient(protocol=self.protocol, base_url=base_url, session=session, auth=auth,
-                                     policy=policy, api_calls=self.api_calls, log=self.vendor_log, timeout=timeout,
-                                     max_body_bytes=max_body, **kwargs)
+            self._client = ApiClient(protocol=self.protocol, endpoint=Endpoint(base_url, session, auth),
+                                     policy=policy, api_calls=self.api_calls, log=self.vendor_log,
+                                     limits=Limits(timeout=timeout, max_body_bytes=max_body),
+                                     sleep=self._sleep or time.sleep)
         return self._client
 
     def _build_auth(self, conn: Any, extra: dict[str, Any], base_url: str) -> BearerTokenAuth | StaticTokenAuth:

@@ -20,6 +20,7 @@ status: never a body, a query string, a token or a secret.
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -124,42 +125,85 @@ def looks_like_html(headers: Mapping[str, str], raw: bytes) -> bool:
     return "html" in ctype or raw.lstrip()[:1] == b"<"
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a hook's calls go and as whom: the base URL, the keep-alive session, the auth (None: none)."""
+
+    base_url: str
+    session: requests.Session
+    auth: Auth | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long a call may take and how large its answer may be."""
+
+    timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT)  # (connect, read) seconds
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_body_seconds: float = DEFAULT_MAX_BODY_SECONDS
+
+
+@dataclass(frozen=True)
+class Send:
+    """How one call is sent: ``idempotent`` False for a write that must not be resent once it may have been
+    applied; ``authenticated`` False for the token request itself; ``retry`` False to try once."""
+
+    idempotent: bool = True
+    authenticated: bool = True
+    retry: bool = True
+
+
+SEND_DEFAULT = Send()
+WRITE_ONCE = Send(idempotent=False)  # a create without a key: never resent once it may have been applied
+TOKEN_REQUEST = Send(authenticated=False, retry=False)  # the token exchange: no token, no retry
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One prepared request: ``path`` is ``template`` with its placeholders filled, ``body`` the JSON bytes."""
+
+    method: str
+    template: str
+    path: str
+    params: Mapping[str, Any] | None
+    body: bytes | None
+    form: Mapping[str, str] | None
+
+
 class ApiClient:
     """Sends calls for one hook (its session, auth, policy and counters)."""
 
-    def __init__(self, *, protocol: VendorProtocol, base_url: str, session: requests.Session, auth: Auth | None,
-                 policy: RetryPolicy, api_calls: Counter[str], log: Any,
-                 timeout: tuple[float, float] = (DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT),
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_body_seconds: float = DEFAULT_MAX_BODY_SECONDS,
+    def __init__(self, *, protocol: VendorProtocol, endpoint: Endpoint, policy: RetryPolicy,
+                 api_calls: Counter[str], log: logging.Logger, limits: Limits = Limits(),
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.protocol = protocol
         self.system = protocol.system
-        self.base_url = base_url.rstrip("/")
-        self.session = session
-        self.auth = auth
+        self.base_url = endpoint.base_url.rstrip("/")
+        self.session = endpoint.session
+        self.auth = endpoint.auth
         self.policy = policy
         self.api_calls = api_calls
         self.log = log
-        self.timeout = timeout
-        self.max_body_bytes = max_body_bytes
-        self.max_body_seconds = max_body_seconds
+        self.timeout = limits.timeout
+        self.max_body_bytes = limits.max_body_bytes
+        self.max_body_seconds = limits.max_body_seconds
         self.sleep = sleep
         self._no_auth = NoAuth()
 
     # ------------------------------------------------------------------ public
     def call(self, method: str, template: str, *, path_params: Mapping[str, Any] | None = None,
              params: Mapping[str, Any] | None = None, json: Any = None, form: Mapping[str, str] | None = None,
-             idempotent: bool = True, authenticated: bool = True, retry: bool = True) -> Answer:
+             send: Send = SEND_DEFAULT) -> Answer:
         """Send ``method template`` (``{name}`` placeholders filled from ``path_params``) with retries."""
         path = template
         if path_params:
             path = template.format(**{k: quote(str(v), safe="") for k, v in path_params.items()})
-        body = None if json is None else orjson.dumps(json)
+        request = _Request(method, template, path, params, None if json is None else orjson.dumps(json), form)
 
         def attempt() -> Answer:
-            return self._attempt(method, template, path, params, body, form, idempotent, authenticated)
+            return self._attempt(request, send)
 
-        if not retry:
+        if not send.retry:
             return attempt()
         retrying = Retrying(retry=retry_if_exception(is_retryable), wait=self._wait, stop=self._stop,
                             reraise=True, sleep=self.sleep,
@@ -185,16 +229,15 @@ class ApiClient:
                          rs.attempt_number, _reason(exc), rs.upcoming_sleep or 0.0)
 
     # ------------------------------------------------------------------ one attempt
-    def _attempt(self, method: str, template: str, path: str, params: Mapping[str, Any] | None,
-                 body: bytes | None, form: Mapping[str, str] | None, idempotent: bool,
-                 authenticated: bool) -> Answer:
-        auth = self.auth if authenticated and self.auth is not None else None
+    def _attempt(self, request: _Request, send: Send) -> Answer:
+        method, template, path = request.method, request.template, request.path
+        auth = self.auth if send.authenticated and self.auth is not None else None
         refreshed = False
         while True:
             # Fetch (or reuse) the token first: a failure here happened before the write was sent.
             used = auth.token() if auth is not None else None
             try:
-                return self._send(method, template, path, params, body, form, auth)
+                return self._send(request, auth)
             except VendorError as exc:
                 if auth is not None and self.protocol.token_rejected(exc):
                     if not refreshed and used is not None and auth.rejected(used):
@@ -206,7 +249,7 @@ class ApiClient:
                     raise AuthError(f"the access token was refused {why}: {exc.message}",
                                     system=self.system, status=exc.status, code=exc.code, category=exc.category,
                                     correlation_id=exc.correlation_id, method=method, path=path) from exc
-                if not idempotent and _maybe_applied(exc):
+                if not send.idempotent and _maybe_applied(exc):
                     raise AmbiguousWriteError(
                         f"the write may have been applied but its answer was lost ({_reason(exc)}); "
                         f"not retried: reconcile before writing again", system=self.system, status=exc.status,
@@ -214,13 +257,13 @@ class ApiClient:
                         method=method, path=path) from exc
                 raise
 
-    def _send(self, method: str, template: str, path: str, params: Mapping[str, Any] | None, body: bytes | None,
-              form: Mapping[str, str] | None, auth: Auth | None) -> Answer:
+    def _send(self, request: _Request, auth: Auth | None) -> Answer:
+        method, template, path, body = request.method, request.template, request.path, request.body
         self.api_calls[f"{method} {template}"] += 1
         headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else None
         try:
-            resp = self.session.request(method, self.base_url + path, params=params, data=body if body is not None
-                                        else form, headers=headers, auth=auth or self._no_auth,
+            resp = self.session.request(method, self.base_url + path, params=request.params,
+                                        data=body if body is not None else request.form, headers=headers, auth=auth or self._no_auth,
                                         timeout=self.timeout, stream=True)
         except requests.exceptions.ConnectTimeout as exc:
             raise self._transport("connect timeout", method, path, sent=False) from exc

@@ -31,7 +31,14 @@ from typing import Any
 from bridge.hooks import _explain, ui
 from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth, Token, TokenCache, credentials_key
 from bridge.hooks._base import VendorHook, chunked, mask, to_ms
-from bridge.hooks._http import VendorProtocol, error_by_status, retry_after_seconds
+from bridge.hooks._http import (
+    SEND_DEFAULT,
+    TOKEN_REQUEST,
+    WRITE_ONCE,
+    VendorProtocol,
+    error_by_status,
+    retry_after_seconds,
+)
 from bridge.hooks.errors import (
     AmbiguousWriteError,
     AuthError,
@@ -280,7 +287,7 @@ class CrmHook(VendorHook):
         state = {"refresh": refresh}
 
         def fetch() -> Token:
-            answer = self.client.call("POST", token_path, authenticated=False, retry=False, form={
+            answer = self.client.call("POST", token_path, send=TOKEN_REQUEST, form={
                 "grant_type": "refresh_token", "client_id": client_id, "client_secret": secret,
                 "refresh_token": state["refresh"]})
             body = answer.body if isinstance(answer.body, dict) else {}
@@ -533,7 +540,8 @@ class CrmHook(VendorHook):
             keys = [k for _, k, _ in chunk]
             try:
                 answer = self.call("POST", _batch(action), path_params={"object_type": object_type},
-                                   json={"inputs": [item for _, _, item in chunk]}, idempotent=action != "create")
+                                   json={"inputs": [item for _, _, item in chunk]},
+                                   send=WRITE_ONCE if action == "create" else SEND_DEFAULT)
             except AmbiguousWriteError as exc:
                 exc.inputs = [records[n] for n, _, _ in chunk]
                 exc.outcomes = [o for o in slots if o is not None]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([\w-]+(?:\.[\w-]+)+)")
 # Chinese mobiles (with or without +86 / 86, spaces or dashes), and any other run of 11+ digits that
@@ -41,6 +41,19 @@ class ConnectionConfigError(ValueError):
         super().__init__(message)
 
 
+class ErrorDetails(TypedDict, total=False):
+    """What a :class:`VendorError` says besides its message (``system`` is required)."""
+
+    system: Required[str]  # crm | oa
+    status: int | None  # HTTP status
+    code: str | None  # the vendor's error code (Feishu's number as text, HubSpot's category/status)
+    category: str | None  # HubSpot's category
+    correlation_id: str | None
+    method: str | None
+    path: str | None  # the endpoint as called
+    retryable: bool | None  # overrides the class default
+
+
 class VendorError(Exception):
     """A vendor API call that did not succeed.
 
@@ -50,17 +63,16 @@ class VendorError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, *, system: str, status: int | None = None, code: str | None = None,
-                 category: str | None = None, correlation_id: str | None = None, method: str | None = None,
-                 path: str | None = None, retryable: bool | None = None) -> None:
-        self.system = system
-        self.status = status
-        self.code = code
-        self.category = category
+    def __init__(self, message: str, **details: Unpack[ErrorDetails]) -> None:
+        self.system = details["system"]
+        self.status = details.get("status")
+        self.code = details.get("code")
+        self.category = details.get("category")
         self.message = redact(message)
-        self.correlation_id = correlation_id
-        self.method = method
-        self.path = path
+        self.correlation_id = details.get("correlation_id")
+        self.method = details.get("method")
+        self.path = details.get("path")
+        retryable = details.get("retryable")
         if retryable is not None:
             self.retryable = retryable
         super().__init__(self._render())

@@ -22,7 +22,7 @@ from typing import Any
 from bridge.hooks import _explain, ui
 from bridge.hooks._auth import BearerTokenAuth, Token, TokenCache, credentials_key
 from bridge.hooks._base import VendorHook, chunked, mask, to_ms
-from bridge.hooks._http import VendorProtocol, error_by_status, retry_after_seconds
+from bridge.hooks._http import TOKEN_REQUEST, VendorProtocol, error_by_status, retry_after_seconds
 from bridge.hooks.errors import (
     AuthError,
     BadResponseError,
@@ -153,7 +153,7 @@ class OaHook(VendorHook):
 
         def fetch() -> Token:
             answer = self.client.call("POST", TENANT_AUTH_PATH, json={"app_id": app_id, "app_secret": secret},
-                                      authenticated=False, retry=False)
+                                      send=TOKEN_REQUEST)
             body = answer.body
             value, expire = body.get("tenant_access_token"), body.get("expire")
             if not isinstance(value, str) or not value or not isinstance(expire, int | float):
@@ -192,7 +192,7 @@ class OaHook(VendorHook):
         if title:
             body["title"] = title
         try:
-            data = self._data("POST", INSTANCES, json=body, idempotent=True)
+            data = self._data("POST", INSTANCES, json=body)
         except ConflictError as exc:
             if exc.code != str(UUID_CONFLICT):
                 raise
