@@ -361,26 +361,34 @@ def cmd_xref_lookup(args: argparse.Namespace) -> int:
 
 
 def cmd_hub_upgrade(args: argparse.Namespace) -> int:
-    engine = _engine(args, require_head=False)
-    before = hub_engine.current_revision(engine)
-    hub_engine.upgrade(engine, args.revision)
-    after = hub_engine.current_revision(engine)
-    print(f"hub {hub_engine.masked(engine.url)}: {before or 'empty'} -> {after}")
+    url, before, after = _migrate(args, hub_engine.upgrade)
+    print(f"hub {url}: {before or 'empty'} -> {after}")
     return 0
 
 
 def cmd_hub_downgrade(args: argparse.Namespace) -> int:
+    url, before, after = _migrate(args, hub_engine.downgrade, confirmed=args.yes)
+    print(f"hub {url}: {before or 'empty'} -> {after or 'empty'}")
+    return 0
+
+
+def _migrate(
+    args: argparse.Namespace, move: Callable[[Engine, str], Any], *, confirmed: bool = True
+) -> tuple[str, str | None, str | None]:
+    """Move the hub to ``args.revision``; its masked URL and the revisions before and after.
+
+    A move that drops tables (``confirmed=False``: no ``--yes``) is refused before anything changes.
+    """
     engine = _engine(args, require_head=False)
-    if not args.yes:
+    url = hub_engine.masked(engine.url)
+    if not confirmed:
         raise CliError(
-            f"downgrading {hub_engine.masked(engine.url)} to {args.revision} drops tables and their data; "
+            f"downgrading {url} to {args.revision} drops tables and their data; "
             "repeat with --yes if that is intended (take a backup first)"
         )
     before = hub_engine.current_revision(engine)
-    hub_engine.downgrade(engine, args.revision)
-    after = hub_engine.current_revision(engine)
-    print(f"hub {hub_engine.masked(engine.url)}: {before or 'empty'} -> {after or 'empty'}")
-    return 0
+    move(engine, args.revision)
+    return url, before, hub_engine.current_revision(engine)
 
 
 def cmd_hub_current(args: argparse.Namespace) -> int:
