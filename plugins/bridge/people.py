@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 
+from bridge.clock import to_ms
 from bridge.hub import store
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def display_name(owner: Mapping[str, Any]) -> str | None:
 def remember_crm_owners(conn: Connection, owners: Iterable[Mapping[str, Any]], *, now: datetime | None = None) -> int:
     """Keep the display name of every CRM owner that has one; returns how many were new or renamed."""
     at = now or datetime.now(UTC)
-    stamp = int(at.timestamp() * 1000)
+    stamp = to_ms(at)
     rows = []
     for owner in owners:
         oid, name = owner.get("id"), display_name(owner)
@@ -74,7 +75,7 @@ OA_USER_ENTITY = "user"
 def remember_oa_users(conn: Connection, names_by_id: Mapping[str, str], *, now: datetime | None = None) -> int:
     """Keep the display name of OA users (``OaHook.user_names``); returns how many were new or renamed."""
     at = now or datetime.now(UTC)
-    stamp = int(at.timestamp() * 1000)
+    stamp = to_ms(at)
     rows = [store.SnapshotRow(source_id=str(uid), content_hash=hashlib.sha256(name.encode("utf-8")).hexdigest(),
                               payload={"name": name}, source_modified_ms=stamp)
             for uid, name in names_by_id.items() if uid and name]

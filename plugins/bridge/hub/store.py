@@ -1356,13 +1356,7 @@ def oa_instances(conn: Connection, query: InstanceQuery) -> list[StagedInstance]
     where: list[ColumnElement[bool]] = [snapshot.c.system == "oa", snapshot.c.entity == query.form]
     if query.codes is not None:
         wanted = list(dict.fromkeys(query.codes))
-        rows = [
-            row
-            for start in range(0, len(wanted), BATCH)
-            for row in conn.execute(
-                select(*columns).where(*where, snapshot.c.source_id.in_(wanted[start : start + BATCH]))
-            )
-        ]
+        rows: list[Any] = list(_rows_in(conn, select(*columns).where(*where), snapshot.c.source_id, wanted))
     else:
         where += [snapshot.c.deleted.is_(False), status != query.closed_status]
         if query.open_status is not None and query.modified_since_ms is not None:
