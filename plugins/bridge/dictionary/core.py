@@ -30,7 +30,9 @@ class Dictionary:
         self._form_plans = {name: mapping.compile_form(f, self.entities) for name, f in self.forms.items()}
 
     def __repr__(self) -> str:
-        return f"Dictionary(version={self.version!r}, path={str(self.path)!r}, entities={list(self.entities)})"
+        return (
+            f"Dictionary(version={self.version!r}, path={str(self.path)!r}, entities={list(self.entities)})"
+        )
 
     # ------------------------------------------------------------ lookup
     def entity(self, name: str) -> Entity:
@@ -84,7 +86,9 @@ class Dictionary:
         """sha256 over the fields owned by the entity's system, modification time excluded; stable across processes."""
         return mapping.content_hash(self._plan(entity), record)
 
-    def check_transition(self, entity: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Problem]:
+    def check_transition(
+        self, entity: str, old: Mapping[str, Any] | None, new: Mapping[str, Any]
+    ) -> list[Problem]:
         """``invalid_transition`` problems for enum changes the value maps do not allow (old = last snapshot)."""
         return mapping.check_transition(self, self._plan(entity), old, new)
 
@@ -104,8 +108,9 @@ class Dictionary:
         return None if value is None else str(value)
 
     # ------------------------------------------------------------ canonical → vendor
-    def fill_form(self, form: str, sources: Mapping[str, Mapping[str, Any] | None],
-                  policy: mapping.Projector) -> list[dict[str, Any]]:
+    def fill_form(
+        self, form: str, sources: Mapping[str, Mapping[str, Any] | None], policy: mapping.Projector
+    ) -> list[dict[str, Any]]:
         """Feishu widget values ``[{id, type, value}]`` for an outbound form.
 
         ``sources`` maps ``deal``/``company``/``contact``/``notice`` to canonical
@@ -116,8 +121,9 @@ class Dictionary:
         f = self.form(form)
         return mapping.fill_form(self, f, self._form_plans[form], sources, policy)
 
-    def form_title(self, form: str, sources: Mapping[str, Mapping[str, Any] | None],
-                   policy: mapping.Projector) -> str:
+    def form_title(
+        self, form: str, sources: Mapping[str, Mapping[str, Any] | None], policy: mapping.Projector
+    ) -> str:
         """The instance title (``title`` template) with the policy of the form's audience applied.
 
         The policy is required, so a title never carries a value the audience may not see.
@@ -131,8 +137,9 @@ class Dictionary:
         """
         return mapping.to_crm_properties(self, self._plan(entity), record)
 
-    def activity_properties(self, oa_entity: str, record: Mapping[str, Any],
-                            policy: mapping.Projector) -> tuple[str, dict[str, str]]:
+    def activity_properties(
+        self, oa_entity: str, record: Mapping[str, Any], policy: mapping.Projector
+    ) -> tuple[str, dict[str, str]]:
         """``(crm object type, properties)`` of the CRM activity for an approved OA record (``crm_activities``)."""
         return mapping.activity_properties(self, oa_entity, record, policy)
 
