@@ -24,8 +24,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,12 +93,8 @@ class AirflowStack:
                 if proc.poll() is not None:
                     self.stop()
                     raise RuntimeError(f"airflow {name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
-            try:
-                with urllib.request.urlopen(self.url + "/api/v2/monitor/health", timeout=3) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if launcher.answers_ok(self.url + "/api/v2/monitor/health", timeout=3):
+                return self
             time.sleep(1)
         self.stop()
         raise RuntimeError(f"Airflow API did not answer on {self.url} within {wait_seconds}s; see {self.log_dir}")

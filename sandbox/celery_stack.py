@@ -40,7 +40,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from sandbox import localenv
+from sandbox import launcher, localenv
 from sandbox.airflow_local import AirflowStack
 
 REDIS_CLAIM_KEY = "bridge:scaleout:claim"
@@ -324,11 +324,7 @@ class CeleryStack(AirflowStack):
                 raise RuntimeError(f"airflow {name} exited with {proc.returncode}\n{tails}")
 
     def _api_healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/api/v2/monitor/health", timeout=3) as resp:  # noqa: S310
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+        return launcher.answers_ok(self.url + "/api/v2/monitor/health", timeout=3)
 
     def worker_ready(self) -> bool:
         """Celery prints ``celery@<name> ready.`` once it consumes from the broker."""

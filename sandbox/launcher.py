@@ -88,12 +88,8 @@ class SimProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"simulator {self.name} exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.url + "/_sim/health", timeout=2) as resp:  # ruff: ignore[suspicious-url-open-usage]
-                    if resp.status == 200:
-                        return self
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if answers_ok(self.url + "/_sim/health", timeout=2):
+                return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"simulator {self.name} did not answer on {self.url} within {wait_seconds}s; see {self.log_path}")
@@ -160,6 +156,15 @@ class Simulators:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def answers_ok(url: str, timeout: float) -> bool:
+    """Whether a local health URL answers 200 now (False while the server does not answer yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # ruff: ignore[suspicious-url-open-usage]
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
 
 
 def connection_env(crm_url: str, oa_url: str) -> dict[str, str]:
