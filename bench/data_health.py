@@ -169,5 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     publish(result, args.out)
     return 0
 
+
 if __name__ == "__main__":
     raise SystemExit(main())
