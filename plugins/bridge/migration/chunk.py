@@ -56,7 +56,7 @@ from bridge.migration.counts import EntityCounts
 from bridge.migration.params import MigrationParams
 from bridge.permissions import Policy
 from bridge.staging import INVALID_KEY, MERGED_KEY, snapshot_row
-from bridge.sync.common import resolve_fixed
+from bridge.sync.frame import resolve_fixed
 
 log = logging.getLogger("bridge.migration")
 
@@ -101,6 +101,16 @@ class _Item:
     fallback_ms: int = 0
 
 
+@dataclass(frozen=True)
+class OaChunk:
+    """One chunk of OA instances: the form, its creation-time window ``[lo, hi]`` (ms, both inclusive), its number."""
+
+    entity: str
+    lo: int
+    hi: int
+    chunk_no: int = 0
+
+
 @dataclass
 class _Quarantine:
     source_id: str
@@ -109,6 +119,13 @@ class _Quarantine:
     field: str | None
     department: str | None
     row: store.SnapshotRow
+
+    @classmethod
+    def of(cls, row: store.SnapshotRow, reason: str, message: str, problem: Problem | None = None, *,
+           field: str | None = None, department: str | None = None) -> _Quarantine:
+        """A problem's own field and department win over the ones given."""
+        return cls(row.source_id, reason, message, problem.field if problem else field,
+                   problem.department if problem else department, row)
 
 
 @dataclass
@@ -157,16 +174,17 @@ def migrate_crm_chunk(crm: CrmHook, t: Tools, entity: str, lo: int, hi: int,
     return counts
 
 
-def migrate_oa_chunk(oa: OaHook, crm: CrmHook | None, t: Tools, entity: str, lo: int, hi: int,
-                     merges: Mapping[str, dedupe.Merge], chunk_no: int = 0) -> EntityCounts:
-    """Migrate the OA instances of form ``entity`` created in ``[lo, hi]`` (ms, both inclusive)."""
+def migrate_oa_chunk(oa: OaHook, crm: CrmHook | None, t: Tools, chunk: OaChunk,
+                     merges: Mapping[str, dedupe.Merge]) -> EntityCounts:
+    """Migrate the OA instances of one chunk (a form's instances created in a window)."""
+    entity = chunk.entity
     code = t.approval_codes[entity]
     counts = EntityCounts(entity)
     items: list[_Item] = []
     project_rows: list[list[Any]] = []
     linker = _Linker(t, crm, entity, merges, project_rows)
     applicants: set[str] = set()
-    for detail in _read_ahead(oa, code, lo, hi, counts):
+    for detail in _read_ahead(oa, code, chunk.lo, chunk.hi, counts):
         counts.read += 1
         applicants.add(feishu_codec.instance_applicant(detail))
         if counts.read % RENEW_EVERY == 0:
@@ -181,7 +199,7 @@ def migrate_oa_chunk(oa: OaHook, crm: CrmHook | None, t: Tools, entity: str, lo:
     if not t.dry_run:  # the reader thread is done: the hook is this thread's again
         people.learn_oa_names(oa, t.hub, applicants, now=t.now())
     if entity == "project_initiation":
-        workdir.save_project_links(t.run_id, chunk_no, project_rows, t.data_dir)
+        workdir.save_project_links(t.run_id, chunk.chunk_no, project_rows, t.data_dir)
     return counts
 
 
@@ -260,9 +278,23 @@ def _masked_payload(t: Tools, entity: str, payload: Mapping[str, Any]) -> dict[s
 def _process(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts, *,
              merges: Mapping[str, dedupe.Merge] | None = None, linker: _Linker | None = None) -> None:
     t.renew()
+    batch = _Batch()
+    candidates = _screen(t, entity, items, counts, batch, merges or {})
+    passing = _validate(t, entity, candidates, counts, batch)
+    if linker is not None:
+        passing = linker.link(passing, batch, counts)
+    batch.load.extend(row for row, _ in passing)
+    counts.written += len(passing)
+    if not t.dry_run:
+        _write(t, entity, batch)
+
+
+def _screen(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts, batch: _Batch,
+            merges: Mapping[str, dedupe.Merge]) -> list[tuple[store.SnapshotRow, MappingResult]]:
+    """The records of a batch to validate; the others are skipped, quarantined (hostile input), archived
+    (before the cut-off) or marked merged into the batch as they are met."""
     d = t.d
     e = d.entity(entity)
-    batch = _Batch()
     candidates: list[tuple[store.SnapshotRow, MappingResult]] = []
     archive_before = t.params.archive_before_ms
     seen: set[str] = set()
@@ -283,13 +315,14 @@ def _process(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts
             counts.example("cleaned", {"id": row.source_id, "fields": changed})
         hostile = [p for p in result.problems if p.code == "hostile_input"]
         if hostile:
-            _quarantine(t, entity, batch, counts, row, hostile[0].code, hostile[0].message, hostile[0])
+            _quarantine(t, entity, batch, counts, _Quarantine.of(row, hostile[0].code, hostile[0].message,
+                                                                  hostile[0]))
             continue
         if archive_before is not None and row.source_modified_ms < archive_before:
             batch.archived.append(row)
             counts.archived += 1
             continue
-        merge = merges.get(row.source_id) if merges else None
+        merge = merges.get(row.source_id)
         if merge is not None:  # a duplicate: kept findable (archived, marked), not validated as a live customer
             row.payload[MERGED_KEY] = merge.kept_id
             batch.load.append(row)
@@ -298,7 +331,14 @@ def _process(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts
             counts.example("merged", {"id": row.source_id, "kept_id": merge.kept_id, "rule": merge.rule})
             continue
         candidates.append((row, result))
-    failures = gate.validate(d, entity, [(row.source_id, row.data_owner, row.payload) for row, _ in candidates])
+    return candidates
+
+
+def _validate(t: Tools, entity: str, candidates: list[tuple[store.SnapshotRow, MappingResult]],
+              counts: EntityCounts, batch: _Batch) -> list[tuple[store.SnapshotRow, MappingResult]]:
+    """The candidates that pass the dictionary's checks; the others are quarantined with the reason."""
+    e = t.d.entity(entity)
+    failures = gate.validate(t.d, entity, [(row.source_id, row.data_owner, row.payload) for row, _ in candidates])
     passing: list[tuple[store.SnapshotRow, MappingResult]] = []
     for row, result in candidates:
         failed = failures.get(row.source_id)
@@ -310,28 +350,21 @@ def _process(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts
             message = (f"{e.label} {row.source_id}（申请人 {applicant}）没有填写关联客户，无法关联到 CRM 客户"
                        f"（数据字典校验「{failed[0].label}」（{failed[0].check_id}）未通过）。请申请人 {applicant} "
                        f"在 OA 中补填 CRM 客户编号（撤回后重新提交），然后重新运行历史迁移。")
-            _quarantine(t, entity, batch, counts, row, "missing_customer_link", message, None, field="customer_id",
-                        department=failed[0].department)
+            _quarantine(t, entity, batch, counts, _Quarantine.of(row, "missing_customer_link", message,
+                                                                  field="customer_id",
+                                                                  department=failed[0].department))
             continue
-        _quarantine(t, entity, batch, counts, row, "expectation_failed", gate.message(e.label, row.source_id, failed),
-                    None, field=failed[0].field, department=failed[0].department)
-    if linker is not None:
-        passing = linker.link(passing, batch, counts)
-    batch.load.extend(row for row, _ in passing)
-    counts.written += len(passing)
-    if not t.dry_run:
-        _write(t, entity, batch)
+        _quarantine(t, entity, batch, counts, _Quarantine.of(
+            row, "expectation_failed", gate.message(e.label, row.source_id, failed), field=failed[0].field,
+            department=failed[0].department))
+    return passing
 
 
-def _quarantine(t: Tools, entity: str, batch: _Batch, counts: EntityCounts, row: store.SnapshotRow, reason: str,
-                message: str, problem: Problem | None, *, field: str | None = None,
-                department: str | None = None) -> None:
-    q = _Quarantine(row.source_id, reason, message, problem.field if problem else field,
-                    problem.department if problem else department, row)
+def _quarantine(t: Tools, entity: str, batch: _Batch, counts: EntityCounts, q: _Quarantine) -> None:
     batch.quarantine.append(q)
-    counts.quarantined[reason] += 1
-    counts.example(f"quarantined.{reason}", {"id": row.source_id, "field": q.field, "message": message,
-                                             "record": _masked_payload(t, entity, row.payload)})
+    counts.quarantined[q.reason] += 1
+    counts.example(f"quarantined.{q.reason}", {"id": q.source_id, "field": q.field, "message": q.message,
+                                               "record": _masked_payload(t, entity, q.row.payload)})
 
 
 def _write(t: Tools, entity: str, batch: _Batch) -> None:
@@ -464,8 +497,8 @@ class _Linker:
                 message = (f"{label} {row.source_id}（申请人 {applicant}）的关联客户「{raw}」在 CRM 中不存在，"
                            f"无法关联到客户；该记录未导入中枢库。请申请人 {applicant} 核对客户编号（撤回后重新提交），"
                            f"若客户尚未建档请销售部先在 CRM 中创建，然后重新运行历史迁移。")
-                _quarantine(t, self.entity, batch, counts, row, "missing_customer_link", message, None,
-                            field="customer_id", department="sales")
+                _quarantine(t, self.entity, batch, counts, _Quarantine.of(
+                    row, "missing_customer_link", message, field="customer_id", department="sales"))
                 continue
             counts.linked += 1
             state: dict[str, Any] = {"customer_id": raw, "project_no": rec.get("project_no"), "source": SOURCE}

@@ -123,74 +123,13 @@ class CustomerIndex:
         """
         import numpy as np
 
-        n = len(self.ids)
-        if n == 0:
+        if len(self.ids) == 0:
             return []
-        ids = np.frombuffer(self.ids, dtype=np.int64)
-        created = np.frombuffer(self.created, dtype=np.int64)
-        modified = np.frombuffer(self.modified, dtype=np.int64)
-        usccs = np.frombuffer(self.usccs, dtype=np.int64)
-        names = np.frombuffer(self.names, dtype=np.int64)
-        parent = list(range(n))
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        def union(a: int, b: int) -> None:
-            ra, rb = root(a), root(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-
-        def runs(keys: Any) -> Iterable[list[int]]:
-            """Indexes sharing a non-zero key, group by group (a sort; Python only loops over duplicates)."""
-            order = np.argsort(keys, kind="stable")
-            sk = keys[order]
-            group: list[int] = []
-            prev = -2
-            for k in np.flatnonzero((sk[1:] == sk[:-1]) & (sk[1:] != 0)).tolist():
-                if k != prev + 1:
-                    if group:
-                        yield group
-                    group = [int(order[k])]
-                group.append(int(order[k + 1]))
-                prev = k
-            if group:
-                yield group
-
-        same_id: set[int] = set()
-        for group in runs(ids):  # rule 1: the same record read twice
-            for i in group[1:]:
-                union(group[0], i)
-                same_id.add(i)
-        for group in runs(usccs):  # rule 2: exact key
-            for i in group[1:]:
-                union(group[0], i)
-        group_uscc: dict[int, set[int]] = {}
-        for i in range(n):
-            if usccs[i]:
-                group_uscc.setdefault(root(i), set()).add(int(usccs[i]))
-        for group in runs(names):  # rule 3: normalised name with compatible credit codes
-            roots = {root(i) for i in group}
-            codes: set[int] = set()
-            for r in roots:
-                codes |= group_uscc.get(r, set())
-            if len(roots) > 1 and len(codes) <= 1:
-                first = min(roots)
-                for r in roots:
-                    union(first, r)
-                if codes:
-                    group_uscc.setdefault(root(first), set()).update(codes)
-        members: dict[int, list[int]] = {}
-        for i in range(n):
-            if i not in same_id:
-                members.setdefault(root(i), []).append(i)
+        ids, created, modified, usccs, names = (np.frombuffer(a, dtype=np.int64) for a in (
+            self.ids, self.created, self.modified, self.usccs, self.names))
+        groups = _customer_groups(ids, usccs, names)
         out: list[tuple[str, str, str]] = []
-        for group in members.values():
-            if len(group) < 2:
-                continue
+        for group in groups:
             kept = min(group, key=lambda i: (int(created[i]), int(ids[i])))
             for i in group:
                 if i == kept or int(ids[i]) == int(ids[kept]):
@@ -200,6 +139,79 @@ class CustomerIndex:
                 rule = EXACT_KEY if usccs[i] and usccs[i] == usccs[kept] else NAME_USCC
                 out.append((str(int(ids[kept])), str(int(ids[i])), rule))
         return sorted(out, key=lambda m: (int(m[1]), m[0]))
+
+
+class _UnionFind:
+    """Customer groups as a union-find forest over record indexes (the smaller root wins)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def root(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.root(a), self.root(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _runs(keys: Any) -> Iterable[list[int]]:
+    """Indexes sharing a non-zero key, group by group (a sort; Python only loops over duplicates)."""
+    import numpy as np
+
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    group: list[int] = []
+    prev = -2
+    for k in np.flatnonzero((sk[1:] == sk[:-1]) & (sk[1:] != 0)).tolist():
+        if k != prev + 1:
+            if group:
+                yield group
+            group = [int(order[k])]
+        group.append(int(order[k + 1]))
+        prev = k
+    if group:
+        yield group
+
+
+def _customer_groups(ids: Any, usccs: Any, names: Any) -> list[list[int]]:
+    """The groups of two or more records that are one customer (rules 1–3 of the module docstring); a record
+    read again (rule 1) is left out of its group: it is never merged."""
+    n = len(ids)
+    forest = _UnionFind(n)
+    same_id: set[int] = set()
+    for group in _runs(ids):  # rule 1: the same record read twice
+        for i in group[1:]:
+            forest.union(group[0], i)
+            same_id.add(i)
+    for group in _runs(usccs):  # rule 2: exact key
+        for i in group[1:]:
+            forest.union(group[0], i)
+    group_uscc: dict[int, set[int]] = {}
+    for i in range(n):
+        if usccs[i]:
+            group_uscc.setdefault(forest.root(i), set()).add(int(usccs[i]))
+    for group in _runs(names):  # rule 3: normalised name with compatible credit codes
+        roots = {forest.root(i) for i in group}
+        codes: set[int] = set()
+        for r in roots:
+            codes |= group_uscc.get(r, set())
+        if len(roots) > 1 and len(codes) <= 1:
+            first = min(roots)
+            for r in roots:
+                forest.union(first, r)
+            if codes:
+                group_uscc.setdefault(forest.root(first), set()).update(codes)
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        if i not in same_id:
+            members.setdefault(forest.root(i), []).append(i)
+    return [g for g in members.values() if len(g) >= 2]
 
 
 def _ms(raw: Any) -> int | None:

@@ -36,7 +36,7 @@ from bridge.migration import dedupe as dedupe_mod
 from bridge.migration import plan as plan_mod
 from bridge.migration import report as report_mod
 from bridge.migration import runs, workdir
-from bridge.migration.chunk import Tools, migrate_crm_chunk, migrate_oa_chunk, run_chunk
+from bridge.migration.chunk import OaChunk, Tools, migrate_crm_chunk, migrate_oa_chunk, run_chunk
 from bridge.migration.counts import EntityCounts
 from bridge.migration.params import MigrationParams
 from bridge.migration.writeback import write_back
@@ -190,8 +190,8 @@ def oa_chunk(m: Migration, oa: OaHook, crm: CrmHook | None, ref: Mapping[str, An
 
     def work() -> EntityCounts:
         before_oa, before_crm = _calls(oa), _calls(crm)
-        counts = migrate_oa_chunk(oa, crm, t, ref["entity"], int(ref["lo"]), int(ref["hi"]), merges,
-                                  chunk_no=int(ref["chunk_no"]))
+        chunk = OaChunk(ref["entity"], int(ref["lo"]), int(ref["hi"]), int(ref["chunk_no"]))
+        counts = migrate_oa_chunk(oa, crm, t, chunk, merges)
         counts.api_calls["oa"] += _calls(oa) - before_oa
         counts.api_calls["crm"] += _calls(crm) - before_crm
         return counts
