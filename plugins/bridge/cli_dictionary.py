@@ -22,7 +22,8 @@ from bridge.dictionary import DictionaryError, PolicyError
 from bridge.dictionary import build as build_dictionary
 from bridge.dictionary import default_path as default_dictionary_path
 from bridge.dictionary.core import Dictionary
-from bridge.dictionary.model import MappingResult
+from bridge.dictionary.model import Entity, MappingResult
+from bridge.hooks import feishu_codec, hubspot_codec
 
 SYSTEM_CHOICES = ("crm", "oa", "canonical")
 
@@ -103,11 +104,10 @@ def check_command(args: argparse.Namespace, out: TextIO | None = None, err: Text
 
 
 def _guess_system(entity_system: str, payload: Any) -> str:
-    if isinstance(payload, dict):
-        if entity_system == "crm" and "properties" in payload:
-            return "crm"
-        if entity_system == "oa" and ("form" in payload or "instance_code" in payload):
-            return "oa"
+    if entity_system == "crm" and hubspot_codec.looks_like_object(payload):
+        return "crm"
+    if entity_system == "oa" and feishu_codec.looks_like_instance(payload):
+        return "oa"
     return "canonical"
 
 
@@ -133,32 +133,10 @@ def explain_command(args: argparse.Namespace, out: TextIO | None = None, err: Te
     if isinstance(loaded, int):
         return 2 if loaded == 2 else 1
     d, p = loaded
-    entity = d.entities.get(args.entity)
-    if entity is None:
-        print(f"实体 {args.entity!r} 不在数据字典中；可用: {', '.join(d.entities)}。", file=err)
-        return 2
-    if args.role is not None and args.role not in p.roles:
-        print(f"角色 {args.role!r} 未定义；可用: {', '.join(p.roles)}。", file=err)
-        return 2
-    try:
-        payload = _read_json(args.record)
-    except FileNotFoundError:
-        print(f"记录文件不存在: {args.record}", file=err)
-        return 2
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        print(f"无法读取 {args.record} 为 JSON: {exc}；文件应为 UTF-8 JSON 对象。", file=err)
-        return 2
-    data = payload.get("data") if isinstance(payload, dict) else None
-    if isinstance(data, dict) and ("form" in data or "instance_code" in data):
-        payload = data  # a saved Feishu response envelope {code, msg, data}
-    system = args.system or _guess_system(entity.system, payload)
-    if system in ("crm", "oa") and system != entity.system:
-        print(f"实体 {entity.name} 来自 {entity.system.upper()}，不能按 {system} 记录解析；请改用 --system "
-              f"{entity.system} 或 --system canonical。", file=err)
-        return 2
-    if system == "canonical" and not isinstance(payload, dict):
-        print(f"{args.record} 应为 JSON 对象（字段名: 值）。", file=err)
-        return 2
+    read = _explained_record(args, d, p, err)
+    if isinstance(read, int):
+        return read
+    entity, system, payload = read
     result = _map(d, entity.name, system, payload)
     roles = [args.role] if args.role else list(p.roles)
     views = {role: p.project(entity.name, result.record, role) for role in roles}
@@ -174,6 +152,42 @@ def explain_command(args: argparse.Namespace, out: TextIO | None = None, err: Te
     source = {"crm": "CRM 对象", "oa": "OA 审批实例", "canonical": "规范记录"}[system]
     print(f"实体 {entity.name}（{entity.label}） 来源: {source}  字典版本 {d.version}  策略版本 {p.version}", file=out)
     print(f"内容哈希: {digest}", file=out)
+    _print_record(d, entity, result, out)
+    _print_views(p, entity, views, out)
+    return 1 if result.problems else 0
+
+
+def _explained_record(args: argparse.Namespace, d: Dictionary, p: permissions.Policy,
+                      err: TextIO) -> tuple[Entity, str, Any] | int:
+    """(entity, source system, record) the command explains, or exit code 2 after saying what is wrong."""
+    entity = d.entities.get(args.entity)
+    if entity is None:
+        print(f"实体 {args.entity!r} 不在数据字典中；可用: {', '.join(d.entities)}。", file=err)
+        return 2
+    if args.role is not None and args.role not in p.roles:
+        print(f"角色 {args.role!r} 未定义；可用: {', '.join(p.roles)}。", file=err)
+        return 2
+    try:
+        payload = _read_json(args.record)
+    except FileNotFoundError:
+        print(f"记录文件不存在: {args.record}", file=err)
+        return 2
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        print(f"无法读取 {args.record} 为 JSON: {exc}；文件应为 UTF-8 JSON 对象。", file=err)
+        return 2
+    payload = feishu_codec.unwrap_answer(payload)  # a saved OA answer envelope: its instance
+    system = args.system or _guess_system(entity.system, payload)
+    if system in ("crm", "oa") and system != entity.system:
+        print(f"实体 {entity.name} 来自 {entity.system.upper()}，不能按 {system} 记录解析；请改用 --system "
+              f"{entity.system} 或 --system canonical。", file=err)
+        return 2
+    if system == "canonical" and not isinstance(payload, dict):
+        print(f"{args.record} 应为 JSON 对象（字段名: 值）。", file=err)
+        return 2
+    return entity, system, payload
+
+
+def _print_record(d: Dictionary, entity: Entity, result: MappingResult, out: TextIO) -> None:
     if result.problems:
         print(f"映射问题 {len(result.problems)} 个（同步时该记录会进入隔离区）:", file=out)
         for pr in result.problems:
@@ -188,8 +202,11 @@ def explain_command(args: argparse.Namespace, out: TextIO | None = None, err: Te
         if f.value_map and value is not None:
             shown += f"（{d.value_maps[f.value_map].label_of(str(value))}）"
         print(f"  {name:<{width}}  {f.label}: {shown}", file=out)
-    for role in roles:
-        view = views[role]
+
+
+def _print_views(p: permissions.Policy, entity: Entity, views: dict[str, dict[str, Any]], out: TextIO) -> None:
+    width = max(len(n) for n in entity.fields)
+    for role, view in views.items():
         visibility = p.visibility(entity.name, role)
         print(f"角色 {role}（{p.roles[role]}）看到:", file=out)
         if not visibility:
@@ -203,4 +220,3 @@ def explain_command(args: argparse.Namespace, out: TextIO | None = None, err: Te
         hidden = [n for n in entity.fields if n not in visibility]
         if hidden:
             print(f"  不可见: {', '.join(hidden)}", file=out)
-    return 1 if result.problems else 0

@@ -161,3 +161,15 @@ def test_owner_of_keeps_the_names_apart() -> None:
 def test_property_errors_are_validation_kinds() -> None:
     assert hs.error_kind("PROPERTY_DOESNT_EXIST") is RecordErrorKind.VALIDATION
     assert hs.error_kind("INVALID_OPTION") is RecordErrorKind.VALIDATION
+
+
+def test_saved_documents_are_recognised_and_unwrapped() -> None:
+    detail = {"instance_code": "I-1", "form": "[]"}
+    assert fs.looks_like_instance(detail)
+    assert not fs.looks_like_instance({"properties": {}})
+    assert fs.unwrap_answer({"code": 0, "msg": "success", "data": detail}) == detail
+    assert fs.unwrap_answer({"code": 0, "data": {"other": 1}}) == {"code": 0, "data": {"other": 1}}
+    assert fs.unwrap_answer(["x"]) == ["x"]
+    assert hs.looks_like_object({"id": "1", "properties": {}})
+    assert not hs.looks_like_object(detail)
+    assert not hs.looks_like_object("properties")

@@ -104,6 +104,18 @@ def instance_start_ms(instance: Mapping[str, object]) -> int | None:
     return int(start) if isinstance(start, str | int) and str(start).isdigit() else None
 
 
+def looks_like_instance(doc: object) -> bool:
+    """Whether a saved JSON document is an instance detail (it has the form or the instance's code)."""
+    return isinstance(doc, dict) and ("form" in doc or "instance_code" in doc)
+
+
+def unwrap_answer(doc: object) -> object:
+    """An instance detail saved with Feishu's ``{code, msg, data}`` answer envelope: its ``data``; any other
+    document as it is."""
+    data = doc.get("data") if isinstance(doc, dict) else None
+    return data if looks_like_instance(data) else doc
+
+
 def instance_code(instance: Mapping[str, object]) -> object:
     """The code of an instance detail (``GET /instances/{code}``), as sent."""
     return instance.get("instance_code")

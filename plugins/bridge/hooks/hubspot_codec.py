@@ -128,6 +128,11 @@ def count_body(object_type: str, since_ms: int, until_ms: int) -> SearchBody:
             "limit": 1, "properties": [OBJECT_ID]}
 
 
+def looks_like_object(doc: object) -> bool:
+    """Whether a saved JSON document is a CRM object (it has ``properties``)."""
+    return isinstance(doc, dict) and "properties" in doc
+
+
 def object_properties(obj: Mapping[str, object]) -> object:
     """The ``properties`` of an object as sent (the caller checks that it is a mapping)."""
     return obj.get("properties")
