@@ -248,13 +248,21 @@ class Snapshot:
 
 
 def _snapshot(row: Row[Any]) -> Snapshot:
+    # Spelled out rather than record_of: snapshots are read by the page in the sync and health paths,
+    # where the generic mapping costs a few microseconds more per row.
     m = row._mapping
-    return record_of(
-        Snapshot,
-        m,
-        source_modified_ms=int(m["source_modified_ms"]),
-        archived=bool(m["archived"]),
-        deleted=bool(m["deleted"]),
+    return Snapshot(
+        m["system"],
+        m["entity"],
+        m["source_id"],
+        m["content_hash"],
+        m["payload"],
+        int(m["source_modified_ms"]),
+        m["data_owner"],
+        m["first_seen_at"],
+        m["last_seen_at"],
+        bool(m["archived"]),
+        bool(m["deleted"]),
     )
 
 
