@@ -397,7 +397,11 @@ class EntityReading:
 
 
 def entity_frame(
-    conn: Connection, d: Dictionary, entity: str, checks: Sequence[Check], reading: EntityReading = EntityReading()
+    conn: Connection,
+    d: Dictionary,
+    entity: str,
+    checks: Sequence[Check],
+    reading: EntityReading = EntityReading(),
 ) -> Frame:
     """Stream the entity's live, non-archived snapshots into its check frame.
 

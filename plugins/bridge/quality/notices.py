@@ -150,7 +150,9 @@ class NoticeFacts:
         return "—" if self.overall_score is None else f"{self.overall_score:.1f}"
 
 
-def plan_notices(results: Sequence[HealthResult], d: Dictionary, labels: Labels, facts: NoticeFacts) -> NoticePlan:
+def plan_notices(
+    results: Sequence[HealthResult], d: Dictionary, labels: Labels, facts: NoticeFacts
+) -> NoticePlan:
     """The e-mails to send for the day's failing checks (pure)."""
     plan = NoticePlan()
     failing = [r for r in results if not r.success]
@@ -201,7 +203,9 @@ def _department_notices(plan: NoticePlan, failing: Sequence[HealthResult], d: Di
         ))
 
 
-def _owner_notices(plan: NoticePlan, failing: Sequence[HealthResult], labels: Labels, facts: NoticeFacts) -> None:
+def _owner_notices(
+    plan: NoticePlan, failing: Sequence[HealthResult], labels: Labels, facts: NoticeFacts
+) -> None:
     """One message per address: a person who is both a CRM owner and an OA applicant gets one e-mail."""
     per_email: dict[str, dict[str, list[Any]]] = {}  # email -> check id -> [result, count, examples]
     ids_of_email: dict[str, set[str]] = {}

@@ -116,7 +116,9 @@ class _Tally:
             seconds = time.perf_counter() - started
         self.account(frame, checks, seconds)
 
-    def table(self, frame: frames.Frame, checks: Sequence[Check], outcome: Callable[[Check, Verdict], CheckOutcome]) -> None:
+    def table(
+        self, frame: frames.Frame, checks: Sequence[Check], outcome: Callable[[Check, Verdict], CheckOutcome]
+    ) -> None:
         """Validate a whole-table frame; ``outcome`` turns each check's verdict into its outcome."""
         started = time.perf_counter()
         verdicts = self.session.validate(frame.name, frame.data, checks)

@@ -139,8 +139,13 @@ def notify(context: Mapping[str, Any], outcome: Mapping[str, Any], *, hub_url: s
         backlog = notices.backlog_by_department(conn, [r.field or "" for r in results if r.entity == "quarantine"])
         already = _already_sent(conn, ctx.run_id)
     facts = notices.NoticeFacts(
-        day=day, overall_score=overall[0].score if overall else None, owner_emails=directory, examples=examples,
-        backlog=backlog, ops_recipients=cfg.ops_recipients, max_examples=cfg.notice_examples,
+        day=day,
+        overall_score=overall[0].score if overall else None,
+        owner_emails=directory,
+        examples=examples,
+        backlog=backlog,
+        ops_recipients=cfg.ops_recipients,
+        max_examples=cfg.notice_examples,
     )
     plan = notices.plan_notices(results, d, Labels.of(d, cfg), facts)
     with hub.begin() as conn:

@@ -101,7 +101,9 @@ class ReportRequest:
     batch: int = load.BATCH
 
 
-def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, request: ReportRequest) -> BuiltReport:
+def build_report(
+    engine: Engine, dictionary: Dictionary, policy: Policy, request: ReportRequest
+) -> BuiltReport:
     """Build and store the report of ``request.report_day``; returns where it is and its headline figures."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -117,8 +119,14 @@ def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, request
 
     t = time.perf_counter()
     names = marts.Names(owners=request.owners, customers=_customer_names(data))
-    result = marts.build_marts(data, periods, marts.Labels.from_dictionary(dictionary), names, top_n=request.top_n,
-                               lookup_deal_names=_deal_name_lookup(engine, policy, role))
+    result = marts.build_marts(
+        data,
+        periods,
+        marts.Labels.from_dictionary(dictionary),
+        names,
+        top_n=request.top_n,
+        lookup_deal_names=_deal_name_lookup(engine, policy, role),
+    )
     timings["marts"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -140,8 +148,17 @@ def build_report(engine: Engine, dictionary: Dictionary, policy: Policy, request
     timings["total"] = time.perf_counter() - started
     log.info("daily report %s built in %.1f s (%s); rows read %s", report_day, timings["total"],
              ", ".join(f"{k} {v:.1f}s" for k, v in timings.items() if k != "total"), data.counts)
-    return BuiltReport(day=report_day, periods=periods, paths=paths, figures=figures, marts=result,
-                       notes=all_notes, recipients=list(request.recipients), timings=timings, rows_read=data.counts)
+    return BuiltReport(
+        day=report_day,
+        periods=periods,
+        paths=paths,
+        figures=figures,
+        marts=result,
+        notes=all_notes,
+        recipients=list(request.recipients),
+        timings=timings,
+        rows_read=data.counts,
+    )
 
 
 def _customer_names(data: load.ReportData) -> dict[str, str]:

@@ -273,8 +273,16 @@ class ReportReading:
     batch: int = BATCH
 
 
-def load_report_data(conn: Connection, dictionary: Dictionary, policy: Policy, *, role: str,
-                     built_at: datetime, health_until: date, reading: ReportReading = ReportReading()) -> ReportData:
+def load_report_data(
+    conn: Connection,
+    dictionary: Dictionary,
+    policy: Policy,
+    *,
+    role: str,
+    built_at: datetime,
+    health_until: date,
+    reading: ReportReading = ReportReading(),
+) -> ReportData:
     """Read what the report needs from the hub, with the audience's permission policy applied."""
     frames: dict[str, pd.DataFrame] = {}
     hidden: dict[str, list[str]] = {}

@@ -610,9 +610,13 @@ class _Assembly:
     series: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.headline.update(as_of=self.periods.as_of.isoformat(), report_day=self.periods.report_day.isoformat())
+        self.headline.update(
+            as_of=self.periods.as_of.isoformat(), report_day=self.periods.report_day.isoformat()
+        )
 
-    def section(self, key: str, title: str, intro: str, make: Callable[[_Assembly, Section], None]) -> Section:
+    def section(
+        self, key: str, title: str, intro: str, make: Callable[[_Assembly, Section], None]
+    ) -> Section:
         sec = Section(key, title, intro)
         try:
             make(self, sec)
