@@ -221,9 +221,31 @@ def _uri(receiver: Receiver, request: Request) -> str:
 
 
 def create_app(receiver: Receiver) -> FastAPI:
+    app = FastAPI(title="bridge events receiver", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=_lifespan(receiver))
+    app.state.receiver = receiver
+
+    @app.post("/events/hubspot")
+    async def hubspot_webhook(request: Request) -> JSONResponse:
+        return await _handle(receiver, "crm", request, receiver.verify_hubspot)
+
+    @app.post("/events/feishu")
+    async def feishu_event(request: Request) -> JSONResponse:
+        return await _handle(receiver, "oa", request, receiver.verify_feishu)
+
+    @app.get("/events/health")
+    def health() -> dict[str, Any]:
+        return receiver.health.snapshot()
+
+    return app
+
+
+def _lifespan(receiver: Receiver) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Due wakes and counts go out every second (a quiet period reaches the hub too); flushed at shutdown."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async def every_second() -> None:  # due wakes; counts of a quiet period reach the hub too
+        async def every_second() -> None:
             while True:
                 await asyncio.sleep(1.0)
                 await run_in_threadpool(receiver.wake_due)
@@ -237,60 +259,48 @@ def create_app(receiver: Receiver) -> FastAPI:
             if receiver.store is not None:
                 await run_in_threadpool(receiver.store.flush, receiver.clock(), True)
 
-    app = FastAPI(title="bridge events receiver", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
-    app.state.receiver = receiver
+    return lifespan
 
-    async def admit(source: str, request: Request) -> bytes:
-        receiver.health.last_received_at[source] = receiver.clock()
-        receiver.count(source, "received", last_received_at=_utc(receiver.clock()))
-        if not receiver.buckets[source].take():
-            raise Refused(429, "rate_limited", "too many deliveries")
-        return await _read_capped(request, receiver.config.limits.max_body_bytes)
 
-    async def finish(source: str, request: Request, messages: list[WakeMessage], key: str) -> JSONResponse:
-        if key:
-            receiver.signatures.add(key)
+async def _admit(receiver: Receiver, source: str, request: Request) -> bytes:
+    receiver.health.last_received_at[source] = receiver.clock()
+    receiver.count(source, "received", last_received_at=_utc(receiver.clock()))
+    if not receiver.buckets[source].take():
+        raise Refused(429, "rate_limited", "too many deliveries")
+    return await _read_capped(request, receiver.config.limits.max_body_bytes)
+
+
+async def _finish(receiver: Receiver, source: str, messages: list[WakeMessage], key: str) -> JSONResponse:
+    if key:
+        receiver.signatures.add(key)
+    receiver.count(source, "verified", last_verified_at=_utc(receiver.clock()))
+    try:
+        enqueued, dup = await run_in_threadpool(receiver.enqueue, source, messages)
+    except Exception as exc:  # Redis down: the vendor retries, polling catches up meanwhile
+        receiver.health.counts[source]["sink_errors"] += 1
+        log.warning("event queue unavailable (%s): answering 503", exc.__class__.__name__)
+        return JSONResponse({"error": "queue_unavailable"}, status_code=503)
+    return JSONResponse({"enqueued": enqueued, "duplicates": dup})
+
+
+async def _handle(receiver: Receiver, source: str, request: Request, verify: Verifier) -> JSONResponse:
+    try:
+        return await _answer(receiver, source, request, verify)
+    finally:
+        await run_in_threadpool(receiver.persist)
+
+
+async def _answer(receiver: Receiver, source: str, request: Request, verify: Verifier) -> JSONResponse:
+    client = request.client.host if request.client else "-"
+    try:
+        body = await _admit(receiver, source, request)
+        outcome = verify(request, body)
+        if outcome.replay_key and receiver.signatures.seen(outcome.replay_key):
+            raise Refused(401, "replayed", "this signed request was already received")
+    except Refused as exc:
+        return await run_in_threadpool(receiver.refuse, source, exc, client)
+    if outcome.challenge is not None:
         receiver.count(source, "verified", last_verified_at=_utc(receiver.clock()))
-        try:
-            enqueued, dup = await run_in_threadpool(receiver.enqueue, source, messages)
-        except Exception as exc:  # Redis down: the vendor retries, polling catches up meanwhile
-            receiver.health.counts[source]["sink_errors"] += 1
-            log.warning("event queue unavailable (%s): answering 503", exc.__class__.__name__)
-            return JSONResponse({"error": "queue_unavailable"}, status_code=503)
-        return JSONResponse({"enqueued": enqueued, "duplicates": dup})
-
-    async def handle(source: str, request: Request, verify: Verifier) -> JSONResponse:
-        try:
-            return await answer(source, request, verify)
-        finally:
-            await run_in_threadpool(receiver.persist)
-
-    async def answer(source: str, request: Request, verify: Verifier) -> JSONResponse:
-        client = request.client.host if request.client else "-"
-        try:
-            body = await admit(source, request)
-            outcome = verify(request, body)
-            if outcome.replay_key and receiver.signatures.seen(outcome.replay_key):
-                raise Refused(401, "replayed", "this signed request was already received")
-        except Refused as exc:
-            return await run_in_threadpool(receiver.refuse, source, exc, client)
-        if outcome.challenge is not None:
-            receiver.count(source, "verified", last_verified_at=_utc(receiver.clock()))
-            return JSONResponse({"challenge": outcome.challenge})
-        receiver.health.counts[source]["ignored"] += outcome.ignored
-        return await finish(source, request, outcome.messages, outcome.replay_key)
-
-    @app.post("/events/hubspot")
-    async def hubspot_webhook(request: Request) -> JSONResponse:
-        return await handle("crm", request, receiver.verify_hubspot)
-
-    @app.post("/events/feishu")
-    async def feishu_event(request: Request) -> JSONResponse:
-        return await handle("oa", request, receiver.verify_feishu)
-
-    @app.get("/events/health")
-    def health() -> dict[str, Any]:
-        return receiver.health.snapshot()
-
-    return app
+        return JSONResponse({"challenge": outcome.challenge})
+    receiver.health.counts[source]["ignored"] += outcome.ignored
+    return await _finish(receiver, source, outcome.messages, outcome.replay_key)

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -64,17 +64,26 @@ def _row(conn: Connection, source: str, now: datetime) -> None:
                                                  **dict.fromkeys(COUNTED, 0)))
 
 
+class HealthStamps(TypedDict, total=False):
+    """The moments (and lag) a flush reports besides its counts."""
+
+    last_event_at: datetime | None
+    last_received_at: datetime | None
+    last_verified_at: datetime | None
+    lag_ms: int | None
+
+
 def add(conn: Connection, source: str, deltas: Mapping[str, int], now: datetime,
-        last_event_at: datetime | None = None, last_received_at: datetime | None = None,
-        last_verified_at: datetime | None = None, lag_ms: int | None = None) -> None:
+        **stamps: Unpack[HealthStamps]) -> None:
     """Add the receiver's counts since its last flush; stamps only move forward."""
     _row(conn, source, now)
     values: dict[str, Any] = {k: event_health.c[k] + int(deltas.get(k, 0)) for k in COUNTED}
     current = conn.execute(select(event_health).where(event_health.c.source == source)).mappings().one()
-    for name, stamp in (("last_event_at", last_event_at), ("last_received_at", last_received_at),
-                        ("last_verified_at", last_verified_at)):
+    for name in ("last_event_at", "last_received_at", "last_verified_at"):
+        stamp = stamps.get(name)
         if stamp is not None and (current[name] is None or stamp > current[name]):
             values[name] = stamp
+    lag_ms = stamps.get("lag_ms")
     if lag_ms is not None:
         values["lag_ms"] = lag_ms
     conn.execute(update(event_health).where(event_health.c.source == source).values(updated_at=now, **values))
