@@ -43,8 +43,16 @@ def cmd_kiosk_create(args: argparse.Namespace) -> int:
         token, link = kiosk.create(conn, key, args.by, label=args.label)
     url = kiosk_url(_base_url(args), token)
     if args.json:
-        _print_json({"token_id": link.token_id, "url": url, "label": link.label, "created_by": link.created_by,
-                     "created_at": link.created_at, "revoked": replaced})
+        _print_json(
+            {
+                "token_id": link.token_id,
+                "url": url,
+                "label": link.label,
+                "created_by": link.created_by,
+                "created_at": link.created_at,
+                "revoked": replaced,
+            }
+        )
         return 0
     print(f"大屏链接（只显示这一次，请妥善保存；中枢库只保存其哈希）：\n{url}")
     print(f"编号 {link.token_id}　收回：bridge kiosk revoke {link.token_id} --by <你的名字>")
@@ -57,16 +65,29 @@ def cmd_kiosk_list(args: argparse.Namespace) -> int:
     with _engine(args).connect() as conn:
         links = kiosk.list_links(conn, include_revoked=args.all)
     if args.json:
-        _print_json([{"token_id": lk.token_id, "label": lk.label, "created_by": lk.created_by,
-                      "created_at": lk.created_at, "revoked_at": lk.revoked_at, "revoked_by": lk.revoked_by,
-                      "active": lk.active} for lk in links])
+        _print_json(
+            [
+                {
+                    "token_id": lk.token_id,
+                    "label": lk.label,
+                    "created_by": lk.created_by,
+                    "created_at": lk.created_at,
+                    "revoked_at": lk.revoked_at,
+                    "revoked_by": lk.revoked_by,
+                    "active": lk.active,
+                }
+                for lk in links
+            ]
+        )
         return 0
     if not links:
         print("没有有效的大屏链接。" if not args.all else "没有大屏链接。")
         return 0
     for lk in links:
         state = "有效" if lk.active else f"已收回（{_local_time(lk.revoked_at)}，{lk.revoked_by}）"
-        print(f"{lk.token_id}  {state}  创建 {_local_time(lk.created_at)} {lk.created_by}  {lk.label or ''}".rstrip())
+        print(
+            f"{lk.token_id}  {state}  创建 {_local_time(lk.created_at)} {lk.created_by}  {lk.label or ''}".rstrip()
+        )
     return 0
 
 
@@ -76,24 +97,33 @@ def cmd_kiosk_revoke(args: argparse.Namespace) -> int:
         with _transaction(args) as conn:
             link = kiosk.revoke(conn, token_id, args.by)
     except kiosk.KioskTokenNotFound as exc:
-        raise CliError(f"没有编号为 {token_id} 的大屏链接；用 `bridge kiosk list --all` 查看全部编号。") from exc
-    print(f"大屏链接 {link.token_id} 已收回（{_local_time(link.revoked_at)}，{link.revoked_by}）；"
-          "打开它的屏幕在下一次刷新时显示“链接已失效”。")
+        raise CliError(
+            f"没有编号为 {token_id} 的大屏链接；用 `bridge kiosk list --all` 查看全部编号。"
+        ) from exc
+    print(
+        f"大屏链接 {link.token_id} 已收回（{_local_time(link.revoked_at)}，{link.revoked_by}）；"
+        "打开它的屏幕在下一次刷新时显示“链接已失效”。"
+    )
     return 0
 
 
 def register(subparsers: Any) -> None:
     """Add ``bridge kiosk`` to the parser."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--hub-url", default=None,
-                        help="SQLAlchemy URL of the hub (default: BRIDGE_HUB_URL, the bridge_hub Connection)")
+    common.add_argument(
+        "--hub-url",
+        default=None,
+        help="SQLAlchemy URL of the hub (default: BRIDGE_HUB_URL, the bridge_hub Connection)",
+    )
     k = subparsers.add_parser("kiosk", help="大屏链接：生成、列出、收回（免登录、只读）")
     ks = k.add_subparsers(dest="kiosk_command", required=True, metavar="ACTION")
     kc = ks.add_parser("create", parents=[common], help="生成一个大屏链接（只显示一次）")
     kc.add_argument("--by", required=True, help="生成人（记入中枢库）")
     kc.add_argument("--label", help="屏幕位置，如 三楼销售区")
     kc.add_argument("--replace", action="store_true", help="先收回同一屏幕（--label）原来的有效链接")
-    kc.add_argument("--base-url", help="Airflow 的地址（默认 AIRFLOW__API__BASE_URL 或 http://localhost:8080）")
+    kc.add_argument(
+        "--base-url", help="Airflow 的地址（默认 AIRFLOW__API__BASE_URL 或 http://localhost:8080）"
+    )
     kc.add_argument("--json", action="store_true")
     kc.set_defaults(handler=_guarded(cmd_kiosk_create))
     kl = ks.add_parser("list", parents=[common], help="列出大屏链接（默认只列有效的）")

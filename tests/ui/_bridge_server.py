@@ -53,9 +53,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     parent = FastAPI()
-    parent.mount("/bridge", create_app(UiConfig(authenticator=Nobody() if args.anonymous else DataOwner(),
-                                                csrf_secret=b"bridge-browser-check",
-                                                hub_url=args.hub_url, data_dir=args.data_dir)))
+    parent.mount(
+        "/bridge",
+        create_app(
+            UiConfig(
+                authenticator=Nobody() if args.anonymous else DataOwner(),
+                csrf_secret=b"bridge-browser-check",
+                hub_url=args.hub_url,
+                data_dir=args.data_dir,
+            )
+        ),
+    )
     server = uvicorn.Server(uvicorn.Config(parent, host="127.0.0.1", port=args.port, log_level="warning"))
     timer = threading.Timer(args.max_lifetime, lambda: setattr(server, "should_exit", True))
     timer.daemon = True

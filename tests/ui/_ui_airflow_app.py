@@ -54,26 +54,43 @@ def main(entry_id: int) -> dict[str, Any]:
     r = get(page, token="not.a.jwt")
     out["forged"] = {"status": r.status_code, "leaks": "C-1001" in r.text}
     r = client.get(page, headers={"Authorization": "Bearer " + tokens["admin"]})
-    out["bearer_admin"] = {"status": r.status_code, "form": 'id="release-form"' in r.text,
-                           "role": "admin（管理层）" in r.text, "masked": "138****5678" in r.text,
-                           "raw": "13812345678" in r.text}
+    out["bearer_admin"] = {
+        "status": r.status_code,
+        "form": 'id="release-form"' in r.text,
+        "role": "admin（管理层）" in r.text,
+        "masked": "138****5678" in r.text,
+        "raw": "13812345678" in r.text,
+    }
     r = get(page, token=tokens["viewer"])
     viewer_html = r.text
-    out["viewer_page"] = {"status": r.status_code, "form": 'id="release-form"' in viewer_html,
-                          "role": "viewer（普通员工）" in viewer_html,  # not in ui.user_roles: the default role
-                          "masked": "138****5678" in viewer_html, "raw": "13812345678" in viewer_html}
+    out["viewer_page"] = {
+        "status": r.status_code,
+        "form": 'id="release-form"' in viewer_html,
+        "role": "viewer（普通员工）" in viewer_html,  # not in ui.user_roles: the default role
+        "masked": "138****5678" in viewer_html,
+        "raw": "13812345678" in viewer_html,
+    }
     # a viewer who forges a form post with the CSRF token of their own session
     from bridge.ui.auth import CsrfGuard, airflow_secret
 
     viewer_token = CsrfGuard(airflow_secret()).token("viewer")
-    r = post(page + "/release", tokens["viewer"], {"csrf_token": viewer_token, "confirm": "yes"},
-             Origin="http://127.0.0.1:8080")
+    r = post(
+        page + "/release",
+        tokens["viewer"],
+        {"csrf_token": viewer_token, "confirm": "yes"},
+        Origin="http://127.0.0.1:8080",
+    )
     out["viewer_release"] = {"status": r.status_code}
     r = get(page, token=tokens["op1"])
     op_token = csrf(r.text)
     out["op_page"] = {"status": r.status_code, "form": 'id="release-form"' in r.text, "csrf": bool(op_token)}
-    r = post(page + "/release", tokens["op1"], {"csrf_token": op_token or "", "confirm": "yes"},
-             Origin="http://127.0.0.1:8080", **{"Sec-Fetch-Site": "same-origin"})
+    r = post(
+        page + "/release",
+        tokens["op1"],
+        {"csrf_token": op_token or "", "confirm": "yes"},
+        Origin="http://127.0.0.1:8080",
+        **{"Sec-Fetch-Site": "same-origin"},
+    )
     out["op_release"] = {"status": r.status_code, "location": r.headers.get("location")}
     r = get("/bridge/sync", token=tokens["admin"])
     out["admin_sync"] = {"status": r.status_code}
@@ -90,8 +107,11 @@ def main(entry_id: int) -> dict[str, Any]:
     from bridge.ui.queries import server_hub_url
 
     with create_session() as session:
-        session.add(Connection(conn_id="bridge_hub", conn_type="sqlite",
-                               host=os.path.join(home, "hub_in_metadata.sqlite")))
+        session.add(
+            Connection(
+                conn_id="bridge_hub", conn_type="sqlite", host=os.path.join(home, "hub_in_metadata.sqlite")
+            )
+        )
     saved = os.environ.pop("BRIDGE_HUB_URL")
     try:
         out["hub_url_from_metadata"] = server_hub_url()

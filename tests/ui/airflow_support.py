@@ -26,26 +26,34 @@ def airflow_env(home: Path, hub_url: str, data_dir: Path) -> dict[str, str]:
     """
     (home / "dags").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "BRIDGE_"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,op1:op",
-        "AIRFLOW__API__BASE_URL": "http://127.0.0.1:8080",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "BRIDGE_HUB_URL": hub_url,
-        "BRIDGE_DATA_DIR": str(data_dir),
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,op1:op",
+            "AIRFLOW__API__BASE_URL": "http://127.0.0.1:8080",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "BRIDGE_HUB_URL": hub_url,
+            "BRIDGE_DATA_DIR": str(data_dir),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+        }
+    )
     return env
 
 
 def run_facts(script: Path, args: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
     """Run ``script`` in a subprocess; the JSON of its last ``RESULT`` line (its exit and output asserted)."""
-    proc = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
     found = [line.removeprefix("RESULT ") for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert found, proc.stdout[-3000:]

@@ -29,8 +29,14 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 DEMO_PASSWORD_SUFFIX = "-demo"  # contract of the launcher (COMMON.md): <name>-demo
 API_TIMEOUT_MS = 60_000  # one REST call; the API server shares 2 cores with the scheduler and the tasks
@@ -42,7 +48,8 @@ RAW_DICT = re.compile(r"""\{\s*['"][^'"\n]{1,40}['"]\s*:|\b[a-z_]{3,30}=\d""")
 # English an error page or a failed widget would show instead of Chinese.
 ENGLISH_ERRORS = re.compile(
     r"Traceback|Internal Server Error|Not Found|Bad Request|Unprocessable|Method Not Allowed|Field required"
-    r"|validation error|value is not a valid|Input should be|Exception|\bError\b|\berror\b")
+    r"|validation error|value is not a valid|Input should be|Exception|\bError\b|\berror\b"
+)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 # A count whose label is a bare code (``overall_score	97.1``): counts are small tables with Chinese labels.
 UNLABELLED_COUNT = re.compile(r"(?m)^[a-z][a-z_]{3,}\t[\d.,]+$")
@@ -69,8 +76,14 @@ def demo_password(user: str) -> str:
 
 
 @contextlib.contextmanager
-def bridge_app_served(hub_url: str, data_dir: Path, log_path: Path, *, anonymous: bool = False,
-                      env: Mapping[str, str] | None = None) -> Iterator[str]:
+def bridge_app_served(
+    hub_url: str,
+    data_dir: Path,
+    log_path: Path,
+    *,
+    anonymous: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """The bridge app alone (``_bridge_server.py``) on a free 127.0.0.1 port; yields its origin.
 
     Waits until the stylesheet answers; stopped at the end by its process group (SIGTERM, then SIGKILL).
@@ -78,12 +91,28 @@ def bridge_app_served(hub_url: str, data_dir: Path, log_path: Path, *, anonymous
     from sandbox.launcher import free_port
 
     port = free_port()
-    cmd = [sys.executable, str(ROOT / "tests" / "ui" / "_bridge_server.py"), "--port", str(port),
-           "--data-dir", str(data_dir), "--hub-url", hub_url, "--max-lifetime", "240",
-           *(["--anonymous"] if anonymous else [])]
+    cmd = [
+        sys.executable,
+        str(ROOT / "tests" / "ui" / "_bridge_server.py"),
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--hub-url",
+        hub_url,
+        "--max-lifetime",
+        "240",
+        *(["--anonymous"] if anonymous else []),
+    ]
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     origin = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -128,8 +157,9 @@ class Session:
     def __init__(self, browser: Any, running: Running, name: str) -> None:
         self.running = running
         self.name = name
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN",
-                                           timezone_id="Asia/Shanghai")
+        self.context = browser.new_context(
+            viewport={"width": 1400, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai"
+        )
         self.context.set_default_timeout(30_000)
         self.page = self.context.new_page()
 
@@ -157,8 +187,9 @@ class Session:
         from playwright.sync_api import Error as PlaywrightError
 
         try:
-            response = self.page.request.fetch(self.running.url + path, method=method, data=data,
-                                               timeout=API_TIMEOUT_MS)
+            response = self.page.request.fetch(
+                self.running.url + path, method=method, data=data, timeout=API_TIMEOUT_MS
+            )
         except PlaywrightError as exc:
             return 0, str(exc).splitlines()[0]
         try:
@@ -208,8 +239,11 @@ def wait_for_dag(session: Session, dag_id: str) -> None:
             return
         time.sleep(2)
     _, errors = session.api("/api/v2/importErrors")
-    mine = [e for e in (errors.get("import_errors", []) if isinstance(errors, dict) else [])
-            if dag_id in str(e.get("filename", ""))]
+    mine = [
+        e
+        for e in (errors.get("import_errors", []) if isinstance(errors, dict) else [])
+        if dag_id in str(e.get("filename", ""))
+    ]
     pytest.fail(f"DAG {dag_id} not found after {DAG_PARSE_WAIT}s; import errors: {mine or 'none'}")
 
 
@@ -234,7 +268,9 @@ def set_switch(dialog: Any, dag_id: str, param: str, wanted: bool) -> None:
 
 
 def chunk_size_box(dialog: Any) -> Any:
-    return dialog.locator("[id='number-input:element_chunk_size'] input, input[name=element_chunk_size]").first
+    return dialog.locator(
+        "[id='number-input:element_chunk_size'] input, input[name=element_chunk_size]"
+    ).first
 
 
 def replace_config_json(session: Session, dialog: Any, conf: dict[str, Any]) -> None:
@@ -276,8 +312,9 @@ def submit_refused(session: Session, dialog: Any, shot: str) -> str:
     return str(alert.inner_text())
 
 
-def trigger_from_form(session: Session, dag_id: str, run_id: str, switches: dict[str, bool],
-                      texts: dict[str, str] | None = None) -> None:
+def trigger_from_form(
+    session: Session, dag_id: str, run_id: str, switches: dict[str, bool], texts: dict[str, str] | None = None
+) -> None:
     """Open the DAG's Trigger form, set boolean Params and text Params, name the run, submit."""
     dialog = open_trigger_form(session, dag_id)
     for param, wanted in switches.items():
@@ -311,12 +348,16 @@ def wait_for_run(session: Session, dag_id: str, run_id: str, seconds: float) -> 
         time.sleep(3)
     if state != "success":
         _, tis = session.api(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        tasks = {f"{t['task_id']}[{t['map_index']}]" if t.get("map_index", -1) >= 0 else t["task_id"]: t["state"]
-                 for t in (tis.get("task_instances", []) if isinstance(tis, dict) else [])}
+        tasks = {
+            f"{t['task_id']}[{t['map_index']}]" if t.get("map_index", -1) >= 0 else t["task_id"]: t["state"]
+            for t in (tis.get("task_instances", []) if isinstance(tis, dict) else [])
+        }
         session.page.goto(session.running.url + f"/dags/{dag_id}/runs/{run_id}")
         session.shot(f"run_{dag_id}_{state}")
-        pytest.fail(f"{dag_id} run {run_id} ended {state!r} after up to {seconds:.0f}s (tasks: {tasks}); task logs "
-                    f"under {session.running.log_dir.parent}")
+        pytest.fail(
+            f"{dag_id} run {run_id} ended {state!r} after up to {seconds:.0f}s (tasks: {tasks}); task logs "
+            f"under {session.running.log_dir.parent}"
+        )
     return run
 
 
@@ -338,16 +379,21 @@ def press_connection_test(session: Session, conn_id: str) -> tuple[str, str]:
     page = session.page
     toasts = page.locator(TOAST).filter(has_text="测试连接")
     toasts.first.wait_for(state="detached")  # the previous result (5 s) must not be read as this one
-    page.mouse.move(1, 1)  # the tooltip of the previous row's button covers this row's button until the pointer leaves
+    page.mouse.move(
+        1, 1
+    )  # the tooltip of the previous row's button covers this row's button until the pointer leaves
     page.locator("[data-scope=tooltip][data-part=content]").first.wait_for(state="hidden")
     connection_row(session, conn_id).get_by_role("button", name="测试连接").click()
     toasts.first.wait_for()
-    page.locator(f"{TOAST}[data-mounted]").filter(has_text="测试连接").first.wait_for()  # slid in: the screenshot shows it
+    page.locator(f"{TOAST}[data-mounted]").filter(
+        has_text="测试连接"
+    ).first.wait_for()  # slid in: the screenshot shows it
     return str(toasts.first.get_attribute("data-type")), str(toasts.first.inner_text())
 
 
-def add_connection(session: Session, conn_id: str, conn_type: str, fields: dict[str, str],
-                   extras: dict[str, str]) -> None:
+def add_connection(
+    session: Session, conn_id: str, conn_type: str, fields: dict[str, str], extras: dict[str, str]
+) -> None:
     """添加连接 → id, type (typed into the type picker), standard fields, extra fields → 保存."""
     page = session.page
     page.get_by_role("button", name="添加连接").click()
@@ -366,4 +412,3 @@ def add_connection(session: Session, conn_id: str, conn_type: str, fields: dict[
     dialog.get_by_role("button", name="保存").click()
     dialog.wait_for(state="hidden")
     connection_row(session, conn_id).wait_for()
-

@@ -23,6 +23,15 @@ from bridge.ui.app import UiConfig, create_app
 from bridge.ui.auth import NotAuthenticated, Viewer
 
 CSRF_SECRET = b"test-secret-for-ui-csrf"
+# The pages of the navigation (the Data Docs are a link of 数据健康, not a page of their own).
+NAV_PAGES = (
+    "/bridge/",
+    "/bridge/reports",
+    "/bridge/health",
+    "/bridge/quarantine",
+    "/bridge/sync",
+    "/bridge/migration",
+)
 
 
 class FakeAuth:
@@ -73,7 +82,9 @@ def mounted(config: UiConfig) -> FastAPI:
 
 @pytest.fixture
 def ui_config(hub_url: str, ui_data: Path, auth: FakeAuth) -> UiConfig:
-    return UiConfig(authenticator=auth, csrf_secret=CSRF_SECRET, hub_url=hub_url, data_dir=ui_data, page_size=5)
+    return UiConfig(
+        authenticator=auth, csrf_secret=CSRF_SECRET, hub_url=hub_url, data_dir=ui_data, page_size=5
+    )
 
 
 @pytest.fixture
@@ -96,27 +107,69 @@ class Seeder:
         self.data_dir = data_dir
         self.engine = hub_engine.get_engine(hub_url)
 
-    def quarantine(self, source_id: str = "C-1001", *, entity: str = "contact", reason: str = "invalid_format",
-                   direction: str = "crm_to_oa", department: str | None = "销售部", owner: str | None = "owner-7",
-                   payload: dict | None = None, message: str | None = None, field: str | None = "mobile") -> int:
+    def quarantine(
+        self,
+        source_id: str = "C-1001",
+        *,
+        entity: str = "contact",
+        reason: str = "invalid_format",
+        direction: str = "crm_to_oa",
+        department: str | None = "销售部",
+        owner: str | None = "owner-7",
+        payload: dict | None = None,
+        message: str | None = None,
+        field: str | None = "mobile",
+    ) -> int:
         from bridge.context import RunContext
         from bridge.hub import store
 
         if payload is None:
-            payload = {"crm_id": source_id, "full_name": "张三", "mobile": PERSON_MOBILE, "email": PERSON_EMAIL,
-                       "job_title": "采购经理"}
+            payload = {
+                "crm_id": source_id,
+                "full_name": "张三",
+                "mobile": PERSON_MOBILE,
+                "email": PERSON_EMAIL,
+                "job_title": "采购经理",
+            }
         with self.engine.begin() as conn:
-            return store.quarantine_record(conn, RunContext.local(principal="bridge-service"), store.QuarantineItem(direction, "crm", entity, source_id, reason, message or "联系人手机号格式不正确（应为 11 位手机号），请销售在 CRM 中更正后自动重试。", field=field, payload=payload, content_hash="h-" + source_id, department=department, data_owner=owner))
+            return store.quarantine_record(
+                conn,
+                RunContext.local(principal="bridge-service"),
+                store.QuarantineItem(
+                    direction,
+                    "crm",
+                    entity,
+                    source_id,
+                    reason,
+                    message or "联系人手机号格式不正确（应为 11 位手机号），请销售在 CRM 中更正后自动重试。",
+                    field=field,
+                    payload=payload,
+                    content_hash="h-" + source_id,
+                    department=department,
+                    data_owner=owner,
+                ),
+            )
 
-    def run(self, kind: str = "crm_to_oa", status: str = "success", counts: dict | None = None,
-            message: str | None = None, dag_id: str = "crm_to_oa_sync") -> int:
+    def run(
+        self,
+        kind: str = "crm_to_oa",
+        status: str = "success",
+        counts: dict | None = None,
+        message: str | None = None,
+        dag_id: str = "crm_to_oa_sync",
+    ) -> int:
         """A finished run as the sync writes it: ``kind`` is a direction, stored as its run kind."""
         from bridge import runkinds
         from bridge.context import RunContext
         from bridge.hub import store
 
-        ctx = RunContext(dag_id=dag_id, run_id=f"scheduled__{kind}", task_id="load", try_number=1,
-                         principal="bridge-service")
+        ctx = RunContext(
+            dag_id=dag_id,
+            run_id=f"scheduled__{kind}",
+            task_id="load",
+            try_number=1,
+            principal="bridge-service",
+        )
         with self.engine.begin() as conn:
             pk = store.start_run(conn, ctx, runkinds.SYNC_BY_DIRECTION.get(kind, kind))
             store.finish_run(conn, pk, status, counts or {"extracted": 12, "created": 3}, message=message)
@@ -128,9 +181,16 @@ class Seeder:
         with self.engine.begin() as conn:
             store.set_watermark(conn, stream, value_ms, "scheduled__x")
 
-    def report(self, day: str, *, html: str | None = "<html><body><h1>经营日报</h1></body></html>",
-               xlsx: bytes | None = b"PK\x03\x04fake-xlsx", html_path: str | None = None,
-               xlsx_path: str | None = None, recipients: list[str] | None = None) -> None:
+    def report(
+        self,
+        day: str,
+        *,
+        html: str | None = "<html><body><h1>经营日报</h1></body></html>",
+        xlsx: bytes | None = b"PK\x03\x04fake-xlsx",
+        html_path: str | None = None,
+        xlsx_path: str | None = None,
+        recipients: list[str] | None = None,
+    ) -> None:
         from datetime import UTC, date, datetime
 
         from bridge.hub.schema import report_run
@@ -142,24 +202,40 @@ class Seeder:
         if xlsx is not None:
             (folder / "daily_report.xlsx").write_bytes(xlsx)
         with self.engine.begin() as conn:
-            conn.execute(report_run.insert().values(
-                day=date.fromisoformat(day), run_id=f"scheduled__{day}", built_at=datetime.now(UTC),
-                html_path=html_path or str(folder / "daily_report.html"),
-                xlsx_path=xlsx_path or str(folder / "daily_report.xlsx"),
-                recipients=recipients if recipients is not None else ["boss@example.com"],
-                sent_at=datetime.now(UTC), figures={"won_amount_day": "120000.00", "new_deals_day": 4, "report_day": day},
-            ))
+            conn.execute(
+                report_run.insert().values(
+                    day=date.fromisoformat(day),
+                    run_id=f"scheduled__{day}",
+                    built_at=datetime.now(UTC),
+                    html_path=html_path or str(folder / "daily_report.html"),
+                    xlsx_path=xlsx_path or str(folder / "daily_report.xlsx"),
+                    recipients=recipients if recipients is not None else ["boss@example.com"],
+                    sent_at=datetime.now(UTC),
+                    figures={"won_amount_day": "120000.00", "new_deals_day": 4, "report_day": day},
+                )
+            )
 
-    def score(self, day: str, scope_type: str, scope: str, score: float, checks: int = 10, failed: int = 1) -> None:
+    def score(
+        self, day: str, scope_type: str, scope: str, score: float, checks: int = 10, failed: int = 1
+    ) -> None:
         from datetime import date
 
         from bridge.hub.schema import health_score
 
         with self.engine.begin() as conn:
-            conn.execute(health_score.insert().values(
-                day=date.fromisoformat(day), scope_type=scope_type, scope=scope, score=score, checks=checks,
-                failed_checks=failed, evaluated=1000, failed_rows=failed * 7, run_id="scheduled__h",
-            ))
+            conn.execute(
+                health_score.insert().values(
+                    day=date.fromisoformat(day),
+                    scope_type=scope_type,
+                    scope=scope,
+                    score=score,
+                    checks=checks,
+                    failed_checks=failed,
+                    evaluated=1000,
+                    failed_rows=failed * 7,
+                    run_id="scheduled__h",
+                )
+            )
 
     def health_result(self, day: str, expectation: str, entity: str, field: str, failed: int) -> None:
         from datetime import UTC, date, datetime
@@ -167,15 +243,33 @@ class Seeder:
         from bridge.hub.schema import health_result
 
         with self.engine.begin() as conn:
-            conn.execute(health_result.insert().values(
-                run_id="scheduled__h", day=date.fromisoformat(day), suite=f"{entity}_suite",
-                expectation=expectation, entity=entity, field=field, department="销售部", success=failed == 0,
-                evaluated=1000, failed=failed, failing_ids=["C-1"], failing_owners={"owner-7": failed},
-                at=datetime.now(UTC),
-            ))
+            conn.execute(
+                health_result.insert().values(
+                    run_id="scheduled__h",
+                    day=date.fromisoformat(day),
+                    suite=f"{entity}_suite",
+                    expectation=expectation,
+                    entity=entity,
+                    field=field,
+                    department="销售部",
+                    success=failed == 0,
+                    evaluated=1000,
+                    failed=failed,
+                    failing_ids=["C-1"],
+                    failing_owners={"owner-7": failed},
+                    at=datetime.now(UTC),
+                )
+            )
 
-    def migration(self, run_id: str, *, dry_run: bool = True, status: str = "success",
-                  html: str | None = "<html><body>迁移报告</body></html>", csv: str | None = "entity,count\n") -> None:
+    def migration(
+        self,
+        run_id: str,
+        *,
+        dry_run: bool = True,
+        status: str = "success",
+        html: str | None = "<html><body>迁移报告</body></html>",
+        csv: str | None = "entity,count\n",
+    ) -> None:
         from datetime import UTC, datetime
 
         from bridge.hub.schema import migration_run
@@ -190,11 +284,18 @@ class Seeder:
             (folder / "report.csv").write_text(csv, encoding="utf-8")
             csv_path = str(folder / "report.csv")
         with self.engine.begin() as conn:
-            conn.execute(migration_run.insert().values(
-                run_id=run_id, params={"dry_run": dry_run, "entities": ["company"]}, status=status,
-                started_at=datetime.now(UTC), finished_at=datetime.now(UTC), report_html=html_path,
-                report_csv=csv_path, counts={"read": 100, "clean": 97, "quarantined": 3},
-            ))
+            conn.execute(
+                migration_run.insert().values(
+                    run_id=run_id,
+                    params={"dry_run": dry_run, "entities": ["company"]},
+                    status=status,
+                    started_at=datetime.now(UTC),
+                    finished_at=datetime.now(UTC),
+                    report_html=html_path,
+                    report_csv=csv_path,
+                    counts={"read": 100, "clean": 97, "quarantined": 3},
+                )
+            )
 
 
 @pytest.fixture

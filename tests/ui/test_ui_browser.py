@@ -79,7 +79,9 @@ PAGES = {  # nav entry → (url_route, heading of the embedded page)
 }
 # Upper bounds on a busy 2-core machine (each includes the scheduled run that unpausing a DAG starts first).
 RUN_WAIT = {"crm_to_oa_sync": 300, "history_migration": 480, "data_health": 360, "daily_report": 360}
-CONFIRM_LOAD = "确认正式迁移"  # the confirmation Param of a real migration (bridge.migration.params.CONFIRM_TEXT)
+CONFIRM_LOAD = (
+    "确认正式迁移"  # the confirmation Param of a real migration (bridge.migration.params.CONFIRM_TEXT)
+)
 WRONG_SECRET = "wrong-secret-typed-by-it"
 MANAGER, EMPLOYEE = "sales_manager", "employee"
 REQUIRE = os.environ.get("BRIDGE_REQUIRE_BROWSER") == "1"
@@ -133,7 +135,9 @@ def admin(chromium: Any, running: Running) -> Iterator[Session]:
 def _note(running: Running, key: str) -> Any:
     """What an earlier step of the walk left (a run id, an entry id); fails saying which step did not get there."""
     if key not in running.notes:
-        pytest.fail(f"an earlier step of the walk did not record {key!r} (see the first failure of this module)")
+        pytest.fail(
+            f"an earlier step of the walk did not record {key!r} (see the first failure of this module)"
+        )
     return running.notes[key]
 
 
@@ -150,14 +154,18 @@ def test_the_day_starts_with_a_dry_run_crm_edits_and_the_sync(admin: Session, ru
     dialog = open_trigger_form(admin, "history_migration")
     box = dialog.locator("input[name=element_dry_run]")
     assert box.count() == 1, "the history_migration form has no 试运行 (dry_run) switch"
-    assert box.is_checked(), "试运行 must be on by default: a real load needs an explicit choice (issue 14, item 3)"
+    assert box.is_checked(), (
+        "试运行 must be on by default: a real load needs an explicit choice (issue 14, item 3)"
+    )
     dry_run = f"browser_dry_run__{_stamp()}"
     submit_trigger(admin, dialog, dry_run, "trigger_history_migration_dry_run")
     running.notes["dry_run"] = dry_run
 
     from sandbox.scenario import crm_to_oa_sync as day
 
-    lines = day.before(running.sims, running.data_dir)  # sales people move deals, the leaver's deal, a legacy stage
+    lines = day.before(
+        running.sims, running.data_dir
+    )  # sales people move deals, the leaver's deal, a legacy stage
     running.notes["crm_edits"] = json.loads((running.data_dir / day.CHOSEN).read_text(encoding="utf-8"))
     print("\n".join(lines))
     wait_for_dag(admin, "crm_to_oa_sync")
@@ -212,7 +220,8 @@ def test_every_demo_user_logs_in_and_sees_its_policy_role(chromium: Any, running
     mapping, default = localenv.policy_roles()
     labels = {u.policy_role: u.label for u in users}
     assert {"admin", "employee", "sales_manager", "finance", "management", "project_manager", "hr"} <= {
-        u.name for u in users}
+        u.name for u in users
+    }
     for user in users:
         session = Session(chromium, running, user.name)
         try:
@@ -220,8 +229,11 @@ def test_every_demo_user_logs_in_and_sees_its_policy_role(chromium: Any, running
             frame = session.frame()
             frame.locator(".user").wait_for()
             role = mapping.get(user.name) or default or ""
-            assert frame.locator(".user").inner_text().startswith(f"当前用户：{user.name}（{labels.get(role, role)}）"), (
-                f"{user.name}: the page should name the policy role {role} ({labels.get(role)})")
+            assert (
+                frame.locator(".user")
+                .inner_text()
+                .startswith(f"当前用户：{user.name}（{labels.get(role, role)}）")
+            ), f"{user.name}: the page should name the policy role {role} ({labels.get(role)})"
             session.shot(f"login_{user.name}")
         finally:
             session.close()
@@ -240,17 +252,28 @@ def test_connections_page_tests_the_vendor_connections(admin: Session, running: 
     page.get_by_role("button", name="管理").click()  # Admin → Connections, as an IT engineer opens it
     page.get_by_role("menuitem", name="连接", exact=True).click()
     page.wait_for_url(re.compile(r".*/connections$"))
-    for conn_id, names in (("crm_default", ("HubSpot", "门户")), ("oa_default", ("飞书", launcher.OA_APP_ID))):
+    for conn_id, names in (
+        ("crm_default", ("HubSpot", "门户")),
+        ("oa_default", ("飞书", launcher.OA_APP_ID)),
+    ):
         kind, text = press_connection_test(admin, conn_id)
         admin.shot(f"connection_test_{conn_id}")
         assert kind == "success", f"Test of {conn_id}: {kind} {text!r}"
         assert all(n in text for n in names), f"Test of {conn_id} should name {names}: {text!r}"
 
     crm = urlsplit(running.crm_url)
-    add_connection(admin, "crm_wrong_secret", "hubspot_crm",
-                   {"host": f"http://{crm.hostname}", "port": str(crm.port), "login": launcher.CRM_CLIENT_ID,
-                    "password": WRONG_SECRET},
-                   {"refresh_token": launcher.CRM_REFRESH_TOKEN})
+    add_connection(
+        admin,
+        "crm_wrong_secret",
+        "hubspot_crm",
+        {
+            "host": f"http://{crm.hostname}",
+            "port": str(crm.port),
+            "login": launcher.CRM_CLIENT_ID,
+            "password": WRONG_SECRET,
+        },
+        {"refresh_token": launcher.CRM_REFRESH_TOKEN},
+    )
     kind, text = press_connection_test(admin, "crm_wrong_secret")
     admin.shot("connection_test_crm_wrong_secret")
     assert kind == "error", f"a wrong client secret must fail the Test: {kind} {text!r}"
@@ -322,15 +345,18 @@ def test_dry_run_succeeds_then_a_confirmed_load_is_triggered(admin: Session, run
     admin.shot("history_migration_page_dry_run")
 
     load_run = f"browser_load__{_stamp()}"
-    trigger_from_form(admin, "history_migration", load_run, {"dry_run": False}, {"confirm_load": CONFIRM_LOAD})
+    trigger_from_form(
+        admin, "history_migration", load_run, {"dry_run": False}, {"confirm_load": CONFIRM_LOAD}
+    )
     running.notes["load_run"] = load_run
 
 
 # ---------------------------------------------------------------- 7. Data Docs
 
 
-def test_data_docs_open_from_the_health_page_with_validation_rows(chromium: Any, running: Running,
-                                                                   admin: Session) -> None:
+def test_data_docs_open_from_the_health_page_with_validation_rows(
+    chromium: Any, running: Running, admin: Session
+) -> None:
     health_run = _note(running, "health_run")
     wait_for_run(admin, "data_health", health_run, RUN_WAIT["data_health"])
     pause(admin, "data_health")
@@ -352,7 +378,9 @@ def test_data_docs_open_from_the_health_page_with_validation_rows(chromium: Any,
         rows = docs.locator("table[data-toggle=table] tbody tr.clickable-row")
         rows.first.wait_for(timeout=60_000)
         owner.shot("health_data_docs_index")
-        assert docs.locator("link[rel=stylesheet][href*='bootstrap']").count() >= 1, "Data Docs without their styles"
+        assert docs.locator("link[rel=stylesheet][href*='bootstrap']").count() >= 1, (
+            "Data Docs without their styles"
+        )
         deal = rows.filter(has_text="dictionary.deal").first  # the deals the sync staged: a suite with rows
         deal.wait_for()
         deal.locator("td").nth(3).click()  # GX's row handler opens the validation result
@@ -394,7 +422,8 @@ def _entries(running: Running) -> list[Any]:
 
 
 def test_quarantine_from_the_sync_and_the_load_employee_refused_admin_releases(
-        chromium: Any, running: Running, admin: Session) -> None:
+    chromium: Any, running: Running, admin: Session
+) -> None:
     from bridge.hub import engine as hub_engine
     from bridge.hub import store
 
@@ -407,13 +436,23 @@ def test_quarantine_from_the_sync_and_the_load_employee_refused_admin_releases(
     by_source = {(e.direction, e.source_id): e for e in entries}
     leaver = by_source.get(("crm_to_oa", edits["former"]))
     legacy = by_source.get(("crm_to_oa", edits["legacy"]))
-    assert leaver is not None, f"the sync should quarantine the leaver's deal {edits['former']}: {sorted(by_source)}"
+    assert leaver is not None, (
+        f"the sync should quarantine the leaver's deal {edits['former']}: {sorted(by_source)}"
+    )
     assert leaver.reason_code == "owner_not_in_oa"
     assert legacy is not None
     assert legacy.reason_code == "unmapped_value"
-    company = next((e for e in entries if e.direction == "migration" and e.entity == "company"
-                    and (e.payload or {}).get("phone")), None)
-    assert company is not None, "the load should quarantine a dirty company of the demo world (with its phone)"
+    company = next(
+        (
+            e
+            for e in entries
+            if e.direction == "migration" and e.entity == "company" and (e.payload or {}).get("phone")
+        ),
+        None,
+    )
+    assert company is not None, (
+        "the load should quarantine a dirty company of the demo world (with its phone)"
+    )
     running.notes.update(leaver_entry=leaver.id, company_entry=company.id)
 
     employee = Session(chromium, running, EMPLOYEE)
@@ -492,16 +531,22 @@ def _role_view(session: Session, running: Running, problems: list[str]) -> dict[
         problems += [f"{who} /plugin/{route}: {p}" for p in page_problems(text)]
         frame = session.frame()
         if route == "bridge-health":
-            cells = frame.locator("table.scores[data-scope-type=data_owner] tbody tr td:first-child").all_inner_texts()
+            cells = frame.locator(
+                "table.scores[data-scope-type=data_owner] tbody tr td:first-child"
+            ).all_inner_texts()
             if not cells:
                 problems.append(f"{who} 数据健康: no table by 数据责任人")
-            problems += [f"{who} 数据健康: data owner by id only: {c!r}" for c in person_cells_without_name(cells)]
+            problems += [
+                f"{who} 数据健康: data owner by id only: {c!r}" for c in person_cells_without_name(cells)
+            ]
         if route == "bridge-quarantine":
             cells = frame.locator("#quarantine-table tbody tr td:nth-child(6)").all_inner_texts()
             if not cells:
                 problems.append(f"{who} 隔离区: no entries listed")
             owners = [c.splitlines()[-1] for c in cells if c.strip()]
-            problems += [f"{who} 隔离区: data owner by id only: {c!r}" for c in person_cells_without_name(owners)]
+            problems += [
+                f"{who} 隔离区: data owner by id only: {c!r}" for c in person_cells_without_name(owners)
+            ]
         if route == "bridge-sync":
             latest = frame.locator("#latest-runs tbody tr").all_inner_texts()
             if any(re.search(r"\t0 秒\t", row) for row in latest):
@@ -515,8 +560,10 @@ def _role_view(session: Session, running: Running, problems: list[str]) -> dict[
         problems += [f"{who} /bridge/quarantine/{entry_id}: {p}" for p in page_problems(text)]
         owner_line = re.search(r"，责任人\s*(\S+)", text)
         if owner_line is None or not CJK.search(owner_line.group(1)):
-            problems.append(f"{who} /bridge/quarantine/{entry_id}: data owner not named: "
-                            f"{owner_line.group(0) if owner_line else 'no 责任人'!r}")
+            problems.append(
+                f"{who} /bridge/quarantine/{entry_id}: data owner not named: "
+                f"{owner_line.group(0) if owner_line else 'no 责任人'!r}"
+            )
     return texts
 
 
@@ -542,7 +589,9 @@ def test_each_role_sees_what_its_policy_allows_on_every_page(chromium: Any, runn
             session.login(user)
             views[user] = _role_view(session, running, problems)
             open_plugin_page(session, "bridge-reports")
-            views[user]["report_row"] = session.frame().locator(f"#report-table tr[data-day='{today}']").inner_text()
+            views[user]["report_row"] = (
+                session.frame().locator(f"#report-table tr[data-day='{today}']").inner_text()
+            )
             if user == EMPLOYEE:
                 for path in ERROR_PAGES:
                     response = session.page.goto(running.url + path)
@@ -562,8 +611,10 @@ def test_each_role_sees_what_its_policy_allows_on_every_page(chromium: Any, runn
     if amount_text in employee["leaver_entry"] or str(amount) in employee["leaver_entry"]:
         problems.append(f"{EMPLOYEE}: contract amount {amount_text} shown on the deal's quarantine record")
     if not AMOUNT.search(manager["report_row"]):
-        problems.append(f"{MANAGER}: no ¥ amount with thousands separators in today's report row: "
-                        f"{manager['report_row']!r}")
+        problems.append(
+            f"{MANAGER}: no ¥ amount with thousands separators in today's report row: "
+            f"{manager['report_row']!r}"
+        )
     if "¥" in employee["report_row"] or AMOUNT.search(employee["report_row"]):
         problems.append(f"{EMPLOYEE}: an amount in today's report row: {employee['report_row']!r}")
     for route, text in employee.items():

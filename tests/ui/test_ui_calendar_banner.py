@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from bridge import workdays
 
-PAGES = ["/bridge/", "/bridge/reports", "/bridge/health", "/bridge/quarantine", "/bridge/sync", "/bridge/migration"]
+from .conftest import NAV_PAGES
+
 BANNER = re.compile(r'<div class="notice calendar-banner" role="alert">([^<]*)</div>')
 
 
@@ -23,10 +24,11 @@ def _banner(client: TestClient, path: str) -> str | None:
 
 
 def test_every_page_warns_in_december_without_next_years_holidays(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BRIDGE__CALENDAR__CONFIRMED_YEARS", raising=False)
     monkeypatch.setattr(workdays, "today_in_china", lambda now=None: date(2026, 12, 7))
-    for path in PAGES:
+    for path in NAV_PAGES:
         text = _banner(client, path)
         assert text is not None, path
         assert "2027 年" in text
@@ -38,7 +40,8 @@ def test_every_page_warns_in_december_without_next_years_holidays(
 
 
 def test_no_banner_before_november_or_once_the_year_is_confirmed(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("BRIDGE__CALENDAR__CONFIRMED_YEARS", raising=False)
     monkeypatch.setattr(workdays, "today_in_china", lambda now=None: date(2026, 10, 31))
     assert _banner(client, "/bridge/sync") is None

@@ -122,8 +122,14 @@ def build_health_docs(base: Path) -> tuple[str, Path]:
     hub = hub_engine.ensure_schema(url)
     stage_world(hub, seeded.world, dictionary)
     inject(seeded)
-    run_checks(hub, day=DAY, run_id=f"scheduled__{DAY}", now=NOW, dictionary=dictionary,
-               output=HealthOutput(base / "data"))
+    run_checks(
+        hub,
+        day=DAY,
+        run_id=f"scheduled__{DAY}",
+        now=NOW,
+        dictionary=dictionary,
+        output=HealthOutput(base / "data"),
+    )
     return url, base / "data"
 
 
@@ -137,12 +143,20 @@ def build_chart_docs(target: Path) -> None:
     session = GxSession(run_name="chart_check")
     batch = session.source.add_dataframe_asset(name="amounts").add_batch_definition_whole_dataframe("all")
     suite = session.context.suites.add(session.gx.ExpectationSuite(name="charts.amounts"))
-    suite.add_expectation(gxe.ExpectColumnKLDivergenceToBeLessThan(
-        column="amount", partition_object={"bins": [0, 1, 2, 3], "weights": [0.3, 0.3, 0.4]}, threshold=0.5))
+    suite.add_expectation(
+        gxe.ExpectColumnKLDivergenceToBeLessThan(
+            column="amount",
+            partition_object={"bins": [0, 1, 2, 3], "weights": [0.3, 0.3, 0.4]},
+            threshold=0.5,
+        )
+    )
     definition = session.context.validation_definitions.add(
-        session.gx.ValidationDefinition(data=batch, suite=suite, name="charts.amounts"))
-    definition.run(batch_parameters={"dataframe": pd.DataFrame({"amount": [0.5, 1.5, 2.5, 2.6, 0.2]})},
-                   run_id=session.run_id)
+        session.gx.ValidationDefinition(data=batch, suite=suite, name="charts.amounts")
+    )
+    definition.run(
+        batch_parameters={"dataframe": pd.DataFrame({"amount": [0.5, 1.5, 2.5, 2.6, 0.2]})},
+        run_id=session.run_id,
+    )
     session.build_docs(target)
 
 
@@ -169,8 +183,9 @@ def site_pages(data: Path) -> list[str]:
 # ---------------------------------------------------------------- served site
 
 
-def test_every_page_loads_only_its_own_files_under_a_strict_csp(docs_client: TestClient,
-                                                               health_docs: tuple[str, Path]) -> None:
+def test_every_page_loads_only_its_own_files_under_a_strict_csp(
+    docs_client: TestClient, health_docs: tuple[str, Path]
+) -> None:
     pages = site_pages(health_docs[1])
     assert "index.html" in pages
     assert any(p.startswith("validations/") for p in pages)
@@ -218,8 +233,9 @@ def test_font_awesome_fonts_are_served_with_the_stylesheet(docs_client: TestClie
         assert r.headers["content-type"] == "font/woff2", font
 
 
-def test_the_index_lists_every_validation_with_a_working_link(docs_client: TestClient,
-                                                              health_docs: tuple[str, Path]) -> None:
+def test_the_index_lists_every_validation_with_a_working_link(
+    docs_client: TestClient, health_docs: tuple[str, Path]
+) -> None:
     assert docs_client.get("/bridge/data-docs").headers["location"] == "/bridge/data-docs/index.html"
     refs = page_refs(docs_client.get("/bridge/data-docs/index.html").text)
     runs = next(t for t in refs.tables if any(c["field"] == "run_name" for c in t["columns"]))
@@ -246,8 +262,9 @@ def test_csp_forbids_inline_eval_and_foreign_scripts() -> None:
     assert "'unsafe-inline'" not in csp.get("script-src-elem", []) + csp.get("script-src-attr", [])
 
 
-def test_unknown_files_are_downloads_and_paths_stay_in_the_site(docs_client: TestClient,
-                                                                health_docs: tuple[str, Path]) -> None:
+def test_unknown_files_are_downloads_and_paths_stay_in_the_site(
+    docs_client: TestClient, health_docs: tuple[str, Path]
+) -> None:
     notes = health_docs[1] / "data_docs" / "notes.txt"
     notes.write_text("<script>alert(1)</script>", encoding="utf-8")
     r = docs_client.get("/bridge/data-docs/notes.txt")
@@ -316,15 +333,25 @@ def test_rewrite_turns_gx_scripts_into_data_and_drops_everything_else() -> None:
     assert refs.inline_scripts == []
     assert refs.handlers == []
     assert [s["src"] for s in refs.scripts] == [
-        "../../static/vendor/vega/vega.min.js", "../../static/vendor/vega/vega-embed.min.js",
-        "../../static/vendor/vega/vega-interpreter.min.js", "../../static/bridge/data_docs.js"]
+        "../../static/vendor/vega/vega.min.js",
+        "../../static/vendor/vega/vega-embed.min.js",
+        "../../static/vendor/vega/vega-interpreter.min.js",
+        "../../static/bridge/data_docs.js",
+    ]
     assert "../../static/vendor/bootstrap/bootstrap.min.css" in refs.assets
     assert "../../static/images/favicon.ico" in refs.assets
     assert "../../static/images/logo-long.png" in refs.assets
     assert "https://" not in out.split("<body>")[0].replace("http://www.w3.org", "")
-    assert refs.tables == [{"table": "t1", "columns": [{"field": "v", "title": "V"}],
-                            "data": [{"v": "a 'quoted' <b>value</b>"}], "toolbar": "#t1-toolbar",
-                            "options": {"search": "true", "rowStyle": "rowStyleLinks"}, "clickRows": False}]
+    assert refs.tables == [
+        {
+            "table": "t1",
+            "columns": [{"field": "v", "title": "V"}],
+            "data": [{"v": "a 'quoted' <b>value</b>"}],
+            "toolbar": "#t1-toolbar",
+            "options": {"search": "true", "rowStyle": "rowStyleLinks"},
+            "clickRows": False,
+        }
+    ]
     assert refs.charts == [{"target": "#g1-graph", "spec": {"mark": "bar", "data": {"values": [{"a": "x"}]}}}]
     assert 'data-bridge-click="hideSucceededValidations"' in out
     assert 'data-bridge-click="clearTableFilters" data-bridge-arg="t1"' in out
@@ -340,8 +367,11 @@ def test_rewrite_never_turns_business_data_into_a_script() -> None:
     assert refs.inline_scripts == [], refs.inline_scripts
     assert refs.handlers == []
     assert [s.get("src") for s in refs.scripts] == [
-        "static/vendor/vega/vega.min.js", "static/vendor/vega/vega-embed.min.js",
-        "static/vendor/vega/vega-interpreter.min.js", "static/bridge/data_docs.js"]
+        "static/vendor/vega/vega.min.js",
+        "static/vendor/vega/vega-embed.min.js",
+        "static/vendor/vega/vega-interpreter.min.js",
+        "static/bridge/data_docs.js",
+    ]
     assert not [a for a in refs.assets if re.match(r"(https?:)?//", a)]
     assert report.dropped  # the broken-up scripts are reported, not run
 
@@ -351,7 +381,9 @@ def test_rewrite_never_turns_business_data_into_a_script() -> None:
 
 @pytest.mark.browser
 @pytest.mark.timeout(300)
-def test_chromium_shows_styled_results_and_charts_offline(health_docs: tuple[str, Path], tmp_path: Path) -> None:
+def test_chromium_shows_styled_results_and_charts_offline(
+    health_docs: tuple[str, Path], tmp_path: Path
+) -> None:
     reason = browser_missing()
     if reason:
         if REQUIRE_BROWSER:
@@ -367,15 +399,24 @@ def test_chromium_shows_styled_results_and_charts_offline(health_docs: tuple[str
     foreign: list[str] = []
     with bridge_app_served(hub_url, data, tmp_path / "server.log") as origin, sync_playwright() as driver:
         base = f"{origin}/bridge"
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = driver.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(30_000)
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(base)
-                    and not r.url.startswith("data:") else None)
+            page.on(
+                "request",
+                lambda r: (
+                    foreign.append(r.url)
+                    if not r.url.startswith(base) and not r.url.startswith("data:")
+                    else None
+                ),
+            )
 
             page.goto(f"{base}/data-docs")
             assert page.url == f"{base}/data-docs/index.html"
@@ -392,12 +433,15 @@ def test_chromium_shows_styled_results_and_charts_offline(health_docs: tuple[str
             assert page.get_by_text("Unsuccessful Expectations").count() == 1
             primary = page.locator("label.btn-primary:not(.active)").first
             assert primary.evaluate("e => getComputedStyle(e).backgroundColor") == BOOTSTRAP_PRIMARY
-            icon_font = page.locator("i.fas").first.evaluate("e => getComputedStyle(e, '::before').fontFamily")
+            icon_font = page.locator("i.fas").first.evaluate(
+                "e => getComputedStyle(e, '::before').fontFamily"
+            )
             assert "Font Awesome" in icon_font
             page.get_by_text("Failed Only").click()  # the onclick GX wrote, now bound by data_docs.js
             page.wait_for_timeout(800)
             hidden = page.locator(".hide-succeeded-validation-target-child").evaluate_all(
-                "els => els.filter(e => getComputedStyle(e.parentElement).display === 'none').length")
+                "els => els.filter(e => getComputedStyle(e.parentElement).display === 'none').length"
+            )
             assert hidden >= 1
             page.screenshot(path=str(ARTIFACTS / "data_docs.png"), full_page=False)  # the failed checks
 

@@ -24,8 +24,16 @@ def area(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "rel",
-    ["../hub.sqlite", "site/../../hub.sqlite", "/etc/passwd", "site/./../../x", "//etc/passwd",
-     "..", "site\\..\\..\\hub.sqlite", "site/index.html\x00.png"],
+    [
+        "../hub.sqlite",
+        "site/../../hub.sqlite",
+        "/etc/passwd",
+        "site/./../../x",
+        "//etc/passwd",
+        "..",
+        "site\\..\\..\\hub.sqlite",
+        "site/index.html\x00.png",
+    ],
 )
 def test_safe_join_refuses_escapes(area: Path, rel: str) -> None:
     with pytest.raises(files.UnsafePath):
@@ -47,9 +55,14 @@ def test_symlink_out_of_the_folder_is_refused(area: Path, tmp_path: Path) -> Non
     assert [f.name for f in files.files_in(area, area / "site")] == ["index.html"]
 
 
-@given(st.lists(st.sampled_from(["..", ".", "site", "index.html", "", "a", "%2e%2e", "~"]), min_size=1,
-                max_size=6))
-def test_safe_join_never_leaves_the_folder(tmp_path_factory: pytest.TempPathFactory, parts: list[str]) -> None:
+@given(
+    st.lists(
+        st.sampled_from(["..", ".", "site", "index.html", "", "a", "%2e%2e", "~"]), min_size=1, max_size=6
+    )
+)
+def test_safe_join_never_leaves_the_folder(
+    tmp_path_factory: pytest.TempPathFactory, parts: list[str]
+) -> None:
     base = tmp_path_factory.getbasetemp() / "prop_area"
     base.mkdir(exist_ok=True)
     try:
@@ -105,12 +118,14 @@ def test_only_the_known_areas_are_served(client: TestClient, ui_data: Path) -> N
     assert "sim data" not in response.text
 
 
-def test_a_report_row_pointing_outside_the_reports_folder_is_not_served(client: TestClient, seed, auth,
-                                                                         ui_data: Path) -> None:
+def test_a_report_row_pointing_outside_the_reports_folder_is_not_served(
+    client: TestClient, seed, auth, ui_data: Path
+) -> None:
     auth.login("admin", may_release=False)
     (ui_data / "hub.sqlite.bak").write_text("secret hub", encoding="utf-8")
-    seed.report("2026-11-26", html=None, xlsx=None, html_path=str(ui_data / "hub.sqlite.bak"),
-                xlsx_path="/etc/passwd")
+    seed.report(
+        "2026-11-26", html=None, xlsx=None, html_path=str(ui_data / "hub.sqlite.bak"), xlsx_path="/etc/passwd"
+    )
     for kind in ("html", "xlsx"):
         response = client.get(f"/bridge/reports/2026-11-26/{kind}")
         assert response.status_code == 404

@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 
 from bridge.ui.app import UiConfig
 
-PAGES = ["/bridge/", "/bridge/reports", "/bridge/health", "/bridge/quarantine", "/bridge/sync", "/bridge/migration",
-         "/bridge/data-docs"]
+from .conftest import NAV_PAGES
+
+PAGES = [*NAV_PAGES, "/bridge/data-docs"]
 
 EMPTY_STATES = {
     "/bridge/reports": "还没有经营日报",
@@ -73,12 +74,15 @@ def test_sync_page_shows_watermarks_lag_runs_and_backlog(client: TestClient, see
     with seed.engine.begin() as conn:  # one change read 7 minutes ago, not sent yet (the sync's own writer)
         from bridge.hub import store
 
-        store.enqueue_changes(conn, "crm_to_oa", [("deal", "D-7", "h7")], datetime.now(UTC) - timedelta(minutes=7),
-                              60, 150)
+        store.enqueue_changes(
+            conn, "crm_to_oa", [("deal", "D-7", "h7")], datetime.now(UTC) - timedelta(minutes=7), 60, 150
+        )
 
     html = client.get("/bridge/sync").text
     text = _text(html)
-    freshness = " ".join(_text(html[html.index('id="freshness-table"'):html.index('id="watermark-table"')]).split())
+    freshness = " ".join(
+        _text(html[html.index('id="freshness-table"') : html.index('id="watermark-table"')]).split()
+    )
     assert re.search(r"CRM → OA 同步 \d{4}-\d\d-\d\d [\d:]+ \d+ 秒前 1 1 7 分 7 分", freshness), freshness
     assert "OA → CRM 同步 从未成功 0 0 无 未知" in freshness, freshness
     assert "不代表同步延迟" in text
@@ -89,7 +93,7 @@ def test_sync_page_shows_watermarks_lag_runs_and_backlog(client: TestClient, see
     assert "失败" in text
     assert "OA 接口 503" in text
     assert "负责人不在 OA 中（owner_not_in_oa）" in text
-    backlog = html[html.index('id="backlog-table"'):]
+    backlog = html[html.index('id="backlog-table"') :]
     assert re.search(r"合计</td><td class=\"num\">3<", backlog)
     # which Airflow run did it (no link: the Airflow UI frames the page without top navigation)
     assert "<code>oa_to_crm_sync</code><br>scheduled__oa_to_crm" in html
@@ -144,8 +148,9 @@ def test_report_folder_without_a_hub_row_is_still_listed(client: TestClient, ui_
     assert client.get("/bridge/reports/2026-11-24/html").status_code == 200
 
 
-def test_health_page_shows_scores_trend_failures_and_daily_summaries(client: TestClient, seed,
-                                                                     ui_data: Path) -> None:
+def test_health_page_shows_scores_trend_failures_and_daily_summaries(
+    client: TestClient, seed, ui_data: Path
+) -> None:
     today = date(2026, 11, 26)
     for back in range(5):
         day = (today - timedelta(days=back)).isoformat()
@@ -195,12 +200,14 @@ def test_migration_page_lists_runs_and_serves_their_reports(client: TestClient, 
     assert re.search(r"读取</th><td class=\"num\">100<", html)
     assert "kind=html" in html
     assert "kind=csv" in html
-    report = client.get("/bridge/migration/report",
-                        params={"run_id": "manual__2026-11-26T02:00:00+00:00", "kind": "html"})
+    report = client.get(
+        "/bridge/migration/report", params={"run_id": "manual__2026-11-26T02:00:00+00:00", "kind": "html"}
+    )
     assert report.status_code == 200
     assert "迁移报告" in report.text
-    csv = client.get("/bridge/migration/report", params={"run_id": "manual__2026-11-26T02:00:00+00:00",
-                                                         "kind": "csv"})
+    csv = client.get(
+        "/bridge/migration/report", params={"run_id": "manual__2026-11-26T02:00:00+00:00", "kind": "csv"}
+    )
     assert csv.status_code == 200
     assert csv.text.startswith("entity,count")
     assert client.get("/bridge/migration/report", params={"run_id": "nope"}).status_code == 404
@@ -263,11 +270,21 @@ def page_on_hub(make_client: Any, auth: Any, ui_data: Path, hub_url: str, path: 
 
 
 def test_hub_not_migrated_shows_what_to_do(tmp_path: Path, ui_data: Path, auth, make_client) -> None:
-    config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=f"sqlite:///{tmp_path / 'empty.sqlite'}",
-                      data_dir=ui_data)
+    config = UiConfig(
+        authenticator=auth,
+        csrf_secret=b"k",
+        hub_url=f"sqlite:///{tmp_path / 'empty.sqlite'}",
+        data_dir=ui_data,
+    )
     with make_client(config) as client:
-        for path in ("/bridge/", "/bridge/sync", "/bridge/quarantine", "/bridge/reports", "/bridge/health",
-                     "/bridge/migration"):
+        for path in (
+            "/bridge/",
+            "/bridge/sync",
+            "/bridge/quarantine",
+            "/bridge/reports",
+            "/bridge/health",
+            "/bridge/migration",
+        ):
             response = client.get(path)
             assert response.status_code == 503, path
             assert "尚未初始化" in response.text
@@ -282,7 +299,9 @@ def test_empty_hub_file_says_upgrade(tmp_path: Path, ui_data: Path, auth, make_c
     import sqlite3
 
     sqlite3.connect(tmp_path / "blank.sqlite").close()
-    response = page_on_hub(make_client, auth, ui_data, f"sqlite:///{tmp_path / 'blank.sqlite'}", "/bridge/sync")
+    response = page_on_hub(
+        make_client, auth, ui_data, f"sqlite:///{tmp_path / 'blank.sqlite'}", "/bridge/sync"
+    )
     assert response.status_code == 503
     assert "没有任何表" in response.text
     assert "bridge hub upgrade" in response.text
@@ -322,10 +341,14 @@ def test_unreachable_hub_names_the_problem(ui_data: Path, auth, make_client) -> 
 
 
 def test_every_page_names_the_viewer_and_their_role(client: TestClient, auth) -> None:
-    for name, shown in (("wangfang", "wangfang（普通员工）"), ("sales_manager", "sales_manager（销售主管）"),
-                        ("admin", "admin（管理层）"), ("hr", "hr（人力资源部）")):
+    for name, shown in (
+        ("wangfang", "wangfang（普通员工）"),
+        ("sales_manager", "sales_manager（销售主管）"),
+        ("admin", "admin（管理层）"),
+        ("hr", "hr（人力资源部）"),
+    ):
         auth.login(name, may_release=False)
-        for path in PAGES[:-1]:
+        for path in NAV_PAGES:
             assert f"当前用户：{shown}" in _text(client.get(path).text), (name, path)
 
 
@@ -336,15 +359,20 @@ def test_user_roles_are_checked_against_the_policy() -> None:
     assert shipped.role_of("admin") == "management"
     assert shipped.role_of("someone-new") == "employee"  # fail closed
     shipped.check(permissions.load().roles, "include/permissions.yaml")
-    bad = settings.ui_roles({"ui": {"user_roles": {"zhangsan": "boss"}, "default_role": "employee"}},
-                            source="include/settings.yaml")
+    bad = settings.ui_roles(
+        {"ui": {"user_roles": {"zhangsan": "boss"}, "default_role": "employee"}},
+        source="include/settings.yaml",
+    )
     with pytest.raises(settings.SettingsError) as caught:
         bad.check(permissions.load().roles, "include/permissions.yaml")
     assert "include/settings.yaml" in str(caught.value)
     assert "ui.user_roles.zhangsan = 'boss'" in str(caught.value)
     assert "sales_manager" in str(caught.value)  # the roles that exist
-    for broken, key in (({"user_roles": ["admin"]}, "ui.user_roles"), ({"user_roles": {"a": 3}}, "ui.user_roles.a"),
-                        ({"default_role": ""}, "ui.default_role")):
+    for broken, key in (
+        ({"user_roles": ["admin"]}, "ui.user_roles"),
+        ({"user_roles": {"a": 3}}, "ui.user_roles.a"),
+        ({"default_role": ""}, "ui.default_role"),
+    ):
         with pytest.raises(settings.SettingsError, match=key.replace(".", r"\.")):
             settings.ui_roles({"ui": broken}, source="include/settings.yaml")
 
@@ -355,7 +383,7 @@ def test_an_unknown_role_in_the_settings_closes_every_page(ui_config: UiConfig, 
     seed.quarantine("C-1")
     ui_config.roles = settings.UiRoles({"wangfang": "sales_director"}, "employee", "include/settings.yaml")
     with make_client(ui_config) as client:
-        for path in PAGES[:-1]:
+        for path in NAV_PAGES:
             response = client.get(path)
             assert response.status_code == 503, path
             import html

@@ -36,12 +36,20 @@ def test_pages_and_release_on_postgres(pg_hub: str, ui_data: Path, auth, make_cl
     from bridge.settings import UiRoles
 
     roles = UiRoles({"wangfang": "project_manager"}, "employee", "tests")  # 项目经理: contact phone masked
-    config = UiConfig(authenticator=auth, csrf_secret=b"k", hub_url=pg_hub, data_dir=ui_data, page_size=1,
-                      roles=roles)
+    config = UiConfig(
+        authenticator=auth, csrf_secret=b"k", hub_url=pg_hub, data_dir=ui_data, page_size=1, roles=roles
+    )
     with make_client(config) as client:
-        for path in ("/bridge/", "/bridge/reports", "/bridge/health", "/bridge/sync", "/bridge/migration",
-                     "/bridge/quarantine", "/bridge/quarantine?reason=owner_not_in_oa&page=1",
-                     f"/bridge/quarantine/{entry_id}"):
+        for path in (
+            "/bridge/",
+            "/bridge/reports",
+            "/bridge/health",
+            "/bridge/sync",
+            "/bridge/migration",
+            "/bridge/quarantine",
+            "/bridge/quarantine?reason=owner_not_in_oa&page=1",
+            f"/bridge/quarantine/{entry_id}",
+        ):
             response = client.get(path)
             assert response.status_code == 200, (path, response.text[:300])
         listing = client.get("/bridge/quarantine", params={"page": 2}).text
@@ -51,11 +59,13 @@ def test_pages_and_release_on_postgres(pg_hub: str, ui_data: Path, auth, make_cl
         assert "13812345678" not in detail
         token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', detail)
         assert token is not None
-        released = client.post(f"/bridge/quarantine/{entry_id}/release",
-                               data={"csrf_token": token.group(1), "confirm": "yes"})
+        released = client.post(
+            f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": token.group(1), "confirm": "yes"}
+        )
         assert released.status_code == 303
-        again = client.post(f"/bridge/quarantine/{entry_id}/release",
-                            data={"csrf_token": token.group(1), "confirm": "yes"})
+        again = client.post(
+            f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": token.group(1), "confirm": "yes"}
+        )
         assert again.status_code == 409
     with hub_engine.get_engine(pg_hub).connect() as conn:
         entry = store.get_quarantine(conn, entry_id)

@@ -22,10 +22,24 @@ from bridge.ui import kiosk
 SECRET = "wallboard-airflow-test-secret-0123456789"
 
 # Airflow's API and UI routes a kiosk token must not open (as a Bearer token, a cookie or a query parameter).
-AIRFLOW_PATHS = ("/api/v2/dags", "/api/v2/connections", "/api/v2/variables", "/api/v2/plugins", "/api/v2/pools",
-                 "/api/v2/config")
-BRIDGE_PATHS = ("/bridge/", "/bridge/quarantine", "/bridge/health", "/bridge/reports", "/bridge/sync",
-                "/bridge/migration", "/bridge/wallboard", "/bridge/wallboard/data")
+AIRFLOW_PATHS = (
+    "/api/v2/dags",
+    "/api/v2/connections",
+    "/api/v2/variables",
+    "/api/v2/plugins",
+    "/api/v2/pools",
+    "/api/v2/config",
+)
+BRIDGE_PATHS = (
+    "/bridge/",
+    "/bridge/quarantine",
+    "/bridge/health",
+    "/bridge/reports",
+    "/bridge/sync",
+    "/bridge/migration",
+    "/bridge/wallboard",
+    "/bridge/wallboard/data",
+)
 
 
 def probe(token: str) -> dict[str, Any]:
@@ -37,9 +51,12 @@ def probe(token: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     page = client.get(f"/bridge/wallboard/kiosk/{token}")
     data = client.get(f"/bridge/wallboard/kiosk/{token}/data")
-    out["kiosk"] = {"page": page.status_code, "data": data.status_code,
-                    "role": data.json().get("role") if data.status_code == 200 else None,
-                    "csp": page.headers.get("content-security-policy", "")}
+    out["kiosk"] = {
+        "page": page.status_code,
+        "data": data.status_code,
+        "role": data.json().get("role") if data.status_code == 200 else None,
+        "csp": page.headers.get("content-security-policy", ""),
+    }
     refused: dict[str, list[int]] = {}
     for path in (*AIRFLOW_PATHS, *BRIDGE_PATHS):
         statuses = []
@@ -54,8 +71,9 @@ def probe(token: str) -> dict[str, Any]:
     return out
 
 
-def test_kiosk_token_in_airflow_opens_the_wall_and_nothing_else(airflow_home: Path, hub_url: str, ui_data: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kiosk_token_in_airflow_opens_the_wall_and_nothing_else(
+    airflow_home: Path, hub_url: str, ui_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(kiosk.KEY_ENV, SECRET)
     with hub_engine.get_engine(hub_url).begin() as conn:
         token, _ = kiosk.create(conn, kiosk.signing_key(), "admin", label="测试")  # type: ignore[arg-type]

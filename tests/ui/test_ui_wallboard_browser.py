@@ -64,12 +64,17 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
     errors: list[str] = []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     extra_env = {"BRIDGE_KIOSK_SECRET": SECRET, "BRIDGE__WALLBOARD__CACHE_SECONDS": "0"}
-    with bridge_app_served(hub.url, tmp_path, tmp_path / "server.log", anonymous=True, env=extra_env) as origin, \
-            sync_playwright() as driver:
+    with (
+        bridge_app_served(
+            hub.url, tmp_path, tmp_path / "server.log", anonymous=True, env=extra_env
+        ) as origin,
+        sync_playwright() as driver,
+    ):
         browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN",
-                                          timezone_id="Europe/London")  # the page must not rely on the TV's zone
+            context = browser.new_context(
+                viewport={"width": 1920, "height": 1080}, locale="zh-CN", timezone_id="Europe/London"
+            )  # the page must not rely on the TV's zone
 
             def record(route: Any) -> None:
                 netloc = urlsplit(route.request.url).netloc
@@ -113,7 +118,9 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
             page.set_viewport_size({"width": 1920, "height": 1080})
 
             # the figures on the wall are the hub's
-            now = datetime.fromisoformat(page.evaluate("() => document.body.dataset.generated"))  # the server's "now"
+            now = datetime.fromisoformat(
+                page.evaluate("() => document.body.dataset.generated")
+            )  # the server's "now"
             want = expected(hub.engine, now.astimezone(TZ).date(), now)
             assert page.text_content('[data-f="won_month"]') == _yuan(want["won_amount_month"])
             assert page.text_content('[data-f="won_today"]') == _yuan(want["won_amount_today"])
@@ -126,23 +133,34 @@ def test_wallboard_kiosk_in_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyP
             loads = int(page.evaluate("() => document.body.dataset.loads"))
             add_deal(hub, "59990000077", "1250000.00", now.astimezone(TZ).date())
             new_today = _yuan(want["won_amount_today"] + 1_250_000)
-            _wait(page, "(v) => document.querySelector('[data-f=\"won_today\"]').textContent === v", new_today)
+            _wait(
+                page, "(v) => document.querySelector('[data-f=\"won_today\"]').textContent === v", new_today
+            )
             assert int(page.evaluate("() => document.body.dataset.loads")) > loads
-            assert page.evaluate("() => performance.getEntriesByType('navigation').length") == 1  # never reloaded
+            assert (
+                page.evaluate("() => performance.getEntriesByType('navigation').length") == 1
+            )  # never reloaded
 
-            for chart in ("#chart-trend", "#chart-funnel", "#chart-customers"):  # a mouse over the charts: tooltips
+            for chart in (
+                "#chart-trend",
+                "#chart-funnel",
+                "#chart-customers",
+            ):  # a mouse over the charts: tooltips
                 page.hover(chart)
                 page.wait_for_timeout(200)
             assert errors == [], errors  # rendering, refreshing, tooltips: not one console error
             # the token opens nothing else, even from the kiosk page itself
-            statuses = page.evaluate("""async (t) => {
+            statuses = page.evaluate(
+                """async (t) => {
                 const out = {};
                 for (const p of ['/bridge/quarantine', '/bridge/health', '/bridge/reports', '/bridge/sync',
                                  '/bridge/wallboard/data', '/bridge/wallboard']) {
                     const r = await fetch(p + '?token=' + t, {headers: {Authorization: 'Bearer ' + t}});
                     out[p] = r.status;
                 }
-                return out; }""", token)
+                return out; }""",
+                token,
+            )
             assert set(statuses.values()) == {401}, statuses
 
             # revoked: the next refresh is refused, the page says so and keeps the last figures

@@ -151,4 +151,3 @@ def same_site_request(request: Request, allowed_origins: Collection[str] = ()) -
     own = {request.headers.get("host", "").lower()}
     own.update(urlsplit(o).netloc.lower() for o in allowed_origins)
     return netloc in own
-

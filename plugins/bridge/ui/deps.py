@@ -60,7 +60,8 @@ class Pages:
             engine = hub_engine.get_engine(url)
         except Exception as exc:  # a URL SQLAlchemy cannot use
             raise HubUnavailable(
-                "中枢库地址无法使用，请检查 Airflow Connection bridge_hub。", f"{type(exc).__name__}: {exc}"[:300]
+                "中枢库地址无法使用，请检查 Airflow Connection bridge_hub。",
+                f"{type(exc).__name__}: {exc}"[:300],
             ) from exc
         queries.check_hub(engine)
         return engine
@@ -73,7 +74,9 @@ class Pages:
             log.warning("bridge UI: permission policy unavailable: %s", exc)
             from bridge.permissions import PolicyError
 
-            why = f"：{str(exc)[:500]}" if isinstance(exc, PolicyError) else "。"  # PolicyError speaks Chinese
+            why = (
+                f"：{str(exc)[:500]}" if isinstance(exc, PolicyError) else "。"
+            )  # PolicyError speaks Chinese
             raise PermissionConfigError(
                 "权限策略（include/permissions.yaml）无法加载，页面不显示任何数据。请管理员运行 `bridge dictionary check` "
                 f"查看并修复问题{why}"

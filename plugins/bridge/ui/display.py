@@ -90,10 +90,6 @@ def local_time(at: datetime | None, with_seconds: bool = True) -> str:
     return at.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
 
 
-def from_epoch_ms(value_ms: int) -> datetime:
-    return datetime.fromtimestamp(value_ms / 1000, tz=UTC)
-
-
 def business_today(now: datetime | None = None) -> date:
     """Today in Asia/Shanghai: the date of today's 08:00 report."""
     return (now or datetime.now(UTC)).astimezone(BUSINESS_TZ).date()
@@ -119,20 +115,41 @@ def duration_text(seconds: float | None) -> str:
     return " ".join(p for p in parts if not p.startswith("0 ")) or "0 秒"
 
 
-PARAM_LABELS = {"entry_id": "隔离记录编号", "page": "页码", "day": "日期", "run_id": "运行编号", "kind": "文件类型",
-                "rel": "文件路径", "area_name": "文件目录"}
+PARAM_LABELS = {
+    "entry_id": "隔离记录编号",
+    "page": "页码",
+    "day": "日期",
+    "run_id": "运行编号",
+    "kind": "文件类型",
+    "rel": "文件路径",
+    "area_name": "文件目录",
+}
 VALIDATION_TEXT = {
-    "int_parsing": "应为整数", "int_type": "应为整数", "int_from_float": "应为整数", "float_parsing": "应为数字",
-    "missing": "不能缺少", "string_too_long": "太长", "string_too_short": "太短", "string_type": "应为文本",
-    "bool_parsing": "应为是或否", "date_parsing": "应为日期（YYYY-MM-DD）", "date_from_datetime_parsing": "应为日期（YYYY-MM-DD）",
-    "greater_than_equal": "太小", "greater_than": "太小", "less_than_equal": "太大", "less_than": "太大",
-    "enum": "不是允许的取值", "literal_error": "不是允许的取值",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "int_from_float": "应为整数",
+    "float_parsing": "应为数字",
+    "missing": "不能缺少",
+    "string_too_long": "太长",
+    "string_too_short": "太短",
+    "string_type": "应为文本",
+    "bool_parsing": "应为是或否",
+    "date_parsing": "应为日期（YYYY-MM-DD）",
+    "date_from_datetime_parsing": "应为日期（YYYY-MM-DD）",
+    "greater_than_equal": "太小",
+    "greater_than": "太小",
+    "less_than_equal": "太大",
+    "less_than": "太大",
+    "enum": "不是允许的取值",
+    "literal_error": "不是允许的取值",
 }
 
 
 def validation_problem(err: Mapping[str, Any]) -> str:
     """One FastAPI/pydantic validation error in Chinese: which parameter, what is wrong, what was received."""
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "form", "header", "cookie")]
+    loc = [
+        str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "form", "header", "cookie")
+    ]
     name = loc[-1] if loc else ""
     label = PARAM_LABELS.get(name, f"参数 {name} " if name else "参数")
     text = VALIDATION_TEXT.get(str(err.get("type", "")), "取值不符合要求")
@@ -228,8 +245,13 @@ class PayloadView:
     known_entity: bool = True
 
 
-def payload_view(policy: Any, entity: str, payload: Mapping[str, Any], role: str,
-                 person_names: Mapping[str, str] | None = None) -> PayloadView:
+def payload_view(
+    policy: Any,
+    entity: str,
+    payload: Mapping[str, Any],
+    role: str,
+    person_names: Mapping[str, str] | None = None,
+) -> PayloadView:
     """A quarantined record (canonical fields + ``_invalid``) through ``role``'s policy: labelled, masked, filtered.
 
     A field the role may not see is left out, in the record and in ``_invalid``
@@ -240,8 +262,11 @@ def payload_view(policy: Any, entity: str, payload: Mapping[str, Any], role: str
     record = {k: v for k, v in payload.items() if not str(k).startswith("_")}
     raw_invalid = payload.get(STAGING_INVALID)
     invalid = dict(raw_invalid) if isinstance(raw_invalid, Mapping) else {}
-    problems = [REASON_LABELS.get(str(code), str(code)) for code in payload.get(STAGING_PROBLEMS) or []
-                if isinstance(code, str)]
+    problems = [
+        REASON_LABELS.get(str(code), str(code))
+        for code in payload.get(STAGING_PROBLEMS) or []
+        if isinstance(code, str)
+    ]
     if entity not in d.entities:
         return PayloadView([], len(record) + len(invalid), problems, known_entity=False)
     spec = d.entities[entity]
@@ -258,7 +283,7 @@ def payload_view(policy: Any, entity: str, payload: Mapping[str, Any], role: str
         bad = shown_invalid.get(name)
         bad_text = None if bad is None else (str(bad) if clear_personal else scrub_personal(str(bad)))
         rows.append(PayloadRow(f.label, name, text, bad_text, detail))
-    hidden = (len([k for k in record if k not in shown]) + len([k for k in invalid if k not in shown_invalid]))
+    hidden = len([k for k in record if k not in shown]) + len([k for k in invalid if k not in shown_invalid])
     merged = payload.get(STAGING_MERGED)
     if merged is not None:
         if spec.id_field in visibility:
@@ -268,7 +293,9 @@ def payload_view(policy: Any, entity: str, payload: Mapping[str, Any], role: str
     return PayloadView(rows, hidden, problems)
 
 
-def field_text(f: Any, value: Any, d: Any, names: Mapping[str, str], clear_personal: bool = False) -> tuple[str, str]:
+def field_text(
+    f: Any, value: Any, d: Any, names: Mapping[str, str], clear_personal: bool = False
+) -> tuple[str, str]:
     """``(text, detail)`` of one canonical value: enum label, ¥ amount, person's name; detail = the code or id."""
     if value is None or value == "":
         return "（空）", ""
@@ -290,8 +317,10 @@ def field_text(f: Any, value: Any, d: Any, names: Mapping[str, str], clear_perso
 
 def payload_text(view: PayloadView) -> str:
     """A record on one line (exports): ``客户名称：某某公司；合同金额：¥1,000.00（源值「-5」）``."""
-    parts = [f"{row.label}：{row.text}" + (f"（源值「{row.invalid}」）" if row.invalid is not None else "")
-             for row in view.rows]
+    parts = [
+        f"{row.label}：{row.text}" + (f"（源值「{row.invalid}」）" if row.invalid is not None else "")
+        for row in view.rows
+    ]
     if view.hidden:
         parts.append(f"另有 {view.hidden} 个字段按你的角色不显示")
     return "；".join(parts)
@@ -364,7 +393,9 @@ def is_amount_figure(key: str) -> bool:
     return "amount" in key
 
 
-def headline(figures: Mapping[str, Any] | None, amounts_visible: bool, limit: int = 8) -> list[tuple[str, str]]:
+def headline(
+    figures: Mapping[str, Any] | None, amounts_visible: bool, limit: int = 8
+) -> list[tuple[str, str]]:
     """``(label, value)`` of a report's headline figures, known ones first in a fixed order.
 
     Amounts are ``¥`` with separators; a viewer whose role may not see contract
@@ -384,8 +415,11 @@ def headline(figures: Mapping[str, Any] | None, amounts_visible: bool, limit: in
             return f"{number(value)} 分钟"
         return number(value)
 
-    rows = [(label, text(key, figures[key])) for key, label in FIGURE_LABELS.items()
-            if key in figures and figures[key] is not None]
+    rows = [
+        (label, text(key, figures[key]))
+        for key, label in FIGURE_LABELS.items()
+        if key in figures and figures[key] is not None
+    ]
     return rows[:limit]
 
 
@@ -393,33 +427,85 @@ HIDDEN = "无权查看"
 
 # Counts of run summaries (sync, data health, report) and migration runs: what staff read.
 COUNT_LABELS = {
-    "read": "读取", "extracted": "读取", "staged": "入库快照", "changed": "有变化", "new": "新记录",
-    "unchanged": "无变化", "created": "新建", "updated": "更新", "written": "写入", "sent": "发送",
-    "skipped": "跳过", "deferred": "推迟", "quarantined": "隔离", "released": "释放", "failed": "失败",
-    "api_calls": "接口调用", "api_calls_by_endpoint": "接口调用（按系统）", "cleaned": "清洗", "merged": "合并去重",
-    "linked": "关联", "unlinked": "未关联", "written_back": "回写", "archived": "归档", "enqueued": "排队待发送",
-    "due": "到期待处理", "debounced": "等待静默期", "retried": "重试", "held_in_quarantine": "仍在隔离区",
-    "instances_created": "新建审批", "notices_sent": "发送通知", "writebacks": "回写", "writebacks_failed": "回写失败",
-    "writebacks_deferred": "回写推迟", "writebacks_rejected": "回写被拒", "status_changed": "状态变化",
-    "discovered": "新发现", "listed": "列出", "refreshed": "刷新", "checks": "规则", "failed_checks": "未通过规则",
-    "evaluated": "校验行数", "failed_rows": "问题行数", "notices": "通知", "quarantined_owner_not_in_oa": "隔离：负责人不在 OA",
-    "quarantined_vendor_rejected": "隔离：对方拒绝", "quarantined_hostile_input": "隔离：可疑内容",
-    "skipped_no_id": "跳过：无编号", "conflicts": "冲突", "deals_read": "读取商机", "deals_scanned": "检查商机",
+    "read": "读取",
+    "extracted": "读取",
+    "staged": "入库快照",
+    "changed": "有变化",
+    "new": "新记录",
+    "unchanged": "无变化",
+    "created": "新建",
+    "updated": "更新",
+    "written": "写入",
+    "sent": "发送",
+    "skipped": "跳过",
+    "deferred": "推迟",
+    "quarantined": "隔离",
+    "released": "释放",
+    "failed": "失败",
+    "api_calls": "接口调用",
+    "api_calls_by_endpoint": "接口调用（按系统）",
+    "cleaned": "清洗",
+    "merged": "合并去重",
+    "linked": "关联",
+    "unlinked": "未关联",
+    "written_back": "回写",
+    "archived": "归档",
+    "enqueued": "排队待发送",
+    "due": "到期待处理",
+    "debounced": "等待静默期",
+    "retried": "重试",
+    "held_in_quarantine": "仍在隔离区",
+    "instances_created": "新建审批",
+    "notices_sent": "发送通知",
+    "writebacks": "回写",
+    "writebacks_failed": "回写失败",
+    "writebacks_deferred": "回写推迟",
+    "writebacks_rejected": "回写被拒",
+    "status_changed": "状态变化",
+    "discovered": "新发现",
+    "listed": "列出",
+    "refreshed": "刷新",
+    "checks": "规则",
+    "failed_checks": "未通过规则",
+    "evaluated": "校验行数",
+    "failed_rows": "问题行数",
+    "notices": "通知",
+    "quarantined_owner_not_in_oa": "隔离：负责人不在 OA",
+    "quarantined_vendor_rejected": "隔离：对方拒绝",
+    "quarantined_hostile_input": "隔离：可疑内容",
+    "skipped_no_id": "跳过：无编号",
+    "conflicts": "冲突",
+    "deals_read": "读取商机",
+    "deals_scanned": "检查商机",
     # data health runs
-    "planned": "计划检查", "unresolved_owners": "未找到的数据责任人", "departments_without_email": "无邮箱的部门",
-    "overall_score": "总分", "seconds": "耗时（秒）", "rows": "行数",
+    "planned": "计划检查",
+    "unresolved_owners": "未找到的数据责任人",
+    "departments_without_email": "无邮箱的部门",
+    "overall_score": "总分",
+    "seconds": "耗时（秒）",
+    "rows": "行数",
     # CRM → OA extract and load decisions
-    "baseline_only": "仅建基线（早于首次回补范围）", "problems_not_for_oa": "有问题但无需发往 OA",
-    "decision_initiation_stage": "决定：到达立项阶段", "decision_not_initiation_stage": "决定：未到立项阶段",
-    "decision_amount_unchanged": "决定：金额未变", "decision_blocked_by_problems": "决定：数据有问题暂缓",
-    "decision_intent_without_stage": "决定：核对未完成的提交", "decision_link_without_amount": "决定：补记已发送金额",
-    "decision_project_deleted": "决定：立项已删除", "decision_resume_notice": "决定：续发变更通知",
+    "baseline_only": "仅建基线（早于首次回补范围）",
+    "problems_not_for_oa": "有问题但无需发往 OA",
+    "decision_initiation_stage": "决定：到达立项阶段",
+    "decision_not_initiation_stage": "决定：未到立项阶段",
+    "decision_amount_unchanged": "决定：金额未变",
+    "decision_blocked_by_problems": "决定：数据有问题暂缓",
+    "decision_intent_without_stage": "决定：核对未完成的提交",
+    "decision_link_without_amount": "决定：补记已发送金额",
+    "decision_project_deleted": "决定：立项已删除",
+    "decision_resume_notice": "决定：续发变更通知",
     "nothing": "无需处理",
 }
 
 
-COUNT_PREFIXES = {"read_": "读取", "quarantined_": "隔离：", "associated_": "关联", "skipped_": "跳过：",
-                  "decision_": "决定："}
+COUNT_PREFIXES = {
+    "read_": "读取",
+    "quarantined_": "隔离：",
+    "associated_": "关联",
+    "skipped_": "跳过：",
+    "decision_": "决定：",
+}
 
 
 def count_label(code: str) -> str:
@@ -427,7 +513,7 @@ def count_label(code: str) -> str:
     if code in COUNT_LABELS:
         return COUNT_LABELS[code]
     for prefix, word in COUNT_PREFIXES.items():
-        rest = code[len(prefix):]
+        rest = code[len(prefix) :]
         if code.startswith(prefix) and rest:
             thing = ENTITY_LABELS.get(rest) or REASON_LABELS.get(rest) or RUN_STATUS_LABELS.get(rest)
             if thing is None and rest.endswith("s"):

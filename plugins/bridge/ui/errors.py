@@ -48,7 +48,10 @@ _SAID: tuple[tuple[type[Exception], int, str], ...] = (
     (Conflict, 409, "操作未执行"),
     (PermissionConfigError, 503, "权限配置有误"),
 )
-_HTTP_TITLES = {404: ("没有找到", "没有这个页面。请从上方导航进入。"), 405: ("方法不允许", "该地址不支持这种请求方式。")}
+_HTTP_TITLES = {
+    404: ("没有找到", "没有这个页面。请从上方导航进入。"),
+    405: ("方法不允许", "该地址不支持这种请求方式。"),
+}
 
 
 def viewer_of(request: Request) -> Viewer | None:
@@ -82,20 +85,32 @@ async def _hub(request: Request, exc: HubUnavailable) -> Response:
 
 async def _invalid(request: Request, exc: RequestValidationError) -> Response:
     problems = [display.validation_problem(err) for err in exc.errors()]
-    return error_page(request, 422, "请求参数有误", "参数不符合要求：" + "；".join(problems) + "。请检查地址后重试。",
-                      viewer=viewer_of(request))
+    return error_page(
+        request,
+        422,
+        "请求参数有误",
+        "参数不符合要求：" + "；".join(problems) + "。请检查地址后重试。",
+        viewer=viewer_of(request),
+    )
 
 
 async def _http(request: Request, exc: StarletteHTTPException) -> Response:
     title, message = _HTTP_TITLES.get(
-        exc.status_code, ("请求失败", f"请求未能完成（状态码 {exc.status_code}）。请返回后重试，或联系管理员。"))
+        exc.status_code,
+        ("请求失败", f"请求未能完成（状态码 {exc.status_code}）。请返回后重试，或联系管理员。"),
+    )
     return error_page(request, exc.status_code, title, message, viewer=viewer_of(request))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("bridge UI: unexpected error on %s", request.url.path)
-    return error_page(request, 500, "页面出错", "页面处理时发生意外错误，已记录在 Airflow API 服务日志中。请稍后重试或联系管理员。",
-                      viewer=viewer_of(request))
+    return error_page(
+        request,
+        500,
+        "页面出错",
+        "页面处理时发生意外错误，已记录在 Airflow API 服务日志中。请稍后重试或联系管理员。",
+        viewer=viewer_of(request),
+    )
 
 
 def install(app: FastAPI) -> None:

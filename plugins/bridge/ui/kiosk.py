@@ -85,8 +85,10 @@ def signing_key(create: bool = False) -> bytes | None:
     raw = os.environ.get(KEY_ENV, "").strip()
     if raw:
         if len(raw) < _KEY_MIN:
-            raise KioskKeyMissing(f"{KEY_ENV} is too short: use at least {_KEY_MIN} random characters, "
-                                  "e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`")
+            raise KioskKeyMissing(
+                f"{KEY_ENV} is too short: use at least {_KEY_MIN} random characters, "
+                "e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
         return _derive(raw.encode())
     from bridge import settings
 
@@ -98,10 +100,14 @@ def signing_key(create: bool = False) -> bytes | None:
             return None
         material = _create_key_file(path)
     except OSError as exc:
-        raise KioskKeyMissing(f"cannot read the kiosk key {path}: {exc}; fix its permissions or set {KEY_ENV}") from exc
+        raise KioskKeyMissing(
+            f"cannot read the kiosk key {path}: {exc}; fix its permissions or set {KEY_ENV}"
+        ) from exc
     if len(material) < _KEY_MIN:
-        raise KioskKeyMissing(f"the kiosk key {path} is shorter than {_KEY_MIN} characters: delete it "
-                              "(every kiosk link becomes invalid) and run `bridge kiosk create` again")
+        raise KioskKeyMissing(
+            f"the kiosk key {path} is shorter than {_KEY_MIN} characters: delete it "
+            "(every kiosk link becomes invalid) and run `bridge kiosk create` again"
+        )
     return _derive(material)
 
 
@@ -131,17 +137,31 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(conn: Connection, key: bytes, created_by: str, *, label: str | None = None, scope: str = SCOPE,
-           now: datetime | None = None) -> tuple[str, KioskLink]:
+def create(
+    conn: Connection,
+    key: bytes,
+    created_by: str,
+    *,
+    label: str | None = None,
+    scope: str = SCOPE,
+    now: datetime | None = None,
+) -> tuple[str, KioskLink]:
     """A new link: returns the token (shown once, never stored) and the stored row."""
     if not created_by.strip():
         raise ValueError("created_by must name who creates the link")
     token_id = _b32(secrets.token_bytes(_ID_BYTES))
     token = f"{token_id}.{_signature(key, token_id, scope)}"
     at = now or datetime.now(UTC)
-    conn.execute(kiosk_token.insert().values(
-        token_id=token_id, token_hash=_hash(token), scope=scope, label=(label or None) and label[:120],
-        created_by=created_by[:120], created_at=at))
+    conn.execute(
+        kiosk_token.insert().values(
+            token_id=token_id,
+            token_hash=_hash(token),
+            scope=scope,
+            label=(label or None) and label[:120],
+            created_by=created_by[:120],
+            created_at=at,
+        )
+    )
     return token, KioskLink(token_id, scope, label, created_by[:120], at, None, None)
 
 
@@ -166,16 +186,25 @@ def revoke(conn: Connection, token_id: str, revoked_by: str, now: datetime | Non
     if row is None:
         raise KioskTokenNotFound(token_id)
     if row.revoked_at is None:
-        conn.execute(update(kiosk_token).where(kiosk_token.c.token_id == token_id, kiosk_token.c.revoked_at.is_(None))
-                     .values(revoked_at=now or datetime.now(UTC), revoked_by=revoked_by[:120]))
+        conn.execute(
+            update(kiosk_token)
+            .where(kiosk_token.c.token_id == token_id, kiosk_token.c.revoked_at.is_(None))
+            .values(revoked_at=now or datetime.now(UTC), revoked_by=revoked_by[:120])
+        )
         row = conn.execute(select(kiosk_token).where(kiosk_token.c.token_id == token_id)).one()
     return _link(row._mapping)
 
 
 def revoke_screen(conn: Connection, label: str, revoked_by: str, now: datetime | None = None) -> list[str]:
     """Revoke every active link of the screen ``label`` (before issuing its new link); returns their ids."""
-    ids = [r.token_id for r in conn.execute(select(kiosk_token.c.token_id).where(
-        kiosk_token.c.label == label[:120], kiosk_token.c.revoked_at.is_(None)))]
+    ids = [
+        r.token_id
+        for r in conn.execute(
+            select(kiosk_token.c.token_id).where(
+                kiosk_token.c.label == label[:120], kiosk_token.c.revoked_at.is_(None)
+            )
+        )
+    ]
     for token_id in ids:
         revoke(conn, token_id, revoked_by, now)
     return ids
@@ -195,5 +224,12 @@ def token_id_of(token_or_id: str) -> str:
 
 
 def _link(row: RowMapping) -> KioskLink:
-    return KioskLink(row["token_id"], row["scope"], row["label"], row["created_by"], row["created_at"],
-                     row["revoked_at"], row["revoked_by"])
+    return KioskLink(
+        row["token_id"],
+        row["scope"],
+        row["label"],
+        row["created_by"],
+        row["created_at"],
+        row["revoked_at"],
+        row["revoked_by"],
+    )

@@ -222,8 +222,17 @@ def health_scores(conn: Connection, since: date) -> list[HealthScore]:
         .order_by(health_score.c.scope_type, health_score.c.scope, health_score.c.day)
     )
     return [
-        HealthScore(r.day, r.scope_type, r.scope, float(r.score), int(r.checks), int(r.failed_checks),
-                    int(r.evaluated), int(r.failed_rows), r.run_id)
+        HealthScore(
+            r.day,
+            r.scope_type,
+            r.scope,
+            float(r.score),
+            int(r.checks),
+            int(r.failed_checks),
+            int(r.evaluated),
+            int(r.failed_rows),
+            r.run_id,
+        )
         for r in rows
     ]
 
@@ -326,8 +335,9 @@ class HistoryEntry:
     dag_id: str | None
 
 
-def quarantine_history(conn: Connection, entity: str, quarantine_id: int,
-                       window: int = 50_000) -> list[HistoryEntry]:
+def quarantine_history(
+    conn: Connection, entity: str, quarantine_id: int, window: int = 50_000
+) -> list[HistoryEntry]:
     """Audit entries of one quarantine entry (quarantined, fixed, released), newest first.
 
     Only the last ``window`` entries of the log are looked at (a primary-key
@@ -349,6 +359,15 @@ def quarantine_history(conn: Connection, entity: str, quarantine_id: int,
         m = row._mapping
         ids = m["record_ids"] or {}
         if str(ids.get("quarantine_id")) == str(quarantine_id):
-            out.append(HistoryEntry(int(m["seq"]), m["at"], m["principal"], m["operation"], m["outcome"],
-                                    m["detail"], m["dag_id"]))
+            out.append(
+                HistoryEntry(
+                    int(m["seq"]),
+                    m["at"],
+                    m["principal"],
+                    m["operation"],
+                    m["outcome"],
+                    m["detail"],
+                    m["dag_id"],
+                )
+            )
     return out

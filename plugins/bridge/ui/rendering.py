@@ -25,7 +25,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def _environment() -> jinja2.Environment:
-    env = template_environment(TEMPLATES)
+    env = template_environment(TEMPLATES, escape="html")
     env.filters.update(
         local_time=display.local_time,
         duration=display.duration_text,
@@ -73,17 +73,28 @@ def base_path(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def render_html(request: Request, template: str, viewer: Viewer | None, status: int = 200,
-                **context: Any) -> HTMLResponse:
+def render_html(
+    request: Request, template: str, viewer: Viewer | None, status: int = 200, **context: Any
+) -> HTMLResponse:
     """A page of the bridge: ``template`` with the shared context and ``context``."""
-    html = templates().get_template(template).render(
-        base=base_path(request), viewer=viewer, request_path=request.url.path,
-        now=datetime.now(UTC), **context,
+    html = (
+        templates()
+        .get_template(template)
+        .render(
+            base=base_path(request),
+            viewer=viewer,
+            request_path=request.url.path,
+            now=datetime.now(UTC),
+            **context,
+        )
     )
     return HTMLResponse(html, status_code=status)
 
 
-def error_page(request: Request, status: int, title: str, message: str, detail: str = "",
-               viewer: Viewer | None = None) -> HTMLResponse:
+def error_page(
+    request: Request, status: int, title: str, message: str, detail: str = "", viewer: Viewer | None = None
+) -> HTMLResponse:
     """The error page: what went wrong and what to do (Chinese), with the viewer when known."""
-    return render_html(request, "error.html", viewer, status=status, title=title, message=message, detail=detail)
+    return render_html(
+        request, "error.html", viewer, status=status, title=title, message=message, detail=detail
+    )

@@ -67,12 +67,19 @@ class WallboardSettings:
     @classmethod
     def from_settings(cls, raw: Mapping[str, Any] | None) -> WallboardSettings:
         raw = raw or {}
-        unknown = set(raw) - {"monthly_target_cny", "daily_target_cny", "refresh_seconds", "cache_seconds",
-                              "top_n", "title"}
+        unknown = set(raw) - {
+            "monthly_target_cny",
+            "daily_target_cny",
+            "refresh_seconds",
+            "cache_seconds",
+            "top_n",
+            "title",
+        }
         if unknown:
             raise settings.SettingsError(
                 f"include/settings.yaml wallboard: 未知的键 {', '.join(sorted(unknown))}；允许 monthly_target_cny、"
-                "daily_target_cny、refresh_seconds、cache_seconds、top_n、title。")
+                "daily_target_cny、refresh_seconds、cache_seconds、top_n、title。"
+            )
         try:
             daily = raw.get("daily_target_cny")
             out = cls(
@@ -86,13 +93,15 @@ class WallboardSettings:
         except (TypeError, ValueError) as exc:
             raise settings.SettingsError(
                 f"include/settings.yaml wallboard: 数值无效（{exc}）；目标金额填元（如 3000000），"
-                "refresh_seconds、cache_seconds、top_n 填整数。") from exc
+                "refresh_seconds、cache_seconds、top_n 填整数。"
+            ) from exc
         if out.monthly_target_cny < 0 or (out.daily_target_cny or 0) < 0:
             raise settings.SettingsError("include/settings.yaml wallboard: 目标金额不能为负数。")
         if not MIN_REFRESH <= out.refresh_seconds <= MAX_REFRESH or not 1 <= out.top_n <= 20:
             raise settings.SettingsError(
                 f"include/settings.yaml wallboard: refresh_seconds 应在 {MIN_REFRESH}–{MAX_REFRESH} 之间，"
-                "top_n 应在 1–20 之间。")
+                "top_n 应在 1–20 之间。"
+            )
         return out
 
 
@@ -145,21 +154,35 @@ def regions(data: Any, periods: Any, top_n: int) -> list[dict[str, Any]]:
 
     deals = data.frames["deal"]
     companies = data.frames["company"]
-    for entity, frame, needed in (("deal", deals, ("stage", "contract_amount", "close_date", "company_id")),
-                                  ("company", companies, ("crm_id", "city"))):
+    for entity, frame, needed in (
+        ("deal", deals, ("stage", "contract_amount", "close_date", "company_id")),
+        ("company", companies, ("crm_id", "city")),
+    ):
         missing = [f for f in needed if f not in frame.columns]
         if missing:
             raise marts.HiddenFields(entity, missing)
     won = deals[deals["stage"].isin(marts.WON_STAGES) & marts.within(deals["close_date"], periods.ytd)]
-    city_of = {str(k): str(v) for k, v in zip(companies["crm_id"], companies["city"], strict=True)
-               if pd.notna(k) and pd.notna(v) and str(v).strip()}
-    keys = won["company_id"].astype(object).map(lambda c: city_of.get(str(c), "（未填城市）") if pd.notna(c)
-                                                 else "（未关联客户）")
-    grouped = (pd.DataFrame({"city": keys.to_numpy(), "cents": won["contract_amount"].fillna(0.0).to_numpy()})
-               .groupby("city", sort=False)["cents"].agg(["sum", "size"]).reset_index())
+    city_of = {
+        str(k): str(v)
+        for k, v in zip(companies["crm_id"], companies["city"], strict=True)
+        if pd.notna(k) and pd.notna(v) and str(v).strip()
+    }
+    keys = (
+        won["company_id"]
+        .astype(object)
+        .map(lambda c: city_of.get(str(c), "（未填城市）") if pd.notna(c) else "（未关联客户）")
+    )
+    grouped = (
+        pd.DataFrame({"city": keys.to_numpy(), "cents": won["contract_amount"].fillna(0.0).to_numpy()})
+        .groupby("city", sort=False)["cents"]
+        .agg(["sum", "size"])
+        .reset_index()
+    )
     grouped = grouped[grouped["sum"] > 0].sort_values(["sum", "city"], ascending=[False, True], kind="stable")
-    return [{"city": str(r.city), "won_amount": round(float(r.sum) / 100, 2), "won_deals": int(r.size)}
-            for r in grouped.head(top_n).itertuples(index=False)]
+    return [
+        {"city": str(r.city), "won_amount": round(float(r.sum) / 100, 2), "won_deals": int(r.size)}
+        for r in grouped.head(top_n).itertuples(index=False)
+    ]
 
 
 def pending_ages(data: Any, labels: Any, now: datetime) -> list[dict[str, Any]]:
@@ -167,7 +190,13 @@ def pending_ages(data: Any, labels: Any, now: datetime) -> list[dict[str, Any]]:
     from bridge.report import marts
 
     out = []
-    for entity in ("project_initiation", "expense_claim", "travel_request", "visit_plan", "contract_amount_notice"):
+    for entity in (
+        "project_initiation",
+        "expense_claim",
+        "travel_request",
+        "visit_plan",
+        "contract_amount_notice",
+    ):
         frame = data.frames.get(entity)
         if frame is None or not {"approval_status", "created_at"} <= set(frame.columns):
             continue
@@ -175,10 +204,17 @@ def pending_ages(data: Any, labels: Any, now: datetime) -> list[dict[str, Any]]:
         created = pending["created_at"].dropna()
         oldest = created.min() if len(created) else None
         old = int((created < pd.Timestamp(now - timedelta(days=marts.PENDING_ALERT_DAYS))).sum())
-        out.append({"form": labels.entities.get(entity, entity), "entity": entity, "pending": len(pending),
-                    "pending_old": old,
-                    "oldest_days": None if oldest is None else round((now - oldest.to_pydatetime()).total_seconds()
-                                                                      / 86400, 1)})
+        out.append(
+            {
+                "form": labels.entities.get(entity, entity),
+                "entity": entity,
+                "pending": len(pending),
+                "pending_old": old,
+                "oldest_days": None
+                if oldest is None
+                else round((now - oldest.to_pydatetime()).total_seconds() / 86400, 1),
+            }
+        )
     return out
 
 
@@ -196,18 +232,26 @@ def sync_health(conn: Connection, data: Any) -> dict[str, Any]:
         label = store.DIRECTION_LABELS.get(direction, direction)
         row = by_label.get(label, {})
         run = latest.get(kind)
-        directions.append({
-            "direction": direction, "label": label,
-            "last_run_status": run.status if run else None,
-            "last_run_at": _plain(run.finished_at or run.started_at) if run else None,
-            "last_success_at": _plain(queries.last_success(conn, kind)),
-            "lag_minutes": _plain(row.get("lag")),
-            "runs_24h": int(row.get("runs") or 0), "failed_24h": int(row.get("failed") or 0),
-        })
+        directions.append(
+            {
+                "direction": direction,
+                "label": label,
+                "last_run_status": run.status if run else None,
+                "last_run_at": _plain(run.finished_at or run.started_at) if run else None,
+                "last_success_at": _plain(queries.last_success(conn, kind)),
+                "lag_minutes": _plain(row.get("lag")),
+                "runs_24h": int(row.get("runs") or 0),
+                "failed_24h": int(row.get("failed") or 0),
+            }
+        )
     backlog, open_count = marts.quarantine_table(data)
-    return {"directions": directions, "quarantine_open": open_count,
-            "quarantine_reasons": [{"reason": r["reason"], "open": int(r["open"])}
-                                   for r in backlog.frame.to_dict(orient="records")][:5]}
+    return {
+        "directions": directions,
+        "quarantine_open": open_count,
+        "quarantine_reasons": [
+            {"reason": r["reason"], "open": int(r["open"])} for r in backlog.frame.to_dict(orient="records")
+        ][:5],
+    }
 
 
 def wall_periods(today: date) -> Any:
@@ -221,8 +265,14 @@ def wall_periods(today: date) -> Any:
     return replace(periods, day=Span(today, today, "今日"), day_prev=Span(yesterday, yesterday, "昨日"))
 
 
-def compute_figures(engine: Engine, *, now: datetime | None = None, cfg: WallboardSettings | None = None,
-                    policy: Any = None, dictionary: Any = None) -> dict[str, Any]:
+def compute_figures(
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    cfg: WallboardSettings | None = None,
+    policy: Any = None,
+    dictionary: Any = None,
+) -> dict[str, Any]:
     """Every figure of the wall, as JSON-ready data, through the policy of the wall's role."""
     from bridge import dictionary as bridge_dictionary
     from bridge import permissions
@@ -236,8 +286,15 @@ def compute_figures(engine: Engine, *, now: datetime | None = None, cfg: Wallboa
     today = now.astimezone(TZ).date()
     periods = wall_periods(today)
     with engine.connect() as conn:
-        data = load.load_report_data(conn, dictionary, policy, role=role, built_at=now, health_until=today,
-                                     reading=load.ReportReading(fields=WALLBOARD_FIELDS))
+        data = load.load_report_data(
+            conn,
+            dictionary,
+            policy,
+            role=role,
+            built_at=now,
+            health_until=today,
+            reading=load.ReportReading(fields=WALLBOARD_FIELDS),
+        )
         data.role_label = policy.roles.get(role, role)
         sync = sync_health(conn, data)
     labels = marts.Labels.from_dictionary(dictionary)
@@ -263,19 +320,29 @@ def compute_figures(engine: Engine, *, now: datetime | None = None, cfg: Wallboa
         "generated_at": now.isoformat(),
         "today": today.isoformat(),
         "month": f"{today.year}年{today.month}月",
-        "role": role, "role_label": data.role_label,
+        "role": role,
+        "role_label": data.role_label,
         "title": cfg.title,
         "refresh_seconds": cfg.refresh_seconds,
         "sales": _sales(head, cfg, today),
         "trend": _records(trend),
         "funnel": _funnel(stage_t),
-        "top_customers": ([{"customer": r["customer"], "won_amount": r["won_amount"], "won_deals": r["won_deals"]}
-                           for r in _records(top_t.frame)] if top_t is not None else []),
+        "top_customers": (
+            [
+                {"customer": r["customer"], "won_amount": r["won_amount"], "won_deals": r["won_deals"]}
+                for r in _records(top_t.frame)
+            ]
+            if top_t is not None
+            else []
+        ),
         "regions": by_city,
         "approvals": pending_ages(data, labels, now),
         "sync": sync,
-        "health": {"score": health_head.get("health_score"), "day": health_head.get("health_day"),
-                   "trend": _records(health_trend)},
+        "health": {
+            "score": health_head.get("health_score"),
+            "day": health_head.get("health_day"),
+            "trend": _records(health_trend),
+        },
         "hidden_panels": hidden,
     }
 
@@ -284,18 +351,25 @@ def _customer_names(companies: pd.DataFrame) -> dict[str, str]:
     """Customer id → name, for the top-customers panel (empty when the policy hides the names)."""
     if not {"crm_id", "name"} <= set(companies.columns):
         return {}
-    return {str(k): str(v) for k, v in zip(companies["crm_id"], companies["name"], strict=True)
-            if pd.notna(k) and pd.notna(v)}
+    return {
+        str(k): str(v)
+        for k, v in zip(companies["crm_id"], companies["name"], strict=True)
+        if pd.notna(k) and pd.notna(v)
+    }
 
 
 def _sales(head: Mapping[str, Any], cfg: WallboardSettings, today: date) -> dict[str, Any]:
     """The sales panel: won and new deals today, this month and this year, against the targets."""
     return {
-        "won_amount_today": head.get("won_amount_day"), "won_count_today": head.get("won_count_day"),
-        "won_amount_month": head.get("won_amount_mtd"), "won_count_month": head.get("won_count_mtd"),
+        "won_amount_today": head.get("won_amount_day"),
+        "won_count_today": head.get("won_count_day"),
+        "won_amount_month": head.get("won_amount_mtd"),
+        "won_count_month": head.get("won_count_mtd"),
         "won_amount_year": head.get("won_amount_ytd"),
-        "new_deals_today": head.get("new_deals_day"), "new_deals_month": head.get("new_deals_mtd"),
-        "target_today": daily_target(cfg, today), "target_month": cfg.monthly_target_cny,
+        "new_deals_today": head.get("new_deals_day"),
+        "new_deals_month": head.get("new_deals_mtd"),
+        "target_today": daily_target(cfg, today),
+        "target_month": cfg.monthly_target_cny,
     }
 
 
@@ -305,9 +379,16 @@ def _funnel(stage_t: Any) -> list[dict[str, Any]]:
 
     if stage_t is None:
         return []
-    return [{"stage": row["stage"], "code": row["stage_code"], "deals": int(row["deals"]),
-             "amount": float(row["amount"]), "open": row["stage_code"] not in marts.CLOSED_STAGES}
-            for row in stage_t.frame.to_dict(orient="records")]
+    return [
+        {
+            "stage": row["stage"],
+            "code": row["stage_code"],
+            "deals": int(row["deals"]),
+            "amount": float(row["amount"]),
+            "open": row["stage_code"] not in marts.CLOSED_STAGES,
+        }
+        for row in stage_t.frame.to_dict(orient="records")
+    ]
 
 
 class FiguresCache:
@@ -331,7 +412,9 @@ class FiguresCache:
         figures = self._compute(engine)
         took = time.monotonic() - started
         if took > 5:
-            log.warning("wallboard: figures took %.1f s to compute; consider a larger wallboard.cache_seconds", took)
+            log.warning(
+                "wallboard: figures took %.1f s to compute; consider a larger wallboard.cache_seconds", took
+            )
         with self._lock:
             self._value = (time.monotonic(), key, figures)
         return figures
@@ -352,8 +435,9 @@ class FiguresCache:
             if value is not None and value[1] == key:
                 if time.monotonic() - value[0] >= ttl and not self._refreshing:
                     self._refreshing = True
-                    threading.Thread(target=self._refresh, args=(key, engine), name="wallboard-figures",
-                                     daemon=True).start()
+                    threading.Thread(
+                        target=self._refresh, args=(key, engine), name="wallboard-figures", daemon=True
+                    ).start()
                 return value[2]
         with self._first:
             with self._lock:

@@ -23,7 +23,9 @@ router = APIRouter()
 
 
 @router.get("/files/{area_name}/{rel:path}", name="area_file")
-def area_file(request: Request, area_name: str, rel: str, viewer: Viewer = Depends(require_viewer)) -> Response:
+def area_file(
+    request: Request, area_name: str, rel: str, viewer: Viewer = Depends(require_viewer)
+) -> Response:
     pages = pages_of(request)
     if area_name not in files.AREAS:  # data_docs too: the daily summaries link ../../data_docs/
         raise NotFound("没有这个文件目录。")
@@ -41,11 +43,18 @@ def serve(base: Path, rel: str) -> Response:
         raise NotFound("文件不存在。它可能尚未生成，或已被清理。")
     media_type, _ = mimetypes.guess_type(path.name)
     headers: Mapping[str, str] = {"Content-Security-Policy": FILE_CSP}
-    if media_type in ("text/html", "text/css", "text/javascript", "application/javascript", "application/json"):
+    if media_type in (
+        "text/html",
+        "text/css",
+        "text/javascript",
+        "application/javascript",
+        "application/json",
+    ):
         return FileResponse(path, media_type=f"{media_type}; charset=utf-8", headers=headers)
     if media_type in ("text/plain", "text/markdown"):  # summaries: readable in the browser
         return FileResponse(path, media_type="text/plain; charset=utf-8", headers=headers)
     if media_type in ("image/png", "image/svg+xml", "image/jpeg", "image/gif", "font/woff", "font/woff2"):
         return FileResponse(path, media_type=media_type, headers=headers)
-    return FileResponse(path, media_type=media_type or "application/octet-stream", filename=path.name,
-                        headers=headers)
+    return FileResponse(
+        path, media_type=media_type or "application/octet-stream", filename=path.name, headers=headers
+    )

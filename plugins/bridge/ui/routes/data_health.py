@@ -37,8 +37,14 @@ def score_groups(scores: list[HealthScore], latest: date | None) -> dict[str, li
         latest_row[(s.scope_type, s.scope)] = s  # rows come ordered by day
     for key, series in by_scope.items():
         row = latest_row[key]
-        groups[key[0]].append({"scope": key[1], "row": row, "current": row.day == latest,
-                               "trend": display.trend(series, latest or row.day, TREND_DAYS)})
+        groups[key[0]].append(
+            {
+                "scope": key[1],
+                "row": row,
+                "current": row.day == latest,
+                "trend": display.trend(series, latest or row.day, TREND_DAYS),
+            }
+        )
     for rows in groups.values():
         rows.sort(key=lambda r: (r["trend"].latest if r["trend"].latest is not None else 101, r["scope"]))
     return groups
@@ -56,14 +62,26 @@ def health(request: Request, viewer: Viewer = Depends(require_viewer)) -> Respon
     overall = groups.pop("overall", [])
     docs_index = files.find_index(pages.area("data_docs"))
     summaries_base = pages.area("data_health")
-    summaries = [{"day": d, "files": files.files_in(summaries_base, summaries_base / d.isoformat())}
-                 for d in files.day_folders(summaries_base, limit=TREND_DAYS)]
-    return render_html(request, "health.html", viewer, latest=latest, overall=overall[0] if overall else None,
-                       groups=[(t, groups[t]) for t in NAMED_SCOPES if groups.get(t)],
-                       other_groups=[(t, rows) for t, rows in groups.items() if t not in NAMED_SCOPES],
-                       failed=failed, docs_index=docs_index, summaries=summaries, trend_days=TREND_DAYS,
-                       owner_names=owner_names, dept_labels=pages.department_labels(),
-                       dictionary=pages.policy().dictionary)
+    summaries = [
+        {"day": d, "files": files.files_in(summaries_base, summaries_base / d.isoformat())}
+        for d in files.day_folders(summaries_base, limit=TREND_DAYS)
+    ]
+    return render_html(
+        request,
+        "health.html",
+        viewer,
+        latest=latest,
+        overall=overall[0] if overall else None,
+        groups=[(t, groups[t]) for t in NAMED_SCOPES if groups.get(t)],
+        other_groups=[(t, rows) for t, rows in groups.items() if t not in NAMED_SCOPES],
+        failed=failed,
+        docs_index=docs_index,
+        summaries=summaries,
+        trend_days=TREND_DAYS,
+        owner_names=owner_names,
+        dept_labels=pages.department_labels(),
+        dictionary=pages.policy().dictionary,
+    )
 
 
 @router.get("/data-docs", name="data_docs_root")
@@ -81,6 +99,9 @@ def data_docs(request: Request, rel: str, viewer: Viewer = Depends(require_viewe
     found = files.data_docs_file(pages_of(request).area("data_docs"), rel)
     if found is None:
         raise NotFound("文件不存在。数据文档可能尚未生成，或已在下一次数据健康检查时重建。")
-    return FileResponse(found.path, media_type=found.media_type,
-                        filename=found.path.name if found.download else None,
-                        headers={"Content-Security-Policy": files.DATA_DOCS_CSP})
+    return FileResponse(
+        found.path,
+        media_type=found.media_type,
+        filename=found.path.name if found.download else None,
+        headers={"Content-Security-Policy": files.DATA_DOCS_CSP},
+    )

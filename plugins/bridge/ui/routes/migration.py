@@ -24,14 +24,18 @@ def migration(request: Request, viewer: Viewer = Depends(require_viewer)) -> Res
     for run in runs:
         html = files.confined(base, run.report_html, pages.data_dir())
         csv = files.confined(base, run.report_csv, pages.data_dir())
-        rows.append({"run": run, "html_ok": bool(html and html.is_file()), "csv_ok": bool(csv and csv.is_file())})
-    return render_html(request, "migration.html", viewer, rows=rows,
-                       may_open=pages.may_open("export", "migration", viewer))
+        rows.append(
+            {"run": run, "html_ok": bool(html and html.is_file()), "csv_ok": bool(csv and csv.is_file())}
+        )
+    return render_html(
+        request, "migration.html", viewer, rows=rows, may_open=pages.may_open("export", "migration", viewer)
+    )
 
 
 @router.get("/migration/report", name="migration_report")
-def migration_report(request: Request, run_id: str, kind: str = "html",
-                     viewer: Viewer = Depends(require_viewer)) -> Response:
+def migration_report(
+    request: Request, run_id: str, kind: str = "html", viewer: Viewer = Depends(require_viewer)
+) -> Response:
     pages = pages_of(request)
     pages.audience_check("export", "migration", viewer, "历史迁移报告")
     if kind not in ("html", "csv"):
@@ -47,5 +51,7 @@ def migration_report(request: Request, run_id: str, kind: str = "html",
     if path is None or not path.is_file():
         raise NotFound("这次历史迁移的报告文件不存在（尚未生成，或不在 migration 目录中）。")
     if kind == "html":
-        return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": FILE_CSP})
+        return FileResponse(
+            path, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": FILE_CSP}
+        )
     return FileResponse(path, media_type="text/csv; charset=utf-8", filename=path.name)

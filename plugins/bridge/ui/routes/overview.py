@@ -23,8 +23,18 @@ def index(request: Request, viewer: Viewer = Depends(require_viewer)) -> Respons
         health_day = queries.latest_health_day(conn)
         overall = None
         if health_day is not None:
-            overall = next((s for s in queries.health_scores(conn, health_day) if s.scope_type == "overall"), None)
+            overall = next(
+                (s for s in queries.health_scores(conn, health_day) if s.scope_type == "overall"), None
+            )
         migrations = queries.migration_runs(conn, limit=1)
-    return render_html(request, "index.html", viewer, open_total=open_total, latest_runs=latest_runs,
-                       report=reports[0] if reports else None, health_day=health_day, overall=overall,
-                       migration=migrations[0] if migrations else None)
+    return render_html(
+        request,
+        "index.html",
+        viewer,
+        open_total=open_total,
+        latest_runs=latest_runs,
+        report=reports[0] if reports else None,
+        health_day=health_day,
+        overall=overall,
+        migration=migrations[0] if migrations else None,
+    )

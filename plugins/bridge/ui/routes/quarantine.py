@@ -35,8 +35,20 @@ router = APIRouter()
 UI_DAG_ID = "bridge-ui"  # dag_id stamped on audit entries written from the pages
 MAX_PAGE = 100_000
 EXPORT_LIMIT = 10_000  # quarantine entries per CSV export
-EXPORT_HEADER = ["编号", "状态", "方向", "对象", "记录编号", "原因", "字段", "部门", "数据责任人", "说明（请按此处理）",
-                 "最近出现（北京时间）", "记录内容（按你的角色脱敏）"]
+EXPORT_HEADER = [
+    "编号",
+    "状态",
+    "方向",
+    "对象",
+    "记录编号",
+    "原因",
+    "字段",
+    "部门",
+    "数据责任人",
+    "说明（请按此处理）",
+    "最近出现（北京时间）",
+    "记录内容（按你的角色脱敏）",
+]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*$")
 
 
@@ -60,9 +72,14 @@ def _blank(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
-def quarantine_query(reason: str | None = None, entity: str | None = None, department: str | None = None,
-                     owner: str | None = None, direction: str | None = None,
-                     status: str | None = None) -> dict[str, str | None]:
+def quarantine_query(
+    reason: str | None = None,
+    entity: str | None = None,
+    department: str | None = None,
+    owner: str | None = None,
+    direction: str | None = None,
+    status: str | None = None,
+) -> dict[str, str | None]:
     """The list filters of the query string, validated: unknown codes are a 400 that lists what is allowed.
 
     A FastAPI dependency of the list and the export.
@@ -81,18 +98,30 @@ def quarantine_query(reason: str | None = None, entity: str | None = None, depar
         raise BadRequest("数据责任人不能超过 64 个字符。")
     if status is not None and status not in ("open", "all"):
         raise BadRequest("状态只能是 open（待处理）或 all（全部）。")
-    return {"reason": reason, "entity": entity, "department": department, "owner": owner,
-            "direction": direction, "status": status or "open"}
+    return {
+        "reason": reason,
+        "entity": entity,
+        "department": department,
+        "owner": owner,
+        "direction": direction,
+        "status": status or "open",
+    }
 
 
 def _where(filters: Mapping[str, str | None]) -> store.QuarantineFilter:
     return store.QuarantineFilter(
-        reason=filters["reason"], department=filters["department"], data_owner=filters["owner"],
-        entity=filters["entity"], direction=filters["direction"], open_only=filters["status"] == "open",
+        reason=filters["reason"],
+        department=filters["department"],
+        data_owner=filters["owner"],
+        entity=filters["entity"],
+        direction=filters["direction"],
+        open_only=filters["status"] == "open",
     )
 
 
-def _entries(conn: Any, filters: Mapping[str, str | None], limit: int, offset: int) -> list[store.QuarantineEntry]:
+def _entries(
+    conn: Any, filters: Mapping[str, str | None], limit: int, offset: int
+) -> list[store.QuarantineEntry]:
     return store.list_quarantine(conn, _where(filters), limit=limit, offset=offset)
 
 
@@ -109,9 +138,12 @@ def entry_view(pages: Pages, entry: store.QuarantineEntry, viewer: Viewer) -> di
 
 
 @router.get("/quarantine", response_class=HTMLResponse, name="quarantine")
-def quarantine_list(request: Request, page: str | None = None,
-                    filters: dict[str, str | None] = Depends(quarantine_query),
-                    viewer: Viewer = Depends(require_viewer)) -> Response:
+def quarantine_list(
+    request: Request,
+    page: str | None = None,
+    filters: dict[str, str | None] = Depends(quarantine_query),
+    viewer: Viewer = Depends(require_viewer),
+) -> Response:
     pages = pages_of(request)
     number = parse_page(page)
     with pages.hub().connect() as conn:
@@ -122,47 +154,84 @@ def quarantine_list(request: Request, page: str | None = None,
         backlog = store.quarantine_backlog(conn)
         owner_names = people.names(conn, [*(e.data_owner for e in entries), *facets.owners])
     params = {k: v for k, v in filters.items() if v and not (k == "status" and v == "open")}
-    return render_html(request, "quarantine_list.html", viewer, entries=entries, paging=paging, filters=filters,
-                       params=params, facets=facets, backlog=backlog, directions=store.QUARANTINE_DIRECTIONS,
-                       all_reasons=sorted(store.REASON_CODES), owner_names=owner_names,
-                       dept_labels=pages.department_labels(), shown=[entry_view(pages, e, viewer) for e in entries])
+    return render_html(
+        request,
+        "quarantine_list.html",
+        viewer,
+        entries=entries,
+        paging=paging,
+        filters=filters,
+        params=params,
+        facets=facets,
+        backlog=backlog,
+        directions=store.QUARANTINE_DIRECTIONS,
+        all_reasons=sorted(store.REASON_CODES),
+        owner_names=owner_names,
+        dept_labels=pages.department_labels(),
+        shown=[entry_view(pages, e, viewer) for e in entries],
+    )
 
 
-def _export_row(pages: Pages, policy: Any, entry: store.QuarantineEntry, viewer: Viewer,
-                names: Mapping[str, str], depts: Mapping[str, str]) -> list[Any]:
+def _export_row(
+    pages: Pages,
+    policy: Any,
+    entry: store.QuarantineEntry,
+    viewer: Viewer,
+    names: Mapping[str, str],
+    depts: Mapping[str, str],
+) -> list[Any]:
     """One CSV row: the entry as the viewer's role may read it."""
     shown = entry_view(pages, entry, viewer)
     content = ""
     if entry.payload is not None:
         view = display.payload_view(policy, entry.entity, entry.payload, viewer.role, names)
         content = display.payload_text(view)
-    return [entry.id, display.resolution_label(entry.resolution) if not entry.is_open else "待处理",
-            display.direction_label(entry.direction), display.ENTITY_LABELS.get(entry.entity, entry.entity),
-            entry.source_id, display.REASON_LABELS.get(entry.reason_code, entry.reason_code), shown["field"],
-            display.department_label(entry.department, depts),
-            names.get(entry.data_owner or "", entry.data_owner or ""),
-            shown["message"], display.local_time(entry.last_seen_at), content]
+    return [
+        entry.id,
+        display.resolution_label(entry.resolution) if not entry.is_open else "待处理",
+        display.direction_label(entry.direction),
+        display.ENTITY_LABELS.get(entry.entity, entry.entity),
+        entry.source_id,
+        display.REASON_LABELS.get(entry.reason_code, entry.reason_code),
+        shown["field"],
+        display.department_label(entry.department, depts),
+        names.get(entry.data_owner or "", entry.data_owner or ""),
+        shown["message"],
+        display.local_time(entry.last_seen_at),
+        content,
+    ]
 
 
 @router.get("/quarantine/export", name="quarantine_export")
-def quarantine_export(request: Request, filters: dict[str, str | None] = Depends(quarantine_query),
-                      viewer: Viewer = Depends(require_viewer)) -> Response:
+def quarantine_export(
+    request: Request,
+    filters: dict[str, str | None] = Depends(quarantine_query),
+    viewer: Viewer = Depends(require_viewer),
+) -> Response:
     """The filtered list as CSV, every record through the viewer's own role (a per-role export)."""
     pages = pages_of(request)
     with pages.hub().connect() as conn:
         entries = _entries(conn, filters, EXPORT_LIMIT, 0)
-        names = people.names(conn, [e.data_owner for e in entries]
-                             + [str((e.payload or {}).get(k) or "") for e in entries for k in display.PERSON_FIELDS])
+        names = people.names(
+            conn,
+            [e.data_owner for e in entries]
+            + [str((e.payload or {}).get(k) or "") for e in entries for k in display.PERSON_FIELDS],
+        )
     current, depts = pages.policy(), pages.department_labels()
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_HEADER)
     for e in entries:
         writer.writerow(_export_row(pages, current, e, viewer, names, depts))
-    log.info("bridge UI: quarantine export of %s entries by %s (role %s)", len(entries), viewer.name, viewer.role)
+    log.info(
+        "bridge UI: quarantine export of %s entries by %s (role %s)", len(entries), viewer.name, viewer.role
+    )
     stamp = display.business_today().isoformat()
-    return Response(("\ufeff" + out.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(f'隔离区-{stamp}.csv')}"})
+    return Response(
+        ("\ufeff" + out.getvalue()).encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(f'隔离区-{stamp}.csv')}"},
+    )
 
 
 @router.get("/quarantine/{entry_id}", response_class=HTMLResponse, name="quarantine_entry")
@@ -175,7 +244,9 @@ def quarantine_entry(request: Request, entry_id: int, viewer: Viewer = Depends(r
             raise NotFound(f"没有编号为 {entry_id} 的隔离记录。请回到隔离区列表查看现有记录。")
         history = queries.quarantine_history(conn, entry.entity, entry.id)
         payload = entry.payload or {}
-        names = people.names(conn, [entry.data_owner] + [str(payload.get(k) or "") for k in display.PERSON_FIELDS])
+        names = people.names(
+            conn, [entry.data_owner] + [str(payload.get(k) or "") for k in display.PERSON_FIELDS]
+        )
     view: display.PayloadView | None = None
     payload_problem: str | None = None
     if entry.payload is not None:
@@ -185,10 +256,20 @@ def quarantine_entry(request: Request, entry_id: int, viewer: Viewer = Depends(r
             log.warning("bridge UI: quarantine entry %s not shown: %s", entry.id, exc)
             payload_problem = "权限策略无法应用到这条记录"
     released = request.query_params.get("released") == "1"
-    return render_html(request, "quarantine_entry.html", viewer, entry=entry, view=view,
-                       payload_problem=payload_problem, history=history, released=released,
-                       csrf_token=pages.csrf.token(viewer.name), shown=entry_view(pages, entry, viewer),
-                       owner_names=names, dept_labels=pages.department_labels())
+    return render_html(
+        request,
+        "quarantine_entry.html",
+        viewer,
+        entry=entry,
+        view=view,
+        payload_problem=payload_problem,
+        history=history,
+        released=released,
+        csrf_token=pages.csrf.token(viewer.name),
+        shown=entry_view(pages, entry, viewer),
+        owner_names=names,
+        dept_labels=pages.department_labels(),
+    )
 
 
 async def _check_release_form(request: Request, pages: Pages, viewer: Viewer) -> None:
@@ -209,7 +290,9 @@ async def _check_release_form(request: Request, pages: Pages, viewer: Viewer) ->
 
 
 @router.post("/quarantine/{entry_id}/release", name="quarantine_release")
-async def quarantine_release(request: Request, entry_id: int, viewer: Viewer = Depends(require_viewer)) -> Response:
+async def quarantine_release(
+    request: Request, entry_id: int, viewer: Viewer = Depends(require_viewer)
+) -> Response:
     pages = pages_of(request)
     check_id(entry_id)
     await _check_release_form(request, pages, viewer)

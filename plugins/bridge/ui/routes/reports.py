@@ -45,10 +45,16 @@ def _registered_rows(pages: Pages, runs: list[Any], viewer: Viewer) -> list[dict
             continue
         html = files.confined(base, run.html_path, pages.data_dir())
         xlsx = files.confined(base, run.xlsx_path, pages.data_dir())
-        rows.append({"day": run.day, "run": run, "html_ok": bool(html and html.is_file()),
-                     "xlsx_ok": bool(xlsx and xlsx.is_file()),
-                     "headline": display.headline(run.figures, amounts_visible),
-                     "recipients": [display.scrub_personal(r) for r in run.recipients]})
+        rows.append(
+            {
+                "day": run.day,
+                "run": run,
+                "html_ok": bool(html and html.is_file()),
+                "xlsx_ok": bool(xlsx and xlsx.is_file()),
+                "headline": display.headline(run.figures, amounts_visible),
+                "recipients": [display.scrub_personal(r) for r in run.recipients],
+            }
+        )
     return rows
 
 
@@ -68,10 +74,18 @@ def reports(request: Request, day: str | None = None, viewer: Viewer = Depends(r
         unregistered.append({"day": folder_day, "files": files.files_in(base, base / folder_day.isoformat())})
     current = pages.policy()
     audience = current.audience("report", "daily_report")
-    return render_html(request, "reports.html", viewer, rows=rows, unregistered=unregistered, wanted=wanted,
-                       today=display.business_today(), may_open=current.covers(viewer.role, audience),
-                       audience_label=current.roles[audience],
-                       allowed_labels="、".join(current.roles[r] for r in current.roles_covering(audience)))
+    return render_html(
+        request,
+        "reports.html",
+        viewer,
+        rows=rows,
+        unregistered=unregistered,
+        wanted=wanted,
+        today=display.business_today(),
+        may_open=current.covers(viewer.role, audience),
+        audience_label=current.roles[audience],
+        allowed_labels="、".join(current.roles[r] for r in current.roles_covering(audience)),
+    )
 
 
 def _report_file(pages: Pages, day: str, kind: str) -> tuple[Path, str]:
@@ -88,8 +102,10 @@ def _report_file(pages: Pages, day: str, kind: str) -> tuple[Path, str]:
         found = [f for f in files.files_in(base, folder) if f.name.endswith(suffix)]
         path = (base / found[0].rel).resolve() if len(found) == 1 else None
     if path is None or not path.is_file():
-        raise NotFound(f"{wanted.isoformat()} 的经营日报{'网页' if kind == 'html' else '表格'}文件不存在。"
-                       "日报由 daily_report 每天 08:00 生成；如需补做，请在 Airflow 中手动触发 daily_report。")
+        raise NotFound(
+            f"{wanted.isoformat()} 的经营日报{'网页' if kind == 'html' else '表格'}文件不存在。"
+            "日报由 daily_report 每天 08:00 生成；如需补做，请在 Airflow 中手动触发 daily_report。"
+        )
     return path, wanted.isoformat()
 
 
@@ -98,7 +114,9 @@ def report_html(request: Request, day: str, viewer: Viewer = Depends(require_vie
     pages = pages_of(request)
     pages.audience_check("report", "daily_report", viewer, "经营日报")
     path, _ = _report_file(pages, day, "html")
-    return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": FILE_CSP})
+    return FileResponse(
+        path, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": FILE_CSP}
+    )
 
 
 @router.get("/reports/{day}/xlsx", name="report_xlsx")

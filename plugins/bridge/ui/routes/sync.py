@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
+from bridge import clock
 from bridge.hub import store
 from bridge.sync.freshness import sync_freshness
-from bridge.ui import display, queries
+from bridge.ui import queries
 from bridge.ui.auth import Viewer
 from bridge.ui.deps import pages_of, require_viewer
 from bridge.ui.rendering import render_html
@@ -28,9 +29,23 @@ def sync(request: Request, viewer: Viewer = Depends(require_viewer)) -> Response
         backlog = store.quarantine_backlog(conn)
     streams = []
     for mark in marks:
-        value_at = display.from_epoch_ms(mark.value_ms)
-        streams.append({"mark": mark, "value_at": value_at,
-                        "lag": (now - value_at).total_seconds(),
-                        "age": (now - mark.updated_at).total_seconds()})
-    return render_html(request, "sync.html", viewer, freshness=list(freshness.values()), streams=streams,
-                       latest=latest, runs=runs, backlog=backlog, backlog_total=sum(backlog.values()))
+        value_at = clock.from_ms(mark.value_ms)
+        streams.append(
+            {
+                "mark": mark,
+                "value_at": value_at,
+                "lag": (now - value_at).total_seconds(),
+                "age": (now - mark.updated_at).total_seconds(),
+            }
+        )
+    return render_html(
+        request,
+        "sync.html",
+        viewer,
+        freshness=list(freshness.values()),
+        streams=streams,
+        latest=latest,
+        runs=runs,
+        backlog=backlog,
+        backlog_total=sum(backlog.values()),
+    )

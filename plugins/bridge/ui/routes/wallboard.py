@@ -53,17 +53,26 @@ def _refresh_of(request: Request, cfg: WallboardSettings) -> int:
 
 def _page(request: Request, data_url: str, kiosk_mode: bool) -> Response:
     cfg = load_settings()
-    html = templates().get_template("wallboard.html").render(
-        base=base_path(request), data_url=data_url, refresh=_refresh_of(request, cfg), title=cfg.title,
-        kiosk=kiosk_mode)
+    html = (
+        templates()
+        .get_template("wallboard.html")
+        .render(
+            base=base_path(request),
+            data_url=data_url,
+            refresh=_refresh_of(request, cfg),
+            title=cfg.title,
+            kiosk=kiosk_mode,
+        )
+    )
     return HTMLResponse(html, headers=_headers(kiosk_mode))
 
 
 def _figures(request: Request) -> JSONResponse:
     cfg = load_settings()
     pages = pages_of(request)
-    return JSONResponse(pages.wallboard_figures.get(pages.hub(), cfg.cache_seconds),
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        pages.wallboard_figures.get(pages.hub(), cfg.cache_seconds), headers={"Cache-Control": "no-store"}
+    )
 
 
 def _link_valid(request: Request, token: str) -> bool:
