@@ -22,6 +22,7 @@ from typing import Any
 from bridge.dictionary import Dictionary
 from bridge.dictionary import load as load_dictionary
 from bridge.dictionary.errors import ConfigIssue, PolicyError
+from bridge.dictionary.shape import EntityRules, NodeT, PolicyTop, RoleRules, RoleSpec, Where, parse
 from bridge.dictionary.yamlio import LineDict, load_yaml
 
 __all__ = ["AUDIENCE_KINDS", "MASKS", "Policy", "PolicyError", "default_path", "load", "mask_value"]
@@ -123,16 +124,21 @@ class Policy:
     def __repr__(self) -> str:
         return f"Policy(version={self.version!r}, path={str(self.path)!r}, roles={list(self.roles)})"
 
-    def _error(self, message: str, *, role: str | None = None, entity: str | None = None,
-               field: str | None = None) -> PolicyError:
-        return PolicyError([ConfigIssue(str(self.path), None, message, entity=entity, field=field, role=role)])
+    def _error(
+        self, message: str, *, role: str | None = None, entity: str | None = None, field: str | None = None
+    ) -> PolicyError:
+        return PolicyError(
+            [ConfigIssue(str(self.path), None, message, entity=entity, field=field, role=role)]
+        )
 
     def _check(self, entity: str, role: str) -> None:
         if role not in self.roles:
             raise self._error(f"角色 {role!r} 未定义；已有角色: {', '.join(self.roles)}。", role=role)
         if entity not in self.dictionary.entities:
-            raise self._error(f"实体 {entity!r} 不在数据字典中；已有: {', '.join(self.dictionary.entities)}。",
-                              entity=entity)
+            raise self._error(
+                f"实体 {entity!r} 不在数据字典中；已有: {', '.join(self.dictionary.entities)}。",
+                entity=entity,
+            )
 
     def project(self, entity: str, record: Mapping[str, Any], role: str) -> dict[str, Any]:
         """What ``role`` may see of ``record``: allowed fields, masked where the policy says; the rest dropped."""
@@ -176,7 +182,9 @@ class Policy:
             role = self.audiences.get(k, {}).get(name)
             if role is not None:
                 return role
-        raise self._error(f"audiences.{kind} 中没有 {name!r}；请在 {self.path.name} 的 audiences.{kind} 下指定读者角色。")
+        raise self._error(
+            f"audiences.{kind} 中没有 {name!r}；请在 {self.path.name} 的 audiences.{kind} 下指定读者角色。"
+        )
 
     def covers(self, role: str, other: str) -> bool:
         """Whether ``role`` sees everything ``other`` sees, as clearly (a file built for ``other`` may go to ``role``).
@@ -224,8 +232,15 @@ class _Builder:
         self.d = dictionary
         self.issues: list[ConfigIssue] = []
 
-    def issue(self, line: int | None, message: str, *, role: str | None = None, entity: str | None = None,
-              field: str | None = None) -> None:
+    def issue(
+        self,
+        line: int | None,
+        message: str,
+        *,
+        role: str | None = None,
+        entity: str | None = None,
+        field: str | None = None,
+    ) -> None:
         self.issues.append(ConfigIssue(self.file, line, message, entity=entity, field=field, role=role))
 
     @staticmethod
@@ -233,6 +248,13 @@ class _Builder:
         if isinstance(node, LineDict):
             return node.line_of(key) if key is not None else node.line
         return None
+
+    def parse(self, model: type[NodeT], node: LineDict, where: Where) -> NodeT:
+        """The node's shape checked by its model (:mod:`bridge.dictionary.shape`); problems reported."""
+        spec, complaints = parse(model, node, where)
+        for c in complaints:
+            self.issue(c.line, c.message, role=c.role, entity=c.entity, field=c.field)
+        return spec
 
     def mapping(self, node: Any, what: str, line: int | None, **where: str) -> LineDict:
         if node is None:
@@ -247,9 +269,7 @@ class _Builder:
             self.issue(None, "顶层必须是映射（version、roles、entities、audiences）。")
             return None
         root = raw if isinstance(raw, LineDict) else LineDict(raw)
-        for key in root:
-            if key not in ("version", "roles", "entities", "audiences"):
-                self.issue(root.line_of(key), f"文件顶层有未知的键 {key!r}；允许: version、roles、entities、audiences。")
+        self.parse(PolicyTop, root, Where("文件顶层"))
         version = root.get("version")
         if not isinstance(version, str | int | float) or isinstance(version, bool) or version == "":
             self.issue(root.line, "缺少 version（每次修改策略时递增，审计记录会保存它）。")
@@ -260,8 +280,15 @@ class _Builder:
         self.cross_check(root, visibility, audiences)
         if self.issues or version is None:
             return None
-        return Policy(path=Path(self.file), version=str(version), roles=roles, masks=masks, visibility=visibility,
-                      audiences=audiences, dictionary=self.d)
+        return Policy(
+            path=Path(self.file),
+            version=str(version),
+            roles=roles,
+            masks=masks,
+            visibility=visibility,
+            audiences=audiences,
+            dictionary=self.d,
+        )
 
     def roles(self, root: LineDict) -> dict[str, str]:
         node = self.mapping(root.get("roles"), "roles", root.line_of("roles"))
@@ -269,6 +296,10 @@ class _Builder:
         if not node:
             self.issue(root.line, "缺少 roles（角色及其中文名称）。")
         for role, spec in node.items():
+            if isinstance(spec, dict):
+                self.parse(
+                    RoleSpec, spec if isinstance(spec, LineDict) else LineDict(spec), Where(role, role=role)
+                )
             label = spec.get("label") if isinstance(spec, dict) else None
             if not isinstance(label, str) or not label:
                 self.issue(node.line_of(role), "角色必须有中文名称，如 {label: 销售主管}。", role=role)
@@ -276,8 +307,9 @@ class _Builder:
             roles[role] = label
         return roles
 
-    def entities(self, root: LineDict, roles: Mapping[str, str]) -> tuple[
-            dict[str, dict[str, str]], dict[tuple[str, str], dict[str, str | None]]]:
+    def entities(
+        self, root: LineDict, roles: Mapping[str, str]
+    ) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], dict[str, str | None]]]:
         node = self.mapping(root.get("entities"), "entities", root.line_of("entities"))
         masks: dict[str, dict[str, str]] = {}
         visibility: dict[tuple[str, str], dict[str, str | None]] = {}
@@ -285,65 +317,102 @@ class _Builder:
             body = self.mapping(spec, f"实体 {entity}", node.line_of(entity), entity=entity)
             known = self.d.entities.get(entity)
             if known is None:
-                self.issue(node.line_of(entity), f"实体 {entity!r} 不在数据字典中；已有: {', '.join(self.d.entities)}。",
-                           entity=entity)
+                self.issue(
+                    node.line_of(entity),
+                    f"实体 {entity!r} 不在数据字典中；已有: {', '.join(self.d.entities)}。",
+                    entity=entity,
+                )
                 continue
-            for key in body:
-                if key not in ("masks", "roles"):
-                    self.issue(body.line_of(key), f"未知的键 {key!r}；实体下只能有 masks 和 roles。", entity=entity)
-            raw_masks = self.mapping(body.get("masks"), "masks", body.line_of("masks"), entity=entity)
-            entity_masks: dict[str, str] = {}
-            for fname, kind in raw_masks.items():
-                line = raw_masks.line_of(fname)
-                f = known.fields.get(fname)
-                if f is None:
-                    self.issue(line, f"masks 中的字段 {fname!r} 不在实体中；已有: {', '.join(known.fields)}。",
-                               entity=entity, field=fname)
-                elif kind not in MASKS:
-                    self.issue(line, f"脱敏方式 {kind!r} 未知；可用: {', '.join(MASKS)}。", entity=entity, field=fname)
-                elif f.type not in MASKABLE_TYPES:
-                    self.issue(line, f"只有文本字段可以脱敏（{fname} 是 {f.type}）；请改为不列出（拒绝）或明文。",
-                               entity=entity, field=fname)
-                else:
-                    entity_masks[fname] = str(kind)
-            masks[entity] = entity_masks
+            self.parse(EntityRules, body, Where(entity, entity=entity))
+            entity_masks = masks[entity] = self.entity_masks(entity, body, known.fields)
             raw_roles = self.mapping(body.get("roles"), "roles", body.line_of("roles"), entity=entity)
             for role, rspec in raw_roles.items():
                 line = raw_roles.line_of(role)
                 if role not in roles:
-                    self.issue(line, f"角色 {role!r} 未在 roles 中定义；已有: {', '.join(roles)}。", role=role, entity=entity)
+                    self.issue(
+                        line,
+                        f"角色 {role!r} 未在 roles 中定义；已有: {', '.join(roles)}。",
+                        role=role,
+                        entity=entity,
+                    )
                     continue
-                visibility[(entity, role)] = self.role_fields(entity, role, rspec, line, known.fields, entity_masks)
+                visibility[(entity, role)] = self.role_fields(
+                    entity, role, rspec, line, known.fields, entity_masks
+                )
         return masks, visibility
 
-    def role_fields(self, entity: str, role: str, spec: Any, line: int | None, fields: Mapping[str, Any],
-                    entity_masks: Mapping[str, str]) -> dict[str, str | None]:
+    def entity_masks(self, entity: str, body: LineDict, fields: Mapping[str, Any]) -> dict[str, str]:
+        """``masks`` of an entity: field → mask kind, each a text field of the entity and a known kind."""
+        raw_masks = self.mapping(body.get("masks"), "masks", body.line_of("masks"), entity=entity)
+        entity_masks: dict[str, str] = {}
+        for fname, kind in raw_masks.items():
+            line = raw_masks.line_of(fname)
+            f = fields.get(fname)
+            if f is None:
+                self.issue(
+                    line,
+                    f"masks 中的字段 {fname!r} 不在实体中；已有: {', '.join(fields)}。",
+                    entity=entity,
+                    field=fname,
+                )
+            elif kind not in MASKS:
+                self.issue(
+                    line, f"脱敏方式 {kind!r} 未知；可用: {', '.join(MASKS)}。", entity=entity, field=fname
+                )
+            elif f.type not in MASKABLE_TYPES:
+                self.issue(
+                    line,
+                    f"只有文本字段可以脱敏（{fname} 是 {f.type}）；请改为不列出（拒绝）或明文。",
+                    entity=entity,
+                    field=fname,
+                )
+            else:
+                entity_masks[fname] = str(kind)
+        return entity_masks
+
+    def role_fields(
+        self,
+        entity: str,
+        role: str,
+        spec: Any,
+        line: int | None,
+        fields: Mapping[str, Any],
+        entity_masks: Mapping[str, str],
+    ) -> dict[str, str | None]:
         body = self.mapping(spec, f"角色 {role} 的规则", line, role=role, entity=entity)
-        for key in body:
-            if key not in ("fields", "masked"):
-                self.issue(body.line_of(key), f"未知的键 {key!r}；角色规则只能有 fields（明文）和 masked（脱敏）。",
-                           role=role, entity=entity)
+        rules = self.parse(RoleRules, body, Where(role, entity=entity, role=role))
         seen: dict[str, str | None] = {}
-        for key in ("fields", "masked"):
-            items = body.get(key, [])
-            if not isinstance(items, list):
-                self.issue(body.line_of(key), f"{key} 必须是字段列表，如 [name, project_no]。", role=role, entity=entity)
-                continue
+        for key, items in (("fields", rules.fields), ("masked", rules.masked)):
             for fname in items:
                 if not isinstance(fname, str) or fname not in fields:
-                    self.issue(body.line_of(key), f"字段 {fname!r} 不在实体 {entity} 中；已有: {', '.join(fields)}。",
-                               role=role, entity=entity, field=str(fname))
+                    self.issue(
+                        body.line_of(key),
+                        f"字段 {fname!r} 不在实体 {entity} 中；已有: {', '.join(fields)}。",
+                        role=role,
+                        entity=entity,
+                        field=str(fname),
+                    )
                     continue
                 if fname in seen:
-                    self.issue(body.line_of(key), f"字段 {fname} 出现了两次（fields 与 masked 只能选一个）。",
-                               role=role, entity=entity, field=fname)
+                    self.issue(
+                        body.line_of(key),
+                        f"字段 {fname} 出现了两次（fields 与 masked 只能选一个）。",
+                        role=role,
+                        entity=entity,
+                        field=fname,
+                    )
                     continue
                 if key == "masked":
                     kind = entity_masks.get(fname)
                     if kind is None:
-                        self.issue(body.line_of(key), f"字段 {fname} 列为 masked，但实体 {entity} 的 masks 没有它的脱敏方式；"
-                                   f"请在 entities.{entity}.masks 添加，如 {fname}: mobile。",
-                                   role=role, entity=entity, field=fname)
+                        self.issue(
+                            body.line_of(key),
+                            f"字段 {fname} 列为 masked，但实体 {entity} 的 masks 没有它的脱敏方式；"
+                            f"请在 entities.{entity}.masks 添加，如 {fname}: mobile。",
+                            role=role,
+                            entity=entity,
+                            field=fname,
+                        )
                         continue
                     seen[fname] = kind
                 else:
@@ -362,13 +431,18 @@ class _Builder:
             for name, role in body.items():
                 line = body.line_of(name)
                 if role not in roles:
-                    self.issue(line, f"audiences.{kind}.{name} 的角色 {role!r} 未定义；已有: {', '.join(roles)}。",
-                               role=str(role))
+                    self.issue(
+                        line,
+                        f"audiences.{kind}.{name} 的角色 {role!r} 未定义；已有: {', '.join(roles)}。",
+                        role=str(role),
+                    )
                     continue
                 if kind in ("form", "notice"):
                     form = self.d.forms.get(name)
                     if form is None or form.direction != "crm_to_oa":
-                        self.issue(line, f"audiences.{kind}.{name}: 数据字典中没有这个外发（crm_to_oa）表单。")
+                        self.issue(
+                            line, f"audiences.{kind}.{name}: 数据字典中没有这个外发（crm_to_oa）表单。"
+                        )
                         continue
                 if kind == "crm_write" and name not in self.d.entities:
                     self.issue(line, f"audiences.crm_write.{name}: 数据字典中没有实体 {name}。", entity=name)
@@ -376,46 +450,102 @@ class _Builder:
                 result[kind][name] = str(role)
         return result
 
-    def cross_check(self, root: LineDict, visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
-                    audiences: Mapping[str, Mapping[str, str]]) -> None:
+    def cross_check(
+        self,
+        root: LineDict,
+        visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
+        audiences: Mapping[str, Mapping[str, str]],
+    ) -> None:
         """The policy must let every outbound form and CRM write carry what it must carry."""
         line = self.line(root, "audiences")
+        self.form_audiences(line, visibility, audiences)
+        self.activity_audiences(line, visibility, audiences)
+        self.write_back_audiences(line, visibility, audiences)
+
+    def form_audiences(
+        self,
+        line: int | None,
+        visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
+        audiences: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """Every outbound form has the dictionary's audience, who sees every required widget's source."""
         forms_aud = {**audiences.get("form", {}), **audiences.get("notice", {})}
         for form in self.d.forms.values():
             if form.direction != "crm_to_oa":
                 continue
             role = forms_aud.get(form.name)
             if role is None:
-                self.issue(line, f"外发表单 {form.name} 没有受众；请在 audiences.form（或 notice）下写 "
-                           f"{form.name}: {form.audience}。")
+                self.issue(
+                    line,
+                    f"外发表单 {form.name} 没有受众；请在 audiences.form（或 notice）下写 "
+                    f"{form.name}: {form.audience}。",
+                )
                 continue
             if form.audience and role != form.audience:
-                self.issue(line, f"表单 {form.name} 的受众不一致：数据字典写 {form.audience}，权限策略写 {role}；"
-                           "请改成同一个角色。", role=role)
+                self.issue(
+                    line,
+                    f"表单 {form.name} 的受众不一致：数据字典写 {form.audience}，权限策略写 {role}；"
+                    "请改成同一个角色。",
+                    role=role,
+                )
             for w in form.widgets:
                 if not w.required or not w.source:
                     continue
                 head, _, fname = w.source.partition(".")
                 entity = form.entity if head == "notice" else head
                 if entity and fname not in visibility.get((entity, role), {}):
-                    self.issue(line, f"表单 {form.name} 的必填控件 {w.id}（{w.name}，来源 {w.source}）对受众 {role} "
-                               f"不可见，表单无法填写；请在 entities.{entity}.roles.{role} 的 fields 或 masked 中加入 {fname}。",
-                               role=role, entity=entity, field=fname)
+                    self.issue(
+                        line,
+                        f"表单 {form.name} 的必填控件 {w.id}（{w.name}，来源 {w.source}）对受众 {role} "
+                        f"不可见，表单无法填写；请在 entities.{entity}.roles.{role} 的 fields 或 masked 中加入 {fname}。",
+                        role=role,
+                        entity=entity,
+                        field=fname,
+                    )
+
+    def activity_audiences(
+        self,
+        line: int | None,
+        visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
+        audiences: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """Every CRM activity has the dictionary's audience, who sees the fields it copies."""
         writes = audiences.get("crm_write", {})
         for name, activity in self.d.crm_activities.items():
             role = writes.get(name)
             if role is None:
-                self.issue(line, f"CRM 活动 {name} 没有受众；请在 audiences.crm_write 下写 {name}: {activity.audience}。",
-                           entity=name)
+                self.issue(
+                    line,
+                    f"CRM 活动 {name} 没有受众；请在 audiences.crm_write 下写 {name}: {activity.audience}。",
+                    entity=name,
+                )
                 continue
             if role != activity.audience:
-                self.issue(line, f"CRM 活动 {name} 的受众不一致：数据字典写 {activity.audience}，权限策略写 {role}。",
-                           role=role, entity=name)
+                self.issue(
+                    line,
+                    f"CRM 活动 {name} 的受众不一致：数据字典写 {activity.audience}，权限策略写 {role}。",
+                    role=role,
+                    entity=name,
+                )
             for prop in activity.properties:
                 if prop.kind == "field" and prop.field and prop.field not in visibility.get((name, role), {}):
-                    self.issue(line, f"CRM 活动 {name} 的属性 {prop.name} 直接取字段 {prop.field}，但它对受众 {role} "
-                               f"不可见；请在 entities.{name}.roles.{role} 加入 {prop.field}，或在数据字典中删除该属性。",
-                               role=role, entity=name, field=prop.field)
+                    self.issue(
+                        line,
+                        f"CRM 活动 {name} 的属性 {prop.name} 直接取字段 {prop.field}，但它对受众 {role} "
+                        f"不可见；请在 entities.{name}.roles.{role} 加入 {prop.field}，或在数据字典中删除该属性。",
+                        role=role,
+                        entity=name,
+                        field=prop.field,
+                    )
+
+    def write_back_audiences(
+        self,
+        line: int | None,
+        visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
+        audiences: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """The CRM write audience of an entity sees every field the OA writes back to it."""
+        writes = audiences.get("crm_write", {})
         for crm_entity in self.d.entities.values():
             if crm_entity.system != "crm":
                 continue
@@ -424,13 +554,23 @@ class _Builder:
                 continue
             role = writes.get(crm_entity.name)
             if role is None:
-                self.issue(line, f"实体 {crm_entity.name} 有由 OA 回写的字段（{', '.join(written)}），但 audiences.crm_write "
-                           f"没有 {crm_entity.name}；请指定回写的受众角色。", entity=crm_entity.name)
+                self.issue(
+                    line,
+                    f"实体 {crm_entity.name} 有由 OA 回写的字段（{', '.join(written)}），但 audiences.crm_write "
+                    f"没有 {crm_entity.name}；请指定回写的受众角色。",
+                    entity=crm_entity.name,
+                )
                 continue
             for fname in written:
                 if fname not in visibility.get((crm_entity.name, role), {}):
-                    self.issue(line, f"回写字段 {fname} 对 CRM 写入受众 {role} 不可见，回写时会被丢弃；请在 "
-                               f"entities.{crm_entity.name}.roles.{role} 加入它。", role=role, entity=crm_entity.name, field=fname)
+                    self.issue(
+                        line,
+                        f"回写字段 {fname} 对 CRM 写入受众 {role} 不可见，回写时会被丢弃；请在 "
+                        f"entities.{crm_entity.name}.roles.{role} 加入它。",
+                        role=role,
+                        entity=crm_entity.name,
+                        field=fname,
+                    )
 
 
 def build(path: Path, dictionary: Dictionary) -> Policy:

@@ -76,3 +76,19 @@ def test_shape_and_reference_problems_are_reported_together(tmp_path: Path) -> N
     messages = [issue.message for issue in info.value.issues]
     assert "unique 必须是 true 或 false，现在是 'maybe'。" in messages
     assert any("deal_stages" in m and "不存在" in m for m in messages)
+
+
+def test_policy_nodes_refuse_unknown_keys_in_the_policy_words(tmp_path: Path) -> None:
+    from bridge import permissions
+
+    text = (ROOT / "include" / "permissions.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "employee:        {label: 普通员工}", "employee:        {label: 普通员工, lable: 员工}", 1
+    )
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(permissions.PolicyError) as info:
+        permissions.build(path, build(SHIPPED))
+    [issue] = info.value.issues
+    assert (issue.role, issue.message) == ("employee", "未知的键 'lable'；角色下只能有 label（中文名称）。")
+    assert f"{path}:{issue.line} 角色 employee: " in str(info.value)

@@ -271,64 +271,38 @@ class _Builder(ValueMapChecks, FormChecks, ActivityChecks):
         self, scope: Scope, name: str, body: LineDict, spec: FieldSpec, known: Known
     ) -> tuple[bool, str | None]:
         """Type, format, owner, system of record and value map name known things; (usable, value map)."""
-        entity, ftype, fmt, ok = scope.name, spec.type, spec.format, True
+        ftype, fmt, sor = spec.type, spec.format, spec.system_of_record
+        wrong: list[tuple[str, str]] = []  # (key, message)
         if ftype is not None and ftype not in FIELD_TYPES:
-            self.issue(
-                body.line_of("type"), f"类型 {ftype!r} 未知；可用: {choices(FIELD_TYPES)}。", entity, name
-            )
-            ok = False
+            wrong.append(("type", f"类型 {ftype!r} 未知；可用: {choices(FIELD_TYPES)}。"))
         if fmt is not None and fmt not in FORMAT_CLEANERS:
-            self.issue(
-                body.line_of("format"),
-                f"格式 {fmt!r} 未知；可用: {choices(FORMAT_CLEANERS)}。",
-                entity,
-                name,
-            )
-            ok = False
+            wrong.append(("format", f"格式 {fmt!r} 未知；可用: {choices(FORMAT_CLEANERS)}。"))
         elif fmt is not None and ftype in FORMATS_FOR_TYPE and fmt not in FORMATS_FOR_TYPE[ftype]:
             fits = choices(FORMATS_FOR_TYPE[ftype]) if FORMATS_FOR_TYPE[ftype] else "（此类型不能带格式）"
-            self.issue(
-                body.line_of("format"), f"格式 {fmt} 不适用于类型 {ftype}；此类型可用: {fits}。", entity, name
-            )
-            ok = False
+            wrong.append(("format", f"格式 {fmt} 不适用于类型 {ftype}；此类型可用: {fits}。"))
         if spec.owner is not None and spec.owner not in known.departments:
-            self.issue(
-                body.line_of("owner"),
-                f"owner {spec.owner!r} 不是 departments 中的部门；可用: {choices(known.departments)}。",
-                entity,
-                name,
+            wrong.append(
+                (
+                    "owner",
+                    f"owner {spec.owner!r} 不是 departments 中的部门；可用: {choices(known.departments)}。",
+                )
             )
-            ok = False
-        sor = spec.system_of_record
         if sor is not None and sor not in SYSTEMS:
-            self.issue(
-                body.line_of("system_of_record"),
-                f"system_of_record 必须是 crm 或 oa，现在是 {sor!r}。",
-                entity,
-                name,
-            )
-            ok = False
-        vmap = self.require(
-            spec.value_map, body, "value_map", Where(f"字段 {name}", entity, name), ftype == "enum"
-        )
+            wrong.append(("system_of_record", f"system_of_record 必须是 crm 或 oa，现在是 {sor!r}。"))
+        for key, message in wrong:
+            self.issue(body.line_of(key), message, scope.name, name)
+        where = Where(f"字段 {name}", scope.name, name)
+        vmap = self.require(spec.value_map, body, "value_map", where, ftype == "enum")
         if vmap is not None and ftype != "enum":
-            self.issue(
-                body.line_of("value_map"),
-                f"只有 enum 类型的字段才能有 value_map（现在类型是 {ftype}）。",
-                entity,
-                name,
-            )
-            ok = False
+            message = f"只有 enum 类型的字段才能有 value_map（现在类型是 {ftype}）。"
         elif vmap is not None and vmap not in known.value_maps:
-            self.issue(
-                body.line_of("value_map"),
-                f"值映射 {vmap!r} 不存在；请在 value_maps 下添加，或改用已有的: "
-                f"{choices(known.value_maps)}。",
-                entity,
-                name,
+            message = (
+                f"值映射 {vmap!r} 不存在；请在 value_maps 下添加，或改用已有的: {choices(known.value_maps)}。"
             )
-            ok = False
-        return ok, vmap
+        else:
+            return not wrong, vmap
+        self.issue(body.line_of("value_map"), message, scope.name, name)
+        return False, vmap
 
     def field_sources(self, scope: Scope, name: str, body: LineDict, spec: FieldSpec, known: Known) -> bool:
         """Exactly one source per field, the one its entity's system allows, naming a real widget or attribute."""

@@ -1,10 +1,13 @@
-"""Shapes of the nodes of ``include/dictionary.yaml``: pydantic models (``extra="forbid"``), one per node kind.
+"""Shapes of the nodes of ``include/dictionary.yaml`` and ``include/permissions.yaml``: pydantic models.
+
+One model (``extra="forbid"``) per node kind.
 
 Each model checks one mapping's own keys — which keys may appear, which are
 required, which are text or true/false. Nested collections (an entity's
 ``fields``, a form's ``widgets``) stay raw here and are validated node by node
-by :mod:`bridge.dictionary.loader`, so one broken field does not hide the
-problems of the others; the loader also does every cross-reference check.
+by :mod:`bridge.dictionary.loader` (and :mod:`bridge.permissions`), so one
+broken field does not hide the problems of the others; they also do every
+cross-reference check.
 
 :func:`parse` validates a node and turns pydantic's errors into
 :class:`~bridge.dictionary.errors.ConfigIssue` lines in the loader's words
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 from pydantic_core import PydanticCustomError
@@ -80,6 +83,13 @@ class Node(BaseModel):
     def keys(cls) -> frozenset[str]:
         """The keys the YAML node may have (shown when an unknown one is met)."""
         return frozenset(cls.model_fields)
+
+    # The message for a key the node may not have; {what}, {key} (repr) and {allowed} are filled in.
+    UNKNOWN_KEY: ClassVar[str] = "{what} 中有未知的键 {key!r}；允许的键: {allowed}（是否拼写错误？）"
+
+    @classmethod
+    def unknown_key(cls, what: str, key: str) -> str:
+        return cls.UNKNOWN_KEY.format(what=what, key=key, allowed=choices(cls.keys()))
 
 
 class DictionaryTop(Node):
@@ -178,6 +188,46 @@ class ActivitySpec(Node):
     properties: Any = None
 
 
+def _field_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise PydanticCustomError("field_list_type", "a list of fields expected")
+    return value
+
+
+FieldList = Annotated[list[Any], BeforeValidator(_field_list)]
+
+
+class PolicyTop(Node):
+    """``include/permissions.yaml``; the version is checked by the policy loader (its own message)."""
+
+    version: Any = None
+    roles: Any = None
+    entities: Any = None
+    audiences: Any = None
+
+    UNKNOWN_KEY: ClassVar[str] = "文件顶层有未知的键 {key!r}；允许: version、roles、entities、audiences。"
+
+
+class RoleSpec(Node):
+    label: Any = None  # checked by the policy loader: a role needs its Chinese name
+
+    UNKNOWN_KEY: ClassVar[str] = "未知的键 {key!r}；角色下只能有 label（中文名称）。"
+
+
+class EntityRules(Node):
+    masks: Any = None
+    roles: Any = None
+
+    UNKNOWN_KEY: ClassVar[str] = "未知的键 {key!r}；实体下只能有 masks 和 roles。"
+
+
+class RoleRules(Node):
+    fields: FieldList = []
+    masked: FieldList = []
+
+    UNKNOWN_KEY: ClassVar[str] = "未知的键 {key!r}；角色规则只能有 fields（明文）和 masked（脱敏）。"
+
+
 NodeT = TypeVar("NodeT", bound=Node)
 
 
@@ -188,6 +238,7 @@ class Where:
     what: str
     entity: str | None = None
     field: str | None = None
+    role: str | None = None
     # Some keys are named differently before the node's own name is known (a widget's id).
     what_of: Mapping[str, str] | None = None
 
@@ -203,6 +254,7 @@ class Complaint:
     message: str
     entity: str | None
     field: str | None
+    role: str | None = None
 
 
 def parse(model: type[NodeT], node: LineDict, where: Where) -> tuple[NodeT, list[Complaint]]:
@@ -226,7 +278,7 @@ def _complaint(error: Any, model: type[Node], node: LineDict, where: Where) -> C
     if kind == "extra_forbidden":
         if key == "derived_from_key":
             key, line = "derived_from", node.line_of("derived_from")
-        message = f"{what} 中有未知的键 {key!r}；允许的键: {choices(model.keys())}（是否拼写错误？）"
+        message = model.unknown_key(what, key)
     elif kind in {"missing", "blank"}:
         line, message = node.line, f"{what} 缺少 {key}；请补上。"
     elif kind == "text_type":
@@ -235,6 +287,8 @@ def _complaint(error: Any, model: type[Node], node: LineDict, where: Where) -> C
         message = f"{key} 必须是 true 或 false，现在是 {error['input']!r}。"
     elif kind == "optional_flag_type":
         message = f"{what}: {key} 必须是 true 或 false。"
+    elif kind == "field_list_type":
+        message = f"{key} 必须是字段列表，如 [name, project_no]。"
     else:  # pragma: no cover - every field type above raises one of the kinds handled
         message = f"{what} 的 {key} 无效：{error['msg']}。"
-    return Complaint(line, message, where.entity, where.field)
+    return Complaint(line, message, where.entity, where.field, where.role)
