@@ -451,25 +451,16 @@ def iter_snapshots(
         yield [_snapshot(row) for row in part]
 
 
-def _mark(conn: Connection, system: str, entity: str, source_ids: Iterable[str], **values: Any) -> int:
-    statement = (
-        update(snapshot).where(snapshot.c.system == system, snapshot.c.entity == entity).values(**values)
-    )
-    return _count_in(conn, statement, snapshot.c.source_id, list(dict.fromkeys(source_ids)))
-
-
 def mark_archived(
     conn: Connection, system: str, entity: str, source_ids: Iterable[str], archived: bool = True
 ) -> int:
     """Mark old records archived (left in the source, kept in the hub); returns rows marked."""
-    return _mark(conn, system, entity, source_ids, archived=archived)
-
-
-def mark_deleted(
-    conn: Connection, system: str, entity: str, source_ids: Iterable[str], deleted: bool = True
-) -> int:
-    """Mark records deleted in their source; a later upsert of the same id revives them."""
-    return _mark(conn, system, entity, source_ids, deleted=deleted)
+    statement = (
+        update(snapshot)
+        .where(snapshot.c.system == system, snapshot.c.entity == entity)
+        .values(archived=archived)
+    )
+    return _count_in(conn, statement, snapshot.c.source_id, list(dict.fromkeys(source_ids)))
 
 
 # ---------------------------------------------------------------- xref
