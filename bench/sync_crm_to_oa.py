@@ -147,7 +147,7 @@ def run_bridge(deals: int = 10_000, base: Path | None = None) -> dict[str, Any]:
     """Time to sync ``deals`` changed deals end to end through the bridge's engine (one DAG run's work)."""
     from bridge.context import RunContext
     from bridge.sync import crm_to_oa
-    from bridge.sync.common import total_calls
+    from bridge.sync.frame import total_calls
 
     base = base or Path(tempfile.mkdtemp(prefix="bench_c2o_"))
     with _world(deals, base) as sims:

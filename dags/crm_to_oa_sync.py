@@ -45,14 +45,11 @@ Records that cannot be sent go to quarantine (`bridge quarantine list`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
-
 from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, dag, task
 
 from bridge.events.watch import WakeTrigger
+from bridge.sync import tasks
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Must match bridge.sync.crm_to_oa.ASSETS (checked by tests/sync); literal here so parsing imports nothing.
 ASSETS = {
     "project_initiation": Asset("bridge://oa/project_initiation"),
@@ -62,65 +59,19 @@ ASSETS = {
 # Verified vendor events (bridge.events) wake this DAG through Redis; see docs/events.md.
 EVENTS = Asset("bridge://events/crm", watchers=[AssetWatcher(name="hubspot_webhooks", trigger=WakeTrigger("bridge.events.crm"))])
 
-default_args = {
-    "owner": "bridge",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "execution_timeout": timedelta(minutes=20),
-}
-
 
 @dag(
     dag_id="crm_to_oa_sync",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"), assets=EVENTS),
-    start_date=datetime(2026, 1, 1, tzinfo=SHANGHAI),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(minutes=30),
-    default_args=default_args,
     tags=["bridge", "sync", "crm", "oa"],
     doc_md=__doc__,
+    **tasks.SYNC_DAG_ARGS,
 )
 def crm_to_oa_sync() -> None:
-    @task(pool="crm_api", multiple_outputs=False)
-    def extract_stage(**context: object) -> dict[str, object]:
-        from bridge.sync import runtime
-
-        return runtime.crm_to_oa_extract_stage(context)
-
-    @task(pool="oa_api", multiple_outputs=False)
-    def load(**context: object) -> dict[str, object]:
-        from bridge.sync import runtime
-
-        return runtime.crm_to_oa_load(context)
-
-    @task.branch(trigger_rule="all_done")
-    def summarise(**context: object) -> list[str]:
-        from bridge.sync import runtime
-
-        return runtime.crm_to_oa_summarise(context)
-
-    @task.short_circuit(ignore_downstream_trigger_rules=True)
-    def poll_gate(**context: object) -> bool:
-        """Polling safety net: a scheduled run is skipped while events are healthy (bridge.events.health)."""
-        from bridge.events import health
-
-        return health.poll_gate(context, "crm")
-
-    def publisher(name: str, asset: Asset):  # type: ignore[no-untyped-def]
-        @task(task_id=f"publish_{name}", outlets=[asset])
-        def publish() -> None:
-            """Emits the asset event (the branch skips this task when nothing was written)."""
-
-        return publish()
-
-    gate = poll_gate()
-    extracted = extract_stage()
-    loaded = load()
-    summary = summarise()
-    gate >> extracted >> loaded >> summary
-    for name, asset in ASSETS.items():
-        summary >> publisher(name, asset)
+    extracted = task(task_id="extract_stage", pool="crm_api", multiple_outputs=False)(tasks.crm_to_oa_extract_stage)
+    loaded = task(task_id="load", pool="oa_api", multiple_outputs=False)(tasks.crm_to_oa_load)
+    summary = task.branch(task_id="summarise", trigger_rule="all_done")(tasks.crm_to_oa_summarise)
+    tasks.chain("crm", [extracted(), loaded()], summary(), ASSETS)
 
 
 crm_to_oa_sync_dag = crm_to_oa_sync()

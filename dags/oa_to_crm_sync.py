@@ -51,14 +51,11 @@ are upserts and comparisons, so running it twice writes nothing twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
-
 from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronTriggerTimetable, Param, dag, task
 
 from bridge.events.watch import WakeTrigger
+from bridge.sync import tasks
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Must match bridge.sync.oa_to_crm.ASSETS (checked by tests/sync); literal here so parsing imports nothing.
 ASSETS = {
     "deal": Asset("bridge://crm/deal"),
@@ -68,69 +65,23 @@ ASSETS = {
 # Verified vendor events (bridge.events) wake this DAG through Redis; see docs/events.md.
 EVENTS = Asset("bridge://events/oa", watchers=[AssetWatcher(name="feishu_approval_events", trigger=WakeTrigger("bridge.events.oa"))])
 
-default_args = {
-    "owner": "bridge",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "execution_timeout": timedelta(minutes=20),
-}
-
 
 @dag(
     dag_id="oa_to_crm_sync",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("* * * * *", timezone="Asia/Shanghai"), assets=EVENTS),
-    start_date=datetime(2026, 1, 1, tzinfo=SHANGHAI),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(minutes=30),
-    default_args=default_args,
     params={
         "backfill_days": Param(0, type="number", minimum=0, title="补录历史天数",
                                description="把中枢库中最近这么多天内提交的 OA 历史单据排入本次同步，写到 CRM（0 = 不补录）。"),
     },
     tags=["bridge", "sync", "oa", "crm"],
     doc_md=__doc__,
+    **tasks.SYNC_DAG_ARGS,
 )
 def oa_to_crm_sync() -> None:
-    @task(pool="oa_api", multiple_outputs=False)
-    def discover(**context: object) -> dict[str, object]:
-        from bridge.sync import runtime
-
-        return runtime.oa_to_crm_discover(context)
-
-    @task(pool="crm_api", multiple_outputs=False)
-    def load(**context: object) -> dict[str, object]:
-        from bridge.sync import runtime
-
-        return runtime.oa_to_crm_load(context)
-
-    @task.branch(trigger_rule="all_done")
-    def summarise(**context: object) -> list[str]:
-        from bridge.sync import runtime
-
-        return runtime.oa_to_crm_summarise(context)
-
-    @task.short_circuit(ignore_downstream_trigger_rules=True)
-    def poll_gate(**context: object) -> bool:
-        """Polling safety net: a scheduled run is skipped while events are healthy (bridge.events.health)."""
-        from bridge.events import health
-
-        return health.poll_gate(context, "oa")
-
-    def publisher(name: str, asset: Asset):  # type: ignore[no-untyped-def]
-        @task(task_id=f"publish_{name}", outlets=[asset])
-        def publish() -> None:
-            """Emits the asset event (the branch skips this task when nothing was written)."""
-
-        return publish()
-
-    gate = poll_gate()
-    found = discover()
-    loaded = load()
-    summary = summarise()
-    gate >> found >> loaded >> summary
-    for name, asset in ASSETS.items():
-        summary >> publisher(name, asset)
+    found = task(task_id="discover", pool="oa_api", multiple_outputs=False)(tasks.oa_to_crm_discover)
+    loaded = task(task_id="load", pool="crm_api", multiple_outputs=False)(tasks.oa_to_crm_load)
+    summary = task.branch(task_id="summarise", trigger_rule="all_done")(tasks.oa_to_crm_summarise)
+    tasks.chain("oa", [found(), loaded()], summary(), ASSETS)
 
 
 oa_to_crm_sync_dag = oa_to_crm_sync()

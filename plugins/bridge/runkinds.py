@@ -3,7 +3,7 @@
 A run kind names what a row of ``run_summary`` summarises. It is the id of
 the DAG that writes it, so a run summary, the Airflow run and the log line
 all say the same word. Writers pass these constants to ``store.start_run`` /
-``sync.common.store_run_summary``; readers (data health, the daily report, the
+``sync.frame.store_run_summary``; readers (data health, the daily report, the
 bridge's pages) select with them too, never with a literal.
 
 Who writes ``run_summary`` today: the two syncs (one row per DAG run) and the

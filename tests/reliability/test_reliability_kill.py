@@ -46,7 +46,7 @@ from tests.sync.sync_o2c_world import O2C
 
 from bridge.context import RunContext
 from bridge.sync import crm_to_oa, oa_to_crm
-from bridge.sync.common import LOAD_LEASE_TTL_SECONDS
+from bridge.sync.frame import LOAD_LEASE_TTL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = r"""
@@ -58,7 +58,7 @@ from bridge.hooks.crm import CrmHook
 from bridge.hooks.oa import OaHook
 from bridge.hub import engine as hub_engine
 from bridge.sync import crm_to_oa, oa_to_crm
-from bridge.sync.common import LOAD_LEASE_TTL_SECONDS
+from bridge.sync.frame import LOAD_LEASE_TTL_SECONDS
 
 spec = json.loads(sys.argv[1])
 hub = hub_engine.get_engine(spec["hub"])

@@ -48,7 +48,7 @@ from bridge.hooks._auth import TokenCache
 from bridge.hub import engine as hub_engine
 from bridge.staging import canonical
 from bridge.sync import crm_to_oa, oa_to_crm
-from bridge.sync.decide import primary_contact
+from bridge.sync.crm_to_oa.decide import primary_contact
 from sandbox import launcher
 
 NAMES = ["华东区数据平台升级", "智慧园区二期🚀", "مشروع التحول الرقمي", "‏项目‎ mixed עברית", "普通项目"]

@@ -30,7 +30,7 @@ from bridge.hub import engine as hub_engine
 from bridge.hub import store
 from bridge.hub.schema import audit_log
 from bridge.sync import crm_to_oa
-from bridge.sync.common import Tally
+from bridge.sync.frame import Tally
 from sandbox import launcher
 from sandbox.common.world import COMPANY_ID_BASE, uscc_check_char
 

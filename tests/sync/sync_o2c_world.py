@@ -28,7 +28,8 @@ from bridge.hub import engine as hub_engine
 from bridge.hub import store
 from bridge.hub.schema import audit_log
 from bridge.sync import crm_to_oa, oa_to_crm
-from bridge.sync.common import DebounceSettings, Tally
+from bridge.sync.common import DebounceSettings
+from bridge.sync.frame import Tally
 from sandbox import launcher
 
 # OA users of World(seed=20261126) (sandbox/oa: /_sim/users).

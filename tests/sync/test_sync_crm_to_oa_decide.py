@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import bridge.dictionary
 from bridge.dictionary import Problem
-from bridge.sync import common, crm_to_oa
-from bridge.sync import decide as rules
+from bridge.sync import common, crm_to_oa, frame
+from bridge.sync.crm_to_oa import decide as rules
 
 D = bridge.dictionary.load()
 STAGES = frozenset({"contract", "won"})
@@ -36,8 +36,8 @@ OWNER = rules.Owner("70000001", "peng.01@example.com", "u0001")
 def decide(record: dict[str, Any], project: rules.ProjectLink | None = None, *,
            company: dict[str, Any] | None = COMPANY, owner: rules.Owner | None = OWNER,
            intent: rules.NoticeIntent | None = None) -> rules.Decision:
-    return rules.decide_deal(D, record, company=company, project=project, notice_intent=intent, owner=owner,
-                             initiation_stages=STAGES, today="2026-11-26")
+    facts = rules.DealFacts(company=company, project=project, notice_intent=intent, owner=owner)
+    return rules.decide_deal(D, record, facts, initiation_stages=STAGES, today="2026-11-26")
 
 
 def linked(amount: str | None = "100000.00", notices: int = 0) -> rules.ProjectLink:
@@ -155,7 +155,7 @@ def test_blocking_problems() -> None:
 
     needed = rules.needed_deal_fields(D)
     assert {"contract_amount", "deal_name", "crm_id"} <= needed
-    found = common.blocking_problems([problem("invalid_format", "close_date"), problem("invalid_format",
+    found = frame.blocking_problems([problem("invalid_format", "close_date"), problem("invalid_format",
                                                                                         "contract_amount"),
                                       problem("unmapped_value", "stage")], needed)
     assert [(p.code, p.field) for p in found] == [("invalid_format", "contract_amount"), ("unmapped_value", "stage")]
@@ -190,14 +190,14 @@ def test_settings_are_read_and_checked() -> None:
 
 
 def test_summary_line_and_tally_round_trip() -> None:
-    tally = common.Tally()
+    tally = frame.Tally()
     tally.add("read", 3)
     tally.add("written", 0)
     tally.api_calls = {"crm": {"POST /search": 2}}
-    again = common.Tally.from_dict(tally.as_dict())
+    again = frame.Tally.from_dict(tally.as_dict())
     assert again.counts == {"read": 3}
-    assert common.summary_line("k", again.counts, again.api_calls) == "k: read=3 crm_calls=2"
-    assert common.total_calls({"crm": {"POST /oauth/v3/token": 1, "POST /x": 2}}) == 2
+    assert frame.summary_line("k", again.counts, again.api_calls) == "k: read=3 crm_calls=2"
+    assert frame.total_calls({"crm": {"POST /oauth/v3/token": 1, "POST /x": 2}}) == 2
     assert common.to_ms(common.from_ms(1_764_152_701_123)) == 1_764_152_701_123
     assert common.from_ms(0) == datetime(1970, 1, 1, tzinfo=UTC)
 

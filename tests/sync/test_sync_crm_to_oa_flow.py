@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from tests.sync.sync_c2o_world import C2O, OWNER
 
@@ -158,7 +159,7 @@ def test_amount_change_on_a_linked_deal_sends_one_finance_notice_per_change(c2o:
     assert Decimal(str(widgets["new_amount"])) == Decimal("550000.00")
     assert widgets["deal_id"] == deal
     assert widgets["project_no"] == project["serial_number"]
-    assert widgets["changed_at"].startswith(c2o.now.astimezone(crm_to_oa.ZoneInfo("Asia/Shanghai")).date().isoformat())
+    assert widgets["changed_at"].startswith(c2o.now.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat())
     assert notice["user_id"] == c2o.oa_user("finance-bot@example.com"), "notices are filed by the finance bot"
     # A → B → A → B: three notices (each change is news to finance), never a duplicate.
     for value in ("500000.00", "550000.00"):

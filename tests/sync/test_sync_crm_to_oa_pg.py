@@ -48,9 +48,9 @@ def test_a_bulk_extract_keeps_the_planner_statistics_fresh(pg_hub: str, c2o_fact
     entity for every staging page; the extract runs ANALYZE as the table grows (here at 2, 4, … rows)."""
     from sqlalchemy import text
 
-    from bridge.sync import crm_to_oa
+    from bridge.sync.crm_to_oa import extract
 
-    monkeypatch.setattr(crm_to_oa, "ANALYZE_FIRST_AT", 2)
+    monkeypatch.setattr(extract, "ANALYZE_FIRST_AT", 2)
     c2o = c2o_factory(pg_hub)
     company, _ = c2o.customer()
     for _ in range(3):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import bridge.dictionary
 from bridge import permissions
-from bridge.sync import decide_oa as rules
+from bridge.sync.oa_to_crm import decide as rules
 from bridge.sync.common import SyncSettingsError
 from bridge.sync.oa_to_crm import OaToCrmSettings
 
@@ -150,7 +150,7 @@ def _plan(record: dict[str, object], **kw: object) -> rules.ActivityPlan:
     args: dict[str, object] = {"problems": [], "company_id": "30000000001", "company_known": True, "deal_id": None,
                                "link_state": None, "applicant": rules.applicant_label("u00011038", "彭明")}
     args.update(kw)
-    return rules.plan_activity(D, P, "expense_claim", record, **args)  # type: ignore[arg-type]
+    return rules.plan_activity(D, P, "expense_claim", record, rules.ActivityFacts(**args))  # type: ignore[arg-type]
 
 
 def test_an_approved_expense_is_upserted_once() -> None:

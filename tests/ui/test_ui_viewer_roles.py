@@ -19,8 +19,8 @@ from tests.ui.conftest import CSRF_SECRET, FakeAuth, mounted
 from bridge import people
 from bridge.dictionary import Problem
 from bridge.hub import store
-from bridge.sync import runtime
-from bridge.sync.common import quarantine_problem
+from bridge.sync import tasks
+from bridge.sync.frame import QuarantinedRecord, RecordPlace, quarantine_problem
 from bridge.ui.app import UiConfig
 
 BAD_AMOUNT = "-172100.00"
@@ -81,8 +81,8 @@ def scene(c2o: C2O) -> Scene:
         assert "missing_required" in snap.payload["_problems"]
         problem = Problem(code="missing_required", entity="contact", field="last_name", department="sales",
                           message=f"联系人「{contact}」缺少必填项「姓」，请销售部在 CRM 中补齐。")
-        quarantine_problem(conn, c2o.ctx(), "crm_to_oa", "crm", "contact", contact, problem, snap.payload,
-                           snap.content_hash, data_owner=snap.data_owner, now=c2o.now)
+        quarantine_problem(conn, c2o.ctx(), RecordPlace("crm_to_oa", "crm", "contact", contact), problem,
+                           QuarantinedRecord(snap.payload, snap.content_hash, snap.data_owner), now=c2o.now)
     return Scene(c2o, good, bad, contact, c2o.oa_user("peng.01@example.com"))
 
 
@@ -230,7 +230,7 @@ def test_sync_page_shows_real_durations_and_labelled_counts(pages: TestClient, a
         dag_id, run_id = "crm_to_oa_sync", "scheduled__ui"
         start_date = datetime.now(UTC) - timedelta(minutes=1, seconds=23)
 
-    runtime.crm_to_oa_summarise({"ti": TaskInstance(), "dag_run": DagRun(), "run_id": "scheduled__ui"})
+    tasks.crm_to_oa_summarise(**{"ti": TaskInstance(), "dag_run": DagRun(), "run_id": "scheduled__ui"})
     as_user(auth, "employee")
     html = pages.get("/bridge/sync").text
     latest = html[html.index('id="latest-runs"'):html.index('id="backlog-table"')]

@@ -25,8 +25,8 @@ from bridge.hub import store
 from bridge.migration import workdir
 from bridge.migration.chunk import DIRECTION, PROJECT_LINK, Tools
 from bridge.migration.counts import EntityCounts
-from bridge.sync.common import audit_event, write_audit
-from bridge.sync.decide import project_stage
+from bridge.sync.frame import AuditStamp, audit_event, write_audit
+from bridge.sync.crm_to_oa.decide import project_stage
 
 CLOSED = frozenset({"REJECTED", "CANCELED", "DELETED"})
 BATCH = 100
@@ -118,9 +118,8 @@ def _send(crm: CrmHook, t: Tools, counts: EntityCounts, best: Mapping[str, list[
             if outcome is not None and outcome.ok:
                 counts.written_back += 1
                 counts.example("written_back", {"id": deal_id, "fields": written_fields[deal_id]})
-                events.append(audit_event("update", "crm", "deal", ids, written_fields[deal_id], "ok",
-                                          detail="history migration write-back", dictionary=d,
-                                          policy_version=policy.version))
+                events.append(audit_event("update", ("crm", "deal"), ids, written_fields[deal_id], "ok", AuditStamp(
+                    detail="history migration write-back", dictionary=d, policy_version=policy.version)))
                 link = store.find_link(conn, PROJECT_LINK, crm_id=deal_id, oa_id=code)
                 if link is not None:
                     states[link.id] = {**(link.state or {}), "writeback": "done"}
@@ -134,9 +133,9 @@ def _send(crm: CrmHook, t: Tools, counts: EntityCounts, best: Mapping[str, list[
                 dictionary_version=d.version), now=now)
             counts.quarantined["vendor_rejected"] += 1
             counts.example("quarantined.vendor_rejected", {"id": deal_id, "message": message})
-            events.append(audit_event("update", "crm", "deal", ids, written_fields[deal_id], "rejected",
-                                      detail=str(outcome.category if outcome else "MISSING_RESULT"), dictionary=d,
-                                      policy_version=policy.version))
+            events.append(audit_event("update", ("crm", "deal"), ids, written_fields[deal_id], "rejected", AuditStamp(
+                detail=str(outcome.category if outcome else "MISSING_RESULT"), dictionary=d,
+                policy_version=policy.version)))
         if states:
             store.set_link_states(conn, states, run_id=t.run_id, now=now)
         write_audit(conn, t.ctx, events)

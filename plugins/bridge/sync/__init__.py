@@ -1,11 +1,11 @@
-"""The sync engine: CRM → OA (``crm_to_oa``) and OA → CRM (``oa_to_crm``).
+"""The sync engine: CRM → OA (:mod:`.crm_to_oa`) and OA → CRM (:mod:`.oa_to_crm`).
 
-Each direction is a few functions that take hooks, a hub engine, a
-:class:`~bridge.context.RunContext`, settings and ``now`` as arguments, so the
-DAG tasks are one call each and the tests call the same functions without
-Airflow. What both directions share (settings access, run summaries,
-quarantine and audit helpers, asset names, idempotency uuids) is in
-:mod:`bridge.sync.common`.
+Layers: the DAG files call :mod:`.tasks` (Airflow context in, counts out); a
+task calls a direction's steps, each a small module of its package with the
+direction's exactly-once reasoning and its pure decisions (``decide``); the
+steps run in the shared :mod:`.frame` (run object, lease, due changes, defer,
+quarantine, audit, summary) and reach the vendors only through
+:mod:`bridge.hooks` and the hub only through :mod:`bridge.hub.store`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from bridge.dictionary import Dictionary, Problem, formats
 from bridge.dictionary.mapping import Projector
 from bridge.sync.common import ALWAYS_BLOCKING
-from bridge.sync.decide import project_stage
+from bridge.sync.crm_to_oa.decide import project_stage
 
 PROJECT_FORM = "project_initiation"
 PROJECT_LINK = "deal_project"  # CRM deal ⇄ 立项申请 (made by crm_to_oa or the history migration)
@@ -83,8 +83,9 @@ def blocking(d: Dictionary, entity: str, problems: Iterable[Problem]) -> list[Pr
         if p.field == "customer_id" and p.code == "missing_required":
             continue
         relevant = p.field is None or p.field in needed
-        if (p.code in ALWAYS_BLOCKING and (everywhere or relevant)) or (p.code == "invalid_format" and
-                                                                         p.field in needed):
+        if (p.code in ALWAYS_BLOCKING and (everywhere or relevant)) or (
+            p.code == "invalid_format" and p.field in needed
+        ):
             out.append(p)
     return out
 
@@ -98,42 +99,62 @@ def applicant_label(user_id: str | None, name: str | None = None) -> str:
     return f"申请人{name}（OA 用户 {user_id}）" if name else f"申请人（OA 用户 {user_id}）"
 
 
-def customer_problem(d: Dictionary, entity: str, record: Mapping[str, Any], *, unknown: bool,
-                     applicant: str) -> Problem:
+def customer_problem(
+    d: Dictionary, entity: str, record: Mapping[str, Any], *, unknown: bool, applicant: str
+) -> Problem:
     """``missing_customer_link``: the form names no customer, or one the CRM does not have."""
     ent = d.entity(entity)
     f = ent.fields.get("customer_id")
     label = f.label if f is not None else "关联客户"
     owner = f.owner if f is not None else "sales"
     dept = d.departments[owner].label if owner in d.departments else owner
-    what = (f"{applicant}提交的{ent.label}（审批单编号 {record.get('serial_number') or '无'}，"
-            f"实例 {record.get('instance_code')}）")
+    what = (
+        f"{applicant}提交的{ent.label}（审批单编号 {record.get('serial_number') or '无'}，"
+        f"实例 {record.get('instance_code')}）"
+    )
     if unknown:
-        message = (f"{what}的「{label}」填写的客户编号 {record.get('customer_id')} 在 CRM 中不存在（已删除或填错），"
-                   f"无法记到客户名下。请申请人核对：审批中的单据可撤回后改正并重新提交，下次同步会自动重试；"
-                   f"如客户尚未在 CRM 建档，请{dept}先创建该客户，再执行 `bridge quarantine release` 释放此记录。")
+        message = (
+            f"{what}的「{label}」填写的客户编号 {record.get('customer_id')} 在 CRM 中不存在（已删除或填错），"
+            f"无法记到客户名下。请申请人核对：审批中的单据可撤回后改正并重新提交，下次同步会自动重试；"
+            f"如客户尚未在 CRM 建档，请{dept}先创建该客户，再执行 `bridge quarantine release` 释放此记录。"
+        )
     else:
-        message = (f"{what}没有选择「{label}」，无法记到 CRM 的客户名下。请申请人在 OA 中撤回该单据，"
-                   f"选择「{label}」后重新提交，下次同步会自动重试；已审批通过的单据无法修改，请联系{dept}"
-                   f"确认所属客户后处理（必要时作废重提）。")
-    return Problem(code="missing_customer_link", entity=entity, field="customer_id", message=message,
-                   department=owner)
+        message = (
+            f"{what}没有选择「{label}」，无法记到 CRM 的客户名下。请申请人在 OA 中撤回该单据，"
+            f"选择「{label}」后重新提交，下次同步会自动重试；已审批通过的单据无法修改，请联系{dept}"
+            f"确认所属客户后处理（必要时作废重提）。"
+        )
+    return Problem(
+        code="missing_customer_link", entity=entity, field="customer_id", message=message, department=owner
+    )
 
 
 def deal_rejected(deal_id: str, instance_code: str, message: str | None, category: str | None) -> Problem:
     return Problem(
-        code="vendor_rejected", entity="deal", field=None, department="sales",
-        message=(f"立项申请 {instance_code} 的审批状态无法写入 CRM 商机「{deal_id}」：{message or category}。"
-                 f"请确认商机仍存在且自定义属性已创建，然后执行 `bridge quarantine release` 重试。"),
+        code="vendor_rejected",
+        entity="deal",
+        field=None,
+        department="sales",
+        message=(
+            f"立项申请 {instance_code} 的审批状态无法写入 CRM 商机「{deal_id}」：{message or category}。"
+            f"请确认商机仍存在且自定义属性已创建，然后执行 `bridge quarantine release` 重试。"
+        ),
     )
 
 
-def activity_rejected(d: Dictionary, entity: str, code: str, message: str | None, category: str | None) -> Problem:
+def activity_rejected(
+    d: Dictionary, entity: str, code: str, message: str | None, category: str | None
+) -> Problem:
     label = d.entity(entity).label
     return Problem(
-        code="vendor_rejected", entity=entity, field=None, department="sales",
-        message=(f"{label} {code} 无法写入 CRM（{category or '错误'}：{message or ''}）。请按提示修正 CRM 的属性或客户后"
-                 f"执行 `bridge quarantine release` 重试。"),
+        code="vendor_rejected",
+        entity=entity,
+        field=None,
+        department="sales",
+        message=(
+            f"{label} {code} 无法写入 CRM（{category or '错误'}：{message or ''}）。请按提示修正 CRM 的属性或客户后"
+            f"执行 `bridge quarantine release` 重试。"
+        ),
     )
 
 
@@ -157,8 +178,14 @@ def spans(created_ms: Iterable[int], until_ms: int, span_ms: int = SPAN_MS) -> l
     return out
 
 
-def cold_spans(cursor: int | None, oldest: int | None, hot: Sequence[tuple[int, int]], now_ms: int,
-               count: int, span_ms: int = SPAN_MS) -> tuple[list[tuple[int, int]], int | None]:
+def cold_spans(
+    cursor: int | None,
+    oldest: int | None,
+    hot: Sequence[tuple[int, int]],
+    now_ms: int,
+    count: int,
+    span_ms: int = SPAN_MS,
+) -> tuple[list[tuple[int, int]], int | None]:
     """Up to ``count`` older spans to sweep this run, in rotation, skipping time the hot spans cover.
 
     Starts at ``cursor`` (or the oldest live instance when the rotation is new or
@@ -238,8 +265,12 @@ def sweep_changes(
                 if status == PENDING:
                     unknown.add(code)
                 continue
-            if row.status != status or (status in ("REJECTED", "CANCELED") and end_ms
-                                        and row.decided_ms is not None and row.decided_ms != end_ms):
+            if row.status != status or (
+                status in ("REJECTED", "CANCELED")
+                and end_ms
+                and row.decided_ms is not None
+                and row.decided_ms != end_ms
+            ):
                 changed.add(code)
     for code, row in hub_rows.items():
         listed = results.get(str(row.status))
@@ -259,22 +290,29 @@ def primary_project(projects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] 
 
     The same rule as the history migration's write-back, so both write the same instance.
     """
+
     def rank(p: Mapping[str, Any]) -> tuple[bool, str, str]:
-        return (p.get("approval_status") not in CLOSED, str(p.get("created_at") or ""),
-                str(p.get("instance_code") or ""))
+        return (
+            p.get("approval_status") not in CLOSED,
+            str(p.get("created_at") or ""),
+            str(p.get("instance_code") or ""),
+        )
 
     return max(projects, key=rank) if projects else None
 
 
-def desired_deal(d: Dictionary, project: Mapping[str, Any], deal_stage: str | None,
-                 *, stage_known: bool = True) -> dict[str, Any]:
+def desired_deal(
+    d: Dictionary, project: Mapping[str, Any], deal_stage: str | None, *, stage_known: bool = True
+) -> dict[str, Any]:
     """The OA-owned deal fields as the OA says (canonical): status, number, decision time, project stage.
 
     The project stage follows the deal's stage through the value map ``project_stage``
     (as the CRM → OA write-back and the migration do); without the deal's stage it is left out.
     """
     owned = set(oa_owned_deal_fields(d))
-    record: dict[str, Any] = {name: project.get(src) for name, src in DEAL_FROM_PROJECT.items() if name in owned}
+    record: dict[str, Any] = {
+        name: project.get(src) for name, src in DEAL_FROM_PROJECT.items() if name in owned
+    }
     if "project_stage" in owned and stage_known:
         record["project_stage"] = project_stage(d, deal_stage)
     return record
@@ -330,12 +368,19 @@ def plan_deal(
     else:
         write = {k: v for k, v in desired.items() if not same_value(d, k, v, current.get(k))}
         conflicts = [
-            k for k in write
-            if last_written is not None and k in last_written
+            k
+            for k in write
+            if last_written is not None
+            and k in last_written
             and not same_value(d, k, current.get(k), last_written.get(k))
         ]
-    return DealPlan(deal_id=deal_id, instance_code=str(desired.get("oa_instance_code") or ""),
-                    desired=dict(desired), write=write, conflicts=tuple(sorted(conflicts)))
+    return DealPlan(
+        deal_id=deal_id,
+        instance_code=str(desired.get("oa_instance_code") or ""),
+        desired=dict(desired),
+        write=write,
+        conflicts=tuple(sorted(conflicts)),
+    )
 
 
 def scan_needs_check(d: Dictionary, desired: Mapping[str, Any], staged: Mapping[str, Any]) -> bool:
@@ -360,8 +405,11 @@ class ActivityPlan:
 
 def written_hash(crm_object: str, properties: Mapping[str, str], pairs: Iterable[tuple[str, str]]) -> str:
     """Fingerprint of an activity write (object, properties, associations): equal means nothing to send."""
-    text = json.dumps([crm_object, sorted(properties.items()), sorted(set(pairs))], ensure_ascii=False,
-                      separators=(",", ":"))
+    text = json.dumps(
+        [crm_object, sorted(properties.items()), sorted(set(pairs))],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -386,25 +434,30 @@ def void_properties(d: Dictionary, entity: str, properties: Mapping[str, str], s
     return out
 
 
-def activity_record(d: Dictionary, entity: str, record: Mapping[str, Any], policy: Projector) -> tuple[str, dict[str, str]]:
+def activity_record(
+    d: Dictionary, entity: str, record: Mapping[str, Any], policy: Projector
+) -> tuple[str, dict[str, str]]:
     """``(crm object, properties)`` of the activity, keyed by ``oa_instance_code`` (the upsert's unique property)."""
     crm_object, props = d.activity_properties(entity, record, policy)
     props["oa_instance_code"] = str(record.get("instance_code"))
     return crm_object, props
 
 
+@dataclass(frozen=True)
+class ActivityFacts:
+    """What the hub knows around an activity instance: its problems, its customer (and whether the CRM
+    has it), the deal its project number links, the state of the activity written before, the applicant."""
+
+    problems: Sequence[Problem]
+    company_id: str | None
+    company_known: bool
+    deal_id: str | None
+    link_state: Mapping[str, Any] | None
+    applicant: str
+
+
 def plan_activity(
-    d: Dictionary,
-    policy: Projector,
-    entity: str,
-    record: Mapping[str, Any],
-    *,
-    problems: Sequence[Problem],
-    company_id: str | None,
-    company_known: bool,
-    deal_id: str | None,
-    link_state: Mapping[str, Any] | None,
-    applicant: str,
+    d: Dictionary, policy: Projector, entity: str, record: Mapping[str, Any], facts: ActivityFacts
 ) -> ActivityPlan:
     """The one thing to do with an expense / travel / visit instance whose state changed.
 
@@ -417,6 +470,13 @@ def plan_activity(
       a customer id is checked against the CRM once the form is due);
     * other blocking problems: quarantine with the dictionary's reason.
     """
+    problems, company_id, company_known, deal_id = (
+        facts.problems,
+        facts.company_id,
+        facts.company_known,
+        facts.deal_id,
+    )
+    link_state, applicant = facts.link_state, facts.applicant
     status = record.get("approval_status")
     due = d.activity_due(entity, record)
     written = link_state is not None and bool(link_state.get("crm_id"))
@@ -427,28 +487,36 @@ def plan_activity(
             digest = written_hash(crm_object, voided, ())
             if link_state.get("hash") == digest:
                 return ActivityPlan("nothing", "already_voided")
-            return ActivityPlan("void", f"status_{str(status).lower()}", crm_object, voided,
-                                written_hash=digest)
+            return ActivityPlan(
+                "void", f"status_{str(status).lower()}", crm_object, voided, written_hash=digest
+            )
         if status != PENDING:
             return ActivityPlan("nothing", "not_due")
     stop = blocking(d, entity, problems)
     if stop:
         return ActivityPlan("quarantine", stop[0].code, problem=stop[0])
     if not company_id:
-        return ActivityPlan("quarantine", "missing_customer",
-                            problem=customer_problem(d, entity, record, unknown=False, applicant=applicant))
+        return ActivityPlan(
+            "quarantine",
+            "missing_customer",
+            problem=customer_problem(d, entity, record, unknown=False, applicant=applicant),
+        )
     if not due:
         return ActivityPlan("nothing", "pending_not_due")
     if not company_known:
-        return ActivityPlan("quarantine", "unknown_customer",
-                            problem=customer_problem(d, entity, record, unknown=True, applicant=applicant))
+        return ActivityPlan(
+            "quarantine",
+            "unknown_customer",
+            problem=customer_problem(d, entity, record, unknown=True, applicant=applicant),
+        )
     crm_object, props = activity_record(d, entity, record, policy)
     pairs = [("companies", company_id)] + ([("deals", deal_id)] if deal_id else [])
     digest = written_hash(crm_object, props, pairs)
     if link_state is not None and link_state.get("hash") == digest:
         return ActivityPlan("nothing", "unchanged")
-    return ActivityPlan("upsert", "due", crm_object, props, company_id=company_id, deal_id=deal_id,
-                        written_hash=digest)
+    return ActivityPlan(
+        "upsert", "due", crm_object, props, company_id=company_id, deal_id=deal_id, written_hash=digest
+    )
 
 
 __all__ = [
@@ -457,6 +525,7 @@ __all__ = [
     "PROJECT_FORM",
     "PROJECT_LINK",
     "WRITEBACK_LINK",
+    "ActivityFacts",
     "ActivityPlan",
     "DealPlan",
     "HubInstance",

@@ -81,8 +81,13 @@ class NoticeIntent:
         if state.get("phase") != "creating":
             return None
         try:
-            return cls(uuid=link.oa_uuid, seq=int(state["seq"]), old_amount=str(state["old_amount"]),
-                       new_amount=str(state["new_amount"]), changed_at=_text(state.get("changed_at")))
+            return cls(
+                uuid=link.oa_uuid,
+                seq=int(state["seq"]),
+                old_amount=str(state["old_amount"]),
+                new_amount=str(state["new_amount"]),
+                changed_at=_text(state.get("changed_at")),
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -129,7 +134,8 @@ def owner_not_in_oa(deal_id: str, owner: Owner | None, owner_id: str | None) -> 
     who = f"负责人（CRM 负责人编号 {owner_id or '空'}"
     who += f"，邮箱 {owner.email}）" if owner is not None and owner.email else "，CRM 中没有邮箱）"
     return _problem(
-        "owner_not_in_oa", "owner_id",
+        "owner_not_in_oa",
+        "owner_id",
         f"商机「{deal_id}」的{who}在 OA 中没有账号，无法以其名义提交立项申请。"
         f"请 OA 管理员为其开通飞书账号（邮箱或手机号须与 CRM 一致）后执行 "
         f"`bridge quarantine release` 释放此记录；或由销售主管在 CRM 中把商机转给在职负责人，保存后下次同步会自动重试。",
@@ -138,7 +144,8 @@ def owner_not_in_oa(deal_id: str, owner: Owner | None, owner_id: str | None) -> 
 
 def missing_customer(deal_id: str, company_id: str | None) -> Problem:
     return _problem(
-        "missing_customer_link", "company_id",
+        "missing_customer_link",
+        "company_id",
         f"商机「{deal_id}」关联的客户（CRM 客户编号 {company_id or '空'}）在 CRM 中读取不到（已删除或无权访问），"
         f"立项申请无法填写客户信息。请销售在 CRM 中为商机关联正确的客户，保存后下次同步会自动重试。",
     )
@@ -154,10 +161,14 @@ def missing_form_value(dictionary: Dictionary, deal_id: str, form: str, source: 
     dept_label = department.label if department is not None else owner
     what = {"company": "关联客户", "contact": "客户联系人", "deal": "商机"}.get(head, head)
     return Problem(
-        code="missing_required", entity="deal", field=source,
-        message=(f"商机「{deal_id}」的{dictionary.form(form).label}缺少必填项：{what}的「{label}」（{source}）为空或"
-                 f"不可用。请{dept_label}在 CRM 中补全后执行 `bridge quarantine release` 释放此记录，"
-                 f"或修改商机后自动重试。"),
+        code="missing_required",
+        entity="deal",
+        field=source,
+        message=(
+            f"商机「{deal_id}」的{dictionary.form(form).label}缺少必填项：{what}的「{label}」（{source}）为空或"
+            f"不可用。请{dept_label}在 CRM 中补全后执行 `bridge quarantine release` 释放此记录，"
+            f"或修改商机后自动重试。"
+        ),
         department=owner,
     )
 
@@ -186,6 +197,7 @@ def needed_deal_fields(dictionary: Dictionary) -> frozenset[str]:
 
 def primary_contact(contacts: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The company's contact for the form: the oldest (lowest CRM id) with a usable mobile, else the oldest."""
+
     def key(c: Mapping[str, Any]) -> tuple[int, int, str]:
         cid = str(c.get("crm_id") or "")
         return (0 if c.get("mobile") else 1, len(cid), cid)
@@ -195,7 +207,10 @@ def primary_contact(contacts: Iterable[Mapping[str, Any]]) -> dict[str, Any] | N
 
 
 def _missing_required(
-    dictionary: Dictionary, deal_id: str, form: str, sources: Mapping[str, Mapping[str, Any] | None],
+    dictionary: Dictionary,
+    deal_id: str,
+    form: str,
+    sources: Mapping[str, Mapping[str, Any] | None],
 ) -> Problem | None:
     for source in required_sources(dictionary, form):
         head, _, name = source.partition(".")
@@ -207,74 +222,118 @@ def _missing_required(
     return None
 
 
+@dataclass(frozen=True)
+class DealFacts:
+    """What the hub knows around a due deal: its company snapshot, its 立项申请 link, an unconfirmed notice,
+    and its owner's OA user."""
+
+    company: Mapping[str, Any] | None = None
+    project: ProjectLink | None = None
+    notice_intent: NoticeIntent | None = None
+    owner: Owner | None = None
+
+
 def decide_deal(
     dictionary: Dictionary,
     deal: Mapping[str, Any],
+    facts: DealFacts,
     *,
-    company: Mapping[str, Any] | None,
-    project: ProjectLink | None,
-    notice_intent: NoticeIntent | None,
-    owner: Owner | None,
     initiation_stages: Sequence[str] | frozenset[str],
     today: str,
 ) -> Decision:
     """The one thing to do for a due deal (see the module docstring).
 
-    ``deal`` and ``company`` are snapshot payloads; ``today`` is the Beijing
+    ``deal`` and ``facts.company`` are snapshot payloads; ``today`` is the Beijing
     date of the run (the notice's 变更日期).
     """
     record = canonical(dict(deal))
-    deal_id = str(record.get("crm_id") or "")
-    blocking = [c for c in (deal.get(PROBLEMS_KEY) or []) if c in ("missing_required", "unmapped_value",
-                                                                     "hostile_input")]
+    blocking = [
+        c
+        for c in (deal.get(PROBLEMS_KEY) or [])
+        if c in ("missing_required", "unmapped_value", "hostile_input")
+    ]
+    project, notice_intent = facts.project, facts.notice_intent
 
     # A notice whose create was started and not confirmed is finished first, as it was.
     if notice_intent is not None and project is not None and project.confirmed:
-        return Decision("notice", "resume_notice", uuid=notice_intent.uuid,
-                        notice={"seq": notice_intent.seq, "old_amount": notice_intent.old_amount,
-                                "new_amount": notice_intent.new_amount,
-                                "changed_at": notice_intent.changed_at or today})
-
+        return Decision(
+            "notice",
+            "resume_notice",
+            uuid=notice_intent.uuid,
+            notice={
+                "seq": notice_intent.seq,
+                "old_amount": notice_intent.old_amount,
+                "new_amount": notice_intent.new_amount,
+                "changed_at": notice_intent.changed_at or today,
+            },
+        )
     if project is None or not project.confirmed:
-        qualifies = record.get("stage") in initiation_stages
-        if not qualifies:
+        if record.get("stage") not in initiation_stages:
             if project is not None and project.uuid and not project.abandoned:
                 # A create was started while the deal qualified; did it reach the OA?
                 return Decision("probe_intent", "intent_without_stage", uuid=project.uuid)
             return Decision("nothing", "not_initiation_stage")
         if blocking:
             return Decision("nothing", "blocked_by_problems")
-        if company is None:
-            return Decision("quarantine", "missing_customer_link",
-                            problem=missing_customer(deal_id, _text(record.get("company_id"))))
-        problem = _missing_required(dictionary, deal_id, PROJECT_FORM,
-                                    {"deal": record, "company": canonical(dict(company))})
-        if problem is not None:
-            return Decision("quarantine", "missing_required", problem=problem)
-        if owner is None or owner.user_id is None:
-            return Decision("quarantine", "owner_not_in_oa",
-                            problem=owner_not_in_oa(deal_id, owner, _text(record.get("owner_id"))))
-        uuid = project.uuid if project is not None and project.uuid else idempotency_uuid(
-            deal_id, PROJECT_FORM, dictionary.version)
-        return Decision("create", "initiation_stage", uuid=uuid, applicant=owner.user_id)
+        return _decide_initiation(dictionary, record, facts)
+    return _decide_amount(dictionary, record, project, bool(blocking), today)
 
-    # Linked: tell finance when the contract amount moves (not for a project deleted in the OA).
+
+def _decide_initiation(dictionary: Dictionary, record: Mapping[str, Any], facts: DealFacts) -> Decision:
+    """A deal in an initiation stage without a confirmed 立项申请: create it, or say what is missing."""
+    deal_id = str(record.get("crm_id") or "")
+    company, project, owner = facts.company, facts.project, facts.owner
+    if company is None:
+        return Decision(
+            "quarantine",
+            "missing_customer_link",
+            problem=missing_customer(deal_id, _text(record.get("company_id"))),
+        )
+    problem = _missing_required(
+        dictionary, deal_id, PROJECT_FORM, {"deal": record, "company": canonical(dict(company))}
+    )
+    if problem is not None:
+        return Decision("quarantine", "missing_required", problem=problem)
+    if owner is None or owner.user_id is None:
+        return Decision(
+            "quarantine",
+            "owner_not_in_oa",
+            problem=owner_not_in_oa(deal_id, owner, _text(record.get("owner_id"))),
+        )
+    uuid = (
+        project.uuid
+        if project is not None and project.uuid
+        else idempotency_uuid(deal_id, PROJECT_FORM, dictionary.version)
+    )
+    return Decision("create", "initiation_stage", uuid=uuid, applicant=owner.user_id)
+
+
+def _decide_amount(
+    dictionary: Dictionary, record: Mapping[str, Any], project: ProjectLink, blocked: bool, today: str
+) -> Decision:
+    """Linked: tell finance when the contract amount moves (not for a project deleted in the OA)."""
     if record.get("approval_status") == "DELETED":
         return Decision("nothing", "project_deleted")
     current = amount(record.get("contract_amount"))
     if project.amount_sent is None:
-        return Decision("baseline", "link_without_amount") if current is not None else Decision(
-            "nothing", "no_amount")
+        return (
+            Decision("baseline", "link_without_amount")
+            if current is not None
+            else Decision("nothing", "no_amount")
+        )
     sent = amount(project.amount_sent)
-    if current is None or blocking:
+    if current is None or blocked:
         return Decision("nothing", "blocked_by_problems")
     if sent is not None and current == sent:
         return Decision("nothing", "amount_unchanged")
     seq = project.notices + 1
     new_amount = record.get("contract_amount")
     return Decision(
-        "notice", "amount_changed",
-        uuid=idempotency_uuid(deal_id, NOTICE_FORM, dictionary.version, seq, new_amount),
+        "notice",
+        "amount_changed",
+        uuid=idempotency_uuid(
+            str(record.get("crm_id") or ""), NOTICE_FORM, dictionary.version, seq, new_amount
+        ),
         notice={"seq": seq, "old_amount": project.amount_sent, "new_amount": new_amount, "changed_at": today},
     )
 
@@ -288,7 +347,10 @@ def project_stage(dictionary: Dictionary, deal_stage: Any) -> str | None:
 
 
 def writeback_record(
-    dictionary: Dictionary, deal: Mapping[str, Any], instance_code: str, project_no: str | None,
+    dictionary: Dictionary,
+    deal: Mapping[str, Any],
+    instance_code: str,
+    project_no: str | None,
     approval_status: str | None,
 ) -> dict[str, Any]:
     """The OA-owned deal fields the bridge writes back to the CRM (canonical names)."""
