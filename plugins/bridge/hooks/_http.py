@@ -74,7 +74,7 @@ class VendorProtocol:
 
     system = "vendor"
 
-    def error_for(self, status: int, body: Any, headers: Mapping[str, str], method: str, template: str,
+    def error_for(self, status: int, body: object, headers: Mapping[str, str], method: str, template: str,
                   path: str) -> VendorError | None:
         """The error this answer means, or None for a success. ``body`` is None when it was not JSON."""
         raise NotImplementedError

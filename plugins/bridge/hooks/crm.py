@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,6 +55,7 @@ from bridge.hooks.errors import (
 from bridge.hooks.hubspot_codec import (
     CREATED,
     OBJECT_ID,
+    CrmObject,
     CrmOwner,
     CrmRecord,
     SearchBody,
@@ -91,6 +92,9 @@ OAUTH_ERROR_CODES = frozenset({"BAD_CLIENT_ID", "BAD_CLIENT_SECRET", "BAD_REFRES
 RECORD_ERROR_CLASSES = (BadRequestError, NotFoundError)
 
 
+_Row = tuple[int, str, CrmObject]  # a search result: (modified ms, id, object)
+
+
 @dataclass(frozen=True)
 class RecordOutcome:
     """What happened to one record of a batch call.
@@ -105,7 +109,7 @@ class RecordOutcome:
     id: str | None = None
     message: str | None = None
     category: str | None = None
-    object: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    object: CrmObject | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -164,7 +168,7 @@ class _Cursor:
     query_last_id: str | None = None
     moved: bool = False
 
-    def take(self, records: list[tuple[int, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    def take(self, records: list[_Row]) -> list[CrmObject]:
         out = []
         for ts, oid, obj in records:
             if self.query_first_ts is None:
@@ -204,7 +208,7 @@ class _Cursor:
 class HubSpotProtocol(VendorProtocol):
     system = "crm"
 
-    def error_for(self, status: int, body: Any, headers: Mapping[str, str], method: str, template: str,
+    def error_for(self, status: int, body: object, headers: Mapping[str, str], method: str, template: str,
                   path: str) -> VendorError | None:
         if status < 300:
             if not isinstance(body, dict):
@@ -310,7 +314,7 @@ class CrmHook(VendorHook):
     # ------------------------------------------------------------------ incremental read
     def iter_changed(self, object_type: str, since: int | datetime, properties: Sequence[str],
                      until: int | datetime | None = None, page_size: int = SEARCH_PAGE_MAX,
-                     ) -> Iterator[list[dict[str, Any]]]:
+                     ) -> Iterator[list[CrmObject]]:
         """Pages of objects with ``since <= modified < until``, ascending by modification time.
 
         Every record modified in the range is yielded once (again only if it is
@@ -360,7 +364,7 @@ class CrmHook(VendorHook):
         """Which of ``ids`` exist (a batch read of the ids alone)."""
         return {o.key for o in self.batch_read(object_type, ids, properties=[OBJECT_ID]) if o.ok}
 
-    def _read_query(self, query: _Query, size: int, cur: _Cursor) -> Generator[list[dict[str, Any]], None, bool]:
+    def _read_query(self, query: _Query, size: int, cur: _Cursor) -> Generator[list[CrmObject], None, bool]:
         """Page one search by offset, each page overlapping the previous one by a record.
 
         The overlap proves that nothing moved: if the record expected first is not
@@ -402,7 +406,7 @@ class CrmHook(VendorHook):
                 return False
 
     def _search_page(self, query: _Query, body: SearchBody,
-                     ) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]], bool]:
+                     ) -> tuple[list[str], list[_Row], bool]:
         """One search page: (ids of all results, well-formed records as (ts, id, object), has next).
 
         A page that breaks its own filter or order (a stale or foreign page) is read
@@ -428,11 +432,10 @@ class CrmHook(VendorHook):
         raise BadResponseError(f"search {object_type}: the server keeps answering pages that break the query "
                                f"({problem}): a repeated or stale page", system="crm", method="POST", path=SEARCH)
 
-    def _well_formed(self, object_type: str, results: list[Any], stamp: str,
-                     ) -> list[tuple[int, str, dict[str, Any]]]:
+    def _well_formed(self, object_type: str, results: list[object], stamp: str) -> list[_Row]:
         """(modified ms, id, object) of every well-formed result; the others are skipped and reported.
         (The hot loop of paging: kept lean, measured by bench/hook_paging.py.)"""
-        out: list[tuple[int, str, dict[str, Any]]] = []
+        out: list[_Row] = []
         append = out.append
         for obj in results:
             if type(obj) is dict:
@@ -445,7 +448,7 @@ class CrmHook(VendorHook):
             self._malformed(object_type, obj, stamp, out)
         return out
 
-    def _malformed(self, object_type: str, obj: Any, stamp: str, out: list[tuple[int, str, dict[str, Any]]]) -> None:
+    def _malformed(self, object_type: str, obj: object, stamp: str, out: list[_Row]) -> None:
         """The slow path of ``_well_formed``: salvage what HubSpot allows, report the rest."""
         oid_raw = obj.get("id") if isinstance(obj, dict) else None
         oid = str(oid_raw) if isinstance(oid_raw, str | int) and not isinstance(oid_raw, bool) else None
@@ -559,8 +562,8 @@ class CrmHook(VendorHook):
                 slots[n] = outcome
         return [o for o in slots if o is not None]
 
-    def _match(self, keys: list[str], body: Any, id_property: str | None,
-               status_of: Any, positional: bool = False) -> list[RecordOutcome]:
+    def _match(self, keys: list[str], body: object, id_property: str | None,
+               status_of: Callable[[CrmObject], str], positional: bool = False) -> list[RecordOutcome]:
         """Outcomes of one batch answer (200/201/207), one per key, in the order of ``keys``."""
         results = body.get("results") if isinstance(body, dict) else None
         errors = body.get("errors") if isinstance(body, dict) else None
@@ -675,9 +678,9 @@ class CrmHook(VendorHook):
         return outcomes
 
     # ------------------------------------------------------------------ owners, properties
-    def owners(self) -> list[dict[str, Any]]:
+    def owners(self) -> list[CrmObject]:
         """Every active owner (paged by ``after``; a looping cursor is refused)."""
-        def fetch(cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        def fetch(cursor: str | None) -> tuple[list[CrmObject], str | None]:
             params: dict[str, Any] = {"limit": OWNERS_PAGE}
             if cursor:
                 params["after"] = cursor
@@ -694,7 +697,7 @@ class CrmHook(VendorHook):
         """:meth:`owners` as typed owners (id, family and given name, e-mail)."""
         return [owner_of(o) for o in self.owners()]
 
-    def properties(self, object_type: str) -> list[dict[str, Any]]:
+    def properties(self, object_type: str) -> list[CrmObject]:
         """Property definitions of an object type (setup check: do our custom properties exist?)."""
         answer = self.call("GET", PROPERTIES, path_params={"object_type": object_type})
         body = answer.body if isinstance(answer.body, dict) else {}
@@ -722,7 +725,7 @@ def _batch(action: str) -> str:
 _fromisoformat = datetime.fromisoformat
 
 
-def _parse_ms(raw: Any) -> int | None:
+def _parse_ms(raw: object) -> int | None:
     """HubSpot datetimes: ISO 8601 (``2026-11-18T11:06:40.000Z``) or epoch-ms strings."""
     if type(raw) is str:
         if raw.isdigit():  # epoch ms (checked first: Python also reads "20261118…" as a basic-format date)
@@ -741,7 +744,7 @@ def _parse_ms(raw: Any) -> int | None:
     return None
 
 
-def _order_problem(records: list[tuple[int, str, dict[str, Any]]], lower: int, upper: int | None,
+def _order_problem(records: list[_Row], lower: int, upper: int | None,
                    after_id: int | None) -> str | None:
     """Why a page cannot be an honest answer to its query (None when it can). ``after_id`` None: a
     time-ordered query; else a by-id drain of one millisecond."""
@@ -759,7 +762,7 @@ def _order_problem(records: list[tuple[int, str, dict[str, Any]]], lower: int, u
     return None
 
 
-def _raw_id(obj: Any) -> str:
+def _raw_id(obj: object) -> str:
     oid = obj.get("id") if isinstance(obj, dict) else None
     return str(oid) if oid is not None else ""
 

@@ -117,7 +117,7 @@ class RateLimitedError(VendorError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Unpack[ErrorDetails]) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kw)
 
@@ -152,7 +152,7 @@ class TransportError(VendorError):
 
     retryable = True
 
-    def __init__(self, message: str, *, sent: bool = True, **kw: Any) -> None:
+    def __init__(self, message: str, *, sent: bool = True, **kw: Unpack[ErrorDetails]) -> None:
         self.sent = sent
         super().__init__(message, **kw)
 
@@ -191,7 +191,7 @@ class AmbiguousWriteError(VendorError):
     Kept out of the message: they may hold personal data."""
 
     def __init__(self, message: str, *, inputs: Sequence[Any] = (), outcomes: Sequence[Any] = (),
-                 pending: Sequence[Any] = (), **kw: Any) -> None:
+                 pending: Sequence[Any] = (), **kw: Unpack[ErrorDetails]) -> None:
         self.inputs = list(inputs)
         self.outcomes = list(outcomes)
         self.pending = list(pending)

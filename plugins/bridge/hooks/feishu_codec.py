@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 MAX_TIMESTAMP_DIGITS = 15
 TENANT_EXTRA = "tenant_key"  # the oa_default Connection extra naming the one tenant whose events are taken
+
+
+OaObject = dict[str, Any]  # one Feishu object as sent (an answer's data, an instance detail, a query item)
 
 
 class FormWidgetValue(TypedDict):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from bridge.hooks.errors import RecordErrorKind
 
@@ -44,6 +44,9 @@ _KINDS = {
 
 # objectTypeId of the generic ``object.*`` webhook subscriptions, and the older typed names.
 WEBHOOK_OBJECT_TYPES = {"0-1": "contact", "0-2": "company", "0-3": "deal"}
+
+
+CrmObject = dict[str, Any]  # one HubSpot object as sent: {id, properties, createdAt, updatedAt, associations?, …}
 
 
 class SearchFilter(TypedDict):

@@ -34,7 +34,14 @@ from bridge.hooks.errors import (
     ValidationError,
     VendorError,
 )
-from bridge.hooks.feishu_codec import InstanceRef, encode_form, instance_ref, query_item_code, query_item_ok
+from bridge.hooks.feishu_codec import (
+    InstanceRef,
+    OaObject,
+    encode_form,
+    instance_ref,
+    query_item_code,
+    query_item_ok,
+)
 
 TENANT_AUTH_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 INSTANCES = "/open-apis/approval/v4/instances"
@@ -71,7 +78,7 @@ QUERY_STATUS = {"PENDING": "PENDING", "APPROVED": "APPROVED", "REJECTED": "REJEC
 class FeishuProtocol(VendorProtocol):
     system = "oa"
 
-    def error_for(self, status: int, body: Any, headers: Mapping[str, str], method: str, template: str,
+    def error_for(self, status: int, body: object, headers: Mapping[str, str], method: str, template: str,
                   path: str) -> VendorError | None:
         code = body.get("code") if isinstance(body, dict) else None
         if isinstance(code, bool) or not isinstance(code, int):
@@ -164,7 +171,7 @@ class OaHook(VendorHook):
 
         return BearerTokenAuth(cache, fetch)
 
-    def _data(self, method: str, template: str, **kw: Any) -> dict[str, Any]:
+    def _data(self, method: str, template: str, **kw: Any) -> OaObject:
         body = self.call(method, template, **kw).body
         data = body.get("data", {}) if isinstance(body, dict) else None
         if data is None:
@@ -220,7 +227,7 @@ class OaHook(VendorHook):
                              approval_code)
         return code
 
-    def get_instance(self, instance_code: str) -> dict[str, Any]:
+    def get_instance(self, instance_code: str) -> OaObject:
         """The instance detail (``form`` stays Feishu's JSON string)."""
         return self._data("GET", INSTANCE, path_params={"instance_id": instance_code},
                           params={"user_id_type": "user_id"})
@@ -230,7 +237,7 @@ class OaHook(VendorHook):
         self._data("POST", CANCEL, params={"user_id_type": "user_id"},
                    json={"approval_code": approval_code, "instance_code": instance_code, "user_id": user_id})
 
-    def approval_definition(self, approval_code: str) -> dict[str, Any]:
+    def approval_definition(self, approval_code: str) -> OaObject:
         """The approval definition (``form`` is a JSON string of widgets): setup checks and form filling."""
         return self._data("GET", APPROVAL, path_params={"approval_code": approval_code})
 
@@ -271,7 +278,7 @@ class OaHook(VendorHook):
             lo = hi + 1
 
     def query_instances(self, approval_code: str, created_from: int | datetime, created_to: int | datetime,
-                        status: str | None = None, user_id: str | None = None) -> Iterator[list[dict[str, Any]]]:
+                        status: str | None = None, user_id: str | None = None) -> Iterator[list[OaObject]]:
         """Pages of ``instances/query`` items (``{approval, group, instance}``; statuses lower-case as Feishu
         answers) created in [created_from, created_to], in spans of at most 30 days, 200 per page.
         ``status``: an ``approval_status`` (PENDING, APPROVED, REJECTED, CANCELED, DELETED) or None for all."""
@@ -286,7 +293,7 @@ class OaHook(VendorHook):
             if user_id:
                 body["user_id"] = user_id
 
-            def fetch(token: str | None, body: dict[str, Any] = body) -> tuple[list[dict[str, Any]], str | None]:
+            def fetch(token: str | None, body: dict[str, Any] = body) -> tuple[list[OaObject], str | None]:
                 params: dict[str, Any] = {"page_size": QUERY_PAGE_SIZE, "user_id_type": "user_id"}
                 if token:
                     params["page_token"] = token
