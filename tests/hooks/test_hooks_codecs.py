@@ -173,3 +173,9 @@ def test_saved_documents_are_recognised_and_unwrapped() -> None:
     assert hs.looks_like_object({"id": "1", "properties": {}})
     assert not hs.looks_like_object(detail)
     assert not hs.looks_like_object("properties")
+
+
+def test_widget_and_attribute_vocabulary() -> None:
+    assert fs.CHOICE_WIDGET in fs.WIDGET_TYPES
+    assert set(fs.WIDGET_FIELD_TYPES) <= fs.WIDGET_TYPES
+    assert {"instance_code", "updated_at", "start_time"} <= fs.INSTANCE_ATTRIBUTES

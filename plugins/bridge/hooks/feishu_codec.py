@@ -21,6 +21,21 @@ MAX_TIMESTAMP_DIGITS = 15
 TENANT_EXTRA = "tenant_key"  # the oa_default Connection extra naming the one tenant whose events are taken
 
 
+# Instance attributes a dictionary field may read with "@name" (approval v4 instance detail; updated_at is computed).
+INSTANCE_ATTRIBUTES = frozenset({
+    "instance_code", "serial_number", "status", "user_id", "open_id", "department_id", "start_time",
+    "end_time", "updated_at", "uuid", "approval_code", "approval_name", "reverted",
+})
+# Widget types the bridge can fill or read, and the field types a widget of a typed kind can carry.
+WIDGET_TYPES = frozenset({"input", "textarea", "amount", "number", "date", "dateInterval", "radioV2", "checkboxV2",
+                          "contact", "department"})
+CHOICE_WIDGET = "radioV2"  # a single choice: its options come from a value map
+WIDGET_FIELD_TYPES: dict[str, frozenset[str]] = {
+    "amount": frozenset({"amount", "integer"}),
+    "number": frozenset({"amount", "integer"}),
+    "date": frozenset({"date", "datetime"}),
+    CHOICE_WIDGET: frozenset({"enum"}),
+}
 OaObject = dict[str, Any]  # one Feishu object as sent (an answer's data, an instance detail, a query item)
 
 
