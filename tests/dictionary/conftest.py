@@ -85,8 +85,9 @@ def broken_copy(tmp_path: Path) -> Callable[..., tuple[Path, int]]:
     mistake is known and the test can check the error points at it.
     """
 
-    def make(source: Path, anchor: str, old: str, new: str, after: str | None = None,
-             name: str = "copy.yaml") -> tuple[Path, int]:
+    def make(
+        source: Path, anchor: str, old: str, new: str, after: str | None = None, name: str = "copy.yaml"
+    ) -> tuple[Path, int]:
         lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
         start = 0
         if after is not None:

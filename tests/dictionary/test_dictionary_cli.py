@@ -66,9 +66,14 @@ def _deal_json(tmp_path: Path, **overrides: str) -> Path:
     obj = world.deal(0)
     props = {k: v for k, v in obj.properties.items() if not k.startswith("_")}
     props.update(overrides)
-    payload: dict[str, Any] = {"id": obj.id, "properties": props, "archived": False,
-                               "associations": {"companies": {"results": [{"id": obj.associations["companies"][0],
-                                                                           "type": "deal_to_company"}]}}}
+    payload: dict[str, Any] = {
+        "id": obj.id,
+        "properties": props,
+        "archived": False,
+        "associations": {
+            "companies": {"results": [{"id": obj.associations["companies"][0], "type": "deal_to_company"}]}
+        },
+    }
     path = tmp_path / "deal.json"
     path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
     return path
@@ -110,7 +115,9 @@ def test_explain_dirty_record_exits_1_with_the_reason(tmp_path: Path) -> None:
 
 def test_explain_contact_masks_and_canonical_input(tmp_path: Path) -> None:
     path = tmp_path / "contact.json"
-    path.write_text(json.dumps({"crm_id": "9", "mobile": "13812345678", "email": "a.b@example.com"}), encoding="utf-8")
+    path.write_text(
+        json.dumps({"crm_id": "9", "mobile": "13812345678", "email": "a.b@example.com"}), encoding="utf-8"
+    )
     code, out, _ = run("dictionary", "explain", "contact", str(path), "--role", "project_manager", "--json")
     assert code == 0
     document = json.loads(out)
@@ -123,9 +130,15 @@ def test_explain_contact_masks_and_canonical_input(tmp_path: Path) -> None:
 def test_explain_oa_instance(tmp_path: Path) -> None:
     world = World(seed=5, companies=20, deals=20, oa_instances=40, dirty_share=0.0, now_ms=1_764_124_800_000)
     inst = next(i for i in world.iter_oa_instances() if i.approval == "expense_claim")
-    payload = {"instance_code": inst.instance_code, "status": inst.status, "user_id": inst.user_id,
-               "start_time": str(inst.start_ms), "end_time": str(inst.end_ms),
-               "serial_number": inst.serial_number, "form": json.dumps(inst.form, ensure_ascii=False)}
+    payload = {
+        "instance_code": inst.instance_code,
+        "status": inst.status,
+        "user_id": inst.user_id,
+        "start_time": str(inst.start_ms),
+        "end_time": str(inst.end_ms),
+        "serial_number": inst.serial_number,
+        "form": json.dumps(inst.form, ensure_ascii=False),
+    }
     path = tmp_path / "inst.json"
     envelope = {"code": 0, "msg": "success", "data": payload}  # as saved from the API response
     path.write_text(json.dumps(envelope, ensure_ascii=False), encoding="utf-8")

@@ -18,11 +18,18 @@ SHIPPED = ROOT / "include" / "dictionary.yaml"
 def test_shipped_dictionary_loads_with_every_entity_and_form(dictionary: Dictionary) -> None:
     assert dictionary.version
     assert set(dictionary.entities) == {
-        "company", "contact", "deal", "project_initiation", "expense_claim", "travel_request", "visit_plan",
+        "company",
+        "contact",
+        "deal",
+        "project_initiation",
+        "expense_claim",
+        "travel_request",
+        "visit_plan",
         "contract_amount_notice",
     }
     assert {f.name for f in dictionary.forms.values() if f.direction == "crm_to_oa"} == {
-        "project_initiation", "contract_amount_notice"
+        "project_initiation",
+        "contract_amount_notice",
     }
     assert dictionary.forms["project_initiation"].audience == "sales_manager"
     assert dictionary.forms["contract_amount_notice"].entity == "contract_amount_notice"
@@ -65,7 +72,9 @@ def test_load_caches_by_path_and_mtime(tmp_path: Path) -> None:
     copy.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
     first = load(copy)
     assert load(copy) is first
-    copy.write_text(SHIPPED.read_text(encoding="utf-8").replace('version: "', 'version: "x', 1), encoding="utf-8")
+    copy.write_text(
+        SHIPPED.read_text(encoding="utf-8").replace('version: "', 'version: "x', 1), encoding="utf-8"
+    )
     later = time.time() + 5
     os.utime(copy, (later, later))
     second = load(copy)
@@ -73,8 +82,9 @@ def test_load_caches_by_path_and_mtime(tmp_path: Path) -> None:
     assert second.version.startswith("x")
 
 
-def case(anchor: str, old: str, new: str, after: str | None, expected: list[str], *, id: str,
-         exact: bool = True) -> object:
+def case(
+    anchor: str, old: str, new: str, after: str | None, expected: list[str], *, id: str, exact: bool = True
+) -> object:
     """One broken copy: on the first line with ``anchor`` and ``old`` (after ``after``), ``old`` → ``new``.
 
     ``expected``: words the message must contain (entity, field, what). ``exact``: the error names the
@@ -85,70 +95,244 @@ def case(anchor: str, old: str, new: str, after: str | None, expected: list[str]
 
 
 BROKEN = [
-    case("stage:", "value_map: deal_stage", "value_map: deal_stages", None,
-                 ["实体 deal", "字段 stage", "deal_stages", "不存在"], id="value_map-missing"),
-    case("deal_name:", "owner: sales", "owner: marketing", None,
-                 ["实体 deal", "字段 deal_name", "marketing", "departments"], id="owner-not-department"),
-    case("{id: project_name,", "source: deal.deal_name", "source: deal.dealname", "forms:",
-                 ["project_name", "dealname", "实体 deal 没有字段"], id="widget-source-unknown-field"),
-    case("{id: customer_name,", "source: company.name", "source: customer.name", "forms:",
-                 ["customer_name", "实体 'customer' 不存在"], id="widget-source-unknown-entity"),
-    case("{id: changed_at,", "notice.changed_at", "notice.changed_on", "forms:",
-                 ["changed_at", "notice.changed_on", "contract_amount_notice"], id="widget-source-notice-field"),
-    case("报销事由, type: text", "oa: reason,", "oa: reasons,", None,
-                 ["实体 expense_claim", "字段 reason", "reasons", "不在表单 expense_claim 上"], id="oa-widget-not-on-form"),
-    case("customer_status: {label", "value_map: customer_status, ", "", "entities:",
-                 ["实体 company", "字段 customer_status", "缺少 value_map"], id="enum-without-value-map"),
-    case("industry:", "type: string,", "type: string, value_map: customer_status,", None,
-                 ["实体 company", "字段 industry", "只有 enum"], id="value-map-on-non-enum"),
-    case("won: [delivered]", "[delivered]", "[delivered, shipped]", None,
-                 ["值映射 deal_stage", "shipped", "未知值"], id="transition-unknown-target"),
-    case("won: []", "won: []", "wonn: []", None,
-                 ["值映射 customer_status", "wonn", "缺少值 'won'"], id="transition-unknown-key"),
-    case("uscc:", "format: uscc", "format: uscc18", "entities:",
-                 ["实体 company", "字段 uscc", "uscc18", "未知"], id="format-unknown"),
-    case("mobile:", "type: string, format: mobile_cn", "type: amount, format: mobile_cn", None,
-                 ["实体 contact", "字段 mobile", "不适用于类型 amount"], id="format-type-mismatch"),
-    case("full_name:", "{first_name}", "{given_name}", None,
-                 ["实体 contact", "字段 full_name", "given_name"], id="derive-unknown-field"),
-    case("oa_purpose: reason", "oa_purpose: reason", "oa_purpose: reasons", "crm_activities:",
-                 ["实体 expense_claim", "字段 oa_purpose", "reasons"], id="activity-unknown-field"),
-    case("hs_note_body: \"费用报销", "{serial_number}", "{serial_no}", "crm_activities:",
-                 ["实体 expense_claim", "字段 hs_note_body", "serial_no"], id="activity-template-unknown-field"),
-    case("first_name:", "crm: firstname", "crm: lastname", None,
-                 ["实体 contact", "字段 first_name", "last_name", "lastname"], id="two-fields-one-crm-property"),
-    case("{canonical: intent,", "canonical: intent,", "canonical: prospect,", None,
-                 ["值映射 customer_status", "prospect", "重复"], id="duplicate-canonical-value"),
-    case("{canonical: qualified,", "crm: qualifiedtobuy", "crm: appointmentscheduled", None,
-                 ["值映射 deal_stage", "appointmentscheduled", "重复"], id="duplicate-crm-value"),
+    case(
+        "stage:",
+        "value_map: deal_stage",
+        "value_map: deal_stages",
+        None,
+        ["实体 deal", "字段 stage", "deal_stages", "不存在"],
+        id="value_map-missing",
+    ),
+    case(
+        "deal_name:",
+        "owner: sales",
+        "owner: marketing",
+        None,
+        ["实体 deal", "字段 deal_name", "marketing", "departments"],
+        id="owner-not-department",
+    ),
+    case(
+        "{id: project_name,",
+        "source: deal.deal_name",
+        "source: deal.dealname",
+        "forms:",
+        ["project_name", "dealname", "实体 deal 没有字段"],
+        id="widget-source-unknown-field",
+    ),
+    case(
+        "{id: customer_name,",
+        "source: company.name",
+        "source: customer.name",
+        "forms:",
+        ["customer_name", "实体 'customer' 不存在"],
+        id="widget-source-unknown-entity",
+    ),
+    case(
+        "{id: changed_at,",
+        "notice.changed_at",
+        "notice.changed_on",
+        "forms:",
+        ["changed_at", "notice.changed_on", "contract_amount_notice"],
+        id="widget-source-notice-field",
+    ),
+    case(
+        "报销事由, type: text",
+        "oa: reason,",
+        "oa: reasons,",
+        None,
+        ["实体 expense_claim", "字段 reason", "reasons", "不在表单 expense_claim 上"],
+        id="oa-widget-not-on-form",
+    ),
+    case(
+        "customer_status: {label",
+        "value_map: customer_status, ",
+        "",
+        "entities:",
+        ["实体 company", "字段 customer_status", "缺少 value_map"],
+        id="enum-without-value-map",
+    ),
+    case(
+        "industry:",
+        "type: string,",
+        "type: string, value_map: customer_status,",
+        None,
+        ["实体 company", "字段 industry", "只有 enum"],
+        id="value-map-on-non-enum",
+    ),
+    case(
+        "won: [delivered]",
+        "[delivered]",
+        "[delivered, shipped]",
+        None,
+        ["值映射 deal_stage", "shipped", "未知值"],
+        id="transition-unknown-target",
+    ),
+    case(
+        "won: []",
+        "won: []",
+        "wonn: []",
+        None,
+        ["值映射 customer_status", "wonn", "缺少值 'won'"],
+        id="transition-unknown-key",
+    ),
+    case(
+        "uscc:",
+        "format: uscc",
+        "format: uscc18",
+        "entities:",
+        ["实体 company", "字段 uscc", "uscc18", "未知"],
+        id="format-unknown",
+    ),
+    case(
+        "mobile:",
+        "type: string, format: mobile_cn",
+        "type: amount, format: mobile_cn",
+        None,
+        ["实体 contact", "字段 mobile", "不适用于类型 amount"],
+        id="format-type-mismatch",
+    ),
+    case(
+        "full_name:",
+        "{first_name}",
+        "{given_name}",
+        None,
+        ["实体 contact", "字段 full_name", "given_name"],
+        id="derive-unknown-field",
+    ),
+    case(
+        "oa_purpose: reason",
+        "oa_purpose: reason",
+        "oa_purpose: reasons",
+        "crm_activities:",
+        ["实体 expense_claim", "字段 oa_purpose", "reasons"],
+        id="activity-unknown-field",
+    ),
+    case(
+        'hs_note_body: "费用报销',
+        "{serial_number}",
+        "{serial_no}",
+        "crm_activities:",
+        ["实体 expense_claim", "字段 hs_note_body", "serial_no"],
+        id="activity-template-unknown-field",
+    ),
+    case(
+        "first_name:",
+        "crm: firstname",
+        "crm: lastname",
+        None,
+        ["实体 contact", "字段 first_name", "last_name", "lastname"],
+        id="two-fields-one-crm-property",
+    ),
+    case(
+        "{canonical: intent,",
+        "canonical: intent,",
+        "canonical: prospect,",
+        None,
+        ["值映射 customer_status", "prospect", "重复"],
+        id="duplicate-canonical-value",
+    ),
+    case(
+        "{canonical: qualified,",
+        "crm: qualifiedtobuy",
+        "crm: appointmentscheduled",
+        None,
+        ["值映射 deal_stage", "appointmentscheduled", "重复"],
+        id="duplicate-crm-value",
+    ),
     case("version:", 'version: "', '# version: "', None, ["缺少 version"], id="version-missing", exact=False),
-    case("city:            {label: 城市", "owner: sales", "requried: true, owner: sales", None,
-                 ["实体 company", "字段 city", "requried"], id="unknown-key-typo"),
-    case("id_field: crm_id", "id_field: crm_id", "id_field: hubspot_id", None,
-                 ["实体 company", "hubspot_id"], id="id-field-missing"),
-    case("from_deal_stage: [contract]", "[contract]", "[signed]", None,
-                 ["值映射 project_stage", "signed"], id="derived-value-unknown"),
-    case("address:", "system_of_record: crm", "system_of_record: erp", None,
-                 ["实体 company", "字段 address", "erp"], id="system-of-record-invalid"),
-    case("{canonical: won,      label: 成交客户", ", crm: customer", "", None,
-                 ["实体 company", "字段 customer_status", "缺少 crm"], id="enum-value-without-crm-spelling", exact=False),
-    case("job_title:", "crm: jobtitle, ", "", None,
-                 ["实体 contact", "字段 job_title", "只能有 crm"], id="crm-field-without-source"),
-    case("approval_status: {label", 'oa: "@status"', 'oa: "@state"', "project_initiation:",
-                 ["实体 project_initiation", "字段 approval_status", "@state"], id="oa-attribute-unknown"),
-    case("when_status: [APPROVED]", "[APPROVED]", "[APPROVED, DONE]", "crm_activities:",
-                 ["实体 expense_claim", "DONE"], id="activity-status-unknown"),
-    case("{id: project_stage,", "value_map: project_stage", "value_map: customer_status", "forms:",
-                 ["project_stage", "from_deal_stage"], id="widget-value-map-unrelated"),
-    case("{id: contract_amount, type: amount", "source: deal.contract_amount", "source: deal.deal_name",
-                 "forms:", ["contract_amount", "amount 控件不能填入 string"], id="widget-type-mismatch"),
+    case(
+        "city:            {label: 城市",
+        "owner: sales",
+        "requried: true, owner: sales",
+        None,
+        ["实体 company", "字段 city", "requried"],
+        id="unknown-key-typo",
+    ),
+    case(
+        "id_field: crm_id",
+        "id_field: crm_id",
+        "id_field: hubspot_id",
+        None,
+        ["实体 company", "hubspot_id"],
+        id="id-field-missing",
+    ),
+    case(
+        "from_deal_stage: [contract]",
+        "[contract]",
+        "[signed]",
+        None,
+        ["值映射 project_stage", "signed"],
+        id="derived-value-unknown",
+    ),
+    case(
+        "address:",
+        "system_of_record: crm",
+        "system_of_record: erp",
+        None,
+        ["实体 company", "字段 address", "erp"],
+        id="system-of-record-invalid",
+    ),
+    case(
+        "{canonical: won,      label: 成交客户",
+        ", crm: customer",
+        "",
+        None,
+        ["实体 company", "字段 customer_status", "缺少 crm"],
+        id="enum-value-without-crm-spelling",
+        exact=False,
+    ),
+    case(
+        "job_title:",
+        "crm: jobtitle, ",
+        "",
+        None,
+        ["实体 contact", "字段 job_title", "只能有 crm"],
+        id="crm-field-without-source",
+    ),
+    case(
+        "approval_status: {label",
+        'oa: "@status"',
+        'oa: "@state"',
+        "project_initiation:",
+        ["实体 project_initiation", "字段 approval_status", "@state"],
+        id="oa-attribute-unknown",
+    ),
+    case(
+        "when_status: [APPROVED]",
+        "[APPROVED]",
+        "[APPROVED, DONE]",
+        "crm_activities:",
+        ["实体 expense_claim", "DONE"],
+        id="activity-status-unknown",
+    ),
+    case(
+        "{id: project_stage,",
+        "value_map: project_stage",
+        "value_map: customer_status",
+        "forms:",
+        ["project_stage", "from_deal_stage"],
+        id="widget-value-map-unrelated",
+    ),
+    case(
+        "{id: contract_amount, type: amount",
+        "source: deal.contract_amount",
+        "source: deal.deal_name",
+        "forms:",
+        ["contract_amount", "amount 控件不能填入 string"],
+        id="widget-type-mismatch",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("anchor", "old", "new", "after", "expected", "exact"), BROKEN)
 def test_broken_copy_fails_naming_the_field(
-    broken_copy: Callable[..., tuple[Path, int]], anchor: str, old: str, new: str, after: str | None,
-    expected: list[str], exact: bool,
+    broken_copy: Callable[..., tuple[Path, int]],
+    anchor: str,
+    old: str,
+    new: str,
+    after: str | None,
+    expected: list[str],
+    exact: bool,
 ) -> None:
     path, line = broken_copy(SHIPPED, anchor, old, new, after=after)
     with pytest.raises(DictionaryError) as info:

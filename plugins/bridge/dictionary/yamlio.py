@@ -58,7 +58,9 @@ def load_yaml(path: Path) -> tuple[Any, list[ConfigIssue]]:
     except FileNotFoundError:
         return None, [ConfigIssue(name, None, "文件不存在；请检查路径（或设置 BRIDGE_INCLUDE_DIR）。")]
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [ConfigIssue(name, None, f"无法读取文件（{exc.__class__.__name__}）；文件必须是 UTF-8 文本。")]
+        return None, [
+            ConfigIssue(name, None, f"无法读取文件（{exc.__class__.__name__}）；文件必须是 UTF-8 文本。")
+        ]
     loader = _Loader(text)
     loader.duplicates = []
     try:
