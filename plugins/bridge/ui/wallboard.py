@@ -276,7 +276,7 @@ def compute_figures(
     """Every figure of the wall, as JSON-ready data, through the policy of the wall's role."""
     from bridge import dictionary as bridge_dictionary
     from bridge import permissions
-    from bridge.report import load, marts
+    from bridge.report import marts
 
     now = now or datetime.now(UTC)
     cfg = cfg or load_settings()
@@ -285,37 +285,19 @@ def compute_figures(
     role = policy.audience("report", AUDIENCE)
     today = now.astimezone(TZ).date()
     periods = wall_periods(today)
-    with engine.connect() as conn:
-        data = load.load_report_data(
-            conn,
-            dictionary,
-            policy,
-            role=role,
-            built_at=now,
-            health_until=today,
-            reading=load.ReportReading(fields=WALLBOARD_FIELDS),
-        )
-        data.role_label = policy.roles.get(role, role)
-        sync = sync_health(conn, data)
+    data, sync = _read(engine, dictionary, policy, role, now)
     labels = marts.Labels.from_dictionary(dictionary)
     names = marts.Names(owners={}, customers=_customer_names(data.frames["company"]))
-    hidden: list[str] = []
-
-    def panel(name: str, make: Callable[[], Any], empty: Any) -> Any:
-        try:
-            return make()
-        except marts.HiddenFields as exc:
-            hidden.append(name)
-            log.info("wallboard: panel %s needs %s fields hidden from %s", name, exc.entity, role)
-            return empty
-
-    _new_t, _won_t, head = panel("sales", lambda: marts.deal_period_tables(data, periods), (None, None, {}))
-    trend = panel("trend", lambda: marts.won_trend(data, periods), pd.DataFrame())
-    stage_t = panel("funnel", lambda: marts.pipeline_by_stage(data, labels), None)
-    top_t = panel("customers", lambda: marts.top_customers(data, periods, names, cfg.top_n), None)
+    panels = _Panels(role)
+    _new_t, _won_t, head = panels.get(
+        "sales", lambda: marts.deal_period_tables(data, periods), (None, None, {})
+    )
+    trend = panels.get("trend", lambda: marts.won_trend(data, periods), pd.DataFrame())
+    stage_t = panels.get("funnel", lambda: marts.pipeline_by_stage(data, labels), None)
+    top_t = panels.get("customers", lambda: marts.top_customers(data, periods, names, cfg.top_n), None)
     _health_t, health_trend, health_head = marts.health_tables(data, periods, labels)
     health_trend = health_trend[health_trend["day"] <= today]
-    by_city = panel("regions", lambda: regions(data, periods, cfg.top_n), [])
+    by_city = panels.get("regions", lambda: regions(data, periods, cfg.top_n), [])
     return {
         "generated_at": now.isoformat(),
         "today": today.isoformat(),
@@ -327,14 +309,7 @@ def compute_figures(
         "sales": _sales(head, cfg, today),
         "trend": _records(trend),
         "funnel": _funnel(stage_t),
-        "top_customers": (
-            [
-                {"customer": r["customer"], "won_amount": r["won_amount"], "won_deals": r["won_deals"]}
-                for r in _records(top_t.frame)
-            ]
-            if top_t is not None
-            else []
-        ),
+        "top_customers": _top_customers(top_t),
         "regions": by_city,
         "approvals": pending_ages(data, labels, now),
         "sync": sync,
@@ -343,8 +318,57 @@ def compute_figures(
             "day": health_head.get("health_day"),
             "trend": _records(health_trend),
         },
-        "hidden_panels": hidden,
+        "hidden_panels": panels.hidden,
     }
+
+
+def _read(
+    engine: Engine, dictionary: Any, policy: Any, role: str, now: datetime
+) -> tuple[Any, dict[str, Any]]:
+    """The report data of the wall's fields through ``role``'s policy, and the sync health, in one connection."""
+    from bridge.report import load
+
+    with engine.connect() as conn:
+        data = load.load_report_data(
+            conn,
+            dictionary,
+            policy,
+            role=role,
+            built_at=now,
+            health_until=now.astimezone(TZ).date(),
+            reading=load.ReportReading(fields=WALLBOARD_FIELDS),
+        )
+        data.role_label = policy.roles.get(role, role)
+        sync = sync_health(conn, data)
+    return data, sync
+
+
+class _Panels:
+    """The wall's panels, made one by one: a panel needing fields hidden from the wall's role stays empty."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.hidden: list[str] = []  # the panels left empty, for the page to say so
+
+    def get(self, name: str, make: Callable[[], Any], empty: Any) -> Any:
+        from bridge.report import marts
+
+        try:
+            return make()
+        except marts.HiddenFields as exc:
+            self.hidden.append(name)
+            log.info("wallboard: panel %s needs %s fields hidden from %s", name, exc.entity, self.role)
+            return empty
+
+
+def _top_customers(top_t: Any) -> list[dict[str, Any]]:
+    """The top customers by won amount (empty when the policy hides what the panel needs)."""
+    if top_t is None:
+        return []
+    return [
+        {"customer": r["customer"], "won_amount": r["won_amount"], "won_deals": r["won_deals"]}
+        for r in _records(top_t.frame)
+    ]
 
 
 def _customer_names(companies: pd.DataFrame) -> dict[str, str]:
