@@ -10,10 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
+from pydantic import create_model
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 from pydantic_settings.sources.utils import parse_env_vars
+
+from bridge.settings_model import BridgeSettings
 
 ENV_PREFIX = "BRIDGE__"
 
@@ -22,24 +25,18 @@ class OverrideError(ValueError):
     """An override whose value cannot be parsed; the message names the variable."""
 
 
-class _Sections(BaseSettings):
-    """The sections an environment override may name: ``BRIDGE__<SECTION>__<KEY>[__<KEY>…]``."""
-
+class _SectionsBase(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False, extra="ignore"
     )
 
-    crm_to_oa: dict[str, Any] = {}
-    debounce: dict[str, Any] = {}
-    oa_to_crm: dict[str, Any] = {}
-    oa: dict[str, Any] = {}
-    audit: dict[str, Any] = {}
-    ui: dict[str, Any] = {}
-    report: dict[str, Any] = {}
-    data_health: dict[str, Any] = {}
-    calendar: dict[str, Any] = {}
-    wallboard: dict[str, Any] = {}
-    events: dict[str, Any] = {}
+
+# The sections an override may name (``BRIDGE__<SECTION>__<KEY>[__<KEY>…]``): those of the typed model, each raw.
+_Sections = create_model(
+    "_Sections",
+    __base__=_SectionsBase,
+    **{name: (dict[str, Any], {}) for name in BridgeSettings.model_fields},  # type: ignore[call-overload]
+)
 
 
 class _Environment(EnvSettingsSource):

@@ -159,9 +159,6 @@ class BridgeSettings(Section):
     events: dict[str, Any] = Field(default_factory=dict)
 
 
-SECTION_NAMES = tuple(BridgeSettings.model_fields)
-
-
 def explain(error: ValidationError, source: str, prefix: str = "") -> str:
     """pydantic's errors as one line per problem: ``<source>: <section>.<key> must …, not <value>``."""
     return "; ".join(_explain_one(item, source, prefix) for item in error.errors())
