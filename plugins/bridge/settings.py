@@ -47,7 +47,7 @@ ENV_PREFIX = "BRIDGE__"  # the same as bridge.settings_env.ENV_PREFIX
 
 
 def _check_names(environ: Mapping[str, str]) -> None:
-    """Names pydantic-settings would skip silently: a missing key, or a section that is no section."""
+    """Refuse ``BRIDGE__<SECTION>`` without a key: pydantic-settings would read it as a whole section."""
     for name in environ:
         if not name.upper().startswith(ENV_PREFIX):
             continue
