@@ -14,8 +14,18 @@ from bridge.ui.auth import CsrfGuard
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0 秒"), (0.4, "不到 1 秒"), (59.9, "59 秒"), (61, "1 分 1 秒"), (3600, "1 小时"), (3725, "1 小时 2 分"),
-     (90061, "1 天 1 小时"), (86400 * 3, "3 天"), (-5, "0 秒"), (None, "-")],
+    [
+        (0, "0 秒"),
+        (0.4, "不到 1 秒"),
+        (59.9, "59 秒"),
+        (61, "1 分 1 秒"),
+        (3600, "1 小时"),
+        (3725, "1 小时 2 分"),
+        (90061, "1 天 1 小时"),
+        (86400 * 3, "3 天"),
+        (-5, "0 秒"),
+        (None, "-"),
+    ],
 )
 def test_duration_text(seconds: float | None, text: str) -> None:
     assert display.duration_text(seconds) == text
@@ -29,8 +39,12 @@ def test_local_time_is_beijing_time() -> None:
 
 def test_trend_places_days_and_clamps_scores() -> None:
     end = date(2026, 11, 30)
-    series = {end: 100.0, end - timedelta(days=29): 0.0, end - timedelta(days=1): 250.0,
-              end - timedelta(days=30): 50.0}  # the last one is outside the window
+    series = {
+        end: 100.0,
+        end - timedelta(days=29): 0.0,
+        end - timedelta(days=1): 250.0,
+        end - timedelta(days=30): 50.0,
+    }  # the last one is outside the window
     t = display.trend(series, end, days=30, width=116, height=20)
     points = [tuple(map(float, p.split(","))) for p in t.points.split()]
     assert points == [(0.0, 20.0), (112.0, 0.0), (116.0, 0.0)]
@@ -71,7 +85,9 @@ def test_paging_is_consistent(total: int, size: int, number: int) -> None:
     local=st.from_regex(r"[a-z][a-z0-9._]{0,12}", fullmatch=True),
     suffix=st.text(alphabet="客户联系人电话：abc ,;()", max_size=10),
 )
-def test_scrub_masks_mobiles_and_emails_in_free_text(prefix: str, mobile: str, local: str, suffix: str) -> None:
+def test_scrub_masks_mobiles_and_emails_in_free_text(
+    prefix: str, mobile: str, local: str, suffix: str
+) -> None:
     email = f"{local}@example.com"
     out = display.scrub_personal(f"{prefix}{mobile} {email}{suffix}")
     assert mobile not in out
@@ -81,8 +97,12 @@ def test_scrub_masks_mobiles_and_emails_in_free_text(prefix: str, mobile: str, l
 
 
 def test_scrub_leaves_ids_and_amounts_alone() -> None:
-    for text in ("商机 D-1234567 金额 12345678901.50 元，项目编号 PRJ-2026-0001", "记录 C-1001 缺少行业",
-                 "统一社会信用代码 91110108MA01ABCD2X 校验位错误", "实例 138123456789012 不存在"):
+    for text in (
+        "商机 D-1234567 金额 12345678901.50 元，项目编号 PRJ-2026-0001",
+        "记录 C-1001 缺少行业",
+        "统一社会信用代码 91110108MA01ABCD2X 校验位错误",
+        "实例 138123456789012 不存在",
+    ):
         assert display.scrub_personal(text) == text
 
 
@@ -93,9 +113,16 @@ def policy():  # type: ignore[no-untyped-def]
     return permissions.load()
 
 
-STAGED_DEAL = {"crm_id": "90000000004", "deal_name": "测试项目", "stage": "contract", "contract_amount": None,
-               "owner_id": "70000001", "project_no": "PRJ-1", "_invalid": {"contract_amount": "-172100.00"},
-               "_problems": ["invalid_format"]}
+STAGED_DEAL = {
+    "crm_id": "90000000004",
+    "deal_name": "测试项目",
+    "stage": "contract",
+    "contract_amount": None,
+    "owner_id": "70000001",
+    "project_no": "PRJ-1",
+    "_invalid": {"contract_amount": "-172100.00"},
+    "_problems": ["invalid_format"],
+}
 
 
 def test_payload_view_filters_the_record_and_its_invalid_values_by_role(policy) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +143,12 @@ def test_payload_view_filters_the_record_and_its_invalid_values_by_role(policy) 
 
 
 def test_payload_view_masks_phones_by_role_and_scrubs_free_text(policy) -> None:  # type: ignore[no-untyped-def]
-    contact = {"crm_id": "C-1", "mobile": "13812345678", "job_title": "请致电 13900001111", "email": "li@corp.cn"}
+    contact = {
+        "crm_id": "C-1",
+        "mobile": "13812345678",
+        "job_title": "请致电 13900001111",
+        "email": "li@corp.cn",
+    }
     pm = {r.code: r.text for r in display.payload_view(policy, "contact", contact, "project_manager").rows}
     assert pm["mobile"] == "138****5678"
     assert pm["email"] == "l***@corp.cn"
@@ -147,24 +179,48 @@ def test_amounts_counts_and_headlines_read_as_staff_write_them() -> None:
     assert display.number(1303) == "1,303"
     figures = {"won_amount_day": 11440100.0, "new_deals_day": 4, "as_of": "2026-11-26T00:00:00+00:00"}
     assert display.headline(figures, amounts_visible=True) == [
-        ("当日成交金额", "¥11,440,100.00"), ("当日新增商机", "4"), ("数据截至", "2026-11-26 08:00")]
+        ("当日成交金额", "¥11,440,100.00"),
+        ("当日新增商机", "4"),
+        ("数据截至", "2026-11-26 08:00"),
+    ]
     assert display.headline(figures, amounts_visible=False)[0] == ("当日成交金额", "无权查看")
-    rows = display.count_rows({"read": 1303, "read_deal": 2, "quarantined_invalid_format": 1,
-                               "api_calls_by_endpoint": {"crm": {"/a": 3, "/b": 1}, "oa": {}}, "tags": ["x"]})
-    assert rows == [("读取", "read", "1,303"), ("读取商机", "read_deal", "2"),
-                    ("隔离：格式不正确", "quarantined_invalid_format", "1"),
-                    ("接口调用（CRM）", "api_calls_by_endpoint.crm", "4"), ("接口调用（OA）", "api_calls_by_endpoint.oa", "0"),
-                    ("tags", "tags", "1")]
+    rows = display.count_rows(
+        {
+            "read": 1303,
+            "read_deal": 2,
+            "quarantined_invalid_format": 1,
+            "api_calls_by_endpoint": {"crm": {"/a": 3, "/b": 1}, "oa": {}},
+            "tags": ["x"],
+        }
+    )
+    assert rows == [
+        ("读取", "read", "1,303"),
+        ("读取商机", "read_deal", "2"),
+        ("隔离：格式不正确", "quarantined_invalid_format", "1"),
+        ("接口调用（CRM）", "api_calls_by_endpoint.crm", "4"),
+        ("接口调用（OA）", "api_calls_by_endpoint.oa", "0"),
+        ("tags", "tags", "1"),
+    ]
     assert display.stream_label("crm.deal") == "CRM 商机"
     assert display.stream_label("oa.expense_claim.created") == "OA 费用报销（按创建时间）"
 
 
 def test_validation_errors_in_chinese() -> None:
-    err = {"type": "int_parsing", "loc": ("path", "entry_id"), "msg": "Input should be a valid integer",
-           "input": "abc"}
+    err = {
+        "type": "int_parsing",
+        "loc": ("path", "entry_id"),
+        "msg": "Input should be a valid integer",
+        "input": "abc",
+    }
     assert display.validation_problem(err) == "隔离记录编号应为整数（收到「abc」）"
-    assert display.validation_problem({"type": "missing", "loc": ("query", "run_id"), "input": None}) == "运行编号不能缺少"
-    assert display.validation_problem({"type": "weird", "loc": ("query", "x"), "input": 1}) == "参数 x 取值不符合要求（收到「1」）"
+    assert (
+        display.validation_problem({"type": "missing", "loc": ("query", "run_id"), "input": None})
+        == "运行编号不能缺少"
+    )
+    assert (
+        display.validation_problem({"type": "weird", "loc": ("query", "x"), "input": 1})
+        == "参数 x 取值不符合要求（收到「1」）"
+    )
 
 
 def test_labels_fall_back_to_the_code() -> None:
@@ -199,10 +255,22 @@ def test_every_count_the_writers_name_has_a_chinese_label() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "plugins" / "bridge"
-    reasons = set(re.findall(r'Decision\("[a-z_]+", "([a-z_]+)"', (root / "sync" / "decide.py").read_text()))
+    reasons = set(
+        re.findall(
+            r'Decision\("[a-z_]+", "([a-z_]+)"', (root / "sync" / "crm_to_oa" / "decide.py").read_text()
+        )
+    )
     assert len(reasons) >= 10
-    codes = {f"decision_{r}" for r in reasons} | {"baseline_only", "problems_not_for_oa", "nothing", "planned",
-                                                  "unresolved_owners", "departments_without_email",
-                                                  "overall_score", "seconds", "rows"}
+    codes = {f"decision_{r}" for r in reasons} | {
+        "baseline_only",
+        "problems_not_for_oa",
+        "nothing",
+        "planned",
+        "unresolved_owners",
+        "departments_without_email",
+        "overall_score",
+        "seconds",
+        "rows",
+    }
     unlabeled = sorted(c for c in codes if display.count_label(c) == c)
     assert unlabeled == []
