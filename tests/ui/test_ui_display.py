@@ -257,7 +257,7 @@ def test_every_count_the_writers_name_has_a_chinese_label() -> None:
     root = Path(__file__).resolve().parents[2] / "plugins" / "bridge"
     reasons = set(
         re.findall(
-            r'Decision\("[a-z_]+", "([a-z_]+)"', (root / "sync" / "crm_to_oa" / "decide.py").read_text()
+            r'Decision\(\s*"[a-z_]+",\s*"([a-z_]+)"', (root / "sync" / "crm_to_oa" / "decide.py").read_text()
         )
     )
     assert len(reasons) >= 10

@@ -490,6 +490,8 @@ COUNT_LABELS = {
     "decision_initiation_stage": "决定：到达立项阶段",
     "decision_not_initiation_stage": "决定：未到立项阶段",
     "decision_amount_unchanged": "决定：金额未变",
+    "decision_amount_changed": "决定：金额变化，发通知",
+    "decision_no_amount": "决定：尚无金额",
     "decision_blocked_by_problems": "决定：数据有问题暂缓",
     "decision_intent_without_stage": "决定：核对未完成的提交",
     "decision_link_without_amount": "决定：补记已发送金额",
