@@ -744,18 +744,11 @@ def enqueue_change(
 ) -> PendingChange:
     """One record's change (``key`` with its content hash) into the debounce queue (see :func:`enqueue_changes`);
     returns its pending state."""
-    entity, source_id = key.entity, key.source_id
+    record = (key.entity, key.source_id)
     enqueue_changes(
-        conn, direction, [(entity, source_id, key.content_hash or "")], now, quiet_seconds, max_delay_seconds
+        conn, direction, [(*record, key.content_hash or "")], now, quiet_seconds, max_delay_seconds
     )
-    row = conn.execute(
-        select(pending_change).where(
-            pending_change.c.direction == direction,
-            pending_change.c.entity == entity,
-            pending_change.c.source_id == source_id,
-        )
-    ).one()
-    return _pending(row)
+    return _pending(_stored_pending(conn, direction, [record])[record])
 
 
 def due_changes(conn: Connection, direction: str, now: datetime, limit: int = BATCH) -> list[PendingChange]:

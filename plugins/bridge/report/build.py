@@ -148,17 +148,8 @@ def build_report(
     timings["total"] = time.perf_counter() - started
     log.info("daily report %s built in %.1f s (%s); rows read %s", report_day, timings["total"],
              ", ".join(f"{k} {v:.1f}s" for k, v in timings.items() if k != "total"), data.counts)
-    return BuiltReport(
-        day=report_day,
-        periods=periods,
-        paths=paths,
-        figures=figures,
-        marts=result,
-        notes=all_notes,
-        recipients=list(request.recipients),
-        timings=timings,
-        rows_read=data.counts,
-    )
+    return BuiltReport(day=report_day, periods=periods, paths=paths, figures=figures, marts=result, notes=all_notes,
+                       recipients=list(request.recipients), timings=timings, rows_read=data.counts)
 
 
 def _customer_names(data: load.ReportData) -> dict[str, str]:
