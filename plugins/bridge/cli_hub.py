@@ -421,9 +421,14 @@ def register(subparsers: Any) -> None:
     _register_hub(subparsers, common)
 
 
+def _actions(subparsers: Any, command: str, help_text: str) -> Any:
+    """``bridge <command>`` with its required ACTION (stored as ``<command>_command``)."""
+    parser = subparsers.add_parser(command, help=help_text)
+    return parser.add_subparsers(dest=f"{command}_command", required=True, metavar="ACTION")
+
+
 def _register_quarantine(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    q = subparsers.add_parser("quarantine", help="隔离区：查看、释放无法同步的记录")
-    qs = q.add_subparsers(dest="quarantine_command", required=True, metavar="ACTION")
+    qs = _actions(subparsers, "quarantine", "隔离区：查看、释放无法同步的记录")
     ql = qs.add_parser("list", parents=[common], help="列出隔离记录（默认只列待处理的）")
     ql.add_argument("--reason", help="按原因代码筛选，如 unmapped_value")
     ql.add_argument("--department", help="按数据责任部门筛选")
@@ -447,8 +452,7 @@ def _register_quarantine(subparsers: Any, common: argparse.ArgumentParser) -> No
 
 
 def _register_audit(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    a = subparsers.add_parser("audit", help="audit log: verify the hash chain, show the latest entries")
-    acmd = a.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    acmd = _actions(subparsers, "audit", "audit log: verify the hash chain, show the latest entries")
     av = acmd.add_parser("verify", parents=[common], help="recompute the hash chain (exit 1 when broken)")
     av.add_argument("--anchor", help="SEQ:HASH from an earlier verify, kept outside the hub")
     av.add_argument("--json", action="store_true")
@@ -460,8 +464,7 @@ def _register_audit(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _register_xref(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    x = subparsers.add_parser("xref", help="cross-references CRM id ⇄ OA instance/user")
-    xs = x.add_subparsers(dest="xref_command", required=True, metavar="ACTION")
+    xs = _actions(subparsers, "xref", "cross-references CRM id ⇄ OA instance/user")
     xl = xs.add_parser("lookup", parents=[common], help="find the linked records of an id")
     which = xl.add_mutually_exclusive_group(required=True)
     which.add_argument("--crm-id")
@@ -475,8 +478,7 @@ def _register_xref(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _register_hub(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    h = subparsers.add_parser("hub", help="hub database schema (Alembic migrations)")
-    hs = h.add_subparsers(dest="hub_command", required=True, metavar="ACTION")
+    hs = _actions(subparsers, "hub", "hub database schema (Alembic migrations)")
     hu = hs.add_parser("upgrade", parents=[common], help="migrate to the newest (or a given) revision")
     hu.add_argument("--revision", default="head")
     hu.set_defaults(handler=_guarded(cmd_hub_upgrade))
