@@ -31,39 +31,59 @@ SYSTEM_CHOICES = ("crm", "oa", "canonical")
 def register(subparsers: Any) -> None:
     """Add ``dictionary check`` and ``dictionary explain`` to the ``bridge`` command."""
     parser = subparsers.add_parser(
-        "dictionary", help="check the data dictionary and permission policy; explain how a record maps",
+        "dictionary",
+        help="check the data dictionary and permission policy; explain how a record maps",
         description="数据字典与权限策略工具 / data dictionary and permission policy tools",
     )
     actions = parser.add_subparsers(dest="dictionary_action", required=True, metavar="ACTION")
 
     check = actions.add_parser(
-        "check", help="validate include/dictionary.yaml and include/permissions.yaml",
+        "check",
+        help="validate include/dictionary.yaml and include/permissions.yaml",
         description="Validate the dictionary and the policy (cross-checked). Exit 0 ok, 1 problems found, 2 bad usage.",
     )
     _config_arguments(check)
     check.set_defaults(handler=check_command)
 
     explain = actions.add_parser(
-        "explain", help="map a record saved as JSON and show what each role would see",
+        "explain",
+        help="map a record saved as JSON and show what each role would see",
         description="Map RECORD.json (a HubSpot object, a Feishu instance detail, or a canonical record) for "
-                    "ENTITY and show the canonical record, its problems and each role's view.",
+        "ENTITY and show the canonical record, its problems and each role's view.",
     )
-    explain.add_argument("entity", metavar="ENTITY", help="dictionary entity, e.g. deal, contact, expense_claim")
-    explain.add_argument("record", metavar="RECORD.json", type=Path, help="the record as JSON ('-' reads stdin)")
+    explain.add_argument(
+        "entity", metavar="ENTITY", help="dictionary entity, e.g. deal, contact, expense_claim"
+    )
+    explain.add_argument(
+        "record", metavar="RECORD.json", type=Path, help="the record as JSON ('-' reads stdin)"
+    )
     explain.add_argument("--role", help="show only this role's view (default: every role)")
-    explain.add_argument("--system", choices=SYSTEM_CHOICES,
-                         help="what RECORD.json is: a crm object, an oa instance, or a canonical record "
-                              "(default: guessed from its shape)")
+    explain.add_argument(
+        "--system",
+        choices=SYSTEM_CHOICES,
+        help="what RECORD.json is: a crm object, an oa instance, or a canonical record "
+        "(default: guessed from its shape)",
+    )
     explain.add_argument("--json", action="store_true", help="print machine-readable JSON")
     _config_arguments(explain)
     explain.set_defaults(handler=explain_command)
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--file", type=Path, default=None, metavar="PATH",
-                        help="dictionary file (default: include/dictionary.yaml)")
-    parser.add_argument("--permissions", type=Path, default=None, metavar="PATH",
-                        help="permission policy file (default: include/permissions.yaml)")
+    parser.add_argument(
+        "--file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="dictionary file (default: include/dictionary.yaml)",
+    )
+    parser.add_argument(
+        "--permissions",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="permission policy file (default: include/permissions.yaml)",
+    )
 
 
 def _load(args: argparse.Namespace, err: TextIO) -> tuple[Dictionary, permissions.Policy] | int:
@@ -96,8 +116,11 @@ def check_command(args: argparse.Namespace, out: TextIO | None = None, err: Text
         return loaded
     d, p = loaded
     n_fields = sum(len(e.fields) for e in d.entities.values())
-    print(f"数据字典 OK: {d.path}  版本 {d.version} — {len(d.entities)} 个实体、{n_fields} 个字段、"
-          f"{len(d.value_maps)} 个值映射、{len(d.forms)} 个表单、{len(d.crm_activities)} 个 CRM 活动", file=out)
+    print(
+        f"数据字典 OK: {d.path}  版本 {d.version} — {len(d.entities)} 个实体、{n_fields} 个字段、"
+        f"{len(d.value_maps)} 个值映射、{len(d.forms)} 个表单、{len(d.crm_activities)} 个 CRM 活动",
+        file=out,
+    )
     roles = "、".join(f"{label}({role})" for role, label in p.roles.items())
     print(f"权限策略 OK: {p.path}  版本 {p.version} — 角色: {roles}", file=out)
     return 0
@@ -143,22 +166,31 @@ def explain_command(args: argparse.Namespace, out: TextIO | None = None, err: Te
     digest = d.content_hash(entity.name, result.record)
     if args.json:
         document = {
-            "entity": entity.name, "source": system, "dictionary_version": d.version, "policy_version": p.version,
-            "record": result.record, "problems": [pr.as_dict() for pr in result.problems],
-            "content_hash": digest, "views": views,
+            "entity": entity.name,
+            "source": system,
+            "dictionary_version": d.version,
+            "policy_version": p.version,
+            "record": result.record,
+            "problems": [pr.as_dict() for pr in result.problems],
+            "content_hash": digest,
+            "views": views,
         }
         print(json.dumps(document, ensure_ascii=False, indent=2, default=str), file=out)
         return 1 if result.problems else 0
     source = {"crm": "CRM 对象", "oa": "OA 审批实例", "canonical": "规范记录"}[system]
-    print(f"实体 {entity.name}（{entity.label}） 来源: {source}  字典版本 {d.version}  策略版本 {p.version}", file=out)
+    print(
+        f"实体 {entity.name}（{entity.label}） 来源: {source}  字典版本 {d.version}  策略版本 {p.version}",
+        file=out,
+    )
     print(f"内容哈希: {digest}", file=out)
     _print_record(d, entity, result, out)
     _print_views(p, entity, views, out)
     return 1 if result.problems else 0
 
 
-def _explained_record(args: argparse.Namespace, d: Dictionary, p: permissions.Policy,
-                      err: TextIO) -> tuple[Entity, str, Any] | int:
+def _explained_record(
+    args: argparse.Namespace, d: Dictionary, p: permissions.Policy, err: TextIO
+) -> tuple[Entity, str, Any] | int:
     """(entity, source system, record) the command explains, or exit code 2 after saying what is wrong."""
     entity = d.entities.get(args.entity)
     if entity is None:
@@ -178,8 +210,11 @@ def _explained_record(args: argparse.Namespace, d: Dictionary, p: permissions.Po
     payload = feishu_codec.unwrap_answer(payload)  # a saved OA answer envelope: its instance
     system = args.system or _guess_system(entity.system, payload)
     if system in ("crm", "oa") and system != entity.system:
-        print(f"实体 {entity.name} 来自 {entity.system.upper()}，不能按 {system} 记录解析；请改用 --system "
-              f"{entity.system} 或 --system canonical。", file=err)
+        print(
+            f"实体 {entity.name} 来自 {entity.system.upper()}，不能按 {system} 记录解析；请改用 --system "
+            f"{entity.system} 或 --system canonical。",
+            file=err,
+        )
         return 2
     if system == "canonical" and not isinstance(payload, dict):
         print(f"{args.record} 应为 JSON 对象（字段名: 值）。", file=err)
@@ -204,7 +239,9 @@ def _print_record(d: Dictionary, entity: Entity, result: MappingResult, out: Tex
         print(f"  {name:<{width}}  {f.label}: {shown}", file=out)
 
 
-def _print_views(p: permissions.Policy, entity: Entity, views: dict[str, dict[str, Any]], out: TextIO) -> None:
+def _print_views(
+    p: permissions.Policy, entity: Entity, views: dict[str, dict[str, Any]], out: TextIO
+) -> None:
     width = max(len(n) for n in entity.fields)
     for role, view in views.items():
         visibility = p.visibility(entity.name, role)

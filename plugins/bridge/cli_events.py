@@ -9,10 +9,16 @@ from typing import Any
 def register(sub: Any) -> None:
     events = sub.add_parser("events", help="vendor events: subscribe, status (docs/events.md)")
     actions = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
-    subscribe = actions.add_parser("subscribe", help="subscribe Feishu approval events; print HubSpot's webhook set-up")
-    subscribe.add_argument("--public-url", default="", help="the receiver's public base URL (for the printed set-up)")
+    subscribe = actions.add_parser(
+        "subscribe", help="subscribe Feishu approval events; print HubSpot's webhook set-up"
+    )
+    subscribe.add_argument(
+        "--public-url", default="", help="the receiver's public base URL (for the printed set-up)"
+    )
     subscribe.set_defaults(handler=_subscribe)
-    status = actions.add_parser("status", help="the receiver's health row per vendor (received/verified/rejected/lag)")
+    status = actions.add_parser(
+        "status", help="the receiver's health row per vendor (received/verified/rejected/lag)"
+    )
     status.set_defaults(handler=_status)
 
 
@@ -30,7 +36,9 @@ def _subscribe(args: argparse.Namespace) -> int:
     for r in results:
         print(f"feishu  {r.form:<22} {r.approval_code}  {r.outcome}")
     if base:
-        print(f"feishu  event request URL: {base}/events/feishu (Encrypt Key and Verification Token: oa_default extras)")
+        print(
+            f"feishu  event request URL: {base}/events/feishu (Encrypt Key and Verification Token: oa_default extras)"
+        )
     for line in subscribe.hubspot_instructions(f"{base}/events/hubspot" if base else ""):
         print(line)
     return 1 if any(r.outcome.startswith("failed") for r in results) else 0
@@ -46,7 +54,9 @@ def _status(_args: argparse.Namespace) -> int:
         if row is None:
             print(f"{source}: no delivery received yet (polling every minute)")
             continue
-        print(f"{source}: received {row.received}, verified {row.verified}, rejected {row.rejected}, "
-              f"duplicates {row.duplicates}, enqueued {row.enqueued}; last event {row.last_event_at}, "
-              f"last verified {row.last_verified_at}, lag {row.lag_ms} ms, last poll {row.last_poll_at}")
+        print(
+            f"{source}: received {row.received}, verified {row.verified}, rejected {row.rejected}, "
+            f"duplicates {row.duplicates}, enqueued {row.enqueued}; last event {row.last_event_at}, "
+            f"last verified {row.last_verified_at}, lag {row.lag_ms} ms, last poll {row.last_poll_at}"
+        )
     return 0

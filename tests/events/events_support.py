@@ -18,48 +18,102 @@ APP_ID = "cli_bridge_local"
 TOKEN = "verification-token-for-tests"
 ENCRYPT_KEY = "encrypt-key-for-tests"
 HS_APP = hubspot.HubSpotApp(SECRET, app_id="4242", portal_id="9001")
-FS_APP = feishu.FeishuApp(APP_ID, TOKEN, ENCRYPT_KEY, tenant="sandbox-tenant",
-                          approval_codes=frozenset({"CODE-1"}))
+FS_APP = feishu.FeishuApp(
+    APP_ID, TOKEN, ENCRYPT_KEY, tenant="sandbox-tenant", approval_codes=frozenset({"CODE-1"})
+)
 
 
-def hs_event(event_id: int, object_id: int = 101, kind: str = "object.propertyChange", type_id: str = "0-3",
-             occurred_ms: int = 1_780_000_000_000, **over: Any) -> dict[str, Any]:
-    event = {"eventId": event_id, "subscriptionId": 7, "portalId": 9001, "appId": 4242, "occurredAt": occurred_ms,
-             "subscriptionType": kind, "attemptNumber": 0, "objectId": object_id, "objectTypeId": type_id,
-             "propertyName": "dealstage", "propertyValue": "contract", "changeSource": "CRM_UI"}
+def hs_event(
+    event_id: int,
+    object_id: int = 101,
+    kind: str = "object.propertyChange",
+    type_id: str = "0-3",
+    occurred_ms: int = 1_780_000_000_000,
+    **over: Any,
+) -> dict[str, Any]:
+    event = {
+        "eventId": event_id,
+        "subscriptionId": 7,
+        "portalId": 9001,
+        "appId": 4242,
+        "occurredAt": occurred_ms,
+        "subscriptionType": kind,
+        "attemptNumber": 0,
+        "objectId": object_id,
+        "objectTypeId": type_id,
+        "propertyName": "dealstage",
+        "propertyValue": "contract",
+        "changeSource": "CRM_UI",
+    }
     event.update(over)
     return event
 
 
-def hs_headers(body: bytes, uri: str, now_ms: int, secret: str = SECRET, method: str = "POST") -> dict[str, str]:
-    return {"x-hubspot-signature-v3": hubspot.signature_v3(secret, method, uri, body, str(now_ms)),
-            "x-hubspot-request-timestamp": str(now_ms), "content-type": "application/json"}
+def hs_headers(
+    body: bytes, uri: str, now_ms: int, secret: str = SECRET, method: str = "POST"
+) -> dict[str, str]:
+    return {
+        "x-hubspot-signature-v3": hubspot.signature_v3(secret, method, uri, body, str(now_ms)),
+        "x-hubspot-request-timestamp": str(now_ms),
+        "content-type": "application/json",
+    }
 
 
-def fs_v1(instance: str = "INST-1", code: str = "CODE-1", status: str = "APPROVED", uuid: str = "u-1",
-          **over: Any) -> dict[str, Any]:
-    event = {"app_id": APP_ID, "tenant_key": "sandbox-tenant", "type": "approval_instance", "approval_code": code,
-             "instance_code": instance, "status": status, "operate_time": "1780000000000",
-             "instance_operate_time": "1780000000000"}
+def fs_v1(
+    instance: str = "INST-1", code: str = "CODE-1", status: str = "APPROVED", uuid: str = "u-1", **over: Any
+) -> dict[str, Any]:
+    event = {
+        "app_id": APP_ID,
+        "tenant_key": "sandbox-tenant",
+        "type": "approval_instance",
+        "approval_code": code,
+        "instance_code": instance,
+        "status": status,
+        "operate_time": "1780000000000",
+        "instance_operate_time": "1780000000000",
+    }
     event.update(over)
-    return {"ts": "1780000000.1234567", "uuid": uuid, "token": TOKEN, "type": "event_callback", "event": event}
+    return {
+        "ts": "1780000000.1234567",
+        "uuid": uuid,
+        "token": TOKEN,
+        "type": "event_callback",
+        "event": event,
+    }
 
 
 def fs_v2(instance: str = "INST-2", event_id: str = "e-1", **header_over: Any) -> dict[str, Any]:
-    header = {"event_id": event_id, "token": TOKEN, "create_time": "1780000000000", "event_type": "approval_instance",
-              "tenant_key": "sandbox-tenant", "app_id": APP_ID}
+    header = {
+        "event_id": event_id,
+        "token": TOKEN,
+        "create_time": "1780000000000",
+        "event_type": "approval_instance",
+        "tenant_key": "sandbox-tenant",
+        "app_id": APP_ID,
+    }
     header.update(header_over)
-    return {"schema": "2.0", "header": header,
-            "event": {"approval_code": "CODE-1", "instance_code": instance, "status": "REJECTED",
-                      "operate_time": "1780000000500"}}
+    return {
+        "schema": "2.0",
+        "header": header,
+        "event": {
+            "approval_code": "CODE-1",
+            "instance_code": instance,
+            "status": "REJECTED",
+            "operate_time": "1780000000500",
+        },
+    }
 
 
-def fs_encrypted(doc: dict[str, Any], now_s: int, key: str = ENCRYPT_KEY, nonce: str = "n0nce",
-                 sign_key: str | None = None) -> tuple[bytes, dict[str, str]]:
+def fs_encrypted(
+    doc: dict[str, Any], now_s: int, key: str = ENCRYPT_KEY, nonce: str = "n0nce", sign_key: str | None = None
+) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"encrypt": feishu.encrypt(key, json.dumps(doc).encode(), os.urandom(16))}).encode()
-    headers = {"x-lark-request-timestamp": str(now_s), "x-lark-request-nonce": nonce,
-               "x-lark-signature": feishu.signature(sign_key or key, str(now_s), nonce, body),
-               "content-type": "application/json"}
+    headers = {
+        "x-lark-request-timestamp": str(now_s),
+        "x-lark-request-nonce": nonce,
+        "x-lark-signature": feishu.signature(sign_key or key, str(now_s), nonce, body),
+        "content-type": "application/json",
+    }
     return body, headers
 
 
@@ -75,7 +129,9 @@ class ServedApp:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, name="events-receiver", daemon=True)
 
     @property

@@ -25,14 +25,19 @@ def test_subscribe_every_synced_approval_code_once(o2c: O2C, capsys: pytest.Capt
     assert capsys.readouterr().out.count("already") == len(codes)
 
 
-def test_status_prints_the_row_the_receiver_wrote(o2c: O2C, capsys: pytest.CaptureFixture[str],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_prints_the_row_the_receiver_wrote(
+    o2c: O2C, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BRIDGE_HUB_URL", str(o2c.hub.url.render_as_string(hide_password=False)))
     assert cli.main(["events", "status"]) == 0
     assert "crm: no delivery received yet" in capsys.readouterr().out
     writer = health.HubHealthWriter(interval_s=0)
-    writer.note("crm", {"received": 3, "verified": 2, "rejected": 1, "enqueued": 2}, lag_ms=900,
-                last_verified_at=datetime.now(UTC))
+    writer.note(
+        "crm",
+        {"received": 3, "verified": 2, "rejected": 1, "enqueued": 2},
+        lag_ms=900,
+        last_verified_at=datetime.now(UTC),
+    )
     writer.flush(datetime.now(UTC).timestamp())
     assert cli.main(["events", "status"]) == 0
     assert "crm: received 3, verified 2, rejected 1" in capsys.readouterr().out

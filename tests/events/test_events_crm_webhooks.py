@@ -40,8 +40,11 @@ def receiver_for(c2o: C2O) -> Any:
         receiver = Receiver(ReceiverConfig(app, None, Limits()), sink)
         served = ServedApp(create_app(receiver)).__enter__()
         opened.append(served)
-        c2o.sims.crm.admin("POST", "/_sim/webhooks", {"url": f"{served.url}/events/hubspot",
-                                                       "client_secret": SECRET, "backoff_ms": 50, **webhook})
+        c2o.sims.crm.admin(
+            "POST",
+            "/_sim/webhooks",
+            {"url": f"{served.url}/events/hubspot", "client_secret": SECRET, "backoff_ms": 50, **webhook},
+        )
         return receiver, served.url
 
     yield make
@@ -89,7 +92,9 @@ def test_retries_with_backoff_until_accepted_and_never_enqueues_twice(c2o: C2O, 
 def test_a_wrong_secret_is_refused_and_not_retried(c2o: C2O, receiver_for: Any) -> None:
     sink = MemorySink()
     receiver, url = receiver_for(sink)
-    c2o.sims.crm.admin("POST", "/_sim/webhooks", {"url": f"{url}/events/hubspot", "client_secret": "not-ours"})
+    c2o.sims.crm.admin(
+        "POST", "/_sim/webhooks", {"url": f"{url}/events/hubspot", "client_secret": "not-ours"}
+    )
     c2o.create_company()
     stats = _flush(c2o)
     assert stats["status_401"] == 1
@@ -109,8 +114,7 @@ def test_drop_duplicate_reorder_on_demand(c2o: C2O, receiver_for: Any) -> None:
     assert {m.record_id for m in sink.messages} == set(ids)  # each once, whatever the order
     counts = receiver.health.snapshot()["crm"]["counts"]
     assert counts["duplicates"] == 2 * counts["enqueued"]
-    c2o.sims.crm.admin("POST", "/_sim/webhooks", {"url": _url(c2o),
-                                                   "client_secret": SECRET, "drop": 1.0})
+    c2o.sims.crm.admin("POST", "/_sim/webhooks", {"url": _url(c2o), "client_secret": SECRET, "drop": 1.0})
     before = len(sink.messages)
     c2o.create_company()
     assert _flush(c2o)["dropped"] >= 1

@@ -44,8 +44,9 @@ def test_sync_dag_runs_on_its_timetable_or_an_event(name: str, source: str) -> N
     assert real.trigger.poll_interval <= 1
 
 
-def test_verified_delivery_reaches_the_watcher_trigger_through_redis(redis_port: int,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_verified_delivery_reaches_the_watcher_trigger_through_redis(
+    redis_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Receiver (real app, real Redis sink) → Redis pub/sub → the trigger the triggerer runs → a TriggerEvent."""
     import redis
     from fastapi.testclient import TestClient
@@ -54,8 +55,10 @@ def test_verified_delivery_reaches_the_watcher_trigger_through_redis(redis_port:
     from bridge.events.config import Limits, ReceiverConfig
     from bridge.events.sink import RedisSink
 
-    monkeypatch.setenv("AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
-                       json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
+        json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}),
+    )
     _, module = _dag("crm_to_oa_sync")
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 
@@ -80,6 +83,11 @@ def test_verified_delivery_reaches_the_watcher_trigger_through_redis(redis_port:
 
     got = asyncio.run(scenario())
     message = json.loads(got["payload"]["data"])
-    assert message == {"source": "crm", "record_type": "deal", "record_id": "3001",
-                       "event_time": message["event_time"], "delivery_id": "hubspot:77"}
+    assert message == {
+        "source": "crm",
+        "record_type": "deal",
+        "record_id": "3001",
+        "event_time": message["event_time"],
+        "delivery_id": "hubspot:77",
+    }
     assert got["seconds"] < 3, "woken within the trigger's poll interval"

@@ -34,22 +34,35 @@ def _watcher_kwargs() -> dict:
     return kwargs
 
 
-def test_approval_reaches_the_deal_through_an_event(o2c: O2C, redis_port: int,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
-                       json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}))
+def test_approval_reaches_the_deal_through_an_event(
+    o2c: O2C, redis_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
+        json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}),
+    )
     _, deal, code = o2c.linked_deal()
     o2c.sync()  # the 立项申请 is known to the hub (PENDING on the deal)
     assert o2c.deal(deal)["oa_approval_status"] == "PENDING"
     codes = frozenset(settings.load()["oa"]["approval_codes"].values())
-    app = feishu.FeishuApp(launcher.OA_APP_ID, VERIFICATION_TOKEN, ENCRYPT_KEY, "sandbox-tenant",
-                           approval_codes=codes)
-    receiver = Receiver(ReceiverConfig(None, app, Limits()),
-                        RedisSink.from_connection({"host": "127.0.0.1", "port": redis_port}))
+    app = feishu.FeishuApp(
+        launcher.OA_APP_ID, VERIFICATION_TOKEN, ENCRYPT_KEY, "sandbox-tenant", approval_codes=codes
+    )
+    receiver = Receiver(
+        ReceiverConfig(None, app, Limits()),
+        RedisSink.from_connection({"host": "127.0.0.1", "port": redis_port}),
+    )
     with ServedApp(create_app(receiver)) as served, Watcher(_watcher_kwargs(), redis_port) as watcher:
         # registration answers Feishu's encrypted url_verification challenge
-        o2c.sims.oa.admin("POST", "/_sim/callback", {"url": f"{served.url}/events/feishu", "all_codes": True,
-                                                       "delivery": {"encrypt_key": ENCRYPT_KEY, "duplicate": 3}})
+        o2c.sims.oa.admin(
+            "POST",
+            "/_sim/callback",
+            {
+                "url": f"{served.url}/events/feishu",
+                "all_codes": True,
+                "delivery": {"encrypt_key": ENCRYPT_KEY, "duplicate": 3},
+            },
+        )
         try:
             started = time.monotonic()
             o2c.act("approve", code)
@@ -73,16 +86,34 @@ def test_approval_reaches_the_deal_through_an_event(o2c: O2C, redis_port: int,
             assert o2c.crm_writes() == writes
 
             # a forged "rejected" (signed with a guessed key) and a plain one: refused, nothing enqueued or written
-            forged = {"uuid": "forged-1", "token": VERIFICATION_TOKEN, "type": "event_callback", "ts": "0",
-                      "event": {"app_id": launcher.OA_APP_ID, "tenant_key": "sandbox-tenant",
-                                "type": "approval_instance", "approval_code": o2c.instance(code)["approval_code"],
-                                "instance_code": code, "status": "REJECTED", "operate_time": "1"}}
-            raw = json.dumps({"encrypt": feishu.encrypt("guessed-key", json.dumps(forged).encode(),
-                                                        os.urandom(16))}).encode()
+            forged = {
+                "uuid": "forged-1",
+                "token": VERIFICATION_TOKEN,
+                "type": "event_callback",
+                "ts": "0",
+                "event": {
+                    "app_id": launcher.OA_APP_ID,
+                    "tenant_key": "sandbox-tenant",
+                    "type": "approval_instance",
+                    "approval_code": o2c.instance(code)["approval_code"],
+                    "instance_code": code,
+                    "status": "REJECTED",
+                    "operate_time": "1",
+                },
+            }
+            raw = json.dumps(
+                {"encrypt": feishu.encrypt("guessed-key", json.dumps(forged).encode(), os.urandom(16))}
+            ).encode()
             stamp = str(int(time.time()))
-            headers = {"X-Lark-Request-Timestamp": stamp, "X-Lark-Request-Nonce": "n",
-                       "X-Lark-Signature": feishu.signature("guessed-key", stamp, "n", raw)}
-            assert requests.post(f"{served.url}/events/feishu", data=raw, headers=headers, timeout=5).status_code == 401
+            headers = {
+                "X-Lark-Request-Timestamp": stamp,
+                "X-Lark-Request-Nonce": "n",
+                "X-Lark-Signature": feishu.signature("guessed-key", stamp, "n", raw),
+            }
+            assert (
+                requests.post(f"{served.url}/events/feishu", data=raw, headers=headers, timeout=5).status_code
+                == 401
+            )
             plain = requests.post(f"{served.url}/events/feishu", json=forged, timeout=5)
             assert plain.status_code == 401
             with pytest.raises(queue.Empty):

@@ -30,19 +30,23 @@ def _ago(minutes: float | None) -> datetime | None:
 
 def _health(verified_ago: float | None, polled_ago: float | None) -> health.EventHealth:
     ago = _ago
-    return health.EventHealth("oa", 5, 4, 1, 0, 4, ago(verified_ago), ago(verified_ago), ago(verified_ago), 800,
-                              ago(polled_ago))
+    return health.EventHealth(
+        "oa", 5, 4, 1, 0, 4, ago(verified_ago), ago(verified_ago), ago(verified_ago), 800, ago(polled_ago)
+    )
 
 
-@pytest.mark.parametrize(("run_type", "row", "due"), [
-    ("asset_triggered", _health(1, 1), True),       # an event woke it
-    ("manual", _health(1, 1), True),
-    ("scheduled", None, True),                       # no receiver ever: every minute, as before events
-    ("scheduled", _health(20, 1), True),             # receiver silent past the threshold
-    ("scheduled", _health(1, 3), False),             # healthy, polled 3 min ago
-    ("scheduled", _health(1, 10), True),             # healthy, safety-net poll due
-    ("scheduled", _health(1, None), True),
-])
+@pytest.mark.parametrize(
+    ("run_type", "row", "due"),
+    [
+        ("asset_triggered", _health(1, 1), True),  # an event woke it
+        ("manual", _health(1, 1), True),
+        ("scheduled", None, True),  # no receiver ever: every minute, as before events
+        ("scheduled", _health(20, 1), True),  # receiver silent past the threshold
+        ("scheduled", _health(1, 3), False),  # healthy, polled 3 min ago
+        ("scheduled", _health(1, 10), True),  # healthy, safety-net poll due
+        ("scheduled", _health(1, None), True),
+    ],
+)
 def test_poll_due(run_type: str, row: health.EventHealth | None, due: bool) -> None:
     assert health.poll_due(run_type, row, NOW, CFG)[0] is due
 
@@ -62,13 +66,22 @@ def _gate(run_type: str, source: str = "crm") -> bool:
 
 def test_receiver_writes_the_row_the_gate_reads(hub: str) -> None:
     clock = [time.time()]
-    receiver = Receiver(ReceiverConfig(HS_APP, FS_APP, Limits()), MemorySink(), clock=lambda: clock[0],
-                        store=health.HubHealthWriter(interval_s=0))
+    receiver = Receiver(
+        ReceiverConfig(HS_APP, FS_APP, Limits()),
+        MemorySink(),
+        clock=lambda: clock[0],
+        store=health.HubHealthWriter(interval_s=0),
+    )
     client = TestClient(create_app(receiver))
     assert _gate("scheduled") is True, "no event ever: polls every minute"
     body = json.dumps([hs_event(1, 11, occurred_ms=int(clock[0] * 1000) - 1500)]).encode()
     uri = "http://testserver/events/hubspot"
-    assert client.post("/events/hubspot", content=body, headers=hs_headers(body, uri, int(clock[0] * 1000))).status_code == 200
+    assert (
+        client.post(
+            "/events/hubspot", content=body, headers=hs_headers(body, uri, int(clock[0] * 1000))
+        ).status_code
+        == 200
+    )
     forged = hs_headers(body, uri, int(clock[0] * 1000), secret="guess")
     assert client.post("/events/hubspot", content=body, headers=forged).status_code == 401
     with hub_engine.get_engine().connect() as conn:
@@ -90,9 +103,18 @@ def test_due_changes_make_a_scheduled_run_poll(hub: str) -> None:
     client = TestClient(create_app(receiver))
     body = json.dumps([hs_event(2, 12)]).encode()
     now_ms = int(time.time() * 1000)
-    client.post("/events/hubspot", content=body, headers=hs_headers(body, "http://testserver/events/hubspot", now_ms))
+    client.post(
+        "/events/hubspot", content=body, headers=hs_headers(body, "http://testserver/events/hubspot", now_ms)
+    )
     assert _gate("scheduled") is True
     assert _gate("scheduled") is False
     with hub_engine.get_engine().begin() as conn:  # what extract_stage writes for a changed deal
-        store.enqueue_change(conn, "crm_to_oa", store.PendingKey("deal", "12", "h" * 64), datetime.now(UTC) - timedelta(minutes=5), quiet_seconds=60, max_delay_seconds=150)
+        store.enqueue_change(
+            conn,
+            "crm_to_oa",
+            store.PendingKey("deal", "12", "h" * 64),
+            datetime.now(UTC) - timedelta(minutes=5),
+            quiet_seconds=60,
+            max_delay_seconds=150,
+        )
     assert _gate("scheduled") is True, "a deal whose quiet window passed must not wait for the safety net"

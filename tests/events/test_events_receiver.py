@@ -32,14 +32,17 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _client(limits: Limits | None = None, audit: bool = True) -> tuple[TestClient, Receiver, MemorySink]:
     sink = MemorySink()
-    receiver = Receiver(ReceiverConfig(HS_APP, FS_APP, limits or Limits()), sink,
-                        audit=serve.hub_audit if audit else None)
+    receiver = Receiver(
+        ReceiverConfig(HS_APP, FS_APP, limits or Limits()), sink, audit=serve.hub_audit if audit else None
+    )
     return TestClient(create_app(receiver)), receiver, sink
 
 
 def _refusals(url: str) -> list[dict]:
     with hub_engine.get_engine(url).connect() as conn:
-        rows = conn.execute(select(audit_log).where(audit_log.c.operation == "event_refused")).mappings().all()
+        rows = (
+            conn.execute(select(audit_log).where(audit_log.c.operation == "event_refused")).mappings().all()
+        )
     return [dict(r) for r in rows]
 
 
@@ -59,7 +62,12 @@ def test_signed_batch_enqueued_once_replay_refused_retry_deduplicated(hub: str) 
     assert retry.json() == {"enqueued": 0, "duplicates": 2}
     assert len(sink.messages) == 2
     counts = receiver.health.snapshot()["crm"]["counts"]
-    assert (counts["received"], counts["verified"], counts["rejected"], counts["rejected_replayed"]) == (3, 2, 1, 1)
+    assert (counts["received"], counts["verified"], counts["rejected"], counts["rejected_replayed"]) == (
+        3,
+        2,
+        1,
+        1,
+    )
     (entry,) = _refusals(hub)
     assert (entry["system"], entry["outcome"], entry["detail"]) == ("crm", "refused", "401 replayed")
     assert "101" not in json.dumps(entry, default=str), "no payload in the audit"
@@ -88,8 +96,16 @@ def test_forged_stale_oversized_wrong_app_never_enqueued(hub: str) -> None:
     assert receiver.health.snapshot()["crm"]["counts"]["rejected"] == 5
     assert receiver.health.snapshot()["oa"]["counts"]["rejected"] == 2
     assert sorted(e["detail"] for e in _refusals(hub)) == sorted(
-        ["401 bad_signature", "401 stale", "401 unsigned", "413 too_large", "401 wrong_app", "401 bad_signature",
-         "401 not_encrypted"])
+        [
+            "401 bad_signature",
+            "401 stale",
+            "401 unsigned",
+            "413 too_large",
+            "401 wrong_app",
+            "401 bad_signature",
+            "401 not_encrypted",
+        ]
+    )
 
 
 def test_body_over_the_cap_refused_without_a_content_length(hub: str) -> None:
@@ -105,8 +121,12 @@ def test_body_over_the_cap_refused_without_a_content_length(hub: str) -> None:
 
 def test_rate_bounded_with_429(hub: str) -> None:
     client, _, _ = _client(Limits(requests_per_second=0.001, burst=3), audit=False)
-    statuses = [client.post("/events/hubspot", content=b"[]", headers=hs_headers(b"[]", URI, int(time.time() * 1000) + i))
-                .status_code for i in range(5)]
+    statuses = [
+        client.post(
+            "/events/hubspot", content=b"[]", headers=hs_headers(b"[]", URI, int(time.time() * 1000) + i)
+        ).status_code
+        for i in range(5)
+    ]
     assert statuses == [200, 200, 200, 429, 429]
 
 
@@ -115,10 +135,16 @@ def test_feishu_challenge_and_encrypted_event(hub: str) -> None:
     body, _ = fs_encrypted({"type": "url_verification", "challenge": "abc", "token": TOKEN}, int(time.time()))
     assert client.post("/events/feishu", content=body).json() == {"challenge": "abc"}
     body, headers = fs_encrypted(fs_v1(instance="I-9", uuid="u-9"), int(time.time()))
-    assert client.post("/events/feishu", content=body, headers=headers).json() == {"enqueued": 1, "duplicates": 0}
+    assert client.post("/events/feishu", content=body, headers=headers).json() == {
+        "enqueued": 1,
+        "duplicates": 0,
+    }
     assert client.post("/events/feishu", content=body, headers=headers).status_code == 401  # replayed
     body2, headers2 = fs_encrypted(fs_v1(instance="I-9", uuid="u-9"), int(time.time()), nonce="other")
-    assert client.post("/events/feishu", content=body2, headers=headers2).json() == {"enqueued": 0, "duplicates": 1}
+    assert client.post("/events/feishu", content=body2, headers=headers2).json() == {
+        "enqueued": 0,
+        "duplicates": 1,
+    }
     assert [m.record_id for m in sink.messages] == ["I-9"]
     snap = receiver.health.snapshot()["oa"]
     assert snap["last_event_time"] == "2026-05-28T20:26:40.000+00:00"
@@ -126,8 +152,9 @@ def test_feishu_challenge_and_encrypted_event(hub: str) -> None:
 
 
 def test_a_thousand_hostile_deliveries_none_accepted(hub: str) -> None:
-    client, receiver, sink = _client(Limits(max_body_bytes=2048, requests_per_second=10_000, burst=10_000),
-                                     audit=False)
+    client, receiver, sink = _client(
+        Limits(max_body_bytes=2048, requests_per_second=10_000, burst=10_000), audit=False
+    )
     now = int(time.time() * 1000)
     body = json.dumps([hs_event(1)]).encode()
     good = hs_headers(body, URI, now)
@@ -152,10 +179,18 @@ def test_a_thousand_hostile_deliveries_none_accepted(hub: str) -> None:
 
 
 def test_secrets_only_from_the_connections() -> None:
-    conns = {"crm_default": {"login": "client", "password": "oauth-secret",
-                             "extra": {"webhook_client_secret": "whs", "webhook_app_id": "42"}},
-             "oa_default": {"login": "cli_x", "password": "app-secret",
-                            "extra": {"verification_token": "vt", "encrypt_key": "ek"}}}
+    conns = {
+        "crm_default": {
+            "login": "client",
+            "password": "oauth-secret",
+            "extra": {"webhook_client_secret": "whs", "webhook_app_id": "42"},
+        },
+        "oa_default": {
+            "login": "cli_x",
+            "password": "app-secret",
+            "extra": {"verification_token": "vt", "encrypt_key": "ek"},
+        },
+    }
     cfg = load(conns.get, {"events": {"max_body_bytes": 1000}, "oa": {"approval_codes": {"a": "C1"}}})
     assert cfg.hubspot is not None
     assert cfg.hubspot.client_secret == "whs"

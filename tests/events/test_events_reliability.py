@@ -20,28 +20,46 @@ from sandbox.oa.app import VERIFICATION_TOKEN
 KEY = "reliability-encrypt-key"
 
 
-def test_lost_duplicated_reordered_events_lose_nothing_and_write_once(o2c: O2C, redis_port: int,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
-                       json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}))
+def test_lost_duplicated_reordered_events_lose_nothing_and_write_once(
+    o2c: O2C, redis_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
+        json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}),
+    )
     deals = [o2c.linked_deal()[1:] for _ in range(6)]
     o2c.sync()
-    app = feishu.FeishuApp(launcher.OA_APP_ID, VERIFICATION_TOKEN, KEY, "sandbox-tenant",
-                           approval_codes=frozenset(settings.load()["oa"]["approval_codes"].values()))
-    receiver = Receiver(ReceiverConfig(None, app, Limits()),
-                        RedisSink.from_connection({"host": "127.0.0.1", "port": redis_port}))
+    app = feishu.FeishuApp(
+        launcher.OA_APP_ID,
+        VERIFICATION_TOKEN,
+        KEY,
+        "sandbox-tenant",
+        approval_codes=frozenset(settings.load()["oa"]["approval_codes"].values()),
+    )
+    receiver = Receiver(
+        ReceiverConfig(None, app, Limits()),
+        RedisSink.from_connection({"host": "127.0.0.1", "port": redis_port}),
+    )
     _, kwargs = load_dag_module("oa_to_crm_sync").EVENTS.watchers[0].trigger.serialize()
     written = 0
     with ServedApp(create_app(receiver)) as served, Watcher(kwargs, redis_port) as watcher:
         url = f"{served.url}/events/feishu"
         try:
             # phase 1: every delivery lost (the receiver unreachable, as far as the bridge can tell)
-            o2c.sims.oa.admin("POST", "/_sim/callback", {"url": url, "delivery": {"encrypt_key": KEY, "drop": 1.0}})
+            o2c.sims.oa.admin(
+                "POST", "/_sim/callback", {"url": url, "delivery": {"encrypt_key": KEY, "drop": 1.0}}
+            )
             for _, code in deals[:2]:
                 o2c.act("approve", code)
             # phase 2: 30 % dropped, each sent 3×, in shuffled groups of 3
-            o2c.sims.oa.admin("POST", "/_sim/callback", {"url": url, "delivery": {
-                "encrypt_key": KEY, "drop": 0.3, "duplicate": 3, "reorder": 3, "seed": 5}})
+            o2c.sims.oa.admin(
+                "POST",
+                "/_sim/callback",
+                {
+                    "url": url,
+                    "delivery": {"encrypt_key": KEY, "drop": 0.3, "duplicate": 3, "reorder": 3, "seed": 5},
+                },
+            )
             for _, code in deals[2:]:
                 o2c.act("reject", code)
             o2c.sims.oa.admin("POST", "/_sim/events/flush", {})

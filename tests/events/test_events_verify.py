@@ -39,15 +39,29 @@ def test_hubspot_signature_v3_known_vector() -> None:
 
 
 def test_hubspot_accepts_a_signed_batch_and_reads_only_ids() -> None:
-    body = json.dumps([hs_event(1, 101), hs_event(2, 55, kind="object.creation", type_id="0-2"),
-                       hs_event(3, 7, kind="deal.deletion", type_id=""),
-                       hs_event(4, 9, type_id="0-48")]).encode()  # calls: not synced, skipped
+    body = json.dumps(
+        [
+            hs_event(1, 101),
+            hs_event(2, 55, kind="object.creation", type_id="0-2"),
+            hs_event(3, 7, kind="deal.deletion", type_id=""),
+            hs_event(4, 9, type_id="0-48"),
+        ]
+    ).encode()  # calls: not synced, skipped
     _check(body, hs_headers(body, URI, NOW_MS))
     msgs = hubspot.parse_batch(HS_APP, body)
     assert [(m.record_type, m.record_id, m.delivery_id) for m in msgs] == [
-        ("deal", "101", "hubspot:1"), ("company", "55", "hubspot:2"), ("deal", "7", "hubspot:3")]
+        ("deal", "101", "hubspot:1"),
+        ("company", "55", "hubspot:2"),
+        ("deal", "7", "hubspot:3"),
+    ]
     assert msgs[0].event_time == "2026-05-28T20:26:40.000+00:00"
-    assert set(json.loads(msgs[0].to_json())) == {"source", "record_type", "record_id", "event_time", "delivery_id"}
+    assert set(json.loads(msgs[0].to_json())) == {
+        "source",
+        "record_type",
+        "record_id",
+        "event_time",
+        "delivery_id",
+    }
 
 
 def test_hubspot_uri_escapes_decoded_before_signing() -> None:
@@ -59,8 +73,19 @@ def test_hubspot_uri_escapes_decoded_before_signing() -> None:
         _check(body, hs_headers(body, signed_on + " x", NOW_MS), uri=signed_on + "%20x")
 
 
-@pytest.mark.parametrize("case", ["forged_secret", "tampered_body", "other_uri", "other_method", "no_header",
-                                  "stale", "future", "bad_stamp"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "forged_secret",
+        "tampered_body",
+        "other_uri",
+        "other_method",
+        "no_header",
+        "stale",
+        "future",
+        "bad_stamp",
+    ],
+)
 def test_hubspot_refusals(case: str) -> None:
     body = json.dumps([hs_event(1)]).encode()
     headers = hs_headers(body, URI, NOW_MS)
@@ -106,10 +131,15 @@ def test_feishu_encrypted_v1_and_v2_accepted() -> None:
     out = feishu.parse(FS_APP, body, headers, NOW_S)
     assert out.challenge is None
     assert [(m.source, m.record_type, m.record_id, m.delivery_id) for m in out.messages] == [
-        ("oa", "approval_instance", "INST-1", "feishu:u-1")]
+        ("oa", "approval_instance", "INST-1", "feishu:u-1")
+    ]
     body, headers = fs_encrypted(fs_v2(), NOW_S)
     (msg,) = feishu.parse(FS_APP, body, headers, NOW_S).messages
-    assert (msg.record_id, msg.delivery_id, msg.event_time) == ("INST-2", "feishu:e-1", "2026-05-28T20:26:40.500+00:00")
+    assert (msg.record_id, msg.delivery_id, msg.event_time) == (
+        "INST-2",
+        "feishu:e-1",
+        "2026-05-28T20:26:40.500+00:00",
+    )
     # REVERTED carries operate_time as an int64 (NOTES.md)
     body, headers = fs_encrypted(fs_v1(status="REVERTED", operate_time=1780000000000), NOW_S)
     assert feishu.parse(FS_APP, body, headers, NOW_S).messages[0].event_time.startswith("2026-05-28T20:26:40")
@@ -134,8 +164,22 @@ def test_feishu_url_verification_answers_the_challenge_after_the_token_check() -
         feishu.parse(FS_APP, body, {}, NOW_S)
 
 
-@pytest.mark.parametrize("case", ["forged_signature", "wrong_encrypt_key", "stale", "future", "unsigned", "plain",
-                                  "bad_token", "wrong_app", "wrong_tenant", "v2_bad_token", "tampered"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "forged_signature",
+        "wrong_encrypt_key",
+        "stale",
+        "future",
+        "unsigned",
+        "plain",
+        "bad_token",
+        "wrong_app",
+        "wrong_tenant",
+        "v2_bad_token",
+        "tampered",
+    ],
+)
 def test_feishu_refusals(case: str) -> None:
     doc, now, kw = fs_v1(), NOW_S, {}
     if case == "bad_token":
@@ -173,7 +217,9 @@ def test_feishu_plain_mode_only_when_allowed_and_codes_filtered() -> None:
     body = json.dumps(fs_v1()).encode()
     with pytest.raises(Refused, match="no_encrypt_key"):
         feishu.parse(plain, body, {}, NOW_S)
-    allowed = feishu.FeishuApp(FS_APP.app_id, TOKEN, None, allow_plain=True, approval_codes=frozenset({"CODE-1"}))
+    allowed = feishu.FeishuApp(
+        FS_APP.app_id, TOKEN, None, allow_plain=True, approval_codes=frozenset({"CODE-1"})
+    )
     assert [m.record_id for m in feishu.parse(allowed, body, {}, NOW_S).messages] == ["INST-1"]
     other = feishu.parse(allowed, json.dumps(fs_v1(code="NOT-SYNCED")).encode(), {}, NOW_S)
     assert (other.messages, other.ignored) == ([], 1)

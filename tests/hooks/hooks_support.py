@@ -66,11 +66,20 @@ def connection(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any]) -> str:
 
 
 def crm_conn(url: str, **extra: Any) -> dict[str, Any]:
-    return {"conn_type": "hubspot_crm", "host": url, "login": launcher.CRM_CLIENT_ID,
-            "password": launcher.CRM_CLIENT_SECRET,
-            "extra": {"refresh_token": launcher.CRM_REFRESH_TOKEN, "backoff_base": 0.01, **extra}}
+    return {
+        "conn_type": "hubspot_crm",
+        "host": url,
+        "login": launcher.CRM_CLIENT_ID,
+        "password": launcher.CRM_CLIENT_SECRET,
+        "extra": {"refresh_token": launcher.CRM_REFRESH_TOKEN, "backoff_base": 0.01, **extra},
+    }
 
 
 def oa_conn(url: str, **extra: Any) -> dict[str, Any]:
-    return {"conn_type": "feishu_oa", "host": url, "login": launcher.OA_APP_ID,
-            "password": launcher.OA_APP_SECRET, "extra": {"backoff_base": 0.01, **extra}}
+    return {
+        "conn_type": "feishu_oa",
+        "host": url,
+        "login": launcher.OA_APP_ID,
+        "password": launcher.OA_APP_SECRET,
+        "extra": {"backoff_base": 0.01, **extra},
+    }

@@ -34,24 +34,54 @@ PROJECT = "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1001"
 @pytest.fixture(scope="module")
 def sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sim, Sim]]:
     base = Path(tmp_path_factory.mktemp("canary"))
-    with start_sim("crm", base, "--rate-limits", "off", "--seed", "20261126", "--client-secret", CRM_SECRET,
-                   "--refresh-token", CRM_REFRESH) as crm, \
-            start_sim("oa", base, "--rate-limits", "off", "--seed", "20261126", "--app-secret", OA_SECRET) as oa:
+    with (
+        start_sim(
+            "crm",
+            base,
+            "--rate-limits",
+            "off",
+            "--seed",
+            "20261126",
+            "--client-secret",
+            CRM_SECRET,
+            "--refresh-token",
+            CRM_REFRESH,
+        ) as crm,
+        start_sim("oa", base, "--rate-limits", "off", "--seed", "20261126", "--app-secret", OA_SECRET) as oa,
+    ):
         yield crm, oa
 
 
-def test_no_secret_or_personal_data_in_logs_or_errors(sims: tuple[Sim, Sim], monkeypatch: pytest.MonkeyPatch,
-                                                      caplog: pytest.LogCaptureFixture,
-                                                      capfd: pytest.CaptureFixture[str]) -> None:
+def test_no_secret_or_personal_data_in_logs_or_errors(
+    sims: tuple[Sim, Sim],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     crm, oa = sims
     caplog.set_level(logging.DEBUG)
     for name in ("urllib3", "urllib3.connectionpool", "requests", "bridge", "tenacity"):
         logging.getLogger(name).setLevel(logging.DEBUG)
-    crm_id = connection(monkeypatch, {"conn_type": "hubspot_crm", "host": crm.url, "login": "bridge-local-client",
-                                      "password": CRM_SECRET,
-                                      "extra": {"refresh_token": CRM_REFRESH, "backoff_base": 0.01}})
-    oa_id = connection(monkeypatch, {"conn_type": "feishu_oa", "host": oa.url, "login": "cli_bridge_local",
-                                     "password": OA_SECRET, "extra": {"backoff_base": 0.01}})
+    crm_id = connection(
+        monkeypatch,
+        {
+            "conn_type": "hubspot_crm",
+            "host": crm.url,
+            "login": "bridge-local-client",
+            "password": CRM_SECRET,
+            "extra": {"refresh_token": CRM_REFRESH, "backoff_base": 0.01},
+        },
+    )
+    oa_id = connection(
+        monkeypatch,
+        {
+            "conn_type": "feishu_oa",
+            "host": oa.url,
+            "login": "cli_bridge_local",
+            "password": OA_SECRET,
+            "extra": {"backoff_base": 0.01},
+        },
+    )
     errors: list[BaseException] = []
     messages: list[str] = []
 
@@ -65,8 +95,15 @@ def test_no_secret_or_personal_data_in_logs_or_errors(sims: tuple[Sim, Sim], mon
 
     # --- CRM: writes carrying personal data, paging with retries, refusals that echo input, token trouble.
     h = CrmHook(crm_id)
-    people = [{"email": EMAIL, "phone": MOBILE, "mobilephone": "+86 139-8765-4321", "firstname": "金丝雀",
-               "lastname": "测"}] + [{"email": f"p{n}@example.com", "phone": MOBILE} for n in range(120)]
+    people = [
+        {
+            "email": EMAIL,
+            "phone": MOBILE,
+            "mobilephone": "+86 139-8765-4321",
+            "firstname": "金丝雀",
+            "lastname": "测",
+        }
+    ] + [{"email": f"p{n}@example.com", "phone": MOBILE} for n in range(120)]
     outcomes = h.batch_create("contacts", people)
     assert sum(o.ok for o in outcomes) == len(people)
     bad = h.batch_create("deals", [{"dealname": f"电话 {MOBILE}", "amount": f"{MOBILE}元"}])
@@ -79,9 +116,14 @@ def test_no_secret_or_personal_data_in_logs_or_errors(sims: tuple[Sim, Sim], mon
     rows = [o for p in h.iter_changed("contacts", 0, ["email", "phone", "mobilephone"]) for o in p]
     assert any(o["properties"].get("email") == EMAIL for o in rows), "the canary record was read"
     for sort in (MOBILE, EMAIL):
-        expect_failure(lambda sort=sort: h.call("POST", "/crm/v3/objects/{object_type}/search",
-                                                path_params={"object_type": "contacts"},
-                                                json={"sorts": [{"propertyName": sort}]}))
+        expect_failure(
+            lambda sort=sort: h.call(
+                "POST",
+                "/crm/v3/objects/{object_type}/search",
+                path_params={"object_type": "contacts"},
+                json={"sorts": [{"propertyName": sort}]},
+            )
+        )
     crm.fault(kind="drop_after", path="/contacts/batch/create$", count=1)
     expect_failure(lambda: h.batch_create("contacts", [{"email": EMAIL, "phone": MOBILE}]))
     crm.admin("POST", "/tokens/revoke")
@@ -95,8 +137,11 @@ def test_no_secret_or_personal_data_in_logs_or_errors(sims: tuple[Sim, Sim], mon
     oa.fault(kind="drop_after", path="^/open-apis/approval/v4/instances$", method="POST", count=1)
     code = o.create_instance(PROJECT, applicant, form, "canary-uuid-1")
     assert MOBILE in o.get_instance(code)["form"]
-    expect_failure(lambda: o.create_instance(EXPENSE, applicant,
-                                             sample_widgets("expense_claim", amount=MOBILE + "元"), "canary-2"))
+    expect_failure(
+        lambda: o.create_instance(
+            EXPENSE, applicant, sample_widgets("expense_claim", amount=MOBILE + "元"), "canary-2"
+        )
+    )
     ids = o.user_ids(emails=[EMAIL], mobiles=[MOBILE, "+86 139-8765-4321"])
     assert set(ids) == {EMAIL, MOBILE, "+86 139-8765-4321"}
     oa.admin("POST", "/tokens/expire")

@@ -19,17 +19,29 @@ def test_modified_property_of_contacts_and_other_objects() -> None:
 
 def test_count_body_asks_for_one_record_in_the_half_open_range() -> None:
     body = hs.count_body("deals", 100, 200)
-    assert body == {"filterGroups": [{"filters": [
-        {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "100"},
-        {"propertyName": "hs_lastmodifieddate", "operator": "LT", "value": "200"}]}],
-        "limit": 1, "properties": ["hs_object_id"]}
-    assert hs.count_body("contacts", 0, 1)["filterGroups"][0]["filters"][0]["propertyName"] == "lastmodifieddate"
+    assert body == {
+        "filterGroups": [
+            {
+                "filters": [
+                    {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "100"},
+                    {"propertyName": "hs_lastmodifieddate", "operator": "LT", "value": "200"},
+                ]
+            }
+        ],
+        "limit": 1,
+        "properties": ["hs_object_id"],
+    }
+    assert (
+        hs.count_body("contacts", 0, 1)["filterGroups"][0]["filters"][0]["propertyName"] == "lastmodifieddate"
+    )
 
 
 def test_search_body_sorts_ascending_by_the_given_property() -> None:
     body = hs.search_body([hs.search_filter("hs_object_id", "GT", 7)], 50, ("a", "b"), "hs_object_id")
     assert body["sorts"] == [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
-    assert body["filterGroups"] == [{"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": "7"}]}]
+    assert body["filterGroups"] == [
+        {"filters": [{"propertyName": "hs_object_id", "operator": "GT", "value": "7"}]}
+    ]
     assert body["limit"] == 50
     assert body["properties"] == ["a", "b"]
 
@@ -58,24 +70,45 @@ def test_record_of_reads_creation_and_modification_times() -> None:
     assert hs.record_of(bare, "contacts") == hs.CrmRecord("3", {}, "c", "u")
 
 
-@pytest.mark.parametrize(("category", "kind"), [
-    ("OBJECT_NOT_FOUND", RecordErrorKind.NOT_FOUND), ("VALIDATION_ERROR", RecordErrorKind.VALIDATION),
-    ("CONFLICT", RecordErrorKind.CONFLICT), ("DUPLICATE_INPUT", RecordErrorKind.DUPLICATE_INPUT),
-    ("MISSING_ID", RecordErrorKind.MISSING_ID), ("MISSING_RESULT", RecordErrorKind.MISSING_RESULT),
-    ("RATE_LIMITS", RecordErrorKind.OTHER), (None, RecordErrorKind.OTHER),
-])
+@pytest.mark.parametrize(
+    ("category", "kind"),
+    [
+        ("OBJECT_NOT_FOUND", RecordErrorKind.NOT_FOUND),
+        ("VALIDATION_ERROR", RecordErrorKind.VALIDATION),
+        ("CONFLICT", RecordErrorKind.CONFLICT),
+        ("DUPLICATE_INPUT", RecordErrorKind.DUPLICATE_INPUT),
+        ("MISSING_ID", RecordErrorKind.MISSING_ID),
+        ("MISSING_RESULT", RecordErrorKind.MISSING_RESULT),
+        ("RATE_LIMITS", RecordErrorKind.OTHER),
+        (None, RecordErrorKind.OTHER),
+    ],
+)
 def test_error_kind_of_each_category(category: str | None, kind: RecordErrorKind) -> None:
     assert hs.error_kind(category) is kind
 
 
 def test_webhook_change_of_typed_generic_and_association_events() -> None:
-    typed = hs.webhook_change({"subscriptionType": "deal.propertyChange", "objectId": 5, "eventId": 1,
-                               "occurredAt": 10, "appId": 7, "portalId": 8})
+    typed = hs.webhook_change(
+        {
+            "subscriptionType": "deal.propertyChange",
+            "objectId": 5,
+            "eventId": 1,
+            "occurredAt": 10,
+            "appId": 7,
+            "portalId": 8,
+        }
+    )
     assert typed == hs.CrmChange("deal", "propertyChange", 5, 1, 10, app_id="7", portal_id="8")
     generic = hs.webhook_change({"subscriptionType": "object.creation", "objectTypeId": "0-2", "objectId": 6})
     assert (generic.record_type, generic.change, generic.record_id) == ("company", "creation", 6)
-    assoc = hs.webhook_change({"subscriptionType": "object.associationChange", "fromObjectTypeId": "0-1",
-                               "fromObjectId": 4, "objectId": 99})
+    assoc = hs.webhook_change(
+        {
+            "subscriptionType": "object.associationChange",
+            "fromObjectTypeId": "0-1",
+            "fromObjectId": 4,
+            "objectId": 99,
+        }
+    )
     assert (assoc.record_type, assoc.record_id) == ("contact", 4)
     assert hs.webhook_change({"subscriptionType": "ticket.creation"}).record_type is None
     assert hs.webhook_change({}).app_id == ""
@@ -88,13 +121,21 @@ def test_query_items_and_instance_refs() -> None:
     assert not fs.query_item_ok(["x"])
     assert fs.query_item_code(item) == "I-1"
     assert fs.instance_ref(item) == fs.InstanceRef("I-1", 7_200_000, None)
-    assert fs.instance_ref({"instance": {"code": "I-2", "start_time": True, "end_time": "9"}}) == \
-        fs.InstanceRef("I-2", None, 9)
+    assert fs.instance_ref(
+        {"instance": {"code": "I-2", "start_time": True, "end_time": "9"}}
+    ) == fs.InstanceRef("I-2", None, 9)
 
 
 def test_instance_detail_fields() -> None:
-    detail = {"instance_code": "I-3", "user_id": "u1", "start_time": "100", "end_time": 300,
-              "timeline": [{"create_time": "250"}, "junk"], "form": "[]", "status": "APPROVED"}
+    detail = {
+        "instance_code": "I-3",
+        "user_id": "u1",
+        "start_time": "100",
+        "end_time": 300,
+        "timeline": [{"create_time": "250"}, "junk"],
+        "form": "[]",
+        "status": "APPROVED",
+    }
     assert fs.instance_code(detail) == "I-3"
     assert fs.instance_applicant(detail) == "u1"
     assert fs.instance_applicant({}) == ""
@@ -111,8 +152,12 @@ def test_decode_form_reads_ids_and_custom_ids_and_names_what_is_wrong() -> None:
     form = json.dumps([{"id": "w1", "custom_id": "amount", "value": 3}, {"id": "w1", "value": 4}, "junk"])
     assert fs.decode_form(form, 1000) == {"w1": 3, "amount": 3}
     assert fs.decode_form([{"id": "w2", "value": "x"}], 1000) == {"w2": "x"}
-    for raw, kind, detail in ((None, "missing", ""), ("[" * 20, "too_long", "20"), ("{", "not_json", ""),
-                              ('{"a": 1}', "not_a_list", "dict")):
+    for raw, kind, detail in (
+        (None, "missing", ""),
+        ("[" * 20, "too_long", "20"),
+        ("{", "not_json", ""),
+        ('{"a": 1}', "not_a_list", "dict"),
+    ):
         with pytest.raises(fs.FormError) as caught:
             fs.decode_form(raw, 10)
         assert (caught.value.kind, caught.value.detail) == (kind, detail)
@@ -126,12 +171,24 @@ def test_form_entries_encode_compactly_and_keep_chinese() -> None:
 
 
 def test_approval_event_of_v1_and_v2_envelopes() -> None:
-    event = {"instance_code": "I-1", "approval_code": "A", "operate_time": "5", "app_id": "cli", "type": "t",
-             "tenant_key": "tk"}
+    event = {
+        "instance_code": "I-1",
+        "approval_code": "A",
+        "operate_time": "5",
+        "app_id": "cli",
+        "type": "t",
+        "tenant_key": "tk",
+    }
     v1 = fs.approval_event({"type": "event_callback", "token": "tok", "uuid": "d1", "event": event})
     assert v1 == fs.ApprovalEvent("tok", "cli", "tk", "t", "d1", "I-1", "A", ("5", None, None))
-    header = {"token": "tok", "app_id": "cli", "tenant_key": "tk2", "event_type": "t2", "event_id": "d2",
-              "create_time": "6"}
+    header = {
+        "token": "tok",
+        "app_id": "cli",
+        "tenant_key": "tk2",
+        "event_type": "t2",
+        "event_id": "d2",
+        "create_time": "6",
+    }
     v2 = fs.approval_event({"schema": "2.0", "header": header, "event": {"instance_code": "I-2"}})
     assert v2 == fs.ApprovalEvent("tok", "cli", "tk2", "t2", "d2", "I-2", None, (None, None, "6"))
     with pytest.raises(fs.EnvelopeError, match="no event object"):
@@ -141,7 +198,9 @@ def test_approval_event_of_v1_and_v2_envelopes() -> None:
 
 
 def test_challenge_only_for_the_url_check() -> None:
-    assert fs.challenge_of({"type": "url_verification", "token": "t", "challenge": "c"}) == fs.Challenge("t", "c")
+    assert fs.challenge_of({"type": "url_verification", "token": "t", "challenge": "c"}) == fs.Challenge(
+        "t", "c"
+    )
     assert fs.challenge_of({"type": "event_callback"}) is None
 
 

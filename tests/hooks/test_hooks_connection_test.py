@@ -26,8 +26,9 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim("crm", Path(tmp_path_factory.mktemp("crm_test_button")), "--rate-limits", "off",
-                   "--seed", "20261126") as sim:
+    with start_sim(
+        "crm", Path(tmp_path_factory.mktemp("crm_test_button")), "--rate-limits", "off", "--seed", "20261126"
+    ) as sim:
         yield sim
 
 
@@ -52,8 +53,12 @@ def test_crm_right_credentials_name_the_portal(crm: Sim, monkeypatch: pytest.Mon
 
 
 def test_crm_private_app_token(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = {"conn_type": "hubspot_crm", "host": crm.url, "password": launcher.CRM_PRIVATE_APP_TOKEN,
-            "extra": {"auth": "private_app"}}
+    conn = {
+        "conn_type": "hubspot_crm",
+        "host": crm.url,
+        "password": launcher.CRM_PRIVATE_APP_TOKEN,
+        "extra": {"auth": "private_app"},
+    }
     ok, message = CrmHook(connection(monkeypatch, conn)).test_connection()
     assert ok, message
     assert "私有应用令牌有效" in message
@@ -64,13 +69,22 @@ def test_crm_private_app_token(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> Non
     assert "pat-not-the-token" not in message
 
 
-@pytest.mark.parametrize(("field", "value", "reason", "code"), [
-    ("password", "wrong-secret-value", "Client secret（客户端密钥）不正确", "BAD_CLIENT_SECRET"),
-    ("login", "not-our-client", "Client ID（客户端 ID）不存在或已被停用", "BAD_CLIENT_ID"),
-    ("refresh_token", "not-the-refresh-token", "Refresh token（刷新令牌）无效或已被撤销", "BAD_REFRESH_TOKEN"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "reason", "code"),
+    [
+        ("password", "wrong-secret-value", "Client secret（客户端密钥）不正确", "BAD_CLIENT_SECRET"),
+        ("login", "not-our-client", "Client ID（客户端 ID）不存在或已被停用", "BAD_CLIENT_ID"),
+        (
+            "refresh_token",
+            "not-the-refresh-token",
+            "Refresh token（刷新令牌）无效或已被撤销",
+            "BAD_REFRESH_TOKEN",
+        ),
+    ],
+)
 def test_crm_wrong_credentials_give_the_vendor_reason_in_chinese(
-        crm: Sim, monkeypatch: pytest.MonkeyPatch, field: str, value: str, reason: str, code: str) -> None:
+    crm: Sim, monkeypatch: pytest.MonkeyPatch, field: str, value: str, reason: str, code: str
+) -> None:
     conn = form_shaped(crm.url, crm_conn(crm.url))
     if field == "refresh_token":
         conn["extra"] = {"refresh_token": value}
@@ -89,8 +103,9 @@ def test_crm_unreachable_and_incomplete(monkeypatch: pytest.MonkeyPatch) -> None
     ok, message = CrmHook(connection(monkeypatch, conn)).test_connection()
     assert not ok
     assert "无法连接到 http://127.0.0.1:9" in message
-    ok, message = CrmHook(connection(monkeypatch, {"conn_type": "hubspot_crm", "host": "http://127.0.0.1:9"})
-                          ).test_connection()
+    ok, message = CrmHook(
+        connection(monkeypatch, {"conn_type": "hubspot_crm", "host": "http://127.0.0.1:9"})
+    ).test_connection()
     assert not ok
     assert "连接信息不完整" in message
     assert "Refresh token" in message
@@ -105,12 +120,16 @@ def test_oa_right_credentials_name_the_app_and_approval(oa: Sim, monkeypatch: py
     assert oa.url in message
 
 
-@pytest.mark.parametrize(("field", "value", "reason", "code"), [
-    ("password", "not-the-secret", "App Secret 不正确", "10014"),
-    ("login", "cli_not_our_app", "App ID 不存在", "10003"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "reason", "code"),
+    [
+        ("password", "not-the-secret", "App Secret 不正确", "10014"),
+        ("login", "cli_not_our_app", "App ID 不存在", "10003"),
+    ],
+)
 def test_oa_wrong_credentials_give_the_vendor_reason_in_chinese(
-        oa: Sim, monkeypatch: pytest.MonkeyPatch, field: str, value: str, reason: str, code: str) -> None:
+    oa: Sim, monkeypatch: pytest.MonkeyPatch, field: str, value: str, reason: str, code: str
+) -> None:
     conn = {**form_shaped(oa.url, oa_conn(oa.url)), field: value}
     ok, message = OaHook(connection(monkeypatch, conn)).test_connection()
     assert not ok
@@ -147,8 +166,9 @@ def test_port_field_and_host_url_must_agree(monkeypatch: pytest.MonkeyPatch) -> 
     ok, message = CrmHook(connection(monkeypatch, conn)).test_connection()
     assert not ok
     assert message == "HubSpot CRM 连接配置有误：API 地址中的端口 8123 与端口栏的 9000 不一致，请只保留一个。"
-    ok, message = OaHook(connection(monkeypatch, {"conn_type": "feishu_oa", "login": "a", "password": "b"})
-                         ).test_connection()
+    ok, message = OaHook(
+        connection(monkeypatch, {"conn_type": "feishu_oa", "login": "a", "password": "b"})
+    ).test_connection()
     assert not ok
     assert "未填写 API 地址" in message
 

@@ -21,8 +21,16 @@ TOKEN_ROUTE = "POST /oauth/v3/token"
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     # Access tokens live 3 s here, so expiry can happen during a test.
-    with start_sim("crm", Path(tmp_path_factory.mktemp("crm_auth")), "--rate-limits", "off", "--token-ttl", "3",
-                   "--seed", "20261126") as sim:
+    with start_sim(
+        "crm",
+        Path(tmp_path_factory.mktemp("crm_auth")),
+        "--rate-limits",
+        "off",
+        "--token-ttl",
+        "3",
+        "--seed",
+        "20261126",
+    ) as sim:
         yield sim
 
 
@@ -89,7 +97,9 @@ def test_threads_needing_a_token_fetch_it_once(crm: Sim, monkeypatch: pytest.Mon
     assert crm.requests_to(TOKEN_ROUTE) == 1
 
 
-def test_revoked_refresh_token_fails_fast_without_a_retry_storm(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_revoked_refresh_token_fails_fast_without_a_retry_storm(
+    crm: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conn_id = connection(monkeypatch, crm_conn(crm.url, max_attempts=5))
     CrmHook(conn_id).owners()  # a cached, valid access token
     crm.admin("POST", "/tokens/revoke")
@@ -125,8 +135,15 @@ def test_revoked_refresh_token_fails_fast_without_a_retry_storm(crm: Sim, monkey
 
 
 def test_private_app_token_needs_no_token_endpoint(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn_id = connection(monkeypatch, {"conn_type": "hubspot_crm", "host": crm.url,
-                                       "password": launcher.CRM_PRIVATE_APP_TOKEN, "extra": {"auth": "private_app"}})
+    conn_id = connection(
+        monkeypatch,
+        {
+            "conn_type": "hubspot_crm",
+            "host": crm.url,
+            "password": launcher.CRM_PRIVATE_APP_TOKEN,
+            "extra": {"auth": "private_app"},
+        },
+    )
     h = CrmHook(conn_id)
     assert len(h.owners()) == 16
     assert h.test_connection()[0] is True
@@ -148,11 +165,17 @@ def test_connection_test_button(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> No
     assert not ok
     assert "BAD_CLIENT_SECRET" in message
     assert "wrong-secret-value" not in message
-    ok, message = CrmHook(connection(monkeypatch, {"conn_type": "hubspot_crm", "host": crm.url})).test_connection()
+    ok, message = CrmHook(
+        connection(monkeypatch, {"conn_type": "hubspot_crm", "host": crm.url})
+    ).test_connection()
     assert not ok
     assert "Refresh token" in message
-    ok, message = CrmHook(connection(monkeypatch, {**crm_conn("http://127.0.0.1:9"), "extra": {
-        "refresh_token": "x", "max_attempts": 1}})).test_connection()
+    ok, message = CrmHook(
+        connection(
+            monkeypatch,
+            {**crm_conn("http://127.0.0.1:9"), "extra": {"refresh_token": "x", "max_attempts": 1}},
+        )
+    ).test_connection()
     assert not ok
     assert "connection failed" in message  # the transport's own words follow the Chinese reason
 

@@ -15,8 +15,9 @@ from bridge.hooks.errors import RecordErrorKind
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim("crm", Path(tmp_path_factory.mktemp("crm_batch")), "--rate-limits", "off",
-                   "--seed", "20261126") as sim:
+    with start_sim(
+        "crm", Path(tmp_path_factory.mktemp("crm_batch")), "--rate-limits", "off", "--seed", "20261126"
+    ) as sim:
         yield sim
 
 
@@ -38,8 +39,11 @@ def test_batch_read_reports_missing_ids_from_a_207(hook: CrmHook, deal_ids: list
     outcomes = hook.batch_read("deals", wanted, properties=["dealname"])
     assert [o.key for o in outcomes] == wanted
     assert [o.status for o in outcomes] == ["read"] * 150 + ["error"] * 2
-    assert all(o.object and o.object["properties"].get("dealname") is not None for o in outcomes[:150]
-               if o.object and "dealname" in o.object["properties"])
+    assert all(
+        o.object and o.object["properties"].get("dealname") is not None
+        for o in outcomes[:150]
+        if o.object and "dealname" in o.object["properties"]
+    )
     assert {o.category for o in outcomes[150:]} == {"OBJECT_NOT_FOUND"}
     assert {o.kind for o in outcomes[150:]} == {RecordErrorKind.NOT_FOUND}
     assert {o.kind for o in outcomes[:150]} == {None}
@@ -68,7 +72,11 @@ def test_batch_update_partial_207(crm: Sim, hook: CrmHook, deal_ids: list[str]) 
     records.insert(1, {"hs_object_id": "59999999997", "description": "不存在"})
     outcomes = hook.batch_update("deals", records)
     assert [(o.key, o.status) for o in outcomes] == [
-        (deal_ids[0], "updated"), ("59999999997", "error"), (deal_ids[1], "updated"), (deal_ids[2], "updated")]
+        (deal_ids[0], "updated"),
+        ("59999999997", "error"),
+        (deal_ids[1], "updated"),
+        (deal_ids[2], "updated"),
+    ]
     assert outcomes[1].category == "OBJECT_NOT_FOUND"
     assert outcomes[0].modified("deals") is not None
     assert outcomes[1].modified("deals") is None
@@ -83,8 +91,9 @@ def test_a_refused_chunk_does_not_stop_the_others(crm: Sim, hook: CrmHook) -> No
     assert [o.key for o in outcomes] == [str(n) for n in range(230)]
     assert [o.status for o in outcomes[:100]] == ["created"] * 100
     assert {o.status for o in outcomes[100:200]} == {"error"}
-    assert all("INVALID_DECIMAL" in (o.message or "") and o.category == "VALIDATION_ERROR"
-               for o in outcomes[100:200])
+    assert all(
+        "INVALID_DECIMAL" in (o.message or "") and o.category == "VALIDATION_ERROR" for o in outcomes[100:200]
+    )
     assert {o.kind for o in outcomes[100:200]} == {RecordErrorKind.VALIDATION}
     assert [o.status for o in outcomes[200:]] == ["created"] * 30
     assert crm.stats()["writes"]["deals"]["created"] == 130
@@ -92,8 +101,14 @@ def test_a_refused_chunk_does_not_stop_the_others(crm: Sim, hook: CrmHook) -> No
 
 
 def test_upsert_creates_then_updates_by_unique_property(hook: CrmHook) -> None:
-    meetings = [{"oa_instance_code": f"INST-UP-{n}", "hs_timestamp": "2026-11-21T02:00:00.000Z",
-                 "hs_meeting_title": f"客户拜访 {n}"} for n in range(3)]
+    meetings = [
+        {
+            "oa_instance_code": f"INST-UP-{n}",
+            "hs_timestamp": "2026-11-21T02:00:00.000Z",
+            "hs_meeting_title": f"客户拜访 {n}",
+        }
+        for n in range(3)
+    ]
     first = hook.batch_upsert("meetings", meetings, "oa_instance_code")
     assert [(o.key, o.status) for o in first] == [(m["oa_instance_code"], "created") for m in meetings]
     meetings[1]["hs_meeting_title"] = "客户拜访（改期）"
@@ -105,8 +120,10 @@ def test_upsert_creates_then_updates_by_unique_property(hook: CrmHook) -> None:
 
 
 def test_duplicate_keys_in_one_call_write_the_last_one(hook: CrmHook) -> None:
-    notes = [{"oa_instance_code": "INST-DUP", "hs_timestamp": "2026-11-21T02:00:00.000Z", "hs_note_body": body}
-             for body in ("旧", "新")]
+    notes = [
+        {"oa_instance_code": "INST-DUP", "hs_timestamp": "2026-11-21T02:00:00.000Z", "hs_note_body": body}
+        for body in ("旧", "新")
+    ]
     outcomes = hook.batch_upsert("notes", notes, "oa_instance_code")
     assert [o.status for o in outcomes] == ["error", "created"]
     assert outcomes[0].category == "DUPLICATE_INPUT"
@@ -117,7 +134,11 @@ def test_duplicate_keys_in_one_call_write_the_last_one(hook: CrmHook) -> None:
 
 
 def test_create_with_a_unique_property_is_an_upsert(crm: Sim, hook: CrmHook) -> None:
-    note = {"oa_instance_code": "INST-CREATE-1", "hs_timestamp": "2026-11-21T02:00:00.000Z", "hs_note_body": "x"}
+    note = {
+        "oa_instance_code": "INST-CREATE-1",
+        "hs_timestamp": "2026-11-21T02:00:00.000Z",
+        "hs_note_body": "x",
+    }
     assert [o.status for o in hook.batch_create("notes", [note], "oa_instance_code")] == ["created"]
     assert [o.status for o in hook.batch_create("notes", [note], "oa_instance_code")] == ["updated"]
     assert crm.requests_to("POST /crm/v3/objects/notes/batch/create") == 0
@@ -136,7 +157,9 @@ def test_associations_read_write(hook: CrmHook, deal_ids: list[str]) -> None:
     hook.associate("deals", lonely, "companies", other_company)  # idempotent
     after = hook.read_associations("deals", "companies", [lonely])[lonely]
     assert sorted(after) == sorted([links[lonely][0], other_company])
-    outcomes = hook.associate_many("companies", "deals", [(other_company, deal_ids[5]), (other_company, deal_ids[6])])
+    outcomes = hook.associate_many(
+        "companies", "deals", [(other_company, deal_ids[5]), (other_company, deal_ids[6])]
+    )
     assert [o.status for o in outcomes] == ["created", "created"]
     back = hook.read_associations("companies", "deals", [other_company])[other_company]
     assert {deal_ids[5], deal_ids[6], lonely} <= set(back)
@@ -151,8 +174,10 @@ def test_owners_and_properties(hook: CrmHook) -> None:
     assert len({o["id"] for o in owners}) == 16
     typed = hook.owner_records()
     assert [o.id for o in typed] == [str(o["id"]) for o in owners]
-    assert all(t.family_name == (o.get("lastName") or "").strip() and t.email == (o.get("email") or "")
-               for t, o in zip(typed, owners, strict=True))
+    assert all(
+        t.family_name == (o.get("lastName") or "").strip() and t.email == (o.get("email") or "")
+        for t, o in zip(typed, owners, strict=True)
+    )
     assert any(t.family_name for t in typed)
     names = {p["name"] for p in hook.properties("deals")}
     assert {"oa_instance_code", "dealstage", "amount", "hs_lastmodifieddate"} <= names

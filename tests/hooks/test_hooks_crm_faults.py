@@ -28,8 +28,9 @@ SEARCH = "POST /crm/v3/objects/deals/search"
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim("crm", Path(tmp_path_factory.mktemp("crm_faults")), "--rate-limits", "off",
-                   "--seed", "20261126") as sim:
+    with start_sim(
+        "crm", Path(tmp_path_factory.mktemp("crm_faults")), "--rate-limits", "off", "--seed", "20261126"
+    ) as sim:
         yield sim
 
 
@@ -45,12 +46,16 @@ def hook(crm: Sim, monkeypatch: pytest.MonkeyPatch, **extra: object) -> CrmHook:
 
 
 def retry_waits(caplog: pytest.LogCaptureFixture) -> list[float]:
-    return [float(m.group(1)) for r in caplog.records
-            if (m := re.search(r"retrying in ([0-9.]+) s", r.getMessage()))]
+    return [
+        float(m.group(1))
+        for r in caplog.records
+        if (m := re.search(r"retrying in ([0-9.]+) s", r.getMessage()))
+    ]
 
 
-def test_429_storm_waits_at_least_retry_after(crm: Sim, monkeypatch: pytest.MonkeyPatch,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_429_storm_waits_at_least_retry_after(
+    crm: Sim, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     h = hook(crm, monkeypatch)
     crm.fault(kind="rate_limit", path="/search$", count=3, retry_after=0.4)
     caplog.set_level(logging.WARNING, logger="bridge.hooks")
@@ -63,7 +68,9 @@ def test_429_storm_waits_at_least_retry_after(crm: Sim, monkeypatch: pytest.Monk
     assert all(w >= 0.4 for w in waits)
     assert elapsed >= 1.2
     assert crm.requests_to(SEARCH) == h.api_calls["POST /crm/v3/objects/{object_type}/search"]
-    assert all("RateLimitedError HTTP 429" in r.getMessage() for r in caplog.records if "retrying" in r.getMessage())
+    assert all(
+        "RateLimitedError HTTP 429" in r.getMessage() for r in caplog.records if "retrying" in r.getMessage()
+    )
 
 
 def test_retry_after_beyond_the_wait_budget_fails_at_once(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,8 +126,12 @@ def test_a_400_is_not_retried(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None
     assert err.correlation_id
     # A real refusal: an unknown property in a search sort.
     with pytest.raises(BadRequestError) as info:
-        h.call("POST", "/crm/v3/objects/{object_type}/search", path_params={"object_type": "deals"},
-               json={"sorts": [{"propertyName": "no_such_property", "direction": "ASCENDING"}]})
+        h.call(
+            "POST",
+            "/crm/v3/objects/{object_type}/search",
+            path_params={"object_type": "deals"},
+            json={"sorts": [{"propertyName": "no_such_property", "direction": "ASCENDING"}]},
+        )
     assert "no_such_property" in info.value.message
     assert info.value.category == "VALIDATION_ERROR"
     assert crm.requests_to(SEARCH) == 1
@@ -136,8 +147,9 @@ def test_read_timeout_is_retried(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.parametrize(("kind", "text"), [("html_200", "HTML page"), ("malformed_json", "malformed JSON")])
-def test_proxy_garbage_with_200_is_retried_then_refused(crm: Sim, monkeypatch: pytest.MonkeyPatch, kind: str,
-                                                         text: str) -> None:
+def test_proxy_garbage_with_200_is_retried_then_refused(
+    crm: Sim, monkeypatch: pytest.MonkeyPatch, kind: str, text: str
+) -> None:
     h = hook(crm, monkeypatch)
     crm.fault(kind=kind, path="^/crm/v3/owners", count=1)
     assert len(h.owners()) == 16
@@ -160,7 +172,9 @@ def test_a_10_mb_body_is_refused_without_reading_it(crm: Sim, monkeypatch: pytes
     assert crm.requests_to(OWNERS) == 1
 
 
-def test_lost_answer_of_a_create_is_ambiguous_and_not_resent(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lost_answer_of_a_create_is_ambiguous_and_not_resent(
+    crm: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = hook(crm, monkeypatch)
     records = [{"dealname": f"模糊写入 {n}", "amount": "100"} for n in range(3)]
     crm.fault(kind="drop_after", path="/deals/batch/create$", count=1)
@@ -175,8 +189,9 @@ def test_lost_answer_of_a_create_is_ambiguous_and_not_resent(crm: Sim, monkeypat
     assert "模糊写入" not in str(err)
 
 
-def test_ambiguous_create_after_completed_chunks_keeps_their_outcomes(crm: Sim,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ambiguous_create_after_completed_chunks_keeps_their_outcomes(
+    crm: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = hook(crm, monkeypatch)
     records = [{"dealname": f"分块 {n}"} for n in range(250)]
     # seed 10: the rule's first draw (0.57) spares chunk 1, its second (0.43) drops chunk 2's answer.
@@ -190,10 +205,19 @@ def test_ambiguous_create_after_completed_chunks_keeps_their_outcomes(crm: Sim,
     assert crm.requests_to("POST /crm/v3/objects/deals/batch/create") == 2
 
 
-def test_lost_answer_of_an_upsert_is_retried_and_writes_once(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lost_answer_of_an_upsert_is_retried_and_writes_once(
+    crm: Sim, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = hook(crm, monkeypatch)
-    notes = [{"oa_instance_code": f"INST-AMB-{n}", "hs_timestamp": "2026-11-20T08:00:00.000Z",
-              "hs_note_body": f"报销 {n}", "oa_activity_type": "expense_claim"} for n in range(3)]
+    notes = [
+        {
+            "oa_instance_code": f"INST-AMB-{n}",
+            "hs_timestamp": "2026-11-20T08:00:00.000Z",
+            "hs_note_body": f"报销 {n}",
+            "oa_activity_type": "expense_claim",
+        }
+        for n in range(3)
+    ]
     crm.fault(kind="drop_after", path="/notes/batch/upsert$", count=1)
     outcomes = h.batch_upsert("notes", notes, "oa_instance_code")
     assert [o.key for o in outcomes] == [n["oa_instance_code"] for n in notes]
@@ -205,4 +229,6 @@ def test_lost_answer_of_an_upsert_is_retried_and_writes_once(crm: Sim, monkeypat
     assert len({o.id for o in found}) == 3
     stored = crm.admin("GET", "/objects/notes", params={"limit": 10000})["results"]
     codes = [o["properties"].get("oa_instance_code") for o in stored]
-    assert sorted(c for c in codes if c and c.startswith("INST-AMB-")) == [n["oa_instance_code"] for n in notes]
+    assert sorted(c for c in codes if c and c.startswith("INST-AMB-")) == [
+        n["oa_instance_code"] for n in notes
+    ]

@@ -32,8 +32,17 @@ def hook(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> CrmHook:
 
 
 def seed(crm: Sim, deals: int) -> None:
-    crm.admin("POST", "/seed", {"seed": 7, "companies": max(1, deals // 20), "contacts_per_company": 0,
-                                "deals": deals, "now_ms": NOW_MS})
+    crm.admin(
+        "POST",
+        "/seed",
+        {
+            "seed": 7,
+            "companies": max(1, deals // 20),
+            "contacts_per_company": 0,
+            "deals": deals,
+            "now_ms": NOW_MS,
+        },
+    )
 
 
 def all_ids(crm: Sim, object_type: str = "deals") -> list[str]:
@@ -54,8 +63,9 @@ def stamp(obj: dict[str, Any]) -> int:
     return value
 
 
-def test_pages_every_deal_once_across_the_search_cap(crm: Sim, hook: CrmHook,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_pages_every_deal_once_across_the_search_cap(
+    crm: Sim, hook: CrmHook, caplog: pytest.LogCaptureFixture
+) -> None:
     seed(crm, 12_000)
     caplog.set_level(logging.INFO, logger="bridge.hooks")
     pages = list(hook.iter_changed("deals", 0, PROPS))
@@ -71,8 +81,9 @@ def test_pages_every_deal_once_across_the_search_cap(crm: Sim, hook: CrmHook,
     assert searches <= 12_000 / 199 + 3  # one overlap record per page, one restart at the cap
 
 
-def test_thousands_of_ties_on_one_millisecond_cross_the_cap(crm: Sim, hook: CrmHook,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_thousands_of_ties_on_one_millisecond_cross_the_cap(
+    crm: Sim, hook: CrmHook, caplog: pytest.LogCaptureFixture
+) -> None:
     crm.admin("POST", "/reset")
     tie = NOW_MS - 3_600_000
     seeded: list[tuple[int, str | None]] = []
@@ -95,8 +106,9 @@ def test_thousands_of_ties_on_one_millisecond_cross_the_cap(crm: Sim, hook: CrmH
     assert any("reading it by id" in r.getMessage() for r in caplog.records)
 
 
-def test_edits_archives_and_inserts_while_paging_lose_nothing(crm: Sim, hook: CrmHook,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_edits_archives_and_inserts_while_paging_lose_nothing(
+    crm: Sim, hook: CrmHook, caplog: pytest.LogCaptureFixture
+) -> None:
     """HubSpot's ``after`` is an offset: an edited record that was already read moves to the end and every
     unread record shifts one place left. An offset reader skips one record per such edit; the hook must not."""
     seed(crm, 3_000)
@@ -112,14 +124,20 @@ def test_edits_archives_and_inserts_while_paging_lose_nothing(crm: Sim, hook: Cr
             # People at work between two of our pages: edit read records, archive one, edit unread ones, add some.
             read_ids = [o["id"] for o in pages[n - 1]]
             for oid in read_ids[:4]:
-                crm.admin("POST", "/act/update", {"object_type": "deals", "id": int(oid),
-                                                  "properties": {"description": f"edit {n}"}})
+                crm.admin(
+                    "POST",
+                    "/act/update",
+                    {"object_type": "deals", "id": int(oid), "properties": {"description": f"edit {n}"}},
+                )
                 edited_read.append(oid)
             crm.admin("POST", "/act/archive", {"object_type": "deals", "id": int(read_ids[10])})
             archived.append(read_ids[10])
             for k in range(3):
-                created = crm.admin("POST", "/act/create", {"object_type": "deals",
-                                                            "properties": {"dealname": f"新商机 {n}-{k}"}})
+                created = crm.admin(
+                    "POST",
+                    "/act/create",
+                    {"object_type": "deals", "properties": {"dealname": f"新商机 {n}-{k}"}},
+                )
                 added.append(str(created["id"]))
     got = [o["id"] for p in pages for o in p]
     counts: dict[str, int] = {}
@@ -134,8 +152,9 @@ def test_edits_archives_and_inserts_while_paging_lose_nothing(crm: Sim, hook: Cr
     assert any("records moved while paging" in r.getMessage() for r in caplog.records)
 
 
-def test_wrong_shape_records_are_skipped_and_reported(crm: Sim, hook: CrmHook,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_wrong_shape_records_are_skipped_and_reported(
+    crm: Sim, hook: CrmHook, caplog: pytest.LogCaptureFixture
+) -> None:
     seed(crm, 1_000)
     crm.fault(kind="wrong_shape", path="/search$", count=2, seed=3)
     caplog.set_level(logging.WARNING, logger="bridge.hooks")
@@ -180,20 +199,32 @@ def test_since_and_until_accept_aware_datetimes_and_refuse_naive_ones(crm: Sim, 
     seed(crm, 600)
     stamps = sorted(stamp(o) for p in hook.iter_changed("deals", 0, PROPS) for o in p)
     lo, hi = stamps[100], stamps[400]
-    window = [o for p in hook.iter_changed("deals", datetime.fromtimestamp(lo / 1000, UTC),
-                                           PROPS, until=datetime.fromtimestamp(hi / 1000, UTC)) for o in p]
+    window = [
+        o
+        for p in hook.iter_changed(
+            "deals",
+            datetime.fromtimestamp(lo / 1000, UTC),
+            PROPS,
+            until=datetime.fromtimestamp(hi / 1000, UTC),
+        )
+        for o in p
+    ]
     assert sorted(stamp(o) for o in window) == [s for s in stamps if lo <= s < hi]
     with pytest.raises(ValueError, match="timezone-aware"):
         next(hook.iter_changed("deals", datetime(2026, 1, 1), PROPS))
 
 
 def test_contacts_page_on_lastmodifieddate(crm: Sim, hook: CrmHook) -> None:
-    crm.admin("POST", "/seed", {"seed": 7, "companies": 50, "contacts_per_company": 3, "deals": 0,
-                                "now_ms": NOW_MS})
+    crm.admin(
+        "POST", "/seed", {"seed": 7, "companies": 50, "contacts_per_company": 3, "deals": 0, "now_ms": NOW_MS}
+    )
     got = [o for p in hook.iter_changed("contacts", 0, ["email"]) for o in p]
     assert len(got) == 150 == len(all_ids(crm, "contacts"))
     assert all("lastmodifieddate" in o["properties"] for o in got)
     records = [r for p in hook.iter_changed_records("contacts", 0, ["email"]) for r in p]
     assert [r.id for r in records] == [str(o["id"]) for o in got]
-    assert all(r.created and r.modified == o["properties"]["lastmodifieddate"] for r, o in zip(records, got, strict=True))
+    assert all(
+        r.created and r.modified == o["properties"]["lastmodifieddate"]
+        for r, o in zip(records, got, strict=True)
+    )
     assert all("email" in r.properties for r in records)

@@ -25,8 +25,9 @@ LIST = "GET /open-apis/approval/v4/instances"
 
 @pytest.fixture(scope="module")
 def oa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim("oa", Path(tmp_path_factory.mktemp("oa_hook")), "--rate-limits", "off",
-                   "--seed", "20261126") as sim:
+    with start_sim(
+        "oa", Path(tmp_path_factory.mktemp("oa_hook")), "--rate-limits", "off", "--seed", "20261126"
+    ) as sim:
         yield sim
 
 
@@ -34,7 +35,9 @@ def oa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
 def _clean(oa: Sim) -> None:
     oa.admin("DELETE", "/faults")
     oa.admin("POST", "/tokens/restore")
-    oa.admin("POST", "/config", {"rate_limits": "off", "uuid_replay": "conflict", "expired_token_code": 99991663})
+    oa.admin(
+        "POST", "/config", {"rate_limits": "off", "uuid_replay": "conflict", "expired_token_code": 99991663}
+    )
     oa.admin("POST", "/stats/reset")
 
 
@@ -84,49 +87,89 @@ def test_uuid_used_for_another_instance_is_a_conflict(hook: OaHook, users: list[
 def test_friendly_uuid_replay_mode_works_too(oa: Sim, hook: OaHook, users: list[dict[str, Any]]) -> None:
     oa.admin("POST", "/config", {"uuid_replay": "return"})
     form = sample_widgets("travel_request")
-    code = hook.create_instance("B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1003", users[2]["user_id"], form, "hook-uuid-3")
-    assert hook.create_instance("B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1003", users[2]["user_id"], form,
-                                "hook-uuid-3") == code
+    code = hook.create_instance(
+        "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1003", users[2]["user_id"], form, "hook-uuid-3"
+    )
+    assert (
+        hook.create_instance("B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1003", users[2]["user_id"], form, "hook-uuid-3")
+        == code
+    )
     assert oa.requests_to("GET /open-apis/approval/v4/instances/{instance_id}") == 0
 
 
-def test_a_bad_form_is_refused_once_with_feishus_code(oa: Sim, hook: OaHook, users: list[dict[str, Any]]) -> None:
+def test_a_bad_form_is_refused_once_with_feishus_code(
+    oa: Sim, hook: OaHook, users: list[dict[str, Any]]
+) -> None:
     with pytest.raises(ValidationError) as info:
-        hook.create_instance(EXPENSE, users[0]["user_id"], sample_widgets("expense_claim", amount="很多"), "bad-1")
+        hook.create_instance(
+            EXPENSE, users[0]["user_id"], sample_widgets("expense_claim", amount="很多"), "bad-1"
+        )
     assert info.value.code == "1390001"
     assert info.value.status == 400
     assert "amount" in info.value.message
     assert info.value.correlation_id
     assert oa.requests_to(CREATE) == 1
     with pytest.raises(ValidationError, match="department"):
-        hook.create_instance(EXPENSE, users[0]["user_id"], sample_widgets("expense_claim"), "bad-2",
-                             department_id="not-my-department")
-    right = hook.create_instance(EXPENSE, users[0]["user_id"], sample_widgets("expense_claim"), "good-dept",
-                                 department_id=users[0]["department_id"])
+        hook.create_instance(
+            EXPENSE,
+            users[0]["user_id"],
+            sample_widgets("expense_claim"),
+            "bad-2",
+            department_id="not-my-department",
+        )
+    right = hook.create_instance(
+        EXPENSE,
+        users[0]["user_id"],
+        sample_widgets("expense_claim"),
+        "good-dept",
+        department_id=users[0]["department_id"],
+    )
     assert hook.get_instance(right)["department_id"] == users[0]["department_id"]
     with pytest.raises(NotFoundError) as missing:
         hook.get_instance("00000000-0000-0000-0000-000000000000")
     assert missing.value.code == "1390003"
 
 
-def test_listing_windows_split_at_10_hours_without_double_counting(oa: Sim, hook: OaHook,
-                                                                    users: list[dict[str, Any]]) -> None:
+def test_listing_windows_split_at_10_hours_without_double_counting(
+    oa: Sim, hook: OaHook, users: list[dict[str, Any]]
+) -> None:
     start = now_ms(oa) - 40 * DAY
-    edges = [start, start + LIST_WINDOW_MS, start + LIST_WINDOW_MS + 1, start + 2 * LIST_WINDOW_MS + 1,
-             start + 2 * LIST_WINDOW_MS + 2, start + 25 * 3_600_000]
+    edges = [
+        start,
+        start + LIST_WINDOW_MS,
+        start + LIST_WINDOW_MS + 1,
+        start + 2 * LIST_WINDOW_MS + 1,
+        start + 2 * LIST_WINDOW_MS + 2,
+        start + 25 * 3_600_000,
+    ]
     made = []
     for n, at in enumerate(edges + [start + 3_600_000 + k for k in range(230)]):  # 230 in one window: 3 pages
-        item = oa.admin("POST", "/act/submit", {"approval": "visit_plan", "user_id": users[n % 5]["user_id"],
-                                                "form": sample_widgets("visit_plan"), "start_time": at})
+        item = oa.admin(
+            "POST",
+            "/act/submit",
+            {
+                "approval": "visit_plan",
+                "user_id": users[n % 5]["user_id"],
+                "form": sample_widgets("visit_plan"),
+                "start_time": at,
+            },
+        )
         made.append(item["instance_code"])
-    pages = list(hook.iter_instance_codes("B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1004", start, start + 25 * 3_600_000))
+    pages = list(
+        hook.iter_instance_codes("B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1004", start, start + 25 * 3_600_000)
+    )
     got = [c for p in pages for c in p]
     assert len(got) == len(set(got))
     assert set(got) == set(made)
     assert all(len(p) <= 100 for p in pages)
     assert hook.api_calls[LIST.replace("GET ", "GET ")] == 3 + 1 + 1  # window 1: 3 pages; windows 2 and 3
-    beyond = [c for p in hook.iter_instance_codes("B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1004", start + 1,
-                                                   start + LIST_WINDOW_MS) for c in p]
+    beyond = [
+        c
+        for p in hook.iter_instance_codes(
+            "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1004", start + 1, start + LIST_WINDOW_MS
+        )
+        for c in p
+    ]
     assert made[0] not in beyond
     assert made[1] in beyond
     assert made[2] not in beyond
@@ -140,8 +183,9 @@ def history_range(oa: Sim, approval: str) -> tuple[int, int]:
 def test_listing_matches_the_seeded_history(oa: Sim, hook: OaHook) -> None:
     first, _ = history_range(oa, "expense_claim")
     start, end = first, first + 120 * DAY
-    expected = {i["instance_code"] for i in dump(oa, approval="expense_claim")
-                if start <= int(i["start_time"]) <= end}
+    expected = {
+        i["instance_code"] for i in dump(oa, approval="expense_claim") if start <= int(i["start_time"]) <= end
+    }
     got = [c for p in hook.iter_instance_codes(EXPENSE, start, end) for c in p]
     assert len(got) == len(set(got))
     assert set(got) == expected
@@ -188,7 +232,9 @@ def test_subscribe_approval_once_then_already_subscribed(oa: Sim, hook: OaHook) 
         hook.subscribe_approval("NO-SUCH-APPROVAL")
 
 
-def test_user_ids_by_email_and_mobile_in_batches_of_50(oa: Sim, hook: OaHook, users: list[dict[str, Any]]) -> None:
+def test_user_ids_by_email_and_mobile_in_batches_of_50(
+    oa: Sim, hook: OaHook, users: list[dict[str, Any]]
+) -> None:
     emails = [u["email"].upper() if n % 2 else u["email"] for n, u in enumerate(users)]
     emails += [f"nobody{n}@example.com" for n in range(40)] + ["former.sales@example.com"]
     mobiles = [("+86" + u["mobile"]) if n % 3 == 0 else u["mobile"] for n, u in enumerate(users)]
@@ -214,7 +260,9 @@ def test_approval_definition_and_cancel(oa: Sim, hook: OaHook, users: list[dict[
     definition = hook.approval_definition(PROJECT)
     assert definition["approval_name"] == "立项申请"
     assert isinstance(definition["form"], str)
-    code = hook.create_instance(EXPENSE, users[3]["user_id"], sample_widgets("expense_claim"), "hook-cancel-1")
+    code = hook.create_instance(
+        EXPENSE, users[3]["user_id"], sample_widgets("expense_claim"), "hook-cancel-1"
+    )
     hook.cancel_instance(EXPENSE, code, users[3]["user_id"])
     assert hook.get_instance(code)["status"] == "CANCELED"
 
@@ -290,7 +338,9 @@ def test_connection_test_button(oa: Sim, hook: OaHook, monkeypatch: pytest.Monke
     ok, message = hook.test_connection()
     assert ok
     assert "立项申请" in message
-    ok, message = OaHook(connection(monkeypatch, {**oa_conn(oa.url), "password": "not-the-secret"})).test_connection()
+    ok, message = OaHook(
+        connection(monkeypatch, {**oa_conn(oa.url), "password": "not-the-secret"})
+    ).test_connection()
     assert not ok
     assert "10014" in message
     assert "not-the-secret" not in message

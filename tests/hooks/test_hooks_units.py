@@ -37,8 +37,11 @@ POLICY = RetryPolicy()
 # ---------------------------------------------------------------- retry waits
 
 
-@given(retry_after=st.floats(min_value=0, max_value=120), attempt=st.integers(min_value=1, max_value=10),
-       seed=st.integers(min_value=0, max_value=2**32))
+@given(
+    retry_after=st.floats(min_value=0, max_value=120),
+    attempt=st.integers(min_value=1, max_value=10),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
 def test_a_vendor_retry_after_is_never_cut_short(retry_after: float, attempt: int, seed: int) -> None:
     exc = RateLimitedError("slow down", system="crm", status=429, retry_after=retry_after)
     wait = compute_wait(exc, attempt, POLICY, random.Random(seed))
@@ -60,17 +63,29 @@ def test_429_without_retry_after_waits_at_least_a_second() -> None:
 
 
 def test_retry_predicate() -> None:
-    retryable = [RateLimitedError("x", system="crm"), ServerError("x", system="crm"),
-                 TransportError("x", system="crm"), BadResponseError("html", system="crm", retryable=True)]
-    final = [AuthError("x", system="crm"), ValidationError("x", system="crm"), NotFoundError("x", system="crm"),
-             ConflictError("x", system="oa"), BadResponseError("too big", system="crm"),
-             AmbiguousWriteError("x", system="crm"), ValueError("x")]
+    retryable = [
+        RateLimitedError("x", system="crm"),
+        ServerError("x", system="crm"),
+        TransportError("x", system="crm"),
+        BadResponseError("html", system="crm", retryable=True),
+    ]
+    final = [
+        AuthError("x", system="crm"),
+        ValidationError("x", system="crm"),
+        NotFoundError("x", system="crm"),
+        ConflictError("x", system="oa"),
+        BadResponseError("too big", system="crm"),
+        AmbiguousWriteError("x", system="crm"),
+        ValueError("x"),
+    ]
     assert all(is_retryable(e) for e in retryable)
     assert not any(is_retryable(e) for e in final)
 
 
 def test_policy_from_connection_extra() -> None:
-    p = RetryPolicy.from_extra({"max_attempts": "3", "max_retry_wait": 9, "backoff_base": "x", "backoff_max": -1})
+    p = RetryPolicy.from_extra(
+        {"max_attempts": "3", "max_retry_wait": 9, "backoff_base": "x", "backoff_max": -1}
+    )
     assert (p.max_attempts, p.max_total_wait, p.backoff_base, p.backoff_max) == (3, 9.0, 0.5, 30.0)
     assert RetryPolicy.from_extra({"max_attempts": 0}).max_attempts == 1
 
@@ -78,18 +93,34 @@ def test_policy_from_connection_extra() -> None:
 # ---------------------------------------------------------------- error mapping
 
 
-def crm_error(status: int, body: object, template: str = "/crm/v3/owners",
-              headers: dict[str, str] | None = None) -> object:
-    return HubSpotProtocol().error_for(status, body, CaseInsensitiveDict(headers or {}), "GET", template, template)
+def crm_error(
+    status: int, body: object, template: str = "/crm/v3/owners", headers: dict[str, str] | None = None
+) -> object:
+    return HubSpotProtocol().error_for(
+        status, body, CaseInsensitiveDict(headers or {}), "GET", template, template
+    )
 
 
-@pytest.mark.parametrize(("status", "category", "cls"), [
-    (400, "VALIDATION_ERROR", ValidationError), (401, "INVALID_AUTHENTICATION", AuthError),
-    (403, "MISSING_SCOPES", PermissionDeniedError), (404, "OBJECT_NOT_FOUND", NotFoundError),
-    (409, "CONFLICT", ConflictError), (429, "RATE_LIMITS", RateLimitedError), (500, "INTERNAL_ERROR", ServerError),
-    (502, None, ServerError), (415, "VALIDATION_ERROR", BadRequestError)])
+@pytest.mark.parametrize(
+    ("status", "category", "cls"),
+    [
+        (400, "VALIDATION_ERROR", ValidationError),
+        (401, "INVALID_AUTHENTICATION", AuthError),
+        (403, "MISSING_SCOPES", PermissionDeniedError),
+        (404, "OBJECT_NOT_FOUND", NotFoundError),
+        (409, "CONFLICT", ConflictError),
+        (429, "RATE_LIMITS", RateLimitedError),
+        (500, "INTERNAL_ERROR", ServerError),
+        (502, None, ServerError),
+        (415, "VALIDATION_ERROR", BadRequestError),
+    ],
+)
 def test_hubspot_envelope_mapping(status: int, category: str | None, cls: type) -> None:
-    body = {"status": "error", "message": "m", "correlationId": "cid-1", "category": category} if category else None
+    body = (
+        {"status": "error", "message": "m", "correlationId": "cid-1", "category": category}
+        if category
+        else None
+    )
     err = crm_error(status, body)
     assert type(err) is cls
     assert err.status == status  # type: ignore[attr-defined]
@@ -99,11 +130,16 @@ def test_hubspot_envelope_mapping(status: int, category: str | None, cls: type) 
 
 
 def test_hubspot_token_endpoint_and_secondly_limit() -> None:
-    err = crm_error(400, {"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid refresh token"},
-                    template="/oauth/v3/token")
+    err = crm_error(
+        400,
+        {"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid refresh token"},
+        template="/oauth/v3/token",
+    )
     assert isinstance(err, AuthError)
     assert err.code == "BAD_REFRESH_TOKEN"
-    limited = crm_error(429, {"status": "error", "message": "m", "policyName": "SECONDLY", "category": "RATE_LIMITS"})
+    limited = crm_error(
+        429, {"status": "error", "message": "m", "policyName": "SECONDLY", "category": "RATE_LIMITS"}
+    )
     assert isinstance(limited, RateLimitedError)
     assert limited.retry_after == 1.0
     told = crm_error(429, {"status": "error", "message": "m"}, headers={"Retry-After": "7"})
@@ -119,12 +155,25 @@ def oa_error(status: int, body: object, headers: dict[str, str] | None = None) -
     return FeishuProtocol().error_for(status, body, CaseInsensitiveDict(headers or {}), "POST", path, path)
 
 
-@pytest.mark.parametrize(("status", "code", "cls"), [
-    (400, 99991663, AuthError), (400, 99991677, AuthError), (400, 99991661, AuthError), (400, 10014, AuthError),
-    (429, 99991400, RateLimitedError), (403, 1390009, PermissionDeniedError), (400, 1390003, NotFoundError),
-    (400, 60012, ConflictError), (400, 1390001, ValidationError), (400, 99992402, ValidationError),
-    (500, 2200, ServerError), (400, 1395001, ServerError), (200, 1390001, ValidationError),
-    (400, 424242, BadRequestError)])
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (400, 99991663, AuthError),
+        (400, 99991677, AuthError),
+        (400, 99991661, AuthError),
+        (400, 10014, AuthError),
+        (429, 99991400, RateLimitedError),
+        (403, 1390009, PermissionDeniedError),
+        (400, 1390003, NotFoundError),
+        (400, 60012, ConflictError),
+        (400, 1390001, ValidationError),
+        (400, 99992402, ValidationError),
+        (500, 2200, ServerError),
+        (400, 1395001, ServerError),
+        (200, 1390001, ValidationError),
+        (400, 424242, BadRequestError),
+    ],
+)
 def test_feishu_envelope_mapping(status: int, code: int, cls: type) -> None:
     err = oa_error(status, {"code": code, "msg": "m", "error": {"log_id": "L1"}})
     assert type(err) is cls
@@ -147,9 +196,12 @@ def test_feishu_success_and_envelope_checks() -> None:
 # ---------------------------------------------------------------- redaction and timestamps
 
 
-@given(prefix=st.text(max_size=30), suffix=st.text(max_size=30),
-       mobile=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
-       local=st.from_regex(r"[a-z][a-z0-9._]{0,20}", fullmatch=True))
+@given(
+    prefix=st.text(max_size=30),
+    suffix=st.text(max_size=30),
+    mobile=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
+    local=st.from_regex(r"[a-z][a-z0-9._]{0,20}", fullmatch=True),
+)
 @settings(max_examples=200)
 def test_redact_masks_mobiles_and_emails_anywhere(prefix: str, suffix: str, mobile: str, local: str) -> None:
     text = f"{prefix} {mobile} {local}@example.com {suffix}"
@@ -164,8 +216,7 @@ def test_redact_keeps_ids_and_timestamps() -> None:
     assert redact(text) == text
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
-                    timezones=st.just(UTC)))
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)))
 def test_hubspot_timestamps_parse_exactly(moment: datetime) -> None:
     moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
     wire = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -199,10 +250,16 @@ def test_page_checks() -> None:
 
 
 def test_hook_identity_follows_airflow_conventions() -> None:
-    assert (CrmHook.conn_name_attr, CrmHook.default_conn_name, CrmHook.conn_type) == \
-        ("crm_conn_id", "crm_default", "hubspot_crm")
-    assert (OaHook.conn_name_attr, OaHook.default_conn_name, OaHook.conn_type) == ("oa_conn_id", "oa_default",
-                                                                                    "feishu_oa")
+    assert (CrmHook.conn_name_attr, CrmHook.default_conn_name, CrmHook.conn_type) == (
+        "crm_conn_id",
+        "crm_default",
+        "hubspot_crm",
+    )
+    assert (OaHook.conn_name_attr, OaHook.default_conn_name, OaHook.conn_type) == (
+        "oa_conn_id",
+        "oa_default",
+        "feishu_oa",
+    )
     assert CrmHook(crm_conn_id="x").crm_conn_id == "x"
     assert OaHook(oa_conn_id="y").oa_conn_id == "y"
     behaviour = CrmHook.get_ui_field_behaviour()
@@ -227,12 +284,22 @@ def test_ui_metadata_is_accepted_by_airflow() -> None:
     import airflow
     import jsonschema
 
-    schema = json.loads((Path(airflow.__file__).parent / "customized_form_field_behaviours.schema.json").read_text())
+    schema = json.loads(
+        (Path(airflow.__file__).parent / "customized_form_field_behaviours.schema.json").read_text()
+    )
     for hook in (CrmHook, OaHook):
         jsonschema.validate(hook.get_ui_field_behaviour(), schema)
     info_schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
-    jsonschema.validate({"package-name": "oa-crm-bridge", "name": "OA CRM Bridge", "description": "d",
-                         "versions": ["0.1.0"], "connection-types": ui.connection_types()}, info_schema)
+    jsonschema.validate(
+        {
+            "package-name": "oa-crm-bridge",
+            "name": "OA CRM Bridge",
+            "description": "d",
+            "versions": ["0.1.0"],
+            "connection-types": ui.connection_types(),
+        },
+        info_schema,
+    )
     for entry in ui.connection_types():
         assert entry["hook-class-name"].rsplit(".", 1)[1] in ("CrmHook", "OaHook")
         assert entry["conn-fields"]["max_attempts"]["schema"]["type"] == ["integer", "null"]

@@ -48,9 +48,14 @@ def main(confs: list[dict[str, Any]]) -> dict[str, Any]:
     for conf in confs:
         r = client.post(url, json={"logical_date": None, "conf": conf}, headers=auth)
         body = r.json()
-        answers.append({"status": r.status_code, "detail": body.get("detail"), "run_id": body.get("dag_run_id")})
+        answers.append(
+            {"status": r.status_code, "detail": body.get("detail"), "run_id": body.get("dag_run_id")}
+        )
     runs = client.get(url, headers=auth).json()
-    return {"answers": answers, "runs": [{"run_id": x["dag_run_id"], "conf": x["conf"]} for x in runs["dag_runs"]]}
+    return {
+        "answers": answers,
+        "runs": [{"run_id": x["dag_run_id"], "conf": x["conf"]} for x in runs["dag_runs"]],
+    }
 
 
 if __name__ == "__main__":

@@ -39,8 +39,12 @@ FAST_RETRY = RetryPolicy(max_attempts=4, max_total_wait=10, backoff_base=0.05, b
 
 @pytest.fixture(scope="session")
 def mig_sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.Simulators]:
-    with launcher.simulators(tmp_path_factory.mktemp("mig_sims"), max_lifetime=3600,
-                             crm_args=["--rate-limits", "off"], oa_args=["--rate-limits", "off"]) as sims:
+    with launcher.simulators(
+        tmp_path_factory.mktemp("mig_sims"),
+        max_lifetime=3600,
+        crm_args=["--rate-limits", "off"],
+        oa_args=["--rate-limits", "off"],
+    ) as sims:
         yield sims
 
 
@@ -68,19 +72,46 @@ class Mig:
     # ------------------------------------------------------------ world
     def seed(self, **kw: Any) -> World:
         """The same ``World`` in both simulators (replacing what they held)."""
-        params = {"seed": 11, "companies": 60, "contacts_per_company": 2, "deals": 150, "oa_instances": 160,
-                  "dirty_share": 0.3, "now_ms": int(time.time() * 1000) - 60_000, **kw}
-        self.sims.crm.admin("POST", "/_sim/seed", {k: params[k] for k in (
-            "seed", "companies", "contacts_per_company", "deals", "dirty_share", "now_ms")})
+        params = {
+            "seed": 11,
+            "companies": 60,
+            "contacts_per_company": 2,
+            "deals": 150,
+            "oa_instances": 160,
+            "dirty_share": 0.3,
+            "now_ms": int(time.time() * 1000) - 60_000,
+            **kw,
+        }
+        self.sims.crm.admin(
+            "POST",
+            "/_sim/seed",
+            {
+                k: params[k]
+                for k in ("seed", "companies", "contacts_per_company", "deals", "dirty_share", "now_ms")
+            },
+        )
         self._wait_crm()
-        self.sims.oa.admin("POST", "/_sim/seed", {k: params[k] for k in (
-            "seed", "oa_instances", "companies", "deals", "now_ms")})
-        self.world = World(seed=params["seed"], companies=params["companies"],
-                           contacts_per_company=params["contacts_per_company"], deals=params["deals"],
-                           oa_instances=params["oa_instances"], dirty_share=params["dirty_share"],
-                           now_ms=params["now_ms"])
-        self.oa_world = World(seed=params["seed"], companies=params["companies"], deals=params["deals"],
-                              oa_instances=params["oa_instances"], now_ms=params["now_ms"])
+        self.sims.oa.admin(
+            "POST",
+            "/_sim/seed",
+            {k: params[k] for k in ("seed", "oa_instances", "companies", "deals", "now_ms")},
+        )
+        self.world = World(
+            seed=params["seed"],
+            companies=params["companies"],
+            contacts_per_company=params["contacts_per_company"],
+            deals=params["deals"],
+            oa_instances=params["oa_instances"],
+            dirty_share=params["dirty_share"],
+            now_ms=params["now_ms"],
+        )
+        self.oa_world = World(
+            seed=params["seed"],
+            companies=params["companies"],
+            deals=params["deals"],
+            oa_instances=params["oa_instances"],
+            now_ms=params["now_ms"],
+        )
         return self.world
 
     def _wait_crm(self) -> None:
@@ -97,8 +128,12 @@ class Mig:
         self.sims.crm.admin("POST", "/_sim/reset", {})
         self.sims.oa.admin("POST", "/_sim/reset", {})
 
-    def create(self, object_type: str, properties: Mapping[str, str],
-               associations: Mapping[str, list[str]] | None = None) -> str:
+    def create(
+        self,
+        object_type: str,
+        properties: Mapping[str, str],
+        associations: Mapping[str, list[str]] | None = None,
+    ) -> str:
         body: dict[str, Any] = {"object_type": object_type, "properties": dict(properties)}
         if associations:
             body["associations"] = dict(associations)
@@ -107,8 +142,11 @@ class Mig:
         return str(created["id"])
 
     def submit(self, form: str, user_id: str, widgets: Mapping[str, Any], start_ms: int | None = None) -> str:
-        body: dict[str, Any] = {"approval": form, "user_id": user_id,
-                                "form": [{"id": k, "value": v} for k, v in widgets.items()]}
+        body: dict[str, Any] = {
+            "approval": form,
+            "user_id": user_id,
+            "form": [{"id": k, "value": v} for k, v in widgets.items()],
+        }
         if start_ms is not None:
             body["start_time"] = start_ms
         detail = self.sims.oa.admin("POST", "/_sim/act/submit", body)
@@ -127,8 +165,9 @@ class Mig:
         return hook
 
     def migration(self, run_id: str) -> steps.Migration:
-        ctx = RunContext(dag_id="history_migration", run_id=run_id, task_id="test", try_number=1,
-                         principal="bridge-test")
+        ctx = RunContext(
+            dag_id="history_migration", run_id=run_id, task_id="test", try_number=1, principal="bridge-test"
+        )
         return steps.Migration.create(run_id, ctx, hub=self.hub, data_dir=self.data_dir)
 
     def run(self, run_id: str, **params: Any) -> dict[str, Any]:
@@ -158,7 +197,10 @@ class Mig:
 
     def merges(self) -> list[dict[str, Any]]:
         with self.hub.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(merge_record).order_by(merge_record.c.merged_id))]
+            return [
+                dict(r._mapping)
+                for r in conn.execute(select(merge_record).order_by(merge_record.c.merged_id))
+            ]
 
     def links(self, link_type: str) -> list[store.Link]:
         with self.hub.connect() as conn:
@@ -183,8 +225,9 @@ class Mig:
 
 
 @pytest.fixture
-def mig(mig_sims: launcher.Simulators, mig_hub_template: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[Mig]:
+def mig(
+    mig_sims: launcher.Simulators, mig_hub_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Mig]:
     for key, value in mig_sims.connection_env().items():
         monkeypatch.setenv(key, value)
     data_dir = tmp_path / "data"

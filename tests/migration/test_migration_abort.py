@@ -37,9 +37,12 @@ REAL_LOAD = {"dry_run": False, "confirm_load": CONFIRM_TEXT}
 class BreakingCrm(CrmHook):
     """A CRM whose connection is lost in the middle of the first deal chunk (every retry too)."""
 
-    def iter_changed(self, object_type: str, since: int, properties: Any, *, until: int | None = None,
-                     page_size: int = 100) -> Iterator[Any]:
-        for n, page in enumerate(super().iter_changed(object_type, since, properties, until=until, page_size=10)):
+    def iter_changed(
+        self, object_type: str, since: int, properties: Any, *, until: int | None = None, page_size: int = 100
+    ) -> Iterator[Any]:
+        for n, page in enumerate(
+            super().iter_changed(object_type, since, properties, until=until, page_size=10)
+        ):
             if object_type == "deals" and n == 1:
                 raise ConnectionError("CRM connection lost (injected)")
             yield page
@@ -47,7 +50,12 @@ class BreakingCrm(CrmHook):
 
 def _params(mig: Any) -> dict[str, Any]:
     start = datetime.fromtimestamp(mig.world.now_ms / 1000, tz=UTC) - timedelta(days=800)
-    return {"chunk_size": 20, "entities": ["company", "deal"], "date_from": start.date().isoformat(), **REAL_LOAD}
+    return {
+        "chunk_size": 20,
+        "entities": ["company", "deal"],
+        "date_from": start.date().isoformat(),
+        **REAL_LOAD,
+    }
 
 
 def _page(mig: Any) -> str:
@@ -55,8 +63,12 @@ def _page(mig: Any) -> str:
         return Viewer("admin", may_release=False)
 
     app = FastAPI()
-    app.mount("/bridge", create_app(UiConfig(authenticator=admin, csrf_secret=b"test", hub_url=mig.hub_url,
-                                             data_dir=mig.data_dir)))
+    app.mount(
+        "/bridge",
+        create_app(
+            UiConfig(authenticator=admin, csrf_secret=b"test", hub_url=mig.hub_url, data_dir=mig.data_dir)
+        ),
+    )
     with TestClient(app, base_url="http://127.0.0.1:8080") as client:
         r = client.get("/bridge/migration")
     assert r.status_code == 200, r.text[:500]
@@ -82,8 +94,9 @@ def test_a_run_failed_mid_way_is_aborted_at_once_and_the_next_run_succeeds(mig: 
     assert _lease(mig).holder == "manual__broken"
 
     # the teardown close_run, with what Airflow says about the run's tasks
-    why = tasks.why_from_states({"plan": "success", "migrate_crm_chunk_2": "failed", "report": "failed",
-                                 "close_run": "running"})
+    why = tasks.why_from_states(
+        {"plan": "success", "migrate_crm_chunk_2": "failed", "report": "failed", "close_run": "running"}
+    )
     closed = steps.close(mig.migration("manual__broken"), why)
     assert closed == {"status": "aborted", "released": True, "why": closed["why"]}
     assert _lease(mig) is None  # released at once, not 15 minutes later
@@ -139,8 +152,10 @@ def test_a_run_refused_at_plan_does_not_touch_the_holder(mig: Any) -> None:
     steps.start(mig.migration("manual__holder"), _params(mig), mig.crm(), mig.oa())
     with pytest.raises(runs.MigrationLocked):
         steps.start(mig.migration("manual__second"), _params(mig), mig.crm(), mig.oa())
-    assert steps.close(mig.migration("manual__second"), "任务 plan 失败。") == {"status": "not_started",
-                                                                               "released": False}
+    assert steps.close(mig.migration("manual__second"), "任务 plan 失败。") == {
+        "status": "not_started",
+        "released": False,
+    }
     assert _lease(mig) is not None
     assert _lease(mig).holder == "manual__holder"
     with mig.hub.connect() as conn:
@@ -166,7 +181,10 @@ def test_a_new_run_takes_over_the_lease_of_a_run_airflow_has_ended(mig: Any) -> 
         dead = queries.get_migration_run(conn, "manual__dead")
     assert dead is not None
     assert dead.status == "aborted"
-    assert dead.abort_reason == "Airflow 运行已结束（状态 failed），没有释放迁移租约；租约由运行 manual__next 接管。"
+    assert (
+        dead.abort_reason
+        == "Airflow 运行已结束（状态 failed），没有释放迁移租约；租约由运行 manual__next 接管。"
+    )
     assert "已中止" in _page(mig)
 
 
@@ -183,8 +201,9 @@ class _Ti:
         return self.states[run_id]
 
 
-def test_a_refused_run_says_first_who_holds_the_lease_and_until_when(mig: Any,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_a_refused_run_says_first_who_holds_the_lease_and_until_when(
+    mig: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
     mig.seed(**SMALL)

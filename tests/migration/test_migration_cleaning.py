@@ -37,30 +37,72 @@ def dirty(mig: Any) -> dict[str, Any]:
     applicant = next(u["user_id"] for u in users if str(u.get("department_id", "")).startswith("od-sales"))
     code = valid_uscc(42)
     ids: dict[str, Any] = {"applicant": applicant, "uscc": code}
-    base = {"lifecyclestage": "customer", "industry": "软件", "city": "北京", "phone": "010-62345678",
-            "hubspot_owner_id": OWNER}
+    base = {
+        "lifecyclestage": "customer",
+        "industry": "软件",
+        "city": "北京",
+        "phone": "010-62345678",
+        "hubspot_owner_id": OWNER,
+    }
     ids["kept"] = mig.create("companies", {**base, "name": "北京星辰科技有限公司", "uscc": code})
     ids["by_name"] = mig.create("companies", {**base, "name": " 星辰科技（北京）有限责任公司 ", "uscc": ""})
-    ids["by_code"] = mig.create("companies", {**base, "name": "北京星辰科技有限责任公司",
-                                              "uscc": f"{code[:9].lower()} {code[9:].lower()}"})
-    ids["bad_code"] = mig.create("companies", {**base, "name": "上海宏达贸易有限公司",
-                                               "uscc": bad_check_digit(valid_uscc(43))})
-    contact = {"lastname": "张", "firstname": "伟", "jobtitle": "采购经理", "associatedcompanyid": ids["kept"],
-               "hubspot_owner_id": OWNER, "email": "zhang.wei@example.cn", "mobilephone": "13800000001"}
+    ids["by_code"] = mig.create(
+        "companies",
+        {**base, "name": "北京星辰科技有限责任公司", "uscc": f"{code[:9].lower()} {code[9:].lower()}"},
+    )
+    ids["bad_code"] = mig.create(
+        "companies", {**base, "name": "上海宏达贸易有限公司", "uscc": bad_check_digit(valid_uscc(43))}
+    )
+    contact = {
+        "lastname": "张",
+        "firstname": "伟",
+        "jobtitle": "采购经理",
+        "associatedcompanyid": ids["kept"],
+        "hubspot_owner_id": OWNER,
+        "email": "zhang.wei@example.cn",
+        "mobilephone": "13800000001",
+    }
     link = {"companies": [ids["kept"]]}
     ids["full_width"] = mig.create("contacts", {**contact, "mobilephone": "１３８１２３４５６７８"}, link)
     ids["plus86"] = mig.create("contacts", {**contact, "mobilephone": "+86 139-1234-5678"}, link)
     ids["upper_email"] = mig.create("contacts", {**contact, "email": "  LI.NA@EXAMPLE.COM "}, link)
     ids["bad_mobile"] = mig.create("contacts", {**contact, "mobilephone": "1381234"}, link)
-    ids["deal"] = mig.create("deals", {"dealname": "星辰科技数据平台项目", "dealstage": "contractsent",
-                                       "amount": "¥1,200,000", "pipeline": "default",
-                                       "closedate": "2026-12-31T00:00:00.000Z", "hubspot_owner_id": OWNER}, link)
+    ids["deal"] = mig.create(
+        "deals",
+        {
+            "dealname": "星辰科技数据平台项目",
+            "dealstage": "contractsent",
+            "amount": "¥1,200,000",
+            "pipeline": "default",
+            "closedate": "2026-12-31T00:00:00.000Z",
+            "hubspot_owner_id": OWNER,
+        },
+        link,
+    )
     day = "2026-10-08T00:00:00+08:00"
-    ids["project"] = mig.submit("project_initiation", applicant, {
-        "project_name": "星辰科技数据平台项目", "deal_id": ids["deal"], "customer_id": ids["kept"],
-        "customer_name": "北京星辰科技有限公司", "customer_uscc": code, "contract_amount": 1200000,
-        "close_date": day, "project_stage": "立项", "contact_name": "张伟", "contact_mobile": "13812345678"})
-    expense = {"reason": "客户拜访交通费", "expense_type": "交通", "amount": 320.5, "expense_date": day, "project_no": ""}
+    ids["project"] = mig.submit(
+        "project_initiation",
+        applicant,
+        {
+            "project_name": "星辰科技数据平台项目",
+            "deal_id": ids["deal"],
+            "customer_id": ids["kept"],
+            "customer_name": "北京星辰科技有限公司",
+            "customer_uscc": code,
+            "contract_amount": 1200000,
+            "close_date": day,
+            "project_stage": "立项",
+            "contact_name": "张伟",
+            "contact_mobile": "13812345678",
+        },
+    )
+    expense = {
+        "reason": "客户拜访交通费",
+        "expense_type": "交通",
+        "amount": 320.5,
+        "expense_date": day,
+        "project_no": "",
+    }
     ids["expense_dup"] = mig.submit("expense_claim", applicant, {**expense, "customer_id": ids["by_name"]})
     ids["expense_unknown"] = mig.submit("expense_claim", applicant, {**expense, "customer_id": "39999999999"})
     ids["expense_none"] = mig.submit("expense_claim", applicant, {**expense, "customer_id": ""})
@@ -77,11 +119,15 @@ def test_every_cleaning_rule_dedupe_and_links_end_to_end(mig: Any, dirty: dict[s
     assert mig.snapshot("crm", "contact", dirty["plus86"]).payload["mobile"] == "13912345678"
     assert mig.snapshot("crm", "contact", dirty["upper_email"]).payload["email"] == "li.na@example.com"
     assert mig.snapshot("crm", "deal", dirty["deal"]).payload["contract_amount"] == "1200000.00"
-    assert mig.snapshot("crm", "company", dirty["by_name"]).payload["name"] == "星辰科技（北京）有限责任公司"  # trimmed
+    assert (
+        mig.snapshot("crm", "company", dirty["by_name"]).payload["name"] == "星辰科技（北京）有限责任公司"
+    )  # trimmed
 
     # validation gate: bad check character and bad mobile are quarantined with the expectation named, not loaded
-    for entity, record, check in (("company", "bad_code", "company.uscc.format"),
-                                  ("contact", "bad_mobile", "contact.mobile.format")):
+    for entity, record, check in (
+        ("company", "bad_code", "company.uscc.format"),
+        ("contact", "bad_mobile", "contact.mobile.format"),
+    ):
         assert mig.snapshot("crm", entity, dirty[record]) is None
         entry = mig.open_entry(entity, dirty[record])
         assert entry is not None
@@ -130,8 +176,9 @@ def test_every_cleaning_rule_dedupe_and_links_end_to_end(mig: Any, dirty: dict[s
     assert props["oa_approval_status"] == "PENDING"
     assert props["oa_project_stage"] == "initiated"  # contractsent → 合同签订 → 立项
     with mig.hub.connect() as conn:
-        audits = conn.execute(select(audit_log).where(audit_log.c.operation == "update",
-                                                      audit_log.c.entity == "deal")).all()
+        audits = conn.execute(
+            select(audit_log).where(audit_log.c.operation == "update", audit_log.c.entity == "deal")
+        ).all()
         run = conn.execute(select(migration_run)).one()
     assert [a.record_ids["deal_id"] for a in audits] == [dirty["deal"]]
     assert "oa_instance_code" in audits[0].fields

@@ -31,37 +31,65 @@ print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "ta
 """
 
 
-def _dag_test(runner: str, mig: Any, airflow_home: Path, tmp_path: Path, conf: dict[str, Any]) -> dict[str, Any]:
+def _dag_test(
+    runner: str, mig: Any, airflow_home: Path, tmp_path: Path, conf: dict[str, Any]
+) -> dict[str, Any]:
     """Run ``runner`` (the DAG file and the conf as arguments) with the simulators' Connections and a hub
     file of its own (``tmp_path/dag_hub.sqlite``, data under ``tmp_path/dag_data``); its RESULT line."""
     env = localenv.airflow_env(
-        connections=mig.sims.connection_env(), home=airflow_home, data_dir=tmp_path / "dag_data",
-        extra={"AIRFLOW_CONN_BRIDGE_HUB": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "dag_hub.sqlite")}),
-               "AIRFLOW__CORE__UNIT_TEST_MODE": "False"},
+        connections=mig.sims.connection_env(),
+        home=airflow_home,
+        data_dir=tmp_path / "dag_data",
+        extra={
+            "AIRFLOW_CONN_BRIDGE_HUB": json.dumps(
+                {"conn_type": "sqlite", "host": str(tmp_path / "dag_hub.sqlite")}
+            ),
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        },
     )
     env.pop("BRIDGE_HUB_URL", None)
-    done = subprocess.run([sys.executable, "-c", runner, str(ROOT / "dags" / "history_migration.py"),
-                           json.dumps(conf)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", runner, str(ROOT / "dags" / "history_migration.py"), json.dumps(conf)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0, done.stderr[-3000:]
     assert lines, done.stdout[-3000:] + done.stderr[-3000:]
-    return dict(json.loads(lines[-1][len("RESULT "):]))
+    return dict(json.loads(lines[-1][len("RESULT ") :]))
 
 
-def test_whole_dag_run_migrates_in_mapped_chunks_and_records_the_run(mig: Any, airflow_home: Path,
-                                                                      tmp_path: Path) -> None:
+def test_whole_dag_run_migrates_in_mapped_chunks_and_records_the_run(
+    mig: Any, airflow_home: Path, tmp_path: Path
+) -> None:
     mig.seed(seed=5, companies=40, deals=90, oa_instances=90, dirty_share=0.2)
     data = tmp_path / "dag_data"
     hub_file = tmp_path / "dag_hub.sqlite"
-    conf = {"chunk_size": 40, "entities": ["company", "deal", "project_initiation", "expense_claim"],
-            "dry_run": False, "confirm_load": CONFIRM_TEXT}  # a real load: dry run off and confirmed
+    conf = {
+        "chunk_size": 40,
+        "entities": ["company", "deal", "project_initiation", "expense_claim"],
+        "dry_run": False,
+        "confirm_load": CONFIRM_TEXT,
+    }  # a real load: dry run off and confirmed
     result = _dag_test(RUNNER, mig, airflow_home, tmp_path, conf)
     assert result["state"] == "success", result
     states: dict[str, list[str]] = {}
     for task_id, _map_index, state in result["tasks"]:
         states.setdefault(task_id, []).append(state)
-    assert set(states) == {"plan", "crm_chunk_list", "oa_chunk_list", "dedupe_customers", "migrate_crm_chunk",
-                           "migrate_oa_chunk", "write_back", "report", "close_run"}
+    assert set(states) == {
+        "plan",
+        "crm_chunk_list",
+        "oa_chunk_list",
+        "dedupe_customers",
+        "migrate_crm_chunk",
+        "migrate_oa_chunk",
+        "write_back",
+        "report",
+        "close_run",
+    }
     assert all(s == "success" for ss in states.values() for s in ss), states
     assert len(states["migrate_crm_chunk"]) >= 3  # companies and deals in several mapped tasks
     assert len(states["migrate_oa_chunk"]) >= 2
@@ -80,11 +108,15 @@ def test_whole_dag_run_migrates_in_mapped_chunks_and_records_the_run(mig: Any, a
     assert leases == []  # nothing held after the run
     assert run.params["dry_run"] is False
     assert run.params["chunk_size"] == 40
-    forms = sum(1 for i in mig.oa_world.iter_oa_instances() if i.approval in ("project_initiation", "expense_claim"))
+    forms = sum(
+        1 for i in mig.oa_world.iter_oa_instances() if i.approval in ("project_initiation", "expense_claim")
+    )
     assert run.counts["read"] == 40 + 90 + forms
     assert all(c.status == "done" for c in chunks)
     data_chunks = [c for c in chunks if c.entity not in ("dedupe.company", "writeback.deal")]
-    assert len(data_chunks) >= len(states["migrate_crm_chunk"]) + len(states["migrate_oa_chunk"])  # tiny ones share
+    assert len(data_chunks) >= len(states["migrate_crm_chunk"]) + len(
+        states["migrate_oa_chunk"]
+    )  # tiny ones share
     # the migrated entities, plus the applicants' names the pages show (bridge.people's pseudo-entity "user")
     assert entities == {"company", "deal", "project_initiation", "expense_claim", "user"}
     report = data / run.report_html
@@ -119,7 +151,8 @@ print("RESULT " + json.dumps(out))
 
 
 def test_a_dag_run_whose_task_fails_is_aborted_by_its_teardown_and_the_next_run_succeeds(
-        mig: Any, airflow_home: Path, tmp_path: Path) -> None:
+    mig: Any, airflow_home: Path, tmp_path: Path
+) -> None:
     from bridge.ui import queries
 
     mig.seed(seed=6, companies=20, deals=40, oa_instances=20, dirty_share=0.1)

@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 BAD = [
     ({"chunk_size": -5}, ["chunk_size", "每批记录数", f"{MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE}"]),
-    ({"chunk_size": MAX_CHUNK_SIZE + 1}, ["chunk_size", "每批记录数", f"{MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE}"]),
+    (
+        {"chunk_size": MAX_CHUNK_SIZE + 1},
+        ["chunk_size", "每批记录数", f"{MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE}"],
+    ),
     ({"chunk_size": "many"}, ["chunk_size", "每批记录数", f"{MIN_CHUNK_SIZE}–{MAX_CHUNK_SIZE}"]),
     ({"date_from": "2025-02-30"}, ["date_from", "起始日期", "YYYY-MM-DD"]),
     ({"date_to": "31/01/2025"}, ["date_to", "截止日期", "YYYY-MM-DD"]),
@@ -37,7 +40,9 @@ BAD = [
 
 @pytest.fixture(scope="module")
 def dag() -> Any:
-    spec = importlib.util.spec_from_file_location("history_migration_schema_test", ROOT / "dags" / "history_migration.py")
+    spec = importlib.util.spec_from_file_location(
+        "history_migration_schema_test", ROOT / "dags" / "history_migration.py"
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -70,9 +75,12 @@ def _server_refusal(dag: Any, conf: dict[str, Any]) -> str | None:
     return None
 
 
-@pytest.mark.parametrize(("conf", "words"), BAD, ids=[next(iter(c)) + "=" + repr(next(iter(c.values()))) for c, _ in BAD])
-def test_airflow_refuses_a_bad_value_naming_the_field_and_what_is_allowed(dag: Any, conf: dict[str, Any],
-                                                                         words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("conf", "words"), BAD, ids=[next(iter(c)) + "=" + repr(next(iter(c.values()))) for c, _ in BAD]
+)
+def test_airflow_refuses_a_bad_value_naming_the_field_and_what_is_allowed(
+    dag: Any, conf: dict[str, Any], words: list[str]
+) -> None:
     for refusal in (_sdk_refusal(dag, conf), _server_refusal(dag, conf)):
         assert refusal is not None, conf
         for word in words:
@@ -82,11 +90,18 @@ def test_airflow_refuses_a_bad_value_naming_the_field_and_what_is_allowed(dag: A
 def test_the_defaults_and_a_confirmed_real_load_pass(dag: Any) -> None:
     assert _server_refusal(dag, {}) is None
     assert dag.params["dry_run"] is True  # a run nobody configured is a dry run
-    real = {"dry_run": False, "confirm_load": CONFIRM_TEXT, "chunk_size": MIN_CHUNK_SIZE,
-            "date_from": "2025-01-01", "date_to": "2025-06-30"}
+    real = {
+        "dry_run": False,
+        "confirm_load": CONFIRM_TEXT,
+        "chunk_size": MIN_CHUNK_SIZE,
+        "date_from": "2025-01-01",
+        "date_to": "2025-06-30",
+    }
     assert _sdk_refusal(dag, real) is None
     assert _server_refusal(dag, real) is None
-    assert _server_refusal(dag, {"confirm_load": None, "date_from": None}) is None  # the form's emptied fields
+    assert (
+        _server_refusal(dag, {"confirm_load": None, "date_from": None}) is None
+    )  # the form's emptied fields
 
 
 def test_the_trigger_form_gets_no_range_to_clamp_into(dag: Any) -> None:

@@ -31,22 +31,36 @@ def pg_hub(pg_dsn: str) -> Iterator[Engine]:
 def _state(hub: Engine) -> dict[str, set[tuple[Any, ...]]]:
     with hub.connect() as conn:
         return {
-            "snapshots": set(conn.execute(select(snapshot.c.entity, snapshot.c.source_id, snapshot.c.content_hash,
-                                                 snapshot.c.archived)).all()),
+            "snapshots": set(
+                conn.execute(
+                    select(
+                        snapshot.c.entity, snapshot.c.source_id, snapshot.c.content_hash, snapshot.c.archived
+                    )
+                ).all()
+            ),
             "links": set(conn.execute(select(xref.c.link_type, xref.c.crm_id, xref.c.oa_id)).all()),
-            "quarantine": set(conn.execute(select(quarantine.c.entity, quarantine.c.source_id,
-                                                  quarantine.c.reason_code)).all()),
-            "merges": set(conn.execute(select(merge_record.c.kept_id, merge_record.c.merged_id,
-                                              merge_record.c.rule)).all()),
+            "quarantine": set(
+                conn.execute(
+                    select(quarantine.c.entity, quarantine.c.source_id, quarantine.c.reason_code)
+                ).all()
+            ),
+            "merges": set(
+                conn.execute(
+                    select(merge_record.c.kept_id, merge_record.c.merged_id, merge_record.c.rule)
+                ).all()
+            ),
         }
 
 
-def test_postgres_hub_ends_like_sqlite_and_reruns_add_nothing(mig: Any, pg_hub: Engine, tmp_path: Any) -> None:
+def test_postgres_hub_ends_like_sqlite_and_reruns_add_nothing(
+    mig: Any, pg_hub: Engine, tmp_path: Any
+) -> None:
     now_ms = mig.seed(**WORLD).now_ms
     start = (datetime.fromtimestamp(now_ms / 1000, tz=UTC) - timedelta(days=800)).date().isoformat()
     params = {"chunk_size": 30, "date_from": start, **REAL_LOAD}
-    on_pg = steps.Migration.create("manual__pg", mig.migration("manual__pg").ctx, hub=pg_hub,
-                                   data_dir=tmp_path / "pg_data")
+    on_pg = steps.Migration.create(
+        "manual__pg", mig.migration("manual__pg").ctx, hub=pg_hub, data_dir=tmp_path / "pg_data"
+    )
     first = steps.run_all(on_pg, params, mig.crm(), mig.oa())
     assert first["status"] == "success"
     pg_state = _state(pg_hub)
@@ -59,8 +73,12 @@ def test_postgres_hub_ends_like_sqlite_and_reruns_add_nothing(mig: Any, pg_hub: 
         steps.start(intruder, {}, mig.crm(), mig.oa())
     assert runs.release_lease(pg_hub, "manual__pg_holder")
 
-    again = steps.run_all(steps.Migration.create("manual__pg_again", hub=pg_hub, data_dir=tmp_path / "pg_data"),
-                          params, mig.crm(), mig.oa())
+    again = steps.run_all(
+        steps.Migration.create("manual__pg_again", hub=pg_hub, data_dir=tmp_path / "pg_data"),
+        params,
+        mig.crm(),
+        mig.oa(),
+    )
     assert again["counts"]["written_back"] == 0
     assert _state(pg_hub) == pg_state
 

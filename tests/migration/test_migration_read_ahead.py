@@ -18,15 +18,20 @@ from bridge.migration.counts import EntityCounts
 class FakeOa:
     """``iter_instance_refs`` pages of codes, ``get_instance`` details; records which thread called."""
 
-    def __init__(self, codes: list[str], gone: set[str] = frozenset(), fail_at: str | None = None,  # type: ignore[assignment]
-                 page: int = 7) -> None:
+    def __init__(
+        self,
+        codes: list[str],
+        gone: set[str] = frozenset(),
+        fail_at: str | None = None,  # type: ignore[assignment]
+        page: int = 7,
+    ) -> None:
         self.codes, self.gone, self.fail_at, self.page = codes, gone, fail_at, page
         self.reads: list[str] = []
         self.threads: set[str] = set()
 
     def iter_instance_refs(self, code: str, lo: int, hi: int) -> Iterator[list[InstanceRef]]:
         for start in range(0, len(self.codes), self.page):
-            yield [InstanceRef(c, None, None) for c in self.codes[start:start + self.page]]
+            yield [InstanceRef(c, None, None) for c in self.codes[start : start + self.page]]
 
     def get_instance(self, code: str) -> dict[str, Any]:
         self.threads.add(threading.current_thread().name)

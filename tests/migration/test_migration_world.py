@@ -33,15 +33,32 @@ def _state(hub: Any) -> dict[str, set[tuple[Any, ...]]]:
     """What a migration leaves in the hub, comparable between two hubs."""
     with hub.connect() as conn:
         return {
-            "snapshots": {(r.entity, r.source_id, r.content_hash, r.archived) for r in conn.execute(
-                select(snapshot.c.entity, snapshot.c.source_id, snapshot.c.content_hash, snapshot.c.archived))},
-            "links": {(r.link_type, r.crm_id, r.oa_id) for r in conn.execute(
-                select(xref.c.link_type, xref.c.crm_id, xref.c.oa_id))},
-            "quarantine": {(r.entity, r.source_id, r.reason_code) for r in conn.execute(
-                select(quarantine.c.entity, quarantine.c.source_id, quarantine.c.reason_code)
-                .where(quarantine.c.resolved_at.is_(None)))},
-            "merges": {(r.kept_id, r.merged_id, r.rule) for r in conn.execute(
-                select(merge_record.c.kept_id, merge_record.c.merged_id, merge_record.c.rule))},
+            "snapshots": {
+                (r.entity, r.source_id, r.content_hash, r.archived)
+                for r in conn.execute(
+                    select(
+                        snapshot.c.entity, snapshot.c.source_id, snapshot.c.content_hash, snapshot.c.archived
+                    )
+                )
+            },
+            "links": {
+                (r.link_type, r.crm_id, r.oa_id)
+                for r in conn.execute(select(xref.c.link_type, xref.c.crm_id, xref.c.oa_id))
+            },
+            "quarantine": {
+                (r.entity, r.source_id, r.reason_code)
+                for r in conn.execute(
+                    select(quarantine.c.entity, quarantine.c.source_id, quarantine.c.reason_code).where(
+                        quarantine.c.resolved_at.is_(None)
+                    )
+                )
+            },
+            "merges": {
+                (r.kept_id, r.merged_id, r.rule)
+                for r in conn.execute(
+                    select(merge_record.c.kept_id, merge_record.c.merged_id, merge_record.c.rule)
+                )
+            },
         }
 
 
@@ -83,15 +100,22 @@ def test_world_defects_are_cleaned_merged_or_quarantined(mig: Any) -> None:
         assert dup in merged or original in merged
     assert merged <= {i for _, i in defects["dup_variant"]} | {
         str(world.company(int(i) - COMPANY_ID_BASE - 1).properties.get("_duplicate_of"))
-        for _, i in defects["dup_variant"]}
+        for _, i in defects["dup_variant"]
+    }
     for m in merged:
         assert ("company", m) not in loaded  # stored marked as merged (archived), not a second live customer
 
     # the gate: each kind of bad value is quarantined with the expectation that names it
-    expected = {"missing_uscc": "company.uscc.required", "bad_uscc": "company.uscc.format",
-                "bad_phone": "company.phone.format", "bad_mobile": "contact.mobile.format",
-                "missing_mobile": "contact.mobile.required", "unmapped_stage": "deal.stage.value_map",
-                "missing_amount": "deal.contract_amount.required", "negative_amount": "deal.contract_amount.format"}
+    expected = {
+        "missing_uscc": "company.uscc.required",
+        "bad_uscc": "company.uscc.format",
+        "bad_phone": "company.phone.format",
+        "bad_mobile": "contact.mobile.format",
+        "missing_mobile": "contact.mobile.required",
+        "unmapped_stage": "deal.stage.value_map",
+        "missing_amount": "deal.contract_amount.required",
+        "negative_amount": "deal.contract_amount.format",
+    }
     entity_of = {"companies": "company", "contacts": "contact", "deals": "deal"}
     with mig.hub.connect() as conn:
         messages = {(r.entity, r.source_id): r.message for r in conn.execute(select(quarantine))}
@@ -138,7 +162,8 @@ def test_world_defects_are_cleaned_merged_or_quarantined(mig: Any) -> None:
             continue
         n = c.counts
         assert n["read"] == n["written"] + n["merged"] + sum(n["quarantined"].values()) + n["archived"] + sum(
-            n["skipped"].values()), c
+            n["skipped"].values()
+        ), c
 
 
 def test_dry_run_writes_nothing_and_reports_what_a_real_run_does(mig: Any) -> None:
@@ -173,7 +198,8 @@ def test_rerun_adds_nothing_twice(mig: Any) -> None:
     assert mig.crm_writes() == writes  # the deals already carry their 立项申请
     assert second["counts"]["written_back"] == 0
     assert {k: v for k, v in second["counts"].items() if k not in ("written_back", "skipped")} == {
-        k: v for k, v in first["counts"].items() if k not in ("written_back", "skipped")}
+        k: v for k, v in first["counts"].items() if k not in ("written_back", "skipped")
+    }
     assert second["counts"]["skipped"] == first["counts"]["skipped"] + first["counts"]["written_back"]
 
 
@@ -185,13 +211,16 @@ class CrashingCrm(CrmHook):
         self.deal_chunks = 0
         self.crashed = False
 
-    def iter_changed(self, object_type: str, since: Any, properties: Any, until: Any = None,
-                     page_size: int = 200) -> Iterator[list[dict[str, Any]]]:
+    def iter_changed(
+        self, object_type: str, since: Any, properties: Any, until: Any = None, page_size: int = 200
+    ) -> Iterator[list[dict[str, Any]]]:
         if object_type != "deals":
             yield from super().iter_changed(object_type, since, properties, until=until, page_size=page_size)
             return
         self.deal_chunks += 1
-        for n, page in enumerate(super().iter_changed(object_type, since, properties, until=until, page_size=10)):
+        for n, page in enumerate(
+            super().iter_changed(object_type, since, properties, until=until, page_size=10)
+        ):
             if self.deal_chunks == 2 and n == 3 and not self.crashed:
                 self.crashed = True
                 raise ConnectionError("worker lost (injected)")
@@ -199,12 +228,18 @@ class CrashingCrm(CrmHook):
 
 
 def test_resume_after_a_crash_continues_and_ends_like_a_clean_run(
-        mig: Any, second_hub: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mig: Any, second_hub: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(chunk, "BATCH", 20)  # the crashed chunk has written part of itself
     now_ms = int(datetime.now(UTC).timestamp() * 1000) - 120_000
     world = mig.seed(**WORLD, now_ms=now_ms)
-    params = {"chunk_size": 50, "date_from": (datetime.fromtimestamp(world.now_ms / 1000, tz=UTC)
-                                               - timedelta(days=800)).date().isoformat(), **REAL_LOAD}
+    params = {
+        "chunk_size": 50,
+        "date_from": (datetime.fromtimestamp(world.now_ms / 1000, tz=UTC) - timedelta(days=800))
+        .date()
+        .isoformat(),
+        **REAL_LOAD,
+    }
     m = mig.migration("manual__crash")
     crm = CrashingCrm()
     mig.hooks.append(crm)
@@ -232,8 +267,9 @@ def test_resume_after_a_crash_continues_and_ends_like_a_clean_run(
     # a clean run of the same world on another hub ends with the same hub state and the same totals
     mig.seed(**WORLD, now_ms=now_ms)  # the CRM as it was before the first write-back
     clean_data = tmp_path / "clean_data"
-    clean = steps.Migration.create("manual__clean", mig.migration("manual__clean").ctx, hub=second_hub,
-                                   data_dir=clean_data)
+    clean = steps.Migration.create(
+        "manual__clean", mig.migration("manual__clean").ctx, hub=second_hub, data_dir=clean_data
+    )
     result = steps.run_all(clean, params, mig.crm(), mig.oa())
     assert result["counts"] == resumed["counts"]
     assert _state(second_hub) == _state(mig.hub)
@@ -241,17 +277,30 @@ def test_resume_after_a_crash_continues_and_ends_like_a_clean_run(
 
 def test_archive_cut_off_keeps_old_records_in_the_hub_as_archived(mig: Any) -> None:
     world = mig.seed(**SMALL)
-    cutoff = datetime.fromtimestamp(world.now_ms / 1000, tz=UTC).astimezone(SHANGHAI).date() - timedelta(days=365)
+    cutoff = datetime.fromtimestamp(world.now_ms / 1000, tz=UTC).astimezone(SHANGHAI).date() - timedelta(
+        days=365
+    )
     cutoff_ms = int(datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=SHANGHAI).timestamp() * 1000)
     old_deals = {o.id for o in world.iter_deals() if o.modified_ms < cutoff_ms}
     assert 5 < len(old_deals) < 55
     result = mig.run("manual__archive", chunk_size=80, archive_before=cutoff.isoformat())
     with mig.hub.connect() as conn:
-        archived = {r.source_id for r in conn.execute(select(snapshot.c.source_id).where(
-            snapshot.c.entity == "deal", snapshot.c.archived.is_(True)))}
-        held = {r.source_id for r in conn.execute(select(quarantine.c.source_id).where(quarantine.c.entity == "deal"))}
-        old_oa = {r.source_id for r in conn.execute(select(snapshot.c.source_id).where(
-            snapshot.c.system == "oa", snapshot.c.archived.is_(True)))}
+        archived = {
+            r.source_id
+            for r in conn.execute(
+                select(snapshot.c.source_id).where(snapshot.c.entity == "deal", snapshot.c.archived.is_(True))
+            )
+        }
+        held = {
+            r.source_id
+            for r in conn.execute(select(quarantine.c.source_id).where(quarantine.c.entity == "deal"))
+        }
+        old_oa = {
+            r.source_id
+            for r in conn.execute(
+                select(snapshot.c.source_id).where(snapshot.c.system == "oa", snapshot.c.archived.is_(True))
+            )
+        }
         linked = {r.oa_id for r in conn.execute(select(xref.c.oa_id))}
     assert archived == old_deals  # kept in the source, marked archived in the hub
     assert not archived & held  # not validated: no quarantine for the archive
@@ -285,5 +334,7 @@ def test_two_migrations_cannot_run_at_once(mig: Any) -> None:
     later = steps.start(mig.migration("manual__intruder"), {"entities": ["company"]}, mig.crm(), mig.oa())
     assert later["crm_chunks"]
     with mig.hub.connect() as conn:
-        rows = conn.execute(select(migration_chunk.c.entity).where(migration_chunk.c.run_id == "manual__intruder")).all()
+        rows = conn.execute(
+            select(migration_chunk.c.entity).where(migration_chunk.c.run_id == "manual__intruder")
+        ).all()
     assert {r.entity for r in rows} == {"company", runs.DEDUPE_STEP}

@@ -78,7 +78,9 @@ def clean_text(value: object) -> Cleaned:
             return None, FormatIssue(HOSTILE, f"数值 {value!r} 不是有效的文本；请在源系统中修正该值。")
         text = repr(value)
     else:
-        return None, FormatIssue(HOSTILE, f"值的类型为 {type(value).__name__}，应为文本；请在源系统中修正该值。")
+        return None, FormatIssue(
+            HOSTILE, f"值的类型为 {type(value).__name__}，应为文本；请在源系统中修正该值。"
+        )
     if len(text) > MAX_TEXT_CHARS // 4 and len(text.encode("utf-8")) > MAX_TEXT_CHARS:
         return None, FormatIssue(HOSTILE, f"文本长度 {len(text)} 字符，超过 64 KiB 上限；请缩短后再保存。")
     if "\x00" in text:
@@ -144,7 +146,8 @@ def clean_phone(value: object) -> Cleaned:
             return "-".join(service.groups()), None
         if not _LANDLINE_DIGITS.fullmatch(only):
             return None, _invalid(
-                text, "不是有效的电话号码：应为手机号（如 13812345678）或带区号的座机（如 010-12345678、0571-87654321）。"
+                text,
+                "不是有效的电话号码：应为手机号（如 13812345678）或带区号的座机（如 010-12345678、0571-87654321）。",
             )
         cut = 3 if only[1] in "12" else 4
         area, number = only[:cut], only[cut:]
@@ -214,10 +217,14 @@ def clean_uscc(value: object, *, check_org_code: bool = False) -> Cleaned:
             text, f"含有统一社会信用代码不允许的字符 {''.join(bad)}（不使用 I、O、S、V、Z）；请核对营业执照。"
         )
     if code[0] not in _USCC_AUTHORITIES or not code[2:8].isdigit():
-        return None, _invalid(text, "不是有效的统一社会信用代码：第 1 位登记管理部门代码或第 3–8 位行政区划码不正确。")
+        return None, _invalid(
+            text, "不是有效的统一社会信用代码：第 1 位登记管理部门代码或第 3–8 位行政区划码不正确。"
+        )
     expected = uscc_check_char(code[:17])
     if code[17] != expected:
-        return None, _invalid(text, f"校验位错误：第 18 位应为 {expected}，实际为 {code[17]}；请按营业执照核对全部 18 位。")
+        return None, _invalid(
+            text, f"校验位错误：第 18 位应为 {expected}，实际为 {code[17]}；请按营业执照核对全部 18 位。"
+        )
     if check_org_code and code[16] != org_code_check_char(code[8:16]):
         return None, _invalid(text, "组织机构代码（第 9–17 位）校验位错误；请按营业执照核对。")
     return code, None
@@ -243,7 +250,9 @@ def parse_amount(value: object) -> tuple[Decimal | None, FormatIssue | None]:
         number = Decimal(repr(value))
     elif isinstance(value, str):
         if len(value) > 64:
-            return None, FormatIssue(HOSTILE, f"金额文本长度 {len(value)}，不是合理的金额；请在源系统中修正。")
+            return None, FormatIssue(
+                HOSTILE, f"金额文本长度 {len(value)}，不是合理的金额；请在源系统中修正。"
+            )
         text = _AMOUNT_NOISE.sub("", to_half_width(value).strip())
         if not text:
             return None, None
@@ -252,9 +261,13 @@ def parse_amount(value: object) -> tuple[Decimal | None, FormatIssue | None]:
         except InvalidOperation:
             return None, _invalid(value, "不是有效的金额：应为数字，如 1234.50。")
     else:
-        return None, FormatIssue(HOSTILE, f"金额的类型为 {type(value).__name__}，应为数字；请在源系统中修正。")
+        return None, FormatIssue(
+            HOSTILE, f"金额的类型为 {type(value).__name__}，应为数字；请在源系统中修正。"
+        )
     if not number.is_finite():
-        return None, FormatIssue(HOSTILE, f"金额 {_show(value)} 不是有限数值（NaN/Infinity）；请在源系统中修正。")
+        return None, FormatIssue(
+            HOSTILE, f"金额 {_show(value)} 不是有限数值（NaN/Infinity）；请在源系统中修正。"
+        )
     if number < 0:
         return None, _invalid(value, "金额不能为负数；请在源系统中改为实际金额。")
     if number > MAX_AMOUNT:
@@ -297,14 +310,18 @@ def _parse_instant(value: object) -> tuple[datetime | date | None, FormatIssue |
     if not isinstance(value, str):
         return None, FormatIssue(HOSTILE, f"日期时间的类型为 {type(value).__name__}，应为文本或毫秒时间戳。")
     if len(value) > 64:
-        return None, FormatIssue(HOSTILE, f"日期时间文本长度 {len(value)}，不是合理的日期；请在源系统中修正。")
+        return None, FormatIssue(
+            HOSTILE, f"日期时间文本长度 {len(value)}，不是合理的日期；请在源系统中修正。"
+        )
     text = to_half_width(value).strip()
     if not text or text == "0":  # Feishu sends "0" for "not yet" (end_time of a pending instance)
         return None, None
     try:
         if text.isdigit() and len(text) != 8:  # 8 digits are a compact date (20261126)
             if not 12 <= len(text) <= 13:
-                return None, _invalid(value, "不是有效的毫秒时间戳或日期：应形如 2026-11-26 或 1764124800000。")
+                return None, _invalid(
+                    value, "不是有效的毫秒时间戳或日期：应形如 2026-11-26 或 1764124800000。"
+                )
             return _from_ms(int(text)), None
         for pattern in (_DATE, _DATE_CN, _DATE_COMPACT):
             m = pattern.fullmatch(text)
@@ -312,7 +329,9 @@ def _parse_instant(value: object) -> tuple[datetime | date | None, FormatIssue |
                 return date(int(m.group(1)), int(m.group(2)), int(m.group(3))), None
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith(("Z", "z")) else text)
     except (ValueError, OverflowError):
-        return None, _invalid(value, "不是有效的日期时间：应形如 2026-11-26、2026-11-26T10:25:00+08:00 或毫秒时间戳。")
+        return None, _invalid(
+            value, "不是有效的日期时间：应形如 2026-11-26、2026-11-26T10:25:00+08:00 或毫秒时间戳。"
+        )
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=SHANGHAI)), None
 
 

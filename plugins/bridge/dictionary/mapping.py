@@ -111,7 +111,9 @@ def compile_entity(entity: Entity, value_maps: Mapping[str, ValueMap]) -> Entity
         else:
             source = (f.crm if entity.system == "crm" else f.oa) or ""
             attribute = source.startswith("@")
-            readers.append(Reader(f.name, source.lstrip("@"), READ_VALUE, clean, inbound, f.required, f, attribute))
+            readers.append(
+                Reader(f.name, source.lstrip("@"), READ_VALUE, clean, inbound, f.required, f, attribute)
+            )
     crm_props = sorted({f.crm for f in entity.fields.values() if f.crm})
     writable = tuple(
         f for f in entity.fields.values() if f.crm and hubspot_codec.is_writable(f.crm) and f.derive is None
@@ -156,35 +158,56 @@ class _Problems:
         )
 
     def missing(self, f: Field) -> None:
-        self.add(MISSING_REQUIRED, f, f"{self.who}缺少必填字段「{f.label}」（{f.name}）。请{self.dept(f)}在 {self.system} "
-                 "中补全，保存后下次同步会自动重试。")
+        self.add(
+            MISSING_REQUIRED,
+            f,
+            f"{self.who}缺少必填字段「{f.label}」（{f.name}）。请{self.dept(f)}在 {self.system} "
+            "中补全，保存后下次同步会自动重试。",
+        )
 
     def bad(self, f: Field, issue: formats.FormatIssue, value: object = None) -> None:
         if issue.code == HOSTILE_INPUT:
             self.add(HOSTILE_INPUT, f, f"{self.who}的「{f.label}」（{f.name}）收到异常数据：{issue.message}")
         else:
-            self.add(issue.code, f, f"{self.who}的「{f.label}」（{f.name}）格式不对：{issue.message}请{self.dept(f)}在 "
-                     f"{self.system} 中改正。", value)
+            self.add(
+                issue.code,
+                f,
+                f"{self.who}的「{f.label}」（{f.name}）格式不对：{issue.message}请{self.dept(f)}在 "
+                f"{self.system} 中改正。",
+                value,
+            )
 
     def unmapped(self, f: Field, value: str) -> None:
         vmap = self.d.value_maps[f.value_map or ""]
         known = "、".join(
             (getattr(v, self.entity.system) or v.canonical) + f"（{v.label}）" for v in vmap.values
         )
-        self.add(UNMAPPED_VALUE, f, f"{self.who}的「{f.label}」（{f.name}）值「{_show(value)}」在值映射 {vmap.name} 中没有"
-                 f"对应项。请{self.dept(f)}改为已有的值（{known}），或由数据责任人在 include/dictionary.yaml 的 "
-                 f"value_maps.{vmap.name} 中添加此值。", value)
+        self.add(
+            UNMAPPED_VALUE,
+            f,
+            f"{self.who}的「{f.label}」（{f.name}）值「{_show(value)}」在值映射 {vmap.name} 中没有"
+            f"对应项。请{self.dept(f)}改为已有的值（{known}），或由数据责任人在 include/dictionary.yaml 的 "
+            f"value_maps.{vmap.name} 中添加此值。",
+            value,
+        )
 
     def hostile(self, f: Field | None, detail: str) -> None:
         where = f"的「{f.label}」（{f.name}）" if f else ""
-        self.add(HOSTILE_INPUT, f, f"{self.who}{where}收到异常数据：{detail}记录已隔离，请检查来源系统或接口。")
+        self.add(
+            HOSTILE_INPUT, f, f"{self.who}{where}收到异常数据：{detail}记录已隔离，请检查来源系统或接口。"
+        )
 
 
 _SKIP = object()  # a reader already reported the value; leave the field empty without more problems
 
 
-def _finish(plan: EntityPlan, record: dict[str, Any], problems: _Problems, raw: Mapping[str, Any],
-            read: Callable[[Reader], Any]) -> MappingResult:
+def _finish(
+    plan: EntityPlan,
+    record: dict[str, Any],
+    problems: _Problems,
+    raw: Mapping[str, Any],
+    read: Callable[[Reader], Any],
+) -> MappingResult:
     for r in plan.readers:
         value = read(r)
         if value is _SKIP:
@@ -307,8 +330,9 @@ def content_hash(plan: EntityPlan, record: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- transitions
-def check_transition(d: Dictionary, plan: EntityPlan, old: Mapping[str, Any] | None,
-                     new: Mapping[str, Any]) -> list[Problem]:
+def check_transition(
+    d: Dictionary, plan: EntityPlan, old: Mapping[str, Any] | None, new: Mapping[str, Any]
+) -> list[Problem]:
     """``invalid_transition`` problems for enum fields whose change the value map does not allow."""
     if not old:
         return []
@@ -319,11 +343,17 @@ def check_transition(d: Dictionary, plan: EntityPlan, old: Mapping[str, Any] | N
         vmap = d.value_maps[f.value_map]
         before, after = old.get(f.name), new.get(f.name)
         if not vmap.allowed_transition(before, after):
-            allowed = "、".join(vmap.label_of(v) or v for v in sorted((vmap.transitions or {}).get(str(before), ())))
-            problems.add(INVALID_TRANSITION, f, f"{problems.who}的「{f.label}」不能从「{vmap.label_of(str(before))}」"
-                         f"变为「{vmap.label_of(str(after))}」（允许: {allowed or '无，已是终态'}）。请{problems.dept(f)}在 "
-                         f"{problems.system} 中核对后改回或按流程推进；如流程已变，请数据责任人修改 value_maps.{vmap.name}"
-                         ".transitions。")
+            allowed = "、".join(
+                vmap.label_of(v) or v for v in sorted((vmap.transitions or {}).get(str(before), ()))
+            )
+            problems.add(
+                INVALID_TRANSITION,
+                f,
+                f"{problems.who}的「{f.label}」不能从「{vmap.label_of(str(before))}」"
+                f"变为「{vmap.label_of(str(after))}」（允许: {allowed or '无，已是终态'}）。请{problems.dept(f)}在 "
+                f"{problems.system} 中核对后改回或按流程推进；如流程已变，请数据责任人修改 value_maps.{vmap.name}"
+                ".transitions。",
+            )
     return problems.items
 
 
@@ -348,8 +378,9 @@ def compile_form(form: Form, entities: Mapping[str, Entity]) -> tuple[WidgetPlan
     return tuple(plans)
 
 
-def _project_sources(d: Dictionary, form: Form, sources: Mapping[str, Any], policy: Projector,
-                     role: str) -> dict[str, dict[str, Any]]:
+def _project_sources(
+    d: Dictionary, form: Form, sources: Mapping[str, Any], policy: Projector, role: str
+) -> dict[str, dict[str, Any]]:
     projected: dict[str, dict[str, Any]] = {}
     for head, record in sources.items():
         entity = form.entity if head == "notice" else head
@@ -381,8 +412,9 @@ def widget_value(d: Dictionary, plan: WidgetPlan, value: Any) -> Any:
     return str(value)
 
 
-def fill_form(d: Dictionary, form: Form, plans: tuple[WidgetPlan, ...], sources: Mapping[str, Any],
-              policy: Projector) -> list[dict[str, Any]]:
+def fill_form(
+    d: Dictionary, form: Form, plans: tuple[WidgetPlan, ...], sources: Mapping[str, Any], policy: Projector
+) -> list[dict[str, Any]]:
     if form.direction != "crm_to_oa" or not form.audience:
         raise ValueError(f"form {form.name} is not an outbound (crm_to_oa) form with an audience")
     projected = _project_sources(d, form, sources, policy, form.audience)
@@ -441,8 +473,9 @@ def to_crm_properties(d: Dictionary, plan: EntityPlan, record: Mapping[str, Any]
     return {f.crm: crm_value(d, f, record[f.name]) for f in plan.writable if f.name in record and f.crm}
 
 
-def activity_properties(d: Dictionary, oa_entity: str, record: Mapping[str, Any],
-                        policy: Projector) -> tuple[str, dict[str, str]]:
+def activity_properties(
+    d: Dictionary, oa_entity: str, record: Mapping[str, Any], policy: Projector
+) -> tuple[str, dict[str, str]]:
     activity = d.crm_activities[oa_entity]
     entity = d.entities[oa_entity]
     visible = policy.project(oa_entity, record, activity.audience)

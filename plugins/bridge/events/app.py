@@ -99,9 +99,15 @@ class Health:
     last_lag_ms: dict[str, int] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
-        return {src: {"counts": dict(c), "last_event_time": self.last_event_time.get(src),
-                      "last_received_at": self.last_received_at.get(src), "lag_ms": self.last_lag_ms.get(src)}
-                for src, c in self.counts.items()}
+        return {
+            src: {
+                "counts": dict(c),
+                "last_event_time": self.last_event_time.get(src),
+                "last_received_at": self.last_received_at.get(src),
+                "lag_ms": self.last_lag_ms.get(src),
+            }
+            for src, c in self.counts.items()
+        }
 
 
 @dataclass
@@ -116,8 +122,10 @@ class Receiver:
 
     def __post_init__(self) -> None:
         lim = self.config.limits
-        self.buckets = {"crm": TokenBucket(lim.requests_per_second, lim.burst),
-                        "oa": TokenBucket(lim.requests_per_second, lim.burst)}
+        self.buckets = {
+            "crm": TokenBucket(lim.requests_per_second, lim.burst),
+            "oa": TokenBucket(lim.requests_per_second, lim.burst),
+        }
         self.signatures = Memory(lim.replay_memory)
         self.deliveries = Memory(lim.replay_memory)
 
@@ -125,8 +133,9 @@ class Receiver:
         app_cfg = self.config.hubspot
         if app_cfg is None:
             raise Refused(404, "not_configured", "crm_default has no webhook_client_secret")
-        key = hubspot.check_signature(app_cfg, request.method, _uri(self, request), body, request.headers,
-                                      int(self.clock() * 1000))
+        key = hubspot.check_signature(
+            app_cfg, request.method, _uri(self, request), body, request.headers, int(self.clock() * 1000)
+        )
         return Verified(hubspot.parse_batch(app_cfg, body), key)
 
     def verify_feishu(self, request: Request, body: bytes) -> Verified:
@@ -165,8 +174,13 @@ class Receiver:
     def refuse(self, source: str, exc: Refused, client: str) -> JSONResponse:
         self.count(source, "rejected")
         self.health.counts[source][f"rejected_{exc.reason}"] += 1
-        log.warning("event delivery refused: source=%s status=%d reason=%s client=%s", source, exc.status,
-                    exc.reason, client)
+        log.warning(
+            "event delivery refused: source=%s status=%d reason=%s client=%s",
+            source,
+            exc.status,
+            exc.reason,
+            client,
+        )
         if self.audit is not None:
             try:
                 self.audit(source, exc, client)
@@ -182,15 +196,21 @@ class Receiver:
             self.deliveries.add(message.delivery_id)
             if self.due_wakes is not None:
                 self.due_wakes.note(message, self.clock())
-            self.health.last_event_time[source] = max(self.health.last_event_time.get(source, ""),
-                                                      message.event_time)
+            self.health.last_event_time[source] = max(
+                self.health.last_event_time.get(source, ""), message.event_time
+            )
         now = self.clock()
         latest = None
         for message in fresh:
             latest = datetime.fromisoformat(message.event_time)
             self.health.last_lag_ms[source] = max(0, int((now - latest.timestamp()) * 1000))
-        self.count(source, "enqueued", len(fresh), last_event_at=latest,
-                   lag_ms=self.health.last_lag_ms.get(source) if latest else None)
+        self.count(
+            source,
+            "enqueued",
+            len(fresh),
+            last_event_at=latest,
+            lag_ms=self.health.last_lag_ms.get(source) if latest else None,
+        )
         self.count(source, "duplicates", len(messages) - len(fresh))
         return len(fresh), len(messages) - len(fresh)
 
@@ -221,8 +241,13 @@ def _uri(receiver: Receiver, request: Request) -> str:
 
 
 def create_app(receiver: Receiver) -> FastAPI:
-    app = FastAPI(title="bridge events receiver", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=_lifespan(receiver))
+    app = FastAPI(
+        title="bridge events receiver",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=_lifespan(receiver),
+    )
     app.state.receiver = receiver
 
     @app.post("/events/hubspot")

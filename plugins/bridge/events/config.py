@@ -62,20 +62,33 @@ def load(lookup: ConnLookup | None = None, raw_settings: Mapping[str, Any] | Non
     lookup = lookup or _airflow_lookup
     section = dict((raw_settings if raw_settings is not None else settings.load()).get("events") or {})
     defaults = Limits()
-    limits = Limits(**{k: type(getattr(defaults, k))(section[k]) for k in Limits.__dataclass_fields__
-                       if section.get(k) is not None})
+    limits = Limits(
+        **{
+            k: type(getattr(defaults, k))(section[k])
+            for k in Limits.__dataclass_fields__
+            if section.get(k) is not None
+        }
+    )
     crm = lookup("crm_default") or {}
     crm_extra = crm.get("extra") or {}
     hubspot = None
     if _opt(crm_extra, "webhook_client_secret"):
-        hubspot = HubSpotApp(str(crm_extra["webhook_client_secret"]), _opt(crm_extra, "webhook_app_id"),
-                             _opt(crm_extra, "portal_id"))
+        hubspot = HubSpotApp(
+            str(crm_extra["webhook_client_secret"]),
+            _opt(crm_extra, "webhook_app_id"),
+            _opt(crm_extra, "portal_id"),
+        )
     oa = lookup("oa_default") or {}
     oa_extra = oa.get("extra") or {}
     feishu = None
     if _opt(oa_extra, "verification_token") and oa.get("login"):
         codes = (raw_settings or settings.load()).get("oa", {}).get("approval_codes", {})
-        feishu = FeishuApp(str(oa["login"]), str(oa_extra["verification_token"]), _opt(oa_extra, "encrypt_key"),
-                           _opt(oa_extra, feishu_codec.TENANT_EXTRA), bool(oa_extra.get("allow_plain_events", False)),
-                           frozenset(str(c) for c in codes.values()))
+        feishu = FeishuApp(
+            str(oa["login"]),
+            str(oa_extra["verification_token"]),
+            _opt(oa_extra, "encrypt_key"),
+            _opt(oa_extra, feishu_codec.TENANT_EXTRA),
+            bool(oa_extra.get("allow_plain_events", False)),
+            frozenset(str(c) for c in codes.values()),
+        )
     return ReceiverConfig(hubspot, feishu, limits, str(section.get("redis_conn_id", "bridge_events_redis")))

@@ -66,7 +66,9 @@ def decrypt(encrypt_key: str, token: str) -> bytes:
         raise Refused(401, "bad_ciphertext", "encrypt is not base64") from None
     if len(raw) < 32 or len(raw) % 16:
         raise Refused(401, "bad_ciphertext", "encrypt has a wrong length")
-    dec = Cipher(algorithms.AES(hashlib.sha256(encrypt_key.encode()).digest()), modes.CBC(raw[:16])).decryptor()
+    dec = Cipher(
+        algorithms.AES(hashlib.sha256(encrypt_key.encode()).digest()), modes.CBC(raw[:16])
+    ).decryptor()
     unpadder = padding.PKCS7(128).unpadder()
     try:
         return unpadder.update(dec.update(raw[16:]) + dec.finalize()) + unpadder.finalize()
@@ -165,7 +167,9 @@ def parse(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s: float)
     delivery, instance = event.delivery_id, event.instance_code
     if not isinstance(delivery, str) or not delivery:
         raise Refused(400, "bad_envelope", "no delivery id (uuid / header.event_id)")
-    if event.event_type not in EVENT_TYPES or (app.approval_codes and event.approval_code not in app.approval_codes):
+    if event.event_type not in EVENT_TYPES or (
+        app.approval_codes and event.approval_code not in app.approval_codes
+    ):
         return FeishuOutcome(None, [], ignored=1)
     if not isinstance(instance, str) or not instance:
         raise Refused(400, "bad_event", "approval_instance event without instance_code")

@@ -54,14 +54,15 @@ class PollSettings:
     @classmethod
     def from_settings(cls, raw: Mapping[str, Any]) -> PollSettings:
         section = raw.get("events") or {}
-        return cls(float(section.get("healthy_poll_minutes", cls.healthy_poll_minutes)),
-                   float(section.get("silent_after_minutes", cls.silent_after_minutes)))
+        return cls(
+            float(section.get("healthy_poll_minutes", cls.healthy_poll_minutes)),
+            float(section.get("silent_after_minutes", cls.silent_after_minutes)),
+        )
 
 
 def _row(conn: Connection, source: str, now: datetime) -> None:
     if conn.execute(select(event_health.c.source).where(event_health.c.source == source)).first() is None:
-        conn.execute(insert(event_health).values(source=source, updated_at=now,
-                                                 **dict.fromkeys(COUNTED, 0)))
+        conn.execute(insert(event_health).values(source=source, updated_at=now, **dict.fromkeys(COUNTED, 0)))
 
 
 class HealthStamps(TypedDict, total=False):
@@ -73,8 +74,9 @@ class HealthStamps(TypedDict, total=False):
     lag_ms: int | None
 
 
-def add(conn: Connection, source: str, deltas: Mapping[str, int], now: datetime,
-        **stamps: Unpack[HealthStamps]) -> None:
+def add(
+    conn: Connection, source: str, deltas: Mapping[str, int], now: datetime, **stamps: Unpack[HealthStamps]
+) -> None:
     """Add the receiver's counts since its last flush; stamps only move forward."""
     _row(conn, source, now)
     values: dict[str, Any] = {k: event_health.c[k] + int(deltas.get(k, 0)) for k in COUNTED}
@@ -159,13 +161,16 @@ def poll_gate(context: Mapping[str, Any], source: str) -> bool:
     now = datetime.now(UTC)
     try:
         with engine.ensure_schema().begin() as conn:
-            due, why = poll_due(run_type, read(conn, source), now, PollSettings.from_settings(settings.load()))
+            due, why = poll_due(
+                run_type, read(conn, source), now, PollSettings.from_settings(settings.load())
+            )
             if not due and store.due_changes(conn, DIRECTIONS[source], now, limit=1):
                 due, why = True, "changes whose quiet window has passed are waiting"
             if due:
                 stamp_poll(conn, source, now)
     except Exception as exc:  # the safety net fails open: a hub problem shows in the run's own tasks
         due, why = True, f"health row unreadable ({exc.__class__.__name__}): polls"
-    logging.getLogger(__name__).info("poll gate (%s, %s run): %s — %s", source, run_type,
-                                     "polls" if due else "skipped", why)
+    logging.getLogger(__name__).info(
+        "poll gate (%s, %s run): %s — %s", source, run_type, "polls" if due else "skipped", why
+    )
     return due

@@ -26,8 +26,20 @@ MAX_AGE_MS = 5 * 60 * 1000
 MAX_FUTURE_SKEW_MS = 30 * 1000
 MAX_EVENTS_PER_DELIVERY = 100  # HubSpot sends at most 100 events per request
 # HubSpot decodes these escapes in the URI before signing (upper and lower case hex).
-_DECODED = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
-            "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
+_DECODED = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
 SUBSCRIPTION_KINDS = {"creation", "propertyChange", "deletion", "merge", "restore", "associationChange"}
 
 
@@ -53,8 +65,9 @@ def signature_v3(secret: str, method: str, uri: str, body: bytes, timestamp: str
     return base64.b64encode(hmac.new(secret.encode(), source, hashlib.sha256).digest()).decode()
 
 
-def check_signature(app: HubSpotApp, method: str, uri: str, body: bytes, headers: Mapping[str, str],
-                    now_ms: int) -> str:
+def check_signature(
+    app: HubSpotApp, method: str, uri: str, body: bytes, headers: Mapping[str, str], now_ms: int
+) -> str:
     """Raise :class:`Refused` (401) unless signature and timestamp hold; returns the signature (replay key)."""
     given = headers.get("x-hubspot-signature-v3", "")
     stamp = headers.get("x-hubspot-request-timestamp", "")
@@ -92,8 +105,13 @@ def parse_batch(app: HubSpotApp, body: bytes) -> list[WakeMessage]:
         event_id, occurred = event.event_id, event.occurred_ms
         if record_type is None or change not in SUBSCRIPTION_KINDS:
             continue
-        if not isinstance(object_id, int | str) or not isinstance(event_id, int | str) \
-                or not isinstance(occurred, int | float):
+        if (
+            not isinstance(object_id, int | str)
+            or not isinstance(event_id, int | str)
+            or not isinstance(occurred, int | float)
+        ):
             raise Refused(400, "bad_event", "event without a record id, an event id or an event time")
-        out.append(WakeMessage("crm", record_type, str(object_id), iso_from_ms(occurred), f"hubspot:{event_id}"))
+        out.append(
+            WakeMessage("crm", record_type, str(object_id), iso_from_ms(occurred), f"hubspot:{event_id}")
+        )
     return out

@@ -46,6 +46,8 @@ def check_window(now: float, stamp: float, max_age: float, max_future: float, un
     """Refuse (401) a request timestamp older than ``max_age`` or further than ``max_future`` ahead."""
     scale = 1000 if unit == "ms" else 1
     if now - stamp > max_age:
-        raise Refused(401, "stale", f"timestamp {int((now - stamp) / scale)} s old (max {int(max_age / scale)} s)")
+        raise Refused(
+            401, "stale", f"timestamp {int((now - stamp) / scale)} s old (max {int(max_age / scale)} s)"
+        )
     if stamp - now > max_future:
         raise Refused(401, "future", f"timestamp {int((stamp - now) / scale)} s in the future")

@@ -33,8 +33,19 @@ def hub_audit(source: str, exc: Refused, client: str) -> None:
 
     ctx = RunContext(dag_id=None, run_id=None, task_id=None, try_number=None, principal="events-receiver")
     with engine.get_engine().begin() as conn:
-        audit.record(conn, ctx, audit.AuditEvent("event_refused", SYSTEMS[source], "event_delivery",
-                                                 {"client": client[:100]}, [], "refused", f"{exc.status} {exc.reason}"))
+        audit.record(
+            conn,
+            ctx,
+            audit.AuditEvent(
+                "event_refused",
+                SYSTEMS[source],
+                "event_delivery",
+                {"client": client[:100]},
+                [],
+                "refused",
+                f"{exc.status} {exc.reason}",
+            ),
+        )
 
 
 def build(dry_run: bool = False) -> Receiver:
@@ -67,8 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
     receiver = build(args.dry_run)
     log.info("events receiver on %s:%d since %s", args.host, args.port, datetime.now(UTC).isoformat())
-    uvicorn.run(create_app(receiver), host=args.host, port=args.port, log_level="warning",
-                limit_concurrency=200, timeout_keep_alive=5)
+    uvicorn.run(
+        create_app(receiver),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        limit_concurrency=200,
+        timeout_keep_alive=5,
+    )
     return 0
 
 

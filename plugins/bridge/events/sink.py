@@ -25,9 +25,16 @@ class RedisSink:
         import redis
 
         extra = conn.get("extra") or {}
-        return cls(redis.Redis(host=conn.get("host") or "127.0.0.1", port=int(conn.get("port") or 6379),
-                               db=int(extra.get("db", 0)), password=conn.get("password") or None,
-                               socket_timeout=2.0, socket_connect_timeout=2.0))
+        return cls(
+            redis.Redis(
+                host=conn.get("host") or "127.0.0.1",
+                port=int(conn.get("port") or 6379),
+                db=int(extra.get("db", 0)),
+                password=conn.get("password") or None,
+                socket_timeout=2.0,
+                socket_connect_timeout=2.0,
+            )
+        )
 
     def publish(self, message: WakeMessage) -> None:
         self.client.publish(message.channel, message.to_json())

@@ -25,16 +25,24 @@ POLL_INTERVAL_S = 1.0  # AwaitMessageTrigger sleeps this long between empty poll
 class WakeTrigger(BaseEventTrigger):
     """Serializes to ``MessageQueueTrigger(scheme="redis+pubsub", channels=[channel], ...)``; never run itself."""
 
-    def __init__(self, channel: str, redis_conn_id: str = REDIS_CONN_ID, poll_interval: float = POLL_INTERVAL_S):
+    def __init__(
+        self, channel: str, redis_conn_id: str = REDIS_CONN_ID, poll_interval: float = POLL_INTERVAL_S
+    ):
         super().__init__()
         self.channel = channel
         self.redis_conn_id = redis_conn_id
         self.poll_interval = poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return MESSAGE_QUEUE_TRIGGER, {"scheme": "redis+pubsub", "channels": [self.channel],
-                                       "redis_conn_id": self.redis_conn_id, "poll_interval": self.poll_interval}
+        return MESSAGE_QUEUE_TRIGGER, {
+            "scheme": "redis+pubsub",
+            "channels": [self.channel],
+            "redis_conn_id": self.redis_conn_id,
+            "poll_interval": self.poll_interval,
+        }
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:  # pragma: no cover - the triggerer runs the real class
+    async def run(
+        self,
+    ) -> AsyncIterator[TriggerEvent]:  # pragma: no cover - the triggerer runs the real class
         raise NotImplementedError("WakeTrigger only describes a MessageQueueTrigger; the triggerer runs that")
         yield

@@ -92,8 +92,15 @@ class TokenCache:
             if self._failure is not None:
                 error, until = self._failure
                 if time.monotonic() < until:
-                    raise AuthError(error.message, system=error.system, status=error.status, code=error.code,
-                                    category=error.category, method=error.method, path=error.path)
+                    raise AuthError(
+                        error.message,
+                        system=error.system,
+                        status=error.status,
+                        code=error.code,
+                        category=error.category,
+                        method=error.method,
+                        path=error.path,
+                    )
                 self._failure = None
             try:
                 token = fetch()

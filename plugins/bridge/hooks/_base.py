@@ -64,13 +64,15 @@ def to_ms(value: int | datetime, name: str) -> int:
             raise ValueError(f"{name} must be timezone-aware (got a naive datetime)")
         return (value - EPOCH) // timedelta(milliseconds=1)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be epoch milliseconds (int) or an aware datetime, not {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be epoch milliseconds (int) or an aware datetime, not {type(value).__name__}"
+        )
     return value
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+        yield list(items[start : start + size])
 
 
 def _tls_verify(conn_id: str, value: Any) -> bool | str:
@@ -79,9 +81,11 @@ def _tls_verify(conn_id: str, value: Any) -> bool | str:
         return True
     if isinstance(value, str) and value.strip() and value.strip().lower() not in ("false", "0", "no", "off"):
         return value
-    raise ValueError(f"Connection {conn_id!r}: extra 'verify' = {value!r} would turn TLS verification off, which "
-                     f"the bridge does not allow; leave it out, or give the path of a CA bundle (e.g. a company "
-                     f"proxy's) (docs/connections.md)")
+    raise ValueError(
+        f"Connection {conn_id!r}: extra 'verify' = {value!r} would turn TLS verification off, which "
+        f"the bridge does not allow; leave it out, or give the path of a CA bundle (e.g. a company "
+        f"proxy's) (docs/connections.md)"
+    )
 
 
 def _float(extra: dict[str, Any], key: str, default: float) -> float:
@@ -101,9 +105,15 @@ class VendorHook(HttpHook):
     # the tests can read every line.
     vendor_log: logging.Logger = logging.getLogger("bridge.hooks")
 
-    def __init__(self, conn_id: str, *, retry_policy: RetryPolicy | None = None,
-                 timeout: tuple[float, float] | None = None, max_body_bytes: int | None = None,
-                 sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        conn_id: str,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        timeout: tuple[float, float] | None = None,
+        max_body_bytes: int | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
         super().__init__(method="GET", http_conn_id=conn_id)
         self.api_calls: Counter[str] = Counter()
         self._retry_policy_arg = retry_policy
@@ -118,8 +128,9 @@ class VendorHook(HttpHook):
     def conn_id(self) -> str:
         return str(getattr(self, self.conn_name_attr))
 
-    def get_conn(self, headers: dict[Any, Any] | None = None,
-                 extra_options: dict[str, Any] | None = None) -> requests.Session:
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
         """The hook's one keep-alive session (auth is added per request by the client)."""
         if self._session is None:
             session = requests.Session()
@@ -146,8 +157,10 @@ class VendorHook(HttpHook):
         """The API base URL: host (a URL, or a name with ``schema``/https), plus the port field when the host
         names none. The Connections page keeps the port in its own field (docs/connections.md)."""
         if not host:
-            raise ConnectionConfigError(f"Connection {self.conn_id!r} has no host: set the API base URL "
-                                        f"(see docs/connections.md)", reason_zh="未填写 API 地址（Host）")
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r} has no host: set the API base URL (see docs/connections.md)",
+                reason_zh="未填写 API 地址（Host）",
+            )
         base = (host if "://" in host else f"{schema or self.default_scheme}://{host}").rstrip("/")
         if not port:
             return base
@@ -160,12 +173,16 @@ class VendorHook(HttpHook):
         else:
             bad = not parts.hostname
         if bad:
-            raise ConnectionConfigError(f"Connection {self.conn_id!r}: host {host!r} is not a usable URL",
-                                        reason_zh=f"API 地址 {host} 不是有效的网址")
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: host {host!r} is not a usable URL",
+                reason_zh=f"API 地址 {host} 不是有效的网址",
+            )
         if named is not None and named != port:
             raise ConnectionConfigError(
                 f"Connection {self.conn_id!r}: the host names port {named} but the port field says {port}; "
-                f"keep one of them", reason_zh=f"API 地址中的端口 {named} 与端口栏的 {port} 不一致，请只保留一个")
+                f"keep one of them",
+                reason_zh=f"API 地址中的端口 {named} 与端口栏的 {port} 不一致，请只保留一个",
+            )
         if named is None and port != DEFAULT_PORTS.get(parts.scheme):
             base = urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
         return base
@@ -182,17 +199,26 @@ class VendorHook(HttpHook):
                 session.verify = _tls_verify(self.conn_id, extra["verify"])
             auth = self._build_auth(conn, extra, base_url)
             read_default = _float(extra, "timeout", DEFAULT_READ_TIMEOUT)
-            timeout = self._timeout_arg or (_float(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
-                                            _float(extra, "read_timeout", read_default))
+            timeout = self._timeout_arg or (
+                _float(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+                _float(extra, "read_timeout", read_default),
+            )
             max_body = self._max_body_arg or int(_float(extra, "max_response_bytes", DEFAULT_MAX_BODY_BYTES))
             policy = self._retry_policy_arg or RetryPolicy.from_extra(extra)
-            self._client = ApiClient(protocol=self.protocol, endpoint=Endpoint(base_url, session, auth),
-                                     policy=policy, api_calls=self.api_calls, log=self.vendor_log,
-                                     limits=Limits(timeout=timeout, max_body_bytes=max_body),
-                                     sleep=self._sleep or time.sleep)
+            self._client = ApiClient(
+                protocol=self.protocol,
+                endpoint=Endpoint(base_url, session, auth),
+                policy=policy,
+                api_calls=self.api_calls,
+                log=self.vendor_log,
+                limits=Limits(timeout=timeout, max_body_bytes=max_body),
+                sleep=self._sleep or time.sleep,
+            )
         return self._client
 
-    def _build_auth(self, conn: Any, extra: dict[str, Any], base_url: str) -> BearerTokenAuth | StaticTokenAuth:
+    def _build_auth(
+        self, conn: Any, extra: dict[str, Any], base_url: str
+    ) -> BearerTokenAuth | StaticTokenAuth:
         raise NotImplementedError
 
     def call(self, method: str, template: str, **kw: Any) -> Answer:
@@ -216,8 +242,9 @@ class VendorHook(HttpHook):
             return False, _explain.failure(exc, self.protocol.system, getattr(self, "base_url", None) or None)
 
     # ------------------------------------------------------------------ paging guard
-    def _cursor_pages(self, fetch: Callable[[str | None], tuple[list[T], str | None]], key: Callable[[T], K],
-                      what: str) -> Iterator[list[T]]:
+    def _cursor_pages(
+        self, fetch: Callable[[str | None], tuple[list[T], str | None]], key: Callable[[T], K], what: str
+    ) -> Iterator[list[T]]:
         """Pages from a cursor API, without repeats, ending even when the server misbehaves.
 
         Items already yielded are dropped (a repeated page costs one request, not a
@@ -236,8 +263,11 @@ class VendorHook(HttpHook):
                     seen.add(k)
                     fresh.append(item)
             if len(fresh) < len(items):
-                self.vendor_log.warning("%s: the server returned %d item(s) already read on one page; dropped as "
-                                        "duplicates", what, len(items) - len(fresh))
+                self.vendor_log.warning(
+                    "%s: the server returned %d item(s) already read on one page; dropped as duplicates",
+                    what,
+                    len(items) - len(fresh),
+                )
             if fresh:
                 yield fresh
                 stalled = 0
@@ -246,8 +276,10 @@ class VendorHook(HttpHook):
             if not nxt:
                 return
             if stalled > MAX_STALLED_PAGES or (nxt in used and not fresh):
-                raise BadResponseError(f"{what}: the server's paging cursor loops (pages already read keep "
-                                       f"coming back); stopped after {len(seen)} items",
-                                       system=self.protocol.system)
+                raise BadResponseError(
+                    f"{what}: the server's paging cursor loops (pages already read keep "
+                    f"coming back); stopped after {len(seen)} items",
+                    system=self.protocol.system,
+                )
             used.add(cursor or "")
             cursor = nxt

@@ -56,7 +56,7 @@ _OA_REASONS = {
 }
 _INCOMPLETE = {
     "crm": "连接信息不完整：OAuth 方式需要 Client ID（登录名）、Client secret（密码）和 Refresh token；"
-           "私有应用方式请在 Auth 中选 private_app，并把私有应用令牌填在密码栏",
+    "私有应用方式请在 Auth 中选 private_app，并把私有应用令牌填在密码栏",
     "oa": "连接信息不完整：需要 App ID（登录名）和 App Secret（密码）",
 }
 
@@ -90,7 +90,7 @@ def failure(exc: BaseException, system: str, base_url: str | None = None) -> str
 def _reason(exc: VendorError, system: str, base_url: str | None) -> str:
     if exc.code == INCOMPLETE:
         return _INCOMPLETE.get(system, "连接信息不完整")
-    known = (_CRM_REASONS if system == "crm" else _OA_REASONS)
+    known = _CRM_REASONS if system == "crm" else _OA_REASONS
     for key in (exc.code, exc.category):
         if key and key in known:
             return known[key]

@@ -74,8 +74,9 @@ class VendorProtocol:
 
     system = "vendor"
 
-    def error_for(self, status: int, body: object, headers: Mapping[str, str], method: str, template: str,
-                  path: str) -> VendorError | None:
+    def error_for(
+        self, status: int, body: object, headers: Mapping[str, str], method: str, template: str, path: str
+    ) -> VendorError | None:
         """The error this answer means, or None for a success. ``body`` is None when it was not JSON."""
         raise NotImplementedError
 
@@ -173,9 +174,17 @@ class _Request:
 class ApiClient:
     """Sends calls for one hook (its session, auth, policy and counters)."""
 
-    def __init__(self, *, protocol: VendorProtocol, endpoint: Endpoint, policy: RetryPolicy,
-                 api_calls: Counter[str], log: logging.Logger, limits: Limits = Limits(),
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        protocol: VendorProtocol,
+        endpoint: Endpoint,
+        policy: RetryPolicy,
+        api_calls: Counter[str],
+        log: logging.Logger,
+        limits: Limits = Limits(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.protocol = protocol
         self.system = protocol.system
         self.base_url = endpoint.base_url.rstrip("/")
@@ -191,9 +200,17 @@ class ApiClient:
         self._no_auth = NoAuth()
 
     # ------------------------------------------------------------------ public
-    def call(self, method: str, template: str, *, path_params: Mapping[str, Any] | None = None,
-             params: Mapping[str, Any] | None = None, json: Any = None, form: Mapping[str, str] | None = None,
-             send: Send = SEND_DEFAULT) -> Answer:
+    def call(
+        self,
+        method: str,
+        template: str,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        form: Mapping[str, str] | None = None,
+        send: Send = SEND_DEFAULT,
+    ) -> Answer:
         """Send ``method template`` (``{name}`` placeholders filled from ``path_params``) with retries."""
         path = template
         if path_params:
@@ -205,9 +222,14 @@ class ApiClient:
 
         if not send.retry:
             return attempt()
-        retrying = Retrying(retry=retry_if_exception(is_retryable), wait=self._wait, stop=self._stop,
-                            reraise=True, sleep=self.sleep,
-                            before_sleep=lambda rs: self._log_retry(method, template, rs))
+        retrying = Retrying(
+            retry=retry_if_exception(is_retryable),
+            wait=self._wait,
+            stop=self._stop,
+            reraise=True,
+            sleep=self.sleep,
+            before_sleep=lambda rs: self._log_retry(method, template, rs),
+        )
         answer: Answer = retrying(attempt)
         return answer
 
@@ -225,8 +247,15 @@ class ApiClient:
 
     def _log_retry(self, method: str, template: str, rs: RetryCallState) -> None:
         exc = rs.outcome.exception() if rs.outcome is not None else None
-        self.log.warning("%s %s %s: attempt %d failed (%s); retrying in %.2f s", self.system, method, template,
-                         rs.attempt_number, _reason(exc), rs.upcoming_sleep or 0.0)
+        self.log.warning(
+            "%s %s %s: attempt %d failed (%s); retrying in %.2f s",
+            self.system,
+            method,
+            template,
+            rs.attempt_number,
+            _reason(exc),
+            rs.upcoming_sleep or 0.0,
+        )
 
     # ------------------------------------------------------------------ one attempt
     def _attempt(self, request: _Request, send: Send) -> Answer:
@@ -242,19 +271,37 @@ class ApiClient:
                 if auth is not None and self.protocol.token_rejected(exc):
                     if not refreshed and used is not None and auth.rejected(used):
                         refreshed = True
-                        self.log.info("%s %s %s: access token refused (%s); fetching a new one", self.system,
-                                      method, template, exc.code or exc.status)
+                        self.log.info(
+                            "%s %s %s: access token refused (%s); fetching a new one",
+                            self.system,
+                            method,
+                            template,
+                            exc.code or exc.status,
+                        )
                         continue
                     why = "again after a refresh" if refreshed else "and cannot be refreshed (a static token)"
-                    raise AuthError(f"the access token was refused {why}: {exc.message}",
-                                    system=self.system, status=exc.status, code=exc.code, category=exc.category,
-                                    correlation_id=exc.correlation_id, method=method, path=path) from exc
+                    raise AuthError(
+                        f"the access token was refused {why}: {exc.message}",
+                        system=self.system,
+                        status=exc.status,
+                        code=exc.code,
+                        category=exc.category,
+                        correlation_id=exc.correlation_id,
+                        method=method,
+                        path=path,
+                    ) from exc
                 if not send.idempotent and _maybe_applied(exc):
                     raise AmbiguousWriteError(
                         f"the write may have been applied but its answer was lost ({_reason(exc)}); "
-                        f"not retried: reconcile before writing again", system=self.system, status=exc.status,
-                        code=exc.code, category=exc.category, correlation_id=exc.correlation_id,
-                        method=method, path=path) from exc
+                        f"not retried: reconcile before writing again",
+                        system=self.system,
+                        status=exc.status,
+                        code=exc.code,
+                        category=exc.category,
+                        correlation_id=exc.correlation_id,
+                        method=method,
+                        path=path,
+                    ) from exc
                 raise
 
     def _send(self, request: _Request, auth: Auth | None) -> Answer:
@@ -262,17 +309,25 @@ class ApiClient:
         self.api_calls[f"{method} {template}"] += 1
         headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else None
         try:
-            resp = self.session.request(method, self.base_url + path, params=request.params,
-                                        data=body if body is not None else request.form, headers=headers, auth=auth or self._no_auth,
-                                        timeout=self.timeout, stream=True)
+            resp = self.session.request(
+                method,
+                self.base_url + path,
+                params=request.params,
+                data=body if body is not None else request.form,
+                headers=headers,
+                auth=auth or self._no_auth,
+                timeout=self.timeout,
+                stream=True,
+            )
         except requests.exceptions.ConnectTimeout as exc:
             raise self._transport("connect timeout", method, path, sent=False) from exc
         except requests.exceptions.Timeout as exc:
             raise self._transport("read timeout", method, path) from exc
         except requests.exceptions.ConnectionError as exc:
             sent = not _is_connect_failure(exc)
-            raise self._transport("connection failed" if not sent else "connection dropped", method, path,
-                                  sent=sent) from exc
+            raise self._transport(
+                "connection failed" if not sent else "connection dropped", method, path, sent=sent
+            ) from exc
         except requests.exceptions.RequestException as exc:
             raise self._transport(type(exc).__name__, method, path) from exc
         raw = self._read(resp, method, path)
@@ -289,12 +344,24 @@ class ApiClient:
             if looks_like_html(resp.headers, raw):
                 raise BadResponseError(
                     f"HTTP {status} with an HTML page instead of JSON ({len(raw)} bytes): a proxy or gateway "
-                    f"error page, not the vendor's answer", system=self.system, status=status, method=method,
-                    path=path, retryable=True)
-            raise BadResponseError(f"HTTP {status} with malformed JSON ({len(raw)} bytes)", system=self.system,
-                                   status=status, method=method, path=path, retryable=True)
-        error = self.protocol.error_for(status, None if parsed is NOT_JSON else parsed, resp.headers, method,
-                                        template, path)
+                    f"error page, not the vendor's answer",
+                    system=self.system,
+                    status=status,
+                    method=method,
+                    path=path,
+                    retryable=True,
+                )
+            raise BadResponseError(
+                f"HTTP {status} with malformed JSON ({len(raw)} bytes)",
+                system=self.system,
+                status=status,
+                method=method,
+                path=path,
+                retryable=True,
+            )
+        error = self.protocol.error_for(
+            status, None if parsed is NOT_JSON else parsed, resp.headers, method, template, path
+        )
         if error is not None:
             raise error
         return Answer(status=status, headers=resp.headers, body=parsed)
@@ -305,9 +372,14 @@ class ApiClient:
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             resp.close()
-            raise PayloadTooLargeError(f"answer of {int(declared)} bytes refused: over the {cap}-byte cap",
-                                   system=self.system, status=resp.status_code, code=BODY_TOO_LARGE,
-                                   method=method, path=path)
+            raise PayloadTooLargeError(
+                f"answer of {int(declared)} bytes refused: over the {cap}-byte cap",
+                system=self.system,
+                status=resp.status_code,
+                code=BODY_TOO_LARGE,
+                method=method,
+                path=path,
+            )
         chunks: list[bytes] = []
         size = 0
         deadline = time.monotonic() + self.max_body_seconds
@@ -320,17 +392,27 @@ class ApiClient:
                 size += len(chunk)
                 if size > cap:
                     resp.close()
-                    raise PayloadTooLargeError(f"answer refused after {size} bytes: over the {cap}-byte cap",
-                                           system=self.system, status=resp.status_code, code=BODY_TOO_LARGE,
-                                           method=method, path=path)
+                    raise PayloadTooLargeError(
+                        f"answer refused after {size} bytes: over the {cap}-byte cap",
+                        system=self.system,
+                        status=resp.status_code,
+                        code=BODY_TOO_LARGE,
+                        method=method,
+                        path=path,
+                    )
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     resp.close()
-                    raise self._transport(f"answer still arriving after {self.max_body_seconds:g} s", method, path)
+                    raise self._transport(
+                        f"answer still arriving after {self.max_body_seconds:g} s", method, path
+                    )
         except (urllib3.exceptions.HTTPError, OSError, requests.exceptions.RequestException) as exc:
             resp.close()
-            kind = "read timeout" if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError)) \
+            kind = (
+                "read timeout"
+                if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError))
                 else "connection dropped while reading the answer"
+            )
             raise self._transport(kind, method, path) from exc
         raw.release_conn()
         return b"".join(chunks)
@@ -343,8 +425,14 @@ def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
     """True when the request never left: the connection could not be made at all."""
     reason: Any = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)
-    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-                               urllib3.exceptions.NameResolutionError))
+    return isinstance(
+        reason,
+        (
+            urllib3.exceptions.NewConnectionError,
+            urllib3.exceptions.ConnectTimeoutError,
+            urllib3.exceptions.NameResolutionError,
+        ),
+    )
 
 
 def _maybe_applied(exc: VendorError) -> bool:

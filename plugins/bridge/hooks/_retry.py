@@ -34,8 +34,12 @@ class RetryPolicy:
         ``backoff_max``); bad values fall back to the defaults."""
         policy = base or cls()
         changes: dict[str, Any] = {}
-        for key, attr, kind in (("max_attempts", "max_attempts", int), ("max_retry_wait", "max_total_wait", float),
-                                ("backoff_base", "backoff_base", float), ("backoff_max", "backoff_max", float)):
+        for key, attr, kind in (
+            ("max_attempts", "max_attempts", int),
+            ("max_retry_wait", "max_total_wait", float),
+            ("backoff_base", "backoff_base", float),
+            ("backoff_max", "backoff_max", float),
+        ):
             if key in extra:
                 try:
                     value = kind(extra[key])
@@ -53,8 +57,9 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, VendorError) and exc.retryable
 
 
-def compute_wait(exc: BaseException | None, attempt: int, policy: RetryPolicy,
-                 rng: random.Random | None = None) -> float:
+def compute_wait(
+    exc: BaseException | None, attempt: int, policy: RetryPolicy, rng: random.Random | None = None
+) -> float:
     """Seconds to sleep after failed attempt number ``attempt`` (1-based)."""
     rng = rng or _RNG
     backoff = min(policy.backoff_max, policy.backoff_base * (2 ** max(0, attempt - 1)))

@@ -85,8 +85,17 @@ SEARCH_PAGE_MAX = 200  # search limit
 SEARCH_RESULT_CAP = 10_000  # no search page past the 10,000th result
 OWNERS_PAGE = 500
 STALE_PAGE_RETRIES = 2  # re-reads of a search page that breaks its own filter (a repeated page)
-OAUTH_ERROR_CODES = frozenset({"BAD_CLIENT_ID", "BAD_CLIENT_SECRET", "BAD_REFRESH_TOKEN", "BAD_GRANT_TYPE",
-                               "BAD_AUTH_CODE", "BAD_REDIRECT_URI", "BAD_SCOPES"})
+OAUTH_ERROR_CODES = frozenset(
+    {
+        "BAD_CLIENT_ID",
+        "BAD_CLIENT_SECRET",
+        "BAD_REFRESH_TOKEN",
+        "BAD_GRANT_TYPE",
+        "BAD_AUTH_CODE",
+        "BAD_REDIRECT_URI",
+        "BAD_SCOPES",
+    }
+)
 # A whole-chunk refusal that concerns the records themselves (400 validation, 404 unknown ids, 409 taken
 # unique value): each record of the chunk gets the vendor's message, the other chunks go on.
 RECORD_ERROR_CLASSES = (BadRequestError, NotFoundError)
@@ -189,15 +198,26 @@ class _Cursor:
         if self.drain_ts is not None:
             if self.query_last_id is not None:
                 self.after_id = int(self.query_last_id)
-            log.info("crm search %s: %s; reading %s on after id %s", object_type, why, self.drain_ts, self.after_id)
+            log.info(
+                "crm search %s: %s; reading %s on after id %s", object_type, why, self.drain_ts, self.after_id
+            )
         elif self.query_first_ts is None or self.max_ts is None:
-            raise BadResponseError(f"search {object_type}: no usable record in a whole result window; cannot "
-                                   f"advance past {self.lower}", system="crm", method="POST", path=SEARCH)
+            raise BadResponseError(
+                f"search {object_type}: no usable record in a whole result window; cannot "
+                f"advance past {self.lower}",
+                system="crm",
+                method="POST",
+                path=SEARCH,
+            )
         elif self.query_first_ts == self.query_last_ts == self.max_ts:
             # Everything this query returned shares one millisecond: read it by id instead.
             self.drain_ts, self.after_id = self.max_ts, 0
-            log.info("crm search %s: %s inside one millisecond (%s); reading it by id", object_type, why,
-                     self.max_ts)
+            log.info(
+                "crm search %s: %s inside one millisecond (%s); reading it by id",
+                object_type,
+                why,
+                self.max_ts,
+            )
         else:
             self.lower = self.max_ts
             log.info("crm search %s: %s; restarting at modified >= %s", object_type, why, self.lower)
@@ -208,25 +228,44 @@ class _Cursor:
 class HubSpotProtocol(VendorProtocol):
     system = "crm"
 
-    def error_for(self, status: int, body: object, headers: Mapping[str, str], method: str, template: str,
-                  path: str) -> VendorError | None:
+    def error_for(
+        self, status: int, body: object, headers: Mapping[str, str], method: str, template: str, path: str
+    ) -> VendorError | None:
         if status < 300:
             if not isinstance(body, dict):
                 if status == 204 or body is None:
                     return None
-                return BadResponseError("the answer is not a JSON object", system=self.system, status=status,
-                                        method=method, path=path)
+                return BadResponseError(
+                    "the answer is not a JSON object",
+                    system=self.system,
+                    status=status,
+                    method=method,
+                    path=path,
+                )
             return None
         data = body if isinstance(body, dict) else {}
         category = data.get("category") if isinstance(data.get("category"), str) else None
-        code = data.get("status") if isinstance(data.get("status"), str) and data.get("status") != "error" else None
+        code = (
+            data.get("status")
+            if isinstance(data.get("status"), str) and data.get("status") != "error"
+            else None
+        )
         message = str(data.get("message") or f"HTTP {status} without a HubSpot error body")
-        kw: dict[str, Any] = {"system": self.system, "status": status, "code": code or category,
-                              "category": category, "method": method, "path": path,
-                              "correlation_id": data.get("correlationId") or headers.get("x-hubspot-correlation-id")}
-        if (template.startswith("/oauth/") and 400 <= status < 500 and status != 429) or code in OAUTH_ERROR_CODES:
-            return AuthError(f"{message}: check the client id, secret and refresh token of the CRM Connection",
-                             **kw)
+        kw: dict[str, Any] = {
+            "system": self.system,
+            "status": status,
+            "code": code or category,
+            "category": category,
+            "method": method,
+            "path": path,
+            "correlation_id": data.get("correlationId") or headers.get("x-hubspot-correlation-id"),
+        }
+        if (
+            template.startswith("/oauth/") and 400 <= status < 500 and status != 429
+        ) or code in OAUTH_ERROR_CODES:
+            return AuthError(
+                f"{message}: check the client id, secret and refresh token of the CRM Connection", **kw
+            )
         if status == 401:
             return AuthError(message, **kw)
         if status == 403:
@@ -270,51 +309,80 @@ class CrmHook(VendorHook):
         return ui.form_widgets(ui.CRM_UI)
 
     # ------------------------------------------------------------------ auth
-    def _build_auth(self, conn: Any, extra: dict[str, Any], base_url: str) -> BearerTokenAuth | StaticTokenAuth:
+    def _build_auth(
+        self, conn: Any, extra: dict[str, Any], base_url: str
+    ) -> BearerTokenAuth | StaticTokenAuth:
         secret = conn.password or ""
         mode = str(extra.get("auth") or extra.get(f"extra__{ui.CRM_CONN_TYPE}__auth") or "oauth").lower()
         if mode == "private_app":
             if not secret:
-                raise AuthError(f"Connection {self.conn_id!r}: a private app needs its token in the password field",
-                                system="crm", code=_explain.INCOMPLETE)
+                raise AuthError(
+                    f"Connection {self.conn_id!r}: a private app needs its token in the password field",
+                    system="crm",
+                    code=_explain.INCOMPLETE,
+                )
             mask(secret)
             return StaticTokenAuth(secret)
         client_id = conn.login or ""
-        refresh = str(extra.get("refresh_token") or extra.get(f"extra__{ui.CRM_CONN_TYPE}__refresh_token") or "")
+        refresh = str(
+            extra.get("refresh_token") or extra.get(f"extra__{ui.CRM_CONN_TYPE}__refresh_token") or ""
+        )
         if not (client_id and secret and refresh):
-            raise AuthError(f"Connection {self.conn_id!r} needs the client id (login), client secret (password) "
-                            f"and extra refresh_token, or extra auth=private_app with the token as password",
-                            system="crm", code=_explain.INCOMPLETE)
+            raise AuthError(
+                f"Connection {self.conn_id!r} needs the client id (login), client secret (password) "
+                f"and extra refresh_token, or extra auth=private_app with the token as password",
+                system="crm",
+                code=_explain.INCOMPLETE,
+            )
         mask(secret, refresh)
         token_path = str(extra.get("token_path") or OAUTH_PATH)
         cache = TokenCache.for_key(credentials_key("hubspot", base_url, client_id, secret, refresh))
         state = {"refresh": refresh}
 
         def fetch() -> Token:
-            answer = self.client.call("POST", token_path, send=TOKEN_REQUEST, form={
-                "grant_type": "refresh_token", "client_id": client_id, "client_secret": secret,
-                "refresh_token": state["refresh"]})
+            answer = self.client.call(
+                "POST",
+                token_path,
+                send=TOKEN_REQUEST,
+                form={
+                    "grant_type": "refresh_token",
+                    "client_id": client_id,
+                    "client_secret": secret,
+                    "refresh_token": state["refresh"],
+                },
+            )
             body = answer.body if isinstance(answer.body, dict) else {}
             value, expires = body.get("access_token"), body.get("expires_in")
             if not isinstance(value, str) or not value or not isinstance(expires, int | float):
-                raise BadResponseError("the token answer has no access_token/expires_in", system="crm",
-                                       status=answer.status, method="POST", path=token_path)
+                raise BadResponseError(
+                    "the token answer has no access_token/expires_in",
+                    system="crm",
+                    status=answer.status,
+                    method="POST",
+                    path=token_path,
+                )
             mask(value)
             new_refresh = body.get("refresh_token")
             if isinstance(new_refresh, str) and new_refresh and new_refresh != state["refresh"]:
                 mask(new_refresh)
                 state["refresh"] = new_refresh
-                self.vendor_log.warning("crm: HubSpot returned a new refresh token; update the %s Connection",
-                                        self.conn_id)
+                self.vendor_log.warning(
+                    "crm: HubSpot returned a new refresh token; update the %s Connection", self.conn_id
+                )
             portal = body.get("hub_id")  # the v3 token answer names the portal (v1 does not)
             return Token.expiring_in(value, float(expires), account=str(portal) if portal else None)
 
         return BearerTokenAuth(cache, fetch)
 
     # ------------------------------------------------------------------ incremental read
-    def iter_changed(self, object_type: str, since: int | datetime, properties: Sequence[str],
-                     until: int | datetime | None = None, page_size: int = SEARCH_PAGE_MAX,
-                     ) -> Iterator[list[CrmObject]]:
+    def iter_changed(
+        self,
+        object_type: str,
+        since: int | datetime,
+        properties: Sequence[str],
+        until: int | datetime | None = None,
+        page_size: int = SEARCH_PAGE_MAX,
+    ) -> Iterator[list[CrmObject]]:
         """Pages of objects with ``since <= modified < until``, ascending by modification time.
 
         Every record modified in the range is yielded once (again only if it is
@@ -334,7 +402,10 @@ class CrmHook(VendorHook):
                     filters.append(search_filter(stamp, "LT", upper))
                 sort, lo, hi, after_id = stamp, cur.lower, upper, None
             else:
-                filters = [search_filter(stamp, "EQ", cur.drain_ts), search_filter(OBJECT_ID, "GT", cur.after_id)]
+                filters = [
+                    search_filter(stamp, "EQ", cur.drain_ts),
+                    search_filter(OBJECT_ID, "GT", cur.after_id),
+                ]
                 sort, lo, hi, after_id = OBJECT_ID, cur.drain_ts, cur.drain_ts + 1, cur.after_id
             query = _Query(object_type, search_body(filters, size, props, sort), stamp, lo, hi, after_id)
             finished = yield from self._read_query(query, size, cur)
@@ -345,8 +416,13 @@ class CrmHook(VendorHook):
             else:
                 cur.restart(self.vendor_log, object_type)
 
-    def iter_changed_records(self, object_type: str, since: int | datetime, properties: Sequence[str],
-                             until: int | datetime | None = None) -> Iterator[list[CrmRecord]]:
+    def iter_changed_records(
+        self,
+        object_type: str,
+        since: int | datetime,
+        properties: Sequence[str],
+        until: int | datetime | None = None,
+    ) -> Iterator[list[CrmRecord]]:
         """:meth:`iter_changed` as typed records, with each record's creation and modification times."""
         for page in self.iter_changed(object_type, since, [*properties, CREATED], until=until):
             yield [record_of(obj, object_type) for obj in page]
@@ -384,8 +460,11 @@ class CrmHook(VendorHook):
                     raise
                 # Records with very large values: the same page in smaller pieces, not a sync stuck on it.
                 size = max(2, size // 2)
-                self.vendor_log.warning("crm search %s: a page is over the answer size cap; reading %d records "
-                                        "per page", query.object_type, size)
+                self.vendor_log.warning(
+                    "crm search %s: a page is over the answer size cap; reading %d records per page",
+                    query.object_type,
+                    size,
+                )
                 continue
             if offset:
                 if not raw_ids or raw_ids[0] != expected:
@@ -405,8 +484,11 @@ class CrmHook(VendorHook):
             if offset - 1 + size > SEARCH_RESULT_CAP:
                 return False
 
-    def _search_page(self, query: _Query, body: SearchBody,
-                     ) -> tuple[list[str], list[_Row], bool]:
+    def _search_page(
+        self,
+        query: _Query,
+        body: SearchBody,
+    ) -> tuple[list[str], list[_Row], bool]:
         """One search page: (ids of all results, well-formed records as (ts, id, object), has next).
 
         A page that breaks its own filter or order (a stale or foreign page) is read
@@ -418,8 +500,13 @@ class CrmHook(VendorHook):
             payload = answer.body
             results = payload.get("results") if isinstance(payload, dict) else None
             if not isinstance(results, list):
-                raise BadResponseError(f"search {object_type}: the answer has no results list", system="crm",
-                                       status=answer.status, method="POST", path=SEARCH)
+                raise BadResponseError(
+                    f"search {object_type}: the answer has no results list",
+                    system="crm",
+                    status=answer.status,
+                    method="POST",
+                    path=SEARCH,
+                )
             records = self._well_formed(object_type, results, query.stamp)
             found = _order_problem(records, query.lower, query.upper, query.after_id)
             if found is None:
@@ -427,10 +514,20 @@ class CrmHook(VendorHook):
                 has_next = isinstance(paging, dict) and isinstance(paging.get("next"), dict)
                 return [_raw_id(r) for r in results], records, has_next
             problem = found
-            self.vendor_log.warning("crm search %s: page refused (%s); reading it again (%d/%d)", object_type,
-                                    problem, attempt + 1, STALE_PAGE_RETRIES)
-        raise BadResponseError(f"search {object_type}: the server keeps answering pages that break the query "
-                               f"({problem}): a repeated or stale page", system="crm", method="POST", path=SEARCH)
+            self.vendor_log.warning(
+                "crm search %s: page refused (%s); reading it again (%d/%d)",
+                object_type,
+                problem,
+                attempt + 1,
+                STALE_PAGE_RETRIES,
+            )
+        raise BadResponseError(
+            f"search {object_type}: the server keeps answering pages that break the query "
+            f"({problem}): a repeated or stale page",
+            system="crm",
+            method="POST",
+            path=SEARCH,
+        )
 
     def _well_formed(self, object_type: str, results: list[object], stamp: str) -> list[_Row]:
         """(modified ms, id, object) of every well-formed result; the others are skipped and reported.
@@ -472,39 +569,52 @@ class CrmHook(VendorHook):
         self.vendor_log.warning("crm %s: record %s skipped: %s", object_type, oid or "(no id)", reason)
 
     # ------------------------------------------------------------------ batch writes
-    def batch_read(self, object_type: str, records: Sequence[str | Mapping[str, Any]],
-                   id_property: str | None = None, properties: Sequence[str] = ()) -> list[RecordOutcome]:
+    def batch_read(
+        self,
+        object_type: str,
+        records: Sequence[str | Mapping[str, Any]],
+        id_property: str | None = None,
+        properties: Sequence[str] = (),
+    ) -> list[RecordOutcome]:
         """Read objects by id (or by a unique ``id_property``): ``read`` outcomes carry the object, missing
         ones an ``error`` outcome (category OBJECT_NOT_FOUND)."""
         keys = [_key_of(r, id_property) for r in records]
         outcomes: list[RecordOutcome] = []
         for chunk in chunked(list(dict.fromkeys(k for k in keys if k)), BATCH_SIZE):
             # propertiesWithHistory is required by HubSpot's published batch-read request schema: [] for none
-            body: dict[str, Any] = {"inputs": [{"id": k} for k in chunk], "properties": list(properties),
-                                    "propertiesWithHistory": []}
+            body: dict[str, Any] = {
+                "inputs": [{"id": k} for k in chunk],
+                "properties": list(properties),
+                "propertiesWithHistory": [],
+            }
             if id_property and id_property != OBJECT_ID:
                 body["idProperty"] = id_property
                 body["properties"] = list(dict.fromkeys([*properties, id_property]))
             try:
-                answer = self.call("POST", _batch("read"), path_params={"object_type": object_type}, json=body)
+                answer = self.call(
+                    "POST", _batch("read"), path_params={"object_type": object_type}, json=body
+                )
             except RECORD_ERROR_CLASSES as exc:
                 outcomes.extend(_errors_for(chunk, exc))
                 continue
             outcomes.extend(self._match(chunk, answer.body, id_property, status_of=lambda _o: "read"))
         return outcomes
 
-    def batch_upsert(self, object_type: str, records: Sequence[Mapping[str, Any]],
-                     id_property: str) -> list[RecordOutcome]:
+    def batch_upsert(
+        self, object_type: str, records: Sequence[Mapping[str, Any]], id_property: str
+    ) -> list[RecordOutcome]:
         """Create or update by a unique property: idempotent, so retried on transient faults."""
         return self._write(object_type, "upsert", records, id_property)
 
-    def batch_update(self, object_type: str, records: Sequence[Mapping[str, Any]],
-                     id_property: str = OBJECT_ID) -> list[RecordOutcome]:
+    def batch_update(
+        self, object_type: str, records: Sequence[Mapping[str, Any]], id_property: str = OBJECT_ID
+    ) -> list[RecordOutcome]:
         """Update existing objects by id or unique property: idempotent, retried."""
         return self._write(object_type, "update", records, id_property)
 
-    def batch_create(self, object_type: str, records: Sequence[Mapping[str, Any]],
-                     id_property: str | None = None) -> list[RecordOutcome]:
+    def batch_create(
+        self, object_type: str, records: Sequence[Mapping[str, Any]], id_property: str | None = None
+    ) -> list[RecordOutcome]:
         """Create objects.
 
         With a unique ``id_property`` this is an upsert by it (safe to retry: a
@@ -516,8 +626,9 @@ class CrmHook(VendorHook):
             return self._write(object_type, "upsert", records, id_property)
         return self._write(object_type, "create", records, None)
 
-    def _write(self, object_type: str, action: str, records: Sequence[Mapping[str, Any]],
-               id_property: str | None) -> list[RecordOutcome]:
+    def _write(
+        self, object_type: str, action: str, records: Sequence[Mapping[str, Any]], id_property: str | None
+    ) -> list[RecordOutcome]:
         """Outcomes in the order of ``records``."""
         slots: list[RecordOutcome | None] = [None] * len(records)
         prepared: list[tuple[int, str, dict[str, Any]]] = []  # (position, key, HubSpot input)
@@ -525,45 +636,68 @@ class CrmHook(VendorHook):
         for n, record in enumerate(records):
             key, item = _input_for(action, record, id_property, n)
             if item is None:
-                slots[n] = RecordOutcome(key=key, status="error", category="MISSING_ID",
-                                         message=f"the record has no value for {id_property}")
+                slots[n] = RecordOutcome(
+                    key=key,
+                    status="error",
+                    category="MISSING_ID",
+                    message=f"the record has no value for {id_property}",
+                )
                 continue
             last_index[key] = n
             prepared.append((n, key, item))
         unique = []
         for n, key, item in prepared:
             if action != "create" and last_index[key] != n:
-                slots[n] = RecordOutcome(key=key, status="error", category="DUPLICATE_INPUT",
-                                         message=f"the same {id_property} appears again later in the input; "
-                                                 f"only the last one is written")
+                slots[n] = RecordOutcome(
+                    key=key,
+                    status="error",
+                    category="DUPLICATE_INPUT",
+                    message=f"the same {id_property} appears again later in the input; "
+                    f"only the last one is written",
+                )
                 continue
             unique.append((n, key, item))
         chunks = list(chunked(unique, BATCH_SIZE))
         for c, chunk in enumerate(chunks):
             keys = [k for _, k, _ in chunk]
             try:
-                answer = self.call("POST", _batch(action), path_params={"object_type": object_type},
-                                   json={"inputs": [item for _, _, item in chunk]},
-                                   send=WRITE_ONCE if action == "create" else SEND_DEFAULT)
+                answer = self.call(
+                    "POST",
+                    _batch(action),
+                    path_params={"object_type": object_type},
+                    json={"inputs": [item for _, _, item in chunk]},
+                    send=WRITE_ONCE if action == "create" else SEND_DEFAULT,
+                )
             except AmbiguousWriteError as exc:
                 exc.inputs = [records[n] for n, _, _ in chunk]
                 exc.outcomes = [o for o in slots if o is not None]
-                exc.pending = [records[n] for later in chunks[c + 1:] for n, _, _ in later]
+                exc.pending = [records[n] for later in chunks[c + 1 :] for n, _, _ in later]
                 raise
             except RECORD_ERROR_CLASSES as exc:
                 results = _errors_for(keys, exc)
             else:
                 created = action == "create"
-                results = self._match(keys, answer.body, id_property if not created else None,
-                                      status_of=(lambda _o: "created") if created else
-                                      (lambda o: "created" if o.get("new") is True else "updated"),
-                                      positional=created)
+                results = self._match(
+                    keys,
+                    answer.body,
+                    id_property if not created else None,
+                    status_of=(lambda _o: "created")
+                    if created
+                    else (lambda o: "created" if o.get("new") is True else "updated"),
+                    positional=created,
+                )
             for (n, _, _), outcome in zip(chunk, results, strict=True):
                 slots[n] = outcome
         return [o for o in slots if o is not None]
 
-    def _match(self, keys: list[str], body: object, id_property: str | None,
-               status_of: Callable[[CrmObject], str], positional: bool = False) -> list[RecordOutcome]:
+    def _match(
+        self,
+        keys: list[str],
+        body: object,
+        id_property: str | None,
+        status_of: Callable[[CrmObject], str],
+        positional: bool = False,
+    ) -> list[RecordOutcome]:
         """Outcomes of one batch answer (200/201/207), one per key, in the order of ``keys``."""
         results = body.get("results") if isinstance(body, dict) else None
         errors = body.get("errors") if isinstance(body, dict) else None
@@ -609,10 +743,18 @@ class CrmHook(VendorHook):
                 out.append(by_key[key])
             elif unmatched_messages:
                 msg = "; ".join(m for m, _ in unmatched_messages)
-                out.append(RecordOutcome(key=key, status="error", message=msg, category=unmatched_messages[0][1]))
+                out.append(
+                    RecordOutcome(key=key, status="error", message=msg, category=unmatched_messages[0][1])
+                )
             else:
-                out.append(RecordOutcome(key=key, status="error", category="MISSING_RESULT",
-                                         message="HubSpot answered without a result or an error for this record"))
+                out.append(
+                    RecordOutcome(
+                        key=key,
+                        status="error",
+                        category="MISSING_RESULT",
+                        message="HubSpot answered without a result or an error for this record",
+                    )
+                )
         return out
 
     # ------------------------------------------------------------------ associations
@@ -621,8 +763,12 @@ class CrmHook(VendorHook):
         primary record first (HubSpot labels it Primary), the others in the order HubSpot gives."""
         out: dict[str, list[str]] = {str(i): [] for i in ids}
         for chunk in chunked(list(out), ASSOC_BATCH_SIZE):
-            answer = self.call("POST", ASSOC_BATCH_READ, path_params={"from_type": from_type, "to_type": to_type},
-                               json={"inputs": [{"id": i} for i in chunk]})
+            answer = self.call(
+                "POST",
+                ASSOC_BATCH_READ,
+                path_params={"from_type": from_type, "to_type": to_type},
+                json={"inputs": [{"id": i} for i in chunk]},
+            )
             body = answer.body if isinstance(answer.body, dict) else {}
             for item in body.get("results") or []:
                 if not isinstance(item, dict) or not isinstance(item.get("from"), dict):
@@ -639,38 +785,64 @@ class CrmHook(VendorHook):
                 if after:
                     out[fid].extend(self._more_associations(from_type, fid, to_type, str(after)))
             for err in body.get("errors") or []:
-                if isinstance(err, dict) and err.get("subCategory") != "crm.associations.NO_ASSOCIATIONS_FOUND":
-                    self.vendor_log.warning("crm associations %s->%s: %s (%s)", from_type, to_type, err.get("category"),
-                                            VendorError(str(err.get("message")), system="crm").message)
+                if (
+                    isinstance(err, dict)
+                    and err.get("subCategory") != "crm.associations.NO_ASSOCIATIONS_FOUND"
+                ):
+                    self.vendor_log.warning(
+                        "crm associations %s->%s: %s (%s)",
+                        from_type,
+                        to_type,
+                        err.get("category"),
+                        VendorError(str(err.get("message")), system="crm").message,
+                    )
         return {k: list(dict.fromkeys(v)) for k, v in out.items()}
 
     def _more_associations(self, from_type: str, from_id: str, to_type: str, after: str) -> list[str]:
         def fetch(cursor: str | None) -> tuple[list[str], str | None]:
-            answer = self.call("GET", ASSOC_LIST, path_params={"from_type": from_type, "from_id": from_id,
-                                                               "to_type": to_type},
-                               params={"limit": 500, "after": cursor or after})
+            answer = self.call(
+                "GET",
+                ASSOC_LIST,
+                path_params={"from_type": from_type, "from_id": from_id, "to_type": to_type},
+                params={"limit": 500, "after": cursor or after},
+            )
             body = answer.body if isinstance(answer.body, dict) else {}
             ids = [str(t.get("toObjectId")) for t in body.get("results") or [] if isinstance(t, dict)]
-            nxt = body.get("paging", {}).get("next", {}).get("after") if isinstance(body.get("paging"), dict) else None
+            nxt = (
+                body.get("paging", {}).get("next", {}).get("after")
+                if isinstance(body.get("paging"), dict)
+                else None
+            )
             return ids, str(nxt) if nxt else None
 
-        return [i for page in self._cursor_pages(fetch, lambda i: i, f"crm associations {from_type}/{from_id}")
-                for i in page]
+        return [
+            i
+            for page in self._cursor_pages(fetch, lambda i: i, f"crm associations {from_type}/{from_id}")
+            for i in page
+        ]
 
     def associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
         """Default (unlabeled) association, both directions; idempotent."""
-        self.call("PUT", ASSOC_DEFAULT, path_params={"from_type": from_type, "from_id": from_id,
-                                                     "to_type": to_type, "to_id": to_id})
+        self.call(
+            "PUT",
+            ASSOC_DEFAULT,
+            path_params={"from_type": from_type, "from_id": from_id, "to_type": to_type, "to_id": to_id},
+        )
 
-    def associate_many(self, from_type: str, to_type: str,
-                       pairs: Sequence[tuple[str, str]]) -> list[RecordOutcome]:
+    def associate_many(
+        self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]]
+    ) -> list[RecordOutcome]:
         """Default associations in batches; outcome key ``"<from id>-><to id>"``."""
         outcomes: list[RecordOutcome] = []
         for chunk in chunked(list(dict.fromkeys((str(a), str(b)) for a, b in pairs)), ASSOC_BATCH_SIZE):
             keys = [f"{a}->{b}" for a, b in chunk]
             try:
-                self.call("POST", ASSOC_BATCH_DEFAULT, path_params={"from_type": from_type, "to_type": to_type},
-                          json={"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in chunk]})
+                self.call(
+                    "POST",
+                    ASSOC_BATCH_DEFAULT,
+                    path_params={"from_type": from_type, "to_type": to_type},
+                    json={"inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in chunk]},
+                )
             except RECORD_ERROR_CLASSES as exc:
                 outcomes.extend(_errors_for(keys, exc))
                 continue
@@ -680,6 +852,7 @@ class CrmHook(VendorHook):
     # ------------------------------------------------------------------ owners, properties
     def owners(self) -> list[CrmObject]:
         """Every active owner (paged by ``after``; a looping cursor is refused)."""
+
         def fetch(cursor: str | None) -> tuple[list[CrmObject], str | None]:
             params: dict[str, Any] = {"limit": OWNERS_PAGE}
             if cursor:
@@ -744,8 +917,7 @@ def _parse_ms(raw: object) -> int | None:
     return None
 
 
-def _order_problem(records: list[_Row], lower: int, upper: int | None,
-                   after_id: int | None) -> str | None:
+def _order_problem(records: list[_Row], lower: int, upper: int | None, after_id: int | None) -> str | None:
     """Why a page cannot be an honest answer to its query (None when it can). ``after_id`` None: a
     time-ordered query; else a by-id drain of one millisecond."""
     prev_ts, prev_id = lower, after_id or 0
@@ -775,8 +947,9 @@ def _key_of(record: str | Mapping[str, Any], id_property: str | None) -> str:
     return str(record.get("id") or record.get(OBJECT_ID) or "")
 
 
-def _input_for(action: str, record: Mapping[str, Any], id_property: str | None,
-               position: int) -> tuple[str, dict[str, Any] | None]:
+def _input_for(
+    action: str, record: Mapping[str, Any], id_property: str | None, position: int
+) -> tuple[str, dict[str, Any] | None]:
     """(key, HubSpot batch input) of one caller record: a property dict, or HubSpot's
     ``{id?, properties, associations?}`` shape."""
     if isinstance(record.get("properties"), Mapping):
@@ -807,11 +980,15 @@ def _input_for(action: str, record: Mapping[str, Any], id_property: str | None,
 
 def _errors_for(keys: Sequence[str], exc: VendorError) -> list[RecordOutcome]:
     """Every record of a refused chunk gets the vendor's message (other chunks go on)."""
-    return [RecordOutcome(key=k, status="error", message=exc.message, category=exc.category or exc.code)
-            for k in keys]
+    return [
+        RecordOutcome(key=k, status="error", message=exc.message, category=exc.category or exc.code)
+        for k in keys
+    ]
 
 
 def _is_primary(target: Mapping[str, Any]) -> bool:
     """A v4 association target labelled Primary (HUBSPOT_DEFINED; e.g. contact→company type 1)."""
-    return any(isinstance(t, Mapping) and t.get("category") == "HUBSPOT_DEFINED" and t.get("label") == "Primary"
-               for t in target.get("associationTypes") or [])
+    return any(
+        isinstance(t, Mapping) and t.get("category") == "HUBSPOT_DEFINED" and t.get("label") == "Primary"
+        for t in target.get("associationTypes") or []
+    )

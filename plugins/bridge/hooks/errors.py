@@ -97,9 +97,17 @@ class VendorError(Exception):
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary (for run summaries and audit), without any payload."""
-        return {"error": type(self).__name__, "system": self.system, "status": self.status, "code": self.code,
-                "category": self.category, "message": self.message, "correlation_id": self.correlation_id,
-                "method": self.method, "path": self.path}
+        return {
+            "error": type(self).__name__,
+            "system": self.system,
+            "status": self.status,
+            "code": self.code,
+            "category": self.category,
+            "message": self.message,
+            "correlation_id": self.correlation_id,
+            "method": self.method,
+            "path": self.path,
+        }
 
 
 class AuthError(VendorError):
@@ -190,8 +198,15 @@ class AmbiguousWriteError(VendorError):
     results of the chunks that did complete; ``pending`` the records not sent.
     Kept out of the message: they may hold personal data."""
 
-    def __init__(self, message: str, *, inputs: Sequence[Any] = (), outcomes: Sequence[Any] = (),
-                 pending: Sequence[Any] = (), **kw: Unpack[ErrorDetails]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        inputs: Sequence[Any] = (),
+        outcomes: Sequence[Any] = (),
+        pending: Sequence[Any] = (),
+        **kw: Unpack[ErrorDetails],
+    ) -> None:
         self.inputs = list(inputs)
         self.outcomes = list(outcomes)
         self.pending = list(pending)

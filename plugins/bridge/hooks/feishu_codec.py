@@ -22,13 +22,38 @@ TENANT_EXTRA = "tenant_key"  # the oa_default Connection extra naming the one te
 
 
 # Instance attributes a dictionary field may read with "@name" (approval v4 instance detail; updated_at is computed).
-INSTANCE_ATTRIBUTES = frozenset({
-    "instance_code", "serial_number", "status", "user_id", "open_id", "department_id", "start_time",
-    "end_time", "updated_at", "uuid", "approval_code", "approval_name", "reverted",
-})
+INSTANCE_ATTRIBUTES = frozenset(
+    {
+        "instance_code",
+        "serial_number",
+        "status",
+        "user_id",
+        "open_id",
+        "department_id",
+        "start_time",
+        "end_time",
+        "updated_at",
+        "uuid",
+        "approval_code",
+        "approval_name",
+        "reverted",
+    }
+)
 # Widget types the bridge can fill or read, and the field types a widget of a typed kind can carry.
-WIDGET_TYPES = frozenset({"input", "textarea", "amount", "number", "date", "dateInterval", "radioV2", "checkboxV2",
-                          "contact", "department"})
+WIDGET_TYPES = frozenset(
+    {
+        "input",
+        "textarea",
+        "amount",
+        "number",
+        "date",
+        "dateInterval",
+        "radioV2",
+        "checkboxV2",
+        "contact",
+        "department",
+    }
+)
 CHOICE_WIDGET = "radioV2"  # a single choice: its options come from a value map
 WIDGET_FIELD_TYPES: dict[str, frozenset[str]] = {
     "amount": frozenset({"amount", "integer"}),
@@ -204,7 +229,9 @@ def form_entry(widget_id: str, widget_type: str, value: object) -> FormWidgetVal
 
 def encode_form(form: Sequence[Mapping[str, object]] | str) -> str:
     """The ``form`` of a create request: Feishu wants the widget list as a compact JSON string."""
-    return form if isinstance(form, str) else json.dumps(list(form), ensure_ascii=False, separators=(",", ":"))
+    return (
+        form if isinstance(form, str) else json.dumps(list(form), ensure_ascii=False, separators=(",", ":"))
+    )
 
 
 def challenge_of(doc: Mapping[str, object]) -> Challenge | None:
@@ -224,12 +251,23 @@ def approval_event(doc: Mapping[str, object]) -> ApprovalEvent:
     if doc.get("schema") == "2.0":
         raw = doc.get("header")
         header: Mapping[str, object] = raw if isinstance(raw, dict) else {}
-        return ApprovalEvent(header.get("token"), header.get("app_id"), header.get("tenant_key"),
-                             header.get("event_type"), header.get("event_id"), *codes,
-                             times=(event.get("operate_time"), event.get("instance_operate_time"),
-                                    header.get("create_time")))
+        return ApprovalEvent(
+            header.get("token"),
+            header.get("app_id"),
+            header.get("tenant_key"),
+            header.get("event_type"),
+            header.get("event_id"),
+            *codes,
+            times=(event.get("operate_time"), event.get("instance_operate_time"), header.get("create_time")),
+        )
     if doc.get("type") == "event_callback":
-        return ApprovalEvent(doc.get("token"), event.get("app_id"), event.get("tenant_key"), event.get("type"),
-                             doc.get("uuid"), *codes,
-                             times=(event.get("operate_time"), event.get("instance_operate_time"), None))
+        return ApprovalEvent(
+            doc.get("token"),
+            event.get("app_id"),
+            event.get("tenant_key"),
+            event.get("type"),
+            doc.get("uuid"),
+            *codes,
+            times=(event.get("operate_time"), event.get("instance_operate_time"), None),
+        )
     raise EnvelopeError("neither a v1 event_callback nor a v2 schema 2.0 envelope")

@@ -46,7 +46,9 @@ _KINDS = {
 WEBHOOK_OBJECT_TYPES = {"0-1": "contact", "0-2": "company", "0-3": "deal"}
 
 
-CrmObject = dict[str, Any]  # one HubSpot object as sent: {id, properties, createdAt, updatedAt, associations?, …}
+CrmObject = dict[
+    str, Any
+]  # one HubSpot object as sent: {id, properties, createdAt, updatedAt, associations?, …}
 
 
 class SearchFilter(TypedDict):
@@ -117,18 +119,28 @@ def search_filter(name: str, operator: str, value: int) -> SearchFilter:
     return {"propertyName": name, "operator": operator, "value": str(value)}
 
 
-def search_body(filters: list[SearchFilter], limit: int, properties: Sequence[str], sort_by: str) -> SearchBody:
+def search_body(
+    filters: list[SearchFilter], limit: int, properties: Sequence[str], sort_by: str
+) -> SearchBody:
     """A one-group search, ascending by ``sort_by``."""
-    return {"filterGroups": [{"filters": filters}], "limit": limit, "properties": list(properties),
-            "sorts": [{"propertyName": sort_by, "direction": "ASCENDING"}]}
+    return {
+        "filterGroups": [{"filters": filters}],
+        "limit": limit,
+        "properties": list(properties),
+        "sorts": [{"propertyName": sort_by, "direction": "ASCENDING"}],
+    }
 
 
 def count_body(object_type: str, since_ms: int, until_ms: int) -> SearchBody:
     """The cheapest search whose ``total`` counts the records modified in ``[since, until)``."""
     stamp = modified_property(object_type)
-    return {"filterGroups": [{"filters": [search_filter(stamp, "GTE", since_ms),
-                                          search_filter(stamp, "LT", until_ms)]}],
-            "limit": 1, "properties": [OBJECT_ID]}
+    return {
+        "filterGroups": [
+            {"filters": [search_filter(stamp, "GTE", since_ms), search_filter(stamp, "LT", until_ms)]}
+        ],
+        "limit": 1,
+        "properties": [OBJECT_ID],
+    }
 
 
 def looks_like_object(doc: object) -> bool:
@@ -166,9 +178,12 @@ def record_of(obj: Mapping[str, object], object_type: str) -> CrmRecord:
     """The typed record of one search/batch result."""
     raw = obj.get("properties")
     props: Mapping[str, object] = raw if isinstance(raw, Mapping) else {}
-    return CrmRecord(id=str(obj.get("id")), properties=props,
-                     created=props.get(CREATED) or obj.get("createdAt"),
-                     modified=props.get(modified_property(object_type)) or obj.get("updatedAt"))
+    return CrmRecord(
+        id=str(obj.get("id")),
+        properties=props,
+        created=props.get(CREATED) or obj.get("createdAt"),
+        modified=props.get(modified_property(object_type)) or obj.get("updatedAt"),
+    )
 
 
 def modified_value(obj: Mapping[str, object], object_type: str) -> object:
@@ -179,8 +194,12 @@ def modified_value(obj: Mapping[str, object], object_type: str) -> object:
 
 def owner_of(obj: Mapping[str, object]) -> CrmOwner:
     """The typed owner of one ``/crm/v3/owners`` result (which has an id)."""
-    return CrmOwner(str(obj.get("id")), str(obj.get("lastName") or "").strip(),
-                    str(obj.get("firstName") or "").strip(), str(obj.get("email") or ""))
+    return CrmOwner(
+        str(obj.get("id")),
+        str(obj.get("lastName") or "").strip(),
+        str(obj.get("firstName") or "").strip(),
+        str(obj.get("email") or ""),
+    )
 
 
 def error_kind(category: str | None) -> RecordErrorKind:
@@ -193,12 +212,22 @@ def webhook_change(event: Mapping[str, object]) -> CrmChange:
     kind = str(event.get("subscriptionType", ""))
     prefix, _, change = kind.partition(".")
     if change == "associationChange":
-        type_id, record_id = event.get("fromObjectTypeId", event.get("objectTypeId")), event.get("fromObjectId")
+        type_id, record_id = (
+            event.get("fromObjectTypeId", event.get("objectTypeId")),
+            event.get("fromObjectId"),
+        )
     else:
         type_id, record_id = event.get("objectTypeId"), event.get("objectId")
     if prefix == "object":
         record_type = WEBHOOK_OBJECT_TYPES.get(str(type_id or ""))
     else:
         record_type = prefix if prefix in WEBHOOK_OBJECT_TYPES.values() else None
-    return CrmChange(record_type, change, record_id, event.get("eventId"), event.get("occurredAt"),
-                     app_id=str(event.get("appId", "")), portal_id=str(event.get("portalId", "")))
+    return CrmChange(
+        record_type,
+        change,
+        record_id,
+        event.get("eventId"),
+        event.get("occurredAt"),
+        app_id=str(event.get("appId", "")),
+        portal_id=str(event.get("portalId", "")),
+    )

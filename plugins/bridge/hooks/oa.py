@@ -71,15 +71,22 @@ UUID_CONFLICT = 60012
 ALREADY_SUBSCRIBED = 1390007  # "subscription existed"
 
 # Our approval_status -> instances/query instance_status.
-QUERY_STATUS = {"PENDING": "PENDING", "APPROVED": "APPROVED", "REJECTED": "REJECT", "CANCELED": "RECALL",
-                "DELETED": "DELETED", "ALL": "ALL"}
+QUERY_STATUS = {
+    "PENDING": "PENDING",
+    "APPROVED": "APPROVED",
+    "REJECTED": "REJECT",
+    "CANCELED": "RECALL",
+    "DELETED": "DELETED",
+    "ALL": "ALL",
+}
 
 
 class FeishuProtocol(VendorProtocol):
     system = "oa"
 
-    def error_for(self, status: int, body: object, headers: Mapping[str, str], method: str, template: str,
-                  path: str) -> VendorError | None:
+    def error_for(
+        self, status: int, body: object, headers: Mapping[str, str], method: str, template: str, path: str
+    ) -> VendorError | None:
         code = body.get("code") if isinstance(body, dict) else None
         if isinstance(code, bool) or not isinstance(code, int):
             code = None
@@ -89,19 +96,30 @@ class FeishuProtocol(VendorProtocol):
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             log_id = body["error"].get("log_id") or log_id
         msg = str(body.get("msg", "")) if isinstance(body, dict) else ""
-        kw: dict[str, Any] = {"system": self.system, "status": status, "code": None if code is None else str(code),
-                              "correlation_id": log_id, "method": method, "path": path}
+        kw: dict[str, Any] = {
+            "system": self.system,
+            "status": status,
+            "code": None if code is None else str(code),
+            "correlation_id": log_id,
+            "method": method,
+            "path": path,
+        }
         if code is None:
             if status < 400:
-                return BadResponseError("the answer is not Feishu's {code, msg, data} envelope", retryable=False,
-                                        **kw)
-            return error_by_status(status, msg or f"HTTP {status} without a Feishu body", **{
-                k: v for k, v in kw.items() if k != "status"})
+                return BadResponseError(
+                    "the answer is not Feishu's {code, msg, data} envelope", retryable=False, **kw
+                )
+            return error_by_status(
+                status,
+                msg or f"HTTP {status} without a Feishu body",
+                **{k: v for k, v in kw.items() if k != "status"},
+            )
         if code in TOKEN_CODES:
             return AuthError(msg or "access token refused", **kw)
         if code in CREDENTIAL_CODES:
-            return AuthError(f"{msg or 'app credentials refused'}: check the app id and secret of the OA "
-                             f"Connection", **kw)
+            return AuthError(
+                f"{msg or 'app credentials refused'}: check the app id and secret of the OA Connection", **kw
+            )
         if code == RATE_LIMIT_CODE or status == 429:
             return RateLimitedError(msg or "frequency limit", retry_after=retry_after_seconds(headers), **kw)
         if code in SCOPE_CODES or status == 403:
@@ -114,12 +132,19 @@ class FeishuProtocol(VendorProtocol):
             return ValidationError(msg or "invalid parameter", **kw)
         if code in SERVER_CODES or status >= 500:
             return ServerError(msg or "server error", **kw)
-        return error_by_status(status if status >= 400 else 400, msg or f"Feishu code {code}",
-                               **{k: v for k, v in kw.items() if k != "status"})
+        return error_by_status(
+            status if status >= 400 else 400,
+            msg or f"Feishu code {code}",
+            **{k: v for k, v in kw.items() if k != "status"},
+        )
 
     def token_rejected(self, exc: VendorError) -> bool:
-        return isinstance(exc, AuthError) and exc.code is not None and exc.code.isdigit() \
+        return (
+            isinstance(exc, AuthError)
+            and exc.code is not None
+            and exc.code.isdigit()
             and int(exc.code) in TOKEN_CODES
+        )
 
 
 class OaHook(VendorHook):
@@ -151,21 +176,30 @@ class OaHook(VendorHook):
     def _build_auth(self, conn: Any, extra: dict[str, Any], base_url: str) -> BearerTokenAuth:
         app_id, secret = conn.login or "", conn.password or ""
         if not app_id or not secret:
-            raise AuthError(f"Connection {self.conn_id!r} needs the app id (login) and app secret (password)",
-                            system="oa", code=_explain.INCOMPLETE)
+            raise AuthError(
+                f"Connection {self.conn_id!r} needs the app id (login) and app secret (password)",
+                system="oa",
+                code=_explain.INCOMPLETE,
+            )
         mask(secret)
         self.app_id = app_id
         self.test_approval_code = extra.get("test_approval_code") or None
         cache = TokenCache.for_key(credentials_key("feishu", base_url, app_id, secret))
 
         def fetch() -> Token:
-            answer = self.client.call("POST", TENANT_AUTH_PATH, json={"app_id": app_id, "app_secret": secret},
-                                      send=TOKEN_REQUEST)
+            answer = self.client.call(
+                "POST", TENANT_AUTH_PATH, json={"app_id": app_id, "app_secret": secret}, send=TOKEN_REQUEST
+            )
             body = answer.body
             value, expire = body.get("tenant_access_token"), body.get("expire")
             if not isinstance(value, str) or not value or not isinstance(expire, int | float):
-                raise BadResponseError("the token answer has no tenant_access_token/expire", system="oa",
-                                       status=answer.status, method="POST", path=TENANT_AUTH_PATH)
+                raise BadResponseError(
+                    "the token answer has no tenant_access_token/expire",
+                    system="oa",
+                    status=answer.status,
+                    method="POST",
+                    path=TENANT_AUTH_PATH,
+                )
             mask(value)
             return Token.expiring_in(value, float(expire))
 
@@ -177,12 +211,21 @@ class OaHook(VendorHook):
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise BadResponseError("data of the answer is not an object", system="oa", method=method, path=template)
+            raise BadResponseError(
+                "data of the answer is not an object", system="oa", method=method, path=template
+            )
         return data
 
     # ------------------------------------------------------------------ instances
-    def create_instance(self, approval_code: str, applicant: str, form: Sequence[Mapping[str, Any]] | str,
-                        uuid: str, department_id: str | None = None, title: str | None = None) -> str:
+    def create_instance(
+        self,
+        approval_code: str,
+        applicant: str,
+        form: Sequence[Mapping[str, Any]] | str,
+        uuid: str,
+        department_id: str | None = None,
+        title: str | None = None,
+    ) -> str:
         """Create an approval instance; return its ``instance_code``.
 
         ``uuid`` makes it idempotent: the call is retried on transient faults, and
@@ -192,7 +235,10 @@ class OaHook(VendorHook):
         if not uuid or len(uuid) > 64:
             raise ValueError("uuid must be 1 to 64 characters")
         body: dict[str, Any] = {
-            "approval_code": approval_code, "user_id": applicant, "uuid": uuid, "form": encode_form(form),
+            "approval_code": approval_code,
+            "user_id": applicant,
+            "uuid": uuid,
+            "form": encode_form(form),
         }
         if department_id:
             body["department_id"] = department_id
@@ -206,8 +252,9 @@ class OaHook(VendorHook):
             return self._existing_instance(approval_code, applicant, uuid, exc)
         code = data.get("instance_code")
         if not isinstance(code, str) or not code:
-            raise BadResponseError("create answered without instance_code", system="oa", method="POST",
-                                   path=INSTANCES)
+            raise BadResponseError(
+                "create answered without instance_code", system="oa", method="POST", path=INSTANCES
+            )
         self.vendor_log.debug("oa: created instance %s of approval %s", code, approval_code)
         return code
 
@@ -215,27 +262,48 @@ class OaHook(VendorHook):
         try:
             existing = self.get_instance(uuid)  # Feishu accepts the create uuid as instance_id
         except NotFoundError as exc:
-            raise ConflictError(f"uuid already used (60012) but no instance is readable by it: {exc.message}",
-                                system="oa", code=str(UUID_CONFLICT), method="POST", path=INSTANCES) from cause
+            raise ConflictError(
+                f"uuid already used (60012) but no instance is readable by it: {exc.message}",
+                system="oa",
+                code=str(UUID_CONFLICT),
+                method="POST",
+                path=INSTANCES,
+            ) from cause
         code = existing.get("instance_code")
-        if existing.get("approval_code") != approval_code or existing.get("user_id") != applicant \
-                or not isinstance(code, str):
-            raise ConflictError(f"uuid already used by another instance ({existing.get('instance_code')}, "
-                                f"approval {existing.get('approval_code')}): a uuid must identify one instance",
-                                system="oa", code=str(UUID_CONFLICT), method="POST", path=INSTANCES) from cause
-        self.vendor_log.info("oa: uuid already used; instance %s of approval %s already exists, returning it", code,
-                             approval_code)
+        if (
+            existing.get("approval_code") != approval_code
+            or existing.get("user_id") != applicant
+            or not isinstance(code, str)
+        ):
+            raise ConflictError(
+                f"uuid already used by another instance ({existing.get('instance_code')}, "
+                f"approval {existing.get('approval_code')}): a uuid must identify one instance",
+                system="oa",
+                code=str(UUID_CONFLICT),
+                method="POST",
+                path=INSTANCES,
+            ) from cause
+        self.vendor_log.info(
+            "oa: uuid already used; instance %s of approval %s already exists, returning it",
+            code,
+            approval_code,
+        )
         return code
 
     def get_instance(self, instance_code: str) -> OaObject:
         """The instance detail (``form`` stays Feishu's JSON string)."""
-        return self._data("GET", INSTANCE, path_params={"instance_id": instance_code},
-                          params={"user_id_type": "user_id"})
+        return self._data(
+            "GET", INSTANCE, path_params={"instance_id": instance_code}, params={"user_id_type": "user_id"}
+        )
 
     def cancel_instance(self, approval_code: str, instance_code: str, user_id: str) -> None:
         """Withdraw a PENDING instance as its applicant (Feishu: only the applicant may)."""
-        self._data("POST", CANCEL, params={"user_id_type": "user_id"},
-                   json={"approval_code": approval_code, "instance_code": instance_code, "user_id": user_id})
+        self._data(
+            "POST",
+            CANCEL,
+            params={"user_id_type": "user_id"},
+            json={"approval_code": approval_code, "instance_code": instance_code, "user_id": user_id},
+        )
 
     def approval_definition(self, approval_code: str) -> OaObject:
         """The approval definition (``form`` is a JSON string of widgets): setup checks and form filling."""
@@ -252,8 +320,9 @@ class OaHook(VendorHook):
             raise
         return True
 
-    def iter_instance_codes(self, approval_code: str, created_from: int | datetime,
-                            created_to: int | datetime) -> Iterator[list[str]]:
+    def iter_instance_codes(
+        self, approval_code: str, created_from: int | datetime, created_to: int | datetime
+    ) -> Iterator[list[str]]:
         """Pages of instance codes created in [created_from, created_to] (ms, both inclusive), oldest first.
 
         Split into windows of at most 10 hours (Feishu's limit); consecutive windows
@@ -263,22 +332,33 @@ class OaHook(VendorHook):
             hi = min(end, lo + LIST_WINDOW_MS)
 
             def fetch(token: str | None, lo: int = lo, hi: int = hi) -> tuple[list[str], str | None]:
-                params: dict[str, Any] = {"approval_code": approval_code, "start_time": lo, "end_time": hi,
-                                          "page_size": LIST_PAGE_SIZE}
+                params: dict[str, Any] = {
+                    "approval_code": approval_code,
+                    "start_time": lo,
+                    "end_time": hi,
+                    "page_size": LIST_PAGE_SIZE,
+                }
                 if token:
                     params["page_token"] = token
                 data = self._data("GET", INSTANCES, params=params)
                 codes = data.get("instance_code_list") or []
                 if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-                    raise BadResponseError("instance_code_list is not a list of codes", system="oa",
-                                           method="GET", path=INSTANCES)
+                    raise BadResponseError(
+                        "instance_code_list is not a list of codes", system="oa", method="GET", path=INSTANCES
+                    )
                 return codes, (data.get("page_token") or None) if data.get("has_more") else None
 
             yield from self._cursor_pages(fetch, lambda c: c, f"oa list {approval_code} [{lo}, {hi}]")
             lo = hi + 1
 
-    def query_instances(self, approval_code: str, created_from: int | datetime, created_to: int | datetime,
-                        status: str | None = None, user_id: str | None = None) -> Iterator[list[OaObject]]:
+    def query_instances(
+        self,
+        approval_code: str,
+        created_from: int | datetime,
+        created_to: int | datetime,
+        status: str | None = None,
+        user_id: str | None = None,
+    ) -> Iterator[list[OaObject]]:
         """Pages of ``instances/query`` items (``{approval, group, instance}``; statuses lower-case as Feishu
         answers) created in [created_from, created_to], in spans of at most 30 days, 200 per page.
         ``status``: an ``approval_status`` (PENDING, APPROVED, REJECTED, CANCELED, DELETED) or None for all."""
@@ -288,8 +368,12 @@ class OaHook(VendorHook):
             raise ValueError(f"status must be one of {', '.join(QUERY_STATUS)}, not {status!r}")
         while lo <= end:
             hi = min(end, lo + QUERY_SPAN_MS)
-            body: dict[str, Any] = {"approval_code": approval_code, "instance_status": wanted,
-                                    "instance_start_time_from": str(lo), "instance_start_time_to": str(hi)}
+            body: dict[str, Any] = {
+                "approval_code": approval_code,
+                "instance_status": wanted,
+                "instance_start_time_from": str(lo),
+                "instance_start_time_to": str(hi),
+            }
             if user_id:
                 body["user_id"] = user_id
 
@@ -301,15 +385,23 @@ class OaHook(VendorHook):
                 items = data.get("instance_list") or []
                 good = [i for i in items if query_item_ok(i)]
                 if len(good) < len(items):
-                    self.vendor_log.warning("oa query %s: %d item(s) of the wrong shape skipped", approval_code,
-                                            len(items) - len(good))
+                    self.vendor_log.warning(
+                        "oa query %s: %d item(s) of the wrong shape skipped",
+                        approval_code,
+                        len(items) - len(good),
+                    )
                 return good, (data.get("page_token") or None) if data.get("has_more") else None
 
             yield from self._cursor_pages(fetch, query_item_code, f"oa query {approval_code} [{lo}, {hi}]")
             lo = hi + 1
 
-    def iter_instance_refs(self, approval_code: str, created_from: int | datetime, created_to: int | datetime,
-                           status: str | None = None) -> Iterator[list[InstanceRef]]:
+    def iter_instance_refs(
+        self,
+        approval_code: str,
+        created_from: int | datetime,
+        created_to: int | datetime,
+        status: str | None = None,
+    ) -> Iterator[list[InstanceRef]]:
         """:meth:`query_instances` as typed references (code, start and end time) of the instances."""
         for page in self.query_instances(approval_code, created_from, created_to, status=status):
             yield [instance_ref(item) for item in page]
@@ -326,8 +418,9 @@ class OaHook(VendorHook):
         for n in range(max(len(email_chunks), len(mobile_chunks))):
             es = email_chunks[n] if n < len(email_chunks) else []
             ms = mobile_chunks[n] if n < len(mobile_chunks) else []
-            data = self._data("POST", BATCH_GET_ID, params={"user_id_type": "user_id"},
-                              json={"emails": es, "mobiles": ms})
+            data = self._data(
+                "POST", BATCH_GET_ID, params={"user_id_type": "user_id"}, json={"emails": es, "mobiles": ms}
+            )
             by_email = {_norm_email(e): e for e in es}
             by_mobile = {_norm_mobile(m): m for m in ms}
             for item in data.get("user_list") or []:

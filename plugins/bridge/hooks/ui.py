@@ -17,7 +17,10 @@ OA_CONN_TYPE = "feishu_oa"
 _TUNING_FIELDS: dict[str, dict[str, Any]] = {
     "read_timeout": {"label": "读取超时（秒）", "schema": {"type": ["number", "null"], "default": 60}},
     "max_attempts": {"label": "每次调用最多尝试次数", "schema": {"type": ["integer", "null"], "default": 5}},
-    "max_retry_wait": {"label": "重试等待总时长上限（秒）", "schema": {"type": ["number", "null"], "default": 120}},
+    "max_retry_wait": {
+        "label": "重试等待总时长上限（秒）",
+        "schema": {"type": ["number", "null"], "default": 120},
+    },
 }
 
 # The port has its own field, filled in (443 for HTTPS): Airflow 3.3's Test button sends ``port: 0`` for a
@@ -29,8 +32,12 @@ CRM_UI: dict[str, Any] = {
     "hook-name": "HubSpot CRM (OA ⇄ CRM bridge)",
     "ui-field-behaviour": {
         "hidden-fields": ["schema"],
-        "relabeling": {"host": "API 地址（API base URL）", "port": "端口（Port）", "login": "Client ID（客户端 ID）",
-                       "password": "Client secret（客户端密钥）"},
+        "relabeling": {
+            "host": "API 地址（API base URL）",
+            "port": "端口（Port）",
+            "login": "Client ID（客户端 ID）",
+            "password": "Client secret（客户端密钥）",
+        },
         "placeholders": {
             "host": "https://api.hubapi.com",
             "port": PORT_PLACEHOLDER,
@@ -41,11 +48,15 @@ CRM_UI: dict[str, Any] = {
         },
     },
     "conn-fields": {
-        "refresh_token": {"label": "Refresh token（刷新令牌）",
-                          "schema": {"type": ["string", "null"], "format": "password"}},
-        "auth": {"label": "Auth（认证方式）",
-                 "description": "oauth：Client ID + Client secret + Refresh token；private_app：密码栏填私有应用令牌",
-                 "schema": {"type": ["string", "null"], "enum": ["oauth", "private_app"], "default": "oauth"}},
+        "refresh_token": {
+            "label": "Refresh token（刷新令牌）",
+            "schema": {"type": ["string", "null"], "format": "password"},
+        },
+        "auth": {
+            "label": "Auth（认证方式）",
+            "description": "oauth：Client ID + Client secret + Refresh token；private_app：密码栏填私有应用令牌",
+            "schema": {"type": ["string", "null"], "enum": ["oauth", "private_app"], "default": "oauth"},
+        },
         **_TUNING_FIELDS,
     },
 }
@@ -54,8 +65,12 @@ OA_UI: dict[str, Any] = {
     "hook-name": "Feishu approval (OA ⇄ CRM bridge)",
     "ui-field-behaviour": {
         "hidden-fields": ["schema"],
-        "relabeling": {"host": "API 地址（API base URL）", "port": "端口（Port）", "login": "App ID",
-                       "password": "App Secret"},
+        "relabeling": {
+            "host": "API 地址（API base URL）",
+            "port": "端口（Port）",
+            "login": "App ID",
+            "password": "App Secret",
+        },
         "placeholders": {
             "host": "https://open.feishu.cn",
             "port": PORT_PLACEHOLDER,
@@ -74,8 +89,11 @@ OA_UI: dict[str, Any] = {
 def field_behaviour(ui: dict[str, Any]) -> dict[str, Any]:
     """The ``get_ui_field_behaviour()`` form (snake_case keys) of a declarative block."""
     b = ui["ui-field-behaviour"]
-    return {"hidden_fields": list(b["hidden-fields"]), "relabeling": dict(b["relabeling"]),
-            "placeholders": dict(b["placeholders"])}
+    return {
+        "hidden_fields": list(b["hidden-fields"]),
+        "relabeling": dict(b["relabeling"]),
+        "placeholders": dict(b["placeholders"]),
+    }
 
 
 def form_widgets(ui: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +106,9 @@ def form_widgets(ui: dict[str, Any]) -> dict[str, Any]:
         if spec["schema"].get("format") == "password":
             out[name] = PasswordField(spec["label"], widget=BS3PasswordFieldWidget())
         else:
-            out[name] = StringField(spec["label"], widget=BS3TextFieldWidget(), description=spec.get("description"))
+            out[name] = StringField(
+                spec["label"], widget=BS3TextFieldWidget(), description=spec.get("description")
+            )
     return out
 
 

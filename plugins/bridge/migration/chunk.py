@@ -121,11 +121,25 @@ class _Quarantine:
     row: store.SnapshotRow
 
     @classmethod
-    def of(cls, row: store.SnapshotRow, reason: str, message: str, problem: Problem | None = None, *,
-           field: str | None = None, department: str | None = None) -> _Quarantine:
+    def of(
+        cls,
+        row: store.SnapshotRow,
+        reason: str,
+        message: str,
+        problem: Problem | None = None,
+        *,
+        field: str | None = None,
+        department: str | None = None,
+    ) -> _Quarantine:
         """A problem's own field and department win over the ones given."""
-        return cls(row.source_id, reason, message, problem.field if problem else field,
-                   problem.department if problem else department, row)
+        return cls(
+            row.source_id,
+            reason,
+            message,
+            problem.field if problem else field,
+            problem.department if problem else department,
+            row,
+        )
 
 
 @dataclass
@@ -144,8 +158,9 @@ class _Batch:
 # ---------------------------------------------------------------- entry points
 
 
-def migrate_crm_chunk(crm: CrmHook, t: Tools, entity: str, lo: int, hi: int,
-                      merges: Mapping[str, dedupe.Merge]) -> EntityCounts:
+def migrate_crm_chunk(
+    crm: CrmHook, t: Tools, entity: str, lo: int, hi: int, merges: Mapping[str, dedupe.Merge]
+) -> EntityCounts:
     """Migrate the CRM records of ``entity`` modified in ``[lo, hi)``."""
     e = t.d.entity(entity)
     object_type = e.crm_object or entity
@@ -174,8 +189,9 @@ def migrate_crm_chunk(crm: CrmHook, t: Tools, entity: str, lo: int, hi: int,
     return counts
 
 
-def migrate_oa_chunk(oa: OaHook, crm: CrmHook | None, t: Tools, chunk: OaChunk,
-                     merges: Mapping[str, dedupe.Merge]) -> EntityCounts:
+def migrate_oa_chunk(
+    oa: OaHook, crm: CrmHook | None, t: Tools, chunk: OaChunk, merges: Mapping[str, dedupe.Merge]
+) -> EntityCounts:
     """Migrate the OA instances of one chunk (a form's instances created in a window)."""
     entity = chunk.entity
     code = t.approval_codes[entity]
@@ -259,7 +275,9 @@ def _read_ahead(oa: OaHook, code: str, lo: int, hi: int, counts: EntityCounts) -
         stop.set()
         reader.join(timeout=READER_JOIN_SECONDS)
         if reader.is_alive():
-            log.warning("migration: the OA reader of %s is still waiting for an answer; left to finish alone", code)
+            log.warning(
+                "migration: the OA reader of %s is still waiting for an answer; left to finish alone", code
+            )
 
 
 # ---------------------------------------------------------------- one batch
@@ -275,8 +293,15 @@ def _masked_payload(t: Tools, entity: str, payload: Mapping[str, Any]) -> dict[s
     return masked
 
 
-def _process(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts, *,
-             merges: Mapping[str, dedupe.Merge] | None = None, linker: _Linker | None = None) -> None:
+def _process(
+    t: Tools,
+    entity: str,
+    items: Sequence[_Item],
+    counts: EntityCounts,
+    *,
+    merges: Mapping[str, dedupe.Merge] | None = None,
+    linker: _Linker | None = None,
+) -> None:
     t.renew()
     batch = _Batch()
     candidates = _screen(t, entity, items, counts, batch, merges or {})
@@ -289,8 +314,14 @@ def _process(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts
         _write(t, entity, batch)
 
 
-def _screen(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts, batch: _Batch,
-            merges: Mapping[str, dedupe.Merge]) -> list[tuple[store.SnapshotRow, MappingResult]]:
+def _screen(
+    t: Tools,
+    entity: str,
+    items: Sequence[_Item],
+    counts: EntityCounts,
+    batch: _Batch,
+    merges: Mapping[str, dedupe.Merge],
+) -> list[tuple[store.SnapshotRow, MappingResult]]:
     """The records of a batch to validate; the others are skipped, quarantined (hostile input), archived
     (before the cut-off) or marked merged into the batch as they are met."""
     d = t.d
@@ -315,15 +346,18 @@ def _screen(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts,
             counts.example("cleaned", {"id": row.source_id, "fields": changed})
         hostile = [p for p in result.problems if p.code == "hostile_input"]
         if hostile:
-            _quarantine(t, entity, batch, counts, _Quarantine.of(row, hostile[0].code, hostile[0].message,
-                                                                  hostile[0]))
+            _quarantine(
+                t, entity, batch, counts, _Quarantine.of(row, hostile[0].code, hostile[0].message, hostile[0])
+            )
             continue
         if archive_before is not None and row.source_modified_ms < archive_before:
             batch.archived.append(row)
             counts.archived += 1
             continue
         merge = merges.get(row.source_id)
-        if merge is not None:  # a duplicate: kept findable (archived, marked), not validated as a live customer
+        if (
+            merge is not None
+        ):  # a duplicate: kept findable (archived, marked), not validated as a live customer
             row.payload[MERGED_KEY] = merge.kept_id
             batch.load.append(row)
             batch.merged.append(row.source_id)
@@ -334,11 +368,18 @@ def _screen(t: Tools, entity: str, items: Sequence[_Item], counts: EntityCounts,
     return candidates
 
 
-def _validate(t: Tools, entity: str, candidates: list[tuple[store.SnapshotRow, MappingResult]],
-              counts: EntityCounts, batch: _Batch) -> list[tuple[store.SnapshotRow, MappingResult]]:
+def _validate(
+    t: Tools,
+    entity: str,
+    candidates: list[tuple[store.SnapshotRow, MappingResult]],
+    counts: EntityCounts,
+    batch: _Batch,
+) -> list[tuple[store.SnapshotRow, MappingResult]]:
     """The candidates that pass the dictionary's checks; the others are quarantined with the reason."""
     e = t.d.entity(entity)
-    failures = gate.validate(t.d, entity, [(row.source_id, row.data_owner, row.payload) for row, _ in candidates])
+    failures = gate.validate(
+        t.d, entity, [(row.source_id, row.data_owner, row.payload) for row, _ in candidates]
+    )
     passing: list[tuple[store.SnapshotRow, MappingResult]] = []
     for row, result in candidates:
         failed = failures.get(row.source_id)
@@ -347,24 +388,53 @@ def _validate(t: Tools, entity: str, candidates: list[tuple[store.SnapshotRow, M
             continue
         if entity in CUSTOMER_FORMS and {f.check_id for f in failed} == {f"{entity}.customer_id.required"}:
             applicant = row.data_owner or "?"
-            message = (f"{e.label} {row.source_id}（申请人 {applicant}）没有填写关联客户，无法关联到 CRM 客户"
-                       f"（数据字典校验「{failed[0].label}」（{failed[0].check_id}）未通过）。请申请人 {applicant} "
-                       f"在 OA 中补填 CRM 客户编号（撤回后重新提交），然后重新运行历史迁移。")
-            _quarantine(t, entity, batch, counts, _Quarantine.of(row, "missing_customer_link", message,
-                                                                  field="customer_id",
-                                                                  department=failed[0].department))
+            message = (
+                f"{e.label} {row.source_id}（申请人 {applicant}）没有填写关联客户，无法关联到 CRM 客户"
+                f"（数据字典校验「{failed[0].label}」（{failed[0].check_id}）未通过）。请申请人 {applicant} "
+                f"在 OA 中补填 CRM 客户编号（撤回后重新提交），然后重新运行历史迁移。"
+            )
+            _quarantine(
+                t,
+                entity,
+                batch,
+                counts,
+                _Quarantine.of(
+                    row,
+                    "missing_customer_link",
+                    message,
+                    field="customer_id",
+                    department=failed[0].department,
+                ),
+            )
             continue
-        _quarantine(t, entity, batch, counts, _Quarantine.of(
-            row, "expectation_failed", gate.message(e.label, row.source_id, failed), field=failed[0].field,
-            department=failed[0].department))
+        _quarantine(
+            t,
+            entity,
+            batch,
+            counts,
+            _Quarantine.of(
+                row,
+                "expectation_failed",
+                gate.message(e.label, row.source_id, failed),
+                field=failed[0].field,
+                department=failed[0].department,
+            ),
+        )
     return passing
 
 
 def _quarantine(t: Tools, entity: str, batch: _Batch, counts: EntityCounts, q: _Quarantine) -> None:
     batch.quarantine.append(q)
     counts.quarantined[q.reason] += 1
-    counts.example(f"quarantined.{q.reason}", {"id": q.source_id, "field": q.field, "message": q.message,
-                                               "record": _masked_payload(t, entity, q.row.payload)})
+    counts.example(
+        f"quarantined.{q.reason}",
+        {
+            "id": q.source_id,
+            "field": q.field,
+            "message": q.message,
+            "record": _masked_payload(t, entity, q.row.payload),
+        },
+    )
 
 
 def _write(t: Tools, entity: str, batch: _Batch) -> None:
@@ -383,16 +453,35 @@ def _write(t: Tools, entity: str, batch: _Batch) -> None:
         if batch.merged:
             store.mark_archived(conn, system, entity, batch.merged)
         for q in batch.quarantine:
-            store.quarantine_record(conn, t.ctx, store.QuarantineItem(
-                DIRECTION, system, entity, q.source_id, q.reason, q.message, field=q.field,
-                payload=_masked_payload(t, entity, q.row.payload), content_hash=q.row.content_hash,
-                department=q.department, data_owner=q.row.data_owner, dictionary_version=t.d.version), now=now)
+            store.quarantine_record(
+                conn,
+                t.ctx,
+                store.QuarantineItem(
+                    DIRECTION,
+                    system,
+                    entity,
+                    q.source_id,
+                    q.reason,
+                    q.message,
+                    field=q.field,
+                    payload=_masked_payload(t, entity, q.row.payload),
+                    content_hash=q.row.content_hash,
+                    department=q.department,
+                    data_owner=q.row.data_owner,
+                    dictionary_version=t.d.version,
+                ),
+                now=now,
+            )
         if batch.load:
-            resolve_fixed(conn, t.ctx, DIRECTION, entity, {r.source_id: r.content_hash for r in batch.load}, now=now)
+            resolve_fixed(
+                conn, t.ctx, DIRECTION, entity, {r.source_id: r.content_hash for r in batch.load}, now=now
+            )
         for link_type, items in batch.new_links.items():
             store.add_links(conn, link_type, items, dictionary_version=t.d.version, run_id=t.run_id, now=now)
         if batch.link_states:
-            store.set_link_states(conn, batch.link_states, dictionary_version=t.d.version, run_id=t.run_id, now=now)
+            store.set_link_states(
+                conn, batch.link_states, dictionary_version=t.d.version, run_id=t.run_id, now=now
+            )
         for link_type, item in batch.relinks:
             store.save_link(conn, link_type, item, dictionary_version=t.d.version, run_id=t.run_id, now=now)
 
@@ -400,23 +489,40 @@ def _write(t: Tools, entity: str, batch: _Batch) -> None:
 def _unarchive(conn: Connection, system: str, entity: str, ids: Sequence[str]) -> None:
     """Records migrated live again (a later cut-off, or not merged any more) lose an old archived mark."""
     for start in range(0, len(ids), 500):
-        conn.execute(update(snapshot).where(
-            snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.archived.is_(True),
-            snapshot.c.source_id.in_(ids[start:start + 500])).values(archived=False))
+        conn.execute(
+            update(snapshot)
+            .where(
+                snapshot.c.system == system,
+                snapshot.c.entity == entity,
+                snapshot.c.archived.is_(True),
+                snapshot.c.source_id.in_(ids[start : start + 500]),
+            )
+            .values(archived=False)
+        )
 
 
 # ---------------------------------------------------------------- linking
 
 
-def existing_ids(hub: Engine, crm: CrmHook | None, entity: str, object_type: str, ids: Iterable[str]) -> set[str]:
+def existing_ids(
+    hub: Engine, crm: CrmHook | None, entity: str, object_type: str, ids: Iterable[str]
+) -> set[str]:
     """Which of ``ids`` exist in the CRM: live hub snapshots first, the CRM (batch read) for the rest."""
     wanted = list(dict.fromkeys(i for i in ids if i))
     found: set[str] = set()
     with hub.connect() as conn:
         for start in range(0, len(wanted), 500):
-            found.update(str(r[0]) for r in conn.execute(select(snapshot.c.source_id).where(
-                snapshot.c.system == "crm", snapshot.c.entity == entity, snapshot.c.deleted.is_(False),
-                snapshot.c.source_id.in_(wanted[start:start + 500]))))
+            found.update(
+                str(r[0])
+                for r in conn.execute(
+                    select(snapshot.c.source_id).where(
+                        snapshot.c.system == "crm",
+                        snapshot.c.entity == entity,
+                        snapshot.c.deleted.is_(False),
+                        snapshot.c.source_id.in_(wanted[start : start + 500]),
+                    )
+                )
+            )
     missing = [i for i in wanted if i not in found and i.isdigit()]
     if missing and crm is not None:
         found |= crm.existing_ids(object_type, missing)
@@ -426,16 +532,23 @@ def existing_ids(hub: Engine, crm: CrmHook | None, entity: str, object_type: str
 class _Linker:
     """Links the OA instances of a batch to CRM deals and companies (decisions here, writes in ``_write``)."""
 
-    def __init__(self, t: Tools, crm: CrmHook | None, entity: str, merges: Mapping[str, dedupe.Merge],
-                 project_rows: list[list[Any]]) -> None:
+    def __init__(
+        self,
+        t: Tools,
+        crm: CrmHook | None,
+        entity: str,
+        merges: Mapping[str, dedupe.Merge],
+        project_rows: list[list[Any]],
+    ) -> None:
         self.t = t
         self.crm = crm
         self.entity = entity
         self.merges = merges
         self.project_rows = project_rows
 
-    def link(self, passing: list[tuple[store.SnapshotRow, MappingResult]], batch: _Batch,
-             counts: EntityCounts) -> list[tuple[store.SnapshotRow, MappingResult]]:
+    def link(
+        self, passing: list[tuple[store.SnapshotRow, MappingResult]], batch: _Batch, counts: EntityCounts
+    ) -> list[tuple[store.SnapshotRow, MappingResult]]:
         if self.entity == "project_initiation":
             self._projects(passing, batch, counts)
             return passing
@@ -443,11 +556,13 @@ class _Linker:
             return self._customers(passing, batch, counts)
         return passing
 
-    def _projects(self, passing: list[tuple[store.SnapshotRow, MappingResult]], batch: _Batch,
-                  counts: EntityCounts) -> None:
+    def _projects(
+        self, passing: list[tuple[store.SnapshotRow, MappingResult]], batch: _Batch, counts: EntityCounts
+    ) -> None:
         t = self.t
-        deals = existing_ids(t.hub, self.crm, "deal", "deals",
-                             [str(r.record.get("deal_id") or "") for _, r in passing])
+        deals = existing_ids(
+            t.hub, self.crm, "deal", "deals", [str(r.record.get("deal_id") or "") for _, r in passing]
+        )
         with t.hub.connect() as conn:
             linked = store.links_for_oa_ids(conn, PROJECT_LINK, [row.source_id for row, _ in passing])
         new: list[store.NewLink] = []
@@ -456,27 +571,53 @@ class _Linker:
             deal_id = str(rec.get("deal_id") or "")
             if deal_id not in deals:
                 counts.unlinked += 1
-                counts.example("unlinked", {"id": row.source_id, "deal_id": deal_id or None,
-                                            "message": f"立项申请 {row.source_id} 的 CRM商机编号「{deal_id or '（空）'}」"
-                                                       f"在 CRM 中不存在：已导入，未关联。"})
+                counts.example(
+                    "unlinked",
+                    {
+                        "id": row.source_id,
+                        "deal_id": deal_id or None,
+                        "message": f"立项申请 {row.source_id} 的 CRM商机编号「{deal_id or '（空）'}」"
+                        f"在 CRM 中不存在：已导入，未关联。",
+                    },
+                )
                 continue
             counts.linked += 1
-            self.project_rows.append([deal_id, row.source_id, rec.get("project_no"), rec.get("approval_status"),
-                                      rec.get("decided_at"), rec.get("created_at")])
+            self.project_rows.append(
+                [
+                    deal_id,
+                    row.source_id,
+                    rec.get("project_no"),
+                    rec.get("approval_status"),
+                    rec.get("decided_at"),
+                    rec.get("created_at"),
+                ]
+            )
             if any(lk.crm_id == deal_id for lk in linked.get(row.source_id, [])):
                 continue  # linked before (by a sync or an earlier migration): its state is left as it is
-            new.append(store.NewLink(
-                crm_type="deal", crm_id=deal_id, oa_type="project_initiation", oa_id=row.source_id,
-                # amount_sent: the amount the 立项申请 carries, so the CRM → OA sync
-                # notices the next contract-amount change of this deal.
-                state={"phase": "created", "project_no": rec.get("project_no"),
-                       "amount_sent": rec.get("contract_amount"), "notices": 0,
-                       "approval_status": rec.get("approval_status"), "source": SOURCE}))
+            new.append(
+                store.NewLink(
+                    crm_type="deal",
+                    crm_id=deal_id,
+                    oa_type="project_initiation",
+                    oa_id=row.source_id,
+                    # amount_sent: the amount the 立项申请 carries, so the CRM → OA sync
+                    # notices the next contract-amount change of this deal.
+                    state={
+                        "phase": "created",
+                        "project_no": rec.get("project_no"),
+                        "amount_sent": rec.get("contract_amount"),
+                        "notices": 0,
+                        "approval_status": rec.get("approval_status"),
+                        "source": SOURCE,
+                    },
+                )
+            )
         if new:
             batch.new_links.setdefault(PROJECT_LINK, []).extend(new)
 
-    def _customers(self, passing: list[tuple[store.SnapshotRow, MappingResult]], batch: _Batch,
-                   counts: EntityCounts) -> list[tuple[store.SnapshotRow, MappingResult]]:
+    def _customers(
+        self, passing: list[tuple[store.SnapshotRow, MappingResult]], batch: _Batch, counts: EntityCounts
+    ) -> list[tuple[store.SnapshotRow, MappingResult]]:
         t = self.t
         raw_ids = [str(r.record.get("customer_id") or "") for _, r in passing]
         kept: dict[str, str] = {m: merge.kept_id for m, merge in self.merges.items()}
@@ -494,21 +635,37 @@ class _Linker:
             company = targets.get(raw)
             if company is None or company not in companies:
                 applicant = row.data_owner or "?"
-                message = (f"{label} {row.source_id}（申请人 {applicant}）的关联客户「{raw}」在 CRM 中不存在，"
-                           f"无法关联到客户；该记录未导入中枢库。请申请人 {applicant} 核对客户编号（撤回后重新提交），"
-                           f"若客户尚未建档请销售部先在 CRM 中创建，然后重新运行历史迁移。")
-                _quarantine(t, self.entity, batch, counts, _Quarantine.of(
-                    row, "missing_customer_link", message, field="customer_id", department="sales"))
+                message = (
+                    f"{label} {row.source_id}（申请人 {applicant}）的关联客户「{raw}」在 CRM 中不存在，"
+                    f"无法关联到客户；该记录未导入中枢库。请申请人 {applicant} 核对客户编号（撤回后重新提交），"
+                    f"若客户尚未建档请销售部先在 CRM 中创建，然后重新运行历史迁移。"
+                )
+                _quarantine(
+                    t,
+                    self.entity,
+                    batch,
+                    counts,
+                    _Quarantine.of(
+                        row, "missing_customer_link", message, field="customer_id", department="sales"
+                    ),
+                )
                 continue
             counts.linked += 1
-            state: dict[str, Any] = {"customer_id": raw, "project_no": rec.get("project_no"), "source": SOURCE}
+            state: dict[str, Any] = {
+                "customer_id": raw,
+                "project_no": rec.get("project_no"),
+                "source": SOURCE,
+            }
             if company != raw:
                 state["merged_from"] = raw
-                counts.example("relinked_to_kept", {"id": row.source_id, "customer_id": raw, "kept_id": company})
+                counts.example(
+                    "relinked_to_kept", {"id": row.source_id, "customer_id": raw, "kept_id": company}
+                )
             existing = linked.get(row.source_id, [])
             same = next((lk for lk in existing if lk.crm_id == company), None)
-            item = store.NewLink(crm_type="company", crm_id=company, oa_type=self.entity, oa_id=row.source_id,
-                                 state=state)
+            item = store.NewLink(
+                crm_type="company", crm_id=company, oa_type=self.entity, oa_id=row.source_id, state=state
+            )
             if same is not None:
                 if (same.state or {}) != state:
                     batch.link_states[same.id] = state
@@ -540,6 +697,13 @@ def run_chunk(t: Tools, entity: str, chunk_no: int, work: Callable[[], EntityCou
         raise
     with t.hub.begin() as conn:
         runs.complete_chunk(conn, t.run_id, entity, chunk_no, counts.as_counts(), counts.examples, t.now())
-    log.info("migration %s: chunk %s#%d done: read %d, written %d, quarantined %d", t.run_id, entity, chunk_no,
-             counts.read, counts.written, counts.quarantined_total)
+    log.info(
+        "migration %s: chunk %s#%d done: read %d, written %d, quarantined %d",
+        t.run_id,
+        entity,
+        chunk_no,
+        counts.read,
+        counts.written,
+        counts.quarantined_total,
+    )
     return counts

@@ -82,8 +82,9 @@ class EntityCounts:
         return data
 
     @classmethod
-    def from_stored(cls, entity: str, counts: Mapping[str, Any] | None,
-                    examples: Mapping[str, Any] | None = None) -> EntityCounts:
+    def from_stored(
+        cls, entity: str, counts: Mapping[str, Any] | None, examples: Mapping[str, Any] | None = None
+    ) -> EntityCounts:
         counts = counts or {}
         out = cls(entity=entity)
         for name in SCALARS:
@@ -92,7 +93,9 @@ class EntityCounts:
         for name in BREAKDOWNS:
             raw = counts.get(name) or {}
             if isinstance(raw, Mapping):
-                getattr(out, name).update({str(k): int(v) for k, v in raw.items() if isinstance(v, int | float)})
+                getattr(out, name).update(
+                    {str(k): int(v) for k, v in raw.items() if isinstance(v, int | float)}
+                )
         for kind, items in (examples or {}).items():
             if isinstance(items, list):
                 for item in items:
@@ -109,5 +112,15 @@ def totals(entities: Iterable[EntityCounts]) -> dict[str, int]:
             out[name] += getattr(c, name)
         out["quarantined"] += c.quarantined_total
         out["skipped"] += c.skipped_total
-    order = ("read", "cleaned", "merged", "quarantined", "linked", "written", "written_back", "archived", "skipped")
+    order = (
+        "read",
+        "cleaned",
+        "merged",
+        "quarantined",
+        "linked",
+        "written",
+        "written_back",
+        "archived",
+        "skipped",
+    )
     return {name: int(out[name]) for name in order}

@@ -49,7 +49,9 @@ SCAN_PROPERTIES = ("name", "uscc")  # besides the creation and modification time
 
 def key_hash(text: str) -> int:
     """A non-zero signed 64-bit hash of a key (0 means "no key")."""
-    value = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
+    value = int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True
+    )
     return value or 1
 
 
@@ -79,8 +81,13 @@ class Merge:
     merged_uscc: str | None = None
 
     def detail(self) -> dict[str, Any]:
-        return {"kept_name": self.kept_name, "merged_name": self.merged_name, "kept_uscc": self.kept_uscc,
-                "merged_uscc": self.merged_uscc, "rule_label": RULE_LABELS.get(self.rule, self.rule)}
+        return {
+            "kept_name": self.kept_name,
+            "merged_name": self.merged_name,
+            "kept_uscc": self.kept_uscc,
+            "merged_uscc": self.merged_uscc,
+            "rule_label": RULE_LABELS.get(self.rule, self.rule),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Merge:
@@ -100,7 +107,9 @@ class CustomerIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def add(self, crm_id: str | int, created_ms: int | None, modified_ms: int | None, name: Any, uscc: Any) -> None:
+    def add(
+        self, crm_id: str | int, created_ms: int | None, modified_ms: int | None, name: Any, uscc: Any
+    ) -> None:
         try:
             numeric = int(crm_id)
         except (TypeError, ValueError):
@@ -113,7 +122,9 @@ class CustomerIndex:
         self.names.append(key_hash(key) if key else 0)
 
     def bytes_used(self) -> int:
-        return sum(a.itemsize * len(a) for a in (self.ids, self.created, self.modified, self.usccs, self.names))
+        return sum(
+            a.itemsize * len(a) for a in (self.ids, self.created, self.modified, self.usccs, self.names)
+        )
 
     def merges(self, modified_from: int = 0, modified_to: int | None = None) -> list[tuple[str, str, str]]:
         """``(kept id, merged id, rule)`` for every duplicate whose record was modified in the range.
@@ -125,8 +136,10 @@ class CustomerIndex:
 
         if len(self.ids) == 0:
             return []
-        ids, created, modified, usccs, names = (np.frombuffer(a, dtype=np.int64) for a in (
-            self.ids, self.created, self.modified, self.usccs, self.names))
+        ids, created, modified, usccs, names = (
+            np.frombuffer(a, dtype=np.int64)
+            for a in (self.ids, self.created, self.modified, self.usccs, self.names)
+        )
         groups = _customer_groups(ids, usccs, names)
         out: list[tuple[str, str, str]] = []
         for group in groups:
@@ -231,10 +244,17 @@ def describe(pairs: Sequence[tuple[str, str, str]], objects: Mapping[str, Mappin
     out = []
     for kept, merged, rule in pairs:
         k, m = objects.get(kept) or {}, objects.get(merged) or {}
-        out.append(Merge(kept_id=kept, merged_id=merged, rule=rule,
-                         kept_name=formats.clean_text(k.get("name"))[0], merged_name=formats.clean_text(m.get("name"))[0],
-                         kept_uscc=uscc_key(k.get("uscc")) or formats.clean_text(k.get("uscc"))[0],
-                         merged_uscc=uscc_key(m.get("uscc")) or formats.clean_text(m.get("uscc"))[0]))
+        out.append(
+            Merge(
+                kept_id=kept,
+                merged_id=merged,
+                rule=rule,
+                kept_name=formats.clean_text(k.get("name"))[0],
+                merged_name=formats.clean_text(m.get("name"))[0],
+                kept_uscc=uscc_key(k.get("uscc")) or formats.clean_text(k.get("uscc"))[0],
+                merged_uscc=uscc_key(m.get("uscc")) or formats.clean_text(m.get("uscc"))[0],
+            )
+        )
     return out
 
 
@@ -248,16 +268,31 @@ def record_merges(conn: Connection, run_id: str, entity: str, merges: Sequence[M
     from sqlalchemy.dialects import postgresql, sqlite
 
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    rows = [{"run_id": run_id, "entity": entity, "kept_id": m.kept_id, "merged_id": m.merged_id, "rule": m.rule,
-             "detail": m.detail(), "at": at} for m in merges]
+    rows = [
+        {
+            "run_id": run_id,
+            "entity": entity,
+            "kept_id": m.kept_id,
+            "merged_id": m.merged_id,
+            "rule": m.rule,
+            "detail": m.detail(),
+            "at": at,
+        }
+        for m in merges
+    ]
     for start in range(0, len(rows), 500):
         stmt = insert(merge_record)
         stmt = stmt.on_conflict_do_update(
             index_elements=[merge_record.c.entity, merge_record.c.merged_id],
-            set_={"run_id": stmt.excluded.run_id, "kept_id": stmt.excluded.kept_id, "rule": stmt.excluded.rule,
-                  "detail": stmt.excluded.detail, "at": stmt.excluded.at},
+            set_={
+                "run_id": stmt.excluded.run_id,
+                "kept_id": stmt.excluded.kept_id,
+                "rule": stmt.excluded.rule,
+                "detail": stmt.excluded.detail,
+                "at": stmt.excluded.at,
+            },
         )
-        conn.execute(stmt, rows[start:start + 500])
+        conn.execute(stmt, rows[start : start + 500])
     return len(rows)
 
 
@@ -266,8 +301,11 @@ def kept_ids(conn: Connection, entity: str, ids: Iterable[str]) -> dict[str, str
     wanted = list(dict.fromkeys(str(i) for i in ids))
     found: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
-        rows = conn.execute(select(merge_record.c.merged_id, merge_record.c.kept_id).where(
-            merge_record.c.entity == entity, merge_record.c.merged_id.in_(wanted[start:start + 500])))
+        rows = conn.execute(
+            select(merge_record.c.merged_id, merge_record.c.kept_id).where(
+                merge_record.c.entity == entity, merge_record.c.merged_id.in_(wanted[start : start + 500])
+            )
+        )
         found.update({str(m): str(k) for m, k in rows})
     return found
 

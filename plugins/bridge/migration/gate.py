@@ -32,5 +32,7 @@ def message(entity_label: str, source_id: str, failures: Sequence[FailedExpectat
     """The Chinese quarantine message: which expectations failed and what to do (no values quoted)."""
     named = "；".join(f"「{f.label}」（{f.check_id}）" for f in failures)
     fixes = " ".join(dict.fromkeys(f.fix for f in failures if f.fix))
-    return (f"历史迁移校验未通过：{entity_label} {source_id} 不满足数据字典校验规则 {named}。该记录未导入中枢库。"
-            f"{fixes} 改正后重新运行历史迁移（可只勾选该数据），记录会自动移出隔离区。")
+    return (
+        f"历史迁移校验未通过：{entity_label} {source_id} 不满足数据字典校验规则 {named}。该记录未导入中枢库。"
+        f"{fixes} 改正后重新运行历史迁移（可只勾选该数据），记录会自动移出隔离区。"
+    )

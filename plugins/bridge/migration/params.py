@@ -57,13 +57,17 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
     "entities": {
         "default": list(ENTITIES),
         "type": "array",
-        "items": {"type": "string", "enum": list(ENTITIES),
-                  "description": "「迁移哪些数据」只能选：" + "、".join(f"{k}（{v}）" for k, v in ENTITY_LABELS.items())},
+        "items": {
+            "type": "string",
+            "enum": list(ENTITIES),
+            "description": "「迁移哪些数据」只能选："
+            + "、".join(f"{k}（{v}）" for k, v in ENTITY_LABELS.items()),
+        },
         "minItems": 1,
         "uniqueItems": True,
         "title": "迁移哪些数据（至少选一项）",
         "description": "勾选要迁移的 CRM 对象和 OA 表单。客户会先去重（统一社会信用代码、规范化名称）；"
-                       "OA 表单会关联到 CRM 的商机（立项申请）或客户（报销、差旅、拜访）。",
+        "OA 表单会关联到 CRM 的商机（立项申请）或客户（报销、差旅、拜访）。",
         "examples": list(ENTITIES),
         "values_display": ENTITY_LABELS,
     },
@@ -74,7 +78,7 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
         "pattern": r"^\d{4}-\d{2}-\d{2}$",
         "title": "起始日期（YYYY-MM-DD，可留空）",
         "description": "只迁移此日期（北京时间，含当天）之后的数据：CRM 按最后修改时间，OA 按提交时间。"
-                       f"留空 = 不限（OA 从 {OA_EARLIEST.isoformat()} 起）。",
+        f"留空 = 不限（OA 从 {OA_EARLIEST.isoformat()} 起）。",
     },
     "date_to": {
         "default": None,
@@ -83,7 +87,7 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
         "pattern": r"^\d{4}-\d{2}-\d{2}$",
         "title": "截止日期（YYYY-MM-DD，可留空）",
         "description": "只迁移到此日期（北京时间，含当天）为止的数据，不能早于起始日期。留空 = 到本次运行开始的时刻。"
-                       "运行期间新产生的修改由日常同步处理。",
+        "运行期间新产生的修改由日常同步处理。",
     },
     "archive_before": {
         "default": None,
@@ -92,25 +96,30 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
         "pattern": r"^\d{4}-\d{2}-\d{2}$",
         "title": "归档截止日期（YYYY-MM-DD，可留空）",
         "description": "最后修改时间早于此日期的记录视为已归档：保留在源系统中作为备份，只在中枢库中登记并标记为归档，"
-                       "不做校验、关联和回写。留空 = 不归档。",
+        "不做校验、关联和回写。留空 = 不归档。",
     },
     "chunk_size": {
         "default": DEFAULT_CHUNK_SIZE,
         "type": "integer",
-        "allOf": [{"minimum": MIN_CHUNK_SIZE, "maximum": MAX_CHUNK_SIZE,
-                   "description": f"「每批记录数」的允许范围：{MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE} 的整数"}],
+        "allOf": [
+            {
+                "minimum": MIN_CHUNK_SIZE,
+                "maximum": MAX_CHUNK_SIZE,
+                "description": f"「每批记录数」的允许范围：{MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE} 的整数",
+            }
+        ],
         "title": f"每批记录数（{MIN_CHUNK_SIZE}–{MAX_CHUNK_SIZE} 的整数）",
         "description": f"每个迁移批次（一个并行任务）大约处理多少条记录，允许 {MIN_CHUNK_SIZE} 到 {MAX_CHUNK_SIZE}；"
-                       "超出范围时不会创建运行。批次是断点续跑的单位：失败或被清除的运行"
-                       "从最后一个完成的批次之后继续。内存占用与此无关（记录按页流式处理）。",
+        "超出范围时不会创建运行。批次是断点续跑的单位：失败或被清除的运行"
+        "从最后一个完成的批次之后继续。内存占用与此无关（记录按页流式处理）。",
     },
     "dry_run": {
         "default": True,
         "type": "boolean",
         "title": "试运行（只检查，不写入）",
         "description": "默认打开：照常读取、清洗、去重、校验和关联，并生成完整报告，但不写入任何数据："
-                       "不回写 CRM，不改动中枢库的快照、关联和隔离区。正式迁移请关闭此项，"
-                       f"并在「{CONFIRM_TEXT}」中输入“{CONFIRM_TEXT}”。",
+        "不回写 CRM，不改动中枢库的快照、关联和隔离区。正式迁移请关闭此项，"
+        f"并在「{CONFIRM_TEXT}」中输入“{CONFIRM_TEXT}”。",
     },
     "confirm_load": {
         "default": None,
@@ -118,7 +127,7 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
         "pattern": f"^({CONFIRM_TEXT})?$",
         "title": f"{CONFIRM_TEXT}（正式迁移时输入“{CONFIRM_TEXT}”）",
         "description": f"关闭试运行、正式写入 CRM 和中枢库时，请在此输入“{CONFIRM_TEXT}”六个字；"
-                       "试运行时留空。没有这项确认，正式迁移会在开始前被拒绝，不写入任何数据。",
+        "试运行时留空。没有这项确认，正式迁移会在开始前被拒绝，不写入任何数据。",
     },
 }
 
@@ -203,9 +212,11 @@ def _confirmed(raw: Any, dry_run: bool) -> bool:
     if raw not in (None, "", CONFIRM_TEXT):
         raise _bad("confirm_load", raw, f"只能留空或输入“{CONFIRM_TEXT}”")
     if not dry_run and raw != CONFIRM_TEXT:
-        raise ParamsError(f"正式迁移需要确认：关闭了「试运行」，但参数「{CONFIRM_TEXT}」（confirm_load）没有填写"
-                          f"“{CONFIRM_TEXT}”。\n本次运行没有写入任何数据。要正式迁移，请重新触发并在该项中输入"
-                          f"“{CONFIRM_TEXT}”；只想检查数据，请保持「试运行」打开。")
+        raise ParamsError(
+            f"正式迁移需要确认：关闭了「试运行」，但参数「{CONFIRM_TEXT}」（confirm_load）没有填写"
+            f"“{CONFIRM_TEXT}”。\n本次运行没有写入任何数据。要正式迁移，请重新触发并在该项中输入"
+            f"“{CONFIRM_TEXT}”；只想检查数据，请保持「试运行」打开。"
+        )
     return raw == CONFIRM_TEXT
 
 
@@ -213,8 +224,10 @@ def check_names(raw: Mapping[str, Any]) -> None:
     """A key the DAG does not know (a typo in the Config JSON or a CLI conf) is refused, not ignored."""
     unknown = sorted(str(k) for k in raw if k not in PARAM_SPECS)
     if unknown:
-        raise ParamsError(f"未知的参数 {', '.join(unknown)[:80]}：本 DAG 只接受 {', '.join(PARAM_SPECS)}。"
-                          "请检查拼写（见 docs/migration.md 的参数表）。")
+        raise ParamsError(
+            f"未知的参数 {', '.join(unknown)[:80]}：本 DAG 只接受 {', '.join(PARAM_SPECS)}。"
+            "请检查拼写（见 docs/migration.md 的参数表）。"
+        )
 
 
 def day_start_ms(day: date) -> int:
@@ -264,11 +277,18 @@ class MigrationParams:
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> MigrationParams:
         return cls(
-            entities=tuple(data["entities"]), date_from=data.get("date_from"), date_to=data.get("date_to"),
-            archive_before=data.get("archive_before"), chunk_size=int(data["chunk_size"]),
-            dry_run=bool(data["dry_run"]), crm_from_ms=int(data["crm_from_ms"]), oa_from_ms=int(data["oa_from_ms"]),
+            entities=tuple(data["entities"]),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            archive_before=data.get("archive_before"),
+            chunk_size=int(data["chunk_size"]),
+            dry_run=bool(data["dry_run"]),
+            crm_from_ms=int(data["crm_from_ms"]),
+            oa_from_ms=int(data["oa_from_ms"]),
             to_ms=int(data["to_ms"]),
-            archive_before_ms=None if data.get("archive_before_ms") is None else int(data["archive_before_ms"]),
+            archive_before_ms=None
+            if data.get("archive_before_ms") is None
+            else int(data["archive_before_ms"]),
         )
 
     @classmethod
@@ -280,8 +300,10 @@ class MigrationParams:
         date_to = _date(raw.get("date_to"), "date_to")
         archive = _date(raw.get("archive_before"), "archive_before")
         if date_from and date_to and date_from > date_to:
-            raise ParamsError(f"参数「起始日期」（date_from）{date_from} 晚于「截止日期」（date_to）{date_to}："
-                              "起始日期应不晚于截止日期，请改正日期范围。")
+            raise ParamsError(
+                f"参数「起始日期」（date_from）{date_from} 晚于「截止日期」（date_to）{date_to}："
+                "起始日期应不晚于截止日期，请改正日期范围。"
+            )
         size = _chunk_size(raw.get("chunk_size", DEFAULT_CHUNK_SIZE))
         dry = _dry_run(raw.get("dry_run", PARAM_SPECS["dry_run"]["default"]))
         _confirmed(raw.get("confirm_load"), dry)

@@ -32,7 +32,9 @@ HOUR_MS = 3_600_000
 PlannedChunk = tuple[str, int, int | None, int | None, int]  # entity, chunk no, from ms, to ms, records
 
 
-def split_range(count: Callable[[int, int], int], lo: int, hi: int, chunk_size: int) -> list[tuple[int, int, int]]:
+def split_range(
+    count: Callable[[int, int], int], lo: int, hi: int, chunk_size: int
+) -> list[tuple[int, int, int]]:
     """Ranges ``[lo, hi)`` of at most ``chunk_size`` records (by ``count``), empty ones dropped, in order.
 
     Adjacent small ranges are joined while their sum stays within ``chunk_size``.
@@ -69,7 +71,9 @@ def split_range(count: Callable[[int, int], int], lo: int, hi: int, chunk_size: 
     return out
 
 
-def windows_from_buckets(buckets: Mapping[int, int], lo: int, hi: int, chunk_size: int) -> list[tuple[int, int, int]]:
+def windows_from_buckets(
+    buckets: Mapping[int, int], lo: int, hi: int, chunk_size: int
+) -> list[tuple[int, int, int]]:
     """Creation-time windows ``[from, to]`` (both inclusive, as Feishu lists) of about ``chunk_size`` instances.
 
     ``buckets`` maps the start of an hour to the instances created in it. The
@@ -118,8 +122,13 @@ def hour_buckets(pages: Iterable[list[InstanceRef]]) -> Counter[int]:
     return buckets
 
 
-def plan_chunks(params: MigrationParams, d: Dictionary, approval_codes: Mapping[str, str],
-                crm: CrmHook | None, oa: OaHook | None) -> list[PlannedChunk]:
+def plan_chunks(
+    params: MigrationParams,
+    d: Dictionary,
+    approval_codes: Mapping[str, str],
+    crm: CrmHook | None,
+    oa: OaHook | None,
+) -> list[PlannedChunk]:
     """Every chunk of the run, plus its run-wide steps (de-duplication, write-back)."""
     out: list[PlannedChunk] = []
     if "company" in params.entities:
@@ -131,14 +140,18 @@ def plan_chunks(params: MigrationParams, d: Dictionary, approval_codes: Mapping[
         def count(a: int, b: int, object_type: str = object_type) -> int:
             return crm.count_modified(object_type, a, b)
 
-        for no, (lo, hi, n) in enumerate(split_range(count, params.crm_from_ms, params.to_ms, params.chunk_size)):
+        for no, (lo, hi, n) in enumerate(
+            split_range(count, params.crm_from_ms, params.to_ms, params.chunk_size)
+        ):
             out.append((entity, no, lo, hi, n))
     for entity in params.oa_entities:
         assert oa is not None
         code = approval_codes[entity]
         hi = params.to_ms - 1  # Feishu windows are inclusive; the range ends before the plan time
         buckets = hour_buckets(oa.iter_instance_refs(code, params.oa_from_ms, hi))
-        for no, (lo, end, n) in enumerate(windows_from_buckets(buckets, params.oa_from_ms, hi, params.chunk_size)):
+        for no, (lo, end, n) in enumerate(
+            windows_from_buckets(buckets, params.oa_from_ms, hi, params.chunk_size)
+        ):
             out.append((entity, no, lo, end, n))
     if "project_initiation" in params.entities:
         out.append((WRITEBACK_STEP, 0, None, None, 0))

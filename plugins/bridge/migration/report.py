@@ -43,8 +43,15 @@ SKIP_LABELS = {
     "deal_not_found": "回写时商机已不存在",
 }
 METRICS = (
-    ("read", "读取"), ("cleaned", "清洗"), ("merged", "合并"), ("quarantined", "隔离"), ("linked", "关联"),
-    ("written", "写入中枢库"), ("written_back", "回写 CRM"), ("archived", "归档"), ("skipped", "跳过"),
+    ("read", "读取"),
+    ("cleaned", "清洗"),
+    ("merged", "合并"),
+    ("quarantined", "隔离"),
+    ("linked", "关联"),
+    ("written", "写入中枢库"),
+    ("written_back", "回写 CRM"),
+    ("archived", "归档"),
+    ("skipped", "跳过"),
 )
 STATUS_LABELS = {"success": "成功", "failed": "未完成（可清除失败的任务后续跑）", "running": "运行中"}
 
@@ -71,8 +78,15 @@ class Report:
         return totals(self.entities)
 
 
-def collect(run_id: str, params: MigrationParams, chunks: Sequence[Chunk], merges: Sequence[dedupe.Merge],
-            status: str, started_at: datetime | None, finished_at: datetime) -> Report:
+def collect(
+    run_id: str,
+    params: MigrationParams,
+    chunks: Sequence[Chunk],
+    merges: Sequence[dedupe.Merge],
+    status: str,
+    started_at: datetime | None,
+    finished_at: datetime,
+) -> Report:
     """Sum the chunks per entity (steps included: the write-back counts under 商机)."""
     per_entity: dict[str, EntityCounts] = {e: EntityCounts(e) for e in params.entities}
     scanned = 0
@@ -89,9 +103,19 @@ def collect(run_id: str, params: MigrationParams, chunks: Sequence[Chunk], merge
         per_entity.setdefault(entity, EntityCounts(entity)).add(counts)
     data_chunks = [c for c in chunks if c.entity not in STEPS]
     unfinished = [c for c in chunks if not c.done]
-    return Report(run_id=run_id, params=params, status=status, started_at=started_at, finished_at=finished_at,
-                  entities=[per_entity[e] for e in per_entity], merges=list(merges), chunks_total=len(data_chunks),
-                  chunks_done=sum(1 for c in data_chunks if c.done), unfinished=unfinished, customers_scanned=scanned)
+    return Report(
+        run_id=run_id,
+        params=params,
+        status=status,
+        started_at=started_at,
+        finished_at=finished_at,
+        entities=[per_entity[e] for e in per_entity],
+        merges=list(merges),
+        chunks_total=len(data_chunks),
+        chunks_done=sum(1 for c in data_chunks if c.done),
+        unfinished=unfinished,
+        customers_scanned=scanned,
+    )
 
 
 def neutralise(value: Any) -> Any:
@@ -114,10 +138,21 @@ def _masked_merges(policy: Policy, merges: Sequence[dedupe.Merge]) -> list[dict[
     out = []
     for m in merges:
         kept = policy.mask_all("company", {"crm_id": m.kept_id, "name": m.kept_name, "uscc": m.kept_uscc})
-        merged = policy.mask_all("company", {"crm_id": m.merged_id, "name": m.merged_name, "uscc": m.merged_uscc})
-        out.append({"kept_id": m.kept_id, "kept_name": kept.get("name"), "kept_uscc": kept.get("uscc"),
-                    "merged_id": m.merged_id, "merged_name": merged.get("name"), "merged_uscc": merged.get("uscc"),
-                    "rule": m.rule, "rule_label": dedupe.RULE_LABELS.get(m.rule, m.rule)})
+        merged = policy.mask_all(
+            "company", {"crm_id": m.merged_id, "name": m.merged_name, "uscc": m.merged_uscc}
+        )
+        out.append(
+            {
+                "kept_id": m.kept_id,
+                "kept_name": kept.get("name"),
+                "kept_uscc": kept.get("uscc"),
+                "merged_id": m.merged_id,
+                "merged_name": merged.get("name"),
+                "merged_uscc": merged.get("uscc"),
+                "rule": m.rule,
+                "rule_label": dedupe.RULE_LABELS.get(m.rule, m.rule),
+            }
+        )
     return out
 
 
@@ -125,32 +160,61 @@ def _view(report: Report, d: Dictionary, policy: Policy) -> dict[str, Any]:
     p = report.params
     rows = []
     for c in report.entities:
-        rows.append({
-            "entity": c.entity, "label": ENTITY_LABELS.get(c.entity, c.entity),
-            "values": {"read": c.read, "cleaned": c.cleaned, "merged": c.merged, "quarantined": c.quarantined_total,
-                       "linked": c.linked, "written": c.written, "written_back": c.written_back,
-                       "archived": c.archived, "skipped": c.skipped_total},
-            "quarantined": [(REASON_LABELS.get(r, r), r, n) for r, n in sorted(c.quarantined.items())],
-            "skipped": [(SKIP_LABELS.get(r, r), r, n) for r, n in sorted(c.skipped.items())],
-            "cleaned_fields": [(_field_label(d, c.entity, f), f, n) for f, n in c.cleaned_fields.most_common()],
-            "unlinked": c.unlinked,
-            "examples": {k: v for k, v in sorted(c.examples.items())},
-        })
+        rows.append(
+            {
+                "entity": c.entity,
+                "label": ENTITY_LABELS.get(c.entity, c.entity),
+                "values": {
+                    "read": c.read,
+                    "cleaned": c.cleaned,
+                    "merged": c.merged,
+                    "quarantined": c.quarantined_total,
+                    "linked": c.linked,
+                    "written": c.written,
+                    "written_back": c.written_back,
+                    "archived": c.archived,
+                    "skipped": c.skipped_total,
+                },
+                "quarantined": [(REASON_LABELS.get(r, r), r, n) for r, n in sorted(c.quarantined.items())],
+                "skipped": [(SKIP_LABELS.get(r, r), r, n) for r, n in sorted(c.skipped.items())],
+                "cleaned_fields": [
+                    (_field_label(d, c.entity, f), f, n) for f, n in c.cleaned_fields.most_common()
+                ],
+                "unlinked": c.unlinked,
+                "examples": {k: v for k, v in sorted(c.examples.items())},
+            }
+        )
     return {
-        "r": report, "p": p, "rows": rows, "metrics": METRICS, "totals": report.totals,
+        "r": report,
+        "p": p,
+        "rows": rows,
+        "metrics": METRICS,
+        "totals": report.totals,
         "entities_text": "、".join(ENTITY_LABELS.get(e, e) for e in p.entities),
-        "range_crm": f"{ms_to_iso(p.crm_from_ms)} 至 {ms_to_iso(p.to_ms)}（不含）" if p.crm_from_ms else
-        f"最早 至 {ms_to_iso(p.to_ms)}（不含）",
+        "range_crm": f"{ms_to_iso(p.crm_from_ms)} 至 {ms_to_iso(p.to_ms)}（不含）"
+        if p.crm_from_ms
+        else f"最早 至 {ms_to_iso(p.to_ms)}（不含）",
         "range_oa": f"{ms_to_iso(p.oa_from_ms)} 至 {ms_to_iso(p.to_ms)}（不含）",
-        "archive_text": f"{p.archive_before}（之前最后修改的记录只登记为归档）" if p.archive_before else "不归档",
+        "archive_text": f"{p.archive_before}（之前最后修改的记录只登记为归档）"
+        if p.archive_before
+        else "不归档",
         "status_label": STATUS_LABELS.get(report.status, report.status),
-        "started": _local(report.started_at), "finished": _local(report.finished_at),
-        "merges": _masked_merges(policy, report.merges[:MERGES_IN_HTML]), "merges_total": len(report.merges),
+        "started": _local(report.started_at),
+        "finished": _local(report.finished_at),
+        "merges": _masked_merges(policy, report.merges[:MERGES_IN_HTML]),
+        "merges_total": len(report.merges),
         "merges_shown": min(len(report.merges), MERGES_IN_HTML),
-        "reason_labels": REASON_LABELS, "skip_labels": SKIP_LABELS,
-        "unfinished": [{"entity": ENTITY_LABELS.get(c.entity, c.entity), "chunk_no": c.chunk_no, "status": c.status,
-                        "error": (c.examples or {}).get("error") if c.status == "failed" else None}
-                       for c in report.unfinished],
+        "reason_labels": REASON_LABELS,
+        "skip_labels": SKIP_LABELS,
+        "unfinished": [
+            {
+                "entity": ENTITY_LABELS.get(c.entity, c.entity),
+                "chunk_no": c.chunk_no,
+                "status": c.status,
+                "error": (c.examples or {}).get("error") if c.status == "failed" else None,
+            }
+            for c in report.unfinished
+        ],
     }
 
 
@@ -158,8 +222,13 @@ def render_html(report: Report, d: Dictionary, policy: Policy) -> str:
     import jinja2
 
     folder = settings.include_dir() / "templates" / "migration"
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return env.get_template(TEMPLATE).render(**_view(report, d, policy))
 
 
@@ -173,14 +242,30 @@ def render_csv(report: Report, d: Dictionary, policy: Policy) -> str:
         writer.writerow([neutralise("" if v is None else v) for v in values])
 
     mode = "试运行（未写入）" if report.params.dry_run else "正式迁移"
-    row("运行", "", "运行编号", "", "", report.run_id, f"{mode}；状态：{STATUS_LABELS.get(report.status, report.status)}")
+    row(
+        "运行",
+        "",
+        "运行编号",
+        "",
+        "",
+        report.run_id,
+        f"{mode}；状态：{STATUS_LABELS.get(report.status, report.status)}",
+    )
     for name, label in METRICS:
         row("合计", "全部", label, "", report.totals.get(name, 0), "", "")
     for c in report.entities:
         label = ENTITY_LABELS.get(c.entity, c.entity)
-        values = {"read": c.read, "cleaned": c.cleaned, "merged": c.merged, "quarantined": c.quarantined_total,
-                  "linked": c.linked, "written": c.written, "written_back": c.written_back, "archived": c.archived,
-                  "skipped": c.skipped_total}
+        values = {
+            "read": c.read,
+            "cleaned": c.cleaned,
+            "merged": c.merged,
+            "quarantined": c.quarantined_total,
+            "linked": c.linked,
+            "written": c.written,
+            "written_back": c.written_back,
+            "archived": c.archived,
+            "skipped": c.skipped_total,
+        }
         for name, metric in METRICS:
             row("按实体", label, metric, "", values[name], "", "")
         for reason, n in sorted(c.quarantined.items()):
@@ -191,13 +276,36 @@ def render_csv(report: Report, d: Dictionary, policy: Policy) -> str:
             row("清洗字段", label, "清洗", _field_label(d, c.entity, f), n, "", f)
         for kind, items in sorted(c.examples.items()):
             for item in items:
-                row("示例", label, kind, item.get("field") or "", "", item.get("id"), item.get("message") or "")
+                row(
+                    "示例",
+                    label,
+                    kind,
+                    item.get("field") or "",
+                    "",
+                    item.get("id"),
+                    item.get("message") or "",
+                )
     for m in _masked_merges(policy, report.merges):
-        row("客户合并", ENTITY_LABELS["company"], "合并", m["rule_label"], 1, m["merged_id"],
+        row(
+            "客户合并",
+            ENTITY_LABELS["company"],
+            "合并",
+            m["rule_label"],
+            1,
+            m["merged_id"],
             f"合并到 {m['kept_id']}（{m['kept_name'] or ''}）；被合并记录名称：{m['merged_name'] or ''}；"
-            f"信用代码 {m['merged_uscc'] or '无'} / 保留记录信用代码 {m['kept_uscc'] or '无'}")
+            f"信用代码 {m['merged_uscc'] or '无'} / 保留记录信用代码 {m['kept_uscc'] or '无'}",
+        )
     for chunk in report.unfinished:
-        row("未完成批次", ENTITY_LABELS.get(chunk.entity, chunk.entity), "批次", str(chunk.chunk_no), "", "", chunk.status)
+        row(
+            "未完成批次",
+            ENTITY_LABELS.get(chunk.entity, chunk.entity),
+            "批次",
+            str(chunk.chunk_no),
+            "",
+            "",
+            chunk.status,
+        )
     return "\ufeff" + buf.getvalue()
 
 
@@ -206,7 +314,10 @@ def write(report: Report, d: Dictionary, policy: Policy, data_dir: Path | None =
     folder = workdir.run_dir(report.run_id, data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     html_path, csv_path = folder / workdir.REPORT_HTML, folder / workdir.REPORT_CSV
-    for path, text in ((html_path, render_html(report, d, policy)), (csv_path, render_csv(report, d, policy))):
+    for path, text in (
+        (html_path, render_html(report, d, policy)),
+        (csv_path, render_csv(report, d, policy)),
+    ):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
@@ -216,4 +327,3 @@ def write(report: Report, d: Dictionary, policy: Policy, data_dir: Path | None =
 def summary_counts(report: Report) -> dict[str, Any]:
     """``migration_run.counts``: the flat totals (the 历史迁移 page shows them)."""
     return dict(report.totals)
-

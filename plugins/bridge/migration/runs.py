@@ -77,15 +77,28 @@ class Chunk:
     def ref(self) -> dict[str, Any]:
         """What a mapped task receives (XCom): small and JSON."""
         planned = (self.counts or {}).get("planned") if not self.done else (self.counts or {}).get("read")
-        return {"entity": self.entity, "chunk_no": self.chunk_no, "lo": self.range_from_ms, "hi": self.range_to_ms,
-                "planned": int(planned or 0)}
+        return {
+            "entity": self.entity,
+            "chunk_no": self.chunk_no,
+            "lo": self.range_from_ms,
+            "hi": self.range_to_ms,
+            "planned": int(planned or 0),
+        }
 
 
 def _chunk(row: Any) -> Chunk:
     m = row._mapping
-    return Chunk(run_id=m["run_id"], entity=m["entity"], chunk_no=int(m["chunk_no"]),
-                 range_from_ms=m["range_from_ms"], range_to_ms=m["range_to_ms"], status=m["status"],
-                 counts=m["counts"], examples=m["examples"], completed_at=m["completed_at"])
+    return Chunk(
+        run_id=m["run_id"],
+        entity=m["entity"],
+        chunk_no=int(m["chunk_no"]),
+        range_from_ms=m["range_from_ms"],
+        range_to_ms=m["range_to_ms"],
+        status=m["status"],
+        counts=m["counts"],
+        examples=m["examples"],
+        completed_at=m["completed_at"],
+    )
 
 
 def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
@@ -93,58 +106,120 @@ def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
-def begin_run(conn: Connection, run_id: str, params: Mapping[str, Any], now: datetime) -> tuple[dict[str, Any], bool]:
+def begin_run(
+    conn: Connection, run_id: str, params: Mapping[str, Any], now: datetime
+) -> tuple[dict[str, Any], bool]:
     """Record the run (status ``running``); a run seen before keeps its parameters. Returns (params, resumed)."""
     existing = get_run(conn, run_id)
     if existing is not None:
-        conn.execute(update(migration_run).where(migration_run.c.run_id == run_id)
-                     .values(status="running", finished_at=None, params=_without_abort(existing["params"])))
+        conn.execute(
+            update(migration_run)
+            .where(migration_run.c.run_id == run_id)
+            .values(status="running", finished_at=None, params=_without_abort(existing["params"]))
+        )
         return _without_abort(existing["params"]), True
-    conn.execute(insert(migration_run).values(run_id=run_id, params=dict(params), status="running", started_at=now,
-                                              counts={}))
+    conn.execute(
+        insert(migration_run).values(
+            run_id=run_id, params=dict(params), status="running", started_at=now, counts={}
+        )
+    )
     return dict(params), False
 
 
-def save_plan(conn: Connection, run_id: str,
-              chunks: Sequence[tuple[str, int, int | None, int | None, int]]) -> None:
+def save_plan(
+    conn: Connection, run_id: str, chunks: Sequence[tuple[str, int, int | None, int | None, int]]
+) -> None:
     """Insert the planned chunks ``(entity, chunk no, from ms, to ms, planned records)`` (pending)."""
-    rows = [{"run_id": run_id, "entity": e, "chunk_no": no, "range_from_ms": lo, "range_to_ms": hi,
-             "status": "pending", "counts": {"planned": n}} for e, no, lo, hi, n in chunks]
+    rows = [
+        {
+            "run_id": run_id,
+            "entity": e,
+            "chunk_no": no,
+            "range_from_ms": lo,
+            "range_to_ms": hi,
+            "status": "pending",
+            "counts": {"planned": n},
+        }
+        for e, no, lo, hi, n in chunks
+    ]
     for start in range(0, len(rows), 500):
-        conn.execute(insert(migration_chunk), rows[start:start + 500])
+        conn.execute(insert(migration_chunk), rows[start : start + 500])
 
 
 def planned(conn: Connection, run_id: str) -> list[Chunk]:
-    rows = conn.execute(select(migration_chunk).where(migration_chunk.c.run_id == run_id)
-                        .order_by(migration_chunk.c.entity, migration_chunk.c.chunk_no))
+    rows = conn.execute(
+        select(migration_chunk)
+        .where(migration_chunk.c.run_id == run_id)
+        .order_by(migration_chunk.c.entity, migration_chunk.c.chunk_no)
+    )
     return [_chunk(r) for r in rows]
 
 
 def get_chunk(conn: Connection, run_id: str, entity: str, chunk_no: int) -> Chunk | None:
-    row = conn.execute(select(migration_chunk).where(
-        migration_chunk.c.run_id == run_id, migration_chunk.c.entity == entity,
-        migration_chunk.c.chunk_no == chunk_no)).first()
+    row = conn.execute(
+        select(migration_chunk).where(
+            migration_chunk.c.run_id == run_id,
+            migration_chunk.c.entity == entity,
+            migration_chunk.c.chunk_no == chunk_no,
+        )
+    ).first()
     return _chunk(row) if row is not None else None
 
 
-def complete_chunk(conn: Connection, run_id: str, entity: str, chunk_no: int, counts: Mapping[str, Any],
-                   examples: Mapping[str, Any], now: datetime) -> None:
-    conn.execute(update(migration_chunk).where(
-        migration_chunk.c.run_id == run_id, migration_chunk.c.entity == entity, migration_chunk.c.chunk_no == chunk_no,
-    ).values(status="done", counts=dict(counts), examples=dict(examples), completed_at=now))
+def complete_chunk(
+    conn: Connection,
+    run_id: str,
+    entity: str,
+    chunk_no: int,
+    counts: Mapping[str, Any],
+    examples: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    conn.execute(
+        update(migration_chunk)
+        .where(
+            migration_chunk.c.run_id == run_id,
+            migration_chunk.c.entity == entity,
+            migration_chunk.c.chunk_no == chunk_no,
+        )
+        .values(status="done", counts=dict(counts), examples=dict(examples), completed_at=now)
+    )
 
 
 def fail_chunk(conn: Connection, run_id: str, entity: str, chunk_no: int, why: str, now: datetime) -> None:
-    conn.execute(update(migration_chunk).where(
-        migration_chunk.c.run_id == run_id, migration_chunk.c.entity == entity, migration_chunk.c.chunk_no == chunk_no,
-        migration_chunk.c.status != "done",
-    ).values(status="failed", examples={"error": why[:500]}, completed_at=now))
+    conn.execute(
+        update(migration_chunk)
+        .where(
+            migration_chunk.c.run_id == run_id,
+            migration_chunk.c.entity == entity,
+            migration_chunk.c.chunk_no == chunk_no,
+            migration_chunk.c.status != "done",
+        )
+        .values(status="failed", examples={"error": why[:500]}, completed_at=now)
+    )
 
 
-def finish_run(conn: Connection, run_id: str, status: str, counts: Mapping[str, Any], *, report_html: str | None,
-               report_csv: str | None, now: datetime) -> None:
-    conn.execute(update(migration_run).where(migration_run.c.run_id == run_id).values(
-        status=status, counts=dict(counts), report_html=report_html, report_csv=report_csv, finished_at=now))
+def finish_run(
+    conn: Connection,
+    run_id: str,
+    status: str,
+    counts: Mapping[str, Any],
+    *,
+    report_html: str | None,
+    report_csv: str | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        update(migration_run)
+        .where(migration_run.c.run_id == run_id)
+        .values(
+            status=status,
+            counts=dict(counts),
+            report_html=report_html,
+            report_csv=report_csv,
+            finished_at=now,
+        )
+    )
 
 
 def _without_abort(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -160,8 +235,11 @@ def abort_run(conn: Connection, run_id: str, why: str, now: datetime) -> bool:
     if row is None or row["status"] == "success":
         return False
     params = {**_without_abort(row["params"]), ABORTED: {"at": now.isoformat(), "reason": why[:1000]}}
-    conn.execute(update(migration_run).where(migration_run.c.run_id == run_id)
-                 .values(status=ABORTED, finished_at=now, params=params))
+    conn.execute(
+        update(migration_run)
+        .where(migration_run.c.run_id == run_id)
+        .values(status=ABORTED, finished_at=now, params=params)
+    )
     return True
 
 
@@ -169,8 +247,11 @@ def _reopen(conn: Connection, run_id: str) -> None:
     """A cleared run that works again is ``running`` again (its abort note goes)."""
     row = get_run(conn, run_id)
     if row is not None and row["status"] == ABORTED:
-        conn.execute(update(migration_run).where(migration_run.c.run_id == run_id)
-                     .values(status="running", finished_at=None, params=_without_abort(row["params"])))
+        conn.execute(
+            update(migration_run)
+            .where(migration_run.c.run_id == run_id)
+            .values(status="running", finished_at=None, params=_without_abort(row["params"]))
+        )
 
 
 # ---------------------------------------------------------------- lease
@@ -182,13 +263,16 @@ def _local(at: datetime) -> str:
 
 def refusal(holder: str, until: datetime) -> str:
     """What a refused run says: first line short (who holds the lease, until when), then what to do."""
-    return (f"历史迁移未开始：运行 {holder} 持有迁移租约，到 {_local(until)}（北京时间）。\n"
-            "两次历史迁移不能同时运行。请等该运行结束后再触发；若它已中止，请在 Airflow 中把它标记为失败，"
-            "它的收尾任务会立即释放租约（没有 Airflow 运行的持有者要等到上面的时间）。")
+    return (
+        f"历史迁移未开始：运行 {holder} 持有迁移租约，到 {_local(until)}（北京时间）。\n"
+        "两次历史迁移不能同时运行。请等该运行结束后再触发；若它已中止，请在 Airflow 中把它标记为失败，"
+        "它的收尾任务会立即释放租约（没有 Airflow 运行的持有者要等到上面的时间）。"
+    )
 
 
-def take_lease(hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_SECONDS,
-               run_state: RunState | None = None) -> None:
+def take_lease(
+    hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_SECONDS, run_state: RunState | None = None
+) -> None:
     """Take or extend the lease for ``holder`` (the run id); :class:`MigrationLocked` when another run has it.
 
     ``run_state`` (Airflow's view of a run id) lets a new run take over from a holder whose Airflow run has
@@ -204,18 +288,24 @@ def take_lease(hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_S
     state = run_state(current.holder) if run_state is not None else None
     if state is not None and state not in ACTIVE_STATES:
         with hub.begin() as conn:
-            if store.release_lease(conn, LEASE, current.holder) and store.acquire_lease(conn, LEASE, holder, ttl,
-                                                                                      now=now):
-                abort_run(conn, current.holder,
-                          f"Airflow 运行已结束（状态 {state}），没有释放迁移租约；租约由运行 {holder} 接管。", now)
+            if store.release_lease(conn, LEASE, current.holder) and store.acquire_lease(
+                conn, LEASE, holder, ttl, now=now
+            ):
+                abort_run(
+                    conn,
+                    current.holder,
+                    f"Airflow 运行已结束（状态 {state}），没有释放迁移租约；租约由运行 {holder} 接管。",
+                    now,
+                )
                 _reopen(conn, holder)
                 return
             current = store.get_lease(conn, LEASE) or current
     raise MigrationLocked(refusal(current.holder, current.expires_at))
 
 
-def renew_lease(hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_SECONDS,
-                run_state: RunState | None = None) -> None:
+def renew_lease(
+    hub: Engine, holder: str, now: datetime, ttl: float = LEASE_TTL_SECONDS, run_state: RunState | None = None
+) -> None:
     """Extend our lease while working; :class:`MigrationLocked` if another run took it over (stop then)."""
     with hub.begin() as conn:
         if store.renew_lease(conn, LEASE, holder, ttl, now=now):

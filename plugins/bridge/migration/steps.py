@@ -61,22 +61,44 @@ class Migration:
     approval_codes: Mapping[str, str]
     data_dir: Path | None = None
     now: Callable[[], datetime] = _now
-    run_state: runs.RunState | None = None  # Airflow's view of another run (lease take-over); None outside Airflow
+    run_state: runs.RunState | None = (
+        None  # Airflow's view of another run (lease take-over); None outside Airflow
+    )
     _params: MigrationParams | None = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, run_id: str, ctx: RunContext | None = None, *, hub: Engine | None = None,
-               data_dir: Path | None = None, now: Callable[[], datetime] = _now) -> Migration:
+    def create(
+        cls,
+        run_id: str,
+        ctx: RunContext | None = None,
+        *,
+        hub: Engine | None = None,
+        data_dir: Path | None = None,
+        now: Callable[[], datetime] = _now,
+    ) -> Migration:
         import bridge.dictionary
         from bridge import permissions, settings
         from bridge.hub import engine
         from bridge.sync.common import approval_codes
 
         d = bridge.dictionary.load()
-        ctx = ctx or RunContext(dag_id="history_migration", run_id=run_id, task_id=None, try_number=None,
-                                principal=configured_principal())
-        return cls(hub=engine.ensure_schema(hub), d=d, policy=permissions.load(dictionary=d), ctx=ctx, run_id=run_id,
-                   approval_codes=approval_codes(settings.load()), data_dir=data_dir, now=now)
+        ctx = ctx or RunContext(
+            dag_id="history_migration",
+            run_id=run_id,
+            task_id=None,
+            try_number=None,
+            principal=configured_principal(),
+        )
+        return cls(
+            hub=engine.ensure_schema(hub),
+            d=d,
+            policy=permissions.load(dictionary=d),
+            ctx=ctx,
+            run_id=run_id,
+            approval_codes=approval_codes(settings.load()),
+            data_dir=data_dir,
+            now=now,
+        )
 
     def params(self) -> MigrationParams:
         """The parameters the run was planned with (from ``migration_run``)."""
@@ -89,9 +111,18 @@ class Migration:
         return self._params
 
     def tools(self) -> Tools:
-        return Tools(d=self.d, policy=self.policy, hub=self.hub, ctx=self.ctx, params=self.params(),
-                     run_id=self.run_id, now=self.now, renew=self.renew, data_dir=self.data_dir,
-                     approval_codes=self.approval_codes)
+        return Tools(
+            d=self.d,
+            policy=self.policy,
+            hub=self.hub,
+            ctx=self.ctx,
+            params=self.params(),
+            run_id=self.run_id,
+            now=self.now,
+            renew=self.renew,
+            data_dir=self.data_dir,
+            approval_codes=self.approval_codes,
+        )
 
     def renew(self) -> None:
         runs.renew_lease(self.hub, self.run_id, self.now(), run_state=self.run_state)
@@ -100,16 +131,22 @@ class Migration:
 def _calls(hook: Any) -> int:
     if hook is None:
         return 0
-    return sum(n for endpoint, n in hook.api_calls.items() if "/oauth/" not in endpoint and "/auth/" not in endpoint)
+    return sum(
+        n for endpoint, n in hook.api_calls.items() if "/oauth/" not in endpoint and "/auth/" not in endpoint
+    )
 
 
-def start(m: Migration, raw_params: Mapping[str, Any], crm: CrmHook | None, oa: OaHook | None) -> dict[str, Any]:
+def start(
+    m: Migration, raw_params: Mapping[str, Any], crm: CrmHook | None, oa: OaHook | None
+) -> dict[str, Any]:
     """Lease, ``migration_run`` and the plan; a run seen before (cleared, crashed) keeps its plan and parameters."""
     now = m.now()
     params = MigrationParams.from_mapping(raw_params, now)  # a typo fails here, before the lease is taken
     runs.take_lease(m.hub, m.run_id, now, run_state=m.run_state)
     with m.hub.begin() as conn:
-        stored, resumed = runs.begin_run(conn, m.run_id, {**params.as_dict(), "requested": dict(raw_params)}, now)
+        stored, resumed = runs.begin_run(
+            conn, m.run_id, {**params.as_dict(), "requested": dict(raw_params)}, now
+        )
         chunks = runs.planned(conn, m.run_id)
     m._params = MigrationParams.from_stored(stored)
     if not chunks:
@@ -119,17 +156,30 @@ def start(m: Migration, raw_params: Mapping[str, Any], crm: CrmHook | None, oa: 
                 runs.save_plan(conn, m.run_id, planned)
             chunks = runs.planned(conn, m.run_id)
     done = sum(1 for c in chunks if c.done)
-    log.info("migration %s: %s, %d chunks (%d done), dry run %s", m.run_id, "resumed" if resumed else "planned",
-             len(chunks), done, m._params.dry_run)
+    log.info(
+        "migration %s: %s, %d chunks (%d done), dry run %s",
+        m.run_id,
+        "resumed" if resumed else "planned",
+        len(chunks),
+        done,
+        m._params.dry_run,
+    )
     crm_refs = [c.ref() for c in chunks if c.entity in m._params.crm_entities]
     oa_refs = [c.ref() for c in chunks if c.entity in m._params.oa_entities]
     order = {e: i for i, e in enumerate(m._params.entities)}
     crm_refs.sort(key=lambda r: (order[r["entity"]], r["chunk_no"]))
     oa_refs.sort(key=lambda r: (order[r["entity"]], r["chunk_no"]))
     size = m._params.chunk_size
-    return {"crm_chunks": crm_refs, "oa_chunks": oa_refs,
-            "crm_groups": plan_mod.group_chunks(crm_refs, size), "oa_groups": plan_mod.group_chunks(oa_refs, size),
-            "dry_run": m._params.dry_run, "resumed": resumed, "chunks": len(chunks), "done": done}
+    return {
+        "crm_chunks": crm_refs,
+        "oa_chunks": oa_refs,
+        "crm_groups": plan_mod.group_chunks(crm_refs, size),
+        "oa_groups": plan_mod.group_chunks(oa_refs, size),
+        "dry_run": m._params.dry_run,
+        "resumed": resumed,
+        "chunks": len(chunks),
+        "done": done,
+    }
 
 
 def merges_of(m: Migration) -> dict[str, dedupe_mod.Merge]:
@@ -152,8 +202,15 @@ def dedupe(m: Migration, crm: CrmHook) -> dict[str, Any]:
             m.renew()
         pairs = index.merges(p.crm_from_ms, p.to_ms)
         ids = list(dict.fromkeys(i for kept, merged, _ in pairs for i in (kept, merged)))
-        objects = {o.key: (o.object or {}).get("properties") or {}
-                   for o in crm.batch_read("companies", ids, properties=["name", "uscc"]) if o.ok} if ids else {}
+        objects = (
+            {
+                o.key: (o.object or {}).get("properties") or {}
+                for o in crm.batch_read("companies", ids, properties=["name", "uscc"])
+                if o.ok
+            }
+            if ids
+            else {}
+        )
         merges = dedupe_mod.describe(pairs, objects)
         dedupe_mod.save(workdir.merges_file(m.run_id, m.data_dir), merges)
         if not p.dry_run:
@@ -161,8 +218,13 @@ def dedupe(m: Migration, crm: CrmHook) -> dict[str, Any]:
                 dedupe_mod.record_merges(conn, m.run_id, "company", merges, m.now())
         counts = EntityCounts("company", read=len(index), merged=len(merges))
         counts.api_calls["crm"] += _calls(crm) - before
-        log.info("migration %s: %d customers scanned (%d bytes of keys), %d merges", m.run_id, len(index),
-                 index.bytes_used(), len(merges))
+        log.info(
+            "migration %s: %d customers scanned (%d bytes of keys), %d merges",
+            m.run_id,
+            len(index),
+            index.bytes_used(),
+            len(merges),
+        )
         return counts
 
     counts = run_chunk(t, runs.DEDUPE_STEP, 0, work)
@@ -204,7 +266,9 @@ def crm_group(m: Migration, crm: CrmHook, refs: Sequence[Mapping[str, Any]]) -> 
     return [crm_chunk(m, crm, ref) for ref in refs]
 
 
-def oa_group(m: Migration, oa: OaHook, crm: CrmHook | None, refs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def oa_group(
+    m: Migration, oa: OaHook, crm: CrmHook | None, refs: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """The OA chunks of one mapped task, one after the other."""
     return [oa_chunk(m, oa, crm, ref) for ref in refs]
 
@@ -235,20 +299,35 @@ def finish(m: Migration) -> dict[str, Any]:
     complete = all(c.done for c in chunks)
     status = "success" if complete else "failed"
     merges = dedupe_mod.load(workdir.merges_file(m.run_id, m.data_dir))
-    report = report_mod.collect(m.run_id, params, chunks, merges, status, row["started_at"] if row else None, now)
+    report = report_mod.collect(
+        m.run_id, params, chunks, merges, status, row["started_at"] if row else None, now
+    )
     html_path, csv_path = report_mod.write(report, m.d, m.policy, m.data_dir)
     counts = report_mod.summary_counts(report)
     with m.hub.begin() as conn:
-        runs.finish_run(conn, m.run_id, status, counts, report_html=workdir.relative(html_path, m.data_dir),
-                        report_csv=workdir.relative(csv_path, m.data_dir), now=now)
+        runs.finish_run(
+            conn,
+            m.run_id,
+            status,
+            counts,
+            report_html=workdir.relative(html_path, m.data_dir),
+            report_csv=workdir.relative(csv_path, m.data_dir),
+            now=now,
+        )
     if complete:
         runs.release_lease(m.hub, m.run_id)
     log.info("migration %s: %s; report %s", m.run_id, status, html_path)
     api: Counter[str] = Counter()
     for c in report.entities:
         api.update(c.api_calls)
-    return {"status": status, "counts": counts, "report_html": str(html_path), "report_csv": str(csv_path),
-            "unfinished": [f"{c.entity}#{c.chunk_no}" for c in report.unfinished], "api_calls": dict(api)}
+    return {
+        "status": status,
+        "counts": counts,
+        "report_html": str(html_path),
+        "report_csv": str(csv_path),
+        "unfinished": [f"{c.entity}#{c.chunk_no}" for c in report.unfinished],
+        "api_calls": dict(api),
+    }
 
 
 def close(m: Migration, airflow_why: str | None = None) -> dict[str, Any]:

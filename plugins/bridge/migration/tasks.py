@@ -155,7 +155,9 @@ def _airflow_why(context: Mapping[str, Any], run_id: str) -> str | None:
 
 def why_from_states(states: Mapping[str, Any]) -> str | None:
     """``任务 migrate_crm_chunk_2 失败；report 未运行（运行被标记为失败或上游失败）。``"""
-    failed = sorted(t for t, s in states.items() if str(s) in ("failed", "upstream_failed") and t != "close_run")
+    failed = sorted(
+        t for t, s in states.items() if str(s) in ("failed", "upstream_failed") and t != "close_run"
+    )
     if not failed and str(states.get("report")) == "success":
         return None
     parts = []
@@ -176,10 +178,13 @@ def report(context: Mapping[str, Any]) -> dict[str, Any]:
     with m.hub.connect() as conn:
         started = runs.get_run(conn, m.run_id) is not None
     if not started:
-        raise AirflowFailException("本次历史迁移没有开始（计划任务 plan 未成功，见其日志）：没有迁移任何数据，也没有报告。")
+        raise AirflowFailException(
+            "本次历史迁移没有开始（计划任务 plan 未成功，见其日志）：没有迁移任何数据，也没有报告。"
+        )
     result = steps.finish(m)
     if result["status"] != "success":
         raise AirflowFailException(
             f"历史迁移未完成：{len(result['unfinished'])} 个批次或步骤没有完成（{', '.join(result['unfinished'][:10])}）。"
-            f"报告已生成：{result['report_html']}。清除失败的任务即可从断点继续。")
+            f"报告已生成：{result['report_html']}。清除失败的任务即可从断点继续。"
+        )
     return result

@@ -50,8 +50,9 @@ def write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
-def save_project_links(run_id: str, chunk_no: int, rows: Sequence[Sequence[Any]],
-                       data_dir: Path | None = None) -> Path:
+def save_project_links(
+    run_id: str, chunk_no: int, rows: Sequence[Sequence[Any]], data_dir: Path | None = None
+) -> Path:
     """The deal links one 立项申请 chunk found: ``[deal id, instance code, project no, status, decided at,
     created at]`` rows (replaced as a whole when the chunk is redone)."""
     path = project_links_dir(run_id, data_dir) / f"{chunk_no:05d}.json"

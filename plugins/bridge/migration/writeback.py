@@ -25,8 +25,8 @@ from bridge.hub import store
 from bridge.migration import workdir
 from bridge.migration.chunk import DIRECTION, PROJECT_LINK, Tools
 from bridge.migration.counts import EntityCounts
-from bridge.sync.frame import AuditStamp, audit_event, write_audit
 from bridge.sync.crm_to_oa.decide import project_stage
+from bridge.sync.frame import AuditStamp, audit_event, write_audit
 
 CLOSED = frozenset({"REJECTED", "CANCELED", "DELETED"})
 BATCH = 100
@@ -52,8 +52,13 @@ def primary_links(rows: Iterable[Sequence[Any]]) -> dict[str, list[Any]]:
 def writeback_record(d: Dictionary, row: Sequence[Any], deal_stage: str | None) -> dict[str, Any]:
     """Canonical deal fields to write (empty values left out)."""
     _deal, code, project_no, status, decided, _created = row[:6]
-    record = {"oa_instance_code": code, "project_no": project_no, "approval_status": status,
-              "approval_decided_at": decided, "project_stage": project_stage(d, deal_stage)}
+    record = {
+        "oa_instance_code": code,
+        "project_no": project_no,
+        "approval_status": status,
+        "approval_decided_at": decided,
+        "project_stage": project_stage(d, deal_stage),
+    }
     return {k: v for k, v in record.items() if v is not None}
 
 
@@ -72,7 +77,7 @@ def write_back(crm: CrmHook, t: Tools) -> EntityCounts:
     deal_ids = sorted(best, key=lambda x: (len(x), x))
     for start in range(0, len(deal_ids), BATCH):
         t.renew()
-        ids = deal_ids[start:start + BATCH]
+        ids = deal_ids[start : start + BATCH]
         current = {o.key: o for o in crm.batch_read("deals", ids, properties=_crm_properties(d))}
         inputs: list[dict[str, Any]] = []
         written_fields: dict[str, list[str]] = {}
@@ -102,8 +107,14 @@ def write_back(crm: CrmHook, t: Tools) -> EntityCounts:
     return counts
 
 
-def _send(crm: CrmHook, t: Tools, counts: EntityCounts, best: Mapping[str, list[Any]],
-          inputs: list[dict[str, Any]], written_fields: Mapping[str, list[str]]) -> None:
+def _send(
+    crm: CrmHook,
+    t: Tools,
+    counts: EntityCounts,
+    best: Mapping[str, list[Any]],
+    inputs: list[dict[str, Any]],
+    written_fields: Mapping[str, list[str]],
+) -> None:
     d, policy = t.d, t.policy
     outcomes = {o.key: o for o in crm.batch_update("deals", inputs)}
     now = t.now()
@@ -118,24 +129,63 @@ def _send(crm: CrmHook, t: Tools, counts: EntityCounts, best: Mapping[str, list[
             if outcome is not None and outcome.ok:
                 counts.written_back += 1
                 counts.example("written_back", {"id": deal_id, "fields": written_fields[deal_id]})
-                events.append(audit_event("update", ("crm", "deal"), ids, written_fields[deal_id], "ok", AuditStamp(
-                    detail="history migration write-back", dictionary=d, policy_version=policy.version)))
+                events.append(
+                    audit_event(
+                        "update",
+                        ("crm", "deal"),
+                        ids,
+                        written_fields[deal_id],
+                        "ok",
+                        AuditStamp(
+                            detail="history migration write-back", dictionary=d, policy_version=policy.version
+                        ),
+                    )
+                )
                 link = store.find_link(conn, PROJECT_LINK, crm_id=deal_id, oa_id=code)
                 if link is not None:
                     states[link.id] = {**(link.state or {}), "writeback": "done"}
                 continue
-            why = (outcome.message or outcome.category or "HubSpot 未返回结果") if outcome else "HubSpot 未返回结果"
-            message = (f"历史迁移无法把立项申请 {code} 的实例编号、项目编号和审批状态写回 CRM 商机「{deal_id}」：{why}。"
-                       f"请确认商机仍存在、自定义属性（oa_instance_code 等）已创建，然后重新运行历史迁移。")
-            store.quarantine_record(conn, t.ctx, store.QuarantineItem(
-                DIRECTION, "crm", "deal", deal_id, "vendor_rejected", message,
-                payload={"crm_id": deal_id, "oa_instance_code": code}, department="pmo",
-                dictionary_version=d.version), now=now)
+            why = (
+                (outcome.message or outcome.category or "HubSpot 未返回结果")
+                if outcome
+                else "HubSpot 未返回结果"
+            )
+            message = (
+                f"历史迁移无法把立项申请 {code} 的实例编号、项目编号和审批状态写回 CRM 商机「{deal_id}」：{why}。"
+                f"请确认商机仍存在、自定义属性（oa_instance_code 等）已创建，然后重新运行历史迁移。"
+            )
+            store.quarantine_record(
+                conn,
+                t.ctx,
+                store.QuarantineItem(
+                    DIRECTION,
+                    "crm",
+                    "deal",
+                    deal_id,
+                    "vendor_rejected",
+                    message,
+                    payload={"crm_id": deal_id, "oa_instance_code": code},
+                    department="pmo",
+                    dictionary_version=d.version,
+                ),
+                now=now,
+            )
             counts.quarantined["vendor_rejected"] += 1
             counts.example("quarantined.vendor_rejected", {"id": deal_id, "message": message})
-            events.append(audit_event("update", ("crm", "deal"), ids, written_fields[deal_id], "rejected", AuditStamp(
-                detail=str(outcome.category if outcome else "MISSING_RESULT"), dictionary=d,
-                policy_version=policy.version)))
+            events.append(
+                audit_event(
+                    "update",
+                    ("crm", "deal"),
+                    ids,
+                    written_fields[deal_id],
+                    "rejected",
+                    AuditStamp(
+                        detail=str(outcome.category if outcome else "MISSING_RESULT"),
+                        dictionary=d,
+                        policy_version=policy.version,
+                    ),
+                )
+            )
         if states:
             store.set_link_states(conn, states, run_id=t.run_id, now=now)
         write_audit(conn, t.ctx, events)
