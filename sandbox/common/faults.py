@@ -15,6 +15,9 @@ probability (deterministic: each rule has its own seeded RNG) at most
 ``malformed_json``  answer 200 with a truncated JSON body
 ``big_body``        answer 200 with a body of ``size_bytes`` (default 10 MB)
 ``timeout``         handle the request, then sleep ``latency_ms`` before answering
+``drop_mid_body``   the server reads only the first ``size_bytes`` bytes of the request
+                    body, then the client is gone (an upload cut off half way); the
+                    client sees a broken connection
 ==================  ===================================================================
 
 Route-specific kinds (e.g. the CRM's ``repeat_page`` / ``loop_cursor`` /
@@ -30,6 +33,7 @@ client sees a dropped connection (requests: ``ChunkedEncodingError`` /
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import threading
@@ -47,7 +51,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 GENERIC_KINDS = {
     "latency", "error", "rate_limit", "drop_before", "drop_after",
-    "html_200", "malformed_json", "big_body", "timeout",
+    "html_200", "malformed_json", "big_body", "timeout", "drop_mid_body",
 }
 
 
@@ -185,8 +189,34 @@ class FaultMiddleware:
             await _big_body(send, rule.size_bytes)
         elif kind == "timeout":
             await self.app(scope, receive, _delayed(send, rule.latency_ms / 1000))
+        elif kind == "drop_mid_body":
+            # The app meets a client that went away (its error, if any, has no one to go to).
+            with contextlib.suppress(Exception):
+                await self.app(scope, _cut_after(receive, rule.size_bytes), _swallow)
+            await _break(send)
         else:  # pragma: no cover - set_rules accepts any kind; unknown generic kinds pass through
             await self.app(scope, receive, send)
+
+
+def _cut_after(receive: Receive, limit: int) -> Receive:
+    """A ``receive`` that delivers at most ``limit`` body bytes, then reports the client gone."""
+    seen = 0
+
+    async def cut() -> Message:
+        nonlocal seen
+        if seen >= limit:
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            if seen + len(body) >= limit:
+                part = body[: limit - seen]
+                seen = limit
+                return {"type": "http.request", "body": part, "more_body": True}
+            seen += len(body)
+        return message
+
+    return cut
 
 
 def _fmt_seconds(value: float) -> str:

@@ -108,6 +108,7 @@ async def reset(request: Request) -> Response:
     body = await _body(request)
     _idle(sim)
     sim.store.reset()
+    sim.files.reset()
     sim.faults.clear()
     sim.clock.offset_ms = 0
     sim.clock.frozen_ms = None

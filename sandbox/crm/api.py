@@ -22,6 +22,7 @@ from sandbox.crm.model import (
     DEAL_STAGES,
     DEFAULT_PROPERTIES,
     ObjectType,
+    Validated,
     association_names_v3,
     association_types_v4,
     iso_ms,
@@ -179,8 +180,28 @@ def _with_associations(sim: Sim, t: ObjectType, rows: list[Row], results: list[d
             obj.setdefault("associations", {})[to.name] = {"results": block}
 
 
-def _validated(sim: Sim, t: ObjectType, raw: Any, creating: bool) -> tuple[dict[str, str], int | None]:
+def checked(sim: Sim, t: ObjectType, raw: Any, creating: bool) -> Validated:
+    """``validate`` plus what needs the portal's files: a note's ``hs_attachment_ids`` must name files that
+    exist (``;``-separated ids, spaces around them dropped)."""
     v = validate(sim.store.defs[t.name], raw, creating=creating, object_type=t.name)
+    ids = v.properties.get("hs_attachment_ids")
+    if t.name != "notes" or not ids:
+        return v
+    parts = [p.strip() for p in ids.split(";") if p.strip()]
+    numeric = [int(p) for p in parts if p.isdigit()]
+    live = sim.files.live_ids(numeric)
+    bad = [p for p in parts if not p.isdigit() or int(p) not in live]
+    if bad:
+        message = f"hs_attachment_ids names files that do not exist: {';'.join(bad)}"
+        v.errors.append({"isValid": False, "message": message, "error": "INVALID_OPTION",
+                         "name": "hs_attachment_ids", "localizedErrorMessage": message})
+    else:
+        v.properties["hs_attachment_ids"] = ";".join(parts)
+    return v
+
+
+def _validated(sim: Sim, t: ObjectType, raw: Any, creating: bool) -> tuple[dict[str, str], int | None]:
+    v = checked(sim, t, raw, creating)
     if v.errors:
         raise property_errors(v.errors)
     return v.properties, v.created_ms
@@ -421,7 +442,7 @@ async def batch_create(request: Request, object_type_raw: str) -> Response:
     sim, t = batch.sim, batch.t
     prepared, problems = [], []
     for item in batch.items:
-        v = validate(sim.store.defs[t.name], item.get("properties", {}), creating=True, object_type=t.name)
+        v = checked(sim, t, item.get("properties", {}), True)
         problems.extend(v.errors)
         prepared.append((v.properties, v.created_ms, item.get("associations")))
     if problems:  # HubSpot refuses the whole batch when any input is invalid
@@ -439,7 +460,7 @@ async def batch_update(request: Request, object_type_raw: str) -> Response:
     sim, t = batch.sim, batch.t
     prepared, problems = [], []
     for item in batch.items:
-        v = validate(sim.store.defs[t.name], item.get("properties", {}), creating=False, object_type=t.name)
+        v = checked(sim, t, item.get("properties", {}), False)
         problems.extend(v.errors)
         prepared.append((str(item.get("id", "")), item.get("idProperty"), v.properties, v.created_ms))
     if problems:
@@ -469,7 +490,7 @@ async def batch_upsert(request: Request, object_type_raw: str) -> Response:
             raise problem
         value = str(item.get("id", ""))
         existing = sim.store.find_unique(t, id_property, value) if value else None
-        v = validate(defs, item.get("properties", {}), creating=existing is None, object_type=t.name)
+        v = checked(sim, t, item.get("properties", {}), existing is None)
         problems.extend(v.errors)
         if not value:
             problems.append({"isValid": False, "message": f"{id_property} value (id) is required for upsert",

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sandbox.common.faults import ASGIApp, FaultInjector, FaultMiddleware, Message, Receive, Scope, Send
 from sandbox.crm.auth import Auth, AuthConfig, RateLimits
 from sandbox.crm.errors import JSON_TYPE, HubSpotError, error_body
+from sandbox.crm.files import FileStore
 from sandbox.crm.store import Clock, Store
 
 log = logging.getLogger("sandbox.crm")
@@ -51,6 +52,7 @@ class Sim:
     limits: RateLimits
     faults: FaultInjector
     clock: Clock
+    files: FileStore
     stats: Stats = field(default_factory=Stats)
     started: float = field(default_factory=time.time)
     last_pages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -60,9 +62,10 @@ class Sim:
                burst: int = 110, search_per_s: int = 5) -> Sim:
         clock = Clock()
         auth.token_ttl_s = token_ttl_s
-        return cls(store=Store(db_path, clock), auth=Auth(auth, clock),
+        store = Store(db_path, clock)
+        return cls(store=store, auth=Auth(auth, clock),
                    limits=RateLimits(clock, enabled=rate_limits, burst=burst, search_per_s=search_per_s),
-                   faults=FaultInjector(), clock=clock)
+                   faults=FaultInjector(), clock=clock, files=FileStore(store.db, Path(db_path), clock))
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -104,15 +107,18 @@ class StatsMiddleware:
         await self.app(scope, receive, counting)
 
 
+GATED_PREFIXES = ("/crm/", "/files/")
+
+
 class GateMiddleware:
-    """Bearer authentication and rate limits on the CRM API paths; rate-limit headers on every answer."""
+    """Bearer authentication and rate limits on the CRM and Files API paths; rate-limit headers on every answer."""
 
     def __init__(self, app: ASGIApp, sim: Sim) -> None:
         self.app = app
         self.sim = sim
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/crm/"):
+        if scope["type"] != "http" or not scope["path"].startswith(GATED_PREFIXES):
             await self.app(scope, receive, send)
             return
         if self.sim.store.seeding:
@@ -145,7 +151,7 @@ class GateMiddleware:
 
 def create_app(sim: Sim) -> ASGIApp:
     """The ASGI app uvicorn serves (FastAPI inside the three middlewares)."""
-    from sandbox.crm import admin, api, lifecycle, webhooks
+    from sandbox.crm import admin, api, files_api, lifecycle, webhooks
 
     app = FastAPI(title="HubSpot CRM v3 simulator", docs_url="/_sim/docs", redoc_url=None,
                   openapi_url="/_sim/openapi.json")
@@ -183,6 +189,7 @@ def create_app(sim: Sim) -> ASGIApp:
     app.include_router(admin.router)
     app.include_router(api.router)
     app.include_router(lifecycle.router)
+    app.include_router(files_api.router)
     webhooks.install(app, sim)  # signed webhook deliveries after committed writes (admin: /_sim/webhooks)
     gated = GateMiddleware(app, sim)
     faulty = FaultMiddleware(gated, sim.faults, error_body)

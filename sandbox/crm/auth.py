@@ -26,7 +26,7 @@ from sandbox.crm.store import PORTAL_ID, Clock
 
 SCOPES = ["oauth", "crm.objects.companies.read", "crm.objects.companies.write", "crm.objects.contacts.read",
           "crm.objects.contacts.write", "crm.objects.deals.read", "crm.objects.deals.write",
-          "crm.objects.owners.read", "crm.schemas.deals.read"]
+          "crm.objects.owners.read", "crm.schemas.deals.read", "files"]
 
 
 @dataclass

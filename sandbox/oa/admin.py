@@ -112,6 +112,7 @@ def admin_router(state: SimState) -> APIRouter:
 
         body = await _body(request)
         await run_in_threadpool(state.store.delete_all_instances)
+        state.files.reset()
         state.store.clear_subscriptions()
         state.events.unregister()
         state.injector.clear()
@@ -190,7 +191,7 @@ def admin_router(state: SimState) -> APIRouter:
         form = body.get("form", [])
         raw = form if isinstance(form, str) else json.dumps(form, ensure_ascii=False)
         try:
-            widgets = parse_form(raw, defn)
+            widgets = parse_form(raw, defn, state.files.kind)
         except FormError as exc:
             raise HTTPException(400, f"bad form: {exc}") from exc
         uuid = body.get("uuid")
@@ -210,7 +211,7 @@ def admin_router(state: SimState) -> APIRouter:
         if action == "resubmit" and body.get("form") is not None:
             raw = body["form"] if isinstance(body["form"], str) else json.dumps(body["form"], ensure_ascii=False)
             try:
-                widgets = parse_form(raw, state.definitions[row["approval_code"]])
+                widgets = parse_form(raw, state.definitions[row["approval_code"]], state.files.kind)
             except FormError as exc:
                 raise HTTPException(400, f"bad form: {exc}") from exc
             form_json = json.dumps(widgets, ensure_ascii=False, separators=(",", ":"))

@@ -32,6 +32,7 @@ from sandbox.common.faults import FaultInjector, FaultMiddleware, Message, Recei
 from sandbox.common.world import World
 from sandbox.launcher import OA_APP_ID, OA_APP_SECRET
 from sandbox.oa import errors as E
+from sandbox.oa.attachments import URL_TTL_S, ApprovalFiles, with_urls
 from sandbox.oa.definitions import DEFAULT_DICTIONARY, Definition, load_definitions
 from sandbox.oa.errors import FeishuError, field_violation, param_invalid
 from sandbox.oa.events import EventDispatcher
@@ -77,6 +78,8 @@ class SimConfig:
     dictionary: Path = DEFAULT_DICTIONARY
     verification_token: str = VERIFICATION_TOKEN
     event_retries: int = 3
+    # Download URLs of attachment / image widgets: "返回的 url 有效期为12小时" (upload doc).
+    file_url_ttl_s: int = URL_TTL_S
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -125,6 +128,7 @@ class SimState:
         self.cfg = cfg
         self.started = time.time()
         self.store = Store(cfg.db)
+        self.files = ApprovalFiles(cfg.db)
         self.definitions: dict[str, Definition] = load_definitions(cfg.dictionary)
         self.by_key = {d.key: d for d in self.definitions.values()}
         self.tokens = TokenBook(cfg.app_id, cfg.app_secret, cfg.token_ttl)
@@ -268,15 +272,19 @@ class SimState:
             self.events.emit(row["approval_code"], row["instance_code"], status, at_ms, row.get("uuid"),
                              self.store.subscribed())
 
-    def detail(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return detail(row, self.definitions[row["approval_code"]], self.people)
+    def detail(self, row: Mapping[str, Any], base_url: str = "") -> dict[str, Any]:
+        """The instance detail; file widgets carry download URLs minted now (under ``base_url``)."""
+        out = detail(row, self.definitions[row["approval_code"]], self.people)
+        out["form"] = with_urls(out["form"], self.files, base_url, self.now_ms(), self.cfg.file_url_ttl_s)
+        return out
 
     # ------------------------------------------------------------ config
     def config_view(self) -> dict[str, Any]:
         return {"rate_limits": self.limiter.profile, "rate_limit_overrides": {},
                 "uuid_replay": self.cfg.uuid_replay, "query_lag_ms": self.cfg.query_lag_ms,
                 "max_list_window_hours": self.cfg.max_list_window_hours,
-                "expired_token_code": self.cfg.expired_token_code, "token_ttl": self.tokens.ttl_s}
+                "expired_token_code": self.cfg.expired_token_code, "token_ttl": self.tokens.ttl_s,
+                "file_url_ttl_s": self.cfg.file_url_ttl_s}
 
     def configure(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         if "uuid_replay" in changes:
@@ -293,6 +301,8 @@ class SimState:
             self.cfg.expired_token_code = int(changes["expired_token_code"])
         if "token_ttl" in changes:
             self.tokens.ttl_s = int(changes["token_ttl"])
+        if "file_url_ttl_s" in changes:
+            self.cfg.file_url_ttl_s = int(changes["file_url_ttl_s"])
         if "rate_limits" in changes or "rate_limit_overrides" in changes:
             overrides = changes.get("rate_limit_overrides") or {}
             self.limiter.configure(str(changes.get("rate_limits", self.limiter.profile)),
@@ -428,6 +438,7 @@ def feishu_error_body(status: int, message: str) -> tuple[bytes, dict[str, str]]
 
 # ---------------------------------------------------------------- the app
 def create_app(cfg: SimConfig) -> FastAPI:
+    from sandbox.oa import attachments
     from sandbox.oa.admin import admin_router
 
     state = SimState(cfg)
@@ -508,7 +519,7 @@ def create_app(cfg: SimConfig) -> FastAPI:
         if uuid is not None and (not isinstance(uuid, str) or not 1 <= len(uuid) <= 64):
             raise field_violation("uuid", "length must be between 1 and 64 characters")
         try:
-            widgets = parse_form(body.get("form"), defn)
+            widgets = parse_form(body.get("form"), defn, state.files.kind)
         except FormError as exc:
             raise param_invalid(str(exc)) from exc
         req_hash = _request_hash(defn, applicant["user_id"], applicant["department_id"], widgets)
@@ -645,7 +656,7 @@ def create_app(cfg: SimConfig) -> FastAPI:
         row = state.store.get_instance(instance_id)
         if row is None:
             raise FeishuError(E.INSTANCE_NOT_FOUND)
-        return ok(state.detail(row))
+        return ok(state.detail(row, str(request.base_url).rstrip("/")))
 
     # ------------------------------------------------------------ tasks
     async def _task_action(request: Request, action: str) -> Response:
@@ -665,7 +676,7 @@ def create_app(cfg: SimConfig) -> FastAPI:
             if user is None or user["user_id"] != row["user_id"]:
                 raise FeishuError(E.NO_PERMISSION, status=403)
             try:
-                widgets = parse_form(body.get("form"), state.definitions[row["approval_code"]])
+                widgets = parse_form(body.get("form"), state.definitions[row["approval_code"]], state.files.kind)
             except FormError as exc:
                 raise param_invalid(str(exc)) from exc
             state.apply(row, "resubmit", comment, user, json.dumps(widgets, ensure_ascii=False, separators=(",", ":")))
@@ -726,6 +737,7 @@ def create_app(cfg: SimConfig) -> FastAPI:
         return ok({"items": items})
 
     api.include_router(admin_router(state))
+    attachments.install(api, state)
     api.add_middleware(FaultMiddleware, injector=state.injector, error_body=feishu_error_body)
     api.add_middleware(StatsMiddleware, state=state, api=api)
     return api

@@ -22,6 +22,11 @@ from sandbox.common.world import APPROVAL_CODES
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DICTIONARY = ROOT / "include" / "dictionary.yaml"
 
+# The tenant's forms carry an attachment and an image widget (Feishu's 附件 / 图片 controls). The data
+# dictionary does not list them yet (its form checks do not know these types), so the simulator adds them
+# to every definition that has no widget of that type.
+FILE_WIDGETS = (("attachments", "attachmentV2", "附件"), ("images", "image", "图片"))
+
 # Chinese names of the five definitions (the dictionary's form labels must agree).
 APPROVAL_NAMES = {
     "project_initiation": "立项申请",
@@ -124,5 +129,7 @@ def load_definitions(path: Path = DEFAULT_DICTIONARY) -> dict[str, Definition]:
             required = bool(raw.get("required", field_required))
             widgets.append(Widget(id=str(raw["id"]), type=str(raw["type"]), name=str(raw["name"]), options=options,
                                   required=required))
+        have = {w.type for w in widgets}
+        widgets.extend(Widget(id=wid, type=wtype, name=name) for wid, wtype, name in FILE_WIDGETS if wtype not in have)
         result[code] = Definition(key=key, code=code, name=APPROVAL_NAMES[key], widgets=tuple(widgets))
     return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,10 @@ TEXT_TYPES = {"input", "textarea"}
 NUMBER_TYPES = {"amount", "number", "formula"}
 DATE_TYPES = {"date"}
 CHOICE_TYPES = {"radio", "radioV2"}
+# File widgets and the upload ``type`` their codes must have (Feishu's upload doc: "文件类型（image 或
+# attachment）取决于审批定义表单控件中的具体类型，请按定义使用").
+FILE_TYPES = {"attachment": "attachment", "attachmentV2": "attachment", "image": "image", "imageV2": "image"}
+FileKind = Callable[[str], str | None]  # uploaded file code -> "attachment" | "image" | None (unknown)
 
 
 class FormError(ValueError):
@@ -69,8 +74,9 @@ def _text(value: Any) -> bool:
     return True
 
 
-def parse_form(raw: Any, definition: Definition) -> list[dict[str, Any]]:
-    """Widgets of a create/resubmit ``form``, normalised; raises ``FormError``."""
+def parse_form(raw: Any, definition: Definition, file_kind: FileKind | None = None) -> list[dict[str, Any]]:
+    """Widgets of a create/resubmit ``form``, normalised; raises ``FormError``. ``file_kind`` resolves the
+    codes of attachment and image widgets (without it any code is taken)."""
     if not isinstance(raw, str):
         raise FormError("form must be a JSON array encoded as a string")
     try:
@@ -96,11 +102,22 @@ def parse_form(raw: Any, definition: Definition) -> list[dict[str, Any]]:
         if "value" not in item:
             raise _bad_value(wid)
         widgets.append({"id": wid, "name": widget.name, "type": widget.type,
-                        "value": _value(widget.type, item["value"], wid, widget.options)})
+                        "value": _value(widget.type, item["value"], wid, widget.options, file_kind)})
     return widgets
 
 
-def _value(wtype: str, value: Any, wid: str, options: tuple[Any, ...]) -> Any:
+def _file_codes(wtype: str, value: Any, wid: str, file_kind: FileKind | None) -> list[str]:
+    """An attachment / image widget's value: a non-empty array of uploaded file codes of the widget's kind."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and _text(v) for v in value):
+        raise _bad_value(wid)
+    if file_kind is not None and any(file_kind(code) != FILE_TYPES[wtype] for code in value):
+        raise _bad_value(wid)
+    return list(value)
+
+
+def _value(wtype: str, value: Any, wid: str, options: tuple[Any, ...], file_kind: FileKind | None = None) -> Any:
+    if wtype in FILE_TYPES:
+        return _file_codes(wtype, value, wid, file_kind)
     if wtype in TEXT_TYPES:
         if not _text(value):
             raise _bad_value(wid)

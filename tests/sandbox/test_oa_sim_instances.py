@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from sandbox.common.world import APPROVAL_CODES
 from sandbox.launcher import SimProcess
+from sandbox.oa.definitions import FILE_WIDGETS
 from sandbox.oa.testing import ROOT, OaClient, sample_form, sample_widgets
 
 EXPENSE = APPROVAL_CODES["expense_claim"]
@@ -51,9 +52,11 @@ def test_definitions_carry_the_dictionary_widgets(oa: OaClient, form: str) -> No
     assert data["approval_name"] == expected["label"]
     assert data["status"] == "ACTIVE"
     widgets = json.loads(data["form"])  # a JSON string, as Feishu returns it
+    # After the dictionary's widgets: the simulator's attachment / image widgets (docs/sim_oa.md, Attachments).
+    file_widgets = [w for w in FILE_WIDGETS if w[1] not in {raw["type"] for raw in expected["widgets"]}]
     assert [(w["id"], w["type"], w["name"]) for w in widgets] == \
-        [(w["id"], w["type"], w["name"]) for w in expected["widgets"]]
-    for widget, raw in zip(widgets, expected["widgets"], strict=True):
+        [(w["id"], w["type"], w["name"]) for w in expected["widgets"]] + file_widgets
+    for widget, raw in zip(widgets, expected["widgets"], strict=False):
         if raw.get("value_map"):
             labels = [v["oa"] for v in dictionary["value_maps"][raw["value_map"]]["values"]]
             assert [o["text"] for o in widget["option"]] == labels
