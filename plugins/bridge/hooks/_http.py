@@ -332,15 +332,25 @@ class ApiClient:
             raise self._transport(type(exc).__name__, method, path) from exc
         raw = self._read(resp, method, path)
         status = resp.status_code
-        parsed: Any
+        parsed = self._parse(raw, resp, request)
+        error = self.protocol.error_for(
+            status, None if parsed is NOT_JSON else parsed, resp.headers, method, template, path
+        )
+        if error is not None:
+            raise error
+        return Answer(status=status, headers=resp.headers, body=parsed)
+
+    def _parse(self, raw: bytes, resp: requests.Response, request: _Request) -> Any:
+        """The JSON of an answer (None when empty, ``NOT_JSON`` for an error status whose body is not JSON);
+        a 2xx/3xx that is not JSON is refused (an HTML page is a proxy's, not the vendor's)."""
+        status, method, path = resp.status_code, request.method, request.path
         if not raw:
-            parsed = None
-        else:
-            try:
-                parsed = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                parsed = NOT_JSON
-        if parsed is NOT_JSON and status < 400:
+            return None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            if status >= 400:
+                return NOT_JSON
             if looks_like_html(resp.headers, raw):
                 raise BadResponseError(
                     f"HTTP {status} with an HTML page instead of JSON ({len(raw)} bytes): a proxy or gateway "
@@ -350,7 +360,7 @@ class ApiClient:
                     method=method,
                     path=path,
                     retryable=True,
-                )
+                ) from None
             raise BadResponseError(
                 f"HTTP {status} with malformed JSON ({len(raw)} bytes)",
                 system=self.system,
@@ -358,13 +368,7 @@ class ApiClient:
                 method=method,
                 path=path,
                 retryable=True,
-            )
-        error = self.protocol.error_for(
-            status, None if parsed is NOT_JSON else parsed, resp.headers, method, template, path
-        )
-        if error is not None:
-            raise error
-        return Answer(status=status, headers=resp.headers, body=parsed)
+            ) from None
 
     def _read(self, resp: requests.Response, method: str, path: str) -> bytes:
         """The whole body, refusing more than ``max_body_bytes``; the connection goes back to the pool."""

@@ -337,42 +337,8 @@ class CrmHook(VendorHook):
         mask(secret, refresh)
         token_path = str(extra.get("token_path") or OAUTH_PATH)
         cache = TokenCache.for_key(credentials_key("hubspot", base_url, client_id, secret, refresh))
-        state = {"refresh": refresh}
-
-        def fetch() -> Token:
-            answer = self.client.call(
-                "POST",
-                token_path,
-                send=TOKEN_REQUEST,
-                form={
-                    "grant_type": "refresh_token",
-                    "client_id": client_id,
-                    "client_secret": secret,
-                    "refresh_token": state["refresh"],
-                },
-            )
-            body = answer.body if isinstance(answer.body, dict) else {}
-            value, expires = body.get("access_token"), body.get("expires_in")
-            if not isinstance(value, str) or not value or not isinstance(expires, int | float):
-                raise BadResponseError(
-                    "the token answer has no access_token/expires_in",
-                    system="crm",
-                    status=answer.status,
-                    method="POST",
-                    path=token_path,
-                )
-            mask(value)
-            new_refresh = body.get("refresh_token")
-            if isinstance(new_refresh, str) and new_refresh and new_refresh != state["refresh"]:
-                mask(new_refresh)
-                state["refresh"] = new_refresh
-                self.vendor_log.warning(
-                    "crm: HubSpot returned a new refresh token; update the %s Connection", self.conn_id
-                )
-            portal = body.get("hub_id")  # the v3 token answer names the portal (v1 does not)
-            return Token.expiring_in(value, float(expires), account=str(portal) if portal else None)
-
-        return BearerTokenAuth(cache, fetch)
+        grant = _RefreshGrant(self, token_path, client_id, secret, refresh)
+        return BearerTokenAuth(cache, grant.fetch)
 
     # ------------------------------------------------------------------ incremental read
     def iter_changed(
@@ -631,33 +597,7 @@ class CrmHook(VendorHook):
     ) -> list[RecordOutcome]:
         """Outcomes in the order of ``records``."""
         slots: list[RecordOutcome | None] = [None] * len(records)
-        prepared: list[tuple[int, str, dict[str, Any]]] = []  # (position, key, HubSpot input)
-        last_index: dict[str, int] = {}
-        for n, record in enumerate(records):
-            key, item = _input_for(action, record, id_property, n)
-            if item is None:
-                slots[n] = RecordOutcome(
-                    key=key,
-                    status="error",
-                    category="MISSING_ID",
-                    message=f"the record has no value for {id_property}",
-                )
-                continue
-            last_index[key] = n
-            prepared.append((n, key, item))
-        unique = []
-        for n, key, item in prepared:
-            if action != "create" and last_index[key] != n:
-                slots[n] = RecordOutcome(
-                    key=key,
-                    status="error",
-                    category="DUPLICATE_INPUT",
-                    message=f"the same {id_property} appears again later in the input; "
-                    f"only the last one is written",
-                )
-                continue
-            unique.append((n, key, item))
-        chunks = list(chunked(unique, BATCH_SIZE))
+        chunks = list(chunked(_prepare(action, records, id_property, slots), BATCH_SIZE))
         for c, chunk in enumerate(chunks):
             keys = [k for _, k, _ in chunk]
             try:
@@ -701,42 +641,11 @@ class CrmHook(VendorHook):
         """Outcomes of one batch answer (200/201/207), one per key, in the order of ``keys``."""
         results = body.get("results") if isinstance(body, dict) else None
         errors = body.get("errors") if isinstance(body, dict) else None
-        results = results if isinstance(results, list) else []
-        errors = errors if isinstance(errors, list) else []
-        by_key: dict[str, RecordOutcome] = {}
         wanted = set(keys)
-        for n, obj in enumerate(results):
-            if not isinstance(obj, dict):
-                continue
-            oid = str(obj.get("id")) if obj.get("id") is not None else None
-            raw_props = obj.get("properties")
-            props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
-            key = obj.get("objectWriteTraceId")
-            if key not in wanted:
-                if id_property and id_property != OBJECT_ID and props.get(id_property) is not None:
-                    key = str(props[id_property])
-                elif not positional and oid in wanted:
-                    key = oid
-                elif positional and n < len(keys):
-                    key = keys[n]  # HubSpot answers a create in input order when it does not echo trace ids
-            if not isinstance(key, str) or key not in wanted:
-                continue
-            by_key[key] = RecordOutcome(key=key, status=status_of(obj), id=oid, object=obj)
-        unmatched_messages: list[tuple[str, str | None]] = []
-        for err in errors:
-            if not isinstance(err, dict):
-                continue
-            message = str(err.get("message") or "error")
-            category = err.get("category") if isinstance(err.get("category"), str) else None
-            raw_context = err.get("context")
-            context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
-            ids = [str(i) for v in context.values() if isinstance(v, list) for i in v]
-            hit = [i for i in ids if i in wanted and i not in by_key]
-            outcome_msg = VendorError(message, system="crm").message  # redacted like any vendor message
-            for i in hit:
-                by_key[i] = RecordOutcome(key=i, status="error", message=outcome_msg, category=category)
-            if not hit:
-                unmatched_messages.append((outcome_msg, category))
+        by_key = _matched_results(
+            keys, results if isinstance(results, list) else [], id_property, status_of, positional
+        )
+        unmatched_messages = _matched_errors(errors if isinstance(errors, list) else [], wanted, by_key)
         out = []
         for key in keys:
             if key in by_key:
@@ -888,6 +797,51 @@ class CrmHook(VendorHook):
         return self._test(probe)
 
 
+@dataclass
+class _RefreshGrant:
+    """HubSpot's OAuth refresh-token exchange for one Connection; keeps the newest refresh token HubSpot
+    hands out (it may rotate it)."""
+
+    hook: CrmHook = field(repr=False)
+    token_path: str
+    client_id: str
+    secret: str = field(repr=False)
+    refresh: str = field(repr=False)
+
+    def fetch(self) -> Token:
+        answer = self.hook.client.call(
+            "POST",
+            self.token_path,
+            send=TOKEN_REQUEST,
+            form={
+                "grant_type": "refresh_token",
+                "client_id": self.client_id,
+                "client_secret": self.secret,
+                "refresh_token": self.refresh,
+            },
+        )
+        body = answer.body if isinstance(answer.body, dict) else {}
+        value, expires = body.get("access_token"), body.get("expires_in")
+        if not isinstance(value, str) or not value or not isinstance(expires, int | float):
+            raise BadResponseError(
+                "the token answer has no access_token/expires_in",
+                system="crm",
+                status=answer.status,
+                method="POST",
+                path=self.token_path,
+            )
+        mask(value)
+        new_refresh = body.get("refresh_token")
+        if isinstance(new_refresh, str) and new_refresh and new_refresh != self.refresh:
+            mask(new_refresh)
+            self.refresh = new_refresh
+            self.hook.vendor_log.warning(
+                "crm: HubSpot returned a new refresh token; update the %s Connection", self.hook.conn_id
+            )
+        portal = body.get("hub_id")  # the v3 token answer names the portal (v1 does not)
+        return Token.expiring_in(value, float(expires), account=str(portal) if portal else None)
+
+
 # ---------------------------------------------------------------------- pure helpers
 
 
@@ -976,6 +930,97 @@ def _input_for(
         item["idProperty"] = id_property
         props[id_property] = key
     return key, item
+
+
+_Prepared = tuple[int, str, dict[str, Any]]  # (position in the caller's records, key, HubSpot batch input)
+
+
+def _prepare(
+    action: str,
+    records: Sequence[Mapping[str, Any]],
+    id_property: str | None,
+    slots: list[RecordOutcome | None],
+) -> list[_Prepared]:
+    """The batch inputs of ``records``; a record without a key, or whose key comes again later (not for a
+    create), gets its error outcome in ``slots`` instead."""
+    prepared: list[_Prepared] = []
+    last_index: dict[str, int] = {}
+    for n, record in enumerate(records):
+        key, item = _input_for(action, record, id_property, n)
+        if item is None:
+            slots[n] = RecordOutcome(
+                key=key,
+                status="error",
+                category="MISSING_ID",
+                message=f"the record has no value for {id_property}",
+            )
+            continue
+        last_index[key] = n
+        prepared.append((n, key, item))
+    unique = []
+    for n, key, item in prepared:
+        if action != "create" and last_index[key] != n:
+            slots[n] = RecordOutcome(
+                key=key,
+                status="error",
+                category="DUPLICATE_INPUT",
+                message=f"the same {id_property} appears again later in the input; only the last one is written",
+            )
+            continue
+        unique.append((n, key, item))
+    return unique
+
+
+def _matched_results(
+    keys: list[str],
+    results: list[object],
+    id_property: str | None,
+    status_of: Callable[[CrmObject], str],
+    positional: bool,
+) -> dict[str, RecordOutcome]:
+    """The successes of a batch answer by the caller's key (trace id, unique property, id or position)."""
+    by_key: dict[str, RecordOutcome] = {}
+    wanted = set(keys)
+    for n, obj in enumerate(results):
+        if not isinstance(obj, dict):
+            continue
+        oid = str(obj.get("id")) if obj.get("id") is not None else None
+        raw_props = obj.get("properties")
+        props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
+        key = obj.get("objectWriteTraceId")
+        if key not in wanted:
+            if id_property and id_property != OBJECT_ID and props.get(id_property) is not None:
+                key = str(props[id_property])
+            elif not positional and oid in wanted:
+                key = oid
+            elif positional and n < len(keys):
+                key = keys[n]  # HubSpot answers a create in input order when it does not echo trace ids
+        if not isinstance(key, str) or key not in wanted:
+            continue
+        by_key[key] = RecordOutcome(key=key, status=status_of(obj), id=oid, object=obj)
+    return by_key
+
+
+def _matched_errors(
+    errors: list[object], wanted: set[str], by_key: dict[str, RecordOutcome]
+) -> list[tuple[str, str | None]]:
+    """Adds the errors that name their records to ``by_key``; returns (message, category) of the others."""
+    unmatched: list[tuple[str, str | None]] = []
+    for err in errors:
+        if not isinstance(err, dict):
+            continue
+        message = str(err.get("message") or "error")
+        category = err.get("category") if isinstance(err.get("category"), str) else None
+        raw_context = err.get("context")
+        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+        ids = [str(i) for v in context.values() if isinstance(v, list) for i in v]
+        hit = [i for i in ids if i in wanted and i not in by_key]
+        outcome_msg = VendorError(message, system="crm").message  # redacted like any vendor message
+        for i in hit:
+            by_key[i] = RecordOutcome(key=i, status="error", message=outcome_msg, category=category)
+        if not hit:
+            unmatched.append((outcome_msg, category))
+    return unmatched
 
 
 def _errors_for(keys: Sequence[str], exc: VendorError) -> list[RecordOutcome]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -237,56 +237,24 @@ def render_csv(report: Report, d: Dictionary, policy: Policy) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(["部分", "实体", "项目", "细分", "数量", "记录编号", "说明"])
-
-    def row(*values: Any) -> None:
+    for values in _csv_rows(report, d, policy):
         writer.writerow([neutralise("" if v is None else v) for v in values])
+    return "\ufeff" + buf.getvalue()
 
+
+CsvRow = tuple[Any, ...]
+
+
+def _csv_rows(report: Report, d: Dictionary, policy: Policy) -> Iterator[CsvRow]:
     mode = "试运行（未写入）" if report.params.dry_run else "正式迁移"
-    row(
-        "运行",
-        "",
-        "运行编号",
-        "",
-        "",
-        report.run_id,
-        f"{mode}；状态：{STATUS_LABELS.get(report.status, report.status)}",
-    )
+    status = STATUS_LABELS.get(report.status, report.status)
+    yield ("运行", "", "运行编号", "", "", report.run_id, f"{mode}；状态：{status}")
     for name, label in METRICS:
-        row("合计", "全部", label, "", report.totals.get(name, 0), "", "")
+        yield ("合计", "全部", label, "", report.totals.get(name, 0), "", "")
     for c in report.entities:
-        label = ENTITY_LABELS.get(c.entity, c.entity)
-        values = {
-            "read": c.read,
-            "cleaned": c.cleaned,
-            "merged": c.merged,
-            "quarantined": c.quarantined_total,
-            "linked": c.linked,
-            "written": c.written,
-            "written_back": c.written_back,
-            "archived": c.archived,
-            "skipped": c.skipped_total,
-        }
-        for name, metric in METRICS:
-            row("按实体", label, metric, "", values[name], "", "")
-        for reason, n in sorted(c.quarantined.items()):
-            row("隔离原因", label, "隔离", REASON_LABELS.get(reason, reason), n, "", reason)
-        for reason, n in sorted(c.skipped.items()):
-            row("跳过原因", label, "跳过", SKIP_LABELS.get(reason, reason), n, "", reason)
-        for f, n in c.cleaned_fields.most_common():
-            row("清洗字段", label, "清洗", _field_label(d, c.entity, f), n, "", f)
-        for kind, items in sorted(c.examples.items()):
-            for item in items:
-                row(
-                    "示例",
-                    label,
-                    kind,
-                    item.get("field") or "",
-                    "",
-                    item.get("id"),
-                    item.get("message") or "",
-                )
+        yield from _entity_rows(c, d)
     for m in _masked_merges(policy, report.merges):
-        row(
+        yield (
             "客户合并",
             ENTITY_LABELS["company"],
             "合并",
@@ -297,16 +265,42 @@ def render_csv(report: Report, d: Dictionary, policy: Policy) -> str:
             f"信用代码 {m['merged_uscc'] or '无'} / 保留记录信用代码 {m['kept_uscc'] or '无'}",
         )
     for chunk in report.unfinished:
-        row(
-            "未完成批次",
-            ENTITY_LABELS.get(chunk.entity, chunk.entity),
-            "批次",
-            str(chunk.chunk_no),
-            "",
-            "",
-            chunk.status,
-        )
-    return "\ufeff" + buf.getvalue()
+        entity = ENTITY_LABELS.get(chunk.entity, chunk.entity)
+        yield ("未完成批次", entity, "批次", str(chunk.chunk_no), "", "", chunk.status)
+
+
+def _entity_rows(c: EntityCounts, d: Dictionary) -> Iterator[CsvRow]:
+    label = ENTITY_LABELS.get(c.entity, c.entity)
+    values = {
+        "read": c.read,
+        "cleaned": c.cleaned,
+        "merged": c.merged,
+        "quarantined": c.quarantined_total,
+        "linked": c.linked,
+        "written": c.written,
+        "written_back": c.written_back,
+        "archived": c.archived,
+        "skipped": c.skipped_total,
+    }
+    for name, metric in METRICS:
+        yield ("按实体", label, metric, "", values[name], "", "")
+    for reason, n in sorted(c.quarantined.items()):
+        yield ("隔离原因", label, "隔离", REASON_LABELS.get(reason, reason), n, "", reason)
+    for reason, n in sorted(c.skipped.items()):
+        yield ("跳过原因", label, "跳过", SKIP_LABELS.get(reason, reason), n, "", reason)
+    for f, n in c.cleaned_fields.most_common():
+        yield ("清洗字段", label, "清洗", _field_label(d, c.entity, f), n, "", f)
+    for kind, items in sorted(c.examples.items()):
+        for item in items:
+            yield (
+                "示例",
+                label,
+                kind,
+                item.get("field") or "",
+                "",
+                item.get("id"),
+                item.get("message") or "",
+            )
 
 
 def write(report: Report, d: Dictionary, policy: Policy, data_dir: Path | None = None) -> tuple[Path, Path]:

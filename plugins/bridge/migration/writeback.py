@@ -17,10 +17,13 @@ Memory: one small row per linked deal.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from bridge.dictionary import Dictionary
-from bridge.hooks.crm import CrmHook
+from bridge.hooks.crm import CrmHook, RecordOutcome
 from bridge.hub import store
 from bridge.migration import workdir
 from bridge.migration.chunk import DIRECTION, PROJECT_LINK, Tools
@@ -124,68 +127,68 @@ def _send(
         for item in inputs:
             deal_id = str(item["id"])
             code = str(best[deal_id][1])
-            ids = {"deal_id": deal_id, "instance_code": code}
             outcome = outcomes.get(deal_id)
-            if outcome is not None and outcome.ok:
+            written = outcome is not None and outcome.ok
+            if written:
                 counts.written_back += 1
                 counts.example("written_back", {"id": deal_id, "fields": written_fields[deal_id]})
-                events.append(
-                    audit_event(
-                        "update",
-                        ("crm", "deal"),
-                        ids,
-                        written_fields[deal_id],
-                        "ok",
-                        AuditStamp(
-                            detail="history migration write-back", dictionary=d, policy_version=policy.version
-                        ),
-                    )
-                )
                 link = store.find_link(conn, PROJECT_LINK, crm_id=deal_id, oa_id=code)
                 if link is not None:
                     states[link.id] = {**(link.state or {}), "writeback": "done"}
-                continue
-            why = (
-                (outcome.message or outcome.category or "HubSpot 未返回结果")
-                if outcome
-                else "HubSpot 未返回结果"
+            else:
+                _quarantine_rejected(conn, t, counts, (deal_id, code), outcome, now)
+            detail = (
+                "history migration write-back"
+                if written
+                else str(outcome.category if outcome else "MISSING_RESULT")
             )
-            message = (
-                f"历史迁移无法把立项申请 {code} 的实例编号、项目编号和审批状态写回 CRM 商机「{deal_id}」：{why}。"
-                f"请确认商机仍存在、自定义属性（oa_instance_code 等）已创建，然后重新运行历史迁移。"
-            )
-            store.quarantine_record(
-                conn,
-                t.ctx,
-                store.QuarantineItem(
-                    DIRECTION,
-                    "crm",
-                    "deal",
-                    deal_id,
-                    "vendor_rejected",
-                    message,
-                    payload={"crm_id": deal_id, "oa_instance_code": code},
-                    department="pmo",
-                    dictionary_version=d.version,
-                ),
-                now=now,
-            )
-            counts.quarantined["vendor_rejected"] += 1
-            counts.example("quarantined.vendor_rejected", {"id": deal_id, "message": message})
+            stamp = AuditStamp(detail=detail, dictionary=d, policy_version=policy.version)
+            ids = {"deal_id": deal_id, "instance_code": code}
             events.append(
                 audit_event(
                     "update",
                     ("crm", "deal"),
                     ids,
                     written_fields[deal_id],
-                    "rejected",
-                    AuditStamp(
-                        detail=str(outcome.category if outcome else "MISSING_RESULT"),
-                        dictionary=d,
-                        policy_version=policy.version,
-                    ),
+                    "ok" if written else "rejected",
+                    stamp,
                 )
             )
         if states:
             store.set_link_states(conn, states, run_id=t.run_id, now=now)
         write_audit(conn, t.ctx, events)
+
+
+def _quarantine_rejected(
+    conn: Connection,
+    t: Tools,
+    counts: EntityCounts,
+    pair: tuple[str, str],
+    outcome: RecordOutcome | None,
+    now: datetime,
+) -> None:
+    """A deal the CRM refused to update (or did not answer for): quarantined for the PMO with the reason."""
+    deal_id, code = pair
+    why = (outcome.message or outcome.category or "HubSpot 未返回结果") if outcome else "HubSpot 未返回结果"
+    message = (
+        f"历史迁移无法把立项申请 {code} 的实例编号、项目编号和审批状态写回 CRM 商机「{deal_id}」：{why}。"
+        f"请确认商机仍存在、自定义属性（oa_instance_code 等）已创建，然后重新运行历史迁移。"
+    )
+    store.quarantine_record(
+        conn,
+        t.ctx,
+        store.QuarantineItem(
+            DIRECTION,
+            "crm",
+            "deal",
+            deal_id,
+            "vendor_rejected",
+            message,
+            payload={"crm_id": deal_id, "oa_instance_code": code},
+            department="pmo",
+            dictionary_version=t.d.version,
+        ),
+        now=now,
+    )
+    counts.quarantined["vendor_rejected"] += 1
+    counts.example("quarantined.vendor_rejected", {"id": deal_id, "message": message})
