@@ -23,15 +23,6 @@ from bridge.ui.app import UiConfig, create_app
 from bridge.ui.auth import NotAuthenticated, Viewer
 
 CSRF_SECRET = b"test-secret-for-ui-csrf"
-# The pages of the navigation (the Data Docs are a link of 数据健康, not a page of their own).
-NAV_PAGES = (
-    "/bridge/",
-    "/bridge/reports",
-    "/bridge/health",
-    "/bridge/quarantine",
-    "/bridge/sync",
-    "/bridge/migration",
-)
 
 
 class FakeAuth:

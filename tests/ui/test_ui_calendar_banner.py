@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from bridge import workdays
 
-from .conftest import NAV_PAGES
+from .page_paths import NAV_PAGES
 
 BANNER = re.compile(r'<div class="notice calendar-banner" role="alert">([^<]*)</div>')
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from bridge.ui.app import UiConfig
 
-from .conftest import NAV_PAGES
+from .page_paths import NAV_PAGES
 
 PAGES = [*NAV_PAGES, "/bridge/data-docs"]
 

@@ -131,8 +131,9 @@ def test_personal_data_in_free_text_is_scrubbed_too(client: TestClient, seed) ->
     local=st.from_regex(r"[a-z][a-z0-9._]{2,15}", fullmatch=True),
     domain=st.sampled_from(["example.com", "corp.cn", "mail.example.org"]),
 )
-def test_no_mobile_or_email_ever_reaches_the_entry_page(client: TestClient, seed, mobile: str, local: str,
-                                                        domain: str) -> None:
+def test_no_mobile_or_email_ever_reaches_the_entry_page(
+    client: TestClient, seed, mobile: str, local: str, domain: str
+) -> None:
     email = f"{local}@{domain}"
     entry_id = seed.quarantine(f"C-{mobile}", payload={"mobile": mobile, "email": email, "job_title": "经理"})
     html = client.get(f"/bridge/quarantine/{entry_id}").text
@@ -142,8 +143,12 @@ def test_no_mobile_or_email_ever_reaches_the_entry_page(client: TestClient, seed
 
 def test_hostile_payload_is_escaped(client: TestClient, seed, auth) -> None:
     auth.login("admin", may_release=True)  # 管理层 sees the job title
-    entry_id = seed.quarantine("C-x", payload={"job_title": "<script>alert(1)</script>", "<b>k</b>": "v"},
-                               reason="hostile_input", message="<img src=x onerror=alert(1)>")
+    entry_id = seed.quarantine(
+        "C-x",
+        payload={"job_title": "<script>alert(1)</script>", "<b>k</b>": "v"},
+        reason="hostile_input",
+        message="<img src=x onerror=alert(1)>",
+    )
     html = client.get(f"/bridge/quarantine/{entry_id}").text
     assert "<script>alert(1)</script>" not in html
     assert "<img src=x" not in html
@@ -174,9 +179,11 @@ def test_release_by_an_authorised_user_closes_the_entry_and_audits_the_name(
     entry_id = seed.quarantine("C-1001")
     page = client.get(f"/bridge/quarantine/{entry_id}").text
     assert 'id="release-form"' in page
-    response = client.post(f"/bridge/quarantine/{entry_id}/release",
-                           data={"csrf_token": _csrf(page), "confirm": "yes"},
-                           headers={"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"})
+    response = client.post(
+        f"/bridge/quarantine/{entry_id}/release",
+        data={"csrf_token": _csrf(page), "confirm": "yes"},
+        headers={"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"},
+    )
     assert response.status_code == 303
     assert response.headers["location"] == f"/bridge/quarantine/{entry_id}?released=1"
 
@@ -204,9 +211,13 @@ def test_release_by_an_authorised_user_closes_the_entry_and_audits_the_name(
 def test_release_twice_is_a_409_with_who_did_it(client: TestClient, seed, auth) -> None:
     entry_id = seed.quarantine("C-1")
     token = _csrf(client.get(f"/bridge/quarantine/{entry_id}").text)
-    first = client.post(f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": token, "confirm": "yes"})
+    first = client.post(
+        f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert first.status_code == 303
-    second = client.post(f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": token, "confirm": "yes"})
+    second = client.post(
+        f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert second.status_code == 409
     assert "无需再次释放" in second.text
     assert "wangfang" in second.text
@@ -221,8 +232,9 @@ def test_release_needs_the_confirmation(client: TestClient, seed, hub_url: str) 
     assert _entry(hub_url, entry_id).is_open
 
 
-def test_unauthorised_user_cannot_release(client: TestClient, seed, hub_url: str, auth,
-                                          ui_config: UiConfig) -> None:
+def test_unauthorised_user_cannot_release(
+    client: TestClient, seed, hub_url: str, auth, ui_config: UiConfig
+) -> None:
     auth.login("zhaoliu", may_release=False)
     entry_id = seed.quarantine("C-1")
     page = client.get(f"/bridge/quarantine/{entry_id}").text
@@ -233,7 +245,9 @@ def test_unauthorised_user_cannot_release(client: TestClient, seed, hub_url: str
     from bridge.ui.auth import CsrfGuard
 
     forged = CsrfGuard(ui_config.csrf_secret).token("zhaoliu")  # even with a valid token for this user
-    response = client.post(f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": forged, "confirm": "yes"})
+    response = client.post(
+        f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": forged, "confirm": "yes"}
+    )
     assert response.status_code == 403
     assert "没有释放隔离记录的权限" in response.text
     assert _entry(hub_url, entry_id).is_open
@@ -249,8 +263,9 @@ def test_unauthorised_user_cannot_release(client: TestClient, seed, hub_url: str
         ("valid", {"Origin": "null"}),
     ],
 )
-def test_release_refuses_forged_or_cross_site_posts(client: TestClient, seed, hub_url: str,
-                                                    token: str | None, headers: dict[str, str]) -> None:
+def test_release_refuses_forged_or_cross_site_posts(
+    client: TestClient, seed, hub_url: str, token: str | None, headers: dict[str, str]
+) -> None:
     entry_id = seed.quarantine("C-1")
     real = _csrf(client.get(f"/bridge/quarantine/{entry_id}").text)
     data = {"confirm": "yes"}
@@ -265,8 +280,9 @@ def test_csrf_token_is_bound_to_the_user(client: TestClient, seed, hub_url: str,
     entry_id = seed.quarantine("C-1")
     token_of_wangfang = _csrf(client.get(f"/bridge/quarantine/{entry_id}").text)
     auth.login("lilei", may_release=True)
-    response = client.post(f"/bridge/quarantine/{entry_id}/release",
-                           data={"csrf_token": token_of_wangfang, "confirm": "yes"})
+    response = client.post(
+        f"/bridge/quarantine/{entry_id}/release", data={"csrf_token": token_of_wangfang, "confirm": "yes"}
+    )
     assert response.status_code == 403
     assert _entry(hub_url, entry_id).is_open
 
@@ -275,10 +291,19 @@ def test_unauthenticated_requests_get_no_data(client: TestClient, seed, auth, hu
     entry_id = seed.quarantine("C-1001")
     seed.report("2026-11-26")
     auth.logout()
-    for path in ("/bridge/", "/bridge/quarantine", f"/bridge/quarantine/{entry_id}", "/bridge/sync",
-                 "/bridge/reports", "/bridge/reports/2026-11-26/html", "/bridge/reports/2026-11-26/xlsx",
-                 "/bridge/health", "/bridge/migration", "/bridge/data-docs/x.html",
-                 "/bridge/files/reports/2026-11-26/daily_report.html"):
+    for path in (
+        "/bridge/",
+        "/bridge/quarantine",
+        f"/bridge/quarantine/{entry_id}",
+        "/bridge/sync",
+        "/bridge/reports",
+        "/bridge/reports/2026-11-26/html",
+        "/bridge/reports/2026-11-26/xlsx",
+        "/bridge/health",
+        "/bridge/migration",
+        "/bridge/data-docs/x.html",
+        "/bridge/files/reports/2026-11-26/daily_report.html",
+    ):
         api = client.get(path)
         assert api.status_code == 401, path
         assert "C-1001" not in api.text

@@ -27,8 +27,16 @@ BAD_AMOUNT = "-172100.00"
 GOOD_AMOUNT = "11440100.00"
 CONTACT_MOBILE = "13912345678"
 OWNER_NAME = "彭明"  # OWNER in the simulated CRM (sandbox world, seed 20261126)
-ENGLISH_ERRORS = ("Input should be", "Not Found", "Internal Server Error", "Traceback", "Method Not Allowed",
-                  "value is not a valid", "Field required", "Error")
+ENGLISH_ERRORS = (
+    "Input should be",
+    "Not Found",
+    "Internal Server Error",
+    "Traceback",
+    "Method Not Allowed",
+    "value is not a valid",
+    "Field required",
+    "Error",
+)
 
 
 def visible_text(html: str) -> str:
@@ -79,10 +87,21 @@ def scene(c2o: C2O) -> Scene:
         snap = store.get_snapshot(conn, "crm", "contact", contact)
         assert snap is not None
         assert "missing_required" in snap.payload["_problems"]
-        problem = Problem(code="missing_required", entity="contact", field="last_name", department="sales",
-                          message=f"联系人「{contact}」缺少必填项「姓」，请销售部在 CRM 中补齐。")
-        quarantine_problem(conn, c2o.ctx(), RecordPlace("crm_to_oa", "crm", "contact", contact), problem,
-                           QuarantinedRecord(snap.payload, snap.content_hash, snap.data_owner), now=c2o.now)
+        problem = Problem(
+            code="missing_required",
+            entity="contact",
+            field="last_name",
+            department="sales",
+            message=f"联系人「{contact}」缺少必填项「姓」，请销售部在 CRM 中补齐。",
+        )
+        quarantine_problem(
+            conn,
+            c2o.ctx(),
+            RecordPlace("crm_to_oa", "crm", "contact", contact),
+            problem,
+            QuarantinedRecord(snap.payload, snap.content_hash, snap.data_owner),
+            now=c2o.now,
+        )
     return Scene(c2o, good, bad, contact, c2o.oa_user("peng.01@example.com"))
 
 
@@ -151,7 +170,8 @@ def test_quarantined_phone_follows_the_viewers_role(pages: TestClient, auth: Fak
 
 
 def test_quarantine_list_shows_names_labels_and_hides_what_the_role_may_not_see(
-        pages: TestClient, auth: FakeAuth, scene: Scene) -> None:
+    pages: TestClient, auth: FakeAuth, scene: Scene
+) -> None:
     as_user(auth, "employee")
     html = pages.get("/bridge/quarantine").text
     text = visible_text(html)
@@ -167,7 +187,9 @@ def test_quarantine_list_shows_names_labels_and_hides_what_the_role_may_not_see(
     assert BAD_AMOUNT in pages.get("/bridge/quarantine").text
 
 
-def test_quarantine_export_is_built_for_the_viewers_role(pages: TestClient, auth: FakeAuth, scene: Scene) -> None:
+def test_quarantine_export_is_built_for_the_viewers_role(
+    pages: TestClient, auth: FakeAuth, scene: Scene
+) -> None:
     as_user(auth, "employee")
     employee = pages.get("/bridge/quarantine/export")
     assert employee.status_code == 200
@@ -196,25 +218,42 @@ def test_owner_names_come_from_what_the_sync_read(scene: Scene) -> None:
 # ---------------------------------------------------------------- health, sync, migration
 
 
-def test_health_page_shows_owner_names_and_department_labels(pages: TestClient, auth: FakeAuth, scene: Scene) -> None:
+def test_health_page_shows_owner_names_and_department_labels(
+    pages: TestClient, auth: FakeAuth, scene: Scene
+) -> None:
     from bridge.hub.schema import health_score
 
     day = date.today()
     with scene.world.hub.begin() as conn:  # the scopes data health scores by (owner ids, department keys)
-        for scope_type, scope in (("overall", "overall"), ("data_owner", OWNER), ("data_owner", scene.oa_user),
-                                  ("department", "finance")):
-            conn.execute(health_score.insert().values(day=day, scope_type=scope_type, scope=scope, score=90.0,
-                                                      checks=4, failed_checks=1, evaluated=10, failed_rows=1))
+        for scope_type, scope in (
+            ("overall", "overall"),
+            ("data_owner", OWNER),
+            ("data_owner", scene.oa_user),
+            ("department", "finance"),
+        ):
+            conn.execute(
+                health_score.insert().values(
+                    day=day,
+                    scope_type=scope_type,
+                    scope=scope,
+                    score=90.0,
+                    checks=4,
+                    failed_checks=1,
+                    evaluated=10,
+                    failed_rows=1,
+                )
+            )
     as_user(auth, "employee")
     html = pages.get("/bridge/health").text
-    scores = visible_text(html[html.index('data-scope-type="data_owner"'):])
+    scores = visible_text(html[html.index('data-scope-type="data_owner"') :])
     assert scores.count(OWNER_NAME) == 2  # the CRM owner and the OA applicant are the same person
     assert "财务部" in visible_text(html)
     assert_clean_page(html)
 
 
-def test_sync_page_shows_real_durations_and_labelled_counts(pages: TestClient, auth: FakeAuth, scene: Scene,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_page_shows_real_durations_and_labelled_counts(
+    pages: TestClient, auth: FakeAuth, scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world = scene.world
     monkeypatch.setenv("BRIDGE_HUB_URL", scene.hub_url)
     extracted, loaded = world.extract(), world.load()
@@ -233,9 +272,9 @@ def test_sync_page_shows_real_durations_and_labelled_counts(pages: TestClient, a
     tasks.crm_to_oa_summarise(**{"ti": TaskInstance(), "dag_run": DagRun(), "run_id": "scheduled__ui"})
     as_user(auth, "employee")
     html = pages.get("/bridge/sync").text
-    latest = html[html.index('id="latest-runs"'):html.index('id="backlog-table"')]
+    latest = html[html.index('id="latest-runs"') : html.index('id="backlog-table"')]
     assert re.search(r"1 分 2[34] 秒", visible_text(latest)), visible_text(latest)[:400]
-    assert "<table class=\"counts\">" in latest
+    assert '<table class="counts">' in latest
     assert "读取" in visible_text(latest)
     assert "接口调用（CRM）" in visible_text(latest)
     assert "read=" not in latest, "counts as key=value text"
@@ -245,7 +284,9 @@ def test_sync_page_shows_real_durations_and_labelled_counts(pages: TestClient, a
     assert_clean_page(html)
 
 
-def test_migration_page_shows_counts_as_a_labelled_table(pages: TestClient, auth: FakeAuth, scene: Scene) -> None:
+def test_migration_page_shows_counts_as_a_labelled_table(
+    pages: TestClient, auth: FakeAuth, scene: Scene
+) -> None:
     from bridge.migration import counts as migration_counts
     from bridge.migration import runs
 
@@ -254,11 +295,18 @@ def test_migration_page_shows_counts_as_a_labelled_table(pages: TestClient, auth
     company.quarantined["expectation_failed"] += 7
     with scene.world.hub.begin() as conn:
         runs.begin_run(conn, "manual__ui", {"dry_run": True}, started)
-        runs.finish_run(conn, "manual__ui", "success", migration_counts.totals([company]), report_html=None,
-                        report_csv=None, now=started + timedelta(seconds=95))
+        runs.finish_run(
+            conn,
+            "manual__ui",
+            "success",
+            migration_counts.totals([company]),
+            report_html=None,
+            report_csv=None,
+            now=started + timedelta(seconds=95),
+        )
     as_user(auth, "employee")
     html = pages.get("/bridge/migration").text
-    table = visible_text(html[html.index('id="migration-table"'):])
+    table = visible_text(html[html.index('id="migration-table"') :])
     assert "读取 1,303" in table
     assert "清洗 1,200" in table
     assert "隔离 7" in table
@@ -270,18 +318,28 @@ def test_migration_page_shows_counts_as_a_labelled_table(pages: TestClient, auth
 # ---------------------------------------------------------------- the daily report
 
 
-def test_report_figures_and_files_follow_the_viewers_role(pages: TestClient, auth: FakeAuth, scene: Scene,
-                                                          tmp_path: Path) -> None:
+def test_report_figures_and_files_follow_the_viewers_role(
+    pages: TestClient, auth: FakeAuth, scene: Scene, tmp_path: Path
+) -> None:
     import bridge.dictionary
     from bridge import permissions
     from bridge.report.build import ReportRequest, build_report
 
-    built = build_report(scene.world.hub, bridge.dictionary.load(), permissions.load(), ReportRequest(report_day=date.today(),
-                         owners={OWNER: OWNER_NAME}, recipients=["boss@example.com"], out_root=tmp_path / "ui_data" / "reports"))
+    built = build_report(
+        scene.world.hub,
+        bridge.dictionary.load(),
+        permissions.load(),
+        ReportRequest(
+            report_day=date.today(),
+            owners={OWNER: OWNER_NAME},
+            recipients=["boss@example.com"],
+            out_root=tmp_path / "ui_data" / "reports",
+        ),
+    )
     assert built.figures["open_pipeline_amount"] > 0
     as_user(auth, "employee")
     html = pages.get("/bridge/reports").text
-    row = visible_text(html[html.index('id="report-table"'):])
+    row = visible_text(html[html.index('id="report-table"') :])
     assert "¥" not in row
     assert "无权查看" in row
     assert "无权打开" in row  # no link to a file built for 管理层
@@ -296,7 +354,9 @@ def test_report_figures_and_files_follow_the_viewers_role(pages: TestClient, aut
     as_user(auth, "sales_manager")
     row = visible_text(pages.get("/bridge/reports").text)
     assert re.search(r"在途商机金额：\s*¥\d{1,3}(,\d{3})+\.\d\d", row), row[:600]
-    assert pages.get(f"/bridge/reports/{date.today().isoformat()}/xlsx").status_code == 403  # built for 管理层
+    assert (
+        pages.get(f"/bridge/reports/{date.today().isoformat()}/xlsx").status_code == 403
+    )  # built for 管理层
 
     as_user(auth, "admin")
     assert pages.get(f"/bridge/reports/{date.today().isoformat()}/html").status_code == 200
@@ -305,12 +365,15 @@ def test_report_figures_and_files_follow_the_viewers_role(pages: TestClient, aut
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize(("path", "status", "needle"), [
-    ("/bridge/quarantine/abc", 422, "隔离记录编号应为整数（收到「abc」）"),
-    ("/bridge/nothing-here", 404, "没有这个页面"),
-    ("/bridge/quarantine/99999", 404, "没有编号为 99999 的隔离记录"),
-    ("/bridge/migration/report", 422, "运行编号不能缺少"),
-])
+@pytest.mark.parametrize(
+    ("path", "status", "needle"),
+    [
+        ("/bridge/quarantine/abc", 422, "隔离记录编号应为整数（收到「abc」）"),
+        ("/bridge/nothing-here", 404, "没有这个页面"),
+        ("/bridge/quarantine/99999", 404, "没有编号为 99999 的隔离记录"),
+        ("/bridge/migration/report", 422, "运行编号不能缺少"),
+    ],
+)
 def test_error_pages_are_chinese(pages: TestClient, path: str, status: int, needle: str) -> None:
     response = pages.get(path)
     assert response.status_code == status
@@ -318,8 +381,9 @@ def test_error_pages_are_chinese(pages: TestClient, path: str, status: int, need
     assert_clean_page(response.text)
 
 
-def test_an_unexpected_error_is_a_chinese_500(scene: Scene, auth: FakeAuth, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_error_is_a_chinese_500(
+    scene: Scene, auth: FakeAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bridge.ui import queries
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -352,14 +416,29 @@ def test_the_report_mail_carries_only_what_its_audience_may_see(scene: Scene, tm
     d = bridge.dictionary.load()
     shipped = permissions.default_path().read_text(encoding="utf-8")
     narrow_file = tmp_path / "permissions.yaml"
-    narrow_file.write_text(shipped.replace("daily_report: management", "daily_report: employee"), encoding="utf-8")
+    narrow_file.write_text(
+        shipped.replace("daily_report: management", "daily_report: employee"), encoding="utf-8"
+    )
     results = {}
-    for name, policy in (("management", permissions.load(dictionary=d)),
-                         ("employee", permissions.load(narrow_file, dictionary=d))):
-        built = build_report(scene.world.hub, d, policy, ReportRequest(report_day=date.today(), owners={OWNER: OWNER_NAME},
-                             recipients=["boss@example.com"], out_root=tmp_path / name))
+    for name, policy in (
+        ("management", permissions.load(dictionary=d)),
+        ("employee", permissions.load(narrow_file, dictionary=d)),
+    ):
+        built = build_report(
+            scene.world.hub,
+            d,
+            policy,
+            ReportRequest(
+                report_day=date.today(),
+                owners={OWNER: OWNER_NAME},
+                recipients=["boss@example.com"],
+                out_root=tmp_path / name,
+            ),
+        )
         message = email.message_from_bytes(built.paths["eml"].read_bytes(), policy=email_policy.default)
-        parts = [p.get_content() for p in message.walk() if p.get_content_type() in ("text/plain", "text/html")]
+        parts = [
+            p.get_content() for p in message.walk() if p.get_content_type() in ("text/plain", "text/html")
+        ]
         results[name] = " ".join(parts)
     assert re.search(r"11,?440,?100", results["management"])
     assert not re.search(r"11,?440,?100", results["employee"])

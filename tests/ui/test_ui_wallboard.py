@@ -26,6 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from tests.ui.conftest import CSRF_SECRET, FakeAuth, mounted
+from tests.ui.page_paths import NAV_PAGES, WALLBOARD_LOGIN_PAGES
 
 from bridge import dictionary as bridge_dictionary
 from bridge import permissions, runkinds
@@ -61,8 +62,11 @@ def _stage_crm(d: Dictionary, world: World) -> dict[str, list[Any]]:
     rows: dict[str, list[Any]] = {"company": [], "deal": []}
     for entity, objects in (("company", world.iter_companies()), ("deal", world.iter_deals())):
         for obj in objects:
-            row = snapshot_row(d, entity, d.from_crm(entity, {"id": obj.id, "properties": wire_properties(obj)},
-                                                     obj.associations))
+            row = snapshot_row(
+                d,
+                entity,
+                d.from_crm(entity, {"id": obj.id, "properties": wire_properties(obj)}, obj.associations),
+            )
             if row is not None:
                 rows[entity].append(row)
     return rows
@@ -72,8 +76,17 @@ def _oa_details(tmp: Path, world: World) -> list[dict[str, Any]]:
     from sandbox.oa.testing import running_oa
 
     with running_oa(tmp, "--rate-limits", "off", max_lifetime=300) as (_sim, client):
-        client.admin("POST", "/seed", {"seed": world.seed, "companies": world.n_companies, "deals": world.n_deals,
-                                       "oa_instances": world.n_oa_instances, "now_ms": world.now_ms})
+        client.admin(
+            "POST",
+            "/seed",
+            {
+                "seed": world.seed,
+                "companies": world.n_companies,
+                "deals": world.n_deals,
+                "oa_instances": world.n_oa_instances,
+                "now_ms": world.now_ms,
+            },
+        )
         details: list[dict[str, Any]] = []
         while True:
             page = client.admin("GET", "/instances", params={"offset": len(details), "limit": 1000})
@@ -82,14 +95,23 @@ def _oa_details(tmp: Path, world: World) -> list[dict[str, Any]]:
                 return details
 
 
-def won_deal(d: Dictionary, deal_id: str, amount: str, close: date, company_id: str, *,
-             created: datetime) -> Any:
+def won_deal(
+    d: Dictionary, deal_id: str, amount: str, close: date, company_id: str, *, created: datetime
+) -> Any:
     """A won deal as the CRM sends it, mapped and staged the way the sync stages it."""
     stamp = created.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    wire = {"id": deal_id, "properties": {
-        "dealname": f"大屏测试 {deal_id}", "dealstage": "closedwon", "amount": amount,
-        "closedate": f"{close.isoformat()}T00:00:00.000Z", "hubspot_owner_id": "70000001",
-        "createdate": stamp, "hs_lastmodifieddate": stamp}}
+    wire = {
+        "id": deal_id,
+        "properties": {
+            "dealname": f"大屏测试 {deal_id}",
+            "dealstage": "closedwon",
+            "amount": amount,
+            "closedate": f"{close.isoformat()}T00:00:00.000Z",
+            "hubspot_owner_id": "70000001",
+            "createdate": stamp,
+            "hs_lastmodifieddate": stamp,
+        },
+    }
     return snapshot_row(d, "deal", d.from_crm("deal", wire, {"companies": [company_id]}))
 
 
@@ -104,15 +126,34 @@ def _health_history(conn: Any, today: date) -> None:
     from bridge.quality.results import CheckOutcome
     from bridge.quality.scores import compute_scores, save_day
 
-    checks = [Check(check_id=f"deal.{f}.not_null", suite="dictionary.deal", frame="deal", entity="deal", field=f,
-                    kind="not_null", department="sales", column=f, expectation="ExpectColumnValuesToNotBeNull")
-              for f in ("stage", "contract_amount")]
+    checks = [
+        Check(
+            check_id=f"deal.{f}.not_null",
+            suite="dictionary.deal",
+            frame="deal",
+            entity="deal",
+            field=f,
+            kind="not_null",
+            department="sales",
+            column=f,
+            expectation="ExpectColumnValuesToNotBeNull",
+        )
+        for f in ("stage", "contract_amount")
+    ]
     for back in range(20, -1, -1):
         day = today - timedelta(days=back)
-        outcomes = [CheckOutcome(check=c, success=(back + i) % 4 != 0, evaluated=400, failed=((back + i) % 4) * 9)
-                    for i, c in enumerate(checks)]
-        save_day(conn, day, f"scheduled__{day}", outcomes, compute_scores(outcomes, ["deal"]),
-                 at=datetime.combine(day, datetime.min.time(), tzinfo=TZ).astimezone(UTC) + timedelta(hours=7))
+        outcomes = [
+            CheckOutcome(check=c, success=(back + i) % 4 != 0, evaluated=400, failed=((back + i) % 4) * 9)
+            for i, c in enumerate(checks)
+        ]
+        save_day(
+            conn,
+            day,
+            f"scheduled__{day}",
+            outcomes,
+            compute_scores(outcomes, ["deal"]),
+            at=datetime.combine(day, datetime.min.time(), tzinfo=TZ).astimezone(UTC) + timedelta(hours=7),
+        )
 
 
 def build_wall_hub(folder: Path, now: datetime | None = None) -> WallHub:
@@ -122,8 +163,14 @@ def build_wall_hub(folder: Path, now: datetime | None = None) -> WallHub:
     hub_engine.upgrade(url)
     engine = hub_engine.get_engine(url)
     d = bridge_dictionary.load()
-    world = World(seed=SEED, companies=60, deals=900, oa_instances=500, now_ms=int(now.timestamp() * 1000),
-                  history_days=400)
+    world = World(
+        seed=SEED,
+        companies=60,
+        deals=900,
+        oa_instances=500,
+        now_ms=int(now.timestamp() * 1000),
+        history_days=400,
+    )
     crm = _stage_crm(d, world)
     form_of = {code: name for name, code in APPROVAL_CODES.items()}
     oa: dict[str, list[Any]] = {}
@@ -132,31 +179,73 @@ def build_wall_hub(folder: Path, now: datetime | None = None) -> WallHub:
         row = snapshot_row(d, entity, d.from_oa(entity, detail))
         if row is not None:
             oa.setdefault(entity, []).append(row)
-    company = {"id": EXTRA_COMPANY, "properties": {
-        "name": "杭州大屏测试科技有限公司", "uscc": "", "lifecyclestage": "customer", "city": "杭州",
-        "hubspot_owner_id": "70000001", "createdate": "2026-01-05T02:00:00.000Z",
-        "hs_lastmodifieddate": "2026-01-05T02:00:00.000Z"}}
+    company = {
+        "id": EXTRA_COMPANY,
+        "properties": {
+            "name": "杭州大屏测试科技有限公司",
+            "uscc": "",
+            "lifecyclestage": "customer",
+            "city": "杭州",
+            "hubspot_owner_id": "70000001",
+            "createdate": "2026-01-05T02:00:00.000Z",
+            "hs_lastmodifieddate": "2026-01-05T02:00:00.000Z",
+        },
+    }
     crm["company"].append(snapshot_row(d, "company", d.from_crm("company", company, {})))
     today = now.astimezone(TZ).date()
-    crm["deal"].append(won_deal(d, "59990000001", "368000.00", today, EXTRA_COMPANY, created=now - timedelta(hours=1)))
-    ctx = RunContext(dag_id="crm_to_oa_sync", run_id="scheduled__wall", task_id="load", try_number=1,
-                     principal="bridge-service")
+    crm["deal"].append(
+        won_deal(d, "59990000001", "368000.00", today, EXTRA_COMPANY, created=now - timedelta(hours=1))
+    )
+    ctx = RunContext(
+        dag_id="crm_to_oa_sync",
+        run_id="scheduled__wall",
+        task_id="load",
+        try_number=1,
+        principal="bridge-service",
+    )
     with engine.begin() as conn:
         for entity, rows in crm.items():
             store.upsert_snapshots(conn, "crm", entity, rows, now=now)
         for entity, rows in oa.items():
             store.upsert_snapshots(conn, "oa", entity, rows, now=now)
-        for kind, minutes_ago, status in ((runkinds.CRM_TO_OA, 65, "success"), (runkinds.CRM_TO_OA, 5, "success"),
-                                          (runkinds.OA_TO_CRM, 12, "failed"), (runkinds.OA_TO_CRM, 42, "success")):
+        for kind, minutes_ago, status in (
+            (runkinds.CRM_TO_OA, 65, "success"),
+            (runkinds.CRM_TO_OA, 5, "success"),
+            (runkinds.OA_TO_CRM, 12, "failed"),
+            (runkinds.OA_TO_CRM, 42, "success"),
+        ):
             pk = store.start_run(conn, ctx, kind, now=now - timedelta(minutes=minutes_ago + 1))
-            store.finish_run(conn, pk, status, {"read": 40, "updated": 3}, now=now - timedelta(minutes=minutes_ago))
+            store.finish_run(
+                conn, pk, status, {"read": 40, "updated": 3}, now=now - timedelta(minutes=minutes_ago)
+            )
         for stream, minutes_ago in (("crm.deal", 6), ("crm.company", 9), ("oa.expense_claim.created", 44)):
-            store.set_watermark(conn, stream, int((now - timedelta(minutes=minutes_ago)).timestamp() * 1000),
-                                "scheduled__wall")
-        for n, (reason, entity, sid) in enumerate([("invalid_format", "contact", "C-1"),
-                                                   ("invalid_format", "contact", "C-2"),
-                                                   ("missing_customer_link", "expense_claim", "I-1")]):
-            store.quarantine_record(conn, RunContext.local(principal="bridge-service"), store.QuarantineItem("crm_to_oa" if entity == "contact" else "oa_to_crm", "crm" if entity == "contact" else "oa", entity, sid, reason, "测试用隔离记录", payload={"mobile": "13812345678", "email": "zhang.san@example.com"}), now=now - timedelta(days=n))
+            store.set_watermark(
+                conn,
+                stream,
+                int((now - timedelta(minutes=minutes_ago)).timestamp() * 1000),
+                "scheduled__wall",
+            )
+        for n, (reason, entity, sid) in enumerate(
+            [
+                ("invalid_format", "contact", "C-1"),
+                ("invalid_format", "contact", "C-2"),
+                ("missing_customer_link", "expense_claim", "I-1"),
+            ]
+        ):
+            store.quarantine_record(
+                conn,
+                RunContext.local(principal="bridge-service"),
+                store.QuarantineItem(
+                    "crm_to_oa" if entity == "contact" else "oa_to_crm",
+                    "crm" if entity == "contact" else "oa",
+                    entity,
+                    sid,
+                    reason,
+                    "测试用隔离记录",
+                    payload={"mobile": "13812345678", "email": "zhang.san@example.com"},
+                ),
+                now=now - timedelta(days=n),
+            )
         _health_history(conn, today)
     return WallHub(url=url, engine=engine, world=world, dictionary=d, now=now)
 
@@ -176,8 +265,13 @@ def wall_hub(wall_hub_template: WallHub, tmp_path: Path) -> Iterator[WallHub]:
     target = tmp_path / "hub.sqlite"
     shutil.copyfile(Path(wall_hub_template.url.removeprefix("sqlite:///")), target)
     url = f"sqlite:///{target}"
-    hub = WallHub(url=url, engine=hub_engine.get_engine(url), world=wall_hub_template.world,
-                  dictionary=wall_hub_template.dictionary, now=wall_hub_template.now)
+    hub = WallHub(
+        url=url,
+        engine=hub_engine.get_engine(url),
+        world=wall_hub_template.world,
+        dictionary=wall_hub_template.dictionary,
+        now=wall_hub_template.now,
+    )
     yield hub
     hub.engine.dispose()
 
@@ -186,7 +280,9 @@ def wall_hub(wall_hub_template: WallHub, tmp_path: Path) -> Iterator[WallHub]:
 def wall_client(wall_hub: WallHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setattr(kiosk, "signing_key", lambda create=False: KEY)
     auth = FakeAuth()
-    config = UiConfig(authenticator=auth, csrf_secret=CSRF_SECRET, hub_url=wall_hub.url, data_dir=tmp_path / "data")
+    config = UiConfig(
+        authenticator=auth, csrf_secret=CSRF_SECRET, hub_url=wall_hub.url, data_dir=tmp_path / "data"
+    )
     with TestClient(mounted(config), base_url="http://127.0.0.1:8080", follow_redirects=False) as c:
         c.auth_stub = auth  # type: ignore[attr-defined]
         yield c
@@ -197,8 +293,9 @@ def wall_client(wall_hub: WallHub, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def _payloads(engine: Engine, entity: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(snapshot.c.payload).where(snapshot.c.entity == entity,
-                                                             snapshot.c.deleted.is_(False)))
+        rows = conn.execute(
+            select(snapshot.c.payload).where(snapshot.c.entity == entity, snapshot.c.deleted.is_(False))
+        )
         return [dict(r.payload) for r in rows]
 
 
@@ -208,13 +305,17 @@ def expected(engine: Engine, today: date, now: datetime) -> dict[str, Any]:
     month_start = today.replace(day=1)
 
     def amount(p: dict[str, Any]) -> Decimal:
-        return Decimal(str(p["contract_amount"])) if p.get("contract_amount") not in (None, "") else Decimal(0)
+        return (
+            Decimal(str(p["contract_amount"])) if p.get("contract_amount") not in (None, "") else Decimal(0)
+        )
 
     won = [p for p in deals if p.get("stage") in ("won", "delivered") and p.get("close_date")]
-    created_day = [datetime.fromisoformat(p["created_at"]).astimezone(TZ).date() for p in deals if p.get("created_at")]
+    created_day = [
+        datetime.fromisoformat(p["created_at"]).astimezone(TZ).date() for p in deals if p.get("created_at")
+    ]
     pending = 0
     old = 0
-    for entity in ("project_initiation", "expense_claim", "travel_request", "visit_plan", "contract_amount_notice"):
+    for entity in wallboard.APPROVAL_FORMS:
         for p in _payloads(engine, entity):
             if p.get("approval_status") == "PENDING":
                 pending += 1
@@ -228,20 +329,28 @@ def expected(engine: Engine, today: date, now: datetime) -> dict[str, Any]:
         if not f"{today.year}-01-01" <= p["close_date"] <= today.isoformat():
             continue
         company = companies.get(p.get("company_id") or "", {})
-        by_company[company.get("name") or "?"] = by_company.get(company.get("name") or "?", Decimal(0)) + amount(p)
+        by_company[company.get("name") or "?"] = by_company.get(
+            company.get("name") or "?", Decimal(0)
+        ) + amount(p)
         city = company.get("city") or "（未填城市）"
         by_city[city] = by_city.get(city, Decimal(0)) + amount(p)
     top_n = wallboard.load_settings().top_n
     return {
-        "top_customers": [(k, round(float(v), 2)) for k, v in sorted(by_company.items(), key=lambda kv: (-kv[1], kv[0]))][:top_n],
-        "regions": [(k, round(float(v), 2)) for k, v in sorted(by_city.items(), key=lambda kv: (-kv[1], kv[0]))][:top_n],
+        "top_customers": [
+            (k, round(float(v), 2)) for k, v in sorted(by_company.items(), key=lambda kv: (-kv[1], kv[0]))
+        ][:top_n],
+        "regions": [
+            (k, round(float(v), 2)) for k, v in sorted(by_city.items(), key=lambda kv: (-kv[1], kv[0]))
+        ][:top_n],
         "won_amount_today": float(sum(amount(p) for p in won if p["close_date"] == today.isoformat())),
         "won_count_today": sum(1 for p in won if p["close_date"] == today.isoformat()),
-        "won_amount_month": float(sum(amount(p) for p in won if month_start.isoformat() <= p["close_date"]
-                                      <= today.isoformat())),
+        "won_amount_month": float(
+            sum(amount(p) for p in won if month_start.isoformat() <= p["close_date"] <= today.isoformat())
+        ),
         "new_deals_today": sum(1 for day in created_day if day == today),
         "new_deals_month": sum(1 for day in created_day if month_start <= day <= today),
-        "pending": pending, "pending_old": old,
+        "pending": pending,
+        "pending_old": old,
         "open_by_stage": {s: sum(1 for p in deals if p.get("stage") == s) for s in open_stages},
     }
 
@@ -339,7 +448,9 @@ def test_figures_match_the_hub(wall_hub: WallHub) -> None:
     assert sync["crm_to_oa"]["last_run_status"] == "success"
     assert sync["oa_to_crm"]["last_run_status"] == "failed"
     assert datetime.fromisoformat(sync["crm_to_oa"]["last_run_at"]) == wall_hub.now - timedelta(minutes=5)
-    assert datetime.fromisoformat(sync["oa_to_crm"]["last_success_at"]) == wall_hub.now - timedelta(minutes=42)
+    assert datetime.fromisoformat(sync["oa_to_crm"]["last_success_at"]) == wall_hub.now - timedelta(
+        minutes=42
+    )
     assert sync["oa_to_crm"]["failed_24h"] == 1
     assert sync["crm_to_oa"]["runs_24h"] == 2
     report_sync = _report_sync_headline(wall_hub)
@@ -355,7 +466,9 @@ def test_figures_match_the_hub(wall_hub: WallHub) -> None:
     assert figures["health"]["score"] == pytest.approx(round(overall.score, 1))
     assert len([r for r in figures["health"]["trend"] if r["score"] is not None]) == 21
     # top customers and regions (this year's won amount by customer, by the customer's city)
-    assert [(r["customer"], round(r["won_amount"], 2)) for r in figures["top_customers"]] == want["top_customers"]
+    assert [(r["customer"], round(r["won_amount"], 2)) for r in figures["top_customers"]] == want[
+        "top_customers"
+    ]
     assert [(r["city"], round(r["won_amount"], 2)) for r in figures["regions"]] == want["regions"]
     assert len(figures["regions"]) >= 3
 
@@ -397,9 +510,15 @@ def _report_sync_headline(hub: WallHub) -> dict[str, Any]:
 
     policy = permissions.load()
     with hub.engine.connect() as conn:
-        data = load.load_report_data(conn, hub.dictionary, policy, role="management", built_at=hub.now,
-                                     health_until=hub.now.date(),
-                                     reading=load.ReportReading(fields={"deal": ("crm_id",), "company": ("crm_id",)}))
+        data = load.load_report_data(
+            conn,
+            hub.dictionary,
+            policy,
+            role="management",
+            built_at=hub.now,
+            health_until=hub.now.date(),
+            reading=load.ReportReading(fields={"deal": ("crm_id",), "company": ("crm_id",)}),
+        )
     return marts.sync_tables(data)[3]
 
 
@@ -408,8 +527,13 @@ def test_targets_and_settings() -> None:
     assert wallboard.daily_target(cfg, date(2026, 12, 7)) == pytest.approx(2_100_000 / 23)  # 23 Mon–Fri days
     fixed = wallboard.WallboardSettings.from_settings({"monthly_target_cny": 1, "daily_target_cny": 5000})
     assert wallboard.daily_target(fixed, date(2026, 12, 7)) == 5000
-    for bad in ({"monthly_target_cny": "三百万"}, {"refresh_seconds": 1}, {"top_n": 0}, {"monthly_target": 1},
-                {"monthly_target_cny": -5}):
+    for bad in (
+        {"monthly_target_cny": "三百万"},
+        {"refresh_seconds": 1},
+        {"top_n": 0},
+        {"monthly_target": 1},
+        {"monthly_target_cny": -5},
+    ):
         with pytest.raises(Exception, match="wallboard"):
             wallboard.WallboardSettings.from_settings(bad)
 
@@ -449,9 +573,14 @@ def test_data_endpoint_figures_and_no_personal_data(wall_client: TestClient, wal
 def test_panel_left_empty_when_policy_hides_its_fields(wall_hub: WallHub) -> None:
     policy = permissions.load()
     narrowed = permissions.Policy(
-        path=policy.path, version=policy.version, roles=policy.roles, masks=policy.masks,
+        path=policy.path,
+        version=policy.version,
+        roles=policy.roles,
+        masks=policy.masks,
         visibility={**policy._visibility, ("deal", "wallboard"): {"stage": None, "created_at": None}},
-        audiences=policy.audiences, dictionary=policy.dictionary)
+        audiences=policy.audiences,
+        dictionary=policy.dictionary,
+    )
     figures = wallboard.compute_figures(wall_hub.engine, now=wall_hub.now, policy=narrowed)
     assert set(figures["hidden_panels"]) == {"sales", "trend", "funnel", "customers", "regions"}
     assert figures["sales"]["won_amount_month"] is None
@@ -483,8 +612,9 @@ def test_wallboard_needs_login_without_a_token(wall_client: TestClient) -> None:
     assert "http://" not in page.text
 
 
-def test_kiosk_link_works_without_login_and_is_refused_after_revocation(wall_client: TestClient,
-                                                                         wall_hub: WallHub) -> None:
+def test_kiosk_link_works_without_login_and_is_refused_after_revocation(
+    wall_client: TestClient, wall_hub: WallHub
+) -> None:
     wall_client.auth_stub.logout()  # type: ignore[attr-defined]
     token = _token(wall_hub)
     page = wall_client.get(f"/bridge/wallboard/kiosk/{token}")
@@ -494,8 +624,11 @@ def test_kiosk_link_works_without_login_and_is_refused_after_revocation(wall_cli
     data = wall_client.get(f"/bridge/wallboard/kiosk/{token}/data")
     assert data.status_code == 200
     assert data.json()["role"] == "wallboard"
-    for static in ("/bridge/static/wallboard.js", "/bridge/static/wallboard.css",
-                   "/bridge/static/vendor/echarts/echarts.min.js"):
+    for static in (
+        "/bridge/static/wallboard.js",
+        "/bridge/static/wallboard.css",
+        "/bridge/static/vendor/echarts/echarts.min.js",
+    ):
         assert wall_client.get(static).status_code == 200
     with wall_hub.engine.begin() as conn:
         kiosk.revoke(conn, kiosk.token_id_of(token), "admin")
@@ -507,9 +640,9 @@ def test_kiosk_link_works_without_login_and_is_refused_after_revocation(wall_cli
     assert wall_client.get(f"/bridge/wallboard/kiosk/{token[:-2]}xx/data").status_code == 403
 
 
-@pytest.mark.parametrize("path", ["/bridge/", "/bridge/quarantine", "/bridge/quarantine/1", "/bridge/health",
-                                  "/bridge/reports", "/bridge/sync", "/bridge/migration", "/bridge/wallboard",
-                                  "/bridge/wallboard/data", "/bridge/data-docs/index.html"])
+@pytest.mark.parametrize(
+    "path", [*NAV_PAGES, "/bridge/quarantine/1", *WALLBOARD_LOGIN_PAGES, "/bridge/data-docs/index.html"]
+)
 def test_kiosk_token_opens_nothing_else(wall_client: TestClient, wall_hub: WallHub, path: str) -> None:
     wall_client.auth_stub.logout()  # type: ignore[attr-defined]
     token = _token(wall_hub)
@@ -519,8 +652,11 @@ def test_kiosk_token_opens_nothing_else(wall_client: TestClient, wall_hub: WallH
         wall_client.cookies.set("_token", token)  # the last round: the token as Airflow's session cookie
     wall_client.cookies.clear()
     # the token as a path prefix of another page, or with a page appended: not a route
-    for sneaky in (f"/bridge/wallboard/kiosk/{token}/../../quarantine", f"/bridge/wallboard/kiosk/{token}/quarantine",
-                   f"/bridge/wallboard/kiosk/{token}/{path.removeprefix('/bridge/')}".rstrip("/") + "/x"):
+    for sneaky in (
+        f"/bridge/wallboard/kiosk/{token}/../../quarantine",
+        f"/bridge/wallboard/kiosk/{token}/quarantine",
+        f"/bridge/wallboard/kiosk/{token}/{path.removeprefix('/bridge/')}".rstrip("/") + "/x",
+    ):
         r = wall_client.get(sneaky)
         assert r.status_code in (401, 404), (sneaky, r.status_code)
         assert "隔离" not in r.text or r.status_code != 200
@@ -529,8 +665,12 @@ def test_kiosk_token_opens_nothing_else(wall_client: TestClient, wall_hub: WallH
 # ---------------------------------------------------------------- bridge kiosk (the command line)
 
 
-def test_cli_create_list_revoke(wall_client: TestClient, wall_hub: WallHub, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_create_list_revoke(
+    wall_client: TestClient,
+    wall_hub: WallHub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from bridge import cli
 
     def run(*argv: str) -> tuple[int, str]:
@@ -538,13 +678,17 @@ def test_cli_create_list_revoke(wall_client: TestClient, wall_hub: WallHub, monk
         out = capsys.readouterr()
         return code, out.out + out.err
 
-    code, out = run("kiosk", "create", "--by", "admin", "--label", "三楼销售区", "--base-url", "http://127.0.0.1:8080/")
+    code, out = run(
+        "kiosk", "create", "--by", "admin", "--label", "三楼销售区", "--base-url", "http://127.0.0.1:8080/"
+    )
     assert code == 0, out
     url = re.search(r"http://127\.0\.0\.1:8080/bridge/wallboard/kiosk/(\S+)", out)
     assert url, out
     token = url.group(1)
     wall_client.auth_stub.logout()  # type: ignore[attr-defined]
-    assert wall_client.get(f"/bridge/wallboard/kiosk/{token}/data").status_code == 200  # the printed link works
+    assert (
+        wall_client.get(f"/bridge/wallboard/kiosk/{token}/data").status_code == 200
+    )  # the printed link works
     code, out = run("kiosk", "list")
     assert code == 0
     assert kiosk.token_id_of(token) in out
@@ -576,8 +720,13 @@ def test_cli_create_list_revoke(wall_client: TestClient, wall_hub: WallHub, monk
     assert code == 2
     assert "bridge kiosk list --all" in out
     # without a key, nothing is created (and the message says how to provide one)
-    monkeypatch.setattr(kiosk, "signing_key", lambda create=False: (_ for _ in ()).throw(kiosk.KioskKeyMissing(
-        "no key to sign kiosk links: set BRIDGE_KIOSK_SECRET")))
+    monkeypatch.setattr(
+        kiosk,
+        "signing_key",
+        lambda create=False: (_ for _ in ()).throw(
+            kiosk.KioskKeyMissing("no key to sign kiosk links: set BRIDGE_KIOSK_SECRET")
+        ),
+    )
     code, out = run("kiosk", "create", "--by", "admin")
     assert code == 2
     assert kiosk.KEY_ENV in out
@@ -585,8 +734,9 @@ def test_cli_create_list_revoke(wall_client: TestClient, wall_hub: WallHub, monk
         assert len(kiosk.list_links(conn)) == 4
 
 
-def test_make_airflow_prints_the_wallboard_and_a_demo_kiosk_link(wall_hub: WallHub, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_make_airflow_prints_the_wallboard_and_a_demo_kiosk_link(
+    wall_hub: WallHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``make airflow``'s lines, through the real ``bridge kiosk create`` command; a restart replaces the demo link."""
     import os
 

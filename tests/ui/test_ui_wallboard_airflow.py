@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from tests.ui.airflow_support import airflow_env, run_facts
+from tests.ui.page_paths import NAV_PAGES, WALLBOARD_LOGIN_PAGES
 
 from bridge.hub import engine as hub_engine
 from bridge.ui import kiosk
@@ -30,16 +31,7 @@ AIRFLOW_PATHS = (
     "/api/v2/pools",
     "/api/v2/config",
 )
-BRIDGE_PATHS = (
-    "/bridge/",
-    "/bridge/quarantine",
-    "/bridge/health",
-    "/bridge/reports",
-    "/bridge/sync",
-    "/bridge/migration",
-    "/bridge/wallboard",
-    "/bridge/wallboard/data",
-)
+BRIDGE_PATHS = (*NAV_PAGES, *WALLBOARD_LOGIN_PAGES)
 
 
 def probe(token: str) -> dict[str, Any]:

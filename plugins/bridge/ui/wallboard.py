@@ -38,6 +38,15 @@ TZ = ZoneInfo("Asia/Shanghai")
 AUDIENCE = "wallboard"  # audiences.report.<AUDIENCE> in include/permissions.yaml
 MIN_REFRESH, MAX_REFRESH = 2, 3600
 
+# The approval forms whose pending instances the wall counts, in the panel's order.
+APPROVAL_FORMS = (
+    "project_initiation",
+    "expense_claim",
+    "travel_request",
+    "visit_plan",
+    "contract_amount_notice",
+)
+
 # What the wall reads of each entity (the policy may hide more; the marts then leave a panel empty).
 WALLBOARD_FIELDS: dict[str, tuple[str, ...]] = {
     "deal": ("crm_id", "stage", "contract_amount", "close_date", "company_id", "created_at"),
@@ -190,13 +199,7 @@ def pending_ages(data: Any, labels: Any, now: datetime) -> list[dict[str, Any]]:
     from bridge.report import marts
 
     out = []
-    for entity in (
-        "project_initiation",
-        "expense_claim",
-        "travel_request",
-        "visit_plan",
-        "contract_amount_notice",
-    ):
+    for entity in APPROVAL_FORMS:
         frame = data.frames.get(entity)
         if frame is None or not {"approval_status", "created_at"} <= set(frame.columns):
             continue
