@@ -277,14 +277,7 @@ def test_hub_not_migrated_shows_what_to_do(tmp_path: Path, ui_data: Path, auth, 
         data_dir=ui_data,
     )
     with make_client(config) as client:
-        for path in (
-            "/bridge/",
-            "/bridge/sync",
-            "/bridge/quarantine",
-            "/bridge/reports",
-            "/bridge/health",
-            "/bridge/migration",
-        ):
+        for path in NAV_PAGES:
             response = client.get(path)
             assert response.status_code == 503, path
             assert "尚未初始化" in response.text

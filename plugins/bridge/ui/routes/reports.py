@@ -109,11 +109,16 @@ def _report_file(pages: Pages, day: str, kind: str) -> tuple[Path, str]:
     return path, wanted.isoformat()
 
 
-@router.get("/reports/{day}/html", name="report_html")
-def report_html(request: Request, day: str, viewer: Viewer = Depends(require_viewer)) -> Response:
+def _report_for(request: Request, day: str, viewer: Viewer, kind: str) -> tuple[Path, str]:
+    """The day's report file for a viewer of the report's audience (else 403)."""
     pages = pages_of(request)
     pages.audience_check("report", "daily_report", viewer, "经营日报")
-    path, _ = _report_file(pages, day, "html")
+    return _report_file(pages, day, kind)
+
+
+@router.get("/reports/{day}/html", name="report_html")
+def report_html(request: Request, day: str, viewer: Viewer = Depends(require_viewer)) -> Response:
+    path, _ = _report_for(request, day, viewer, "html")
     return FileResponse(
         path, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": FILE_CSP}
     )
@@ -121,9 +126,7 @@ def report_html(request: Request, day: str, viewer: Viewer = Depends(require_vie
 
 @router.get("/reports/{day}/xlsx", name="report_xlsx")
 def report_xlsx(request: Request, day: str, viewer: Viewer = Depends(require_viewer)) -> Response:
-    pages = pages_of(request)
-    pages.audience_check("report", "daily_report", viewer, "经营日报")
-    path, label = _report_file(pages, day, "xlsx")
+    path, label = _report_for(request, day, viewer, "xlsx")
     return FileResponse(
         path,
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
