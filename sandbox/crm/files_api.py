@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 
+from sandbox.common.documents import demo_pdf
 from sandbox.crm.app import Sim, json_response
 from sandbox.crm.errors import HubSpotError
 from sandbox.crm.files import (
@@ -37,11 +39,12 @@ from sandbox.crm.files import (
     normalise_path,
     too_large,
 )
-from sandbox.crm.model import iso_ms, resolve_type
+from sandbox.crm.model import ObjectType, iso_ms, resolve_type
 from sandbox.crm.store import PORTAL_ID
 
 router = APIRouter()
 MAX_SIGNED_URL_SECONDS = 7 * 24 * 3600
+CONTRACT_STAGES = ("contractsent", "closedwon")
 
 
 def _sim(request: Request) -> Sim:
@@ -305,10 +308,44 @@ async def files_dump(request: Request) -> Response:
     return json_response({"files": files.count(), "stored": files.stored_blobs()})
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """What a person attaches to a record (admin acts)."""
+
+    target: ObjectType
+    record_id: int
+    file_name: str
+    content: bytes
+    folder_path: str = "/attachments"
+    access: str = "PRIVATE"
+    note_body: str = ""
+
+
+def attach(sim: Sim, item: Attachment) -> tuple[tuple[Any, ...], int]:
+    """Store the file (same bytes in the same folder: the existing file) and associate a note carrying its
+    id in ``hs_attachment_ids`` → ``(file row, note id)``."""
+    folder = sim.files.ensure_folder(item.folder_path)
+    options = UploadOptions(
+        name=item.file_name, access=item.access, strategy="RETURN_EXISTING", scope="EXACT_FOLDER"
+    )
+    received = sim.files.receive(io.BytesIO(item.content))
+    row, _ = store_upload(sim.files, received, int(folder[0]) if folder else 0, options)
+    notes = resolve_type("notes")
+    assert notes is not None
+    props = {
+        "hs_timestamp": str(sim.clock.now_ms()),
+        "hs_attachment_ids": str(row[0]),
+        "hs_note_body": item.note_body,
+    }
+    with sim.store.transaction():
+        note = sim.store.create(notes, props, None, [(item.target.name, item.record_id, False)])
+    return row, int(note[0])
+
+
 @router.post("/_sim/act/attach")
 async def act_attach(request: Request) -> Response:
-    """A person attaches a file to a record: ``{object_type, id, file_name, content_b64, folder_path?, access?}``
-    → the file is stored (PRIVATE by default) and a note with ``hs_attachment_ids`` is associated."""
+    """A person attaches a file to a record: ``{object_type, id, file_name, content_b64, folder_path?, access?,
+    note_body?}`` → the file is stored (PRIVATE by default) and a note with ``hs_attachment_ids`` is associated."""
     sim = _sim(request)
     body = orjson.loads(await request.body() or b"{}")
     target = resolve_type(str(body.get("object_type")))
@@ -321,20 +358,58 @@ async def act_attach(request: Request) -> Response:
         content = base64.b64decode(str(body.get("content_b64", "")), validate=True)
     except binascii.Error:
         raise _bad("content_b64 is not base64") from None
-    options = UploadOptions(
-        name=str(body.get("file_name") or "file"), access=str(body.get("access", "PRIVATE"))
+    item = Attachment(
+        target,
+        record_id,
+        str(body.get("file_name") or "file"),
+        content,
+        str(body.get("folder_path") or "/attachments"),
+        str(body.get("access", "PRIVATE")),
+        str(body.get("note_body") or ""),
     )
-    folder = sim.files.ensure_folder(str(body.get("folder_path") or "/attachments"))
-    row, _ = store_upload(
-        sim.files, sim.files.receive(io.BytesIO(content)), int(folder[0]) if folder else 0, options
-    )
-    notes = resolve_type("notes")
-    assert notes is not None
-    props = {
-        "hs_timestamp": str(sim.clock.now_ms()),
-        "hs_attachment_ids": str(row[0]),
-        "hs_note_body": str(body.get("note_body") or ""),
-    }
-    with sim.store.transaction():
-        note = sim.store.create(notes, props, None, [(target.name, record_id, False)])
-    return json_response({"file": file_json(sim.files, row, _base(request)), "note_id": str(note[0])}, 201)
+    row, note_id = attach(sim, item)
+    return json_response({"file": file_json(sim.files, row, _base(request)), "note_id": str(note_id)}, 201)
+
+
+@router.post("/_sim/act/attach_contracts")
+async def act_attach_contracts(request: Request) -> Response:
+    """Seed data: ``{count: 3, seed: 1}`` → a signed-contract PDF (``sandbox.common.documents.demo_pdf``,
+    bytes fixed by deal id and seed) attached by a note to each of the first ``count`` live deals at
+    ``contractsent`` or ``closedwon``, PRIVATE, in ``/contracts`` → ``{attached: [{deal_id, file_id, note_id,
+    file_md5}]}``."""
+    sim = _sim(request)
+    body = orjson.loads(await request.body() or b"{}")
+    count, seed = int(body.get("count", 3)), int(body.get("seed", 1))
+    deals = resolve_type("deals")
+    assert deals is not None
+    attached = []
+    for deal_id, name in _contract_deals(sim, deals, count):
+        item = Attachment(
+            deals,
+            deal_id,
+            f"合同-{name}.pdf",
+            demo_pdf(f"合同 {deal_id} {name}", seed),
+            "/contracts",
+            note_body="已签署合同扫描件",
+        )
+        row, note_id = attach(sim, item)
+        attached.append(
+            {"deal_id": str(deal_id), "file_id": str(row[0]), "note_id": str(note_id), "file_md5": row[6]}
+        )
+    return json_response({"attached": attached}, 201)
+
+
+def _contract_deals(sim: Sim, deals: ObjectType, count: int) -> list[tuple[int, str]]:
+    """The first ``count`` live deals (by id) whose stage means a contract exists."""
+    found: list[tuple[int, str]] = []
+    after = 0
+    while len(found) < count:
+        rows = sim.store.list_page(deals, after, 1000, False)
+        for row in rows[:1000]:
+            props = orjson.loads(row[5])
+            if props.get("dealstage") in CONTRACT_STAGES and len(found) < count:
+                found.append((int(row[0]), str(props.get("dealname") or row[0])))
+        if len(rows) <= 1000:
+            return found
+        after = int(rows[1000][0])
+    return found

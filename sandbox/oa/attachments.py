@@ -38,6 +38,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
+from sandbox.common.documents import demo_pdf
 from sandbox.oa.errors import param_invalid
 from sandbox.oa.forms import FILE_TYPES
 
@@ -235,23 +236,50 @@ def install_admin(api: FastAPI, state: SimState) -> None:
             content = base64.b64decode(str(body.get("content_b64", "")), validate=True)
         except binascii.Error as exc:
             raise HTTPException(400, "content_b64 is not base64") from exc
-        found = state.files.add(
-            io.BytesIO(content), str(body.get("file_name") or "file"), kind, state.now_ms()
+        found = attach_to_instance(state, row, str(body.get("file_name") or "file"), content, kind)
+        return _plain({"code": found.code, "instance_code": row["instance_code"]})
+
+    @api.post("/_sim/act/attach_invoices")
+    async def act_attach_invoices(request: Request) -> Response:
+        """Seed data: ``{count: 3, seed: 1}`` → an invoice PDF (``sandbox.common.documents.demo_pdf``, bytes
+        fixed by serial number and seed) in the attachment widget of each of the first ``count`` APPROVED
+        费用报销 instances (by start time) → ``{attached: [{instance_code, code, sha256}]}``."""
+        body = await request.json()
+        count, seed = int(body.get("count", 3)), int(body.get("seed", 1))
+        rows, _ = state.store.dump(
+            approval_code=state.by_key["expense_claim"].code,
+            status="APPROVED",
+            user_id=None,
+            uuid=None,
+            origin=None,
+            offset=0,
+            limit=count,
         )
-        state.store.update_instance(
-            row["instance_code"], {"form_json": _add_code(row["form_json"], kind, found.code)}
-        )
-        return Response(
-            json.dumps({"code": found.code, "instance_code": row["instance_code"]}),
-            media_type="application/json",
-        )
+        attached = []
+        for row in rows:
+            name = f"发票-{row['serial_number']}.pdf"
+            found = attach_to_instance(
+                state, row, name, demo_pdf(f"发票 {row['serial_number']}", seed), "attachment"
+            )
+            attached.append(
+                {"instance_code": row["instance_code"], "code": found.code, "sha256": found.sha256}
+            )
+        return _plain({"attached": attached})
 
     @api.get("/_sim/files")
     async def files_dump() -> Response:
-        return Response(
-            json.dumps({"files": state.files.count(), "stored": state.files.stored()}),
-            media_type="application/json",
-        )
+        return _plain({"files": state.files.count(), "stored": state.files.stored()})
+
+
+def attach_to_instance(
+    state: SimState, row: Mapping[str, Any], name: str, content: bytes, kind: str
+) -> ApprovalFile:
+    """Store the file and append its code to the instance's first widget of that kind."""
+    found = state.files.add(io.BytesIO(content), name, kind, state.now_ms())
+    state.store.update_instance(
+        row["instance_code"], {"form_json": _add_code(row["form_json"], kind, found.code)}
+    )
+    return found
 
 
 def _add_code(form_json: str, kind: str, code: str) -> str:
@@ -277,6 +305,11 @@ def _ok(data: Mapping[str, Any]) -> Response:
         json.dumps({"code": 0, "msg": "success", "data": data}, ensure_ascii=False),
         media_type="application/json; charset=utf-8",
     )
+
+
+def _plain(body: Mapping[str, Any]) -> Response:
+    """An admin answer (not Feishu's envelope)."""
+    return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
 
 
 def _forbidden(reason: str) -> Response:

@@ -310,3 +310,21 @@ def test_admin_attach_puts_a_private_file_on_a_deal(crm: Crm) -> None:  # noqa: 
     )
     assert read["properties"]["hs_attachment_ids"] == done["file"]["id"]
     assert crm.call("GET", f"{FILES}/{done['file']['id']}/download").content == content
+
+
+def test_seeded_contracts_on_deals_are_deterministic(crm: Crm) -> None:  # noqa: F811
+    first = crm.admin("POST", "/act/attach_contracts", {"count": 2, "seed": 7}, status=201)["attached"]
+    assert len(first) == 2
+    for item in first:
+        note = crm.ok(
+            "GET", f"/crm/v3/objects/notes/{item['note_id']}", params={"properties": "hs_attachment_ids"}
+        )
+        assert note["properties"]["hs_attachment_ids"] == item["file_id"]
+        stored = crm.ok("GET", f"{FILES}/{item['file_id']}")
+        assert stored["access"] == "PRIVATE"
+        assert stored["path"].startswith("/contracts/合同-")
+        assert crm.call("GET", f"{FILES}/{item['file_id']}/download").content.startswith(b"%PDF-")
+    again = crm.admin("POST", "/act/attach_contracts", {"count": 2, "seed": 7}, status=201)["attached"]
+    assert [(a["deal_id"], a["file_id"], a["file_md5"]) for a in again] == [
+        (a["deal_id"], a["file_id"], a["file_md5"]) for a in first
+    ]  # same bytes in the same folder: the file is reused, a second note links it

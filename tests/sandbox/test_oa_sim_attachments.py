@@ -5,6 +5,7 @@ instance again, and uploads cut off half way that leave nothing behind."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from typing import Any
@@ -177,3 +178,21 @@ def test_admin_attach_adds_a_file_to_an_instance(oa: OaClient, applicant: str) -
     widget = file_widgets(oa, code)["attachments"]
     assert widget["ext"] == "报销发票.pdf"
     assert requests.get(widget["value"][0], timeout=10).content == content
+
+
+def test_seeded_invoices_on_approved_expense_claims(oa: OaClient, applicant: str) -> None:
+    for _ in range(2):
+        code = oa.admin(
+            "POST",
+            "/act/submit",
+            {"approval": "expense_claim", "user_id": applicant, "form": sample_widgets("expense_claim")},
+        )["instance_code"]
+        oa.admin("POST", "/act/approve", {"instance_code": code})
+    attached = oa.admin("POST", "/act/attach_invoices", {"count": 2, "seed": 7})["attached"]
+    assert len(attached) == 2
+    for item in attached:
+        widget = file_widgets(oa, item["instance_code"])["attachments"]
+        content = requests.get(widget["value"][0], timeout=10).content
+        assert content.startswith(b"%PDF-")
+        assert hashlib.sha256(content).hexdigest() == item["sha256"]
+        assert widget["ext"].startswith("发票-")
