@@ -57,6 +57,23 @@ def mask(*secrets: str | None) -> None:
             mask_secret(secret)
 
 
+def token_answer(answer: Answer, value_key: str, expiry_key: str, system: str, path: str) -> dict[str, Any]:
+    """The body of a token endpoint's answer, checked to hold a token (masked at once) and its lifetime in
+    seconds; :class:`BadResponseError` otherwise."""
+    body = answer.body if isinstance(answer.body, dict) else {}
+    value, expires = body.get(value_key), body.get(expiry_key)
+    if not isinstance(value, str) or not value or not isinstance(expires, int | float):
+        raise BadResponseError(
+            f"the token answer has no {value_key}/{expiry_key}",
+            system=system,
+            status=answer.status,
+            method="POST",
+            path=path,
+        )
+    mask(value)
+    return body
+
+
 def to_ms(value: int | datetime, name: str) -> int:
     """Epoch milliseconds from an int or a timezone-aware datetime (naive datetimes are refused)."""
     if isinstance(value, datetime):

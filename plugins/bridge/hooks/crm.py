@@ -30,7 +30,7 @@ from typing import Any
 
 from bridge.hooks import _explain, ui
 from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth, Token, TokenCache, credentials_key
-from bridge.hooks._base import VendorHook, chunked, mask, to_ms
+from bridge.hooks._base import VendorHook, chunked, mask, to_ms, token_answer
 from bridge.hooks._http import (
     SEND_DEFAULT,
     TOKEN_REQUEST,
@@ -820,17 +820,8 @@ class _RefreshGrant:
                 "refresh_token": self.refresh,
             },
         )
-        body = answer.body if isinstance(answer.body, dict) else {}
-        value, expires = body.get("access_token"), body.get("expires_in")
-        if not isinstance(value, str) or not value or not isinstance(expires, int | float):
-            raise BadResponseError(
-                "the token answer has no access_token/expires_in",
-                system="crm",
-                status=answer.status,
-                method="POST",
-                path=self.token_path,
-            )
-        mask(value)
+        body = token_answer(answer, "access_token", "expires_in", "crm", self.token_path)
+        value, expires = body["access_token"], body["expires_in"]
         new_refresh = body.get("refresh_token")
         if isinstance(new_refresh, str) and new_refresh and new_refresh != self.refresh:
             mask(new_refresh)
@@ -948,24 +939,15 @@ def _prepare(
     for n, record in enumerate(records):
         key, item = _input_for(action, record, id_property, n)
         if item is None:
-            slots[n] = RecordOutcome(
-                key=key,
-                status="error",
-                category="MISSING_ID",
-                message=f"the record has no value for {id_property}",
-            )
+            slots[n] = _refused(key, "MISSING_ID", f"the record has no value for {id_property}")
             continue
         last_index[key] = n
         prepared.append((n, key, item))
     unique = []
     for n, key, item in prepared:
         if action != "create" and last_index[key] != n:
-            slots[n] = RecordOutcome(
-                key=key,
-                status="error",
-                category="DUPLICATE_INPUT",
-                message=f"the same {id_property} appears again later in the input; only the last one is written",
-            )
+            message = f"the same {id_property} appears again later in the input; only the last one is written"
+            slots[n] = _refused(key, "DUPLICATE_INPUT", message)
             continue
         unique.append((n, key, item))
     return unique
@@ -1021,6 +1003,10 @@ def _matched_errors(
         if not hit:
             unmatched.append((outcome_msg, category))
     return unmatched
+
+
+def _refused(key: str, category: str | None, message: str) -> RecordOutcome:
+    return RecordOutcome(key=key, status="error", message=message, category=category)
 
 
 def _errors_for(keys: Sequence[str], exc: VendorError) -> list[RecordOutcome]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from bridge.hooks import _explain, ui
 from bridge.hooks._auth import BearerTokenAuth, Token, TokenCache, credentials_key
-from bridge.hooks._base import VendorHook, chunked, mask, to_ms
+from bridge.hooks._base import VendorHook, chunked, mask, to_ms, token_answer
 from bridge.hooks._http import TOKEN_REQUEST, VendorProtocol, error_by_status, retry_after_seconds
 from bridge.hooks.errors import (
     AuthError,
@@ -190,17 +190,8 @@ class OaHook(VendorHook):
             answer = self.client.call(
                 "POST", TENANT_AUTH_PATH, json={"app_id": app_id, "app_secret": secret}, send=TOKEN_REQUEST
             )
-            body = answer.body
-            value, expire = body.get("tenant_access_token"), body.get("expire")
-            if not isinstance(value, str) or not value or not isinstance(expire, int | float):
-                raise BadResponseError(
-                    "the token answer has no tenant_access_token/expire",
-                    system="oa",
-                    status=answer.status,
-                    method="POST",
-                    path=TENANT_AUTH_PATH,
-                )
-            mask(value)
+            body = token_answer(answer, "tenant_access_token", "expire", "oa", TENANT_AUTH_PATH)
+            value, expire = body["tenant_access_token"], body["expire"]
             return Token.expiring_in(value, float(expire))
 
         return BearerTokenAuth(cache, fetch)

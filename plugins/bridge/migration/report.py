@@ -164,17 +164,7 @@ def _view(report: Report, d: Dictionary, policy: Policy) -> dict[str, Any]:
             {
                 "entity": c.entity,
                 "label": ENTITY_LABELS.get(c.entity, c.entity),
-                "values": {
-                    "read": c.read,
-                    "cleaned": c.cleaned,
-                    "merged": c.merged,
-                    "quarantined": c.quarantined_total,
-                    "linked": c.linked,
-                    "written": c.written,
-                    "written_back": c.written_back,
-                    "archived": c.archived,
-                    "skipped": c.skipped_total,
-                },
+                "values": _metric_values(c),
                 "quarantined": [(REASON_LABELS.get(r, r), r, n) for r, n in sorted(c.quarantined.items())],
                 "skipped": [(SKIP_LABELS.get(r, r), r, n) for r, n in sorted(c.skipped.items())],
                 "cleaned_fields": [
@@ -269,9 +259,9 @@ def _csv_rows(report: Report, d: Dictionary, policy: Policy) -> Iterator[CsvRow]
         yield ("未完成批次", entity, "批次", str(chunk.chunk_no), "", "", chunk.status)
 
 
-def _entity_rows(c: EntityCounts, d: Dictionary) -> Iterator[CsvRow]:
-    label = ENTITY_LABELS.get(c.entity, c.entity)
-    values = {
+def _metric_values(c: EntityCounts) -> dict[str, int]:
+    """An entity's figures by metric name (the keys of :data:`METRICS`)."""
+    return {
         "read": c.read,
         "cleaned": c.cleaned,
         "merged": c.merged,
@@ -282,6 +272,11 @@ def _entity_rows(c: EntityCounts, d: Dictionary) -> Iterator[CsvRow]:
         "archived": c.archived,
         "skipped": c.skipped_total,
     }
+
+
+def _entity_rows(c: EntityCounts, d: Dictionary) -> Iterator[CsvRow]:
+    label = ENTITY_LABELS.get(c.entity, c.entity)
+    values = _metric_values(c)
     for name, metric in METRICS:
         yield ("按实体", label, metric, "", values[name], "", "")
     for reason, n in sorted(c.quarantined.items()):
