@@ -107,7 +107,7 @@ class StatsMiddleware:
         await self.app(scope, receive, counting)
 
 
-GATED_PREFIXES = ("/crm/", "/files/")
+GATED_PREFIXES = ("/crm/", "/files/", "/marketing/")
 
 
 class GateMiddleware:
@@ -151,7 +151,7 @@ class GateMiddleware:
 
 def create_app(sim: Sim) -> ASGIApp:
     """The ASGI app uvicorn serves (FastAPI inside the three middlewares)."""
-    from sandbox.crm import admin, api, files_api, lifecycle, webhooks
+    from sandbox.crm import admin, api, files_api, lifecycle, marketing, webhooks
 
     app = FastAPI(title="HubSpot CRM v3 simulator", docs_url="/_sim/docs", redoc_url=None,
                   openapi_url="/_sim/openapi.json")
@@ -187,6 +187,7 @@ def create_app(sim: Sim) -> ASGIApp:
         return Response(content=body, status_code=500, headers=headers)
 
     app.include_router(admin.router)
+    app.include_router(marketing.router)  # before api: it refuses writes to read-only feedback submissions
     app.include_router(api.router)
     app.include_router(lifecycle.router)
     app.include_router(files_api.router)

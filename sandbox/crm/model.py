@@ -18,6 +18,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox.common.world import Employee
+from sandbox.crm.journey_model import (
+    CONTACT_SOURCE_PROPERTIES,
+    FEEDBACK_ASSOCIATIONS,
+    FEEDBACK_DEFAULT_PROPERTIES,
+    FEEDBACK_PROPERTIES,
+    FEEDBACK_QUERY_PROPERTIES,
+    FEEDBACK_TYPE,
+    PropertySpec,
+)
 
 # ------------------------------------------------------------------ object types
 
@@ -41,13 +50,14 @@ OBJECT_TYPES: dict[str, ObjectType] = {t.name: t for t in (
     ObjectType("tasks", 27, "task", "任务"),
     ObjectType("notes", 46, "note", "备注"),
     ObjectType("meetings", 47, "meeting", "会议"),
+    ObjectType(*FEEDBACK_TYPE),  # read-only through the API: sandbox.crm.marketing
 )}
 BY_CODE = {t.code: t for t in OBJECT_TYPES.values()}
 _ALIASES: dict[str, ObjectType] = {}
 for _t in OBJECT_TYPES.values():
     for _alias in (_t.name, _t.singular, _t.type_id):
         _ALIASES[_alias] = _t
-ENGAGEMENTS = {"notes", "meetings", "tasks"}
+ENGAGEMENTS = {"notes", "meetings", "tasks", "feedback_submissions"}  # their create date is hs_createdate
 
 
 def resolve_type(raw: str) -> ObjectType | None:
@@ -70,6 +80,7 @@ ASSOCIATION_TYPES: dict[tuple[str, str], tuple[int, int | None]] = {
     ("tasks", "contacts"): (204, None), ("contacts", "tasks"): (203, None),
     ("tasks", "companies"): (192, None), ("companies", "tasks"): (191, None),
     ("tasks", "deals"): (216, None), ("deals", "tasks"): (215, None),
+    **FEEDBACK_ASSOCIATIONS,
 }
 # type id -> (from, to, is_primary)
 ASSOCIATION_BY_ID: dict[int, tuple[str, str, bool]] = {}
@@ -166,6 +177,12 @@ def _base(created: str) -> list[PropertyDef]:
     return out
 
 
+def _journey(specs: Iterable[PropertySpec], group: str) -> list[PropertyDef]:
+    """The journey's HubSpot-defined properties (``sandbox.crm.journey_model``)."""
+    return [_p(name, label, type_, field, group, options=options, read_only=read_only)
+            for name, label, type_, field, options, read_only in specs]
+
+
 def build_properties(owners: list[Employee]) -> dict[str, dict[str, PropertyDef]]:
     """Default + custom properties per object type. ``hubspot_owner_id`` options are the owners."""
     owner_opts = tuple((e.owner_id or "", e.name) for e in owners if e.owner_id)
@@ -189,6 +206,7 @@ def build_properties(owners: list[Employee]) -> dict[str, dict[str, PropertyDef]
         _p("jobtitle", "职位"), _p("company", "公司名称"), _p("city", "城市"),
         _p("associatedcompanyid", "主要公司 ID", "number", "number"),
         _p("lifecyclestage", "生命周期阶段", "enumeration", "radio", options=LIFECYCLE),
+        *_journey(CONTACT_SOURCE_PROPERTIES, "analyticsinformation"),
     ]
     deals = [
         *_base("createdate"), owner,
@@ -243,6 +261,7 @@ def build_properties(owners: list[Employee]) -> dict[str, dict[str, PropertyDef]
     return {name: {p.name: p for p in props} for name, props in (
         ("companies", companies), ("contacts", contacts), ("deals", deals),
         ("notes", notes), ("meetings", meetings), ("tasks", tasks),
+        ("feedback_submissions", [*_base("hs_createdate"), *_journey(FEEDBACK_PROPERTIES, "feedback_submission_information")]),
     )}
 
 
@@ -255,6 +274,7 @@ DEFAULT_PROPERTIES: dict[str, tuple[str, ...]] = {
     "notes": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     "meetings": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     "tasks": ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+    "feedback_submissions": FEEDBACK_DEFAULT_PROPERTIES,
 }
 # Engagements cannot be created without a timestamp on HubSpot.
 REQUIRED_ON_CREATE: dict[str, tuple[str, ...]] = {"notes": ("hs_timestamp",), "meetings": ("hs_timestamp",),
@@ -265,6 +285,7 @@ QUERY_PROPERTIES: dict[str, tuple[str, ...]] = {
     "contacts": ("firstname", "lastname", "email", "phone", "mobilephone", "company"),
     "deals": ("dealname",),
     "notes": ("hs_note_body",), "meetings": ("hs_meeting_title", "hs_meeting_body"), "tasks": ("hs_task_subject",),
+    "feedback_submissions": FEEDBACK_QUERY_PROPERTIES,
 }
 
 

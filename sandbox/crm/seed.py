@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from sandbox.common.world import World, wire_properties
+from sandbox.crm import journey_seed
 from sandbox.crm.model import OBJECT_TYPES
 from sandbox.crm.store import DROP_INDEXES, INDEXES, LIFECYCLE_TABLES, SCHEMA, connect
 
@@ -70,7 +71,8 @@ def seed_database(path: Path | str, request: SeedRequest, chunk: int = 20_000) -
             objects.clear()
             links.clear()
 
-        stream = itertools.chain(world.iter_companies(), world.iter_contacts(), world.iter_deals())
+        stream = journey_seed.with_journey(  # original sources and survey answers (customer journey)
+            world, itertools.chain(world.iter_companies(), world.iter_contacts(), world.iter_deals()))
         for obj in stream:
             t = OBJECT_TYPES[obj.object_type]
             props = wire_properties(obj)
@@ -78,7 +80,7 @@ def seed_database(path: Path | str, request: SeedRequest, chunk: int = 20_000) -
                 props.pop(name, None)
             object_id = int(obj.id)
             objects.append((object_id, t.code, obj.created_ms, obj.modified_ms, orjson.dumps(props)))
-            counts[obj.object_type] += 1
+            counts[obj.object_type] = counts.get(obj.object_type, 0) + 1
             for to_type, ids in obj.associations.items():
                 to_code = OBJECT_TYPES[to_type].code
                 for raw in ids:
@@ -87,6 +89,7 @@ def seed_database(path: Path | str, request: SeedRequest, chunk: int = 20_000) -
             if len(objects) >= chunk:
                 flush()
         flush()
+        counts.update(journey_seed.seed_marketing(db, world))
         loaded = time.perf_counter()
         for stmt in INDEXES:
             db.execute(stmt)

@@ -31,6 +31,8 @@ import orjson
 
 from sandbox.common.world import World
 from sandbox.crm.errors import HubSpotError
+from sandbox.crm.journey_seed import SCHEMA as MARKETING_SCHEMA
+from sandbox.crm.journey_seed import TABLES as MARKETING_TABLES
 from sandbox.crm.model import (
     BY_CODE,
     OBJECT_TYPES,
@@ -155,7 +157,7 @@ class Store:
         self.path = Path(path)
         self.clock = clock or Clock()
         self.db = connect(self.path)
-        for stmt in (*SCHEMA, *INDEXES):
+        for stmt in (*SCHEMA, *INDEXES, *MARKETING_SCHEMA):
             self.db.execute(stmt)
         self.lock = threading.RLock()
         self.gen: Counter[int] = Counter()  # bumped on every write of a type: cache validity
@@ -220,7 +222,7 @@ class Store:
     def reset(self) -> None:
         with self.lock:
             self.db.execute("BEGIN IMMEDIATE")
-            for table in ("objects", "assoc", "uniq", "meta", *LIFECYCLE_TABLES):
+            for table in ("objects", "assoc", "uniq", "meta", *LIFECYCLE_TABLES, *MARKETING_TABLES):
                 self.db.execute("DELETE FROM " + table)  # fixed table names
             self.db.execute("COMMIT")
             self.db.execute("VACUUM")

@@ -440,6 +440,7 @@ def feishu_error_body(status: int, message: str) -> tuple[bytes, dict[str, str]]
 def create_app(cfg: SimConfig) -> FastAPI:
     from sandbox.oa import attachments
     from sandbox.oa.admin import admin_router
+    from sandbox.oa.performance import performance_router
 
     state = SimState(cfg)
     api = FastAPI(title="OA simulator (Feishu approval v4)", docs_url=None, redoc_url=None, openapi_url=None)
@@ -736,6 +737,7 @@ def create_app(cfg: SimConfig) -> FastAPI:
                                          "is_activated": True, "is_exited": False, "is_unjoin": False}})
         return ok({"items": items})
 
+    api.include_router(performance_router(state))  # 绩效: sandbox.oa.performance
     api.include_router(admin_router(state))
     attachments.install(api, state)
     api.add_middleware(FaultMiddleware, injector=state.injector, error_body=feishu_error_body)

@@ -11,6 +11,7 @@ import pytest
 from tests.sandbox.conftest_crm import NOW_MS, WORLD_SEED, Crm, crm, running_crm  # noqa: F401
 
 from sandbox.common.world import World, wire_properties
+from sandbox.crm.journey_seed import contact_source
 from sandbox.crm.model import parse_time_ms
 
 
@@ -70,6 +71,8 @@ def test_seed_matches_the_world_and_is_deterministic(crm: Crm) -> None:  # noqa:
                   oa_instances=0)
     expected = {obj.id: wire_properties(obj) for obj in
                 [*world.iter_companies(), *world.iter_contacts(), *world.iter_deals()]}
+    for i, contact in enumerate(world.iter_contacts()):  # the journey's original source (journey_seed)
+        expected[contact.id].update(contact_source(99, i).properties)
     for records in first.values():
         for rec in records:
             props = dict(rec["properties"])
