@@ -120,12 +120,12 @@ def clean_mobile(value: object) -> Cleaned:
 
 def clean_phone(value: object) -> Cleaned:
     """A mobile number, or a landline ``0AA(A)-NNNNNNN(N)[-ext]``, or a 400/800 service number."""
+    mobile, issue = clean_mobile(value)
+    if mobile is not None or issue is None:
+        return mobile, issue
     text, issue = clean_text(value)
     if issue or text is None:
         return None, issue
-    digits = _mobile_digits(text)
-    if _MOBILE.fullmatch(digits):
-        return digits, None
     half = to_half_width(text).strip()
     main, ext = half, None
     m = _EXTENSION.match(half)

@@ -260,13 +260,18 @@ def _association_ids(associations: Any, obj: Mapping[str, Any], object_type: str
     return []
 
 
+def _not_an_object(d: Dictionary, entity: Entity, what: str, value: object) -> MappingResult:
+    """The empty record and its one problem when a vendor sent something else than a JSON object."""
+    problems = _Problems(d, entity, None)
+    problems.hostile(None, f"{what}应为 JSON 对象，收到 {type(value).__name__}。")
+    return MappingResult(dict.fromkeys(entity.fields), problems.items)
+
+
 def from_crm(d: Dictionary, plan: EntityPlan, obj: Any, associations: Any = None) -> MappingResult:
     entity = plan.entity
-    record: dict[str, Any] = dict.fromkeys(entity.fields)
     if not isinstance(obj, Mapping):
-        problems = _Problems(d, entity, None)
-        problems.hostile(None, f"CRM 对象应为 JSON 对象，收到 {type(obj).__name__}。")
-        return MappingResult(record, problems.items)
+        return _not_an_object(d, entity, "CRM 对象", obj)
+    record: dict[str, Any] = dict.fromkeys(entity.fields)
     props = hubspot_codec.object_properties(obj)
     problems = _Problems(d, entity, hubspot_codec.object_id(obj))
     if not isinstance(props, Mapping):
@@ -305,11 +310,9 @@ def _form_values(form: object, problems: _Problems) -> dict[str, object]:
 
 def from_oa(d: Dictionary, plan: EntityPlan, instance: Any) -> MappingResult:
     entity = plan.entity
-    record: dict[str, Any] = dict.fromkeys(entity.fields)
     if not isinstance(instance, Mapping):
-        problems = _Problems(d, entity, None)
-        problems.hostile(None, f"审批实例应为 JSON 对象，收到 {type(instance).__name__}。")
-        return MappingResult(record, problems.items)
+        return _not_an_object(d, entity, "审批实例", instance)
+    record: dict[str, Any] = dict.fromkeys(entity.fields)
     problems = _Problems(d, entity, feishu_codec.instance_code(instance))
     widgets = _form_values(feishu_codec.instance_form(instance), problems)
 

@@ -23,7 +23,7 @@ from urllib.request import getproxies
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
-from bridge.hooks import _explain
+from bridge.hooks import _explain, ui
 from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth
 from bridge.hooks._http import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -121,6 +121,15 @@ class VendorHook(HttpHook):
     # Plain stdlib loggers (not the structlog ``self.log``): Airflow routes them to the task log, and
     # the tests can read every line.
     vendor_log: logging.Logger = logging.getLogger("bridge.hooks")
+    connection_ui: dict[str, Any]  # the Connections page form of the hook's type (``bridge.hooks.ui``)
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return ui.field_behaviour(cls.connection_ui)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        return ui.form_widgets(cls.connection_ui)
 
     def __init__(
         self,

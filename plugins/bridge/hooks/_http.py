@@ -43,6 +43,7 @@ from bridge.hooks.errors import (
     BadRequestError,
     BadResponseError,
     ConflictError,
+    ErrorDetails,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -282,25 +283,13 @@ class ApiClient:
                     why = "again after a refresh" if refreshed else "and cannot be refreshed (a static token)"
                     raise AuthError(
                         f"the access token was refused {why}: {exc.message}",
-                        system=self.system,
-                        status=exc.status,
-                        code=exc.code,
-                        category=exc.category,
-                        correlation_id=exc.correlation_id,
-                        method=method,
-                        path=path,
+                        **_carried(exc, self.system, method, path),
                     ) from exc
                 if not send.idempotent and _maybe_applied(exc):
                     raise AmbiguousWriteError(
                         f"the write may have been applied but its answer was lost ({_reason(exc)}); "
                         f"not retried: reconcile before writing again",
-                        system=self.system,
-                        status=exc.status,
-                        code=exc.code,
-                        category=exc.category,
-                        correlation_id=exc.correlation_id,
-                        method=method,
-                        path=path,
+                        **_carried(exc, self.system, method, path),
                     ) from exc
                 raise
 
@@ -423,6 +412,19 @@ class ApiClient:
 
     def _transport(self, what: str, method: str, path: str, sent: bool = True) -> TransportError:
         return TransportError(what, system=self.system, method=method, path=path, sent=sent)
+
+
+def _carried(exc: VendorError, system: str, method: str, path: str) -> ErrorDetails:
+    """What a new error raised for ``exc`` keeps of it: the vendor's status, codes and correlation id."""
+    return {
+        "system": system,
+        "status": exc.status,
+        "code": exc.code,
+        "category": exc.category,
+        "correlation_id": exc.correlation_id,
+        "method": method,
+        "path": path,
+    }
 
 
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:

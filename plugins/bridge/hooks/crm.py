@@ -290,6 +290,7 @@ class CrmHook(VendorHook):
     default_conn_name = "crm_default"
     conn_type = ui.CRM_CONN_TYPE
     hook_name = ui.CRM_UI["hook-name"]
+    connection_ui = ui.CRM_UI
     vendor_log = logging.getLogger("bridge.hooks.crm")
     protocol = HubSpotProtocol()
 
@@ -298,15 +299,6 @@ class CrmHook(VendorHook):
         super().__init__(crm_conn_id, **kwargs)
         self.skipped_records: list[SkippedRecord] = []
         self.skipped: Counter[str] = Counter()  # by object type
-
-    # ------------------------------------------------------------------ Connections page
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return ui.field_behaviour(ui.CRM_UI)
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return ui.form_widgets(ui.CRM_UI)
 
     # ------------------------------------------------------------------ auth
     def _build_auth(

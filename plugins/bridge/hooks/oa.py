@@ -154,6 +154,7 @@ class OaHook(VendorHook):
     default_conn_name = "oa_default"
     conn_type = ui.OA_CONN_TYPE
     hook_name = ui.OA_UI["hook-name"]
+    connection_ui = ui.OA_UI
     vendor_log = logging.getLogger("bridge.hooks.oa")
     protocol = FeishuProtocol()
 
@@ -162,15 +163,6 @@ class OaHook(VendorHook):
         super().__init__(oa_conn_id, **kwargs)
         self.test_approval_code: str | None = None
         self.app_id = ""
-
-    # ------------------------------------------------------------------ Connections page
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return ui.field_behaviour(ui.OA_UI)
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        return ui.form_widgets(ui.OA_UI)
 
     # ------------------------------------------------------------------ auth
     def _build_auth(self, conn: Any, extra: dict[str, Any], base_url: str) -> BearerTokenAuth:
@@ -253,12 +245,8 @@ class OaHook(VendorHook):
         try:
             existing = self.get_instance(uuid)  # Feishu accepts the create uuid as instance_id
         except NotFoundError as exc:
-            raise ConflictError(
-                f"uuid already used (60012) but no instance is readable by it: {exc.message}",
-                system="oa",
-                code=str(UUID_CONFLICT),
-                method="POST",
-                path=INSTANCES,
+            raise _uuid_conflict(
+                f"uuid already used (60012) but no instance is readable by it: {exc.message}"
             ) from cause
         code = existing.get("instance_code")
         if (
@@ -266,13 +254,9 @@ class OaHook(VendorHook):
             or existing.get("user_id") != applicant
             or not isinstance(code, str)
         ):
-            raise ConflictError(
+            raise _uuid_conflict(
                 f"uuid already used by another instance ({existing.get('instance_code')}, "
-                f"approval {existing.get('approval_code')}): a uuid must identify one instance",
-                system="oa",
-                code=str(UUID_CONFLICT),
-                method="POST",
-                path=INSTANCES,
+                f"approval {existing.get('approval_code')}): a uuid must identify one instance"
             ) from cause
         self.vendor_log.info(
             "oa: uuid already used; instance %s of approval %s already exists, returning it",
@@ -458,6 +442,11 @@ class OaHook(VendorHook):
             return _explain.success_oa(self.base_url, self.app_id, None)
 
         return self._test(probe)
+
+
+def _uuid_conflict(message: str) -> ConflictError:
+    """A create whose uuid (60012) cannot be matched to the instance the caller meant."""
+    return ConflictError(message, system="oa", code=str(UUID_CONFLICT), method="POST", path=INSTANCES)
 
 
 def _norm_email(value: str) -> str:

@@ -386,6 +386,7 @@ def _validate(
         if not failed:
             passing.append((row, result))
             continue
+        field_name: str | None
         if entity in CUSTOMER_FORMS and {f.check_id for f in failed} == {f"{entity}.customer_id.required"}:
             applicant = row.data_owner or "?"
             message = (
@@ -393,33 +394,12 @@ def _validate(
                 f"（数据字典校验「{failed[0].label}」（{failed[0].check_id}）未通过）。请申请人 {applicant} "
                 f"在 OA 中补填 CRM 客户编号（撤回后重新提交），然后重新运行历史迁移。"
             )
-            _quarantine(
-                t,
-                entity,
-                batch,
-                counts,
-                _Quarantine.of(
-                    row,
-                    "missing_customer_link",
-                    message,
-                    field="customer_id",
-                    department=failed[0].department,
-                ),
-            )
-            continue
-        _quarantine(
-            t,
-            entity,
-            batch,
-            counts,
-            _Quarantine.of(
-                row,
-                "expectation_failed",
-                gate.message(e.label, row.source_id, failed),
-                field=failed[0].field,
-                department=failed[0].department,
-            ),
-        )
+            reason, field_name = "missing_customer_link", "customer_id"
+        else:
+            message = gate.message(e.label, row.source_id, failed)
+            reason, field_name = "expectation_failed", failed[0].field
+        q = _Quarantine.of(row, reason, message, field=field_name, department=failed[0].department)
+        _quarantine(t, entity, batch, counts, q)
     return passing
 
 

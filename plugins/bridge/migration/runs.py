@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, insert, select, update
 
 from bridge.dictionary.formats import SHANGHAI
 from bridge.hub import store
@@ -155,14 +155,17 @@ def planned(conn: Connection, run_id: str) -> list[Chunk]:
     return [_chunk(r) for r in rows]
 
 
+def _chunk_is(run_id: str, entity: str, chunk_no: int) -> tuple[ColumnElement[bool], ...]:
+    """The conditions that pick one chunk of a run."""
+    return (
+        migration_chunk.c.run_id == run_id,
+        migration_chunk.c.entity == entity,
+        migration_chunk.c.chunk_no == chunk_no,
+    )
+
+
 def get_chunk(conn: Connection, run_id: str, entity: str, chunk_no: int) -> Chunk | None:
-    row = conn.execute(
-        select(migration_chunk).where(
-            migration_chunk.c.run_id == run_id,
-            migration_chunk.c.entity == entity,
-            migration_chunk.c.chunk_no == chunk_no,
-        )
-    ).first()
+    row = conn.execute(select(migration_chunk).where(*_chunk_is(run_id, entity, chunk_no))).first()
     return _chunk(row) if row is not None else None
 
 
@@ -177,11 +180,7 @@ def complete_chunk(
 ) -> None:
     conn.execute(
         update(migration_chunk)
-        .where(
-            migration_chunk.c.run_id == run_id,
-            migration_chunk.c.entity == entity,
-            migration_chunk.c.chunk_no == chunk_no,
-        )
+        .where(*_chunk_is(run_id, entity, chunk_no))
         .values(status="done", counts=dict(counts), examples=dict(examples), completed_at=now)
     )
 
@@ -189,12 +188,7 @@ def complete_chunk(
 def fail_chunk(conn: Connection, run_id: str, entity: str, chunk_no: int, why: str, now: datetime) -> None:
     conn.execute(
         update(migration_chunk)
-        .where(
-            migration_chunk.c.run_id == run_id,
-            migration_chunk.c.entity == entity,
-            migration_chunk.c.chunk_no == chunk_no,
-            migration_chunk.c.status != "done",
-        )
+        .where(*_chunk_is(run_id, entity, chunk_no), migration_chunk.c.status != "done")
         .values(status="failed", examples={"error": why[:500]}, completed_at=now)
     )
 
