@@ -2,9 +2,10 @@
 
 Read-only, as the bridge uses it: ``GET /open-apis/performance/v1/semesters`` (评估周期),
 ``POST /open-apis/performance/v2/activity/query`` (项目 = a review activity of a period) and
-``POST /open-apis/performance/v1/review_datas/query`` (绩效结果 per reviewee and period). Shapes
-from ``sandbox/specs/feishu/performance.yaml``; none of the three pages (the spec has no
-``page_token``), so a client narrows by period and reviewee list instead.
+``POST /open-apis/performance/v1/review_datas/query`` (绩效结果 per reviewee and period), and
+``POST /open-apis/performance/v2/reviewees/query`` (被评估人 of one period). Shapes from
+``sandbox/specs/feishu/performance.yaml``; only the last pages (``page_size``, ``page_token``,
+``has_more``), as the spec has it: for the others a client narrows by period and reviewee list.
 
 The data are a pure function of the tenant's people and its world seed: four half-year periods
 (2025 H1 … 2026 H2), one activity each, and for every sales person of a finished period a rating
@@ -29,7 +30,16 @@ from sandbox.oa.errors import FeishuError
 if TYPE_CHECKING:
     from sandbox.oa.app import SimState
 
-PARAM_INVALID = 1580102  # performance.yaml x-lark-error-mappings: "param is invalid"
+# performance.yaml x-lark-error-mappings
+PARAM_INVALID = 1580102  # "param is invalid"
+INVALID_SEMESTER = 1580105  # "invalid semester ID" (reviewees/query)
+PAGE_TOKEN_INVALID = 1580107  # "page token invalid" (reviewees/query)
+MESSAGES = {
+    PARAM_INVALID: "param is invalid",
+    INVALID_SEMESTER: "invalid semester ID",
+    PAGE_TOKEN_INVALID: "page token invalid",
+}
+DEFAULT_PAGE_SIZE = 20  # reviewees/query page_size default (the spec gives no maximum)
 SH = timedelta(hours=8)
 TYPE_GROUPS = {"H1": "Semi-annual", "H2": "Semi-annual"}
 RATED_ROLES = ("employee", "sales_manager", "project_manager")
@@ -261,10 +271,10 @@ def _ok(data: Any) -> Response:
     )
 
 
-def _invalid(detail: str) -> FeishuError:
-    """Feishu's performance code 1580102 with its message ``param is invalid``."""
-    err = FeishuError(PARAM_INVALID)
-    err.msg = f"param is invalid: {detail}"
+def _invalid(detail: str, code: int = PARAM_INVALID) -> FeishuError:
+    """A performance error code with the message the spec maps it to (default 1580102 ``param is invalid``)."""
+    err = FeishuError(code)
+    err.msg = f"{MESSAGES[code]}: {detail}"
     return err
 
 
@@ -311,12 +321,119 @@ def _filter_semesters(items: Iterable[Semester], params: Mapping[str, str]) -> l
     ]
 
 
-def performance_router(state: SimState) -> APIRouter:
-    """The three read endpoints, behind the tenant token and the OA simulator's frequency limits."""
-    router = APIRouter()
+@dataclass(frozen=True)
+class RevieweeQuery:
+    """``reviewees/query``: one period, optional users (of ``id_type``) and activities, one page."""
 
-    def world_seed() -> str:
-        return state.store.get_meta("world_seed") or ""
+    semester: Semester
+    user_ids: frozenset[str]
+    activity_ids: frozenset[str]
+    id_type: str
+    offset: int
+    page_size: int
+
+
+def _page_size(raw: str | None) -> int:
+    if raw in (None, ""):
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or int(raw) < 1:
+        raise _invalid("page_size must be a positive integer")
+    return int(raw)
+
+
+def _offset(token: str | None) -> int:
+    """``page_token`` is opaque to clients; here ``p<offset>``."""
+    if not token:
+        return 0
+    if not token.startswith("p") or not token[1:].isdigit():
+        raise _invalid(token, PAGE_TOKEN_INVALID)
+    return int(token[1:])
+
+
+def reviewees(query: RevieweeQuery, people: Mapping[str, Mapping[str, Any]], base_url: str) -> dict[str, Any]:
+    """The ``data`` of ``reviewees/query``: the period's rated people in user-id order, a page at a time."""
+    s = query.semester
+    if query.activity_ids and s.activity_id not in query.activity_ids:
+        rated: list[Mapping[str, Any]] = []
+    else:
+        rated = sorted(
+            (
+                u
+                for u in people.values()
+                if u["role"] in RATED_ROLES
+                and (not query.user_ids or str(u.get(query.id_type)) in query.user_ids)
+            ),
+            key=lambda u: str(u["user_id"]),
+        )
+    page = rated[query.offset : query.offset + query.page_size]
+    out: dict[str, Any] = {
+        "semester_id": s.id,
+        "has_more": query.offset + query.page_size < len(rated),
+        "reviewees": [
+            {
+                "reviewee_user_id": _ids(u),
+                "activity_ids": [s.activity_id],
+                "reviewprofile_url": f"{base_url}/performance/review/{s.id}/{u['open_id']}",
+            }
+            for u in page
+        ],
+    }
+    if out["has_more"]:
+        out["page_token"] = f"p{query.offset + query.page_size}"
+    return out
+
+
+def _id_type(request: Request) -> str:
+    id_type = request.query_params.get("user_id_type") or "open_id"
+    if id_type not in ("open_id", "user_id", "union_id"):
+        raise _invalid("user_id_type must be open_id, user_id or union_id")
+    return id_type
+
+
+def _review_query(request: Request, body: Mapping[str, Any]) -> ReviewQuery:
+    """The filters of ``review_datas/query``; a window that ends before it starts is refused."""
+    query = ReviewQuery(
+        start_ms=_ms(body.get("start_time"), "start_time", -(2**62)),
+        end_ms=_ms(body.get("end_time"), "end_time", 2**62),
+        semester_ids=_strings(body, "semester_id_list"),
+        reviewees=_strings(body, "reviewee_user_id_list"),
+        stage_types=_strings(body, "stage_types"),
+        id_type=_id_type(request),
+    )
+    if query.start_ms > query.end_ms:
+        raise _invalid("start_time must not be later than end_time")
+    return query
+
+
+def _reviewee_query(request: Request, body: Mapping[str, Any]) -> RevieweeQuery:
+    """``reviewees/query`` asks for one period ("1 次只允许查询 1 个周期"), known or 1580105."""
+    wanted = body.get("semester_id")
+    if not isinstance(wanted, str) or not wanted:
+        raise _invalid("semester_id is required (one period per call)")
+    semester = next((s for s in semesters() if s.id == wanted), None)
+    if semester is None:
+        raise _invalid(wanted, INVALID_SEMESTER)
+    return RevieweeQuery(
+        semester=semester,
+        user_ids=_strings(body, "user_ids"),
+        activity_ids=_strings(body, "activity_ids"),
+        id_type=_id_type(request),
+        offset=_offset(request.query_params.get("page_token")),
+        page_size=_page_size(request.query_params.get("page_size")),
+    )
+
+
+def _chosen_activities(body: Mapping[str, Any]) -> list[Semester]:
+    """ "如果同时传了「semester_ids」，则优先以「activity_ids」进行查询" (performance.yaml)."""
+    activity_ids, semester_ids = _strings(body, "activity_ids"), _strings(body, "semester_ids")
+    if activity_ids:
+        return [s for s in semesters() if s.activity_id in activity_ids]
+    return [s for s in semesters() if not semester_ids or s.id in semester_ids]
+
+
+def performance_router(state: SimState) -> APIRouter:
+    """The four read endpoints, behind the tenant token and the OA simulator's frequency limits."""
+    router = APIRouter()
 
     @router.get("/open-apis/performance/v1/semesters")
     async def list_semesters(request: Request) -> Response:
@@ -326,34 +443,20 @@ def performance_router(state: SimState) -> APIRouter:
     @router.post("/open-apis/performance/v2/activity/query")
     async def query_activities(request: Request) -> Response:
         state.authorize(request, "performance.activity")
-        body = await _json_body(request)
-        activity_ids, semester_ids = _strings(body, "activity_ids"), _strings(body, "semester_ids")
-        now = state.now_ms()
-        # "如果同时传了「semester_ids」，则优先以「activity_ids」进行查询" (performance.yaml)
-        chosen = [
-            s
-            for s in semesters()
-            if (s.activity_id in activity_ids if activity_ids else not semester_ids or s.id in semester_ids)
-        ]
-        return _ok({"activities": [_activity_v2(s, now) for s in chosen]})
+        chosen = _chosen_activities(await _json_body(request))
+        return _ok({"activities": [_activity_v2(s, state.now_ms()) for s in chosen]})
 
     @router.post("/open-apis/performance/v1/review_datas/query")
     async def query_review_datas(request: Request) -> Response:
         state.authorize(request, "performance.review_datas")
-        id_type = request.query_params.get("user_id_type") or "open_id"
-        if id_type not in ("open_id", "user_id", "union_id"):
-            raise _invalid("user_id_type must be open_id, user_id or union_id")
-        body = await _json_body(request)
-        query = ReviewQuery(
-            start_ms=_ms(body.get("start_time"), "start_time", -(2**62)),
-            end_ms=_ms(body.get("end_time"), "end_time", 2**62),
-            semester_ids=_strings(body, "semester_id_list"),
-            reviewees=_strings(body, "reviewee_user_id_list"),
-            stage_types=_strings(body, "stage_types"),
-            id_type=id_type,
-        )
-        if query.start_ms > query.end_ms:
-            raise _invalid("start_time must not be later than end_time")
-        return _ok(review_datas(query, state.people, world_seed(), state.now_ms()))
+        query = _review_query(request, await _json_body(request))
+        world_seed = state.store.get_meta("world_seed") or ""
+        return _ok(review_datas(query, state.people, world_seed, state.now_ms()))
+
+    @router.post("/open-apis/performance/v2/reviewees/query")
+    async def query_reviewees(request: Request) -> Response:
+        state.authorize(request, "performance.reviewees")
+        query = _reviewee_query(request, await _json_body(request))
+        return _ok(reviewees(query, state.people, str(request.base_url).rstrip("/")))
 
     return router

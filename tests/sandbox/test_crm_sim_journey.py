@@ -369,3 +369,46 @@ def test_journey_seed_is_deterministic(crm: Crm) -> None:  # noqa: F811
     crm.admin("POST", "/reset")
     assert crm.ok("GET", "/marketing/v3/campaigns")["total"] == 0
     crm.reset()
+
+
+def test_a_new_survey_answer_is_found_by_an_incremental_search(crm: Crm) -> None:  # noqa: F811
+    """A customer answers a survey (HubSpot creates the record: here the admin act): a reader searching by
+    ``hs_lastmodifieddate`` from its watermark finds it, associated to the contact."""
+    newest = crm.search(
+        "feedback_submissions",
+        {
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}],
+            "limit": 1,
+            "properties": ["hs_lastmodifieddate"],
+        },
+    ).json()["results"][0]
+    watermark = newest["properties"]["hs_lastmodifieddate"]
+    contact = WORLD.contact_id(7)
+    made = crm.admin(
+        "POST",
+        "/act/create",
+        {
+            "object_type": "feedback_submissions",
+            "associations": {"contacts": [contact]},
+            "properties": {
+                "hs_survey_type": "NPS",
+                "hs_value": "3",
+                "hs_response_group": "DETRACTOR",
+                "hs_sentiment": "NEGATIVE",
+                "hs_contact_id": contact,
+            },
+        },
+        status=201,
+    )
+    found = crm.search(
+        "feedback_submissions",
+        {
+            "filterGroups": [
+                {"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GT", "value": watermark}]}
+            ],
+            "properties": ["hs_value", "hs_contact_id"],
+        },
+    ).json()
+    assert [r["id"] for r in found["results"]] == [made["id"]]
+    links = crm.ok("GET", f"/crm/v4/objects/feedback_submissions/{made['id']}/associations/contacts")
+    assert [str(r["toObjectId"]) for r in links["results"]] == [contact]

@@ -133,8 +133,50 @@ def test_bad_requests_refused_with_1580102(
 
 
 def test_tenant_token_required(client: OaClient) -> None:
-    for method, path in (("GET", SEMESTERS), ("POST", ACTIVITIES), ("POST", REVIEWS)):
+    reviewees = "/open-apis/performance/v2/reviewees/query"
+    for method, path in (("GET", SEMESTERS), ("POST", ACTIVITIES), ("POST", REVIEWS), ("POST", reviewees)):
         missing = client.request(method, path, token=None, json={})
         assert (missing.status_code, missing.json()["code"]) == (400, 99991661)
         wrong = client.request(method, path, token="Bearer t-nope", json={})
         assert (wrong.status_code, wrong.json()["code"]) == (400, 99991663)
+
+
+def test_reviewees_of_a_period_paged(client: OaClient) -> None:
+    path = "/open-apis/performance/v2/reviewees/query"
+    period = semesters()[1]
+    seen: list[str] = []
+    token = ""
+    while True:
+        params = {"page_size": 4, **({"page_token": token} if token else {})}
+        body = conforms(
+            "POST", path, client.request("POST", path, params=params, json={"semester_id": period.id})
+        )
+        data = body["data"]
+        seen += [r["reviewee_user_id"]["open_id"] for r in data["reviewees"]]
+        assert all(r["activity_ids"] == [period.activity_id] for r in data["reviewees"])
+        if not data["has_more"]:
+            assert "page_token" not in data
+            break
+        token = data["page_token"]
+    roles = {u["open_id"]: u["role"] for u in client.admin("GET", "/users")["users"]}
+    rated = sorted(o for o, r in roles.items() if r in ("employee", "sales_manager", "project_manager"))
+    assert sorted(seen) == rated
+    assert len(seen) == len(set(seen)) > 4
+    results = client.call("POST", REVIEWS, json={"semester_id_list": [period.id]})
+    assert sorted(d["user_id"]["open_id"] for d in results["datas"]) == rated  # the same people are rated
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "code"),
+    [
+        ({}, {}, 1580102),
+        ({"semester_id": "1"}, {}, 1580105),
+        ({"semester_id": semesters()[0].id}, {"page_token": "garbage"}, 1580107),
+        ({"semester_id": semesters()[0].id}, {"page_size": "0"}, 1580102),
+    ],
+)
+def test_reviewees_refusals(
+    client: OaClient, body: dict[str, Any], params: dict[str, str], code: int
+) -> None:
+    resp = client.request("POST", "/open-apis/performance/v2/reviewees/query", json=body, params=params)
+    assert (resp.status_code, resp.json()["code"]) == (400, code)
