@@ -9,6 +9,7 @@ as HubSpot's are opaque strings. Authentication and rate limits are the gate's
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -332,7 +333,7 @@ async def create_event(request: Request) -> Response:
             "VALUES (?, ?, ?, ?, ?, ?)",
             (top + 1, body["externalAccountId"], body["externalEventId"], now, now, orjson.dumps(stored)),
         )
-    except Exception as exc:  # sqlite3.IntegrityError: the UNIQUE (account, external id)
+    except sqlite3.IntegrityError as exc:  # the UNIQUE (account, external id)
         raise HubSpotError(
             409, f"Marketing event {body['externalEventId']} already exists", "CONFLICT"
         ) from exc
