@@ -365,13 +365,8 @@ class ApiClient:
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             resp.close()
-            raise PayloadTooLargeError(
-                f"answer of {int(declared)} bytes refused: over the {cap}-byte cap",
-                system=self.system,
-                status=resp.status_code,
-                code=BODY_TOO_LARGE,
-                method=method,
-                path=path,
+            raise self._too_large(
+                f"answer of {int(declared)} bytes refused: over the {cap}-byte cap", resp, method, path
             )
         chunks: list[bytes] = []
         size = 0
@@ -385,13 +380,8 @@ class ApiClient:
                 size += len(chunk)
                 if size > cap:
                     resp.close()
-                    raise PayloadTooLargeError(
-                        f"answer refused after {size} bytes: over the {cap}-byte cap",
-                        system=self.system,
-                        status=resp.status_code,
-                        code=BODY_TOO_LARGE,
-                        method=method,
-                        path=path,
+                    raise self._too_large(
+                        f"answer refused after {size} bytes: over the {cap}-byte cap", resp, method, path
                     )
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
@@ -409,6 +399,18 @@ class ApiClient:
             raise self._transport(kind, method, path) from exc
         raw.release_conn()
         return b"".join(chunks)
+
+    def _too_large(
+        self, message: str, resp: requests.Response, method: str, path: str
+    ) -> PayloadTooLargeError:
+        return PayloadTooLargeError(
+            message,
+            system=self.system,
+            status=resp.status_code,
+            code=BODY_TOO_LARGE,
+            method=method,
+            path=path,
+        )
 
     def _transport(self, what: str, method: str, path: str, sent: bool = True) -> TransportError:
         return TransportError(what, system=self.system, method=method, path=path, sent=sent)
