@@ -412,3 +412,26 @@ def test_a_new_survey_answer_is_found_by_an_incremental_search(crm: Crm) -> None
     assert [r["id"] for r in found["results"]] == [made["id"]]
     links = crm.ok("GET", f"/crm/v4/objects/feedback_submissions/{made['id']}/associations/contacts")
     assert [str(r["toObjectId"]) for r in links["results"]] == [contact]
+
+
+def test_journey_properties_are_described(crm: Crm, specs: dict[str, Spec]) -> None:  # noqa: F811
+    """The properties API describes the journey's properties (a reader builds its value maps from it)."""
+    feedback = check(
+        specs,
+        "properties-v3",
+        "/crm/v3/properties/{objectType}",
+        crm.call("GET", "/crm/v3/properties/feedback_submissions"),
+        200,
+    )
+    by_name = {p["name"]: p for p in feedback["results"]}
+    assert [o["value"] for o in by_name["hs_survey_type"]["options"]] == ["NPS", "CSAT", "CES", "CUSTOM"]
+    assert by_name["hs_value"]["type"] == "number"
+    assert by_name["hs_value"]["modificationMetadata"]["readOnlyValue"] is True
+    source = check(
+        specs,
+        "properties-v3",
+        "/crm/v3/properties/{objectType}/{propertyName}",
+        crm.call("GET", "/crm/v3/properties/contacts/hs_analytics_source"),
+        200,
+    )
+    assert "OFFLINE" in {o["value"] for o in source["options"]}
