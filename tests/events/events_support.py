@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from bridge.events import feishu, hubspot
+from bridge.hooks import feishu_delivery, hubspot_delivery
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +54,7 @@ def hs_headers(
     body: bytes, uri: str, now_ms: int, secret: str = SECRET, method: str = "POST"
 ) -> dict[str, str]:
     return {
-        "x-hubspot-signature-v3": hubspot.signature_v3(secret, method, uri, body, str(now_ms)),
+        "x-hubspot-signature-v3": hubspot_delivery.signature_v3(secret, method, uri, body, str(now_ms)),
         "x-hubspot-request-timestamp": str(now_ms),
         "content-type": "application/json",
     }
@@ -107,11 +108,13 @@ def fs_v2(instance: str = "INST-2", event_id: str = "e-1", **header_over: Any) -
 def fs_encrypted(
     doc: dict[str, Any], now_s: int, key: str = ENCRYPT_KEY, nonce: str = "n0nce", sign_key: str | None = None
 ) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps({"encrypt": feishu.encrypt(key, json.dumps(doc).encode(), os.urandom(16))}).encode()
+    body = json.dumps(
+        {"encrypt": feishu_delivery.encrypt(key, json.dumps(doc).encode(), os.urandom(16))}
+    ).encode()
     headers = {
         "x-lark-request-timestamp": str(now_s),
         "x-lark-request-nonce": nonce,
-        "x-lark-signature": feishu.signature(sign_key or key, str(now_s), nonce, body),
+        "x-lark-signature": feishu_delivery.signature(sign_key or key, str(now_s), nonce, body),
         "content-type": "application/json",
     }
     return body, headers

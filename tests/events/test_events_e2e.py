@@ -23,6 +23,7 @@ from bridge.events import feishu
 from bridge.events.app import Receiver, create_app
 from bridge.events.config import Limits, ReceiverConfig
 from bridge.events.sink import RedisSink
+from bridge.hooks import feishu_delivery
 from sandbox import launcher
 from sandbox.oa.app import VERIFICATION_TOKEN
 
@@ -102,13 +103,17 @@ def test_approval_reaches_the_deal_through_an_event(
                 },
             }
             raw = json.dumps(
-                {"encrypt": feishu.encrypt("guessed-key", json.dumps(forged).encode(), os.urandom(16))}
+                {
+                    "encrypt": feishu_delivery.encrypt(
+                        "guessed-key", json.dumps(forged).encode(), os.urandom(16)
+                    )
+                }
             ).encode()
             stamp = str(int(time.time()))
             headers = {
                 "X-Lark-Request-Timestamp": stamp,
                 "X-Lark-Request-Nonce": "n",
-                "X-Lark-Signature": feishu.signature("guessed-key", stamp, "n", raw),
+                "X-Lark-Signature": feishu_delivery.signature("guessed-key", stamp, "n", raw),
             }
             assert (
                 requests.post(f"{served.url}/events/feishu", data=raw, headers=headers, timeout=5).status_code

@@ -18,6 +18,7 @@ from tests.events.events_support import (
 
 from bridge.events import feishu, hubspot
 from bridge.events.model import Refused
+from bridge.hooks import feishu_delivery, hubspot_delivery
 
 URI = "https://bridge.example.com/events/hubspot"
 NOW_MS = 1_780_000_100_000
@@ -35,7 +36,10 @@ def test_hubspot_signature_v3_known_vector() -> None:
 
     src = b"POSThttps://x.test/h?a=1[]1700000000000"
     expected = base64.b64encode(hmac.new(b"secret", src, hashlib.sha256).digest()).decode()
-    assert hubspot.signature_v3("secret", "post", "https://x.test/h?a=1", b"[]", "1700000000000") == expected
+    assert (
+        hubspot_delivery.signature_v3("secret", "post", "https://x.test/h?a=1", b"[]", "1700000000000")
+        == expected
+    )
 
 
 def test_hubspot_accepts_a_signed_batch_and_reads_only_ids() -> None:
@@ -146,11 +150,14 @@ def test_feishu_encrypted_v1_and_v2_accepted() -> None:
 
 
 def test_feishu_decrypts_what_it_encrypts_and_matches_the_sdk_layout() -> None:
-    token = feishu.encrypt("k", b'{"a":1}', b"\x01" * 16)
+    token = feishu_delivery.encrypt("k", b'{"a":1}', b"\x01" * 16)
     import base64
 
     assert base64.b64decode(token)[:16] == b"\x01" * 16
     assert feishu.decrypt("k", token) == b'{"a":1}'
+    assert feishu_delivery.decrypt("k", token) == b'{"a":1}'
+    with pytest.raises(feishu_delivery.CipherError, match="does not decrypt"):
+        feishu_delivery.decrypt("other key", token)
     with pytest.raises(Refused, match="bad_ciphertext"):
         feishu.decrypt("other key", token)
 

@@ -238,3 +238,17 @@ def test_widget_and_attribute_vocabulary() -> None:
     assert fs.CHOICE_WIDGET in fs.WIDGET_TYPES
     assert set(fs.WIDGET_FIELD_TYPES) <= fs.WIDGET_TYPES
     assert {"instance_code", "updated_at", "start_time"} <= fs.INSTANCE_ATTRIBUTES
+
+
+def test_delivery_signatures_are_computed_as_the_vendors_sign() -> None:
+    from bridge.hooks import feishu_delivery, hubspot_delivery
+
+    assert hubspot_delivery.normalise_uri("https://x.test/h?a=%3a%2F%20") == "https://x.test/h?a=:/%20"
+    assert hubspot_delivery.signature_v3("s", "post", "https://x.test/%3A", b"[]", "1") == (
+        hubspot_delivery.signature_v3("s", "POST", "https://x.test/:", b"[]", "1")
+    )
+    token = feishu_delivery.encrypt("k", b"{}", b"\x02" * 16)
+    assert feishu_delivery.decrypt("k", token) == b"{}"
+    with pytest.raises(feishu_delivery.CipherError, match="not base64"):
+        feishu_delivery.decrypt("k", "***")
+    assert len(feishu_delivery.signature("k", "1", "n", b"{}")) == 64

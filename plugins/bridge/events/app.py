@@ -33,6 +33,7 @@ from bridge.events.health import HubHealthWriter
 from bridge.events.model import Refused, WakeMessage
 from bridge.events.rewake import DueWakes
 from bridge.events.sink import Sink
+from bridge.hooks import feishu_delivery
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class Receiver:
             raise Refused(404, "not_configured", "oa_default has no verification_token")
         outcome = feishu.parse(app_cfg, body, request.headers, self.clock())
         signed = app_cfg.encrypt_key and outcome.challenge is None
-        key = "feishu-sig:" + request.headers.get("x-lark-signature", "") if signed else ""
+        key = "feishu-sig:" + request.headers.get(feishu_delivery.SIGNATURE_HEADER, "") if signed else ""
         return Verified(outcome.messages, key, outcome.challenge, outcome.ignored)
 
     def count(self, source: str, name: str, n: int = 1, **stamps: Any) -> None:

@@ -1,10 +1,8 @@
-"""Feishu approval events: decryption, signature, token and envelope checks (pure functions, no I/O).
+"""OA approval events: decryption, signature, token and envelope checks (pure functions, no I/O).
 
-With an Encrypt Key (required unless ``allow_plain`` is set): the body is
-``{"encrypt": base64(iv16 + AES-256-CBC(key = SHA-256(encrypt key), PKCS7(json)))}``
-and carries ``X-Lark-Signature`` = hex(SHA-256(timestamp + nonce + encrypt key
-+ raw body)); the request timestamp must be within 5 minutes (Feishu's SDKs do
-not check it; we do, both ways). Without one only the verification token
+With an Encrypt Key (required unless ``allow_plain`` is set) a delivery is
+encrypted and signed as ``bridge.hooks.feishu_delivery`` describes; the request
+timestamp must be within 5 minutes (Feishu's SDKs do not check it; we do, both ways). Without one only the verification token
 protects a delivery, so that mode must be switched on explicitly. Every
 envelope (v1 and v2, decoded by ``bridge.hooks.feishu_codec``) must carry the
 app's verification token and its app id (and tenant when configured). The URL
@@ -13,19 +11,16 @@ check is answered with its challenge after the token check; it enqueues nothing.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from bridge.events.model import Refused, WakeMessage, check_window, iso_from_ms
+from bridge.hooks import feishu_delivery
 from bridge.hooks.feishu_codec import EnvelopeError, approval_event, challenge_of
+from bridge.hooks.feishu_delivery import ENCRYPTED, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 MAX_AGE_S = 5 * 60
 MAX_FUTURE_SKEW_S = 30
@@ -51,50 +46,29 @@ class FeishuOutcome:
     ignored: int = 0
 
 
-def encrypt(encrypt_key: str, plaintext: bytes, iv: bytes) -> str:
-    """Feishu's encryption (the simulator and the tests use it to build real deliveries)."""
-    padder = padding.PKCS7(128).padder()
-    data = padder.update(plaintext) + padder.finalize()
-    enc = Cipher(algorithms.AES(hashlib.sha256(encrypt_key.encode()).digest()), modes.CBC(iv)).encryptor()
-    return base64.b64encode(iv + enc.update(data) + enc.finalize()).decode()
-
-
 def decrypt(encrypt_key: str, token: str) -> bytes:
     try:
-        raw = base64.b64decode(token, validate=True)
-    except ValueError:
-        raise Refused(401, "bad_ciphertext", "encrypt is not base64") from None
-    if len(raw) < 32 or len(raw) % 16:
-        raise Refused(401, "bad_ciphertext", "encrypt has a wrong length")
-    dec = Cipher(
-        algorithms.AES(hashlib.sha256(encrypt_key.encode()).digest()), modes.CBC(raw[:16])
-    ).decryptor()
-    unpadder = padding.PKCS7(128).unpadder()
-    try:
-        return unpadder.update(dec.update(raw[16:]) + dec.finalize()) + unpadder.finalize()
-    except ValueError:
-        raise Refused(401, "bad_ciphertext", "encrypt does not decrypt with the Encrypt Key") from None
-
-
-def signature(encrypt_key: str, timestamp: str, nonce: str, body: bytes) -> str:
-    return hashlib.sha256((timestamp + nonce + encrypt_key).encode() + body).hexdigest()
+        return feishu_delivery.decrypt(encrypt_key, token)
+    except feishu_delivery.CipherError as exc:
+        raise Refused(401, "bad_ciphertext", str(exc)) from None
 
 
 def check_signature(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s: float) -> str:
     """Raise :class:`Refused` (401) unless the signature and the request timestamp hold."""
     assert app.encrypt_key
-    given = headers.get("x-lark-signature", "")
-    stamp = headers.get("x-lark-request-timestamp", "")
-    nonce = headers.get("x-lark-request-nonce", "")
+    given = headers.get(SIGNATURE_HEADER.lower(), "")
+    stamp = headers.get(TIMESTAMP_HEADER.lower(), "")
+    nonce = headers.get(NONCE_HEADER.lower(), "")
     if not given or not stamp or not nonce:
-        raise Refused(401, "unsigned", "X-Lark-Signature / -Request-Timestamp / -Request-Nonce missing")
+        raise Refused(401, "unsigned", f"{SIGNATURE_HEADER} / {TIMESTAMP_HEADER} / {NONCE_HEADER} missing")
     try:
         stamp_s = int(stamp)
     except ValueError:
-        raise Refused(401, "bad_timestamp", "X-Lark-Request-Timestamp is not an integer") from None
+        raise Refused(401, "bad_timestamp", f"{TIMESTAMP_HEADER} is not an integer") from None
     check_window(now_s, stamp_s, MAX_AGE_S, MAX_FUTURE_SKEW_S)
-    if not hmac.compare_digest(signature(app.encrypt_key, stamp, nonce, body).encode(), given.encode()):
-        raise Refused(401, "bad_signature", "X-Lark-Signature does not match")
+    expected = feishu_delivery.signature(app.encrypt_key, stamp, nonce, body)
+    if not hmac.compare_digest(expected.encode(), given.encode()):
+        raise Refused(401, "bad_signature", f"{SIGNATURE_HEADER} does not match")
     return given
 
 
@@ -112,13 +86,13 @@ def open_envelope(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s
     """The plaintext envelope of a delivery, after decryption and (for events) the signature check."""
     outer = _json_object(body, "body")
     if app.encrypt_key:
-        if set(outer) != {"encrypt"} or not isinstance(outer["encrypt"], str):
+        if set(outer) != {ENCRYPTED} or not isinstance(outer[ENCRYPTED], str):
             raise Refused(401, "not_encrypted", "an Encrypt Key is configured: plain deliveries are refused")
-        signed = "x-lark-signature" in headers
+        signed = SIGNATURE_HEADER.lower() in headers
         if signed:  # the signature covers the raw body: checked before anything is decrypted
             check_signature(app, body, headers, now_s)
         try:
-            doc = _json_object(decrypt(app.encrypt_key, outer["encrypt"]), "decrypted body")
+            doc = _json_object(decrypt(app.encrypt_key, outer[ENCRYPTED]), "decrypted body")
         except Refused as exc:
             raise Refused(401, "bad_ciphertext", exc.detail) from None
         if not signed and challenge_of(doc) is None:  # Feishu signs everything but the challenge
@@ -126,7 +100,7 @@ def open_envelope(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s
         return doc
     if not app.allow_plain:
         raise Refused(401, "no_encrypt_key", "no Encrypt Key configured and plain deliveries not allowed")
-    if "encrypt" in outer:
+    if ENCRYPTED in outer:
         raise Refused(401, "no_encrypt_key", "an encrypted delivery but no Encrypt Key configured")
     return outer
 

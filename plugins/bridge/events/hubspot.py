@@ -1,9 +1,8 @@
-"""HubSpot webhooks: signature v3 check and batch parsing (pure functions, no I/O).
+"""CRM webhooks: signature check and batch parsing (pure functions, no I/O).
 
-``X-HubSpot-Signature-v3`` = base64(HMAC-SHA256(client secret, method + URI +
-body + ``X-HubSpot-Request-Timestamp``)). Before signing HubSpot decodes a few
-percent-escapes in the URI (list below, from its request-validation guide);
-we do the same to the URI we reconstruct. Timestamps older than 5 minutes are
+How a delivery is signed, and the fields of its events, are the CRM's wire
+format (``bridge.hooks.hubspot_delivery``, ``bridge.hooks.hubspot_codec``);
+what to trust is decided here. Timestamps older than 5 minutes are
 refused, and so are timestamps in the future beyond a small clock skew (the
 official SDK accepts those; a replay with a forged future stamp must not live
 longer than the window). Batches hold many events; every one must come from
@@ -12,8 +11,6 @@ the configured app and portal.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
@@ -21,25 +18,15 @@ from dataclasses import dataclass
 
 from bridge.events.model import Refused, WakeMessage, check_window, iso_from_ms
 from bridge.hooks.hubspot_codec import webhook_change
+from bridge.hooks.hubspot_delivery import (
+    MAX_EVENTS_PER_DELIVERY,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signature_v3,
+)
 
 MAX_AGE_MS = 5 * 60 * 1000
 MAX_FUTURE_SKEW_MS = 30 * 1000
-MAX_EVENTS_PER_DELIVERY = 100  # HubSpot sends at most 100 events per request
-# HubSpot decodes these escapes in the URI before signing (upper and lower case hex).
-_DECODED = {
-    "%3A": ":",
-    "%2F": "/",
-    "%3F": "?",
-    "%40": "@",
-    "%21": "!",
-    "%24": "$",
-    "%27": "'",
-    "%28": "(",
-    "%29": ")",
-    "%2A": "*",
-    "%2C": ",",
-    "%3B": ";",
-}
 SUBSCRIPTION_KINDS = {"creation", "propertyChange", "deletion", "merge", "restore", "associationChange"}
 
 
@@ -52,35 +39,22 @@ class HubSpotApp:
     portal_id: str | None = None
 
 
-def normalise_uri(uri: str) -> str:
-    """The URI as HubSpot signs it: the listed percent-escapes decoded, nothing else touched."""
-    out = uri
-    for escape, char in _DECODED.items():
-        out = out.replace(escape, char).replace(escape.lower(), char)
-    return out
-
-
-def signature_v3(secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
-    source = method.upper().encode() + normalise_uri(uri).encode() + body + timestamp.encode()
-    return base64.b64encode(hmac.new(secret.encode(), source, hashlib.sha256).digest()).decode()
-
-
 def check_signature(
     app: HubSpotApp, method: str, uri: str, body: bytes, headers: Mapping[str, str], now_ms: int
 ) -> str:
     """Raise :class:`Refused` (401) unless signature and timestamp hold; returns the signature (replay key)."""
-    given = headers.get("x-hubspot-signature-v3", "")
-    stamp = headers.get("x-hubspot-request-timestamp", "")
+    given = headers.get(SIGNATURE_HEADER.lower(), "")
+    stamp = headers.get(TIMESTAMP_HEADER.lower(), "")
     if not given or not stamp:
-        raise Refused(401, "unsigned", "X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp missing")
+        raise Refused(401, "unsigned", f"{SIGNATURE_HEADER} or {TIMESTAMP_HEADER} missing")
     try:
         stamp_ms = int(stamp)
     except ValueError:
-        raise Refused(401, "bad_timestamp", "X-HubSpot-Request-Timestamp is not an integer") from None
+        raise Refused(401, "bad_timestamp", f"{TIMESTAMP_HEADER} is not an integer") from None
     check_window(now_ms, stamp_ms, MAX_AGE_MS, MAX_FUTURE_SKEW_MS, "ms")
     expected = signature_v3(app.client_secret, method, uri, body, stamp)
     if not hmac.compare_digest(expected.encode(), given.encode()):
-        raise Refused(401, "bad_signature", "X-HubSpot-Signature-v3 does not match")
+        raise Refused(401, "bad_signature", f"{SIGNATURE_HEADER} does not match")
     return given
 
 
