@@ -95,11 +95,11 @@ class Recorder:
         client = hook.client
         send = client._send
 
-        def recorded(method: str, template: str, path: str, params: Any, body: bytes | None, form: Any,
-                     auth: Any) -> Any:
+        def recorded(request: Any, auth: Any) -> Any:
+            method, template, path, body = request.method, request.template, request.path, request.body
             started = time.monotonic()
             try:
-                answer = send(method, template, path, params, body, form, auth)
+                answer = send(request, auth)
             except VendorError as exc:
                 self._add(Attempt(system, method, template, path, body, started, time.monotonic(), exc.status,
                                   type(exc).__name__, exc.retryable,

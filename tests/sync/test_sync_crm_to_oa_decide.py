@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bridge.dictionary
+from bridge import clock
 from bridge.dictionary import Problem
 from bridge.sync import common, crm_to_oa, frame
 from bridge.sync.crm_to_oa import decide as rules
@@ -198,8 +199,8 @@ def test_summary_line_and_tally_round_trip() -> None:
     assert again.counts == {"read": 3}
     assert frame.summary_line("k", again.counts, again.api_calls) == "k: read=3 crm_calls=2"
     assert frame.total_calls({"crm": {"POST /oauth/v3/token": 1, "POST /x": 2}}) == 2
-    assert common.to_ms(common.from_ms(1_764_152_701_123)) == 1_764_152_701_123
-    assert common.from_ms(0) == datetime(1970, 1, 1, tzinfo=UTC)
+    assert clock.to_ms(clock.from_ms(1_764_152_701_123)) == 1_764_152_701_123
+    assert clock.from_ms(0) == datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def test_the_dag_publishes_the_engine_assets() -> None:

@@ -1,4 +1,4 @@
-"""What both sync directions share that is pure: directions, settings helpers, time, uuids, asset names.
+"""What both sync directions share that is pure: directions, settings helpers, idempotency uuids, asset names.
 
 The frame both directions run in (run object, lease, due changes, defer,
 quarantine, audit, summaries) is :mod:`bridge.sync.frame`.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bridge import settings as bridge_settings
@@ -25,7 +24,6 @@ OA_TO_CRM = "oa_to_crm"
 ALWAYS_BLOCKING = frozenset({"missing_required", "unmapped_value", "hostile_input"})
 # The namespace of the bridge's idempotency uuids (uuid5 of purpose, record and version).
 UUID_NAMESPACE = uuid.UUID("4b7c2f0e-9a51-5d3e-8c6a-b1d9e0f4a7c3")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SyncSettingsError(ValueError):
@@ -101,20 +99,6 @@ def approval_code(settings: Mapping[str, Any], form: str) -> str:
     return code
 
 
-# ---------------------------------------------------------------- time
-
-
-def to_ms(at: datetime) -> int:
-    """Epoch milliseconds of an aware datetime."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError("a timezone-aware datetime is required")
-    return (at - EPOCH) // timedelta(milliseconds=1)
-
-
-def from_ms(ms: int) -> datetime:
-    return EPOCH + timedelta(milliseconds=int(ms))
-
-
 # ---------------------------------------------------------------- idempotency
 
 
@@ -122,7 +106,7 @@ def idempotency_uuid(record_id: str, purpose: str, dictionary_version: str, *par
     """The Feishu ``uuid`` of a create: the same record, purpose, version and parts give the same uuid.
 
     A rerun of a crashed or cleared task sends the same uuid, so the OA refuses
-    a second instance (60012) and the hook reads back the first one. Parts
+    a second instance with it and the hook reads back the first one. Parts
     distinguish repeated writes of one purpose (e.g. the notice number and the
     new amount of a contract-amount notice).
     """

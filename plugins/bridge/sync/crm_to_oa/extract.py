@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from bridge.clock import to_ms
 from bridge.dictionary import Dictionary, MappingResult
 from bridge.hub import store
 from bridge.hub.store import SnapshotRow
 from bridge.readahead import read_ahead
 from bridge.staging import snapshot_row
-from bridge.sync.common import CRM_TO_OA, to_ms
+from bridge.sync.common import CRM_TO_OA
 from bridge.sync.crm_to_oa import decide as rules
 from bridge.sync.crm_to_oa.settings import CrmToOaSettings
 from bridge.sync.frame import QuarantinedRecord, Run, Tally, blocking_problems, resolve_fixed

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
+from bridge.clock import to_ms
 from bridge.dictionary import Dictionary, formats
 from bridge.hub import audit, store
 from bridge.hub.store import PendingChange, PendingKey
-from bridge.sync.common import OA_TO_CRM, to_ms
+from bridge.sync.common import OA_TO_CRM
 from bridge.sync.frame import QuarantinedRecord, key_of
 from bridge.sync.oa_to_crm import decide as rules
 from bridge.sync.oa_to_crm.discovery import O2C

@@ -470,13 +470,12 @@ def plan_activity(
       a customer id is checked against the CRM once the form is due);
     * other blocking problems: quarantine with the dictionary's reason.
     """
-    problems, company_id, company_known, deal_id = (
-        facts.problems,
+    company_id, deal_id, link_state, applicant = (
         facts.company_id,
-        facts.company_known,
         facts.deal_id,
+        facts.link_state,
+        facts.applicant,
     )
-    link_state, applicant = facts.link_state, facts.applicant
     status = record.get("approval_status")
     due = d.activity_due(entity, record)
     written = link_state is not None and bool(link_state.get("crm_id"))
@@ -492,7 +491,7 @@ def plan_activity(
             )
         if status != PENDING:
             return ActivityPlan("nothing", "not_due")
-    stop = blocking(d, entity, problems)
+    stop = blocking(d, entity, facts.problems)
     if stop:
         return ActivityPlan("quarantine", stop[0].code, problem=stop[0])
     if not company_id:
@@ -503,7 +502,7 @@ def plan_activity(
         )
     if not due:
         return ActivityPlan("nothing", "pending_not_due")
-    if not company_known:
+    if not facts.company_known:
         return ActivityPlan(
             "quarantine",
             "unknown_customer",

@@ -22,13 +22,14 @@ from typing import Any
 from sqlalchemy import Connection
 
 from bridge import people
+from bridge.clock import to_ms
 from bridge.dictionary import Problem, formats
 from bridge.hooks.errors import NotFoundError, PayloadTooLargeError, VendorError
 from bridge.hooks.feishu_codec import instance_applicant
 from bridge.hub import store
 from bridge.hub.store import InstanceQuery, PendingKey
 from bridge.staging import PROBLEMS_KEY, canonical, snapshot_row
-from bridge.sync.common import ALWAYS_BLOCKING, OA_TO_CRM, to_ms
+from bridge.sync.common import ALWAYS_BLOCKING, OA_TO_CRM
 from bridge.sync.frame import QuarantinedRecord, Run, Tally, incomplete, resolve_fixed
 from bridge.sync.oa_to_crm import decide as rules
 from bridge.sync.oa_to_crm.scan import created_ms, enqueue_backfill, scan_deals

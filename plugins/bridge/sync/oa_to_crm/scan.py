@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 import bridge.dictionary
+from bridge.clock import to_ms
 from bridge.dictionary import Dictionary, formats
 from bridge.hub import store
 from bridge.staging import canonical
-from bridge.sync.common import OA_TO_CRM, to_ms
+from bridge.sync.common import OA_TO_CRM
 from bridge.sync.frame import Run
 from bridge.sync.oa_to_crm import decide as rules
 from bridge.sync.oa_to_crm.settings import OaToCrmSettings
