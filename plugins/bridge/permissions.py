@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,15 @@ def default_path() -> Path:
     return settings.include_dir() / "permissions.yaml"
 
 
+@dataclass(frozen=True)
+class _Grants:
+    """What a policy grants, as the cross-checks against the dictionary read it (``line``: where to point)."""
+
+    line: int | None
+    visibility: Mapping[tuple[str, str], Mapping[str, str | None]]
+    audiences: Mapping[str, Mapping[str, str]]
+
+
 class _Builder:
     def __init__(self, path: Path, dictionary: Dictionary) -> None:
         self.file = str(path)
@@ -328,17 +338,11 @@ class _Builder:
             raw_roles = self.mapping(body.get("roles"), "roles", body.line_of("roles"), entity=entity)
             for role, rspec in raw_roles.items():
                 line = raw_roles.line_of(role)
-                if role not in roles:
-                    self.issue(
-                        line,
-                        f"角色 {role!r} 未在 roles 中定义；已有: {', '.join(roles)}。",
-                        role=role,
-                        entity=entity,
+                undefined = f"角色 {role!r} 未在 roles 中定义；已有: {', '.join(roles)}。"
+                if not self.undefined_role(role, roles, line, undefined, entity=entity):
+                    visibility[(entity, role)] = self.role_fields(
+                        entity, role, rspec, line, known.fields, entity_masks
                     )
-                    continue
-                visibility[(entity, role)] = self.role_fields(
-                    entity, role, rspec, line, known.fields, entity_masks
-                )
         return masks, visibility
 
     def entity_masks(self, entity: str, body: LineDict, fields: Mapping[str, Any]) -> dict[str, str]:
@@ -419,6 +423,15 @@ class _Builder:
                     seen[fname] = None
         return seen
 
+    def undefined_role(
+        self, role: Any, roles: Mapping[str, str], line: int | None, message: str, **where: str
+    ) -> bool:
+        """True, with ``message`` reported, when ``role`` is not one the policy's ``roles`` defines."""
+        if role in roles:
+            return False
+        self.issue(line, message, role=str(role), **where)
+        return True
+
     def audiences(self, root: LineDict, roles: Mapping[str, str]) -> dict[str, dict[str, str]]:
         node = self.mapping(root.get("audiences"), "audiences", root.line_of("audiences"))
         result: dict[str, dict[str, str]] = {}
@@ -430,12 +443,12 @@ class _Builder:
             result[kind] = {}
             for name, role in body.items():
                 line = body.line_of(name)
-                if role not in roles:
-                    self.issue(
-                        line,
-                        f"audiences.{kind}.{name} 的角色 {role!r} 未定义；已有: {', '.join(roles)}。",
-                        role=str(role),
-                    )
+                if self.undefined_role(
+                    role,
+                    roles,
+                    line,
+                    f"audiences.{kind}.{name} 的角色 {role!r} 未定义；已有: {', '.join(roles)}。",
+                ):
                     continue
                 if kind in ("form", "notice"):
                     form = self.d.forms.get(name)
@@ -457,33 +470,39 @@ class _Builder:
         audiences: Mapping[str, Mapping[str, str]],
     ) -> None:
         """The policy must let every outbound form and CRM write carry what it must carry."""
-        line = self.line(root, "audiences")
-        self.form_audiences(line, visibility, audiences)
-        self.activity_audiences(line, visibility, audiences)
-        self.write_back_audiences(line, visibility, audiences)
+        grants = _Grants(self.line(root, "audiences"), visibility, audiences)
+        self.form_audiences(grants)
+        self.activity_audiences(grants)
+        self.write_back_audiences(grants)
 
-    def form_audiences(
-        self,
-        line: int | None,
-        visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
-        audiences: Mapping[str, Mapping[str, str]],
-    ) -> None:
+    def audience_of(self, grants: _Grants, role: str | None, missing: str, **where: str) -> str | None:
+        """``role``, the audience the policy names for an outbound thing; ``missing`` reported when it names none."""
+        if role is None:
+            self.issue(grants.line, missing, **where)
+        return role
+
+    def unseen(self, grants: _Grants, where: tuple[str, str, str], message: str) -> None:
+        """``message`` unless the role sees the field (``where``: entity, role, field) the outbound thing needs."""
+        entity, role, field = where
+        if field not in grants.visibility.get((entity, role), {}):
+            self.issue(grants.line, message, role=role, entity=entity, field=field)
+
+    def form_audiences(self, grants: _Grants) -> None:
         """Every outbound form has the dictionary's audience, who sees every required widget's source."""
-        forms_aud = {**audiences.get("form", {}), **audiences.get("notice", {})}
+        forms_aud = {**grants.audiences.get("form", {}), **grants.audiences.get("notice", {})}
         for form in self.d.forms.values():
             if form.direction != "crm_to_oa":
                 continue
-            role = forms_aud.get(form.name)
+            role = self.audience_of(
+                grants,
+                forms_aud.get(form.name),
+                f"外发表单 {form.name} 没有受众；请在 audiences.form（或 notice）下写 {form.name}: {form.audience}。",
+            )
             if role is None:
-                self.issue(
-                    line,
-                    f"外发表单 {form.name} 没有受众；请在 audiences.form（或 notice）下写 "
-                    f"{form.name}: {form.audience}。",
-                )
                 continue
             if form.audience and role != form.audience:
                 self.issue(
-                    line,
+                    grants.line,
                     f"表单 {form.name} 的受众不一致：数据字典写 {form.audience}，权限策略写 {role}；"
                     "请改成同一个角色。",
                     role=role,
@@ -493,84 +512,67 @@ class _Builder:
                     continue
                 head, _, fname = w.source.partition(".")
                 entity = form.entity if head == "notice" else head
-                if entity and fname not in visibility.get((entity, role), {}):
-                    self.issue(
-                        line,
+                if entity:
+                    self.unseen(
+                        grants,
+                        (entity, role, fname),
                         f"表单 {form.name} 的必填控件 {w.id}（{w.name}，来源 {w.source}）对受众 {role} "
                         f"不可见，表单无法填写；请在 entities.{entity}.roles.{role} 的 fields 或 masked 中加入 {fname}。",
-                        role=role,
-                        entity=entity,
-                        field=fname,
                     )
 
-    def activity_audiences(
-        self,
-        line: int | None,
-        visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
-        audiences: Mapping[str, Mapping[str, str]],
-    ) -> None:
+    def activity_audiences(self, grants: _Grants) -> None:
         """Every CRM activity has the dictionary's audience, who sees the fields it copies."""
-        writes = audiences.get("crm_write", {})
+        writes = grants.audiences.get("crm_write", {})
         for name, activity in self.d.crm_activities.items():
-            role = writes.get(name)
+            role = self.audience_of(
+                grants,
+                writes.get(name),
+                f"CRM 活动 {name} 没有受众；请在 audiences.crm_write 下写 {name}: {activity.audience}。",
+                entity=name,
+            )
             if role is None:
-                self.issue(
-                    line,
-                    f"CRM 活动 {name} 没有受众；请在 audiences.crm_write 下写 {name}: {activity.audience}。",
-                    entity=name,
-                )
                 continue
             if role != activity.audience:
                 self.issue(
-                    line,
+                    grants.line,
                     f"CRM 活动 {name} 的受众不一致：数据字典写 {activity.audience}，权限策略写 {role}。",
                     role=role,
                     entity=name,
                 )
             for prop in activity.properties:
-                if prop.kind == "field" and prop.field and prop.field not in visibility.get((name, role), {}):
-                    self.issue(
-                        line,
+                if prop.kind == "field" and prop.field:
+                    self.unseen(
+                        grants,
+                        (name, role, prop.field),
                         f"CRM 活动 {name} 的属性 {prop.name} 直接取字段 {prop.field}，但它对受众 {role} "
                         f"不可见；请在 entities.{name}.roles.{role} 加入 {prop.field}，或在数据字典中删除该属性。",
-                        role=role,
-                        entity=name,
-                        field=prop.field,
                     )
 
-    def write_back_audiences(
-        self,
-        line: int | None,
-        visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
-        audiences: Mapping[str, Mapping[str, str]],
-    ) -> None:
+    def write_back_audiences(self, grants: _Grants) -> None:
         """The CRM write audience of an entity sees every field the OA writes back to it."""
-        writes = audiences.get("crm_write", {})
+        writes = grants.audiences.get("crm_write", {})
         for crm_entity in self.d.entities.values():
             if crm_entity.system != "crm":
                 continue
             written = [f.name for f in crm_entity.fields.values() if f.system_of_record == "oa" and f.crm]
             if not written:
                 continue
-            role = writes.get(crm_entity.name)
+            role = self.audience_of(
+                grants,
+                writes.get(crm_entity.name),
+                f"实体 {crm_entity.name} 有由 OA 回写的字段（{', '.join(written)}），但 audiences.crm_write "
+                f"没有 {crm_entity.name}；请指定回写的受众角色。",
+                entity=crm_entity.name,
+            )
             if role is None:
-                self.issue(
-                    line,
-                    f"实体 {crm_entity.name} 有由 OA 回写的字段（{', '.join(written)}），但 audiences.crm_write "
-                    f"没有 {crm_entity.name}；请指定回写的受众角色。",
-                    entity=crm_entity.name,
-                )
                 continue
             for fname in written:
-                if fname not in visibility.get((crm_entity.name, role), {}):
-                    self.issue(
-                        line,
-                        f"回写字段 {fname} 对 CRM 写入受众 {role} 不可见，回写时会被丢弃；请在 "
-                        f"entities.{crm_entity.name}.roles.{role} 加入它。",
-                        role=role,
-                        entity=crm_entity.name,
-                        field=fname,
-                    )
+                self.unseen(
+                    grants,
+                    (crm_entity.name, role, fname),
+                    f"回写字段 {fname} 对 CRM 写入受众 {role} 不可见，回写时会被丢弃；请在 "
+                    f"entities.{crm_entity.name}.roles.{role} 加入它。",
+                )
 
 
 def build(path: Path, dictionary: Dictionary) -> Policy:

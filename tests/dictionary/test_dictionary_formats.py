@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -21,6 +22,15 @@ def full_width(text: str) -> str:
     return "".join(FULL.get(c, c) for c in text)
 
 
+def rejected(cleaner: Callable[[object], fm.Cleaned], raw: object, code: str) -> fm.FormatIssue:
+    """The issue ``cleaner`` reports for ``raw``: no value, and the problem ``code``."""
+    value, issue = cleaner(raw)
+    assert value is None
+    assert issue is not None
+    assert issue.code == code
+    return issue
+
+
 # ---------------------------------------------------------------- text
 def test_half_width_and_trim() -> None:
     assert fm.to_half_width("ＡＢＣ１２３＠（）　") == "ABC123@() "
@@ -32,10 +42,7 @@ def test_half_width_and_trim() -> None:
 
 @pytest.mark.parametrize("bad", [{"a": 1}, [1], True, float("nan"), "x" * 70_000, "a\x00b"])
 def test_text_hostile(bad: object) -> None:
-    value, issue = fm.clean_text(bad)
-    assert value is None
-    assert issue is not None
-    assert issue.code == fm.HOSTILE
+    rejected(fm.clean_text, bad, fm.HOSTILE)
 
 
 # ---------------------------------------------------------------- mobile
@@ -50,10 +57,7 @@ def test_mobile_dirty_but_valid(raw: str) -> None:
 
 @pytest.mark.parametrize("raw", ["12345", "1381234567", "138123456789", "12812345678", "010-12345678", "abc"])
 def test_mobile_invalid(raw: str) -> None:
-    value, issue = fm.clean_mobile(raw)
-    assert value is None
-    assert issue is not None
-    assert issue.code == fm.INVALID
+    issue = rejected(fm.clean_mobile, raw, fm.INVALID)
     assert "手机号" in issue.message
     assert raw.strip() in issue.message
 
@@ -85,10 +89,7 @@ def test_phone_valid(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize("raw", ["12345", "010-123", "phone", "1234567890123456"])
 def test_phone_invalid(raw: str) -> None:
-    value, issue = fm.clean_phone(raw)
-    assert value is None
-    assert issue is not None
-    assert issue.code == fm.INVALID
+    rejected(fm.clean_phone, raw, fm.INVALID)
 
 
 # ---------------------------------------------------------------- e-mail
@@ -103,10 +104,7 @@ def test_email_valid(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize("raw", ["zhang", "zhang@", "@example.com", "a@b", "a..b@example.com", "a@-x.com", "a b@x.com"])
 def test_email_invalid(raw: str) -> None:
-    value, issue = fm.clean_email(raw)
-    assert value is None
-    assert issue is not None
-    assert issue.code == fm.INVALID
+    rejected(fm.clean_email, raw, fm.INVALID)
 
 
 @given(local=st.from_regex(r"[a-z0-9]{1,10}(\.[a-z0-9]{1,5})?", fullmatch=True),
@@ -136,10 +134,7 @@ def test_uscc_known_real_code() -> None:
 def test_uscc_wrong_check_digit_length_and_alphabet() -> None:
     code = make_uscc(random.Random(1), "310115")
     wrong = code[:-1] + ("0" if code[-1] != "0" else "1")
-    value, issue = fm.clean_uscc(wrong)
-    assert value is None
-    assert issue is not None
-    assert issue.code == fm.INVALID
+    issue = rejected(fm.clean_uscc, wrong, fm.INVALID)
     assert f"第 18 位应为 {code[-1]}" in issue.message
     assert "18 位" in (fm.clean_uscc(code[:-1])[1] or fm.FormatIssue("", "")).message
     with_o = code[:10] + "O" + code[11:]
@@ -192,10 +187,7 @@ def test_amount_valid(raw: object, expected: str) -> None:
      ("9" * 100, fm.HOSTILE)],
 )
 def test_amount_rejected(raw: object, code: str) -> None:
-    value, issue = fm.clean_amount(raw)
-    assert value is None
-    assert issue is not None
-    assert issue.code == code
+    rejected(fm.clean_amount, raw, code)
 
 
 @given(st.decimals(min_value=0, max_value=10**12, places=2, allow_nan=False, allow_infinity=False))
@@ -232,10 +224,7 @@ def test_date_uses_shanghai_for_instants() -> None:
 
 @pytest.mark.parametrize("raw", ["2026-13-01", "2026-02-30", "tomorrow", "12345", "1800-01-01", "99999999"])
 def test_date_invalid(raw: str) -> None:
-    value, issue = fm.clean_date(raw)
-    assert value is None
-    assert issue is not None
-    assert issue.code == fm.INVALID
+    rejected(fm.clean_date, raw, fm.INVALID)
 
 
 @pytest.mark.parametrize(
