@@ -40,11 +40,15 @@ def section(settings: Mapping[str, Any], name: str) -> dict[str, Any]:
     """One section of ``include/settings.yaml`` (empty when absent)."""
     value = settings.get(name) or {}
     if not isinstance(value, Mapping):
-        raise SyncSettingsError(f"include/settings.yaml: {name} must be a section (key: value), not {value!r}")
+        raise SyncSettingsError(
+            f"include/settings.yaml: {name} must be a section (key: value), not {value!r}"
+        )
     return dict(value)
 
 
-def direction_settings(settings: Mapping[str, Any] | None, name: str) -> tuple[Mapping[str, Any], dict[str, Any]]:
+def direction_settings(
+    settings: Mapping[str, Any] | None, name: str
+) -> tuple[Mapping[str, Any], dict[str, Any]]:
     """All settings (``include/settings.yaml`` with its overrides unless given) and a direction's section."""
     if settings is None:
         settings = bridge_settings.load()

@@ -74,30 +74,48 @@ def _minutes(now: datetime, then: datetime | None) -> float | None:
     return round(max(0.0, (now - then).total_seconds() / 60), 1)
 
 
-def sync_freshness(conn: Connection, now: datetime,
-                   directions: Iterable[str] = DIRECTIONS) -> dict[str, SyncFreshness]:
+def sync_freshness(
+    conn: Connection, now: datetime, directions: Iterable[str] = DIRECTIONS
+) -> dict[str, SyncFreshness]:
     """Each direction's last successful run and unsent changes at ``now`` (aware UTC)."""
     wanted = list(directions)
     unknown = [d for d in wanted if d not in runkinds.SYNC_BY_DIRECTION]
     if unknown:
         raise ValueError(f"unknown sync direction(s) {unknown}; known: {list(runkinds.SYNC_BY_DIRECTION)}")
     kinds = {d: runkinds.SYNC_BY_DIRECTION[d] for d in wanted}
-    last = dict(conn.execute(
-        select(run_summary.c.kind, func.max(run_summary.c.finished_at))
-        .where(run_summary.c.kind.in_(list(kinds.values())), run_summary.c.status == "success")
-        .group_by(run_summary.c.kind)
-    ).all())
+    last = dict(
+        conn.execute(
+            select(run_summary.c.kind, func.max(run_summary.c.finished_at))
+            .where(run_summary.c.kind.in_(list(kinds.values())), run_summary.c.status == "success")
+            .group_by(run_summary.c.kind)
+        ).all()
+    )
     c = pending_change.c
-    queued = {row[0]: row[1:] for row in conn.execute(
-        select(c.direction, func.count(), func.sum(case((c.due_at <= now, 1), else_=0)), func.min(c.first_seen_at))
-        .where(c.direction.in_(wanted))
-        .group_by(c.direction)
-    )}
+    queued = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            select(
+                c.direction,
+                func.count(),
+                func.sum(case((c.due_at <= now, 1), else_=0)),
+                func.min(c.first_seen_at),
+            )
+            .where(c.direction.in_(wanted))
+            .group_by(c.direction)
+        )
+    }
     out: dict[str, SyncFreshness] = {}
     for direction, kind in kinds.items():
         unsent, due, oldest = queued.get(direction, (0, 0, None))
-        out[direction] = SyncFreshness(direction=direction, kind=kind, now=now, last_success=_aware(last.get(kind)),
-                                       unsent=int(unsent or 0), due=int(due or 0), oldest_unsent=_aware(oldest))
+        out[direction] = SyncFreshness(
+            direction=direction,
+            kind=kind,
+            now=now,
+            last_success=_aware(last.get(kind)),
+            unsent=int(unsent or 0),
+            due=int(due or 0),
+            oldest_unsent=_aware(oldest),
+        )
     return out
 
 
