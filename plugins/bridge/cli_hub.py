@@ -407,13 +407,17 @@ def cmd_hub_current(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 
+def hub_url_option(help_text: str) -> argparse.ArgumentParser:
+    """A parent parser with the ``--hub-url`` every hub command takes; ``help_text`` says where it looks by default."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--hub-url", default=None, help=help_text)
+    return common
+
+
 def register(subparsers: Any) -> None:
     """Add the quarantine, audit, xref and hub commands to the ``bridge`` parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--hub-url",
-        default=None,
-        help="SQLAlchemy URL of the hub (default: BRIDGE_HUB_URL, the bridge_hub Connection, data/hub.sqlite)",
+    common = hub_url_option(
+        "SQLAlchemy URL of the hub (default: BRIDGE_HUB_URL, the bridge_hub Connection, data/hub.sqlite)"
     )
     _register_quarantine(subparsers, common)
     _register_audit(subparsers, common)

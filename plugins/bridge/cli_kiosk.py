@@ -13,7 +13,7 @@ import argparse
 import os
 from typing import Any
 
-from bridge.cli_hub import CliError, _engine, _guarded, _local_time, _print_json, _transaction
+from bridge.cli_hub import CliError, _engine, _guarded, _local_time, _print_json, _transaction, hub_url_option
 from bridge.ui import kiosk
 
 WALLBOARD_PATH = "/bridge/wallboard/kiosk/"
@@ -109,12 +109,7 @@ def cmd_kiosk_revoke(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``bridge kiosk`` to the parser."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--hub-url",
-        default=None,
-        help="SQLAlchemy URL of the hub (default: BRIDGE_HUB_URL, the bridge_hub Connection)",
-    )
+    common = hub_url_option("SQLAlchemy URL of the hub (default: BRIDGE_HUB_URL, the bridge_hub Connection)")
     k = subparsers.add_parser("kiosk", help="大屏链接：生成、列出、收回（免登录、只读）")
     ks = k.add_subparsers(dest="kiosk_command", required=True, metavar="ACTION")
     kc = ks.add_parser("create", parents=[common], help="生成一个大屏链接（只显示一次）")
