@@ -53,6 +53,18 @@ POOLS = [
 ]
 
 
+def project_airflow(home: Path, dags_folder: Path) -> dict[str, str]:
+    """What every Airflow process of this checkout needs: its home and metadata database, our plugins and code."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
+    }
+
+
 def airflow_env(
     connections: Mapping[str, str] | None = None,
     home: Path = AIRFLOW_HOME,
@@ -66,11 +78,7 @@ def airflow_env(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            **project_airflow(home, ROOT / "dags"),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
@@ -88,7 +96,6 @@ def airflow_env(
             "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
             "BRIDGE_DATA_DIR": str(data_dir),
             "AIRFLOW_CONN_BRIDGE_HUB": json.dumps({"conn_type": "sqlite", "host": str(data_dir / "hub.sqlite")}),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
             "NO_PROXY": "127.0.0.1,localhost",
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sandbox.localenv import project_airflow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,17 +30,12 @@ def airflow_env(home: Path, hub_url: str, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "BRIDGE_"))}
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            **project_airflow(home, home / "dags"),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,op1:op",
             "AIRFLOW__API__BASE_URL": "http://127.0.0.1:8080",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "BRIDGE_HUB_URL": hub_url,
             "BRIDGE_DATA_DIR": str(data_dir),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
         }
     )
     return env

@@ -95,31 +95,23 @@ class ActivityChecks(Checker):
                 line, f"属性 {prop} 的值必须是字段名、=常量 或 带 {{字段}} 的模板。", entity=name, field=prop
             )
             return None
-        known = fields or {}
         if value.startswith("="):
             return ActivityProperty(prop, "literal", literal=value[1:])
         if "{" in value or "}" in value:
             try:
-                template = Template.parse(value)
+                built = ActivityProperty(prop, "template", template=Template.parse(value))
             except ValueError as exc:
                 self.issue(line, f"属性 {prop} 的模板无效: {exc}。", entity=name, field=prop)
                 return None
-            for ref in template.refs:
-                if fields is not None and ref not in known and (name, ref) not in self.broken:
-                    self.issue(
-                        line,
-                        f"属性 {prop} 的模板引用了实体 {name} 中不存在的字段 {{{ref}}}；已有: "
-                        f"{choices(known)}。",
-                        entity=name,
-                        field=prop,
-                    )
-            return ActivityProperty(prop, "template", template=template)
-        if fields is not None and value not in known and (name, value) not in self.broken:
-            self.issue(
-                line,
-                f"属性 {prop} 引用了实体 {name} 中不存在的字段 {value!r}（常量请写成 ={value}）；"
-                f"已有: {choices(known)}。",
-                entity=name,
-                field=prop,
-            )
-        return ActivityProperty(prop, "field", field=value)
+        else:
+            built = ActivityProperty(prop, "field", field=value)
+        known = fields or {}
+        for ref in built.template.refs if built.template else (value,):
+            if fields is not None and ref not in known and (name, ref) not in self.broken:
+                wrong = (
+                    f"的模板引用了实体 {name} 中不存在的字段 {{{ref}}}"
+                    if built.template
+                    else f"引用了实体 {name} 中不存在的字段 {value!r}（常量请写成 ={value}）"
+                )
+                self.issue(line, f"属性 {prop} {wrong}；已有: {choices(known)}。", entity=name, field=prop)
+        return built
