@@ -24,7 +24,7 @@ from bridge.dictionary import Dictionary
 from bridge.dictionary import load as load_dictionary
 from bridge.dictionary.errors import ConfigIssue, PolicyError
 from bridge.dictionary.shape import EntityRules, NodeT, PolicyTop, RoleRules, RoleSpec, Where, parse
-from bridge.dictionary.yamlio import LineDict, load_yaml
+from bridge.dictionary.yamlio import LineDict, build_file
 
 __all__ = ["AUDIENCE_KINDS", "MASKS", "Policy", "PolicyError", "default_path", "load", "mask_value"]
 
@@ -577,15 +577,7 @@ class _Builder:
 
 def build(path: Path, dictionary: Dictionary) -> Policy:
     """Read and validate one policy file against ``dictionary`` (no cache). Raises :class:`PolicyError`."""
-    raw, issues = load_yaml(path)
-    builder = _Builder(path, dictionary)
-    builder.issues.extend(issues)
-    policy = builder.build(raw) if raw is not None else None
-    if builder.issues or policy is None:
-        if not builder.issues:
-            builder.issue(None, "文件为空。")
-        raise PolicyError(builder.issues)
-    return policy
+    return build_file(path, _Builder(path, dictionary), PolicyError)
 
 
 _cache: dict[tuple[Path, int], tuple[tuple[int, int], Policy]] = {}

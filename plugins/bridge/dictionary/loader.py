@@ -43,7 +43,7 @@ from bridge.dictionary.shape import (
     Where,
     choices,
 )
-from bridge.dictionary.yamlio import LineDict, load_yaml
+from bridge.dictionary.yamlio import LineDict, build_file
 
 # Feishu instance attributes a field may read with "@name" (approval v4 instance detail).
 OA_ATTRIBUTES = frozenset(
@@ -402,15 +402,7 @@ class _Builder(ValueMapChecks, FormChecks, ActivityChecks):
 
 def build(path: Path) -> Dictionary:
     """Read and validate one dictionary file (no cache). Raises :class:`DictionaryError`."""
-    raw, issues = load_yaml(path)
-    builder = _Builder(path)
-    builder.issues.extend(issues)
-    dictionary = builder.build(raw) if raw is not None else None
-    if builder.issues or dictionary is None:
-        if not builder.issues:
-            builder.issue(None, "文件为空。")
-        raise DictionaryError(builder.issues)
-    return dictionary
+    return build_file(path, _Builder(path), DictionaryError)
 
 
 _cache: dict[Path, tuple[tuple[int, int], Dictionary]] = {}

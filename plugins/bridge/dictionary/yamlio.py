@@ -8,12 +8,15 @@ validation messages can point at the line to fix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
 from bridge.dictionary.errors import ConfigIssue
+
+Built = TypeVar("Built", covariant=True)
 
 
 class LineDict(dict[str, Any]):
@@ -77,3 +80,27 @@ def load_yaml(path: Path) -> tuple[Any, list[ConfigIssue]]:
         for key, line in loader.duplicates
     ]
     return data, issues
+
+
+class FileBuilder(Protocol[Built]):
+    """A loader's builder: collects every issue of a file instead of raising at the first."""
+
+    issues: list[ConfigIssue]
+
+    def issue(self, line: int | None, message: str) -> None: ...
+
+    def build(self, raw: Any) -> Built | None: ...
+
+
+def build_file(
+    path: Path, builder: FileBuilder[Built], error: Callable[[list[ConfigIssue]], Exception]
+) -> Built:
+    """``path`` read and built by ``builder``; every problem (an empty file is one) raised together as ``error``."""
+    raw, issues = load_yaml(path)
+    builder.issues.extend(issues)
+    built = builder.build(raw) if raw is not None else None
+    if builder.issues or built is None:
+        if not builder.issues:
+            builder.issue(None, "文件为空。")
+        raise error(builder.issues)
+    return built
