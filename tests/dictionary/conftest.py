@@ -100,3 +100,19 @@ def broken_copy(tmp_path: Path) -> Callable[..., tuple[Path, int]]:
         return target, index + 1
 
     return make
+
+
+@pytest.fixture
+def edited_copy(tmp_path: Path) -> Callable[..., Path]:
+    """Write a copy of a shipped file with each ``(old, new)`` edit made once (``old`` must occur); returns its path."""
+
+    def make(source: Path, *edits: tuple[str, str], name: str = "copy.yaml") -> Path:
+        text = source.read_text(encoding="utf-8")
+        for old, new in edits:
+            assert old in text, f"{old!r} not in {source}"
+            text = text.replace(old, new, 1)
+        target = tmp_path / name
+        target.write_text(text, encoding="utf-8")
+        return target
+
+    return make

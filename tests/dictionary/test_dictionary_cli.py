@@ -38,21 +38,40 @@ def test_check_shipped_files() -> None:
     assert "销售主管(sales_manager)" in out
 
 
-def test_check_broken_dictionary_names_the_field(broken_copy: Callable[..., tuple[Path, int]]) -> None:
-    path, line = broken_copy(DICTIONARY, "stage:", "value_map: deal_stage", "value_map: deal_stages")
-    code, out, err = run("dictionary", "check", "--file", str(path))
+@pytest.mark.parametrize(
+    ("option", "source", "edit", "where", "what"),
+    [
+        (
+            "--file",
+            DICTIONARY,
+            ("stage:", "value_map: deal_stage", "value_map: deal_stages"),
+            " 实体 deal 字段 stage",
+            "deal_stages",
+        ),
+        (
+            "--permissions",
+            POLICY,
+            ("employee:        {fields: [name]}", "[name]", "[name, secret]"),
+            "",
+            "字段 secret",
+        ),
+    ],
+    ids=["dictionary", "policy"],
+)
+def test_check_broken_file_names_the_line(
+    broken_copy: Callable[..., tuple[Path, int]],
+    option: str,
+    source: Path,
+    edit: tuple[str, str, str],
+    where: str,
+    what: str,
+) -> None:
+    path, line = broken_copy(source, *edit)
+    code, out, err = run("dictionary", "check", option, str(path))
     assert code == 1
-    assert f"{path}:{line} 实体 deal 字段 stage" in err
-    assert "deal_stages" in err
+    assert f"{path}:{line}{where}" in err
+    assert what in err
     assert out == ""
-
-
-def test_check_broken_policy(broken_copy: Callable[..., tuple[Path, int]]) -> None:
-    path, line = broken_copy(POLICY, "employee:        {fields: [name]}", "[name]", "[name, secret]")
-    code, _, err = run("dictionary", "check", "--permissions", str(path))
-    assert code == 1
-    assert f"{path}:{line}" in err
-    assert "字段 secret" in err
 
 
 def test_check_missing_file_is_a_usage_error(tmp_path: Path) -> None:

@@ -360,13 +360,14 @@ def test_broken_copy_points_at_the_exact_line(broken_copy: Callable[..., tuple[P
     assert f"{path}:{line}" in str(info.value)
 
 
-def test_every_problem_is_reported_not_only_the_first(tmp_path: Path) -> None:
-    text = SHIPPED.read_text(encoding="utf-8")
-    text = text.replace("value_map: deal_stage, crm: dealstage", "value_map: deal_stages, crm: dealstage", 1)
-    text = text.replace('derive: "{last_name}{first_name}"', 'derive: "{last_name}{given_name}"', 1)
-    text = text.replace("format: uscc,", "format: uscc18,", 1)
-    path = tmp_path / "three.yaml"
-    path.write_text(text, encoding="utf-8")
+def test_every_problem_is_reported_not_only_the_first(edited_copy: Callable[..., Path]) -> None:
+    path = edited_copy(
+        SHIPPED,
+        ("value_map: deal_stage, crm: dealstage", "value_map: deal_stages, crm: dealstage"),
+        ('derive: "{last_name}{first_name}"', 'derive: "{last_name}{given_name}"'),
+        ("format: uscc,", "format: uscc18,"),
+        name="three.yaml",
+    )
     with pytest.raises(DictionaryError) as info:
         build(path)
     fields = {(i.entity, i.field) for i in info.value.issues}

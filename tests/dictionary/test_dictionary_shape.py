@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,12 +66,13 @@ def test_a_widget_names_itself_by_its_form_until_its_id_is_known() -> None:
     }
 
 
-def test_shape_and_reference_problems_are_reported_together(tmp_path: Path) -> None:
-    text = SHIPPED.read_text(encoding="utf-8")
-    text = text.replace("value_map: deal_stage, crm: dealstage", "value_map: deal_stages, crm: dealstage", 1)
-    text = text.replace("{label: 城市,", "{label: 城市, unique: maybe,", 1)
-    path = tmp_path / "two.yaml"
-    path.write_text(text, encoding="utf-8")
+def test_shape_and_reference_problems_are_reported_together(edited_copy: Callable[..., Path]) -> None:
+    path = edited_copy(
+        SHIPPED,
+        ("value_map: deal_stage, crm: dealstage", "value_map: deal_stages, crm: dealstage"),
+        ("{label: 城市,", "{label: 城市, unique: maybe,"),
+        name="two.yaml",
+    )
     with pytest.raises(DictionaryError) as info:
         build(path)
     messages = [issue.message for issue in info.value.issues]
@@ -78,15 +80,14 @@ def test_shape_and_reference_problems_are_reported_together(tmp_path: Path) -> N
     assert any("deal_stages" in m and "不存在" in m for m in messages)
 
 
-def test_policy_nodes_refuse_unknown_keys_in_the_policy_words(tmp_path: Path) -> None:
+def test_policy_nodes_refuse_unknown_keys_in_the_policy_words(edited_copy: Callable[..., Path]) -> None:
     from bridge import permissions
 
-    text = (ROOT / "include" / "permissions.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        "employee:        {label: 普通员工}", "employee:        {label: 普通员工, lable: 员工}", 1
+    path = edited_copy(
+        ROOT / "include" / "permissions.yaml",
+        ("employee:        {label: 普通员工}", "employee:        {label: 普通员工, lable: 员工}"),
+        name="policy.yaml",
     )
-    path = tmp_path / "policy.yaml"
-    path.write_text(text, encoding="utf-8")
     with pytest.raises(permissions.PolicyError) as info:
         permissions.build(path, build(SHIPPED))
     [issue] = info.value.issues

@@ -206,19 +206,17 @@ def test_required_widget_hidden_from_the_audience_fails(
 
 
 def test_write_back_field_hidden_from_crm_write_audience_fails(
-    tmp_path: Path, dictionary: Dictionary
+    edited_copy: Callable[..., Path], dictionary: Dictionary
 ) -> None:
-    text = SHIPPED.read_text(encoding="utf-8").replace(
-        "    deal: sales_manager", "    deal: project_manager", 1
+    path = edited_copy(
+        SHIPPED,
+        ("    deal: sales_manager", "    deal: project_manager"),
+        (
+            "oa_instance_code, project_no,\n                 approval_status, approval_decided_at, project_stage]",
+            "project_no, approval_status]",
+        ),
+        name="p.yaml",
     )
-    text = text.replace(
-        "oa_instance_code, project_no,\n                 approval_status, approval_decided_at, "
-        "project_stage]",
-        "project_no, approval_status]",
-        1,
-    )
-    path = tmp_path / "p.yaml"
-    path.write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError) as info:
         permissions.build(path, dictionary)
     hidden = {i.field for i in info.value.issues if "回写字段" in i.message}
