@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine
 
 from bridge.clock import to_ms
+from bridge.hooks.hubspot_codec import owner_of
 from bridge.hub import store
 
 if TYPE_CHECKING:
@@ -41,8 +42,8 @@ OWNER_LINK = "owner_user"
 
 def display_name(owner: Mapping[str, Any]) -> str | None:
     """A HubSpot owner's name in the order staff write it: 张三 (family name first), "Anna Li" for Latin names."""
-    family = str(owner.get("lastName") or "").strip()
-    given = str(owner.get("firstName") or "").strip()
+    typed = owner_of(owner)
+    family, given = typed.family_name, typed.given_name
     if not family and not given:
         return None
     if (family + given).isascii():

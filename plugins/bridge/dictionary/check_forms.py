@@ -8,18 +8,8 @@ from bridge.dictionary.checking import Checker, Known, Scope, text_or_none
 from bridge.dictionary.model import Entity, Field, Form, Template, ValueMap, Widget
 from bridge.dictionary.shape import FormSpec, Where, WidgetSpec, choices
 from bridge.dictionary.yamlio import LineDict
+from bridge.hooks.feishu_codec import CHOICE_WIDGET, WIDGET_FIELD_TYPES, WIDGET_TYPES
 
-# Feishu widget types the bridge can fill or read.
-WIDGET_TYPES = frozenset(
-    {"input", "textarea", "amount", "number", "date", "dateInterval", "radioV2", "checkboxV2", "contact", "department"}
-)  # fmt: skip
-# Widget type → field types a widget of that type can carry.
-WIDGET_FIELD_TYPES: dict[str, frozenset[str]] = {
-    "amount": frozenset({"amount", "integer"}),
-    "number": frozenset({"amount", "integer"}),
-    "date": frozenset({"date", "datetime"}),
-    "radioV2": frozenset({"enum"}),
-}
 DIRECTIONS = ("crm_to_oa", "oa_to_crm")
 CONTEXT_SOURCES = ("notice",)  # form sources that are not entities: the notice's own values
 
@@ -165,7 +155,7 @@ class FormChecks(Checker):
                 f"{where.what}: 控件类型 {wtype!r} 未知；可用: {choices(WIDGET_TYPES)}。",
                 field=wid,
             )
-        vmap = self.require(spec.value_map, w, "value_map", where, wtype == "radioV2")
+        vmap = self.require(spec.value_map, w, "value_map", where, wtype == CHOICE_WIDGET)
         if vmap is not None and vmap not in known.value_maps:
             self.issue(
                 w.line_of("value_map"),

@@ -44,14 +44,7 @@ from bridge.dictionary.shape import (
     choices,
 )
 from bridge.dictionary.yamlio import LineDict, build_file
-
-# Feishu instance attributes a field may read with "@name" (approval v4 instance detail).
-OA_ATTRIBUTES = frozenset(
-    {
-        "instance_code", "serial_number", "status", "user_id", "open_id", "department_id", "start_time",
-        "end_time", "updated_at", "uuid", "approval_code", "approval_name", "reverted",
-    }
-)  # fmt: skip
+from bridge.hooks.feishu_codec import INSTANCE_ATTRIBUTES
 
 
 def default_path() -> Path:
@@ -347,10 +340,10 @@ class _Builder(ValueMapChecks, FormChecks, ActivityChecks):
         """An OA field reads an instance attribute (``@status``) or a widget of its entity's form."""
         form = scope.form
         if oa.startswith("@"):
-            if oa[1:] not in OA_ATTRIBUTES:
+            if oa[1:] not in INSTANCE_ATTRIBUTES:
                 self.issue(
                     body.line_of("oa"),
-                    f"OA 实例属性 {oa!r} 未知；可用: {choices('@' + a for a in OA_ATTRIBUTES)}。",
+                    f"OA 实例属性 {oa!r} 未知；可用: {choices('@' + a for a in INSTANCE_ATTRIBUTES)}。",
                     scope.name,
                     name,
                 )

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from bridge.dictionary import Dictionary
+from bridge.hooks.hubspot_codec import owner_of
 from bridge.hub import store
 from bridge.permissions import Policy
 from bridge.report import archive, charts, delivery, load, marts, render
@@ -48,13 +49,13 @@ def owner_names(owners: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """HubSpot owners → {owner id: name as staff know it} (Chinese order: family name first)."""
     names: dict[str, str] = {}
     for o in owners:
-        oid = o.get("id")
-        if oid is None:
+        if o.get("id") is None:
             continue
-        last, first = str(o.get("lastName") or "").strip(), str(o.get("firstName") or "").strip()
+        typed = owner_of(o)
+        last, first = typed.family_name, typed.given_name
         ascii_name = (last + first).isascii()
-        name = (f"{first} {last}".strip() if ascii_name else f"{last}{first}") or str(o.get("email") or "")
-        names[str(oid)] = name or str(oid)
+        name = (f"{first} {last}".strip() if ascii_name else f"{last}{first}") or typed.email
+        names[typed.id] = name or typed.id
     return names
 
 

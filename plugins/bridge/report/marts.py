@@ -6,8 +6,8 @@ so tests compare each of them with an independent computation. Definitions
 
 * business dates are Asia/Shanghai; amounts are CNY, summed in integer cents;
 * a deal is **won** when its stage is 赢单 (won) or 交付完成 (delivered); its
-  won date is its ``close_date`` (HubSpot sets closedate when a deal is marked
-  won); a **new** deal is counted on the day of its ``created_at``;
+  won date is its ``close_date`` (the CRM sets the close date when a deal is
+  marked won); a **new** deal is counted on the day of its ``created_at``;
 * the **open** pipeline is every deal not won, delivered or lost;
 * a won deal's OA approval is that of its 立项申请: the instance linked in the
   hub (xref ``deal_project``), else the latest instance whose form names the
