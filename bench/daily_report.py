@@ -27,7 +27,7 @@ for p in (ROOT, ROOT / "plugins"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench.staged_hub import SnapshotLoader, fresh_hub, measure_in_child, peak_rss_mb, publish, staged  # noqa: E402
+from bench.staged_hub import SnapshotLoader, StagedRun, fresh_hub, peak_rss_mb, staging_arguments  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)  # 2026-11-26 00:30 Asia/Shanghai
 REPORT_DAY = date(2026, 11, 26)
@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deals", type=int, default=1_000_000)
     parser.add_argument("--oa", type=int, default=200_000)
     parser.add_argument("--companies", type=int, default=20_000)
-    parser.add_argument("--dir", type=Path, default=ROOT / "data" / "bench" / "daily_report")
-    parser.add_argument("--restage", action="store_true")
-    parser.add_argument("--out", type=Path, help="also write the result as JSON here")
+    staging_arguments(parser, "daily_report")
     parser.add_argument("--build-only", type=Path, help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args(argv)
 
@@ -109,18 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(build(args.build_only, args.dir / "reports")))
         return 0
 
-    args.dir.mkdir(parents=True, exist_ok=True)
     db = args.dir / f"hub_{args.deals}_{args.oa}_{args.companies}.sqlite"
-    staging = staged(db, restage=args.restage,
-                     announce=f"staging {args.deals:,} deals, {args.oa:,} OA instances, {args.companies:,} companies "
-                              f"into {db}",
-                     stage=lambda: stage(db, args.deals, args.oa, args.companies))
-    print("building the report in a fresh process ...", flush=True)
-    result = measure_in_child(__file__, db, ["--build-only", str(db), "--dir", str(args.dir)], staging)
-    if result is None:
-        return 1
-    publish(result, args.out)
-    return 0
+    return StagedRun(
+        __file__, db,
+        announce=f"staging {args.deals:,} deals, {args.oa:,} OA instances, {args.companies:,} companies into {db}",
+        stage=lambda: stage(db, args.deals, args.oa, args.companies),
+        measuring="building the report in a fresh process ...",
+        child_args=["--build-only", str(db), "--dir", str(args.dir)],
+    ).measure(args)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ for p in (ROOT, ROOT / "plugins"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench.staged_hub import CHUNK, SnapshotLoader, fresh_hub, measure_in_child, peak_rss_mb, publish, staged  # noqa: E402
+from bench.staged_hub import CHUNK, SnapshotLoader, StagedRun, fresh_hub, peak_rss_mb, staging_arguments  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 23, 0, tzinfo=UTC)  # 2026-11-26 07:00 Asia/Shanghai
 DAY = date(2026, 11, 26)
@@ -143,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--companies", type=int, help="default: deals / 2 (World's proportion)")
     parser.add_argument("--oa", type=int, default=200_000)
     parser.add_argument("--sample", type=int, default=0, help="data_health.max_rows_per_suite (0 = every row)")
-    parser.add_argument("--dir", type=Path, default=ROOT / "data" / "bench" / "data_health")
-    parser.add_argument("--restage", action="store_true")
-    parser.add_argument("--out", type=Path, help="also write the result as JSON here")
+    staging_arguments(parser, "data_health")
     parser.add_argument("--measure-only", type=Path, help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args(argv)
     companies = args.companies if args.companies is not None else max(1, args.deals // 2)
@@ -154,20 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.measure_only, args.dir / "out", args.sample)))
         return 0
 
-    args.dir.mkdir(parents=True, exist_ok=True)
     db = args.dir / f"hub_{args.deals}_{companies}_{args.oa}.sqlite"
-    staging = staged(db, restage=args.restage,
-                     announce=f"staging {args.deals:,} deals, {companies:,} companies, {2 * companies:,} contacts, "
-                              f"{args.oa:,} OA instances into {db}",
-                     stage=lambda: stage(db, args.deals, companies, args.oa))
-    print("running every data-health suite in a fresh process ...", flush=True)
-    result = measure_in_child(__file__, db, ["--measure-only", str(db), "--dir", str(args.dir),
-                                             "--sample", str(args.sample)], staging)
-    if result is None:
-        return 1
-    result["command"] = " ".join(["bench/data_health.py", *(argv if argv is not None else sys.argv[1:])])
-    publish(result, args.out)
-    return 0
+    command = " ".join(["bench/data_health.py", *(argv if argv is not None else sys.argv[1:])])
+    return StagedRun(
+        __file__, db,
+        announce=f"staging {args.deals:,} deals, {companies:,} companies, {2 * companies:,} contacts, "
+                 f"{args.oa:,} OA instances into {db}",
+        stage=lambda: stage(db, args.deals, companies, args.oa),
+        measuring="running every data-health suite in a fresh process ...",
+        child_args=["--measure-only", str(db), "--dir", str(args.dir), "--sample", str(args.sample)],
+    ).measure(args, {"command": command})
 
 
 if __name__ == "__main__":

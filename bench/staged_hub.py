@@ -11,13 +11,15 @@ functions: the child's own import time is one of the figures.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +118,37 @@ class SnapshotLoader:
                 )
             self.flush("crm", entity)
             print(f"  staged {self.counts.get(entity, 0):,} {entity} ({self.elapsed():.0f} s)", flush=True)
+
+
+def staging_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """``--dir`` (where the staged hubs are kept: ``data/bench/<name>``), ``--restage`` and ``--out``."""
+    parser.add_argument("--dir", type=Path, default=ROOT / "data" / "bench" / name)
+    parser.add_argument("--restage", action="store_true")
+    parser.add_argument("--out", type=Path, help="also write the result as JSON here")
+
+
+@dataclass(frozen=True)
+class StagedRun:
+    """One bench run: the hub file and how to stage it, then the child process that measures over it."""
+
+    script: str
+    db: Path
+    announce: str
+    stage: Callable[[], dict[str, Any]]
+    measuring: str
+    child_args: list[str]
+
+    def measure(self, args: argparse.Namespace, note: Mapping[str, Any] | None = None) -> int:
+        """Stage (or reuse) the hub, measure in a fresh process, publish the result with ``note``; exit code."""
+        args.dir.mkdir(parents=True, exist_ok=True)
+        staging = staged(self.db, restage=args.restage, announce=self.announce, stage=self.stage)
+        print(self.measuring, flush=True)
+        result = measure_in_child(self.script, self.db, self.child_args, staging)
+        if result is None:
+            return 1
+        result.update(note or {})
+        publish(result, args.out)
+        return 0
 
 
 def staged(db: Path, *, restage: bool, announce: str, stage: Callable[[], dict[str, Any]]) -> dict[str, Any]:
