@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from tests.hub_support import migrated_sqlite_hub
 from tests.pg_support import create_pg_database, drop_pg_database
 
 from bridge.hub import engine as hub_engine
@@ -22,11 +23,7 @@ from bridge.hub.schema import metadata
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("hub_template") / "hub.sqlite"
-    url = f"sqlite:///{path}"
-    hub_engine.upgrade(url)
-    hub_engine.get_engine(url).dispose()
-    return path
+    return migrated_sqlite_hub(tmp_path_factory.mktemp("hub_template") / "hub.sqlite")
 
 
 @pytest.fixture
