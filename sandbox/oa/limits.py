@@ -21,21 +21,21 @@ import threading
 import time
 from dataclasses import dataclass
 
-# Route keys -> [(limit, period seconds), ...]; Feishu's documented tiers.
+# Feishu's documented tiers: [(limit, period seconds), ...].
+PER_MINUTE_100: list[tuple[int, float]] = [(100, 60)]
+PER_MINUTE_1000_PER_SECOND_50: list[tuple[int, float]] = [(1000, 60), (50, 1)]
+
+# Route keys -> their tier.
 FEISHU_LIMITS: dict[str, list[tuple[int, float]]] = {
-    "approvals.get": [(100, 60)],
+    **dict.fromkeys(
+        ("approvals.get", "approvals.unsubscribe", "instances.create", "instances.list", "instances.cancel",
+         "tasks.approve", "tasks.reject", "tasks.resubmit"),
+        PER_MINUTE_100,
+    ),
+    **dict.fromkeys(
+        ("instances.get", "instances.query", "users.batch_get_id", "users.batch"), PER_MINUTE_1000_PER_SECOND_50
+    ),
     "approvals.subscribe": [(20, 1)],
-    "approvals.unsubscribe": [(100, 60)],
-    "instances.create": [(100, 60)],
-    "instances.list": [(100, 60)],
-    "instances.get": [(1000, 60), (50, 1)],
-    "instances.query": [(1000, 60), (50, 1)],
-    "instances.cancel": [(100, 60)],
-    "tasks.approve": [(100, 60)],
-    "tasks.reject": [(100, 60)],
-    "tasks.resubmit": [(100, 60)],
-    "users.batch_get_id": [(1000, 60), (50, 1)],
-    "users.batch": [(1000, 60), (50, 1)],
 }
 
 
@@ -66,19 +66,18 @@ class RateLimiter:
         now = time.monotonic() if now is None else now
         with self._lock:
             for limit, period in rules:
-                key = (route, app_id, period)
-                start, used = self._windows.get(key, (now, 0))
-                if now - start >= period:
-                    start, used = now, 0
+                start, used = self._window((route, app_id, period), now)
                 if used >= limit:
                     return limit, max(1, math.ceil(start + period - now))
             for _limit, period in rules:
-                key = (route, app_id, period)
-                start, used = self._windows.get(key, (now, 0))
-                if now - start >= period:
-                    start, used = now, 0
-                self._windows[key] = (start, used + 1)
+                start, used = self._window((route, app_id, period), now)
+                self._windows[(route, app_id, period)] = (start, used + 1)
         return None
+
+    def _window(self, key: tuple[str, str, float], now: float) -> tuple[float, int]:
+        """(start, requests counted) of the window ``key`` (route, app, period) at ``now``; an expired one restarts."""
+        start, used = self._windows.get(key, (now, 0))
+        return (now, 0) if now - start >= key[2] else (start, used)
 
 
 @dataclass
