@@ -425,3 +425,33 @@ def test_wrong_shapes_are_reported_not_crashed(tmp_path: Path) -> None:
     assert "实体 other 必须是映射" in message
     assert "direction 必须是 crm_to_oa 或 oa_to_crm" in message
     assert "widgets 必须是非空列表" in message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "prop", "message"),
+    [
+        (
+            "oa_purpose: reason",
+            "oa_purpose: reasons",
+            "oa_purpose",
+            "属性 oa_purpose 引用了实体 expense_claim 中不存在的字段 'reasons'（常量请写成 =reasons）；已有: ",
+        ),
+        (
+            "：{reason}，",
+            "：{reasons}，",
+            "hs_note_body",
+            "属性 hs_note_body 的模板引用了实体 expense_claim 中不存在的字段 {reasons}；已有: ",
+        ),
+    ],
+    ids=["field", "template"],
+)
+def test_activity_property_naming_an_unknown_field_is_an_error(
+    broken_copy: Callable[..., tuple[Path, int]], old: str, new: str, prop: str, message: str
+) -> None:
+    path, line = broken_copy(SHIPPED, old, old, new, after="crm_activities:")
+    with pytest.raises(DictionaryError) as info:
+        build(path)
+    [issue] = info.value.issues
+    assert (issue.entity, issue.field, issue.line) == ("expense_claim", prop, line)
+    assert issue.message.startswith(message)
+    assert issue.message.endswith("。")
