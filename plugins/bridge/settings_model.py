@@ -18,7 +18,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -114,6 +114,7 @@ class OaToCrmSection(Section):
     write_batch: Count = 100
     quiet_seconds: Seconds = 0
     retry_delay_seconds: Seconds = 60
+    revoked_activities: Literal["mark", "remove"] = "mark"  # activities of revoked or deleted instances
 
     @field_validator("initial_backfill_hours")
     @classmethod

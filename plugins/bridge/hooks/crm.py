@@ -584,6 +584,26 @@ class CrmHook(VendorHook):
             return self._write(object_type, "upsert", records, id_property)
         return self._write(object_type, "create", records, None)
 
+    def batch_archive(self, object_type: str, ids: Sequence[str]) -> list[RecordOutcome]:
+        """Archive objects by id (HubSpot's recycle bin: restorable for 90 days in its UI), 100 per call.
+
+        Idempotent (an archived id is archived again without error), so retried; outcome key = id,
+        status ``archived``, or ``error`` with HubSpot's message for a refused chunk."""
+        outcomes: list[RecordOutcome] = []
+        for chunk in chunked(list(dict.fromkeys(str(i) for i in ids if i)), BATCH_SIZE):
+            try:
+                self.call(
+                    "POST",
+                    _batch("archive"),
+                    path_params={"object_type": object_type},
+                    json={"inputs": [{"id": i} for i in chunk]},
+                )
+            except RECORD_ERROR_CLASSES as exc:
+                outcomes.extend(_errors_for(chunk, exc))
+                continue
+            outcomes.extend(RecordOutcome(key=i, status="archived", id=i) for i in chunk)
+        return outcomes
+
     def _write(
         self, object_type: str, action: str, records: Sequence[Mapping[str, Any]], id_property: str | None
     ) -> list[RecordOutcome]:

@@ -3,7 +3,9 @@
 Exactly once by key: activities are upserted keyed by ``oa_instance_code``
 (a rerun after a crash cannot duplicate), associated with the company and the
 deal (only associations not made before), voided when the instance is
-rejected, withdrawn or deleted afterwards; links, audit, quarantine and the
+rejected, withdrawn, deleted or revoked afterwards — or archived, when
+``oa_to_crm.revoked_activities`` is ``remove`` and the instance is deleted or
+revoked (the link stays as the tombstone); links, audit, quarantine and the
 changes' completion are committed in ONE transaction per batch. No or an
 unknown customer → quarantine ``missing_customer_link``.
 """
@@ -144,7 +146,9 @@ def load_activities(run: O2C, dues: Sequence[PendingChange]) -> None:
             link_state=state,
             applicant=rules.applicant_label(applicant or None, names.get(applicant)),
         )
-        work.plan = rules.plan_activity(run.d, run.policy, work.entity, work.record, facts)
+        work.plan = rules.plan_activity(
+            run.d, run.policy, work.entity, work.record, facts, run.cfg.revoked_activities
+        )
         run.tally.add(f"activity_{work.plan.reason}")
     for batch in chunks(works, run.cfg.write_batch):
         _activity_batch(run, list(batch))
@@ -196,12 +200,14 @@ def _rejected(run: O2C, work: ActivityWork, outcome: RecordOutcome | None) -> Pr
 
 
 def _activity_batch(run: O2C, batch: list[ActivityWork]) -> None:
-    """Upsert (or void) a batch of activities, associate them, then links, audit, quarantine, completion."""
+    """Upsert (or void, or archive) a batch of activities, associate them, then links, audit, quarantine,
+    completion."""
     by_object: dict[str, list[ActivityWork]] = {}
     for work in batch:
         if work.plan is not None and work.plan.action in ("upsert", "void"):
             assert work.plan.crm_object is not None
             by_object.setdefault(work.plan.crm_object, []).append(work)
+    _archive(run, [w for w in batch if w.plan is not None and w.plan.action == "archive"])
     for crm_object, items in by_object.items():
         records = [w.plan.properties for w in items if w.plan is not None]
         upserted: list[RecordOutcome] = vendor_call(
@@ -242,15 +248,18 @@ def _commit(run: O2C, batch: Sequence[ActivityWork]) -> None:
                 _quarantine(conn, run, work, writes)
                 if work.object_id is None:
                     continue
-            if work.plan.action not in ("upsert", "void") or work.object_id is None:
+            if work.plan.action not in ("upsert", "void", "archive") or work.object_id is None:
                 if work.plan.action == "nothing":
                     run.tally.add(
                         "activities_unchanged"
-                        if work.plan.reason in ("unchanged", "already_voided")
+                        if work.plan.reason in ("unchanged", "already_voided", "already_archived")
                         else "nothing"
                     )
                 continue
-            _written(run, work, writes)
+            if work.plan.action == "archive":
+                _archived(run, work, writes)
+            else:
+                _written(run, work, writes)
         store.set_link_states(
             conn, writes.states, dictionary_version=run.d.version, run_id=run.ctx.run_id, now=run.now
         )
@@ -325,6 +334,55 @@ def _written(run: O2C, work: ActivityWork, writes: _Writes) -> None:
                 state=state,
             )
         )
+
+
+def _archive(run: O2C, works: Sequence[ActivityWork]) -> None:
+    """Archive the CRM activities of revoked or deleted instances (``revoked_activities: remove``)."""
+    by_object: dict[str, list[ActivityWork]] = {}
+    for work in works:
+        assert work.plan is not None
+        assert work.plan.crm_object is not None
+        assert work.link is not None
+        by_object.setdefault(work.plan.crm_object, []).append(work)
+    for crm_object, items in by_object.items():
+        ids = [str(w.link.crm_id) for w in items if w.link is not None]
+        archived: list[RecordOutcome] = vendor_call(partial(run.hooks.crm.batch_archive, crm_object, ids))
+        outcomes = {o.key: o for o in archived}
+        for work in items:
+            crm_id = str(work.link.crm_id) if work.link is not None else ""
+            outcome = outcomes.get(crm_id)
+            if outcome is not None and outcome.ok:
+                work.object_id = crm_id
+            else:
+                work.failure = _rejected(run, work, outcome)
+
+
+def _archived(run: O2C, work: ActivityWork, writes: _Writes) -> None:
+    """An activity archived in the CRM: audited (``archive``), its link kept with a tombstone state."""
+    plan, link = work.plan, work.link
+    assert plan is not None
+    assert plan.crm_object is not None
+    assert link is not None
+    status = work.record.get("approval_status")
+    writes.events.append(
+        run.audit(
+            "archive",
+            ("crm", plan.crm_object),
+            {"instance_code": work.code, "crm_id": str(link.crm_id)},
+            [],
+            "ok",
+            detail=f"{work.entity} {status}",
+        )
+    )
+    run.tally.add(f"archived_{plan.crm_object}")
+    writes.states[link.id] = {
+        **(link.state or {}),
+        "phase": "archived",
+        "status": status,
+        "crm_object": plan.crm_object,
+        "archived_at": run.now.isoformat(),
+        "archived_by": run.ctx.run_id,
+    }
 
 
 def _associate(run: O2C, by_object: Mapping[str, list[ActivityWork]]) -> None:

@@ -25,8 +25,11 @@ PROJECT_LINK = "deal_project"  # CRM deal ⇄ 立项申请 (made by crm_to_oa or
 ACTIVITY_LINK = "activity"  # CRM note/meeting ⇄ OA expense/travel/visit instance
 WRITEBACK_LINK = "deal_writeback"  # CRM deal: what this direction last wrote (state only, no OA id)
 CUSTOMER_LINK = "company_customer"  # CRM company ⇄ OA instance (the history migration; merged customers)
-PENDING, APPROVED, DELETED = "PENDING", "APPROVED", "DELETED"
-CLOSED = frozenset({"REJECTED", "CANCELED", "DELETED"})
+PENDING, APPROVED, DELETED, REVERTED = "PENDING", "APPROVED", "DELETED", "REVERTED"
+CLOSED = frozenset({"REJECTED", "CANCELED", "DELETED", REVERTED})
+# An activity of an instance in these statuses can be archived (oa_to_crm.revoked_activities: remove): the
+# instance can never be approved again (REVERTED can only be deleted, DELETED is final).
+GONE = frozenset({DELETED, REVERTED})
 SPAN_MS = 30 * 86_400_000  # instances/query: at most 30 days per query
 # 立项申请 field → deal field (both in include/dictionary.yaml; the deal fields' system of record is the OA).
 DEAL_FROM_PROJECT = {
@@ -37,7 +40,8 @@ DEAL_FROM_PROJECT = {
 }
 PROJECT_NEEDED = frozenset({"instance_code", "approval_status", "project_no", "decided_at"})
 
-ActivityAction = Literal["upsert", "void", "nothing", "quarantine"]
+ActivityAction = Literal["upsert", "void", "archive", "nothing", "quarantine"]
+RevokedActivities = Literal["mark", "remove"]
 
 
 # ---------------------------------------------------------------- forms and fields
@@ -229,14 +233,15 @@ class SweepResult:
 def sweep_statuses(hub_rows: Mapping[str, HubInstance]) -> list[str]:
     """Which ``instances/query`` status filters a span needs, given what the hub holds in it.
 
-    A pending, rejected or withdrawn instance is judged by its absence from the
-    list of its own status (every way out of those statuses shows so); an
-    approved one can only be deleted, which the DELETED list shows. A span
-    without such instances needs no query at all.
+    A pending, rejected, withdrawn or approved instance is judged by its
+    absence from the list of its own status (every way out of those statuses
+    shows so: an approved one can be deleted or revoked, and Feishu's query has
+    no filter for revoked ones); a revoked one can only be deleted, which the
+    DELETED list shows. A span without such instances needs no query at all.
     """
     held = {row.status for row in hub_rows.values()}
-    wanted = [s for s in (PENDING, "REJECTED", "CANCELED") if s in held]
-    if APPROVED in held:
+    wanted = [s for s in (PENDING, "REJECTED", "CANCELED", APPROVED) if s in held]
+    if REVERTED in held:
         wanted.append(DELETED)
     return wanted
 
@@ -414,7 +419,7 @@ def written_hash(crm_object: str, properties: Mapping[str, str], pairs: Iterable
 
 
 def void_properties(d: Dictionary, entity: str, properties: Mapping[str, str], status: str) -> dict[str, str]:
-    """The activity of an instance that was rejected, withdrawn or deleted after it reached the CRM.
+    """The activity of an instance that was rejected, withdrawn, deleted or revoked after it reached the CRM.
 
     Text properties (templates) get a marker with the OA status, amounts are
     cleared: the record stays visible on the customer, never with an amount
@@ -456,15 +461,48 @@ class ActivityFacts:
     applicant: str
 
 
+def _undone(
+    d: Dictionary,
+    policy: Projector,
+    entity: str,
+    record: Mapping[str, Any],
+    link_state: Mapping[str, Any],
+    revoked: RevokedActivities,
+) -> ActivityPlan:
+    """An activity in the CRM whose instance left ``when_status``: void (mark) it, or archive it.
+
+    Archived once, it stays so (the link's state is its tombstone); a void is sent again only when
+    its text would differ (another status).
+    """
+    status = str(record.get("approval_status"))
+    if link_state.get("phase") == "archived":
+        return ActivityPlan("nothing", "already_archived")
+    if revoked == "remove" and status in GONE:
+        crm_object = str(link_state.get("crm_object") or d.crm_activities[entity].crm_object)
+        return ActivityPlan("archive", f"status_{status.lower()}", crm_object)
+    crm_object, props = activity_record(d, entity, record, policy)
+    voided = void_properties(d, entity, props, status)
+    digest = written_hash(crm_object, voided, ())
+    if link_state.get("hash") == digest:
+        return ActivityPlan("nothing", "already_voided")
+    return ActivityPlan("void", f"status_{status.lower()}", crm_object, voided, written_hash=digest)
+
+
 def plan_activity(
-    d: Dictionary, policy: Projector, entity: str, record: Mapping[str, Any], facts: ActivityFacts
+    d: Dictionary,
+    policy: Projector,
+    entity: str,
+    record: Mapping[str, Any],
+    facts: ActivityFacts,
+    revoked: RevokedActivities = "mark",
 ) -> ActivityPlan:
     """The one thing to do with an expense / travel / visit instance whose state changed.
 
     * status in ``when_status``: upsert the activity (unless exactly this was written),
       associated with the customer and, when its project number links one, the deal;
     * it reached the CRM earlier and its status left ``when_status`` (rejected,
-      withdrawn, deleted): void it (:func:`void_properties`);
+      withdrawn, deleted, revoked): void it (:func:`void_properties`), or with
+      ``revoked="remove"`` archive it when the instance is deleted or revoked (:func:`_undone`);
     * no customer or one the CRM does not have: quarantine ``missing_customer_link``
       (no customer at all: already while pending, so the applicant can withdraw and fix it in time;
       a customer id is checked against the CRM once the form is due);
@@ -481,14 +519,7 @@ def plan_activity(
     written = link_state is not None and bool(link_state.get("crm_id"))
     if not due:
         if written and link_state is not None:
-            crm_object, props = activity_record(d, entity, record, policy)
-            voided = void_properties(d, entity, props, str(status))
-            digest = written_hash(crm_object, voided, ())
-            if link_state.get("hash") == digest:
-                return ActivityPlan("nothing", "already_voided")
-            return ActivityPlan(
-                "void", f"status_{str(status).lower()}", crm_object, voided, written_hash=digest
-            )
+            return _undone(d, policy, entity, record, link_state, revoked)
         if status != PENDING:
             return ActivityPlan("nothing", "not_due")
     stop = blocking(d, entity, facts.problems)
@@ -523,11 +554,13 @@ __all__ = [
     "CUSTOMER_LINK",
     "PROJECT_FORM",
     "PROJECT_LINK",
+    "REVERTED",
     "WRITEBACK_LINK",
     "ActivityFacts",
     "ActivityPlan",
     "DealPlan",
     "HubInstance",
+    "RevokedActivities",
     "SweepResult",
     "activity_forms",
     "activity_record",

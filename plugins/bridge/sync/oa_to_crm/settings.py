@@ -33,6 +33,8 @@ class OaToCrmSettings:
     write_batch: int = 100
     quiet_seconds: float = 0
     retry_delay_seconds: float = 60
+    # An activity whose instance was revoked or deleted: marked (voided in place) or archived in the CRM.
+    revoked_activities: rules.RevokedActivities = "mark"
     approval_codes: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +71,7 @@ class OaToCrmSettings:
             write_batch=int(min(100, number(values, "write_batch", 100, where, minimum=1))),
             quiet_seconds=number(values, "quiet_seconds", 0, where),
             retry_delay_seconds=number(values, "retry_delay_seconds", 60, where),
+            revoked_activities=_revoked(values.get("revoked_activities"), where),
             approval_codes={str(k): str(v) for k, v in codes.items() if v},
         )
 
@@ -86,3 +89,14 @@ class OaToCrmSettings:
 
     def code(self, form: str) -> str:
         return approval_code({"oa": {"approval_codes": dict(self.approval_codes)}}, form)
+
+
+def _revoked(raw: Any, where: str) -> rules.RevokedActivities:
+    """``revoked_activities``: mark (the default, also for an empty value) or remove."""
+    if raw in (None, "", "mark"):
+        return "mark"
+    if raw == "remove":
+        return "remove"
+    raise SyncSettingsError(
+        f"include/settings.yaml: {where}.revoked_activities must be mark or remove, not {raw!r}"
+    )
