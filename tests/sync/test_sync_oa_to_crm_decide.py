@@ -411,3 +411,14 @@ def test_the_rotation_visits_all_time_the_hot_spans_leave(
             break
     for t in range(oldest, now, 86_400_000 // 3):
         assert any(lo <= t <= hi for lo, hi in [*hot, *covered]), f"{t} never swept"
+
+
+def test_every_reader_of_a_live_project_initiation_closes_the_same_statuses() -> None:
+    """The deal write-back, the history migration's write-back and the data-health checks agree on which 立项申请
+    is no longer live (withdrawn, rejected, deleted, revoked), so they pick the same primary instance."""
+    from bridge.migration import writeback
+    from bridge.quality import checks
+
+    assert rules.CLOSED == writeback.CLOSED == checks.CLOSED_STATUSES
+    assert "REVERTED" in rules.CLOSED
+    assert set(D.value_maps["approval_status"].transitions or {}) == rules.CLOSED | {"PENDING", "APPROVED"}

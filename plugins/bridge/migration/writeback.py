@@ -31,7 +31,7 @@ from bridge.migration.counts import EntityCounts
 from bridge.sync.crm_to_oa.decide import project_stage
 from bridge.sync.frame import AuditStamp, audit_event, write_audit
 
-CLOSED = frozenset({"REJECTED", "CANCELED", "DELETED"})
+CLOSED = frozenset({"REJECTED", "CANCELED", "DELETED", "REVERTED"})  # as bridge.sync.oa_to_crm.decide.CLOSED
 BATCH = 100
 FIELDS = ("oa_instance_code", "project_no", "approval_status", "approval_decided_at", "project_stage")
 

@@ -54,7 +54,7 @@ SYNC_LABELS = {"crm_to_oa": "CRM → OA", "oa_to_crm": "OA → CRM"}
 SYSTEM_LABELS = {"crm": "CRM", "oa": "OA"}
 REFERENCING_ENTITIES = ("expense_claim", "travel_request", "visit_plan")
 # 立项申请 in these statuses are no longer a live claim on the deal's amount.
-CLOSED_STATUSES = frozenset({"REJECTED", "CANCELED", "DELETED"})
+CLOSED_STATUSES = frozenset({"REJECTED", "CANCELED", "DELETED", "REVERTED"})
 
 
 @dataclass(frozen=True)
