@@ -144,3 +144,27 @@ def test_a_deleted_approved_project_and_expense_with_remove(o2c: O2C) -> None:  
     assert o2c.deal(deal)["oa_approval_status"] == "DELETED"
     assert o2c.activity("notes", expense) is None
     _quiet_both_ways(o2c)
+
+
+def test_a_revoked_visit_plan_meeting_is_marked_and_archived_with_remove(o2c: O2C) -> None:  # noqa: F811
+    company, _ = o2c.c2o.customer()
+    marked, archived = o2c.visit(company), o2c.visit(company)
+    for code in (marked, archived):
+        o2c.act("approve", code)
+    assert o2c.sync()["written_meetings"] == 2
+    o2c.act("revoke", marked)
+    o2c.sync()
+    meeting = o2c.activity("meetings", marked)
+    assert meeting is not None
+    assert meeting["properties"]["hs_meeting_body"].startswith(
+        "【OA 审批状态：已撤销，此记录已作废】拜访目的"
+    )
+    o2c.cfg = oa_to_crm.with_overrides(o2c.cfg, revoked_activities="remove")
+    o2c.act("revoke", archived)
+    counts = o2c.sync()
+    assert counts["archived_meetings"] == 1
+    assert o2c.activity("meetings", archived) is None
+    assert o2c.activity("meetings", marked) is not None, (
+        "marked before: stays marked, the setting is not retroactive"
+    )
+    _quiet_both_ways(o2c)
