@@ -8,6 +8,8 @@ from collections import Counter
 import pytest
 from tests.sync.sync_o2c_world import O2C, o2c  # noqa: F401
 
+from bridge.sync import oa_to_crm
+
 
 class Crash(RuntimeError):
     pass
@@ -26,8 +28,14 @@ def crash_at(step: str) -> object:
 
 
 DISCOVER_STEPS = ["discovered", "instances_staged", "watermarks_committed"]
-LOAD_STEPS = ["deals_read", "deals_written", "deals_committed", "activities_upserted", "associations_sent",
-              "activities_committed"]
+LOAD_STEPS = [
+    "deals_read",
+    "deals_written",
+    "deals_committed",
+    "activities_upserted",
+    "associations_sent",
+    "activities_committed",
+]
 
 
 @pytest.mark.parametrize("step", DISCOVER_STEPS + LOAD_STEPS)
@@ -65,3 +73,26 @@ def test_crash_then_rerun_gives_no_duplicates_and_loses_nothing(o2c: O2C, step: 
     counts = o2c.sync()
     assert counts.get("written", 0) == 0
     assert o2c.crm_writes() == before
+
+
+@pytest.mark.parametrize("step", ["activities_upserted", "associations_sent", "activities_committed"])
+def test_a_crash_around_an_archive_archives_once_and_audits_once(o2c: O2C, step: str) -> None:  # noqa: F811
+    o2c.cfg = oa_to_crm.with_overrides(o2c.cfg, revoked_activities="remove")
+    company, _ = o2c.c2o.customer()
+    expense = o2c.expense(company)
+    o2c.act("approve", expense)
+    o2c.sync()
+    assert o2c.activity("notes", expense) is not None
+    o2c.act("revoke", expense)
+    o2c.discover()
+    checkpoint = crash_at(step)
+    with pytest.raises(Crash):
+        o2c.load(checkpoint=checkpoint)
+    o2c.sync()  # the rerun
+    o2c.sync()  # and one more: nothing left to do
+    assert o2c.activity("notes", expense) is None
+    archived = o2c.sims.crm.admin("GET", "/_sim/objects/notes?archived=true&limit=10000")
+    assert isinstance(archived, dict)
+    assert [o["properties"].get("oa_instance_code") for o in archived["results"]] == [expense]
+    assert [a["record_ids"]["instance_code"] for a in o2c.audit("archive")] == [expense]
+    assert o2c.pending() == []
