@@ -9,16 +9,24 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
 
+from bridge.hooks.crm import CrmHook
+from bridge.hooks.oa import OaHook
 from sandbox import launcher
 
 _ids = itertools.count(1)
+Subject = TypeVar("Subject")
+Result = TypeVar("Result")
+
+RATE_LIMITS_OFF = ("--rate-limits", "off")
+SEEDED = ("--seed", "20261126")
 
 
 class Sim:
@@ -58,6 +66,17 @@ def start_sim(name: str, data_dir: Path, *args: str) -> Iterator[Sim]:
         proc.stop()
 
 
+def sim_fixture(name: str, label: str, *args: str) -> Any:
+    """A module-scoped fixture named ``name`` ("crm" or "oa"): that simulator, started with ``args`` in a
+    temporary directory of its own, so each test module talks to a server no other module touched."""
+
+    def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
+        with start_sim(name, Path(tmp_path_factory.mktemp(label)), *args) as sim:
+            yield sim
+
+    return pytest.fixture(scope="module", name=name)(running)
+
+
 def connection(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any]) -> str:
     """Register an Airflow Connection in the environment; return its id."""
     conn_id = f"hooktest_{next(_ids)}"
@@ -65,21 +84,57 @@ def connection(monkeypatch: pytest.MonkeyPatch, conn: dict[str, Any]) -> str:
     return conn_id
 
 
-def crm_conn(url: str, **extra: Any) -> dict[str, Any]:
+def sim_conn(conn_type: str, url: str, credentials: tuple[str, str], extra: dict[str, Any]) -> dict[str, Any]:
+    """A Connection to a simulator with its known credentials; retries back off 10 ms so tests stay fast."""
+    login, password = credentials
     return {
-        "conn_type": "hubspot_crm",
+        "conn_type": conn_type,
         "host": url,
-        "login": launcher.CRM_CLIENT_ID,
-        "password": launcher.CRM_CLIENT_SECRET,
-        "extra": {"refresh_token": launcher.CRM_REFRESH_TOKEN, "backoff_base": 0.01, **extra},
+        "login": login,
+        "password": password,
+        "extra": {"backoff_base": 0.01, **extra},
     }
+
+
+def crm_conn(url: str, **extra: Any) -> dict[str, Any]:
+    credentials = (launcher.CRM_CLIENT_ID, launcher.CRM_CLIENT_SECRET)
+    return sim_conn("hubspot_crm", url, credentials, {"refresh_token": launcher.CRM_REFRESH_TOKEN, **extra})
 
 
 def oa_conn(url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "conn_type": "feishu_oa",
-        "host": url,
-        "login": launcher.OA_APP_ID,
-        "password": launcher.OA_APP_SECRET,
-        "extra": {"backoff_base": 0.01, **extra},
-    }
+    return sim_conn("feishu_oa", url, (launcher.OA_APP_ID, launcher.OA_APP_SECRET), extra)
+
+
+def crm_hook(crm: Sim, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> CrmHook:
+    """A CrmHook on a fresh Connection to ``crm`` (``extra`` overrides the Connection's extras)."""
+    return CrmHook(connection(monkeypatch, crm_conn(crm.url, **extra)))
+
+
+def oa_hook(oa: Sim, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> OaHook:
+    """An OaHook on a fresh Connection to ``oa`` (``extra`` overrides the Connection's extras)."""
+    return OaHook(connection(monkeypatch, oa_conn(oa.url, **extra)))
+
+
+def all_at_once(
+    threads: int, prepare: Callable[[], Subject], call: Callable[[Subject], Result]
+) -> tuple[list[Result], list[BaseException]]:
+    """Run ``call`` in ``threads`` threads released together, each on its own ``prepare()`` (a hook), and
+    return what the calls gave and what they raised: the concurrency the shared token cache must survive."""
+    barrier = threading.Barrier(threads, timeout=30)
+    results: list[Result] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            subject = prepare()
+            barrier.wait()
+            results.append(call(subject))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    return results, errors

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.hooks.hooks_support import Sim, connection, start_sim
+from tests.hooks.hooks_support import Sim, connection, sim_conn, start_sim
 
 from bridge.hooks.crm import CrmHook
 from bridge.hooks.errors import VendorError
@@ -64,24 +64,9 @@ def test_no_secret_or_personal_data_in_logs_or_errors(
         logging.getLogger(name).setLevel(logging.DEBUG)
     crm_id = connection(
         monkeypatch,
-        {
-            "conn_type": "hubspot_crm",
-            "host": crm.url,
-            "login": "bridge-local-client",
-            "password": CRM_SECRET,
-            "extra": {"refresh_token": CRM_REFRESH, "backoff_base": 0.01},
-        },
+        sim_conn("hubspot_crm", crm.url, ("bridge-local-client", CRM_SECRET), {"refresh_token": CRM_REFRESH}),
     )
-    oa_id = connection(
-        monkeypatch,
-        {
-            "conn_type": "feishu_oa",
-            "host": oa.url,
-            "login": "cli_bridge_local",
-            "password": OA_SECRET,
-            "extra": {"backoff_base": 0.01},
-        },
-    )
+    oa_id = connection(monkeypatch, sim_conn("feishu_oa", oa.url, ("cli_bridge_local", OA_SECRET), {}))
     errors: list[BaseException] = []
     messages: list[str] = []
 

@@ -8,12 +8,10 @@ in Host, the port in its own field) reaches the same server as one with the port
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from tests.hooks.hooks_support import Sim, connection, crm_conn, oa_conn, start_sim
+from tests.hooks.hooks_support import RATE_LIMITS_OFF, SEEDED, Sim, connection, crm_conn, oa_conn, sim_fixture
 
 from bridge.hooks.crm import CrmHook
 from bridge.hooks.errors import ConnectionConfigError
@@ -24,18 +22,8 @@ from sandbox.crm.store import PORTAL_ID
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim(
-        "crm", Path(tmp_path_factory.mktemp("crm_test_button")), "--rate-limits", "off", "--seed", "20261126"
-    ) as sim:
-        yield sim
-
-
-@pytest.fixture(scope="module")
-def oa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim("oa", Path(tmp_path_factory.mktemp("oa_test_button")), "--seed", "20261126") as sim:
-        yield sim
+crm = sim_fixture("crm", "crm_test_button", *RATE_LIMITS_OFF, *SEEDED)
+oa = sim_fixture("oa", "oa_test_button", *SEEDED)
 
 
 def form_shaped(url: str, conn: dict[str, object]) -> dict[str, object]:

@@ -3,13 +3,19 @@ threads, revoked credentials failing fast, private-app tokens, the Connections p
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from tests.hooks.hooks_support import Sim, connection, crm_conn, start_sim
+from tests.hooks.hooks_support import (
+    RATE_LIMITS_OFF,
+    SEEDED,
+    Sim,
+    all_at_once,
+    connection,
+    crm_conn,
+    sim_fixture,
+)
+from tests.hooks.hooks_support import crm_hook as hook
 
 from bridge.hooks.crm import CrmHook
 from bridge.hooks.errors import AuthError
@@ -18,20 +24,8 @@ from sandbox import launcher
 TOKEN_ROUTE = "POST /oauth/v3/token"
 
 
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    # Access tokens live 3 s here, so expiry can happen during a test.
-    with start_sim(
-        "crm",
-        Path(tmp_path_factory.mktemp("crm_auth")),
-        "--rate-limits",
-        "off",
-        "--token-ttl",
-        "3",
-        "--seed",
-        "20261126",
-    ) as sim:
-        yield sim
+# Access tokens live 3 s here, so expiry can happen during a test.
+crm = sim_fixture("crm", "crm_auth", *RATE_LIMITS_OFF, "--token-ttl", "3", *SEEDED)
 
 
 @pytest.fixture(autouse=True)
@@ -39,10 +33,6 @@ def _clean(crm: Sim) -> None:
     crm.admin("POST", "/tokens/restore")
     crm.admin("DELETE", "/faults")
     crm.admin("POST", "/stats/reset")
-
-
-def hook(crm: Sim, monkeypatch: pytest.MonkeyPatch, **extra: object) -> CrmHook:
-    return CrmHook(connection(monkeypatch, crm_conn(crm.url, **extra)))
 
 
 def test_token_expired_between_pages_is_refreshed_once(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,23 +64,7 @@ def test_short_lived_tokens_are_renewed_before_they_expire(crm: Sim, monkeypatch
 
 def test_threads_needing_a_token_fetch_it_once(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
     conn_id = connection(monkeypatch, crm_conn(crm.url))
-    barrier = threading.Barrier(8)
-    results: list[int] = []
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            h = CrmHook(conn_id)
-            barrier.wait()
-            results.append(len(h.owners()))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    results, errors = all_at_once(8, lambda: CrmHook(conn_id), lambda h: len(h.owners()))
     assert not errors
     assert results == [16] * 8
     assert crm.stats()["tokens_issued"] == 1
@@ -104,23 +78,8 @@ def test_revoked_refresh_token_fails_fast_without_a_retry_storm(
     CrmHook(conn_id).owners()  # a cached, valid access token
     crm.admin("POST", "/tokens/revoke")
     crm.admin("POST", "/stats/reset")
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(6)
-
-    def work() -> None:
-        h = CrmHook(conn_id)
-        barrier.wait()
-        try:
-            h.owners()
-        except BaseException as exc:
-            errors.append(exc)
-
     started = time.monotonic()
-    threads = [threading.Thread(target=work) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _, errors = all_at_once(6, lambda: CrmHook(conn_id), lambda h: h.owners())
     elapsed = time.monotonic() - started
     assert len(errors) == 6
     assert all(isinstance(e, AuthError) for e in errors)

@@ -3,29 +3,20 @@ failures, a refused chunk that does not stop the others."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from tests.hooks.hooks_support import Sim, connection, crm_conn, start_sim
+from tests.hooks.hooks_support import RATE_LIMITS_OFF, SEEDED, Sim, crm_hook, sim_fixture
 
 from bridge.hooks.crm import CrmHook, _parse_ms
 from bridge.hooks.errors import RecordErrorKind
 
-
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim(
-        "crm", Path(tmp_path_factory.mktemp("crm_batch")), "--rate-limits", "off", "--seed", "20261126"
-    ) as sim:
-        yield sim
+crm = sim_fixture("crm", "crm_batch", *RATE_LIMITS_OFF, *SEEDED)
 
 
 @pytest.fixture
 def hook(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> CrmHook:
     crm.admin("DELETE", "/faults")
     crm.admin("POST", "/stats/reset")
-    return CrmHook(connection(monkeypatch, crm_conn(crm.url)))
+    return crm_hook(crm, monkeypatch)
 
 
 @pytest.fixture(scope="module")

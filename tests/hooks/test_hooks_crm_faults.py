@@ -6,13 +6,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from tests.hooks.hooks_support import Sim, connection, crm_conn, start_sim
+from tests.hooks.hooks_support import RATE_LIMITS_OFF, SEEDED, Sim, sim_fixture
+from tests.hooks.hooks_support import crm_hook as hook
 
-from bridge.hooks.crm import CrmHook
 from bridge.hooks.errors import (
     AmbiguousWriteError,
     BadRequestError,
@@ -26,12 +24,7 @@ OWNERS = "GET /crm/v3/owners"
 SEARCH = "POST /crm/v3/objects/deals/search"
 
 
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim(
-        "crm", Path(tmp_path_factory.mktemp("crm_faults")), "--rate-limits", "off", "--seed", "20261126"
-    ) as sim:
-        yield sim
+crm = sim_fixture("crm", "crm_faults", *RATE_LIMITS_OFF, *SEEDED)
 
 
 @pytest.fixture(autouse=True)
@@ -39,10 +32,6 @@ def _clean(crm: Sim) -> None:
     crm.admin("DELETE", "/faults")
     crm.admin("PUT", "/ratelimits", {"enabled": False})
     crm.admin("POST", "/stats/reset")
-
-
-def hook(crm: Sim, monkeypatch: pytest.MonkeyPatch, **extra: object) -> CrmHook:
-    return CrmHook(connection(monkeypatch, crm_conn(crm.url, **extra)))
 
 
 def retry_waits(caplog: pytest.LogCaptureFixture) -> list[float]:

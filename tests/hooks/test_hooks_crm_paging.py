@@ -4,12 +4,10 @@ and servers that misbehave (wrong-shape records, repeated pages, looping cursors
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.hooks.hooks_support import Sim, connection, crm_conn, start_sim
+from tests.hooks.hooks_support import RATE_LIMITS_OFF, Sim, crm_hook, sim_fixture
 
 from bridge.hooks.crm import CrmHook, _parse_ms
 
@@ -17,10 +15,7 @@ NOW_MS = 1_795_000_000_000
 PROPS = ["dealname", "amount"]
 
 
-@pytest.fixture(scope="module")
-def crm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim("crm", Path(tmp_path_factory.mktemp("crm_paging")), "--rate-limits", "off") as sim:
-        yield sim
+crm = sim_fixture("crm", "crm_paging", *RATE_LIMITS_OFF)
 
 
 @pytest.fixture
@@ -28,7 +23,7 @@ def hook(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> CrmHook:
     crm.admin("DELETE", "/faults")
     crm.admin("POST", "/clock", {"freeze_ms": None, "offset_ms": 0})
     crm.admin("POST", "/stats/reset")
-    return CrmHook(connection(monkeypatch, crm_conn(crm.url)))
+    return crm_hook(crm, monkeypatch)
 
 
 def seed(crm: Sim, deals: int) -> None:

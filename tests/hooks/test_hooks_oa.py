@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.hooks.hooks_support import Sim, connection, oa_conn, start_sim
+from tests.hooks.hooks_support import (
+    RATE_LIMITS_OFF,
+    SEEDED,
+    Sim,
+    all_at_once,
+    connection,
+    oa_conn,
+    oa_hook,
+    sim_fixture,
+)
 
 from bridge.hooks.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from bridge.hooks.oa import LIST_WINDOW_MS, OaHook
@@ -23,12 +29,7 @@ CREATE = "POST /open-apis/approval/v4/instances"
 LIST = "GET /open-apis/approval/v4/instances"
 
 
-@pytest.fixture(scope="module")
-def oa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim(
-        "oa", Path(tmp_path_factory.mktemp("oa_hook")), "--rate-limits", "off", "--seed", "20261126"
-    ) as sim:
-        yield sim
+oa = sim_fixture("oa", "oa_hook", *RATE_LIMITS_OFF, *SEEDED)
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +44,7 @@ def _clean(oa: Sim) -> None:
 
 @pytest.fixture
 def hook(oa: Sim, monkeypatch: pytest.MonkeyPatch) -> OaHook:
-    return OaHook(connection(monkeypatch, oa_conn(oa.url)))
+    return oa_hook(oa, monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -288,19 +289,10 @@ def test_expired_token_mid_run_is_renewed_once(oa: Sim, hook: OaHook) -> None:
 
 def test_threads_share_one_tenant_token(oa: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
     conn_id = connection(monkeypatch, oa_conn(oa.url))
-    barrier = threading.Barrier(8)
-    done: list[str] = []
-
-    def work() -> None:
-        h = OaHook(conn_id)
-        barrier.wait()
-        done.append(h.approval_definition(EXPENSE)["approval_name"])
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    done, errors = all_at_once(
+        8, lambda: OaHook(conn_id), lambda h: h.approval_definition(EXPENSE)["approval_name"]
+    )
+    assert not errors
     assert done == ["费用报销"] * 8
     assert oa.requests_to("POST /open-apis/auth/v3/tenant_access_token/internal") == 1
 
@@ -310,22 +302,7 @@ def test_revoked_app_secret_fails_fast(oa: Sim, monkeypatch: pytest.MonkeyPatch)
     OaHook(conn_id).approval_definition(EXPENSE)
     oa.admin("POST", "/tokens/revoke")
     oa.admin("POST", "/stats/reset")
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(5)
-
-    def work() -> None:
-        h = OaHook(conn_id)
-        barrier.wait()
-        try:
-            h.approval_definition(EXPENSE)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _, errors = all_at_once(5, lambda: OaHook(conn_id), lambda h: h.approval_definition(EXPENSE))
     assert len(errors) == 5
     assert all(isinstance(e, AuthError) for e in errors)
     assert oa.requests_to("POST /open-apis/auth/v3/tenant_access_token/internal") == 1

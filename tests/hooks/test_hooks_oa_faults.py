@@ -7,14 +7,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from tests.hooks.hooks_support import Sim, connection, oa_conn, start_sim
+from tests.hooks.hooks_support import RATE_LIMITS_OFF, Sim, sim_fixture
+from tests.hooks.hooks_support import oa_hook as hook
 
 from bridge.hooks.errors import BadResponseError, RateLimitedError
-from bridge.hooks.oa import OaHook
 from sandbox.oa.testing import sample_widgets
 
 EXPENSE = "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1002"
@@ -26,10 +24,7 @@ GET = "GET /open-apis/approval/v4/instances/{instance_id}"
 QUERY = "POST /open-apis/approval/v4/instances/query"
 
 
-@pytest.fixture(scope="module")
-def oa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    with start_sim("oa", Path(tmp_path_factory.mktemp("oa_faults")), "--rate-limits", "off") as sim:
-        yield sim
+oa = sim_fixture("oa", "oa_faults", *RATE_LIMITS_OFF)
 
 
 @pytest.fixture(autouse=True)
@@ -62,10 +57,6 @@ def busy_window(oa: Sim, applicant: str) -> tuple[int, int, list[str]]:
         for n in range(250)
     ]
     return start, start + 3_600_000, codes
-
-
-def hook(oa: Sim, monkeypatch: pytest.MonkeyPatch, **extra: object) -> OaHook:
-    return OaHook(connection(monkeypatch, oa_conn(oa.url, **extra)))
 
 
 def instances_with_uuid(oa: Sim, uuid: str) -> list[str]:

@@ -340,18 +340,14 @@ class ApiClient:
         except orjson.JSONDecodeError:
             if status >= 400:
                 return NOT_JSON
-            if looks_like_html(resp.headers, raw):
-                raise BadResponseError(
-                    f"HTTP {status} with an HTML page instead of JSON ({len(raw)} bytes): a proxy or gateway "
-                    f"error page, not the vendor's answer",
-                    system=self.system,
-                    status=status,
-                    method=method,
-                    path=path,
-                    retryable=True,
-                ) from None
+            what = (
+                f"an HTML page instead of JSON ({len(raw)} bytes): a proxy or gateway error page, not the "
+                f"vendor's answer"
+                if looks_like_html(resp.headers, raw)
+                else f"malformed JSON ({len(raw)} bytes)"
+            )
             raise BadResponseError(
-                f"HTTP {status} with malformed JSON ({len(raw)} bytes)",
+                f"HTTP {status} with {what}",
                 system=self.system,
                 status=status,
                 method=method,
