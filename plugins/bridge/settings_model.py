@@ -81,6 +81,14 @@ class DebounceSection(Section):
     max_delay_seconds: Seconds = 150
 
 
+class ArchiveSweepSection(Section):
+    """``crm_to_oa.archive_sweep``: a pass over the CRM's archived deals at most every ``every_minutes``,
+    at most ``max_pages`` list pages (100 records each) per run, resumed from a cursor."""
+
+    every_minutes: Seconds = 15
+    max_pages: Count = 5
+
+
 class CrmToOaSection(Section):
     """``crm_to_oa``: the CRM → OA sync (entity names and stages are checked against the dictionary by the engine)."""
 
@@ -94,6 +102,7 @@ class CrmToOaSection(Section):
     create_chunk: Count = 50
     writeback_batch: Count = 100
     retry_delay_seconds: Seconds = 60
+    archive_sweep: ArchiveSweepSection = ArchiveSweepSection()
 
 
 class OaToCrmSection(Section):

@@ -140,6 +140,20 @@ class C2O:
         self.crm_act("/_sim/act/update", {"object_type": object_type, "id": int(object_id), "properties": props,
                                           "times": times})
 
+    def archive(self, object_type: str, object_id: str) -> None:
+        """A person deletes a record (HubSpot archives it; its modification time does not move)."""
+        assert self.crm_act("/_sim/act/archive", {"object_type": object_type, "id": int(object_id)})["archived"]
+
+    def restore(self, object_type: str, object_id: str) -> None:
+        """A person restores a record from HubSpot's recycle bin."""
+        assert self.crm_act("/_sim/act/restore", {"object_type": object_type, "id": int(object_id)})["restored"]
+
+    def oa_act(self, action: str, instance_code: str) -> dict[str, Any]:
+        """A person acts on an OA instance (approve, reject, withdraw, …) through the OA simulator's admin API."""
+        answer = self.sims.oa.admin("POST", f"/_sim/act/{action}", {"instance_code": instance_code})
+        assert isinstance(answer, dict)
+        return answer
+
     def customer(self) -> tuple[str, str]:
         """A clean company with one contact: (company id, contact id)."""
         company = self.create_company()

@@ -210,3 +210,66 @@ def test_the_dag_publishes_the_engine_assets() -> None:
     inlets = {u for u in uris if u.startswith("bridge://events/")}  # the schedule's event inlet (docs/events.md)
     assert inlets == {"bridge://events/crm"}
     assert uris - inlets == set(crm_to_oa.ASSETS.values())
+
+
+# ---------------------------------------------------------------- a deal archived in the CRM
+
+LINKED = rules.ProjectLink(uuid="u-1", instance_code="INST-1", amount_sent="100000.00")
+
+
+def archived(project: rules.ProjectLink | None, status: str | None, state: dict[str, Any] | None = None
+             ) -> rules.ArchiveDecision:
+    return rules.decide_archived("50000000001", project, state, status, dictionary_version=D.version,
+                                 archived_on="2026-12-07")
+
+
+def test_archived_deal_with_a_pending_project_initiation_is_withdrawn_with_a_chinese_reason() -> None:
+    decision = archived(LINKED, "PENDING", {"phase": "found"})
+    assert (decision.action, decision.reason) == ("withdraw", "archived_pending")
+    assert decision.comment is not None
+    assert "50000000001" in decision.comment
+    assert "2026-12-07" in decision.comment
+    assert "自动撤回" in decision.comment
+
+
+def test_archived_deal_with_an_approved_project_initiation_tells_finance_with_a_stable_uuid() -> None:
+    decision = archived(LINKED, "APPROVED", {"phase": "found"})
+    assert (decision.action, decision.reason) == ("void_notice", "archived_approved")
+    assert decision.uuid == common.idempotency_uuid("50000000001", rules.VOID_PURPOSE, D.version)
+    assert decision.uuid != common.idempotency_uuid("50000000001", rules.PROJECT_FORM, D.version)
+    assert decision.comment is not None
+    assert "财务" in decision.comment
+
+
+def test_a_started_void_notice_is_resumed_with_its_saved_uuid_whatever_the_status() -> None:
+    decision = archived(LINKED, "APPROVED", {"phase": "notifying", "void_uuid": "saved-uuid"})
+    assert (decision.action, decision.reason, decision.uuid) == ("void_notice", "resume_void_notice", "saved-uuid")
+
+
+@pytest.mark.parametrize("status", ["REJECTED", "CANCELED", "DELETED", "REVERTED", None])
+def test_archived_deal_with_an_ended_project_initiation_is_only_marked(status: str | None) -> None:
+    decision = archived(LINKED, status)
+    assert decision.action == "mark"
+    assert decision.reason == (f"archived_{status.lower()}" if status else "archived_instance_missing")
+
+
+@pytest.mark.parametrize("phase", sorted(rules.HANDLED))
+def test_an_archive_already_settled_is_not_settled_twice(phase: str) -> None:
+    assert archived(LINKED, "PENDING", {"phase": phase}).action == "nothing"
+
+
+@pytest.mark.parametrize("project", [None, rules.ProjectLink(uuid="u-1", instance_code=None)])
+def test_archived_deal_without_a_confirmed_project_initiation_needs_no_oa_action(
+    project: rules.ProjectLink | None,
+) -> None:
+    assert archived(project, "PENDING") == rules.ArchiveDecision("nothing", "no_project")
+
+
+def test_archive_sweep_settings_default_and_override() -> None:
+    cfg = crm_to_oa.CrmToOaSettings.from_settings({"crm_to_oa": {}})
+    assert (cfg.archive_sweep_seconds, cfg.archive_sweep_pages) == (900, 5)
+    cfg = crm_to_oa.CrmToOaSettings.from_settings({"crm_to_oa": {"archive_sweep": {"every_minutes": 2,
+                                                                                   "max_pages": 1}}})
+    assert (cfg.archive_sweep_seconds, cfg.archive_sweep_pages) == (120, 1)
+    with pytest.raises(common.SyncSettingsError, match=r"archive_sweep\.max_pages"):
+        crm_to_oa.CrmToOaSettings.from_settings({"crm_to_oa": {"archive_sweep": {"max_pages": 0}}})

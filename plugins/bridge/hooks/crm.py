@@ -55,10 +55,12 @@ from bridge.hooks.errors import (
 from bridge.hooks.hubspot_codec import (
     CREATED,
     OBJECT_ID,
+    ArchivedPage,
     CrmObject,
     CrmOwner,
     CrmRecord,
     SearchBody,
+    archived_page_of,
     count_body,
     error_kind,
     modified_property,
@@ -78,12 +80,14 @@ ASSOC_DEFAULT = "/crm/v4/objects/{from_type}/{from_id}/associations/default/{to_
 ASSOC_LIST = "/crm/v4/objects/{from_type}/{from_id}/associations/{to_type}"
 OWNERS = "/crm/v3/owners"
 PROPERTIES = "/crm/v3/properties/{object_type}"
+OBJECTS = "/crm/v3/objects/{object_type}"
 
 BATCH_SIZE = 100  # HubSpot batch read/create/update/upsert
 ASSOC_BATCH_SIZE = 1000  # associations v4 batch read / associate
 SEARCH_PAGE_MAX = 200  # search limit
 SEARCH_RESULT_CAP = 10_000  # no search page past the 10,000th result
 OWNERS_PAGE = 500
+LIST_PAGE_MAX = 100  # GET /crm/v3/objects/{type}: limit ≤ 100
 STALE_PAGE_RETRIES = 2  # re-reads of a search page that breaks its own filter (a repeated page)
 OAUTH_ERROR_CODES = frozenset(
     {
@@ -769,6 +773,21 @@ class CrmHook(VendorHook):
                 continue
             outcomes.extend(RecordOutcome(key=k, status="created") for k in keys)
         return outcomes
+
+    def archived_page(
+        self, object_type: str, after: str | None = None, limit: int = LIST_PAGE_MAX
+    ) -> ArchivedPage:
+        """One page of the archived records of ``object_type`` in id order, from the cursor ``after``: search
+        never finds them and archiving does not move their modification time, so a sweep pages this list."""
+        params: dict[str, Any] = {
+            "archived": "true",
+            "limit": min(limit, LIST_PAGE_MAX),
+            "properties": OBJECT_ID,
+        }
+        if after:
+            params["after"] = after
+        answer = self.call("GET", OBJECTS, path_params={"object_type": object_type}, params=params)
+        return archived_page_of(answer.body)
 
     # ------------------------------------------------------------------ owners, properties
     def owners(self) -> list[CrmObject]:

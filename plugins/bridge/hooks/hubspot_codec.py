@@ -110,6 +110,38 @@ class CrmChange:
     portal_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ArchivedRecord:
+    """A record archived (deleted) in the CRM: its id and when it was archived (ISO 8601 as sent, or None)."""
+
+    id: str
+    archived_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedPage:
+    """One page of archived records, and the cursor of the next page (None: this was the last)."""
+
+    records: tuple[ArchivedRecord, ...]
+    next_after: str | None
+
+
+def archived_page_of(body: object) -> ArchivedPage:
+    """One ``GET /crm/v3/objects/{type}?archived=true`` answer: ``results[{id, archived, archivedAt}]`` and
+    ``paging.next.after`` (absent on the last page)."""
+    doc = body if isinstance(body, Mapping) else {}
+    results = doc.get("results")
+    records = tuple(
+        ArchivedRecord(str(obj["id"]), str(obj["archivedAt"]) if obj.get("archivedAt") else None)
+        for obj in (results if isinstance(results, list) else [])
+        if isinstance(obj, Mapping) and obj.get("id") is not None and obj.get("archived", True) is not False
+    )
+    paging = doc.get("paging")
+    nxt = paging.get("next") if isinstance(paging, Mapping) else None
+    after = nxt.get("after") if isinstance(nxt, Mapping) else None
+    return ArchivedPage(records, str(after) if after else None)
+
+
 def modified_property(object_type: str) -> str:
     """The property holding an object's last modification time."""
     return CONTACT_MODIFIED if object_type.lower() in _CONTACT_NAMES else MODIFIED

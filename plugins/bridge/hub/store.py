@@ -463,6 +463,51 @@ def mark_archived(
     return _count_in(conn, statement, snapshot.c.source_id, list(dict.fromkeys(source_ids)))
 
 
+TOMBSTONE_KEY = "_tombstone"  # in a deleted snapshot's payload: who deleted it, when, why
+
+
+def tombstone(
+    conn: Connection, record: tuple[str, str, str], stone: Mapping[str, Any], *, now: datetime | None = None
+) -> bool:
+    """Mark a record (system, entity, source id) deleted in its source, keeping its last payload with ``stone``
+    (who/when/why) under :data:`TOMBSTONE_KEY`; False when the hub has no snapshot of it or it is marked."""
+    return _set_deleted(conn, record, {**stone}, now)
+
+
+def revive(conn: Connection, record: tuple[str, str, str], *, now: datetime | None = None) -> bool:
+    """Undo :func:`tombstone` (the record is back in its source); False when it was not marked deleted."""
+    return _set_deleted(conn, record, None, now)
+
+
+def deleted_ids(conn: Connection, system: str, entity: str, *, limit: int = 1000) -> list[str]:
+    """Source ids of records marked deleted (at most ``limit``, in id order): candidates for a restore."""
+    query = (
+        select(snapshot.c.source_id)
+        .where(snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.deleted.is_(True))
+        .order_by(snapshot.c.source_id)
+        .limit(limit)
+    )
+    return [str(r) for r in conn.execute(query).scalars()]
+
+
+def _set_deleted(
+    conn: Connection, key: tuple[str, str, str], stone: dict[str, Any] | None, now: datetime | None
+) -> bool:
+    where = (snapshot.c.system == key[0], snapshot.c.entity == key[1], snapshot.c.source_id == key[2])
+    row = conn.execute(select(snapshot.c.payload, snapshot.c.deleted).where(*where)).first()
+    if row is None or bool(row.deleted) == (stone is not None):
+        return False
+    payload = {k: v for k, v in dict(row.payload or {}).items() if k != TOMBSTONE_KEY}
+    if stone is not None:
+        payload[TOMBSTONE_KEY] = stone
+    conn.execute(
+        update(snapshot)
+        .where(*where)
+        .values(deleted=stone is not None, payload=payload, last_seen_at=_now(now))
+    )
+    return True
+
+
 # ---------------------------------------------------------------- xref
 
 

@@ -12,6 +12,9 @@ Three steps, one per DAG task (``dags/crm_to_oa_sync.py`` → :mod:`bridge.sync.
     saved in the hub *before* the call, confirm, audit and complete in ONE
     transaction, and write the results back to the deals in batches of 100.
 
+Both ends of a deal archived (deleted) or restored in the CRM are in :mod:`.archive`: the extract's
+bounded sweep over the archived list, and the load's withdrawal / notice / mark.
+
 ``summarise``
     Stores and logs the run summary; the DAG publishes an Asset per entity written.
 """
@@ -27,6 +30,7 @@ from bridge.context import RunContext
 from bridge.sync import frame
 from bridge.sync.common import CRM_TO_OA, asset_uri
 from bridge.sync.crm_to_oa import decide as rules
+from bridge.sync.crm_to_oa.archive import sweep_archived
 from bridge.sync.crm_to_oa.delivery import deliver
 from bridge.sync.crm_to_oa.extract import stage_changes
 from bridge.sync.crm_to_oa.settings import ENTITY_ORDER as ENTITY_ORDER
@@ -74,7 +78,8 @@ def extract_stage(
     return stage_changes(
         frame.Run(
             CRM_TO_OA, frame.Hooks(crm_hook=crm), hub, ctx, cfg, now, d, checkpoint=options.get("checkpoint")
-        )
+        ),
+        sweep=sweep_archived,
     )
 
 

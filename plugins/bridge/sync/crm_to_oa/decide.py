@@ -363,3 +363,73 @@ def writeback_record(
     if stage:
         record["project_stage"] = stage
     return record
+
+
+# ---------------------------------------------------------------- a deal archived (deleted) in the CRM
+
+ARCHIVE_KEY = "archive"  # in a deal_project link's state: what the bridge did about the deal's archiving
+VOID_PURPOSE = "deal_archived_notice"  # idempotency purpose of the notice telling finance the deal is gone
+HANDLED = frozenset({"withdrawn", "notified", "marked"})
+
+ArchiveAction = Literal["withdraw", "void_notice", "mark", "nothing"]
+
+
+@dataclass(frozen=True)
+class ArchiveDecision:
+    """What to do about a 立项申请 whose deal was archived; ``comment`` is the Chinese reason recorded."""
+
+    action: ArchiveAction
+    reason: str
+    uuid: str | None = None
+    comment: str | None = None
+
+
+def archive_comment(deal_id: str, archived_on: str, action: ArchiveAction) -> str:
+    """The Chinese reason kept with the withdrawal or the notice (staff read it in the hub pages and audit)."""
+    what = {
+        "withdraw": "立项申请尚在审批中，已由集成自动撤回",
+        "void_notice": "立项申请已通过，已通知财务该商机作废",
+    }.get(action, "立项申请已结束，仅标记为商机已删除")
+    return f"CRM 中的商机「{deal_id}」已于 {archived_on} 被删除（归档）：{what}。如商机被恢复，请销售与财务确认后处理。"
+
+
+def decide_archived(
+    deal_id: str,
+    project: ProjectLink | None,
+    archive: Mapping[str, Any] | None,
+    approval_status: str | None,
+    *,
+    dictionary_version: str,
+    archived_on: str,
+) -> ArchiveDecision:
+    """The one thing to do when a deal with a 立项申请 is archived in the CRM.
+
+    ``archive`` is the link's :data:`ARCHIVE_KEY` state, ``approval_status`` the 立项申请's current canonical
+    approval status (None: the OA no longer has it). Pending → withdraw; approved → tell finance once (the
+    notice's uuid is kept in ``archive`` before the call, so a rerun sends the same one); ended → mark only.
+    """
+    if project is None or not project.confirmed:
+        return ArchiveDecision("nothing", "no_project")
+    state = archive or {}
+    if state.get("phase") in HANDLED:
+        return ArchiveDecision("nothing", "archive_already_handled")
+    if state.get("phase") == "notifying" and state.get("void_uuid"):
+        return ArchiveDecision(
+            "void_notice",
+            "resume_void_notice",
+            uuid=str(state["void_uuid"]),
+            comment=archive_comment(deal_id, archived_on, "void_notice"),
+        )
+    if approval_status == "PENDING":
+        return ArchiveDecision(
+            "withdraw", "archived_pending", comment=archive_comment(deal_id, archived_on, "withdraw")
+        )
+    if approval_status == "APPROVED":
+        return ArchiveDecision(
+            "void_notice",
+            "archived_approved",
+            uuid=idempotency_uuid(deal_id, VOID_PURPOSE, dictionary_version),
+            comment=archive_comment(deal_id, archived_on, "void_notice"),
+        )
+    reason = f"archived_{approval_status.lower()}" if approval_status else "archived_instance_missing"
+    return ArchiveDecision("mark", reason, comment=archive_comment(deal_id, archived_on, "mark"))

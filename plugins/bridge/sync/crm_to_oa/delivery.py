@@ -18,6 +18,7 @@ from bridge.hooks.errors import VendorError
 from bridge.hub import store
 from bridge.hub.store import PendingKey
 from bridge.sync.common import CRM_TO_OA
+from bridge.sync.crm_to_oa import archive
 from bridge.sync.crm_to_oa import decide as rules
 from bridge.sync.crm_to_oa.enrich import (
     Due,
@@ -82,8 +83,11 @@ def _send_due(run: C2O) -> VendorError | None:
     if not dues:
         return None
     snaps, active, done = _active(run, dues)
+    archived = [due for due in active if snaps[due.deal_id].deleted]
+    active = [due for due in active if not snaps[due.deal_id].deleted]
+    _clear_restored_marks(run, active)
     refresh_released(run, active)
-    load_companies(run, active)
+    load_companies(run, [*active, *archived])
     people = _decide(run, active)
     by_action: dict[str, list[Due]] = {}
     for due in active:
@@ -91,6 +95,7 @@ def _send_due(run: C2O) -> VendorError | None:
         by_action.setdefault(due.decision.action, []).append(due)
     _quick_outcomes(run, by_action, snaps, done)
     try:
+        archive.settle_archived(run, archived, people)
         for due in by_action.get("probe_intent", []):
             probe_intent(run, due)
         creates = by_action.get("create", [])
@@ -123,6 +128,13 @@ def _active(run: C2O, dues: Sequence[Due]) -> tuple[dict[str, store.Snapshot], l
     done: list[PendingKey] = []
     for due in dues:
         snap = snaps.get(due.deal_id)
+        links = project_links.get(due.deal_id, [])
+        if snap is not None and snap.deleted and due.deal_id not in held:
+            linked = next((lk for lk in links if lk.oa_id), None)
+            if archive.needs_settling(linked):  # archived in the CRM: settled, never sent (archive.py)
+                due.payload, due.project_link = snap.payload, linked
+                active.append(due)
+                continue
         if snap is None or snap.deleted or due.deal_id in held:
             done.append(due.key)
             run.tally.add(
@@ -130,11 +142,20 @@ def _active(run: C2O, dues: Sequence[Due]) -> tuple[dict[str, store.Snapshot], l
             )
             continue
         due.payload = snap.payload
-        links = project_links.get(due.deal_id, [])
         due.project_link = next((lk for lk in links if lk.oa_id), None) or (links[0] if links else None)
         due.notice_link = next((lk for lk in notice_links.get(due.deal_id, []) if lk.oa_id is None), None)
         active.append(due)
     return snaps, active, done
+
+
+def _clear_restored_marks(run: C2O, active: Sequence[Due]) -> None:
+    """Deals live again whose 立项申请 link still says archived (restored, then edited): mark cleared."""
+    marked = [due for due in active if due.project_link and (due.project_link.state or {}).get("archived")]
+    if marked:
+        with run.hub.begin() as conn:
+            for due in marked:
+                archive.clear_archive_mark(conn, run, due.deal_id, due.project_link)
+        run.tally.add("archived_restored", len(marked))
 
 
 def _decide(run: C2O, active: Sequence[Due]) -> People:

@@ -13,7 +13,7 @@ changed is retried.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,8 +108,11 @@ class _Stream:
         return f"crm.{self.entity}"
 
 
-def stage_changes(run: Run[CrmToOaSettings]) -> Tally:
-    """Stage what changed in the CRM and queue the deals to send (task ``extract_stage``)."""
+def stage_changes(
+    run: Run[CrmToOaSettings], sweep: Callable[[Run[CrmToOaSettings]], None] | None = None
+) -> Tally:
+    """Stage what changed in the CRM and queue the deals to send (task ``extract_stage``); then ``sweep``
+    (:func:`.archive.sweep_archived`, passed in: it acts on what the load step owns)."""
     run.cfg.check(run.d)
     crm, tally = run.hooks.crm, run.tally
     calls_before = run.calls_now()
@@ -123,6 +126,8 @@ def stage_changes(run: Run[CrmToOaSettings]) -> Tally:
                 with run.hub.begin() as conn:
                     store.refresh_planner_statistics(conn)
                 analyse_at *= 2
+    if sweep is not None and "deal" in run.cfg.entities:
+        sweep(run)  # archived deals are invisible to search: a bounded pass over the archived list
     tally.add("skipped_by_hook", sum(crm.skipped.values()) - skipped_before)
     run.finish("crm_to_oa extract", calls_before)
     return tally

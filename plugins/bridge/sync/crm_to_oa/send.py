@@ -330,7 +330,7 @@ def send_notice(run: C2O, due: Due, applicant: str) -> None:
     with run.hub.begin() as conn:
         _save_notice(conn, run, due, None, state)
     run.step("notice_intent_saved")
-    form, title = _notice_form(run, due)
+    form, title = notice_form(run, due)
     try:
         instance_code = run.hooks.oa.create_instance(
             run.cfg.code(rules.NOTICE_FORM), applicant, form, decision.uuid, title=title
@@ -376,7 +376,7 @@ def _save_notice(
     _save_deal_link(conn, run, (rules.NOTICE_LINK, rules.NOTICE_FORM), due, instance_code, state)
 
 
-def _notice_form(run: C2O, due: Due) -> tuple[list[dict[str, Any]], str]:
+def notice_form(run: C2O, due: Due) -> tuple[list[dict[str, Any]], str]:
     """The notice's form widgets and title: the deal (project number from the link if not yet written
     back), its company and the amounts."""
     assert due.decision is not None

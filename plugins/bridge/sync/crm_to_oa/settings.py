@@ -36,6 +36,9 @@ class CrmToOaSettings:
     create_chunk: int = 50
     writeback_batch: int = 100
     retry_delay_seconds: float = 60
+    # The archived-deals sweep: a pass starts at most this often; list pages (of 100) read per run.
+    archive_sweep_seconds: float = 900
+    archive_sweep_pages: int = 5
     approval_codes: Mapping[str, str] = field(default_factory=dict)
     notice_applicant_email: str | None = None
     timezone: str = "Asia/Shanghai"
@@ -57,6 +60,7 @@ class CrmToOaSettings:
                 "include/settings.yaml: crm_to_oa.initiation_stages must be a list of deal stages"
             )
         backfill = values.get("initial_backfill_hours", 24)
+        sweep, sweep_at = section(values, "archive_sweep"), f"{where}.archive_sweep"
         oa = section(settings, "oa")
         codes = section(oa, "approval_codes")
         return cls(
@@ -72,6 +76,8 @@ class CrmToOaSettings:
             create_chunk=int(number(values, "create_chunk", 50, where, minimum=1)),
             writeback_batch=int(min(100, number(values, "writeback_batch", 100, where, minimum=1))),
             retry_delay_seconds=number(values, "retry_delay_seconds", 60, where),
+            archive_sweep_seconds=number(sweep, "every_minutes", 15, sweep_at) * 60,
+            archive_sweep_pages=int(number(sweep, "max_pages", 5, sweep_at, minimum=1)),
             approval_codes={str(k): str(v) for k, v in codes.items() if v},
             notice_applicant_email=str(oa["notice_applicant_email"])
             if oa.get("notice_applicant_email")

@@ -1,0 +1,323 @@
+"""CRM → OA: deals archived (deleted) and restored in the CRM.
+
+Archiving does not move a record's modification time and search never finds
+an archived record, so the extract cannot see it. ``extract_stage`` therefore
+ends with a **sweep** (:func:`sweep_archived`): a pass over the CRM's archived
+deals starts at most every ``crm_to_oa.archive_sweep.every_minutes`` and reads
+at most ``max_pages`` list pages per run; the list cursor and the pass's start
+are watermarks in the hub, so the next run resumes where this one stopped.
+Each archived deal the hub knows is tombstoned (who/when/why in its snapshot)
+and audited; a deal with a 立项申请 is queued so that ``load`` settles it
+(:func:`settle_archived`, decisions in :func:`.decide.decide_archived`): a
+pending 立项申请 is withdrawn, an approved one gets a notice to finance, an
+ended one is only marked. When a pass starts, the tombstoned deals the CRM has
+again (restored from its recycle bin) are revived and their mark is cleared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection
+
+from bridge.clock import to_ms
+from bridge.hooks.errors import NotFoundError, VendorError
+from bridge.hub import store
+from bridge.sync.common import CRM_TO_OA
+from bridge.sync.crm_to_oa import decide as rules
+from bridge.sync.crm_to_oa.enrich import Due, People, notice_applicant
+from bridge.sync.crm_to_oa.send import (
+    C2O,
+    VendorUnavailable,
+    notice_form,
+    quarantine_notice_applicant,
+    update_state,
+)
+from bridge.sync.frame import write_audit
+
+if TYPE_CHECKING:
+    from bridge.hooks.crm import ArchivedPage
+
+log = logging.getLogger("bridge.sync.crm_to_oa")
+
+SWEEP_STREAM = (
+    "crm.deal.archived_sweep"  # watermark: when the current (or last) pass over the list started, ms
+)
+CURSOR_STREAM = "crm.deal.archived_cursor"  # watermark: the list cursor of the pass under way (0: none)
+ARCHIVED_HASH = "archived:"  # content hash prefix of the pending change that asks load to settle an archive
+ARCHIVED_PAGE = 100  # records per list page (HubSpot's maximum)
+RESTORE_READS = 100  # tombstoned deals checked for a restore per page of the pass
+
+
+# ---------------------------------------------------------------- extract: the sweep
+
+
+def sweep_archived(run: C2O) -> None:
+    """Tombstone the deals archived in the CRM, queue the linked ones, revive the restored ones (bounded)."""
+    now_ms = to_ms(run.now)
+    with run.hub.connect() as conn:
+        started = store.get_watermark(conn, SWEEP_STREAM)
+        cursor = store.get_watermark(conn, CURSOR_STREAM) or 0
+    if cursor == 0:
+        if started is not None and now_ms - started < run.cfg.archive_sweep_seconds * 1000:
+            return
+        with run.hub.begin() as conn:
+            store.set_watermark(conn, SWEEP_STREAM, now_ms, run.ctx.run_id, force=True, now=run.now)
+        run.tally.add("archive_passes")
+        _revive_restored(run)
+    after = str(cursor) if cursor else None
+    for _ in range(run.cfg.archive_sweep_pages):
+        page = run.hooks.crm.archived_page("deals", after, ARCHIVED_PAGE)
+        run.tally.add("archived_read", len(page.records))
+        _tombstone_page(run, page)
+        after = page.next_after
+        if after is None:
+            break
+
+
+def _cursor_ms(after: str | None) -> int:
+    """The list cursor as the watermark keeps it (HubSpot's object list pages by id: a number)."""
+    if after is None:
+        return 0
+    if not after.isdigit():
+        log.warning("crm_to_oa: archived list cursor %r is not a number; the pass starts over", after)
+        return 0
+    return int(after)
+
+
+def _tombstone_page(run: C2O, page: ArchivedPage) -> None:
+    """One page: new tombstones, their audit, the linked deals queued and the cursor, in ONE transaction."""
+    ids = [r.id for r in page.records]
+    when = {r.id: r.archived_at for r in page.records}
+    with run.hub.begin() as conn:
+        snaps = store.get_snapshots(conn, "crm", "deal", ids)
+        fresh = [sid for sid in ids if sid in snaps and not snaps[sid].deleted]
+        links = store.links_for_crm_ids(conn, rules.PROJECT_LINK, fresh)
+        queue: list[tuple[str, str, str]] = []
+        events = []
+        for sid in fresh:
+            stone = {"by": "crm", "at": when[sid], "why": "archived in the CRM", "seen_by": run.ctx.run_id}
+            store.tombstone(conn, ("crm", "deal", sid), stone, now=run.now)
+            events.append(
+                run.audit("archive", ("crm", "deal"), {"deal_id": sid}, [], "ok", detail=_detail(when[sid]))
+            )
+            link = next((lk for lk in links.get(sid, []) if lk.oa_id), None)
+            if link is not None:
+                update_state(
+                    conn,
+                    run,
+                    link,
+                    {"archived": True, rules.ARCHIVE_KEY: {"phase": "found", "at": when[sid]}},
+                )
+                queue.append(("deal", sid, ARCHIVED_HASH + str(when[sid])))
+        run.enqueue(conn, queue, 0, 0)
+        write_audit(conn, run.ctx, events)
+        store.set_watermark(
+            conn, CURSOR_STREAM, _cursor_ms(page.next_after), run.ctx.run_id, force=True, now=run.now
+        )
+    run.tally.add("archived_tombstoned", len(fresh))
+    run.step("archive_page_committed")
+
+
+def _detail(archived_at: str | None) -> str:
+    return f"archived in the CRM at {archived_at or 'an unknown time'}; found by the archived-deals sweep"
+
+
+def _revive_restored(run: C2O) -> None:
+    """Tombstoned deals the CRM has again (restored from its recycle bin): revived, their mark cleared."""
+    with run.hub.connect() as conn:
+        candidates = store.deleted_ids(conn, "crm", "deal", limit=RESTORE_READS * run.cfg.archive_sweep_pages)
+    if not candidates:
+        return
+    live = run.hooks.crm.existing_ids("deals", candidates)
+    restored = [sid for sid in candidates if sid in live]
+    if not restored:
+        return
+    with run.hub.begin() as conn:
+        links = store.links_for_crm_ids(conn, rules.PROJECT_LINK, restored)
+        for sid in restored:
+            store.revive(conn, ("crm", "deal", sid), now=run.now)
+            clear_archive_mark(conn, run, sid, next((lk for lk in links.get(sid, []) if lk.oa_id), None))
+    run.tally.add("archived_restored", len(restored))
+
+
+def clear_archive_mark(conn: Connection, run: C2O, deal_id: str, link: store.Link | None) -> None:
+    """A restored deal: its 立项申请 link loses the archived mark (what was done stays in its state), audited.
+    The link keeps its instance: a restored deal never gets a second 立项申请."""
+    if link is not None and (link.state or {}).get("archived"):
+        previous = (link.state or {}).get(rules.ARCHIVE_KEY) or {}
+        update_state(
+            conn,
+            run,
+            link,
+            {"archived": False, rules.ARCHIVE_KEY: {**previous, "restored_at": run.now.isoformat()}},
+        )
+    write_audit(
+        conn,
+        run.ctx,
+        [
+            run.audit(
+                "restore",
+                ("crm", "deal"),
+                {"deal_id": deal_id},
+                [],
+                "ok",
+                detail="found live again in the CRM",
+            )
+        ],
+    )
+
+
+# ---------------------------------------------------------------- load: settle the linked ones
+
+
+def needs_settling(link: store.Link | None) -> bool:
+    """Whether a deleted deal's 立项申请 link still waits for the archive to be settled."""
+    state = (link.state or {}) if link is not None and link.oa_id else {}
+    return (
+        bool(state.get("archived")) and (state.get(rules.ARCHIVE_KEY) or {}).get("phase") not in rules.HANDLED
+    )
+
+
+def settle_archived(run: C2O, dues: Sequence[Due], people: People) -> None:
+    """Withdraw, notify finance or mark, per deal (:func:`.decide.decide_archived`); an outage stops here."""
+    for n, due in enumerate(dues):
+        link = due.project_link
+        assert link is not None
+        assert link.oa_id
+        archive = dict((link.state or {}).get(rules.ARCHIVE_KEY) or {})
+        try:
+            instance = _instance(run, link.oa_id)
+        except VendorError as exc:
+            raise VendorUnavailable(exc, dues[n:]) from exc
+        decision = rules.decide_archived(
+            due.deal_id,
+            rules.ProjectLink.of(link),
+            archive,
+            instance.get("approval_status") if instance else None,
+            dictionary_version=run.d.version,
+            archived_on=_day(archive.get("at"), run),
+        )
+        run.tally.add(f"decision_{decision.reason}")
+        try:
+            if decision.action == "nothing":
+                with run.hub.begin() as conn:
+                    store.complete_changes(conn, CRM_TO_OA, [due.key])
+            elif decision.action == "withdraw":
+                _withdraw(run, due, decision, instance or {})
+            elif decision.action == "void_notice":
+                _void_notice(run, due, decision, people)
+            else:
+                _mark(run, due, decision)
+        except VendorError as exc:
+            raise VendorUnavailable(exc, dues[n:]) from exc
+
+
+def _instance(run: C2O, code: str) -> dict[str, Any] | None:
+    """The 立项申请 as a canonical record (None: the OA no longer has it)."""
+    try:
+        detail = run.hooks.oa.get_instance(code)
+    except NotFoundError:
+        return None
+    return run.d.from_oa(rules.PROJECT_FORM, detail).record
+
+
+def _day(iso: Any, run: C2O) -> str:
+    """The Beijing date of the archiving (the run's date when the CRM did not say)."""
+    try:
+        at = datetime.fromisoformat(str(iso).replace("Z", "+00:00")) if iso else run.now
+    except ValueError:
+        at = run.now
+    return at.astimezone(ZoneInfo(run.cfg.timezone)).date().isoformat()
+
+
+def _finish(run: C2O, due: Due, archive: Mapping[str, Any], event: Any) -> None:
+    """One transaction: the link's archive state, the audit entry, the pending change completed."""
+    assert due.project_link is not None
+    previous = (due.project_link.state or {}).get(rules.ARCHIVE_KEY) or {}
+    with run.hub.begin() as conn:
+        update_state(
+            conn, run, due.project_link, {"archived": True, rules.ARCHIVE_KEY: {**previous, **archive}}
+        )
+        write_audit(conn, run.ctx, [event])
+        store.complete_changes(conn, CRM_TO_OA, [due.key])
+
+
+def _withdraw(run: C2O, due: Due, decision: rules.ArchiveDecision, instance: Mapping[str, Any]) -> None:
+    """Withdraw the pending 立项申请. The bridge's app calls for the applicant: Feishu lets only the applicant
+    withdraw, and the bridge filed it in the owner's name."""
+    assert due.project_link is not None
+    code = str(due.project_link.oa_id)
+    run.hooks.oa.cancel_instance(
+        run.cfg.code(rules.PROJECT_FORM), code, str(instance.get("applicant_id") or "")
+    )
+    run.step("archive_withdrawn")
+    ids = {"deal_id": due.deal_id, "instance_code": code}
+    event = run.audit("withdraw_instance", ("oa", rules.PROJECT_FORM), ids, [], "ok", detail=decision.comment)
+    _finish(run, due, {"phase": "withdrawn", "comment": decision.comment}, event)
+    run.tally.add("archived_withdrawn")
+    run.tally.add("written")
+
+
+def _void_notice(run: C2O, due: Due, decision: rules.ArchiveDecision, people: People) -> None:
+    """Tell finance once that an approved project's deal is gone: a 合同金额变更通知 to 0.00, uuid saved first."""
+    link = due.project_link
+    assert link is not None
+    assert decision.uuid
+    applicant = notice_applicant(run, people)
+    if applicant is None:
+        quarantine_notice_applicant(run, [due], {due.deal_id: _snapshot(run, due.deal_id)})
+        return
+    previous = (link.state or {}).get(rules.ARCHIVE_KEY) or {}
+    with run.hub.begin() as conn:
+        due.project_link = update_state(
+            conn,
+            run,
+            link,
+            {rules.ARCHIVE_KEY: {**previous, "phase": "notifying", "void_uuid": decision.uuid}},
+        )
+    run.step("archive_notice_intent_saved")
+    state = due.project_link.state or {}
+    notice = {
+        "old_amount": state.get("amount_sent"),
+        "new_amount": "0.00",
+        "changed_at": _day((state.get(rules.ARCHIVE_KEY) or {}).get("at"), run),
+    }
+    due.decision = rules.Decision("notice", decision.reason, uuid=decision.uuid, notice=notice)
+    form, title = notice_form(run, due)
+    code = run.hooks.oa.create_instance(
+        run.cfg.code(rules.NOTICE_FORM), applicant, form, decision.uuid, title=title
+    )
+    run.step("archive_notice_created")
+    ids = {"deal_id": due.deal_id, "instance_code": code, "project_instance": str(link.oa_id)}
+    fields = [w["id"] for w in form]
+    event = run.audit(
+        "create_instance",
+        ("oa", rules.NOTICE_FORM),
+        ids,
+        fields,
+        "ok",
+        detail=f"deal archived: uuid {decision.uuid}",
+    )
+    _finish(run, due, {"phase": "notified", "notice_instance": code, "comment": decision.comment}, event)
+    run.tally.add("archived_notices_sent")
+    run.tally.add("notices_sent")
+    run.tally.add("written")
+
+
+def _snapshot(run: C2O, deal_id: str) -> store.Snapshot:
+    with run.hub.connect() as conn:
+        return store.get_snapshots(conn, "crm", "deal", [deal_id])[deal_id]
+
+
+def _mark(run: C2O, due: Due, decision: rules.ArchiveDecision) -> None:
+    """The 立项申请 already ended (or is gone): only the mark, audited."""
+    assert due.project_link is not None
+    ids = {"deal_id": due.deal_id, "instance_code": str(due.project_link.oa_id)}
+    event = run.audit("mark_archived", ("hub", rules.PROJECT_LINK), ids, [], "ok", detail=decision.reason)
+    _finish(run, due, {"phase": "marked", "comment": decision.comment}, event)
+    run.tally.add("archived_marked")
