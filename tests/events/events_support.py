@@ -9,8 +9,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
+from bridge import settings
 from bridge.events import feishu, hubspot
+from bridge.events.app import Receiver
+from bridge.events.config import Limits, ReceiverConfig
+from bridge.events.sink import RedisSink
 from bridge.hooks import feishu_delivery, hubspot_delivery
+from sandbox import launcher
+from sandbox.oa.app import VERIFICATION_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,3 +221,27 @@ def load_dag_module(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def use_redis(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    """Point the ``bridge_events_redis`` Connection (what the DAGs' watchers read) at the test Redis."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
+        json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": port}),
+    )
+
+
+def sandbox_feishu_receiver(encrypt_key: str, redis_port: int) -> Receiver:
+    """The receiver the OA simulator delivers to: its app and tenant, the forms of ``settings.yaml``, a sink
+    into the test Redis."""
+    app = feishu.FeishuApp(
+        launcher.OA_APP_ID,
+        VERIFICATION_TOKEN,
+        encrypt_key,
+        "sandbox-tenant",
+        approval_codes=frozenset(settings.load()["oa"]["approval_codes"].values()),
+    )
+    return Receiver(
+        ReceiverConfig(None, app, Limits()),
+        RedisSink.from_connection({"host": "127.0.0.1", "port": redis_port}),
+    )

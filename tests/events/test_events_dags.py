@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from tests.events.events_support import HS_APP, hs_event, hs_headers, load_dag_module
+from tests.events.events_support import HS_APP, hs_event, hs_headers, load_dag_module, use_redis
 
 from bridge.events.model import CHANNELS
 
@@ -55,10 +55,7 @@ def test_verified_delivery_reaches_the_watcher_trigger_through_redis(
     from bridge.events.config import Limits, ReceiverConfig
     from bridge.events.sink import RedisSink
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
-        json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}),
-    )
+    use_redis(monkeypatch, redis_port)
     _, module = _dag("crm_to_oa_sync")
     from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 

@@ -15,14 +15,16 @@ import time
 
 import pytest
 import requests
-from tests.events.events_support import ServedApp, Watcher, load_dag_module
+from tests.events.events_support import (
+    ServedApp,
+    Watcher,
+    load_dag_module,
+    sandbox_feishu_receiver,
+    use_redis,
+)
 from tests.sync.sync_o2c_world import O2C
 
-from bridge import settings
-from bridge.events import feishu
-from bridge.events.app import Receiver, create_app
-from bridge.events.config import Limits, ReceiverConfig
-from bridge.events.sink import RedisSink
+from bridge.events.app import create_app
 from bridge.hooks import feishu_delivery
 from sandbox import launcher
 from sandbox.oa.app import VERIFICATION_TOKEN
@@ -38,21 +40,11 @@ def _watcher_kwargs() -> dict:
 def test_approval_reaches_the_deal_through_an_event(
     o2c: O2C, redis_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
-        json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}),
-    )
+    use_redis(monkeypatch, redis_port)
     _, deal, code = o2c.linked_deal()
     o2c.sync()  # the 立项申请 is known to the hub (PENDING on the deal)
     assert o2c.deal(deal)["oa_approval_status"] == "PENDING"
-    codes = frozenset(settings.load()["oa"]["approval_codes"].values())
-    app = feishu.FeishuApp(
-        launcher.OA_APP_ID, VERIFICATION_TOKEN, ENCRYPT_KEY, "sandbox-tenant", approval_codes=codes
-    )
-    receiver = Receiver(
-        ReceiverConfig(None, app, Limits()),
-        RedisSink.from_connection({"host": "127.0.0.1", "port": redis_port}),
-    )
+    receiver = sandbox_feishu_receiver(ENCRYPT_KEY, redis_port)
     with ServedApp(create_app(receiver)) as served, Watcher(_watcher_kwargs(), redis_port) as watcher:
         # registration answers Feishu's encrypted url_verification challenge
         o2c.sims.oa.admin(

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import queue
 
 import pytest
-from tests.events.events_support import ServedApp, Watcher, load_dag_module
+from tests.events.events_support import (
+    ServedApp,
+    Watcher,
+    load_dag_module,
+    sandbox_feishu_receiver,
+    use_redis,
+)
 from tests.sync.sync_o2c_world import O2C
 
-from bridge import settings
-from bridge.events import feishu
-from bridge.events.app import Receiver, create_app
-from bridge.events.config import Limits, ReceiverConfig
-from bridge.events.sink import RedisSink
-from sandbox import launcher
-from sandbox.oa.app import VERIFICATION_TOKEN
+from bridge.events.app import create_app
 
 KEY = "reliability-encrypt-key"
 
@@ -23,23 +22,10 @@ KEY = "reliability-encrypt-key"
 def test_lost_duplicated_reordered_events_lose_nothing_and_write_once(
     o2c: O2C, redis_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BRIDGE_EVENTS_REDIS",
-        json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": redis_port}),
-    )
+    use_redis(monkeypatch, redis_port)
     deals = [o2c.linked_deal()[1:] for _ in range(6)]
     o2c.sync()
-    app = feishu.FeishuApp(
-        launcher.OA_APP_ID,
-        VERIFICATION_TOKEN,
-        KEY,
-        "sandbox-tenant",
-        approval_codes=frozenset(settings.load()["oa"]["approval_codes"].values()),
-    )
-    receiver = Receiver(
-        ReceiverConfig(None, app, Limits()),
-        RedisSink.from_connection({"host": "127.0.0.1", "port": redis_port}),
-    )
+    receiver = sandbox_feishu_receiver(KEY, redis_port)
     _, kwargs = load_dag_module("oa_to_crm_sync").EVENTS.watchers[0].trigger.serialize()
     written = 0
     with ServedApp(create_app(receiver)) as served, Watcher(kwargs, redis_port) as watcher:
