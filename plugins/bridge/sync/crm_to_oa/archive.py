@@ -120,7 +120,6 @@ def _tombstone_page(run: C2O, page: ArchivedPage) -> None:
             conn, CURSOR_STREAM, _cursor_ms(page.next_after), run.ctx.run_id, force=True, now=run.now
         )
     run.tally.add("archived_tombstoned", len(fresh))
-    run.step("archive_page_committed")
 
 
 def _detail(archived_at: str | None) -> str:
@@ -255,7 +254,6 @@ def _withdraw(run: C2O, due: Due, decision: rules.ArchiveDecision, instance: Map
     run.hooks.oa.cancel_instance(
         run.cfg.code(rules.PROJECT_FORM), code, str(instance.get("applicant_id") or "")
     )
-    run.step("archive_withdrawn")
     ids = {"deal_id": due.deal_id, "instance_code": code}
     event = run.audit("withdraw_instance", ("oa", rules.PROJECT_FORM), ids, [], "ok", detail=decision.comment)
     _finish(run, due, {"phase": "withdrawn", "comment": decision.comment}, event)
@@ -280,7 +278,6 @@ def _void_notice(run: C2O, due: Due, decision: rules.ArchiveDecision, people: Pe
             link,
             {rules.ARCHIVE_KEY: {**previous, "phase": "notifying", "void_uuid": decision.uuid}},
         )
-    run.step("archive_notice_intent_saved")
     state = due.project_link.state or {}
     notice = {
         "old_amount": state.get("amount_sent"),
@@ -292,7 +289,6 @@ def _void_notice(run: C2O, due: Due, decision: rules.ArchiveDecision, people: Pe
     code = run.hooks.oa.create_instance(
         run.cfg.code(rules.NOTICE_FORM), applicant, form, decision.uuid, title=title
     )
-    run.step("archive_notice_created")
     ids = {"deal_id": due.deal_id, "instance_code": code, "project_instance": str(link.oa_id)}
     fields = [w["id"] for w in form]
     event = run.audit(
