@@ -27,6 +27,10 @@ Result = TypeVar("Result")
 
 RATE_LIMITS_OFF = ("--rate-limits", "off")
 SEEDED = ("--seed", "20261126")
+# What a proxy or gateway answers with 200 instead of the vendor's JSON: the fault kind, and the words of the error.
+PROXY_PAGES = pytest.mark.parametrize(
+    ("kind", "text"), [("html_200", "HTML page"), ("malformed_json", "malformed JSON")]
+)
 
 
 class Sim:
@@ -41,6 +45,14 @@ class Sim:
         resp = self.http.request(method, f"{self.url}/_sim{path}", json=body, params=params, timeout=120)
         assert resp.status_code < 400, f"admin {method} {path}: {resp.status_code} {resp.text[:300]}"
         return resp.json() if resp.content else None
+
+    def reset(self, *setup: tuple[str, str, Any]) -> None:
+        """The start of a test: no faults, then the ``setup`` admin calls (method, path, body), then the
+        counters at zero (so a test counts only its own requests)."""
+        self.admin("DELETE", "/faults")
+        for method, path, body in setup:
+            self.admin(method, path, body)
+        self.admin("POST", "/stats/reset")
 
     def fault(self, **rule: Any) -> None:
         self.admin("POST", "/faults", rule)

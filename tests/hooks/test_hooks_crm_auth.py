@@ -30,9 +30,7 @@ crm = sim_fixture("crm", "crm_auth", *RATE_LIMITS_OFF, "--token-ttl", "3", *SEED
 
 @pytest.fixture(autouse=True)
 def _clean(crm: Sim) -> None:
-    crm.admin("POST", "/tokens/restore")
-    crm.admin("DELETE", "/faults")
-    crm.admin("POST", "/stats/reset")
+    crm.reset(("POST", "/tokens/restore", None))
 
 
 def test_token_expired_between_pages_is_refreshed_once(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,7 @@ crm = sim_fixture("crm", "crm_batch", *RATE_LIMITS_OFF, *SEEDED)
 
 @pytest.fixture
 def hook(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> CrmHook:
-    crm.admin("DELETE", "/faults")
-    crm.admin("POST", "/stats/reset")
+    crm.reset()
     return crm_hook(crm, monkeypatch)
 
 

@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from tests.hooks.hooks_support import RATE_LIMITS_OFF, SEEDED, Sim, sim_fixture
+from tests.hooks.hooks_support import PROXY_PAGES, RATE_LIMITS_OFF, SEEDED, Sim, sim_fixture
 from tests.hooks.hooks_support import crm_hook as hook
 
 from bridge.hooks.errors import (
@@ -29,9 +29,7 @@ crm = sim_fixture("crm", "crm_faults", *RATE_LIMITS_OFF, *SEEDED)
 
 @pytest.fixture(autouse=True)
 def _clean(crm: Sim) -> None:
-    crm.admin("DELETE", "/faults")
-    crm.admin("PUT", "/ratelimits", {"enabled": False})
-    crm.admin("POST", "/stats/reset")
+    crm.reset(("PUT", "/ratelimits", {"enabled": False}))
 
 
 def retry_waits(caplog: pytest.LogCaptureFixture) -> list[float]:
@@ -135,7 +133,7 @@ def test_read_timeout_is_retried(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> N
     assert crm.requests_to(OWNERS) == 2
 
 
-@pytest.mark.parametrize(("kind", "text"), [("html_200", "HTML page"), ("malformed_json", "malformed JSON")])
+@PROXY_PAGES
 def test_proxy_garbage_with_200_is_retried_then_refused(
     crm: Sim, monkeypatch: pytest.MonkeyPatch, kind: str, text: str
 ) -> None:

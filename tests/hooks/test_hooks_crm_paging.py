@@ -20,9 +20,7 @@ crm = sim_fixture("crm", "crm_paging", *RATE_LIMITS_OFF)
 
 @pytest.fixture
 def hook(crm: Sim, monkeypatch: pytest.MonkeyPatch) -> CrmHook:
-    crm.admin("DELETE", "/faults")
-    crm.admin("POST", "/clock", {"freeze_ms": None, "offset_ms": 0})
-    crm.admin("POST", "/stats/reset")
+    crm.reset(("POST", "/clock", {"freeze_ms": None, "offset_ms": 0}))
     return crm_hook(crm, monkeypatch)
 
 

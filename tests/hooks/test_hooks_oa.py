@@ -34,12 +34,14 @@ oa = sim_fixture("oa", "oa_hook", *RATE_LIMITS_OFF, *SEEDED)
 
 @pytest.fixture(autouse=True)
 def _clean(oa: Sim) -> None:
-    oa.admin("DELETE", "/faults")
-    oa.admin("POST", "/tokens/restore")
-    oa.admin(
-        "POST", "/config", {"rate_limits": "off", "uuid_replay": "conflict", "expired_token_code": 99991663}
+    oa.reset(
+        ("POST", "/tokens/restore", None),
+        (
+            "POST",
+            "/config",
+            {"rate_limits": "off", "uuid_replay": "conflict", "expired_token_code": 99991663},
+        ),
     )
-    oa.admin("POST", "/stats/reset")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import re
 import time
 
 import pytest
-from tests.hooks.hooks_support import RATE_LIMITS_OFF, Sim, sim_fixture
+from tests.hooks.hooks_support import PROXY_PAGES, RATE_LIMITS_OFF, Sim, sim_fixture
 from tests.hooks.hooks_support import oa_hook as hook
 
 from bridge.hooks.errors import BadResponseError, RateLimitedError
@@ -29,9 +29,7 @@ oa = sim_fixture("oa", "oa_faults", *RATE_LIMITS_OFF)
 
 @pytest.fixture(autouse=True)
 def _clean(oa: Sim) -> None:
-    oa.admin("DELETE", "/faults")
-    oa.admin("POST", "/config", {"rate_limits": "off", "rate_limit_overrides": {}})
-    oa.admin("POST", "/stats/reset")
+    oa.reset(("POST", "/config", {"rate_limits": "off", "rate_limit_overrides": {}}))
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +169,7 @@ def test_a_looping_cursor_ends_in_a_clear_error(
     assert oa.requests_to(LIST if method == "GET" else QUERY) <= 5
 
 
-@pytest.mark.parametrize(("kind", "text"), [("html_200", "HTML page"), ("malformed_json", "malformed JSON")])
+@PROXY_PAGES
 def test_proxy_garbage_is_retried_a_bounded_number_of_times(
     oa: Sim, monkeypatch: pytest.MonkeyPatch, kind: str, text: str
 ) -> None:
