@@ -111,6 +111,61 @@ def test_deal_archived_after_approval_tells_finance_once(world: C2O) -> None:
     assert len(world.instances_of(deal, rules.NOTICE_FORM)) == 1
 
 
+class Crash(Exception):
+    """The run stops right after the OA accepted a call (before the hub recorded it)."""
+
+
+def _crash_after(monkeypatch: pytest.MonkeyPatch, hook: object, method: str) -> None:
+    original = getattr(hook, method)
+
+    def call_then_crash(*args: object, **kwargs: object) -> object:
+        original(*args, **kwargs)
+        raise Crash(method)
+
+    monkeypatch.setattr(hook, method, call_then_crash)
+
+
+def test_a_crash_after_the_withdrawal_then_a_rerun_records_it_once(
+    world: C2O, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deal, code = _filed(world)
+    world.archive("deals", deal)
+    world.tick(60)
+    world.extract()
+    with monkeypatch.context() as patch:
+        _crash_after(patch, world.oa, "cancel_instance")
+        with pytest.raises(Crash):
+            world.load()
+    assert [i["status"] for i in world.instances_of(deal)] == ["CANCELED"]
+    assert world.audit("withdraw_instance") == []
+    world.tick(60)
+    _, loaded = world.sync()
+    assert loaded.counts["decision_resume_withdraw"] == 1
+    assert _link(world, deal).state[rules.ARCHIVE_KEY]["phase"] == "withdrawn"
+    assert [w["record_ids"]["instance_code"] for w in world.audit("withdraw_instance")] == [code]
+
+
+def test_a_crash_after_the_notice_to_finance_then_a_rerun_files_no_second_one(
+    world: C2O, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deal, code = _filed(world)
+    world.oa_act("approve", code)
+    world.archive("deals", deal)
+    world.tick(60)
+    world.extract()
+    with monkeypatch.context() as patch:
+        _crash_after(patch, world.oa, "create_instance")
+        with pytest.raises(Crash):
+            world.load()
+    assert len(world.instances_of(deal, rules.NOTICE_FORM)) == 1
+    world.tick(60)
+    _, loaded = world.sync()
+    assert loaded.counts["decision_resume_void_notice"] == 1
+    [notice] = world.instances_of(deal, rules.NOTICE_FORM)
+    assert _link(world, deal).state[rules.ARCHIVE_KEY]["notice_instance"] == notice["instance_code"]
+    assert len([a for a in world.audit("create_instance") if a["entity"] == rules.NOTICE_FORM]) == 1
+
+
 def test_deal_archived_after_rejection_is_only_marked(world: C2O) -> None:
     deal, code = _filed(world)
     world.oa_act("reject", code)

@@ -273,3 +273,10 @@ def test_archive_sweep_settings_default_and_override() -> None:
     assert (cfg.archive_sweep_seconds, cfg.archive_sweep_pages) == (120, 1)
     with pytest.raises(common.SyncSettingsError, match=r"archive_sweep\.max_pages"):
         crm_to_oa.CrmToOaSettings.from_settings({"crm_to_oa": {"archive_sweep": {"max_pages": 0}}})
+
+
+def test_a_withdrawal_that_reached_the_oa_before_a_crash_is_recorded_not_repeated() -> None:
+    decision = archived(LINKED, "CANCELED", {"phase": "withdrawing"})
+    assert (decision.action, decision.reason) == ("withdraw", "resume_withdraw")
+    assert archived(LINKED, "PENDING", {"phase": "withdrawing"}).reason == "archived_pending", "not sent yet"
+    assert archived(LINKED, "CANCELED", {"phase": "found"}).action == "mark", "withdrawn by a person"

@@ -249,11 +249,20 @@ def _finish(run: C2O, due: Due, archive: Mapping[str, Any], event: Any) -> None:
 def _withdraw(run: C2O, due: Due, decision: rules.ArchiveDecision, instance: Mapping[str, Any]) -> None:
     """Withdraw the pending 立项申请. The bridge's app calls for the applicant: Feishu lets only the applicant
     withdraw, and the bridge filed it in the owner's name."""
-    assert due.project_link is not None
-    code = str(due.project_link.oa_id)
-    run.hooks.oa.cancel_instance(
-        run.cfg.code(rules.PROJECT_FORM), code, str(instance.get("applicant_id") or "")
-    )
+    link = due.project_link
+    assert link is not None
+    code = str(link.oa_id)
+    if (
+        decision.reason != "resume_withdraw"
+    ):  # not already withdrawn by a run that stopped before recording it
+        previous = (link.state or {}).get(rules.ARCHIVE_KEY) or {}
+        with run.hub.begin() as conn:
+            due.project_link = update_state(
+                conn, run, link, {rules.ARCHIVE_KEY: {**previous, "phase": "withdrawing"}}
+            )
+        run.hooks.oa.cancel_instance(
+            run.cfg.code(rules.PROJECT_FORM), code, str(instance.get("applicant_id") or "")
+        )
     ids = {"deal_id": due.deal_id, "instance_code": code}
     event = run.audit("withdraw_instance", ("oa", rules.PROJECT_FORM), ids, [], "ok", detail=decision.comment)
     _finish(run, due, {"phase": "withdrawn", "comment": decision.comment}, event)

@@ -407,6 +407,7 @@ def decide_archived(
     ``archive`` is the link's :data:`ARCHIVE_KEY` state, ``approval_status`` the 立项申请's current canonical
     approval status (None: the OA no longer has it). Pending → withdraw; approved → tell finance once (the
     notice's uuid is kept in ``archive`` before the call, so a rerun sends the same one); ended → mark only.
+    A withdrawal or notice started before a crash (phase ``withdrawing`` / ``notifying``) is finished as such.
     """
     if project is None or not project.confirmed:
         return ArchiveDecision("nothing", "no_project")
@@ -419,6 +420,11 @@ def decide_archived(
             "resume_void_notice",
             uuid=str(state["void_uuid"]),
             comment=archive_comment(deal_id, archived_on, "void_notice"),
+        )
+    if state.get("phase") == "withdrawing" and approval_status == "CANCELED":
+        # The withdrawal reached the OA and the run stopped before recording it: record it now.
+        return ArchiveDecision(
+            "withdraw", "resume_withdraw", comment=archive_comment(deal_id, archived_on, "withdraw")
         )
     if approval_status == "PENDING":
         return ArchiveDecision(

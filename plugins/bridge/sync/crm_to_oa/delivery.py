@@ -129,7 +129,7 @@ def _active(run: C2O, dues: Sequence[Due]) -> tuple[dict[str, store.Snapshot], l
     for due in dues:
         snap = snaps.get(due.deal_id)
         links = project_links.get(due.deal_id, [])
-        if snap is not None and snap.deleted and due.deal_id not in held:
+        if snap is not None and snap.deleted:
             linked = next((lk for lk in links if lk.oa_id), None)
             if archive.needs_settling(linked):  # archived in the CRM: settled, never sent (archive.py)
                 due.payload, due.project_link = snap.payload, linked
