@@ -115,30 +115,31 @@ class Crash(Exception):
     """The run stops right after the OA accepted a call (before the hub recorded it)."""
 
 
-def _crash_after(monkeypatch: pytest.MonkeyPatch, hook: object, method: str) -> None:
-    original = getattr(hook, method)
+def _archive_and_crash_after(world: C2O, monkeypatch: pytest.MonkeyPatch, deal: str, method: str) -> None:
+    """Archive the deal, then a load that stops right after the OA accepted ``method``; the clock moves on."""
+    world.archive("deals", deal)
+    world.tick(60)
+    world.extract()
+    original = getattr(world.oa, method)
 
     def call_then_crash(*args: object, **kwargs: object) -> object:
         original(*args, **kwargs)
         raise Crash(method)
 
-    monkeypatch.setattr(hook, method, call_then_crash)
+    with monkeypatch.context() as patch:
+        patch.setattr(world.oa, method, call_then_crash)
+        with pytest.raises(Crash):
+            world.load()
+    world.tick(60)
 
 
 def test_a_crash_after_the_withdrawal_then_a_rerun_records_it_once(
     world: C2O, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deal, code = _filed(world)
-    world.archive("deals", deal)
-    world.tick(60)
-    world.extract()
-    with monkeypatch.context() as patch:
-        _crash_after(patch, world.oa, "cancel_instance")
-        with pytest.raises(Crash):
-            world.load()
+    _archive_and_crash_after(world, monkeypatch, deal, "cancel_instance")
     assert [i["status"] for i in world.instances_of(deal)] == ["CANCELED"]
     assert world.audit("withdraw_instance") == []
-    world.tick(60)
     _, loaded = world.sync()
     assert loaded.counts["decision_resume_withdraw"] == 1
     assert _link(world, deal).state[rules.ARCHIVE_KEY]["phase"] == "withdrawn"
@@ -150,15 +151,8 @@ def test_a_crash_after_the_notice_to_finance_then_a_rerun_files_no_second_one(
 ) -> None:
     deal, code = _filed(world)
     world.oa_act("approve", code)
-    world.archive("deals", deal)
-    world.tick(60)
-    world.extract()
-    with monkeypatch.context() as patch:
-        _crash_after(patch, world.oa, "create_instance")
-        with pytest.raises(Crash):
-            world.load()
+    _archive_and_crash_after(world, monkeypatch, deal, "create_instance")
     assert len(world.instances_of(deal, rules.NOTICE_FORM)) == 1
-    world.tick(60)
     _, loaded = world.sync()
     assert loaded.counts["decision_resume_void_notice"] == 1
     [notice] = world.instances_of(deal, rules.NOTICE_FORM)
