@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.hub_support import hub_copy
 from tests.reliability.reliability_support import (
     audit_rows,
     c2o_cycle,
@@ -93,6 +94,21 @@ def test_clearing_a_finished_run_three_times_changes_nothing(o2c: O2C) -> None:
         {"new_crm_writes": 0, "new_oa_instances": 0, "new_audit_rows": 0, "state": "identical"})
 
 
+def _worker(dag_id: str, run_id: str, cycle: Callable[[CrmHook, OaHook, RunContext], Any]) -> Callable[[], Any]:
+    """One overlapping run as a second worker would do it: hooks of its own (closed after), its own run id."""
+
+    def run() -> Any:
+        crm, oa = CrmHook(retry_policy=FAST_RETRY), OaHook(retry_policy=FAST_RETRY)
+        try:
+            ctx = RunContext(dag_id=dag_id, run_id=run_id, task_id="cycle", try_number=1, principal="bridge-test")
+            return cycle(crm, oa, ctx)
+        finally:
+            crm.close()
+            oa.close()
+
+    return run
+
+
 def _in_parallel(*jobs: Callable[[], Any]) -> tuple[list[Any], list[BaseException]]:
     """Start the jobs at the same moment; return what they returned and what they raised."""
     barrier = threading.Barrier(len(jobs))
@@ -120,8 +136,7 @@ def test_a_manual_run_overlapping_the_scheduled_one_ends_like_one_run(
     from tests.sync.sync_c2o_world import make_c2o
 
     # The reference: the same workload, one run after the other.
-    ref_url = f"sqlite:///{tmp_path / 'ref.sqlite'}"
-    (tmp_path / "ref.sqlite").write_bytes(c2o_hub_template.read_bytes())
+    ref_url = hub_copy(c2o_hub_template, tmp_path / "ref.sqlite")
     ref = c2o_world(make_c2o(c2o_sims, ref_url, monkeypatch))
     ref_work = c2o_setup(ref)
     c2o_the_run(ref, ref_work)
@@ -133,8 +148,7 @@ def test_a_manual_run_overlapping_the_scheduled_one_ends_like_one_run(
     ref.oa.close()
     hub_engine.get_engine(ref_url).dispose()
 
-    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-    (tmp_path / "hub.sqlite").write_bytes(c2o_hub_template.read_bytes())
+    url = hub_copy(c2o_hub_template, tmp_path / "hub.sqlite")
     w = c2o_world(make_c2o(c2o_sims, url, monkeypatch))
     work = c2o_setup(w)
     c2o_the_run(w, work)
@@ -144,21 +158,11 @@ def test_a_manual_run_overlapping_the_scheduled_one_ends_like_one_run(
     w.tick(61)
     load_at = w.now
 
-    def cycle(name: str) -> Callable[[], Any]:
-        def run() -> Any:
-            crm, oa = CrmHook(retry_policy=FAST_RETRY), OaHook(retry_policy=FAST_RETRY)
-            try:
-                ctx = RunContext(dag_id="crm_to_oa_sync", run_id=name, task_id="cycle", try_number=1,
-                                 principal="bridge-test")
-                return crm_to_oa.run_cycle(crm, oa, w.hub, ctx, w.cfg, at, load_at=load_at, dictionary=w.d,
-                                           policy=w.p)
-            finally:
-                crm.close()
-                oa.close()
+    def cycle(crm: CrmHook, oa: OaHook, ctx: RunContext) -> Any:
+        return crm_to_oa.run_cycle(crm, oa, w.hub, ctx, w.cfg, at, load_at=load_at, dictionary=w.d, policy=w.p)
 
-        return run
-
-    results, errors = _in_parallel(cycle("scheduled__overlap"), cycle("manual__overlap"))
+    results, errors = _in_parallel(*(_worker("crm_to_oa_sync", name, cycle)
+                                     for name in ("scheduled__overlap", "manual__overlap")))
     w.sims.oa.admin("DELETE", "/_sim/faults")
     assert not errors, [f"{type(e).__name__}: {str(e)[:300]}" for e in errors]
     skipped = sum(r["counts"].get("skipped_other_load", 0) for r in results)
@@ -178,28 +182,18 @@ def test_a_manual_run_overlapping_the_scheduled_one_ends_like_one_run(
 def test_overlapping_oa_to_crm_runs_write_each_activity_once(
     c2o_sims: launcher.Simulators, c2o_hub_template: Path, tmp_path: Path, monkeypatch: Any,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-    (tmp_path / "hub.sqlite").write_bytes(c2o_hub_template.read_bytes())
+    url = hub_copy(c2o_hub_template, tmp_path / "hub.sqlite")
     o2c = make_o2c(c2o_sims, url, monkeypatch)
     work = o2c_setup(o2c)
     o2c_the_run(o2c, work)
     o2c.sims.crm.admin("POST", "/_sim/faults", {"kind": "latency", "latency_ms": 5, "path": "^/crm/"})
 
-    def cycle(name: str) -> Callable[[], Any]:
-        def run() -> Any:
-            crm, oa = CrmHook(retry_policy=FAST_RETRY), OaHook(retry_policy=FAST_RETRY)
-            try:
-                ctx = RunContext(dag_id="oa_to_crm_sync", run_id=name, task_id="cycle", try_number=1,
-                                 principal="bridge-test")
-                return oa_to_crm.run_cycle(oa, crm, o2c.hub, ctx, o2c.cfg, datetime.now(UTC), dictionary=o2c.c2o.d,
-                                           policy=o2c.c2o.p)
-            finally:
-                crm.close()
-                oa.close()
+    def cycle(crm: CrmHook, oa: OaHook, ctx: RunContext) -> Any:
+        return oa_to_crm.run_cycle(oa, crm, o2c.hub, ctx, o2c.cfg, datetime.now(UTC), dictionary=o2c.c2o.d,
+                                   policy=o2c.c2o.p)
 
-        return run
-
-    results, errors = _in_parallel(cycle("scheduled__o2c"), cycle("manual__o2c"))
+    results, errors = _in_parallel(*(_worker("oa_to_crm_sync", name, cycle)
+                                     for name in ("scheduled__o2c", "manual__o2c")))
     o2c.sims.crm.admin("DELETE", "/_sim/faults")
     assert not errors, [f"{type(e).__name__}: {str(e)[:300]}" for e in errors]
     skipped = sum(r["counts"].get("skipped_other_load", 0) for r in results)

@@ -22,7 +22,6 @@ Bounded: a few short examples in ``make test``, more and longer ones in ``make s
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from tests.hub_support import HubCopies
 from tests.reliability.reliability_support import Crash, CrashAt, crm_objects, oa_instances, say
 from tests.reliability.test_reliability_crash import C2O_STEPS, O2C_STEPS
 from tests.sync.sync_c2o_world import valid_uscc
@@ -63,7 +63,7 @@ SUMMARY: Counter[str] = Counter()
 
 
 def _machine(sims: launcher.Simulators, template: Path, base: Path, monkeypatch: pytest.MonkeyPatch) -> type:
-    counter = [0]
+    hubs = HubCopies(template, base)
 
     class Bridge(RuleBasedStateMachine):
         deals = Bundle("deals")
@@ -71,10 +71,7 @@ def _machine(sims: launcher.Simulators, template: Path, base: Path, monkeypatch:
 
         def __init__(self) -> None:
             super().__init__()
-            counter[0] += 1
-            target = base / f"hub{counter[0]}.sqlite"
-            shutil.copyfile(template, target)
-            self.url = f"sqlite:///{target}"
+            self.url = hubs.next_url()
             TokenCache.clear_all()
             self.w: O2C = make_o2c(sims, self.url, monkeypatch)
             self.c = self.w.c2o
