@@ -9,7 +9,6 @@ migration (the DAG's steps, in one process) and to read what it left.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
+from tests.hub_support import hub_copy, migrated_sqlite_hub
 
 from bridge.context import RunContext
 from bridge.hooks._retry import RetryPolicy
@@ -35,6 +35,9 @@ from sandbox.common.world import World
 # What a person sets on the Params form for a real load (the form's default is a dry run).
 REAL_LOAD = {"dry_run": False, "confirm_load": CONFIRM_TEXT}
 FAST_RETRY = RetryPolicy(max_attempts=4, max_total_wait=10, backoff_base=0.05, backoff_max=0.3)
+# What each simulator's seed takes (the OA one no dirty share: it seeds with its default).
+CRM_SEED = ("seed", "companies", "contacts_per_company", "deals", "dirty_share", "now_ms")
+OA_SEED = ("seed", "oa_instances", "companies", "deals", "now_ms")
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +53,7 @@ def mig_sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.Simu
 
 @pytest.fixture(scope="session")
 def mig_hub_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("mig_hub") / "hub.sqlite"
-    url = f"sqlite:///{path}"
-    hub_engine.upgrade(url)
-    hub_engine.get_engine(url).dispose()
-    return path
+    return migrated_sqlite_hub(tmp_path_factory.mktemp("mig_hub") / "hub.sqlite")
 
 
 @dataclass
@@ -82,36 +81,13 @@ class Mig:
             "now_ms": int(time.time() * 1000) - 60_000,
             **kw,
         }
-        self.sims.crm.admin(
-            "POST",
-            "/_sim/seed",
-            {
-                k: params[k]
-                for k in ("seed", "companies", "contacts_per_company", "deals", "dirty_share", "now_ms")
-            },
-        )
+        crm_seed = {k: params[k] for k in CRM_SEED}
+        oa_seed = {k: params[k] for k in OA_SEED}
+        self.sims.crm.admin("POST", "/_sim/seed", crm_seed)
         self._wait_crm()
-        self.sims.oa.admin(
-            "POST",
-            "/_sim/seed",
-            {k: params[k] for k in ("seed", "oa_instances", "companies", "deals", "now_ms")},
-        )
-        self.world = World(
-            seed=params["seed"],
-            companies=params["companies"],
-            contacts_per_company=params["contacts_per_company"],
-            deals=params["deals"],
-            oa_instances=params["oa_instances"],
-            dirty_share=params["dirty_share"],
-            now_ms=params["now_ms"],
-        )
-        self.oa_world = World(
-            seed=params["seed"],
-            companies=params["companies"],
-            deals=params["deals"],
-            oa_instances=params["oa_instances"],
-            now_ms=params["now_ms"],
-        )
+        self.sims.oa.admin("POST", "/_sim/seed", oa_seed)
+        self.world = World(**crm_seed, oa_instances=params["oa_instances"])
+        self.oa_world = World(**oa_seed)
         return self.world
 
     def _wait_crm(self) -> None:
@@ -233,9 +209,7 @@ def mig(
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     monkeypatch.setenv("BRIDGE_DATA_DIR", str(data_dir))
-    target = tmp_path / "hub.sqlite"
-    shutil.copyfile(mig_hub_template, target)
-    url = f"sqlite:///{target}"
+    url = hub_copy(mig_hub_template, tmp_path / "hub.sqlite")
     monkeypatch.setenv("BRIDGE_HUB_URL", url)  # what tasks (Airflow context in) resolve the hub to
     world = Mig(sims=mig_sims, hub=hub_engine.ensure_schema(url), hub_url=url, data_dir=data_dir)
     yield world

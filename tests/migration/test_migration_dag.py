@@ -14,21 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, select
+from tests.dag_support import dag_file_loader
 
 from bridge.hub.schema import lease, migration_chunk, migration_run, snapshot
 from bridge.migration.params import CONFIRM_TEXT
 from sandbox import localenv
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("history_migration_dagfile", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+RUNNER = (
+    dag_file_loader("history_migration")
+    + """
 run = module.history_migration_dag.test(run_conf=json.loads(sys.argv[2]))
 tis = [[ti.task_id, ti.map_index, str(ti.state)] for ti in run.get_task_instances()]
 print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": tis}))
 """
+)
 
 
 def _dag_test(
@@ -126,11 +126,9 @@ def test_whole_dag_run_migrates_in_mapped_chunks_and_records_the_run(
     assert (data / run.report_csv).is_file()
 
 
-RUNNER_FAILING = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("history_migration_dagfile", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+RUNNER_FAILING = (
+    dag_file_loader("history_migration")
+    + """
 from airflow.sdk.exceptions import AirflowFailException
 from bridge.migration import steps
 real = steps.migrate_crm_chunk
@@ -148,6 +146,7 @@ for name, patch in (("failed", broken), ("next", real)):
                  "tasks": {f"{ti.task_id}#{ti.map_index}": str(ti.state) for ti in run.get_task_instances()}}
 print("RESULT " + json.dumps(out))
 """
+)
 
 
 def test_a_dag_run_whose_task_fails_is_aborted_by_its_teardown_and_the_next_run_succeeds(

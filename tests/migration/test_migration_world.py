@@ -7,7 +7,6 @@ about records the test can name.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from tests.hub_support import hub_copy
 
 from bridge.hooks.crm import CrmHook
 from bridge.hub import engine as hub_engine
@@ -64,9 +64,7 @@ def _state(hub: Any) -> dict[str, set[tuple[Any, ...]]]:
 
 @pytest.fixture
 def second_hub(mig_hub_template: Path, tmp_path: Path) -> Iterator[Any]:
-    target = tmp_path / "hub_b.sqlite"
-    shutil.copyfile(mig_hub_template, target)
-    url = f"sqlite:///{target}"
+    url = hub_copy(mig_hub_template, tmp_path / "hub_b.sqlite")
     yield hub_engine.ensure_schema(url)
     hub_engine.get_engine(url).dispose()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from tests.dag_support import dag_file_loader
 
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
@@ -30,12 +31,8 @@ from sandbox.common.world import World
 from .conftest import DAY, NOW, Seeded
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = """
-import sys, importlib.util
+RUNNER = dag_file_loader("data_health") + """
 from datetime import datetime
-spec = importlib.util.spec_from_file_location("data_health_dagfile", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
 run = module.data_health_dag.test(logical_date=datetime.fromisoformat(sys.argv[2]))
 print("DAGRUN", run.run_id, run.state)
 """

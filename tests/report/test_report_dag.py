@@ -12,17 +12,15 @@ import sys
 import textwrap
 from datetime import date
 
+from tests.dag_support import dag_file_loader
+
 from bridge.report import archive
 from sandbox import localenv, mailsink
 from sandbox.airflow_local import smtp_connection_env
 from sandbox.common.world import World
 
-RUN = textwrap.dedent("""
-    import importlib.util, json, sys
+RUN = dag_file_loader("daily_report") + textwrap.dedent("""
     from datetime import datetime, timezone
-    spec = importlib.util.spec_from_file_location("daily_report_dagfile", sys.argv[1])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     run = module.daily_report_dag.test(logical_date=datetime(2026, 11, 25, 23, 30, tzinfo=timezone.utc))
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     print(json.dumps({"state": str(run.state), "tasks": states}))
