@@ -509,22 +509,15 @@ def existing_ids(
     return found
 
 
+@dataclass
 class _Linker:
     """Links the OA instances of a batch to CRM deals and companies (decisions here, writes in ``_write``)."""
 
-    def __init__(
-        self,
-        t: Tools,
-        crm: CrmHook | None,
-        entity: str,
-        merges: Mapping[str, dedupe.Merge],
-        project_rows: list[list[Any]],
-    ) -> None:
-        self.t = t
-        self.crm = crm
-        self.entity = entity
-        self.merges = merges
-        self.project_rows = project_rows
+    t: Tools
+    crm: CrmHook | None
+    entity: str
+    merges: Mapping[str, dedupe.Merge]
+    project_rows: list[list[Any]]
 
     def link(
         self, passing: list[tuple[store.SnapshotRow, MappingResult]], batch: _Batch, counts: EntityCounts
