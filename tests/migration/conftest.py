@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 from tests.hub_support import hub_copy, migrated_sqlite_hub
+from tests.sim_reads import crm_properties
 
 from bridge.context import RunContext
 from bridge.hooks._retry import RetryPolicy
@@ -183,11 +184,7 @@ class Mig:
             return store.links(conn, link_type)
 
     def crm_properties(self, object_type: str, object_id: str) -> dict[str, Any]:
-        page = self.sims.crm.admin("GET", f"/_sim/objects/{object_type}?after={int(object_id) - 1}&limit=2")
-        assert isinstance(page, dict)
-        found = [r for r in page["results"] if str(r["id"]) == str(object_id)]
-        assert found, f"no {object_type} {object_id}"
-        return dict(found[0]["properties"])
+        return crm_properties(self.sims, object_type, object_id)
 
     def crm_writes(self) -> int:
         stats = self.sims.crm.admin("GET", "/_sim/stats")

@@ -10,7 +10,6 @@ arithmetic is tested without sleeping.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from tests.hub_support import hub_copy
+from tests.sim_reads import crm_properties
 
 import bridge.dictionary
 from bridge import permissions
@@ -161,11 +162,7 @@ class C2O:
 
     # ------------------------------------------------------------ reading outcomes
     def crm_object(self, object_type: str, object_id: str) -> dict[str, Any]:
-        page = self.sims.crm.admin("GET", f"/_sim/objects/{object_type}?after={int(object_id) - 1}&limit=2")
-        assert isinstance(page, dict)
-        found = [r for r in page["results"] if str(r["id"]) == str(object_id)]
-        assert found, f"no {object_type} {object_id}"
-        return dict(found[0]["properties"])
+        return crm_properties(self.sims, object_type, object_id)
 
     def instances(self, form: str = "project_initiation") -> list[dict[str, Any]]:
         """The OA instances the bridge created (origin api) of one form, with the form parsed."""
@@ -223,9 +220,7 @@ def make_c2o(sims: launcher.Simulators, hub_url: str, monkeypatch: pytest.Monkey
 @pytest.fixture
 def c2o(c2o_sims: launcher.Simulators, c2o_hub_template: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[C2O]:
-    target = tmp_path / "hub.sqlite"
-    shutil.copyfile(c2o_hub_template, target)
-    url = f"sqlite:///{target}"
+    url = hub_copy(c2o_hub_template, tmp_path / "hub.sqlite")
     world = make_c2o(c2o_sims, url, monkeypatch)
     yield world
     world.crm.close()

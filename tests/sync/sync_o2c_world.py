@@ -12,7 +12,6 @@ instances with it); the CRM → OA runs keep their virtual clock.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from tests.hub_support import hub_copy
 from tests.sync.sync_c2o_world import C2O, make_c2o
 
 from bridge.context import RunContext
@@ -193,9 +193,7 @@ def make_o2c(sims: launcher.Simulators, hub_url: str, monkeypatch: pytest.Monkey
 @pytest.fixture
 def o2c(c2o_sims: launcher.Simulators, c2o_hub_template: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[O2C]:
-    target = tmp_path / "hub.sqlite"
-    shutil.copyfile(c2o_hub_template, target)
-    url = f"sqlite:///{target}"
+    url = hub_copy(c2o_hub_template, tmp_path / "hub.sqlite")
     world = make_o2c(c2o_sims, url, monkeypatch)
     yield world
     world.c2o.crm.close()

@@ -13,20 +13,18 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine
+from tests.dag_support import dag_file_loader
 from tests.sync.sync_c2o_world import C2O
 
 from bridge.hub import store
 from sandbox import localenv
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("crm_to_oa_sync_dagfile", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-run = module.crm_to_oa_sync_dag.test()
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": {ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))
-"""
+RUNNER = dag_file_loader("crm_to_oa_sync") + (
+    "run = module.crm_to_oa_sync_dag.test()\n"
+    'print("RESULT " + json.dumps({"state": str(run.state), '
+    '"tasks": {ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))\n'
+)
 
 
 def test_whole_dag_run_creates_the_project_initiation_and_publishes_its_assets(c2o: C2O, tmp_path: Path) -> None:

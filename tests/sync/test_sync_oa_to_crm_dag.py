@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine
+from tests.dag_support import dag_file_loader
 from tests.sync.sync_o2c_world import O2C, o2c  # noqa: F401
 
 from bridge.hub import store
@@ -21,14 +22,11 @@ from sandbox import localenv
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = ROOT / "dags" / "oa_to_crm_sync.py"
-RUNNER = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("oa_to_crm_sync_dagfile", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-run = module.oa_to_crm_sync_dag.test()
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": {ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))
-"""
+RUNNER = dag_file_loader("oa_to_crm_sync") + (
+    "run = module.oa_to_crm_sync_dag.test()\n"
+    'print("RESULT " + json.dumps({"state": str(run.state), '
+    '"tasks": {ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))\n'
+)
 
 
 def test_the_dag_file_names_the_engine_assets() -> None:

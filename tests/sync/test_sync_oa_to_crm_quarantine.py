@@ -19,6 +19,15 @@ def _release(o2c: O2C, entry_id: int) -> None:  # noqa: F811
         store.release(conn, RunContext.local(principal="test"), entry_id, "王芳")
 
 
+
+def _travel_expense_form(reason: str, amount: int, company: str) -> list[dict[str, object]]:
+    """A 费用报销 form (交通, 2026-11-20) as the applicant resubmits it, this time with the customer selected."""
+    return [{"id": "reason", "type": "textarea", "value": reason},
+            {"id": "expense_type", "type": "radioV2", "value": "交通"},
+            {"id": "amount", "type": "amount", "value": amount},
+            {"id": "expense_date", "type": "date", "value": "2026-11-20T00:00:00+08:00"},
+            {"id": "customer_id", "type": "input", "value": company}]
+
 def test_a_form_without_customer_waits_and_goes_through_once_resubmitted(o2c: O2C) -> None:  # noqa: F811
     company, _ = o2c.c2o.customer()
     expense = o2c.expense(None, amount=560)
@@ -43,11 +52,7 @@ def test_a_form_without_customer_waits_and_goes_through_once_resubmitted(o2c: O2
 
     # The applicant withdraws and resubmits with the customer: retried automatically, approved → a note.
     o2c.act("withdraw", expense)
-    o2c.act("resubmit", expense, form=[{"id": "reason", "type": "textarea", "value": "拜访客户交通费"},
-                                       {"id": "expense_type", "type": "radioV2", "value": "交通"},
-                                       {"id": "amount", "type": "amount", "value": 560},
-                                       {"id": "expense_date", "type": "date", "value": "2026-11-20T00:00:00+08:00"},
-                                       {"id": "customer_id", "type": "input", "value": company}])
+    o2c.act("resubmit", expense, form=_travel_expense_form("拜访客户交通费", 560, company))
     o2c.act("approve", expense)
     counts = o2c.sync()
     assert counts["retried"] == 1
@@ -118,11 +123,7 @@ def test_hostile_input_is_quarantined_and_a_fix_in_the_oa_retries_it(o2c: O2C) -
     assert entry is not None
     assert entry.field == "reason"
     o2c.act("withdraw", code)
-    o2c.act("resubmit", code, form=[{"id": "reason", "type": "textarea", "value": "交通费"},
-                                    {"id": "expense_type", "type": "radioV2", "value": "交通"},
-                                    {"id": "amount", "type": "amount", "value": 12},
-                                    {"id": "expense_date", "type": "date", "value": "2026-11-20T00:00:00+08:00"},
-                                    {"id": "customer_id", "type": "input", "value": company}])
+    o2c.act("resubmit", code, form=_travel_expense_form("交通费", 12, company))
     o2c.act("approve", code)
     counts = o2c.sync()
     assert counts["retried"] == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from bridge.dictionary import Dictionary, Problem
 from bridge.hub.store import Link
@@ -374,8 +374,7 @@ HANDLED = frozenset({"withdrawn", "notified", "marked"})
 ArchiveAction = Literal["withdraw", "void_notice", "mark", "nothing"]
 
 
-@dataclass(frozen=True)
-class ArchiveDecision:
+class ArchiveDecision(NamedTuple):
     """What to do about a 立项申请 whose deal was archived; ``comment`` is the Chinese reason recorded."""
 
     action: ArchiveAction
