@@ -1,0 +1,43 @@
+"""Small total readers of vendor JSON shared by the journey codecs: a wrong type reads as "absent", never
+as an exception, so one odd record does not stop a page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+
+def text(value: object) -> str | None:
+    """A non-empty string, else None."""
+    return value if isinstance(value, str) and value != "" else None
+
+
+def lower(value: object) -> str | None:
+    """:func:`text` in lower case (vendor enum values as the bridge spells them)."""
+    out = text(value)
+    return None if out is None else out.lower()
+
+
+def part(obj: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A nested object, or an empty one when it is missing or not an object."""
+    value = obj.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def decimal(value: object) -> Decimal | None:
+    """A finite decimal from a number or its text (ratings, scores, budgets), else None."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return out if out.is_finite() else None
+
+
+def epoch_ms(value: object) -> int | None:
+    """Epoch milliseconds sent as a number or as digits (Feishu's int64 strings), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
