@@ -23,9 +23,9 @@ import email.utils
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import orjson
@@ -170,6 +170,18 @@ class _Request:
     params: Mapping[str, Any] | None
     body: bytes | None
     form: Mapping[str, str] | None
+    stream: StreamedBody | None = None
+
+
+class StreamedBody(Protocol):
+    """A request body sent as it is read (an upload): its Content-Type, its length, its chunks; iterating
+    again starts it over (a resend after a refused token or a 429 sends the same bytes)."""
+
+    content_type: str
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
 
 
 class ApiClient:
@@ -211,12 +223,15 @@ class ApiClient:
         json: Any = None,
         form: Mapping[str, str] | None = None,
         send: Send = SEND_DEFAULT,
+        stream: StreamedBody | None = None,
     ) -> Answer:
         """Send ``method template`` (``{name}`` placeholders filled from ``path_params``) with retries."""
         path = template
         if path_params:
             path = template.format(**{k: quote(str(v), safe="") for k, v in path_params.items()})
-        request = _Request(method, template, path, params, None if json is None else orjson.dumps(json), form)
+        request = _Request(
+            method, template, path, params, None if json is None else orjson.dumps(json), form, stream
+        )
 
         def attempt() -> Answer:
             return self._attempt(request, send)
@@ -297,12 +312,15 @@ class ApiClient:
         method, template, path, body = request.method, request.template, request.path, request.body
         self.api_calls[f"{method} {template}"] += 1
         headers = {"Content-Type": "application/json; charset=utf-8"} if body is not None else None
+        data: bytes | Mapping[str, str] | StreamedBody | None = body if body is not None else request.form
+        if request.stream is not None:
+            headers, data = {"Content-Type": request.stream.content_type}, request.stream
         try:
             resp = self.session.request(
                 method,
                 self.base_url + path,
                 params=request.params,
-                data=body if body is not None else request.form,
+                data=data,
                 headers=headers,
                 auth=auth or self._no_auth,
                 timeout=self.timeout,

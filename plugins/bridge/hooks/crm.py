@@ -70,6 +70,7 @@ from bridge.hooks.hubspot_codec import (
     search_body,
     search_filter,
 )
+from bridge.hooks.hubspot_files import CrmFiles
 from bridge.hooks.hubspot_marketing import CrmMarketing
 
 OAUTH_PATH = "/oauth/v3/token"
@@ -288,7 +289,7 @@ class HubSpotProtocol(VendorProtocol):
         return isinstance(exc, AuthError) and exc.status == 401
 
 
-class CrmHook(CrmMarketing, VendorHook):
+class CrmHook(CrmMarketing, CrmFiles, VendorHook):
     """HubSpot CRM v3 for the CRM side of the bridge."""
 
     conn_name_attr = "crm_conn_id"

@@ -42,6 +42,7 @@ from bridge.hooks.feishu_codec import (
     query_item_code,
     query_item_ok,
 )
+from bridge.hooks.feishu_files import OaFiles
 
 TENANT_AUTH_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 INSTANCES = "/open-apis/approval/v4/instances"
@@ -147,7 +148,7 @@ class FeishuProtocol(VendorProtocol):
         )
 
 
-class OaHook(VendorHook):
+class OaHook(OaFiles, VendorHook):
     """Feishu approval v4 + contact user-id lookup, for the OA side of the bridge."""
 
     conn_name_attr = "oa_conn_id"
