@@ -14,19 +14,15 @@ tested on their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from bridge.hooks._base import chunked
-from bridge.hooks._decode import decimal, epoch_ms, lower, part, text
-from bridge.hooks._http import Answer
+from bridge.hooks._reading import PagedCalls, decimal, epoch_ms, lower, part, text
 from bridge.hooks.hubspot_codec import CrmObject
-
-T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
 
 CAMPAIGNS = "/marketing/v3/campaigns"
 CAMPAIGN_ASSETS = "/marketing/v3/campaigns/{campaign_id}/assets/{asset_type}"
@@ -253,14 +249,8 @@ def contact_source_of(obj: Mapping[str, Any]) -> ContactSource:
 
 
 # ------------------------------------------------------------------ the mixin
-class _Crm(Protocol):
-    """What the mixin needs of CrmHook (structural, so this module does not import crm.py)."""
-
-    def call(self, method: str, template: str, **kw: Any) -> Answer: ...
-
-    def _cursor_pages(
-        self, fetch: Callable[[str | None], tuple[list[T], str | None]], key: Callable[[T], K], what: str
-    ) -> Iterator[list[T]]: ...
+class _Crm(PagedCalls, Protocol):
+    """What the mixin needs of CrmHook besides the calls (structural, so this module does not import crm.py)."""
 
     def iter_changed(
         self, object_type: str, since: int | datetime, properties: Sequence[str]

@@ -43,6 +43,7 @@ from bridge.hooks.feishu_codec import (
     query_item_ok,
 )
 from bridge.hooks.feishu_files import OaFiles
+from bridge.hooks.feishu_performance import OaPerformance
 
 TENANT_AUTH_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 INSTANCES = "/open-apis/approval/v4/instances"
@@ -148,7 +149,7 @@ class FeishuProtocol(VendorProtocol):
         )
 
 
-class OaHook(OaFiles, VendorHook):
+class OaHook(OaPerformance, OaFiles, VendorHook):
     """Feishu approval v4 + contact user-id lookup, for the OA side of the bridge."""
 
     conn_name_attr = "oa_conn_id"

@@ -1,11 +1,26 @@
-"""Small total readers of vendor JSON shared by the journey codecs: a wrong type reads as "absent", never
-as an exception, so one odd record does not stop a page."""
+"""What the journey read mixins share: the hook surface they use, and small total readers of vendor JSON
+(a wrong type reads as "absent", never as an exception, so one odd record does not stop a page)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+from bridge.hooks._http import Answer
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+class PagedCalls(Protocol):
+    """The part of a vendor hook a read mixin calls (structural, so a mixin does not import its hook)."""
+
+    def call(self, method: str, template: str, **kw: Any) -> Answer: ...
+
+    def _cursor_pages(
+        self, fetch: Callable[[str | None], tuple[list[T], str | None]], key: Callable[[T], K], what: str
+    ) -> Iterator[list[T]]: ...
 
 
 def text(value: object) -> str | None:
