@@ -28,6 +28,9 @@ _CONTACT_NAMES = frozenset({"contact", "contacts", "0-1"})
 TOP_LEVEL = {OBJECT_ID: "id", MODIFIED: "updatedAt", CREATED: "createdAt"}
 # Properties the API computes; never written.
 READ_ONLY = frozenset({OBJECT_ID, MODIFIED, CREATED, "hs_createdate"})
+# The ids a record absorbed by merges (``;``-separated, in merge order): read with the mapped properties.
+MERGED_IDS = "hs_merged_object_ids"
+LIFECYCLE_PROPERTIES = (MERGED_IDS,)
 
 # Batch-error categories (and the hook's own outcome categories) by the kind callers test.
 _KINDS = {
@@ -85,6 +88,7 @@ class CrmRecord:
     properties: Mapping[str, object]
     created: object
     modified: object
+    merged_ids: tuple[str, ...] = ()  # the ids this record absorbed by merges (they answer with it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +219,17 @@ def record_of(obj: Mapping[str, object], object_type: str) -> CrmRecord:
         properties=props,
         created=props.get(CREATED) or obj.get("createdAt"),
         modified=props.get(modified_property(object_type)) or obj.get("updatedAt"),
+        merged_ids=merged_ids_of(obj),
     )
+
+
+def merged_ids_of(obj: Mapping[str, object]) -> tuple[str, ...]:
+    """The ids an object absorbed by merges (empty when it absorbed none or the property was not read)."""
+    props = obj.get("properties")
+    raw = props.get(MERGED_IDS) if isinstance(props, Mapping) else None
+    if not isinstance(raw, str):
+        return ()
+    return tuple(dict.fromkeys(part.strip() for part in raw.split(";") if part.strip()))
 
 
 def modified_value(obj: Mapping[str, object], object_type: str) -> object:

@@ -11,7 +11,7 @@ debounce arithmetic do not depend on the wall clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
@@ -1492,3 +1492,65 @@ def set_link_states(
         stmt = update(xref).where(xref.c.id == bindparam("b_id")).values(**values, oa_id=bindparam("b_oa_id"))
         updated += conn.execute(stmt, completed).rowcount
     return updated
+
+
+# ---------------------------------------------------------------- merges in the CRM
+
+
+def remap_crm_links(
+    conn: Connection,
+    crm_type: str,
+    ids: tuple[str, str],
+    *,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> list[Link]:
+    """Move the links of an absorbed CRM record (``ids`` = absorbed, survivor) to its survivor; returns the
+    moved links. A link the survivor already has (same type and OA id, or both without one) stays where it
+    is: the survivor's own wins, nothing is lost, and a rerun moves nothing."""
+    absorbed, survivor = ids
+    mine = conn.execute(select(xref).where(xref.c.crm_type == crm_type, xref.c.crm_id == absorbed)).all()
+    if not mine:
+        return []
+    held = {
+        (row.link_type, row.oa_id)
+        for row in conn.execute(
+            select(xref.c.link_type, xref.c.oa_id).where(
+                xref.c.crm_type == crm_type, xref.c.crm_id == survivor
+            )
+        )
+    }
+    moving = [_link(row) for row in mine if (row.link_type, row.oa_id) not in held]
+    if moving:
+        conn.execute(
+            update(xref)
+            .where(xref.c.id == bindparam("b_id"))
+            .values(crm_id=survivor, updated_at=_now(now), run_id=run_id),
+            [{"b_id": link.id} for link in moving],
+        )
+    return moving
+
+
+def repoint_snapshots(
+    conn: Connection,
+    record: tuple[str, str, str],
+    ids: tuple[str, str],
+    content_hash: Callable[[Mapping[str, Any]], str],
+) -> list[str]:
+    """Live snapshots (system, entity, field) that point to an absorbed id (``ids`` = absorbed, survivor) point
+    to the survivor, their content hash recomputed by ``content_hash(payload)``; returns their source ids."""
+    system, entity, field = record
+    absorbed, survivor = ids
+    found = snapshots_by_field(conn, system, entity, field, [absorbed]).get(absorbed, [])
+    for snap in found:
+        payload = {**snap.payload, field: survivor}
+        conn.execute(
+            update(snapshot)
+            .where(
+                snapshot.c.system == system,
+                snapshot.c.entity == entity,
+                snapshot.c.source_id == snap.source_id,
+            )
+            .values(payload=payload, content_hash=content_hash(payload))
+        )
+    return [snap.source_id for snap in found]

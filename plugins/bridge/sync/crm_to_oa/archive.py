@@ -48,7 +48,6 @@ SWEEP_STREAM = (
     "crm.deal.archived_sweep"  # watermark: when the current (or last) pass over the list started, ms
 )
 CURSOR_STREAM = "crm.deal.archived_cursor"  # watermark: the list cursor of the pass under way (0: none)
-ARCHIVED_HASH = "archived:"  # content hash prefix of the pending change that asks load to settle an archive
 ARCHIVED_PAGE = 100  # records per list page (HubSpot's maximum)
 RESTORE_READS = 100  # tombstoned deals checked for a restore per page of the pass
 
@@ -113,7 +112,7 @@ def _tombstone_page(run: C2O, page: ArchivedPage) -> None:
                     link,
                     {"archived": True, rules.ARCHIVE_KEY: {"phase": "found", "at": when[sid]}},
                 )
-                queue.append(("deal", sid, ARCHIVED_HASH + str(when[sid])))
+                queue.append(("deal", sid, rules.ARCHIVED_HASH + str(when[sid])))
         run.enqueue(conn, queue, 0, 0)
         write_audit(conn, run.ctx, events)
         store.set_watermark(

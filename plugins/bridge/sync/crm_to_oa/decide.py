@@ -370,6 +370,7 @@ def writeback_record(
 ARCHIVE_KEY = "archive"  # in a deal_project link's state: what the bridge did about the deal's archiving
 VOID_PURPOSE = "deal_archived_notice"  # idempotency purpose of the notice telling finance the deal is gone
 HANDLED = frozenset({"withdrawn", "notified", "marked"})
+ARCHIVED_HASH = "archived:"  # content hash prefix of the pending change that asks load to settle an archive
 
 ArchiveAction = Literal["withdraw", "void_notice", "mark", "nothing"]
 
@@ -438,3 +439,43 @@ def decide_archived(
         )
     reason = f"archived_{approval_status.lower()}" if approval_status else "archived_instance_missing"
     return ArchiveDecision("mark", reason, comment=archive_comment(deal_id, archived_on, "mark"))
+
+
+# ---------------------------------------------------------------- deals merged in the CRM
+
+MERGED_INTO = "merged_into"  # in a settled deal_project link's archive state: the survivor of the merge
+
+
+@dataclass(frozen=True)
+class MergedProject:
+    """A 立项申请 link of an absorbed deal: when it was filed (the link's creation, ISO 8601) and whether its
+    deal's archiving is already being settled (the archived sweep saw the deal first)."""
+
+    deal_id: str
+    filed_at: str
+    settling: bool = False
+
+
+class MergeDecision(NamedTuple):
+    """What a merge does with the absorbed deals' 立项申请: ``inherit`` is the absorbed deal whose 立项申请 the
+    survivor takes over (None: it keeps its own, or none had one); ``settle`` are settled as archived deals'."""
+
+    inherit: str | None
+    settle: tuple[str, ...]
+
+
+def decide_merge(survivor_has_project: bool, absorbed: Sequence[MergedProject]) -> MergeDecision:
+    """The survivor keeps ONE 立项申请: its own when it has one (the CRM keeps the survivor's values, so the
+    审批编号 it shows is its own), else the earliest filed of the absorbed deals' (ties: the lower deal id).
+    Every other absorbed 立项申请 is settled as for an archived deal (withdrawn if pending, finance told if
+    approved, marked if ended), so the survivor never has two live ones and never gets a new one."""
+    open_ones = sorted(
+        (p for p in absorbed if not p.settling), key=lambda p: (p.filed_at, _id_order(p.deal_id))
+    )
+    inherit = None if survivor_has_project or not open_ones else open_ones[0].deal_id
+    settle = tuple(p.deal_id for p in absorbed if p.deal_id != inherit and not p.settling)
+    return MergeDecision(inherit, settle)
+
+
+def _id_order(deal_id: str) -> tuple[int, str]:
+    return (int(deal_id), deal_id) if deal_id.isdigit() else (0, deal_id)

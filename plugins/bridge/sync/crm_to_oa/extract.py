@@ -21,12 +21,14 @@ from sqlalchemy import Connection
 
 from bridge.clock import to_ms
 from bridge.dictionary import Dictionary, MappingResult
+from bridge.hooks.hubspot_codec import LIFECYCLE_PROPERTIES, merged_ids_of
 from bridge.hub import store
 from bridge.hub.store import SnapshotRow
 from bridge.readahead import read_ahead
 from bridge.staging import snapshot_row
 from bridge.sync.common import CRM_TO_OA
 from bridge.sync.crm_to_oa import decide as rules
+from bridge.sync.crm_to_oa.merge import remap_merges
 from bridge.sync.crm_to_oa.settings import CrmToOaSettings
 from bridge.sync.frame import QuarantinedRecord, Run, Tally, blocking_problems, resolve_fixed
 
@@ -86,7 +88,7 @@ def _read_ahead_pages(
     uses the hook until the pages are exhausted."""
     crm, d = run.hooks.crm, run.d
     object_type = d.entity(entity).crm_object or entity
-    properties = d.crm_properties(entity)
+    properties = [*d.crm_properties(entity), *LIFECYCLE_PROPERTIES]  # + the ids absorbed by merges
 
     def produce() -> Iterator[tuple[Page, Associations]]:
         for page in crm.iter_changed(object_type, since, properties, page_size=run.cfg.page_size):
@@ -158,6 +160,8 @@ def _stage_page(run: Run[CrmToOaSettings], stream: _Stream, page: Page, associat
         tally.add("staged", sum(1 for c in changes if c.is_change))
         if entity == "deal":
             _queue_deals(conn, run, mapped, {c.source_id: c for c in changes}, stream.backfill_from)
+        merges = {str(obj.get("id")): merged_ids_of(obj) for obj in page}
+        remap_merges(conn, run, entity, {sid: ids for sid, ids in merges.items() if ids})
         top = max(row.source_modified_ms for row, _ in mapped)
         tally.watermarks[stream.name] = store.set_watermark(
             conn, stream.name, top, run.ctx.run_id, now=run.now
