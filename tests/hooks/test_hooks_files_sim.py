@@ -30,7 +30,9 @@ oa = sim_fixture("oa", "oa_files", *RATE_LIMITS_OFF, *SEEDED)
 
 PDF = b"%PDF-1.7 signed contract " + os.urandom(200_000)
 BIG = 30 * MB
-TRACED_BOUND = 10 * MB  # peak Python allocations while 30 MB go through the hook
+TRACED_BOUND = (
+    4 * MB
+)  # peak Python allocations while 30 MB go through the hook (measured: 2.0 MiB, 1 MiB chunks)
 
 
 @pytest.fixture
@@ -142,7 +144,7 @@ def test_crm_interrupted_upload_is_ambiguous_and_a_retry_stores_one_file(
 def test_crm_memory_stays_bounded_for_a_30_mb_file(
     crm_files: CrmHook, big_file: Path, tmp_path: Path
 ) -> None:
-    crm_files.file  # noqa: B018 - the hook's client is built before tracing (Connection, session)
+    crm_files.client  # noqa: B018 - the hook's client is built before tracing (Connection, session)
     stored_id: list[str] = []
 
     def upload() -> None:
