@@ -131,7 +131,10 @@ def test_feedback_responses_with_their_contact(hook: CrmHook, seeded: dict[str, 
 
 
 def test_feedback_incremental_finds_a_new_answer(crm: Sim, hook: CrmHook) -> None:
-    """A survey answered after the seed's now (HubSpot creates it; the API cannot) is all a later read finds."""
+    """A survey answered later (HubSpot creates it; the API cannot) is all a read from the watermark finds."""
+    seeded = [a for page in hook.iter_feedback_changed(0) for a in page]
+    watermark = max(a.modified_ms or 0 for a in seeded)
+    assert watermark <= NOW_MS
     contact = WORLD.contact_id(3)
     crm.admin(
         "POST",
@@ -142,7 +145,7 @@ def test_feedback_incremental_finds_a_new_answer(crm: Sim, hook: CrmHook) -> Non
             "associations": {"contacts": [contact]},
         },
     )
-    fresh = [a for page in hook.iter_feedback_changed(NOW_MS + 1) for a in page]
+    fresh = [a for page in hook.iter_feedback_changed(watermark + 1) for a in page]
     assert [(a.survey_type, a.value, a.contact_id) for a in fresh] == [("CSAT", Decimal(4), contact)]
 
 
@@ -227,7 +230,10 @@ def test_feedback_and_source_decoding() -> None:
     answer = mkt.feedback_of({"id": "1", "properties": props}, ["8"])
     assert (answer.value, answer.nps_group, answer.contact_id) == (Decimal(9), "promoter", "8")
     assert mkt.feedback_of({"id": "1", "properties": props}).contact_id == "7"
-    assert mkt.feedback_of({"id": "2", "properties": {"hs_value": "NaN"}}).value is None
+    odd = mkt.feedback_of({"id": "2", "properties": {"hs_value": "NaN", "hs_lastmodifieddate": "yesterday"}})
+    assert (odd.value, odd.modified_ms) == (None, None)
+    stamped = mkt.feedback_of({"id": "3", "properties": {"hs_lastmodifieddate": "2026-01-01T00:00:00.001Z"}})
+    assert stamped.modified_ms == 1_767_225_600_001
     source = mkt.contact_source_of({"id": "5", "properties": {"hs_analytics_source": "PAID_SEARCH"}})
     assert source == mkt.ContactSource("5", "PAID_SEARCH", None, None, None)
     assert mkt.next_after({"paging": {"next": {"after": 20}}}) == "20"

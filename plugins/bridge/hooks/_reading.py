@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, TypeVar
 
+from bridge.hooks._base import to_ms
 from bridge.hooks._http import Answer
 
 T = TypeVar("T")
@@ -56,3 +58,16 @@ def epoch_ms(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def iso_epoch_ms(value: object) -> int | None:
+    """Epoch milliseconds of an ISO 8601 time with an offset (HubSpot's ``…Z``), else None: the watermark
+    a caller keeps is in ms, as for every other incremental read."""
+    raw = text(value)
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+    except ValueError:
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    return to_ms(moment, "time")

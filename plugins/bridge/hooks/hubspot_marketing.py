@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from bridge.hooks._base import chunked
-from bridge.hooks._reading import PagedCalls, decimal, epoch_ms, lower, part, text
+from bridge.hooks._reading import PagedCalls, decimal, epoch_ms, iso_epoch_ms, lower, part, text
 from bridge.hooks.hubspot_codec import CrmObject
 
 CAMPAIGNS = "/marketing/v3/campaigns"
@@ -136,7 +136,7 @@ class FeedbackResponse:
     nps_group: str | None  # promoter | passive | detractor (NPS only)
     sentiment: str | None  # positive | neutral | negative
     comment: str | None
-    modified_at: str | None
+    modified_ms: int | None  # the watermark of an incremental read
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def feedback_of(obj: Mapping[str, Any], contact_ids: Sequence[str] = ()) -> Feed
         nps_group=lower(props.get("hs_response_group")),
         sentiment=lower(props.get("hs_sentiment")),
         comment=text(props.get("hs_content")),
-        modified_at=text(props.get("hs_lastmodifieddate")),
+        modified_ms=iso_epoch_ms(props.get("hs_lastmodifieddate")),
     )
 
 
