@@ -12,6 +12,7 @@ from tests.sync.sync_c2o_world import C2O
 from bridge.hub import store
 from bridge.sync import crm_to_oa
 from bridge.sync.crm_to_oa import decide as rules
+from bridge.sync.crm_to_oa import merge
 from bridge.sync.crm_to_oa.decide import MergedProject, decide_merge
 
 
@@ -109,6 +110,47 @@ def test_two_merged_deals_with_project_initiations_keep_one_live(world: C2O) -> 
     _settle(world)
     assert len(world.audit()) == before, "a rerun writes nothing"
     assert len(world.instances()) == 2
+
+
+def test_an_approved_absorbed_project_initiation_is_told_to_finance(world: C2O) -> None:
+    survivor, absorbed = _two_deals(world, "contractsent")
+    [other] = world.instances_of(absorbed)
+    world.oa_act("approve", other["instance_code"])
+    _merge(world, "deals", absorbed, survivor)
+    _settle(world)
+    assert len(world.instances()) == 2, "no third 立项申请"
+    [notice] = world.instances_of(absorbed, "contract_amount_notice")
+    assert notice["widgets"]
+    [settled] = _links(world, absorbed)
+    assert settled.state is not None
+    assert settled.state[rules.ARCHIVE_KEY]["phase"] == "notified"
+    _settle(world)
+    assert len(world.instances_of(absorbed, "contract_amount_notice")) == 1, "a rerun sends none"
+
+
+def test_a_crash_inside_the_remap_leaves_nothing_half_done(
+    world: C2O, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    survivor, absorbed = _two_deals(world, "decisionmakerboughtin")
+    _merge(world, "deals", absorbed, survivor)
+
+    def crash(*_: object) -> None:
+        raise RuntimeError("worker killed")
+
+    requeue = merge._requeue
+    monkeypatch.setattr(merge, "_requeue", crash)
+    with pytest.raises(RuntimeError):
+        world.extract()
+    assert world.project_link(survivor) is None, "the page's transaction rolled back"
+    assert [lk.crm_id for lk in _links(world, absorbed)] == [absorbed]
+    assert not _snapshot(world, "deal", absorbed).deleted
+    assert world.audit("merge") == []
+    monkeypatch.setattr(merge, "_requeue", requeue)  # the rerun
+    _settle(world)
+    assert world.project_link(survivor) is not None
+    assert _links(world, absorbed) == []
+    assert len(world.audit("merge")) == 1
+    assert len(world.instances()) == 1
 
 
 def test_merged_companies_take_their_deals_and_contacts_along(world: C2O) -> None:

@@ -58,8 +58,16 @@ def remap_merges(conn: Connection, run: C2O, entity: str, merges: Mapping[str, S
 
 
 def _remap_one(conn: Connection, run: C2O, entity: str, ids: tuple[str, str], *, settled: bool) -> list[str]:
-    """One absorbed record; returns what was done (empty: nothing left to do, e.g. on a rerun)."""
+    """One absorbed record; returns what was done (empty: nothing left to do, e.g. on a rerun). A record
+    already tombstoned as merged into this survivor was remapped in that same transaction: skipped (the
+    link and reference look-ups are not indexed by CRM id alone, and a survivor is read again and again)."""
     absorbed, survivor = ids
+    known = store.get_snapshots(conn, "crm", entity, [absorbed]).get(absorbed)
+    stone_before = (
+        (known.payload.get(store.TOMBSTONE_KEY) or {}) if known is not None and known.deleted else {}
+    )
+    if stone_before.get(rules.MERGED_INTO) == survivor:
+        return []
     what: list[str] = []
     stone = {"by": "crm", "at": run.now.isoformat(), "why": "merged in the CRM", rules.MERGED_INTO: survivor}
     if store.tombstone(conn, ("crm", entity, absorbed), {**stone, "seen_by": run.ctx.run_id}, now=run.now):
