@@ -18,7 +18,7 @@ from tests.hooks.hooks_support import RATE_LIMITS_OFF, SEEDED, Sim, crm_hook, oa
 
 from bridge.hooks._files import FileRefusedError
 from bridge.hooks.crm import CrmHook
-from bridge.hooks.errors import AmbiguousWriteError
+from bridge.hooks.errors import AmbiguousWriteError, PermissionDeniedError
 from bridge.hooks.feishu_files import ATTACHMENT_DOWNLOAD, FILE_UPLOAD, MB
 from bridge.hooks.hubspot_files import FILES, SIGNED_DOWNLOAD, SIGNED_URL
 from bridge.hooks.oa import INSTANCE, OaHook
@@ -250,3 +250,23 @@ def test_oa_memory_stays_bounded_for_a_30_mb_file(
     assert dest.stat().st_size == big_file.stat().st_size
     assert up < TRACED_BOUND, f"upload peak {up / MB:.1f} MB"
     assert down < TRACED_BOUND, f"download peak {down / MB:.1f} MB"
+
+
+def test_crm_upload_after_a_rate_limit_resends_the_same_bytes(crm: Sim, crm_files: CrmHook) -> None:
+    crm.fault(kind="rate_limit", path="^/files/v3/files$", method="POST", count=1, retry_after=0.01)
+    stored = crm_files.upload_file(io.BytesIO(PDF), name="合同.pdf", folder_path="/contracts")
+    assert crm_files.api_calls[f"POST {FILES}"] == 2  # refused before it was applied: resent
+    out = io.BytesIO()
+    crm_files.download(stored.id, out)
+    assert out.getvalue() == PDF
+
+
+def test_oa_url_refused_again_after_a_fresh_read_is_permission_denied(oa: Sim, oa_files: OaHook) -> None:
+    code = oa_files.upload_attachment(io.BytesIO(PDF), name="发票.pdf")
+    oa.admin("POST", "/config", {"file_url_ttl_s": 0})  # every URL is born expired
+    (found,) = oa_files.instance_files(oa_files.get_instance(instance_with(oa, oa_files, attachments=[code])))
+    out = io.BytesIO()
+    with pytest.raises(PermissionDeniedError):
+        oa_files.download_attachment(found, out)
+    assert out.getvalue() == b""
+    assert oa_files.api_calls[f"GET {ATTACHMENT_DOWNLOAD}"] == 2
