@@ -107,6 +107,17 @@ def test_formats_are_checked_on_the_offending_value_when_there_is_one(dictionary
     assert _plain(frame["mobile__format"]) == [True, False, None]
 
 
+def test_the_associated_company_must_be_live_and_a_missing_one_is_left_to_required(dictionary: Dictionary) -> None:
+    checks = [c for c in all_checks(dictionary, HealthSettings()) if c.frame == "contact"]
+    rows = EntityRows(dictionary, "contact", checks, company_ids={"300", "301"}, merged_company_ids=frozenset({"301"}))
+    for sid, company in (("1", "300"), ("2", "301"), ("3", "399"), ("4", None)):
+        rows.add(sid, "o", {"crm_id": sid, "company_id": company})
+    frame = rows.frame()
+    # live / merged away / archived or unknown (not among the hub's live companies) / no association at all
+    assert _plain(frame["company_id__live"]) == [True, False, False, None]
+    assert _plain(frame["company_id"]) == [True, True, True, None]  # the required check's column
+
+
 def test_value_map_checks_see_the_unmapped_source_value(dictionary: Dictionary) -> None:
     rows = _rows(dictionary, "deal")
     rows.add("1", "o", {"stage": "won"})

@@ -11,7 +11,9 @@ staff see. Dictionary checks follow the field keys of ``include/dictionary.yaml`
 
 so adding a rule to the dictionary adds the expectation at the next run.
 Cross-system checks: duplicate customers, customer links of OA forms, 立项申请 ⇄
-deal links, CRM/OA contract amounts, sync freshness, quarantine backlog.
+deal links, xref links left on archived or merged CRM records (orphaned), contacts
+and deals associated with no live customer, CRM/OA contract amounts, sync
+freshness, quarantine backlog.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ OWNER_COLUMN = "data_owner"
 
 # Frames (data assets) that are not a dictionary entity.
 LINKS_FRAME = "deal_project_links"
+ORPHANS_FRAME = "orphaned_links"  # xref links whose CRM record is archived (tombstoned) or merged
 AMOUNTS_FRAME = "contract_amounts"
 SYNC_FRAME = "sync"
 QUARANTINE_FRAME = "quarantine"
@@ -53,6 +56,12 @@ FORMAT_LABELS = {
 SYNC_LABELS = {"crm_to_oa": "CRM → OA", "oa_to_crm": "OA → CRM"}
 SYSTEM_LABELS = {"crm": "CRM", "oa": "OA"}
 REFERENCING_ENTITIES = ("expense_claim", "travel_request", "visit_plan")
+# CRM records whose 所属客户 / 关联客户 (company_id, from the v4 associations) must name a live customer.
+ASSOCIATED_ENTITIES = ("contact", "deal")
+# xref link types checked for orphans -> the CRM entity of their crm_id (a link of these joins a CRM record to an
+# OA record; the bridge marks a deal_project link {"archived": true} when it settles its archived deal).
+ORPHAN_LINK_TYPES = {"deal_project": "deal", "company_customer": "company"}
+LINK_LABELS = {"deal_project": "商机 ⇄ 立项申请", "company_customer": "客户 ⇄ OA 单据"}
 # 立项申请 in these statuses are no longer a live claim on the deal's amount.
 CLOSED_STATUSES = frozenset({"REJECTED", "CANCELED", "DELETED", "REVERTED"})
 
@@ -142,7 +151,8 @@ def dictionary_checks(d: Dictionary, entities: Iterable[str] | None = None) -> l
 
 def cross_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()) -> list[Check]:
     """Checks that join entities or systems; skipped where the dictionary lacks the entity or field."""
-    return [*_customer_checks(d), *_project_checks(d), *_table_checks(cfg, reasons)]
+    return [*_customer_checks(d), *_association_checks(d), *_project_checks(d), *_orphan_checks(d),
+            *_table_checks(cfg, reasons)]
 
 
 def _customer_checks(d: Dictionary) -> list[Check]:
@@ -170,6 +180,52 @@ def _customer_checks(d: Dictionary) -> list[Check]:
             label=f"{entity.label}须关联 CRM 中存在的客户（「{f.label}」）",
             fix=f"请申请人在 OA 中把「{f.label}」改为 CRM 客户编号；客户尚未建档的，请{_dept_label(d, f.owner)}"
                 f"先在 CRM 中建立客户。",
+        ))
+    return checks
+
+
+def _association_checks(d: Dictionary) -> list[Check]:
+    """A contact's / deal's associated customer is one the CRM still has: not archived, not merged away.
+
+    Distinct from ``<entity>.company_id.required`` (no association at all): a record without a company is
+    left out here (not evaluated), so no record fails both checks.
+    """
+    checks: list[Check] = []
+    if "company" not in d.entities:
+        return checks
+    for name in ASSOCIATED_ENTITIES:
+        entity = d.entities.get(name)
+        if entity is None or "company_id" not in entity.fields:
+            continue
+        f = entity.fields["company_id"]
+        checks.append(Check(
+            check_id=f"{name}.company_id.company_live", suite="cross.references", frame=name, entity=name,
+            field="company_id", kind="company_live", department=f.owner, column="company_id__live",
+            expectation=IN_SET, kwargs={"value_set": [True]},
+            label=f"{entity.label}「{f.label}」须为 CRM 中现存的客户（未删除归档、未被合并）",
+            fix=f"请{_dept_label(d, f.owner)}在 CRM 中把这些{entity.label}关联到现存的客户：客户已合并的，关联到保留的客户；"
+                "客户误删的，可在 90 天内从 CRM 回收站恢复。",
+        ))
+    return checks
+
+
+def _orphan_checks(d: Dictionary) -> list[Check]:
+    """xref links still live on a CRM record that was archived (tombstoned) or merged into another."""
+    checks: list[Check] = []
+    for entity_name in dict.fromkeys(ORPHAN_LINK_TYPES.values()):
+        entity = d.entities.get(entity_name)
+        if entity is None:
+            continue
+        id_field = entity.fields.get(entity.id_field)
+        links = "、".join(LINK_LABELS[t] for t, e in ORPHAN_LINK_TYPES.items() if e == entity_name)
+        checks.append(Check(
+            check_id=f"{entity_name}.xref.orphaned_link", suite="cross.links", frame=ORPHANS_FRAME,
+            entity=entity_name, field=None, kind="orphaned_link", department=id_field.owner if id_field else None,
+            column=f"{entity_name}__link_live", expectation=IN_SET, kwargs={"value_set": [True]},
+            label=f"中枢库的关联（{links}）不得指向 CRM 中已删除归档或已被合并的{entity.label}",
+            fix=f"{entity.label}在 CRM 中误删的，请{_dept_label(d, id_field.owner if id_field else None)}在 90 天内"
+                "从回收站恢复，下次同步自动恢复关联；确已删除或已合并的，请联系系统管理员查看同步日志与隔离区，"
+                "由同步撤回或标记相关 OA 单据。",
         ))
     return checks
 

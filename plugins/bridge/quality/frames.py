@@ -32,12 +32,14 @@ from sqlalchemy import Connection, Text, cast, func, select
 from bridge.dictionary import Dictionary
 from bridge.dictionary.formats import FORMAT_CLEANERS, normalize_company_name
 from bridge.hub import store
-from bridge.hub.schema import quarantine, snapshot
+from bridge.hub.schema import merge_record, quarantine, snapshot
 from bridge.quality.checks import (
     AMOUNTS_FRAME,
     CLOSED_STATUSES,
     ID_COLUMN,
     LINKS_FRAME,
+    ORPHAN_LINK_TYPES,
+    ORPHANS_FRAME,
     OWNER_COLUMN,
     QUARANTINE_FRAME,
     SYNC_FRAME,
@@ -193,11 +195,13 @@ class EntityRows:
     """Accumulates the check columns of one entity, row by row (pure; no I/O)."""
 
     def __init__(self, d: Dictionary, entity: str, checks: Sequence[Check],
-                 company_ids: set[str] | None = None, verdicts: FormatVerdicts | None = None) -> None:
+                 company_ids: set[str] | None = None, verdicts: FormatVerdicts | None = None,
+                 merged_company_ids: frozenset[str] = frozenset()) -> None:
         self.d = d
         self.entity = entity
         self.checks = [c for c in checks if c.frame == entity]
         self.company_ids = company_ids if company_ids is not None else set()
+        self.merged_company_ids = merged_company_ids
         self.verdicts = verdicts or FormatVerdicts()
         self.ids: list[str] = []
         self.owners = Codes()
@@ -209,6 +213,7 @@ class EntityRows:
         self._values: list[tuple[str, Codes]] = []
         self._keys: list[tuple[str, bool, list[str | None]]] = []
         self._customer: array | None = None
+        self._company_live: array | None = None
         self._deal_ids: list[str | None] | None = None
         self._dup: tuple[list[str | None], list[str | None]] | None = None
         fields = d.entity(entity).fields
@@ -224,6 +229,8 @@ class EntityRows:
                 self._keys.append((c.field or "", fields[c.field or ""].format is None, keys))
             elif c.kind == "customer_exists":
                 self._customer = self._flag(c.column)
+            elif c.kind == "company_live":
+                self._company_live = self._flag(c.column)
             elif c.kind == "deal_exists":
                 self._flag(c.column)  # filled by resolve_deals() once the pass is over
                 self._deal_ids = []
@@ -263,6 +270,8 @@ class EntityRows:
         if self._customer is not None:
             customer = payload.get("customer_id")
             self._customer.append(TRUE if customer is not None and str(customer) in self.company_ids else FALSE)
+        if self._company_live is not None:
+            self._company_live.append(self._company_verdict(payload.get("company_id")))
         if self._deal_ids is not None:
             deal = payload.get("deal_id")
             self._deal_ids.append(None if deal is None else str(deal))
@@ -272,6 +281,13 @@ class EntityRows:
                 normalize_company_name(str(company_name)) if company_name is not None else None)
             self._dup[0].append(name_key)  # the same string objects as the unique-name column
             self._dup[1].append(row_keys["uscc"] if "uscc" in row_keys else (None if uscc is None else str(uscc)))
+
+    def _company_verdict(self, company: object) -> int:
+        """No company: not evaluated (the ``required`` check's business); else live = in the CRM, not merged."""
+        if company is None:
+            return NA
+        key = str(company)
+        return TRUE if key in self.company_ids and key not in self.merged_company_ids else FALSE
 
     @property
     def needs_deals(self) -> bool:
@@ -371,6 +387,12 @@ def _count(conn: Connection, system: str, entity: str, include_archived: bool) -
     return int(conn.execute(query).scalar_one())
 
 
+def merged_ids(conn: Connection, entity: str) -> frozenset[str]:
+    """Ids of CRM records merged into another (``merge_record``): they live on only as their survivor."""
+    rows = conn.execute(select(merge_record.c.merged_id).where(merge_record.c.entity == entity))
+    return frozenset(r[0] for r in rows)
+
+
 def existing_ids(conn: Connection, system: str, entity: str) -> set[str]:
     """Ids of the entity's live snapshots (archived ones included: an archived customer still exists)."""
     rows = conn.execute(
@@ -386,12 +408,14 @@ class EntityReading:
     """How one run reads every entity into its frame: the sample size and batch, and what the frames share.
 
     ``max_rows`` > 0 keeps a deterministic sample of about that many rows per entity; ``company_ids``,
-    ``facts`` and ``verdicts`` are the run's memos (existing companies, cross-system facts, format verdicts).
+    ``merged_company_ids``, ``facts`` and ``verdicts`` are the run's memos (existing companies, companies merged
+    away, cross-system facts, format verdicts).
     """
 
     max_rows: int = 0
     batch: int = 5000
     company_ids: set[str] | None = None
+    merged_company_ids: frozenset[str] = frozenset()
     facts: CrossFacts | None = None
     verdicts: FormatVerdicts | None = None
 
@@ -412,7 +436,8 @@ def entity_frame(
     total = _count(conn, system, entity, include_archived=False)
     max_rows, facts = reading.max_rows, reading.facts
     fraction = 1.0 if max_rows <= 0 or total <= max_rows else max_rows / total
-    rows = EntityRows(d, entity, checks, company_ids=reading.company_ids, verdicts=reading.verdicts)
+    rows = EntityRows(d, entity, checks, company_ids=reading.company_ids, verdicts=reading.verdicts,
+                      merged_company_ids=reading.merged_company_ids)
     read = 0
     needs_facts = facts is not None and entity in FACT_ENTITIES
     for part in stream_payloads(conn, system, entity, reading.batch):
@@ -477,7 +502,10 @@ def links_frame(conn: Connection) -> Frame:
         ids.append(lk.crm_id or lk.oa_id or f"xref:{lk.id}")
         owner = (deal.data_owner if deal is not None else None) or (project.data_owner if project else None)
         owners.append(owner or NO_OWNER)
-        complete = bool(lk.crm_id and lk.oa_id and deal is not None and not deal.deleted)
+        if deal is not None and deal.deleted:
+            flags.append(NA)  # archived in the CRM: the orphaned-link check's business
+            continue
+        complete = bool(lk.crm_id and lk.oa_id and deal is not None)
         flags.append(TRUE if complete else FALSE)
     data = pd.DataFrame({
         ID_COLUMN: pd.array(ids, dtype="string"),
@@ -485,6 +513,65 @@ def links_frame(conn: Connection) -> Frame:
         "link__complete": _flags(flags),
     })
     return Frame(LINKS_FRAME, data, len(links), len(links), time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class CrmRecordState:
+    """What the orphaned-link check needs of a CRM record: its data owner and whether it was archived."""
+
+    data_owner: str | None
+    deleted: bool
+
+
+def crm_record_states(conn: Connection, entity: str, ids: Iterable[str]) -> dict[str, CrmRecordState]:
+    """Owner and tombstone flag of the CRM records the hub has among ``ids`` (no payloads read)."""
+    wanted = sorted(set(ids))
+    found: dict[str, CrmRecordState] = {}
+    for start in range(0, len(wanted), store.BATCH):
+        rows = conn.execute(
+            select(snapshot.c.source_id, snapshot.c.data_owner, snapshot.c.deleted).where(
+                snapshot.c.system == "crm", snapshot.c.entity == entity,
+                snapshot.c.source_id.in_(wanted[start:start + store.BATCH]),
+            )
+        )
+        found.update({r[0]: CrmRecordState(r[1], bool(r[2])) for r in rows})
+    return found
+
+
+def orphans_frame(conn: Connection) -> Frame:
+    """One row per xref link of :data:`ORPHAN_LINK_TYPES` whose CRM record the hub has.
+
+    Column ``<entity>__link_live`` (NA on the rows of another entity): False when the record was archived in
+    the CRM (tombstoned) and the link carries no ``archived`` mark, or when the record was merged into
+    another (``merge_record``) and the link still names the absorbed id.
+    """
+    import pandas as pd
+
+    started = time.perf_counter()
+    entities = list(dict.fromkeys(ORPHAN_LINK_TYPES.values()))
+    ids: list[str] = []
+    owners: list[str] = []
+    columns = {e: array("b") for e in entities}
+    total = 0
+    for link_type, entity in ORPHAN_LINK_TYPES.items():
+        links = [lk for lk in store.links(conn, link_type) if lk.crm_id]
+        total += len(links)
+        states = crm_record_states(conn, entity, {lk.crm_id or "" for lk in links})
+        merged = merged_ids(conn, entity)
+        for lk in links:
+            crm_id = lk.crm_id or ""
+            state = states.get(crm_id)
+            if state is None:
+                continue  # a CRM record the hub never saw: the link checks' business
+            marked = bool((lk.state or {}).get("archived"))
+            live = crm_id not in merged and not (state.deleted and not marked)
+            ids.append(crm_id)
+            owners.append(state.data_owner or NO_OWNER)
+            for other, flags in columns.items():
+                flags.append((TRUE if live else FALSE) if other == entity else NA)
+    data: dict[str, Any] = {ID_COLUMN: pd.array(ids, dtype="string"), OWNER_COLUMN: _categories(list(owners))}
+    data.update({f"{e}__link_live": _flags(flags) for e, flags in columns.items()})
+    return Frame(ORPHANS_FRAME, pd.DataFrame(data), total, total, time.perf_counter() - started)
 
 
 def _amount(value: str | None) -> Decimal | None:

@@ -171,12 +171,13 @@ def run_checks(
 
 def _validate_records(conn: Connection, d: Dictionary, cfg: config.HealthSettings,
                       grouped: Mapping[str, list[Check]], tally: _Tally) -> None:
-    """One frame per entity, built and validated one at a time (memory: the largest frame), then the links
-    and amounts frames from the cross-system facts the entity frames collected."""
+    """One frame per entity, built and validated one at a time (memory: the largest frame), then the links,
+    orphaned links and amounts frames (the amounts from the cross-system facts the entity frames collected)."""
     company_ids = frames.existing_ids(conn, "crm", "company") if "company" in d.entities else set()
     facts = frames.CrossFacts()
     reading = frames.EntityReading(max_rows=cfg.max_rows_per_suite, batch=cfg.snapshot_batch,
-                                   company_ids=company_ids, facts=facts, verdicts=frames.FormatVerdicts())
+                                   company_ids=company_ids, merged_company_ids=frames.merged_ids(conn, "company"),
+                                   facts=facts, verdicts=frames.FormatVerdicts())
     for entity in d.entities:
         frame_checks = grouped.get(entity, [])
         if not frame_checks and entity not in frames.FACT_ENTITIES:
@@ -185,7 +186,8 @@ def _validate_records(conn: Connection, d: Dictionary, cfg: config.HealthSetting
         tally.rows(frame, frame_checks)
         del frame
     company_ids.clear()
-    for build in (lambda: frames.links_frame(conn), lambda: frames.amounts_frame(conn, facts)):
+    for build in (lambda: frames.links_frame(conn), lambda: frames.orphans_frame(conn),
+                  lambda: frames.amounts_frame(conn, facts)):
         frame = build()
         frame_checks = grouped.get(frame.name, [])
         if frame_checks:

@@ -51,6 +51,10 @@ REPORT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Entities whose archived (deleted) records the report counts to say they are left out (a line in its sections).
+ARCHIVED_COUNTED = ("deal",)
+
+
 class ReportDataError(ValueError):
     """The report asks for something the data dictionary does not define (configuration drift)."""
 
@@ -71,6 +75,7 @@ class ReportData:
     role: str = "management"
     role_label: str = "管理层"
     counts: dict[str, int] = field(default_factory=dict)  # rows read per entity
+    archived: dict[str, int] = field(default_factory=dict)  # entity → records archived (deleted) in their source
 
 
 # ---------------------------------------------------------------- column builders
@@ -211,6 +216,18 @@ def load_entity(conn: Connection, dictionary: Dictionary, entity: str, fields: S
     return frame_from_columns(iter_columns(conn, system, entity, list(kinds), batch), kinds)
 
 
+def count_archived(conn: Connection, dictionary: Dictionary, entities: Iterable[str]) -> dict[str, int]:
+    """Records archived (deleted) in their source per entity: tombstoned in the hub, left out of every figure
+    (``iter_columns`` reads live snapshots only); the report says how many."""
+    found: dict[str, int] = {}
+    for entity in entities:
+        system = dictionary.entities[entity].system
+        n = conn.execute(select(func.count()).select_from(snapshot).where(
+            snapshot.c.system == system, snapshot.c.entity == entity, snapshot.c.deleted.is_(True))).scalar_one()
+        found[entity] = int(n)
+    return found
+
+
 # ---------------------------------------------------------------- the other hub tables
 def load_deal_links(conn: Connection) -> pd.DataFrame:
     rows = conn.execute(select(xref.c.crm_id, xref.c.oa_id, xref.c.updated_at)
@@ -298,4 +315,5 @@ def load_report_data(
         freshness=sync_freshness(conn, built_at),
         watermarks=load_watermarks(conn), quarantine=load_quarantine(conn), health=load_health(conn, health_until),
         built_at=built_at, role=role, counts=counts,
+        archived=count_archived(conn, dictionary, [e for e in ARCHIVED_COUNTED if e in reading.fields]),
     )

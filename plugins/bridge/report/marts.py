@@ -60,6 +60,7 @@ COUNT_LABELS = {
     "api_calls": "接口调用",
 }
 SCOPE_LABELS = {"overall": "总体", "entity": "数据对象", "department": "责任部门", "data_owner": "数据责任人"}
+ARCHIVED_DEALS_NOTE = "CRM 中已删除（归档）的商机 {n} 个未计入本节数字（删除后 90 天内可从回收站恢复，恢复后重新计入）。"
 
 
 class HiddenFields(Exception):
@@ -627,9 +628,17 @@ class _Assembly:
                              f"按权限策略对{self.data.role_label}不可见，本节从略。")
         return sec
 
+    def archived_deals(self, sec: Section) -> None:
+        """Archived deals are left out of every deal figure (new, won, pipeline, contracts); say how many."""
+        n = self.data.archived.get("deal", 0)
+        self.headline["archived_deals"] = n
+        if n:
+            sec.notes.append(ARCHIVED_DEALS_NOTE.format(n=n))
+
     def sales(self, sec: Section) -> None:
         new_t, won_t, head = deal_period_tables(self.data, self.periods)
         self.headline.update(head)
+        self.archived_deals(sec)
         self.series["won_trend"] = won_trend(self.data, self.periods)
         sec.tables += [won_t, new_t]
         sec.chart_keys.append("won_trend")
@@ -644,6 +653,7 @@ class _Assembly:
         sec.tables.append(stage_t)
         sec.chart_keys.append("pipeline_stage")
         sec.tables.append(pipeline_by_owner(self.data, labels, self.names))
+        self.archived_deals(sec)
 
     def contracts(self, sec: Section) -> None:
         summary, exceptions, head = contracts_vs_approvals(self.data, self.periods, self.labels, self.names,
