@@ -39,8 +39,15 @@ def _tombstone_unmarked(world: C2O, entity: str, source_id: str) -> None:
 
 
 def _checks(world: C2O, tmp_path: Path) -> HealthRun:
-    return run_checks(world.hub, day=business_day(world.now), run_id="test__lifecycle", now=world.now,
-                      dictionary=world.d, cfg=CFG, output=HealthOutput(tmp_path / "data", False, False))
+    return run_checks(
+        world.hub,
+        day=business_day(world.now),
+        run_id="test__lifecycle",
+        now=world.now,
+        dictionary=world.d,
+        cfg=CFG,
+        output=HealthOutput(tmp_path / "data", False, False),
+    )
 
 
 @pytest.fixture
@@ -51,8 +58,20 @@ def lived(c2o: C2O) -> tuple[C2O, dict[str, str]]:  # noqa: F811
     kept, _ = world.customer()
     gone, gone_contact = world.customer()
     merged, merged_contact = world.customer()
-    loner = str(world.crm_act("/_sim/act/create", {"object_type": "contacts", "properties": {
-        "lastname": "李", "firstname": "娜", "mobilephone": "13912345678", "hubspot_owner_id": "70000001"}})["id"])
+    loner = str(
+        world.crm_act(
+            "/_sim/act/create",
+            {
+                "object_type": "contacts",
+                "properties": {
+                    "lastname": "李",
+                    "firstname": "娜",
+                    "mobilephone": "13912345678",
+                    "hubspot_owner_id": "70000001",
+                },
+            },
+        )["id"]
+    )
     archived = world.create_deal(kept, stage="contractsent", amount="50000.00")
     unmarked = world.create_deal(kept, stage="contractsent", amount="70000.00")
     live = world.create_deal(kept, stage="contractsent", amount="90000.00")
@@ -67,20 +86,41 @@ def lived(c2o: C2O) -> tuple[C2O, dict[str, str]]:  # noqa: F811
     assert link.state["archived"] is True  # the sweep's mark
     _tombstone_unmarked(world, "deal", unmarked)
     _tombstone_unmarked(world, "company", gone)
-    with world.hub.begin() as conn:  # history-migration customer links (bridge.migration.chunk), its merge record
-        dedupe.record_merges(conn, "migration__test", "company", [dedupe.Merge(kept, merged, "name_uscc")], world.now)
+    # History-migration customer links (bridge.migration.chunk) and the merge record of its de-duplication.
+    with world.hub.begin() as conn:
+        dedupe.record_merges(
+            conn, "migration__test", "company", [dedupe.Merge(kept, merged, "name_uscc")], world.now
+        )
         for n, company in enumerate((gone, merged)):
-            store.save_link(conn, "company_customer", store.NewLink(
-                crm_type="company", crm_id=company, oa_type="expense_claim", oa_id=f"MIGRATED-EXPENSE-{n}",
-                state={"customer_id": company, "source": "migration"}), dictionary_version=world.d.version)
-    ids = {"kept": kept, "gone": gone, "gone_contact": gone_contact, "merged": merged,
-           "merged_contact": merged_contact, "loner": loner, "archived": archived, "unmarked": unmarked,
-           "live": live}
+            store.save_link(
+                conn,
+                "company_customer",
+                store.NewLink(
+                    crm_type="company",
+                    crm_id=company,
+                    oa_type="expense_claim",
+                    oa_id=f"MIGRATED-EXPENSE-{n}",
+                    state={"customer_id": company, "source": "migration"},
+                ),
+                dictionary_version=world.d.version,
+            )
+    ids = {
+        "kept": kept,
+        "gone": gone,
+        "gone_contact": gone_contact,
+        "merged": merged,
+        "merged_contact": merged_contact,
+        "loner": loner,
+        "archived": archived,
+        "unmarked": unmarked,
+        "live": live,
+    }
     return world, ids
 
 
 def test_orphaned_links_and_contacts_of_archived_customers_are_flagged(
-        lived: tuple[C2O, dict[str, str]], tmp_path: Path) -> None:
+    lived: tuple[C2O, dict[str, str]], tmp_path: Path
+) -> None:
     world, ids = lived
     run = _checks(world, tmp_path)
 
@@ -111,12 +151,17 @@ def test_the_report_leaves_archived_deals_out_and_says_so(lived: tuple[C2O, dict
     world, ids = lived
     report_day = business_day(world.now)
     with world.hub.connect() as conn:
-        data = load.load_report_data(conn, world.d, permissions.load(), role="management", built_at=world.now,
-                                     health_until=report_day)
+        data = load.load_report_data(
+            conn, world.d, permissions.load(), role="management", built_at=world.now, health_until=report_day
+        )
     assert data.archived["deal"] == 2
     assert set(data.frames["deal"]["crm_id"].astype(str)) == {ids["live"]}
-    result = marts.build_marts(data, report_periods(report_day), marts.Labels.from_dictionary(world.d),
-                               marts.Names(owners={}, customers={}))
+    result = marts.build_marts(
+        data,
+        report_periods(report_day),
+        marts.Labels.from_dictionary(world.d),
+        marts.Names(owners={}, customers={}),
+    )
     assert result.headline["archived_deals"] == 2
     assert result.headline["open_pipeline_deals"] == 1  # 合同签订 is an open stage
     assert result.headline["open_pipeline_amount"] == 90000.0
