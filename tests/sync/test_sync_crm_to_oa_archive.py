@@ -9,9 +9,11 @@ import pytest
 from tests.sync.sync_c2o_world import C2O
 
 from bridge.hub import store
+from bridge.report import load as report_load
 from bridge.sync import crm_to_oa
 from bridge.sync.crm_to_oa import archive
 from bridge.sync.crm_to_oa import decide as rules
+from bridge.ui import queries as ui_queries
 
 
 @pytest.fixture
@@ -237,6 +239,13 @@ def test_the_sweep_waits_for_its_interval_and_resumes_from_its_cursor(
     assert (first["archive_passes"], first["archived_read"], first["archived_tombstoned"]) == (1, 2, 2)
     with c2o.hub.connect() as conn:
         assert store.get_watermark(conn, archive.CURSOR_STREAM) == int(deals[2])
+        # The cursor is a record id, not a time: the sync page and the report leave it out of their watermarks.
+        shown = {m.stream for m in ui_queries.watermarks(conn)}
+        reported = set(report_load.load_watermarks(conn)["stream"])
+    assert archive.SWEEP_STREAM in shown
+    assert archive.SWEEP_STREAM in reported
+    assert archive.CURSOR_STREAM not in shown
+    assert archive.CURSOR_STREAM not in reported
     c2o.tick(60)
     second = c2o.extract().counts
     assert second.get("archive_passes", 0) == 0, "the pass under way goes on without waiting"

@@ -156,6 +156,15 @@ def _fit_opt(value: str | None, limit: int) -> str | None:
 
 # ---------------------------------------------------------------- watermarks
 
+#: A stream named ``…_cursor`` keeps a list position (a record id), not a source time: it resumes a pass
+#: over a list and is not shown where watermarks are read as times (the sync page, the report).
+POSITION_SUFFIX = "_cursor"
+
+
+def is_time_stream(stream: str) -> bool:
+    """Whether a watermark stream's value is a source time (epoch ms) rather than a list position."""
+    return not stream.endswith(POSITION_SUFFIX)
+
 
 def get_watermark(conn: Connection, stream: str) -> int | None:
     """How far ``stream`` has safely been read (epoch ms), None before the first run."""

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, func, select
 
 from bridge import runkinds
 from bridge.dictionary import Dictionary
+from bridge.hub import store
 from bridge.hub.schema import quarantine, run_summary, snapshot, watermark, xref
 from bridge.permissions import Policy
 from bridge.sync.freshness import SyncFreshness, sync_freshness
@@ -253,7 +254,8 @@ def load_runs(conn: Connection, since: datetime) -> pd.DataFrame:
 def load_watermarks(conn: Connection) -> pd.DataFrame:
     rows = conn.execute(select(watermark.c.stream, watermark.c.value_ms, watermark.c.updated_at)
                         .order_by(watermark.c.stream)).fetchall()
-    return pd.DataFrame([tuple(r) for r in rows], columns=["stream", "value_ms", "updated_at"])
+    return pd.DataFrame([tuple(r) for r in rows if store.is_time_stream(r[0])],
+                        columns=["stream", "value_ms", "updated_at"])
 
 
 def load_quarantine(conn: Connection) -> pd.DataFrame:

@@ -160,7 +160,8 @@ def validation_problem(err: Mapping[str, Any]) -> str:
     return f"{label}{text}{received}"
 
 
-STREAM_PARTS = {"created": "按创建时间", "status": "状态", "updated": "按更新时间", "modified": "按修改时间"}
+STREAM_PARTS = {"created": "按创建时间", "status": "状态", "updated": "按更新时间", "modified": "按修改时间",
+                "sweep": "状态巡检", "archived_sweep": "归档巡检"}
 
 
 def stream_label(stream: str) -> str:
@@ -497,6 +498,27 @@ COUNT_LABELS = {
     "decision_link_without_amount": "决定：补记已发送金额",
     "decision_project_deleted": "决定：立项已删除",
     "decision_resume_notice": "决定：续发变更通知",
+    # CRM → OA: deals archived or merged in the CRM
+    "decision_no_project": "决定：无立项申请",
+    "decision_archive_already_handled": "决定：归档已处理",
+    "decision_archived_pending": "决定：商机已归档，撤回审批中的立项申请",
+    "decision_archived_approved": "决定：商机已归档，通知财务立项作废",
+    "decision_archived_rejected": "决定：商机已归档，立项已驳回（仅标记）",
+    "decision_archived_canceled": "决定：商机已归档，立项已撤回（仅标记）",
+    "decision_archived_deleted": "决定：商机已归档，立项已删除（仅标记）",
+    "decision_archived_reverted": "决定：商机已归档，立项已撤销（仅标记）",
+    "decision_archived_instance_missing": "决定：商机已归档，立项申请已不存在（仅标记）",
+    "decision_resume_withdraw": "决定：续办撤回",
+    "decision_resume_void_notice": "决定：续发作废通知",
+    "archive_passes": "归档巡检轮次",
+    "archived_read": "读取已归档商机",
+    "archived_tombstoned": "标记为已归档",
+    "archived_restored": "已恢复的商机",
+    "archived_withdrawn": "撤回的立项申请",
+    "archived_notices_sent": "发出的作废通知",
+    "archived_marked": "仅标记的立项申请",
+    "merged_projects_settled": "合并后处理的立项申请",
+    "companies_read_on_demand": "按需读取客户",
     "nothing": "无需处理",
 }
 
@@ -507,7 +529,12 @@ COUNT_PREFIXES = {
     "associated_": "关联",
     "skipped_": "跳过：",
     "decision_": "决定：",
+    "merged_": "合并：",
+    "archived_": "已归档：",
+    "voided_": "已作废：",
+    "written_": "写入",
 }
+PLURAL_LABELS = {"companies": "客户", "notes": "备注", "meetings": "会议"}
 
 
 def count_label(code: str) -> str:
@@ -519,7 +546,7 @@ def count_label(code: str) -> str:
         if code.startswith(prefix) and rest:
             thing = ENTITY_LABELS.get(rest) or REASON_LABELS.get(rest) or RUN_STATUS_LABELS.get(rest)
             if thing is None and rest.endswith("s"):
-                thing = ENTITY_LABELS.get(rest[:-1]) or {"companies": "客户"}.get(rest)
+                thing = ENTITY_LABELS.get(rest[:-1]) or PLURAL_LABELS.get(rest)
             if thing:
                 return word + thing
     return code

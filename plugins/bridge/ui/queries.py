@@ -122,7 +122,8 @@ class WatermarkRow:
 
 def watermarks(conn: Connection) -> list[WatermarkRow]:
     rows = conn.execute(select(watermark).order_by(watermark.c.stream))
-    return [WatermarkRow(r.stream, int(r.value_ms), r.updated_at, r.run_id) for r in rows]
+    return [WatermarkRow(r.stream, int(r.value_ms), r.updated_at, r.run_id) for r in rows
+            if store.is_time_stream(r.stream)]
 
 
 def latest_run_per_kind(conn: Connection) -> dict[str, store.RunSummary]:

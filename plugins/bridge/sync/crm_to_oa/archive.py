@@ -47,7 +47,7 @@ log = logging.getLogger("bridge.sync.crm_to_oa")
 SWEEP_STREAM = (
     "crm.deal.archived_sweep"  # watermark: when the current (or last) pass over the list started, ms
 )
-CURSOR_STREAM = "crm.deal.archived_cursor"  # watermark: the list cursor of the pass under way (0: none)
+CURSOR_STREAM = f"crm.deal.archived{store.POSITION_SUFFIX}"  # the list cursor of the pass under way (0: none)
 ARCHIVED_PAGE = 100  # records per list page (HubSpot's maximum)
 RESTORE_READS = 100  # tombstoned deals checked for a restore per page of the pass
 
