@@ -221,14 +221,17 @@ class ApiClient:
         path_params: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        form: Mapping[str, str] | None = None,
+        body: Mapping[str, str] | StreamedBody | None = None,
         send: Send = SEND_DEFAULT,
-        stream: StreamedBody | None = None,
     ) -> Answer:
-        """Send ``method template`` (``{name}`` placeholders filled from ``path_params``) with retries."""
+        """Send ``method template`` (``{name}`` placeholders filled from ``path_params``) with retries.
+
+        The body is ``json`` (sent as JSON), or ``body``: a mapping sent as a form, or a streamed upload."""
         path = template
         if path_params:
             path = template.format(**{k: quote(str(v), safe="") for k, v in path_params.items()})
+        form = body if isinstance(body, Mapping) else None
+        stream = None if isinstance(body, Mapping) else body
         request = _Request(
             method, template, path, params, None if json is None else orjson.dumps(json), form, stream
         )

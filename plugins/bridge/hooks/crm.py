@@ -846,7 +846,7 @@ class _RefreshGrant:
             "POST",
             self.token_path,
             send=TOKEN_REQUEST,
-            form={
+            body={
                 "grant_type": "refresh_token",
                 "client_id": self.client_id,
                 "client_secret": self.secret,

@@ -141,7 +141,7 @@ class OaFiles(VendorHook):
         check_size(size, kind)
         safe = safe_file_name(name)
         body = MultipartBody([("name", safe), ("type", kind)], FilePart("content", safe, stream, size))
-        answer = self.call("POST", FILE_UPLOAD, stream=body, send=WRITE_ONCE).body
+        answer = self.call("POST", FILE_UPLOAD, body=body, send=WRITE_ONCE).body
         data = answer.get("data") if isinstance(answer, Mapping) else None
         code = data.get("code") if isinstance(data, Mapping) else None
         if not isinstance(code, str) or not code:

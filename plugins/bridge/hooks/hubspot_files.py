@@ -101,7 +101,7 @@ class CrmFiles(VendorHook):
             upload_fields(safe, folder_path, access, duplicate),
             FilePart("file", safe, stream, stream_size(stream)),
         )
-        stored = crm_file_of(self.call("POST", FILES, stream=body, send=WRITE_ONCE).body)
+        stored = crm_file_of(self.call("POST", FILES, body=body, send=WRITE_ONCE).body)
         self.vendor_log.info("crm: file %s stored (%d bytes, md5 %s)", stored.id, stored.size, stored.md5)
         return stored
 
