@@ -118,6 +118,19 @@ def test_the_associated_company_must_be_live_and_a_missing_one_is_left_to_requir
     assert _plain(frame["company_id"]) == [True, True, True, None]  # the required check's column
 
 
+def test_a_project_initiation_of_an_archived_deal_fails_only_while_it_claims_it_unlinked(
+        dictionary: Dictionary) -> None:
+    checks = [c for c in all_checks(dictionary, HealthSettings()) if c.frame == "project_initiation"]
+    rows = EntityRows(dictionary, "project_initiation", checks)
+    for code, deal, status in (("P1", "51", "PENDING"), ("P2", "52", "CANCELED"), ("P3", "52", "APPROVED"),
+                               ("P4", "52", "APPROVED"), ("P5", "59", "PENDING")):
+        rows.add(code, "u", {"instance_code": code, "deal_id": deal, "approval_status": status})
+    assert rows.ids_naming({"52"}) == ["P2", "P3", "P4"]
+    rows.resolve_deals({"51"}, archived={"52"}, linked={"P3"})
+    # live deal / archived, withdrawn / archived, linked (the orphan check's) / archived, unlinked, live / missing
+    assert _plain(rows.frame()["deal_id__exists"]) == [True, None, None, False, False]
+
+
 def test_value_map_checks_see_the_unmapped_source_value(dictionary: Dictionary) -> None:
     rows = _rows(dictionary, "deal")
     rows.add("1", "o", {"stage": "won"})

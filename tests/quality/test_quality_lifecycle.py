@@ -27,6 +27,7 @@ from bridge.quality.run import HealthOutput, HealthRun, business_day, run_checks
 from bridge.report import load, marts
 from bridge.report.periods import report_periods
 from bridge.sync import crm_to_oa
+from sandbox.scenario.data_health import stage_oa
 
 CFG = HealthSettings(failing_ids_kept=500)
 
@@ -104,6 +105,11 @@ def lived(c2o: C2O) -> tuple[C2O, dict[str, str]]:  # noqa: F811
                 ),
                 dictionary_version=world.d.version,
             )
+    # The 立项申请 as the OA → CRM sync stages them (Dictionary.from_oa + staging.snapshot_row).
+    details = [
+        ("project_initiation", world.oa.get_instance(str(i["instance_code"]))) for i in world.instances()
+    ]
+    assert stage_oa(world.hub, world.d, details) == 3
     ids = {
         "kept": kept,
         "gone": gone,
@@ -134,7 +140,11 @@ def test_orphaned_links_and_contacts_of_archived_customers_are_flagged(
     assert sorted(companies.failing_ids) == sorted([ids["gone"], ids["merged"]])
     assert companies.evaluated == 2
 
-    # An archived deal is the orphan check's business, not an incomplete link.
+    # An archived deal is the orphan check's business, neither a missing deal nor an incomplete link: the
+    # withdrawn 立项申请 no longer claims it, the pending one of the unmarked deal is linked.
+    exists = run.outcome("project_initiation.deal_id.deal_exists")
+    assert exists.success
+    assert exists.evaluated == 1
     links = run.outcome("project_initiation.deal_project.link_complete")
     assert links.success
     assert links.evaluated == 1

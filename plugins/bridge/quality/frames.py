@@ -20,7 +20,7 @@ import re
 import time
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -215,6 +215,7 @@ class EntityRows:
         self._customer: array | None = None
         self._company_live: array | None = None
         self._deal_ids: list[str | None] | None = None
+        self._deal_closed: list[bool] = []  # per row of _deal_ids: the 立项申请 no longer claims its deal
         self._dup: tuple[list[str | None], list[str | None]] | None = None
         fields = d.entity(entity).fields
         for c in self.checks:
@@ -275,6 +276,7 @@ class EntityRows:
         if self._deal_ids is not None:
             deal = payload.get("deal_id")
             self._deal_ids.append(None if deal is None else str(deal))
+            self._deal_closed.append(_text(payload.get("approval_status")) in CLOSED_STATUSES)
         if self._dup is not None:
             company_name, uscc = payload.get("name"), payload.get("uscc")
             name_key = row_keys["name"] if "name" in row_keys else (
@@ -293,17 +295,30 @@ class EntityRows:
     def needs_deals(self) -> bool:
         return self._deal_ids is not None
 
+    def ids_naming(self, deals: Set[str]) -> list[str]:
+        """The records whose ``deal_id`` is one of ``deals``."""
+        return [sid for sid, deal in zip(self.ids, self._deal_ids or (), strict=False) if deal in deals]
+
     def referenced_deals(self) -> set[str]:
         return {x for x in self._deal_ids or () if x is not None}
 
-    def resolve_deals(self, existing: set[str]) -> None:
-        """Fill the ``deal_exists`` column once the referenced deals have been looked up."""
+    def resolve_deals(self, existing: set[str], archived: Set[str] = frozenset(),
+                      linked: Set[str] = frozenset()) -> None:
+        """Fill the ``deal_exists`` column once the referenced deals have been looked up.
+
+        A deal archived in the CRM (``archived``: tombstoned) is not judged here when the 立项申请 no longer
+        claims it (withdrawn, rejected, deleted, revoked) or when the bridge links the two (``linked``: the
+        orphaned-link check judges the link); otherwise it fails like a missing deal.
+        """
         if self._deal_ids is None:
             return
         column = next(c.column for c in self.checks if c.kind == "deal_exists")
         flags = self.flag_cols[column]
-        for deal in self._deal_ids:
-            flags.append(NA if deal is None else (TRUE if deal in existing else FALSE))
+        for source_id, deal, closed in zip(self.ids, self._deal_ids, self._deal_closed, strict=True):
+            if deal is None or (deal in archived and (closed or source_id in linked)):
+                flags.append(NA)
+            else:
+                flags.append(TRUE if deal in existing else FALSE)
         self._deal_ids = None
 
     def frame(self) -> pd.DataFrame:
@@ -453,8 +468,10 @@ def entity_frame(
                 rows.add(source_id, data_owner, payload)
     if rows.needs_deals:
         wanted = rows.referenced_deals()
-        deals = store.get_snapshots(conn, "crm", "deal", wanted) if wanted else {}
-        rows.resolve_deals({k for k, s in deals.items() if not s.deleted})
+        deals = crm_record_states(conn, "deal", wanted) if wanted else {}
+        archived = {k for k, s in deals.items() if s.deleted}
+        linked = set(store.links_for_oa_ids(conn, "deal_project", rows.ids_naming(archived))) if archived else set()
+        rows.resolve_deals({k for k, s in deals.items() if not s.deleted}, archived, linked)
     return Frame(entity, rows.frame(), total, read, time.perf_counter() - started, sampled=fraction < 1.0)
 
 
