@@ -162,19 +162,19 @@ def test_the_primary_project_is_the_newest_live_one() -> None:
     assert rules.primary_project([]) is None
 
 
+DECIDED_AT = "2026-11-26T08:00:00.000+00:00"
+
+
 def test_desired_deal_fields_come_from_the_oa_and_the_stage_map() -> None:
-    project = {
-        "instance_code": "I-9",
-        "project_no": "202611260001",
-        "approval_status": "APPROVED",
-        "decided_at": "2026-11-26T08:00:00.000+00:00",
-    }
+    project = dict(
+        instance_code="I-9", project_no="202611260001", approval_status="APPROVED", decided_at=DECIDED_AT
+    )
     desired = rules.desired_deal(D, project, "won")
     assert desired == {
         "oa_instance_code": "I-9",
         "project_no": "202611260001",
         "approval_status": "APPROVED",
-        "approval_decided_at": "2026-11-26T08:00:00.000+00:00",
+        "approval_decided_at": DECIDED_AT,
         "project_stage": "executing",
     }
     assert set(desired) == set(rules.oa_owned_deal_fields(D))
@@ -182,12 +182,9 @@ def test_desired_deal_fields_come_from_the_oa_and_the_stage_map() -> None:
 
 
 def test_a_crm_edit_is_a_conflict_only_when_it_is_neither_ours_nor_the_oa() -> None:
-    desired = {
-        "oa_instance_code": "I-9",
-        "project_no": "P-1",
-        "approval_status": "APPROVED",
-        "approval_decided_at": "2026-11-26T08:00:00.000+00:00",
-    }
+    desired = dict(
+        oa_instance_code="I-9", project_no="P-1", approval_status="APPROVED", approval_decided_at=DECIDED_AT
+    )
     last = {**desired, "approval_status": "PENDING", "approval_decided_at": None}
     # The OA moved on (approved) and the CRM still shows our last write: an update, no conflict.
     plan = rules.plan_deal(D, "9", desired, {**last, "approval_decided_at": None}, last)

@@ -14,7 +14,7 @@ tested on their own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +23,8 @@ from typing import Any, Protocol
 from bridge.hooks._base import chunked
 from bridge.hooks._reading import PagedCalls, decimal, epoch_ms, iso_epoch_ms, lower, part, text
 from bridge.hooks.hubspot_codec import CrmObject
+
+Reader = Callable[[object], Any]  # reads one wire value into our field's type
 
 CAMPAIGNS = "/marketing/v3/campaigns"
 CAMPAIGN_ASSETS = "/marketing/v3/campaigns/{campaign_id}/assets/{asset_type}"
@@ -35,16 +37,6 @@ FEEDBACK_OBJECT = "feedback_submissions"
 CONTACT_OBJECT = "contacts"
 PAGE_MAX = 100  # campaigns, assets, events and breakdowns: limit ≤ 100
 BATCH_READ_MAX = 100
-CAMPAIGN_PROPERTIES = (
-    "hs_name",
-    "hs_start_date",
-    "hs_end_date",
-    "hs_campaign_status",
-    "hs_budget_items_sum_amount",
-    "hs_currency_code",
-    "hs_utm",
-    "hs_audience",
-)
 FEEDBACK_PROPERTIES = (
     "hs_survey_id",
     "hs_survey_name",
@@ -56,12 +48,6 @@ FEEDBACK_PROPERTIES = (
     "hs_content",
     "hs_submission_timestamp",
     "hs_contact_id",
-)
-SOURCE_PROPERTIES = (
-    "hs_analytics_source",
-    "hs_analytics_source_data_1",
-    "hs_analytics_source_data_2",
-    "hs_analytics_first_touch_converting_campaign",
 )
 ASSET_TYPES = frozenset({"marketing_event", "landing_page", "form", "marketing_email"})
 
@@ -167,20 +153,67 @@ def next_after(body: Mapping[str, Any]) -> str | None:
     return str(after) if after not in (None, "") else None
 
 
+def _decoded(source: Mapping[str, Any], spec: Mapping[str, tuple[str, Reader]]) -> dict[str, Any]:
+    """Our field name → its value read from ``source`` (a wire name and how to read it, per field)."""
+    return {name: read(source.get(wire)) for name, (wire, read) in spec.items()}
+
+
+def _text_or_empty(value: object) -> str:
+    return text(value) or ""
+
+
+# Our field → (HubSpot's name, reader), for the objects decoded field by field.
+CAMPAIGN_READERS: dict[str, tuple[str, Reader]] = {
+    "name": ("hs_name", _text_or_empty),
+    "start_date": ("hs_start_date", text),
+    "end_date": ("hs_end_date", text),
+    "status": ("hs_campaign_status", lower),
+    "budget": ("hs_budget_items_sum_amount", decimal),
+    "currency": ("hs_currency_code", text),
+    "utm": ("hs_utm", text),
+    "audience": ("hs_audience", text),
+}
+EVENT_FIELDS: dict[str, tuple[str, Reader]] = {
+    "external_id": ("externalEventId", text),
+    "name": ("eventName", _text_or_empty),
+    "event_type": ("eventType", text),
+    "organizer": ("eventOrganizer", text),
+    "url": ("eventUrl", text),
+    "start_at": ("startDateTime", text),
+    "end_at": ("endDateTime", text),
+    "cancelled": ("eventCancelled", lambda v: v is True),
+    "registrants": ("registrants", _count),
+    "attendees": ("attendees", _count),
+    "cancellations": ("cancellations", _count),
+    "no_shows": ("noShows", _count),
+}
+FEEDBACK_READERS: dict[str, tuple[str, Reader]] = {
+    "survey_type": ("hs_survey_type", text),
+    "survey_id": ("hs_survey_id", text),
+    "survey_name": ("hs_survey_name", text),
+    "value": ("hs_value", decimal),
+    "submitted_at": ("hs_submission_timestamp", text),
+    "nps_group": ("hs_response_group", lower),
+    "sentiment": ("hs_sentiment", lower),
+    "comment": ("hs_content", text),
+    "modified_ms": ("hs_lastmodifieddate", iso_epoch_ms),
+}
+SOURCE_READERS: dict[str, tuple[str, Reader]] = {
+    "source": ("hs_analytics_source", text),
+    "source_detail_1": ("hs_analytics_source_data_1", text),
+    "source_detail_2": ("hs_analytics_source_data_2", text),
+    "first_touch_campaign_id": ("hs_analytics_first_touch_converting_campaign", text),
+}
+CAMPAIGN_PROPERTIES = tuple(wire for wire, _ in CAMPAIGN_READERS.values())  # what a campaign read asks for
+SOURCE_PROPERTIES = tuple(wire for wire, _ in SOURCE_READERS.values())
+
+
 def campaign_of(obj: Mapping[str, Any]) -> Campaign:
-    props = _props(obj)
     return Campaign(
         id=str(obj.get("id")),
-        name=text(props.get("hs_name")) or "",
-        start_date=text(props.get("hs_start_date")),
-        end_date=text(props.get("hs_end_date")),
-        status=lower(props.get("hs_campaign_status")),
-        budget=decimal(props.get("hs_budget_items_sum_amount")),
-        currency=text(props.get("hs_currency_code")),
-        utm=text(props.get("hs_utm")),
-        audience=text(props.get("hs_audience")),
         created_at=text(obj.get("createdAt")),
         updated_at=text(obj.get("updatedAt")),
+        **_decoded(_props(obj), CAMPAIGN_READERS),
     )
 
 
@@ -189,21 +222,7 @@ def asset_of(obj: Mapping[str, Any], asset_type: str) -> CampaignAsset:
 
 
 def event_of(obj: Mapping[str, Any]) -> MarketingEvent:
-    return MarketingEvent(
-        id=str(obj.get("objectId") or obj.get("id")),
-        external_id=text(obj.get("externalEventId")),
-        name=text(obj.get("eventName")) or "",
-        event_type=text(obj.get("eventType")),
-        organizer=text(obj.get("eventOrganizer")),
-        url=text(obj.get("eventUrl")),
-        start_at=text(obj.get("startDateTime")),
-        end_at=text(obj.get("endDateTime")),
-        cancelled=obj.get("eventCancelled") is True,
-        registrants=_count(obj.get("registrants")),
-        attendees=_count(obj.get("attendees")),
-        cancellations=_count(obj.get("cancellations")),
-        no_shows=_count(obj.get("noShows")),
-    )
+    return MarketingEvent(id=str(obj.get("objectId") or obj.get("id")), **_decoded(obj, EVENT_FIELDS))
 
 
 def participation_of(obj: Mapping[str, Any]) -> Participation:
@@ -224,28 +243,13 @@ def feedback_of(obj: Mapping[str, Any], contact_ids: Sequence[str] = ()) -> Feed
     props = _props(obj)
     return FeedbackResponse(
         id=str(obj.get("id")),
-        survey_type=text(props.get("hs_survey_type")),
-        survey_id=text(props.get("hs_survey_id")),
-        survey_name=text(props.get("hs_survey_name")),
-        value=decimal(props.get("hs_value")),
-        submitted_at=text(props.get("hs_submission_timestamp")),
         contact_id=contact_ids[0] if contact_ids else text(props.get("hs_contact_id")),
-        nps_group=lower(props.get("hs_response_group")),
-        sentiment=lower(props.get("hs_sentiment")),
-        comment=text(props.get("hs_content")),
-        modified_ms=iso_epoch_ms(props.get("hs_lastmodifieddate")),
+        **_decoded(props, FEEDBACK_READERS),
     )
 
 
 def contact_source_of(obj: Mapping[str, Any]) -> ContactSource:
-    props = _props(obj)
-    return ContactSource(
-        contact_id=str(obj.get("id")),
-        source=text(props.get("hs_analytics_source")),
-        source_detail_1=text(props.get("hs_analytics_source_data_1")),
-        source_detail_2=text(props.get("hs_analytics_source_data_2")),
-        first_touch_campaign_id=text(props.get("hs_analytics_first_touch_converting_campaign")),
-    )
+    return ContactSource(contact_id=str(obj.get("id")), **_decoded(_props(obj), SOURCE_READERS))
 
 
 # ------------------------------------------------------------------ the mixin
