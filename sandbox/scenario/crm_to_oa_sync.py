@@ -6,7 +6,9 @@ left the company (no OA account) and an edit of a deal stuck in an unmapped
 legacy stage. ``after``: what arrived in the OA (instances, project numbers),
 what was written back to the CRM, what is in quarantine and why; then the
 amount of a linked deal changes and one more sync cycle (the same engine the
-DAG's tasks call) sends the 合同金额变更通知 to finance.
+DAG's tasks call) sends the 合同金额变更通知 to finance. ``lifecycle`` (played
+by the OA → CRM scene, last): a deal deleted with its 立项申请 pending (the
+archived-deals sweep withdraws it) and two deals merged (one 立项申请).
 
 The demo runs with ``BRIDGE__DEBOUNCE__QUIET_SECONDS=0``: a change is due as
 soon as it is extracted, so ``max_delay_seconds`` never binds (due = min(last
@@ -134,23 +136,31 @@ def after(sims: Any, demo_dir: Path) -> list[str]:
     return lines
 
 
+def lifecycle(sims: Any, demo_dir: Path) -> list[str]:
+    """A deal deleted with its 立项申请 pending, then two deals merged (called by the OA → CRM scene, last, so
+    that the OA → CRM run's figures above it stay those of the day's ordinary work)."""
+    chosen = json.loads((demo_dir / CHOSEN).read_text(encoding="utf-8"))
+    lines = _archive(sims, demo_dir, chosen["busy"])
+    return lines + _merge(
+        sims, demo_dir, [d["id"] for d in clean_negotiation(_deals(sims)) if d["id"] not in chosen["noted"]]
+    )
+
+
 def _deal_props(sims: Any, deal_id: str) -> dict[str, Any]:
     page = sims.crm.admin("GET", f"/_sim/objects/deals?after={int(deal_id) - 1}&limit=2")
     return next((d["properties"] for d in page["results"] if d["id"] == deal_id), {})
 
 
-def _amount_change(sims: Any, demo_dir: Path, deal_id: str) -> list[str]:
-    """Finance changes the contract amount of a linked deal; the next sync cycle sends the notice."""
+def _cycle(sims: Any, demo_dir: Path) -> None:
+    """One sync cycle (the same engine the DAG's tasks call), with the archived-deals sweep due every time."""
     from bridge.context import RunContext
     from bridge.hooks.crm import CrmHook
     from bridge.hooks.oa import OaHook
     from bridge.hub import engine
     from bridge.sync import crm_to_oa
 
-    old = float(_deal_props(sims, deal_id).get("amount") or 0)
-    new = old + 50_000
-    _act(sims, deal_id, {"amount": f"{new:.2f}"})
     cfg = crm_to_oa.CrmToOaSettings.from_settings({**_settings(), "debounce": {"quiet_seconds": 0}})
+    cfg = crm_to_oa.with_overrides(cfg, archive_sweep_seconds=0)
     with sims.as_connections():
         crm, oa = CrmHook(), OaHook()
         try:
@@ -160,12 +170,63 @@ def _amount_change(sims: Any, demo_dir: Path, deal_id: str) -> list[str]:
         finally:
             crm.close()
             oa.close()
+
+
+def _amount_change(sims: Any, demo_dir: Path, deal_id: str) -> list[str]:
+    """Finance changes the contract amount of a linked deal; the next sync cycle sends the notice."""
+    old = float(_deal_props(sims, deal_id).get("amount") or 0)
+    new = old + 50_000
+    _act(sims, deal_id, {"amount": f"{new:.2f}"})
+    _cycle(sims, demo_dir)
     notices = [n for n in _instances(sims, "contract_amount_notice") if n["widgets"].get("deal_id") == deal_id]
     lines = [f"CRM: contract amount of linked deal {deal_id} changed ¥{old:,.0f} → ¥{new:,.0f}; next sync cycle:"]
     for n in notices:
         w = n["widgets"]
         lines.append(f"OA: 合同金额变更通知 for 项目 {w.get('project_no')}: ¥{w.get('old_amount'):,.2f} → "
                      f"¥{w.get('new_amount'):,.2f}, filed by {n['user_id']} (finance audience)")
+    return lines
+
+
+def _archive(sims: Any, demo_dir: Path, deal_id: str) -> list[str]:
+    """A sales person deletes a deal whose 立项申请 is still pending: the sweep finds it, the bridge withdraws it."""
+    [inst] = [i for i in _instances(sims, "project_initiation") if i["widgets"].get("deal_id") == deal_id][:1]
+    sims.crm.admin("POST", "/_sim/act/archive", {"object_type": "deals", "id": int(deal_id)})
+    _cycle(sims, demo_dir)
+    status = next(i["status"] for i in _instances(sims, "project_initiation") if i["instance_code"] == inst["instance_code"])
+    return [f"CRM: deal {deal_id} deleted (archived) while its 立项申请 {inst['serial_number']} was pending; "
+            "next sync cycle (archived-deals sweep):",
+            f"OA: 立项申请 {inst['serial_number']} 「{inst['widgets'].get('project_name')}」 withdrawn by the bridge, "
+            f"status {status}"]
+
+
+def _merge(sims: Any, demo_dir: Path, candidates: list[str]) -> list[str]:
+    """Two deals of a customer are merged in the CRM: the survivor inherits the 立项申请, no second one is filed."""
+    from bridge.hooks.crm import CrmHook
+    from bridge.hub import engine, store
+
+    survivor, absorbed = candidates[:2]
+    _act(sims, absorbed, {"dealstage": "contractsent"})
+    _cycle(sims, demo_dir)
+    with sims.as_connections():
+        hook = CrmHook()
+        try:
+            hook.call("POST", "/crm/v3/objects/{object_type}/merge", path_params={"object_type": "deals"},
+                      json={"objectIdToMerge": absorbed, "primaryObjectId": survivor})
+        finally:
+            hook.close()
+    _cycle(sims, demo_dir)
+    _act(sims, survivor, {"dealstage": "contractsent"})
+    _cycle(sims, demo_dir)
+    filed = [i for i in _instances(sims, "project_initiation") if i["widgets"].get("deal_id") in (survivor, absorbed)]
+    with engine.get_engine(f"sqlite:///{demo_dir / 'hub.sqlite'}").connect() as conn:
+        linked = [lk.oa_id for lk in store.links(conn, "deal_project", crm_id=survivor) if lk.oa_id]
+    lines = [f"CRM: deal {absorbed} (with its 立项申请) merged into deal {survivor}, which then reached 合同签订; "
+             "next sync cycles:",
+             f"OA: {len(filed)} 立项申请 for the two deals"]
+    for inst in filed:
+        owner = survivor if inst["instance_code"] in linked else absorbed
+        lines.append(f"OA: 立项申请 {inst['serial_number']} 「{inst['widgets'].get('project_name')}」 status "
+                     f"{inst['status']}, now linked to deal {owner}")
     return lines
 
 

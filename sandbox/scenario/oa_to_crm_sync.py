@@ -7,14 +7,20 @@ already), and one 费用报销 without a customer (approved: the "forgot to
 select the customer" case). ``conf``: the run also backfills the last 30
 days of approved history the migration staged. ``after``: the statuses on
 the deals, the notes and meetings on the customers, and the quarantined form
-with its message.
+with its message; then, after the run's figures, the approved 费用报销 is
+revoked (one more run marks its note) and the CRM → OA lifecycle scene
+(:func:`sandbox.scenario.crm_to_oa_sync.lifecycle`: a deal deleted, two
+merged) plays, last, so that it changes no figure printed before it.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from sandbox.scenario import crm_to_oa_sync
 
 CHOSEN = "oa_to_crm_demo.json"
 APPLICANT = "u00011038"  # 彭明, sales
@@ -138,4 +144,33 @@ def after(sims: Any, demo_dir: Path) -> list[str]:
                      f"deals written {counts.get('written_deal', 0)}, notes {counts.get('written_notes', 0)}, "
                      f"meetings {counts.get('written_meetings', 0)}, quarantined {counts.get('quarantined', 0)}, "
                      f"API calls {counts.get('api_calls', 0)}")
-    return lines
+    lines += _revoke(sims, demo_dir, chosen["expense"])
+    return lines + crm_to_oa_sync.lifecycle(sims, demo_dir)
+
+
+def _revoke(sims: Any, demo_dir: Path, code: str) -> list[str]:
+    """An approved 费用报销 is revoked (撤销) later: the next run marks its note in the CRM, never deletes it."""
+    from bridge import settings
+    from bridge.context import RunContext
+    from bridge.hooks.crm import CrmHook
+    from bridge.hooks.oa import OaHook
+    from bridge.hub import engine
+    from bridge.sync import oa_to_crm
+
+    [serial] = [i["serial_number"] for i in _instances(sims, "expense_claim") if i["instance_code"] == code]
+    sims.oa.admin("POST", "/_sim/act/revoke", {"instance_code": code})
+    cfg = oa_to_crm.OaToCrmSettings.from_settings({**settings.load(), "debounce": {"quiet_seconds": 0}})
+    hub = engine.ensure_schema(f"sqlite:///{demo_dir / 'hub.sqlite'}")
+    ctx = RunContext.local(principal="bridge-service", dag_id="oa_to_crm_sync")
+    with sims.as_connections():
+        oa, crm = OaHook(), CrmHook()
+        try:
+            oa_to_crm.discover(oa, hub, ctx, cfg, datetime.now(UTC))
+            oa_to_crm.load(crm, hub, ctx, cfg, datetime.now(UTC))
+        finally:
+            oa.close()
+            crm.close()
+    note = _objects(sims, "notes").get(code)
+    body = note["properties"].get("hs_note_body") if note else "no note"
+    return [f"OA: the approved 费用报销 {serial} was revoked (撤销) by the approver; next sync run:",
+            f"CRM: its note, marked not deleted: {body}"]
