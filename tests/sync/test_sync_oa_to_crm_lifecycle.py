@@ -12,7 +12,7 @@ from typing import Any
 from tests.sync.sync_o2c_world import O2C, o2c  # noqa: F401
 
 from bridge.hub import store
-from bridge.sync import oa_to_crm
+from bridge.sync import crm_to_oa, oa_to_crm
 from bridge.sync.oa_to_crm import decide as rules
 
 
@@ -168,3 +168,22 @@ def test_a_revoked_visit_plan_meeting_is_marked_and_archived_with_remove(o2c: O2
         "marked before: stays marked, the setting is not retroactive"
     )
     _quiet_both_ways(o2c)
+
+
+def test_the_withdrawal_of_an_archived_deals_project_is_not_written_to_the_archived_deal(o2c: O2C) -> None:  # noqa: F811
+    """The CRM → OA sweep withdraws the pending 立项申请 of a deal deleted in the CRM; the OA → CRM run that sees
+    the CANCELED instance leaves the archived deal alone (HubSpot refuses writes to it) instead of quarantining it."""
+    o2c.c2o.cfg = crm_to_oa.with_overrides(o2c.c2o.cfg, archive_sweep_seconds=0)  # a sweep pass every run
+    _, deal, code = o2c.linked_deal()
+    o2c.c2o.archive("deals", deal)
+    o2c.c2o.tick(60)
+    _, loaded = o2c.c2o_sync()
+    assert loaded.counts["archived_withdrawn"] == 1
+    writes = o2c.crm_writes()
+    counts = o2c.sync()
+    assert counts.get("deal_archived_in_crm", 0) == 1
+    assert counts.get("written_deal", 0) == 0
+    assert o2c.quarantine("deal", deal) is None, "no vendor_rejected entry for the archived deal"
+    assert o2c.crm_writes() == writes
+    assert _status_writes(o2c, code) == []
+    assert o2c.pending() == [], "its changes are completed, not retried every run"

@@ -519,6 +519,7 @@ COUNT_LABELS = {
     "archived_marked": "仅标记的立项申请",
     "merged_projects_settled": "合并后处理的立项申请",
     "companies_read_on_demand": "按需读取客户",
+    "deal_archived_in_crm": "跳过：商机已在 CRM 删除（归档）",
     "nothing": "无需处理",
 }
 

@@ -101,7 +101,8 @@ def _works(run: O2C, dues: Sequence[PendingChange]) -> tuple[dict[str, DealWork]
 
 
 def _with_projects(run: O2C, works: Mapping[str, DealWork], done: list[PendingKey]) -> list[DealWork]:
-    """The deals with a primary 立项申请 and not held in quarantine; the others' keys go to ``done``."""
+    """The deals with a primary 立项申请, not held in quarantine and not deleted (archived) in the CRM; the others'
+    keys go to ``done`` (an archived deal cannot be written: its 立项申请 is the CRM → OA sweep's business)."""
     ids = list(works)
     with run.hub.connect() as conn:
         links, projects = deal_projects(conn, ids)
@@ -109,8 +110,13 @@ def _with_projects(run: O2C, works: Mapping[str, DealWork], done: list[PendingKe
         held = store.open_quarantine_for(conn, OA_TO_CRM, rules.PROJECT_FORM, all_codes)
         held_deals = store.open_quarantine_for(conn, OA_TO_CRM, "deal", ids)
         states = store.links_for_crm_ids(conn, rules.WRITEBACK_LINK, ids)
+        archived = {i for i, snap in store.get_snapshots(conn, "crm", "deal", ids).items() if snap.deleted}
     active: list[DealWork] = []
     for work in works.values():
+        if work.deal_id in archived:
+            done.extend(work.keys)
+            run.tally.add("deal_archived_in_crm")
+            continue
         chosen = primary(links.get(work.deal_id, []), projects, held)
         if work.deal_id in held_deals or chosen is None:
             done.extend(work.keys)
