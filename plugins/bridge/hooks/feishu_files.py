@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from bridge.attachments import safe_file_name
@@ -36,7 +36,7 @@ from bridge.hooks._files import (
     fetch_refreshing,
     stream_size,
 )
-from bridge.hooks._http import WRITE_ONCE
+from bridge.hooks._http import WRITE_ONCE, ApiClient
 from bridge.hooks.errors import BadResponseError, NotFoundError
 from bridge.hooks.feishu_codec import instance_code, instance_form
 
@@ -126,12 +126,17 @@ def check_size(size: int, kind: str) -> None:
         )
 
 
+class _ReadsInstances(Protocol):
+    """What the download needs of OaHook besides its client (structural, so this module does not import oa.py)."""
+
+    @property
+    def client(self) -> ApiClient: ...
+
+    def get_instance(self, instance_code: str) -> dict[str, Any]: ...
+
+
 class OaFiles(VendorHook):
     """The file methods of :class:`~bridge.hooks.oa.OaHook` (a mixin: the hook inherits them)."""
-
-    def get_instance(self, instance_code: str) -> dict[str, Any]:
-        """The instance detail (:class:`~bridge.hooks.oa.OaHook` reads it)."""
-        raise NotImplementedError
 
     def upload_attachment(self, stream: BinaryIO, *, name: str, kind: FileKind = "attachment") -> str:
         """Upload the rest of ``stream`` (seekable, read chunk by chunk while sent) as ``name`` (sanitised);
@@ -153,7 +158,7 @@ class OaFiles(VendorHook):
         """The files in an instance detail's attachment and image widgets (with that read's URLs)."""
         return files_of_instance(instance)
 
-    def download_attachment(self, file: OaFile, dest: BinaryIO) -> FileFacts:
+    def download_attachment(self: _ReadsInstances, file: OaFile, dest: BinaryIO) -> FileFacts:
         """Stream ``file`` into ``dest`` with its SHA-256, MD5 and size; an expired URL is refreshed once by
         reading the instance again (:class:`NotFoundError` when the file is no longer in its place)."""
 
