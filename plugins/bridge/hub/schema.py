@@ -380,3 +380,54 @@ event_health = Table(
     Column("last_poll_at", TS),
     Column("updated_at", TS, nullable=False),
 )
+
+# ---------------------------------------------------------------- documents (attachments)
+# The identity of a file is the SHA-256 of its bytes. ``document`` holds one
+# row per distinct content (what it is, never the bytes), ``document_copy``
+# one row per file stored in a system (HubSpot file id / Feishu file code),
+# ``document_link`` one row per record the content is attached to (a deal or
+# company in the CRM, an approval instance in the OA). origin says who put the
+# copy there: ``source`` (a person, found by a sync) or ``bridge`` (uploaded
+# by the bridge). doc_class is a permissions document class (contract |
+# invoice | other).
+document = Table(
+    "document",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # sniffed from the bytes: pdf, jpeg, png, ofd, docx, …
+    Column("doc_class", String(16), nullable=False),
+    Column("first_name", String(255), nullable=False),
+    Column("first_seen_at", TS, nullable=False),
+)
+
+document_copy = Table(
+    "document_copy",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False),
+    Column("system", String(8), nullable=False),  # crm | oa
+    Column("file_ref", String(128), nullable=False),  # HubSpot file id | Feishu file code
+    Column("name", String(255), nullable=False),
+    Column("origin", String(8), nullable=False),  # source | bridge
+    Column("created_at", TS, nullable=False),
+    Column("run_id", String(250)),
+    UniqueConstraint("system", "file_ref", name="uq_document_copy_ref"),
+    Index("ix_document_copy_sha", "sha256", "system"),
+)
+
+document_link = Table(
+    "document_link",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False),
+    Column("system", String(8), nullable=False),  # crm | oa
+    Column("record_type", String(40), nullable=False),  # deal | company | <OA form key>
+    Column("record_id", String(64), nullable=False),
+    Column("via", String(128)),  # the HubSpot note id / the OA widget id that holds it
+    Column("company_id", String(64)),  # the CRM customer the record belongs to (documents page)
+    Column("created_at", TS, nullable=False),
+    Column("run_id", String(250)),
+    UniqueConstraint("sha256", "system", "record_type", "record_id", name="uq_document_link"),
+    Index("ix_document_link_company", "company_id"),
+)
