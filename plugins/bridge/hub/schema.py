@@ -431,3 +431,22 @@ document_link = Table(
     UniqueConstraint("sha256", "system", "record_type", "record_id", name="uq_document_link"),
     Index("ix_document_link_company", "company_id"),
 )
+
+# ---------------------------------------------------------------- customer journey (issue 20)
+# Stage history of CRM deals, as the journey marts see it (bridge.journey.marts.record_stage_changes): one row
+# each time a deal is seen in a stage other than its last recorded one. entered_ms is the deal's source
+# modification time of the first snapshot that shows the stage (basis "snapshot"; "first_seen" for the first
+# stage the bridge saw of a deal), or HubSpot's own timestamp when the CRM hands out property history
+# (basis "history").
+deal_stage_history = Table(
+    "deal_stage_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deal_id", String(64), nullable=False),
+    Column("stage", String(40)),  # canonical stage; NULL: the deal had none
+    Column("entered_ms", BigInteger, nullable=False),
+    Column("basis", String(12), nullable=False),  # first_seen | snapshot | history
+    Column("recorded_at", TS, nullable=False),
+    UniqueConstraint("deal_id", "entered_ms", "stage", name="uq_deal_stage_history"),
+    Index("ix_deal_stage_history_deal", "deal_id", "entered_ms"),
+)
