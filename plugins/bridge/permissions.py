@@ -25,8 +25,24 @@ from bridge.dictionary import load as load_dictionary
 from bridge.dictionary.errors import ConfigIssue, PolicyError
 from bridge.dictionary.shape import EntityRules, NodeT, PolicyTop, RoleRules, RoleSpec, Where, parse
 from bridge.dictionary.yamlio import LineDict, build_file
+from bridge.permissions_documents import (
+    DOCUMENT_CLASSES,
+    DocumentAccess,
+    DocumentRules,
+    build_document_rules,
+)
 
-__all__ = ["AUDIENCE_KINDS", "MASKS", "Policy", "PolicyError", "default_path", "load", "mask_value"]
+__all__ = [
+    "AUDIENCE_KINDS",
+    "DOCUMENT_CLASSES",
+    "MASKS",
+    "DocumentAccess",
+    "Policy",
+    "PolicyError",
+    "default_path",
+    "load",
+    "mask_value",
+]
 
 AUDIENCE_KINDS = ("form", "notice", "crm_write", "report", "export")
 MASKABLE_TYPES = frozenset({"string", "text"})
@@ -105,6 +121,7 @@ class Policy:
         visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
         audiences: Mapping[str, Mapping[str, str]],
         dictionary: Dictionary,
+        documents: DocumentRules | None = None,
     ) -> None:
         self.path = path
         self.version = version
@@ -112,6 +129,7 @@ class Policy:
         self.masks = {e: dict(m) for e, m in masks.items()}  # entity → field → mask kind
         self.audiences = {k: dict(v) for k, v in audiences.items()}
         self.dictionary = dictionary
+        self.documents = documents or DocumentRules({})  # none: nobody sees a document (fail closed)
         # (entity, role) → {field: mask kind or None (clear)}
         self._visibility = {key: dict(v) for key, v in visibility.items()}
         self._rules: dict[tuple[str, str], Rule] = {
@@ -210,6 +228,34 @@ class Policy:
         """The roles that may receive what was built for ``other`` (see :meth:`covers`), in policy order."""
         return [role for role in self.roles if self.covers(role, other)]
 
+    # ------------------------------------------------------------ documents (attachments, issue 19)
+    def sees_customers(self, role: str) -> bool:
+        """Whether ``role`` may see customers at all (their name): the precondition of seeing their documents."""
+        return self.allowed("company", "name", role)
+
+    def document_access(self, role: str, doc_class: str) -> DocumentAccess:
+        """What ``role`` may do with a customer's document of ``doc_class``: none, listed (no link) or open.
+
+        A role that does not see customers sees no document; a class the policy
+        does not name is seen by nobody (fail closed). An unknown role is an error.
+        """
+        if not self.sees_customers(role):
+            return DocumentAccess.NONE
+        return self.documents.access(role, doc_class)
+
+    def may_open_document(self, role: str, doc_class: str) -> bool:
+        """Whether ``role`` may open (download, follow the link of) a customer's document of ``doc_class``."""
+        return self.document_access(role, doc_class) is DocumentAccess.OPEN
+
+    def document_openers(self, doc_class: str) -> list[str]:
+        """The roles that may open a document of ``doc_class``, in policy order (for refusals naming who may)."""
+        allowed = self.documents.openers(doc_class)
+        return [role for role in self.roles if role in allowed and self.sees_customers(role)]
+
+    def document_class_label(self, doc_class: str) -> str:
+        """合同 / 发票 / 其他 (未分类 for a class the policy does not name)."""
+        return self.documents.label(doc_class)
+
     def mask_all(self, entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
         """The record with every maskable value masked, nothing dropped (quarantine display, exports)."""
         out = dict(record)
@@ -287,6 +333,7 @@ class _Builder:
         roles = self.roles(root)
         masks, visibility = self.entities(root, roles)
         audiences = self.audiences(root, roles)
+        documents = build_document_rules(root.get("documents"), root.line_of("documents"), roles, self.issue)
         self.cross_check(root, visibility, audiences)
         if self.issues or version is None:
             return None
@@ -298,6 +345,7 @@ class _Builder:
             visibility=visibility,
             audiences=audiences,
             dictionary=self.d,
+            documents=documents,
         )
 
     def roles(self, root: LineDict) -> dict[str, str]:

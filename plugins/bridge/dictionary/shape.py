@@ -204,8 +204,9 @@ class PolicyTop(Node):
     roles: Any = None
     entities: Any = None
     audiences: Any = None
+    documents: Any = None  # document classes (bridge.permissions_documents)
 
-    UNKNOWN_KEY: ClassVar[str] = "文件顶层有未知的键 {key!r}；允许: version、roles、entities、audiences。"
+    UNKNOWN_KEY: ClassVar[str] = "文件顶层有未知的键 {key!r}；允许: version、roles、entities、audiences、documents。"
 
 
 class RoleSpec(Node):
