@@ -1,0 +1,394 @@
+"""Customer journey marts: one timeline per customer across both systems, the funnel per campaign, deal stage
+history, and the inputs of people × satisfaction — read from the hub's snapshots, computed on demand.
+
+Everything here reads staged snapshots (the CRM → OA sync stages companies, contacts and deals; the OA → CRM
+sync the OA approvals; the journey staging the campaigns, events, participations, survey answers and
+performance results) and the hub tables ``xref`` (owner ⇄ OA user), ``document_link`` (attachments) and
+``deal_stage_history`` (written here, by :func:`record_stage_changes`). Values leave only through the
+permission policy (:class:`Projection`): an entity the viewer's role sees nothing of leaves no event, and
+each event shows only the fields the role sees (masked where the policy masks them).
+
+Stage durations come from ``deal_stage_history``: HubSpot hands out each property's history
+(``propertiesWithHistory``), but the CRM hook does not request it and the simulator keeps none, so the
+history is recorded from snapshot changes: each call of :func:`record_stage_changes` (the daily report's
+build and the journey refresh task call it) adds a row when a deal's staged stage differs from the last one
+recorded, dated by the deal's source modification time. Two stage changes between two calls show as one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from statistics import median
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, func, or_, select
+
+from bridge.clock import from_ms
+from bridge.hub import store
+from bridge.hub.schema import deal_stage_history, document, document_link, snapshot
+from bridge.permissions import Policy
+
+TZ = ZoneInfo("Asia/Shanghai")
+STAGE_WATERMARK = "journey.deal_stage"
+WON = ("won", "delivered")
+LOST = ("lost",)
+NO_CAMPAIGN = "（无营销活动）"
+NO_SOURCE = "（来源未知）"
+
+# The journey sources as staged (entity keys and canonical fields; docs/journey.md).
+CAMPAIGN, EVENT, PARTICIPATION = "campaign", "marketing_event", "event_participation"
+FEEDBACK, REVIEW = "feedback_submission", "performance_review"
+OA_FORMS = ("project_initiation", "expense_claim", "travel_request", "visit_plan")
+
+
+# ---------------------------------------------------------------- values
+def parse_time(value: Any) -> datetime | None:
+    """A canonical datetime (ISO with offset) or date (YYYY-MM-DD, taken at 00:00 Beijing time) as UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), TZ).astimezone(UTC)
+    if isinstance(value, int | float):
+        return from_ms(int(value))
+    text = str(value)
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), TZ).astimezone(UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def business_date(value: Any) -> date | None:
+    at = parse_time(value)
+    return at.astimezone(TZ).date() if at is not None else None
+
+
+def number(value: Any) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- policy
+@dataclass(frozen=True)
+class Projection:
+    """The viewer's role through the permission policy; entities the dictionary does not know are hidden."""
+
+    policy: Policy
+    role: str
+
+    def sees(self, entity: str) -> bool:
+        if entity not in self.policy.dictionary.entities:
+            return False
+        return bool(self.policy.visibility(entity, self.role))
+
+    def shown(self, entity: str, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The record as the role sees it; None when the role sees nothing of the entity."""
+        if not self.sees(entity):
+            return None
+        return self.policy.project(entity, record, self.role)
+
+    def allowed(self, entity: str, field_name: str) -> bool:
+        return self.sees(entity) and bool(self.policy.allowed(entity, field_name, self.role))
+
+
+# ---------------------------------------------------------------- stage history
+def record_stage_changes(conn: Connection, *, now: datetime | None = None, run_id: str | None = None,
+                         batch: int = 1000) -> int:
+    """Add a ``deal_stage_history`` row for every staged deal whose stage differs from its last recorded one.
+
+    Reads the deals modified since the watermark ``journey.deal_stage`` (inclusive: a rerun finds nothing new)
+    and moves it in the caller's transaction. Returns the rows added.
+    """
+    at = now or datetime.now(UTC)
+    since = store.get_watermark(conn, STAGE_WATERMARK)
+    added, newest = 0, since
+    for part in store.iter_snapshots(conn, "deal", system="crm", batch=batch, modified_since_ms=since):
+        last = _last_stages(conn, [s.source_id for s in part])
+        rows = []
+        for snap in part:
+            stage = snap.payload.get("stage")
+            known = snap.source_id in last
+            if known and last[snap.source_id][0] == stage:
+                continue
+            if known and last[snap.source_id][1] >= snap.source_modified_ms:
+                continue  # an older read than the recorded change
+            rows.append({"deal_id": snap.source_id, "stage": stage, "entered_ms": snap.source_modified_ms,
+                         "basis": "snapshot" if known else "first_seen", "recorded_at": at})
+            newest = max(newest or 0, snap.source_modified_ms)
+        newest = max([newest or 0, *(s.source_modified_ms for s in part)])
+        if rows:
+            conn.execute(deal_stage_history.insert(), rows)
+            added += len(rows)
+    if newest is not None and newest != since:
+        store.set_watermark(conn, STAGE_WATERMARK, newest, run_id, now=at)
+    return added
+
+
+def _last_stages(conn: Connection, deal_ids: Sequence[str]) -> dict[str, tuple[str | None, int]]:
+    """deal id → (stage, entered_ms) of its latest recorded row."""
+    out: dict[str, tuple[str | None, int]] = {}
+    query = (select(deal_stage_history.c.deal_id, deal_stage_history.c.stage, deal_stage_history.c.entered_ms)
+             .where(deal_stage_history.c.deal_id.in_(list(deal_ids)))
+             .order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_ms, deal_stage_history.c.id))
+    for deal_id, stage, entered in conn.execute(query):
+        out[str(deal_id)] = (stage, int(entered))
+    return out
+
+
+@dataclass(frozen=True)
+class StageSpan:
+    """A deal's time in one stage: from ``start`` to ``end`` (None: still there)."""
+
+    deal_id: str
+    stage: str | None
+    start: datetime
+    end: datetime | None
+    basis: str
+
+    def days(self, now: datetime) -> float:
+        return ((self.end or now) - self.start).total_seconds() / 86400
+
+
+def stage_spans(conn: Connection, deal_ids: Iterable[str] | None = None) -> dict[str, list[StageSpan]]:
+    """The recorded stages of the deals (all deals when None), oldest first, each ending where the next starts."""
+    query = select(deal_stage_history.c.deal_id, deal_stage_history.c.stage, deal_stage_history.c.entered_ms,
+                   deal_stage_history.c.basis)
+    if deal_ids is not None:
+        query = query.where(deal_stage_history.c.deal_id.in_(list(deal_ids)))
+    rows: dict[str, list[tuple[str | None, int, str]]] = defaultdict(list)
+    for deal_id, stage, entered, basis in conn.execute(query.order_by(deal_stage_history.c.deal_id,
+                                                                      deal_stage_history.c.entered_ms)):
+        rows[str(deal_id)].append((stage, int(entered), str(basis)))
+    return {deal_id: spans_of(deal_id, history) for deal_id, history in rows.items()}
+
+
+def spans_of(deal_id: str, history: Sequence[tuple[str | None, int, str]]) -> list[StageSpan]:
+    """(stage, entered_ms, basis) rows in time order → spans; a closing stage (won, lost) has no end."""
+    spans = []
+    for i, (stage, entered, basis) in enumerate(history):
+        end = from_ms(history[i + 1][1]) if i + 1 < len(history) else None
+        spans.append(StageSpan(deal_id, stage, from_ms(entered), end, basis))
+    return spans
+
+
+def slowest_stages(spans: Mapping[str, Sequence[StageSpan]], *, now: datetime) -> list[tuple[str, float, int]]:
+    """(stage, median days, deals) of the finished spans of open stages, slowest first."""
+    by_stage: dict[str, list[float]] = defaultdict(list)
+    for deal_spans in spans.values():
+        for span in deal_spans:
+            if span.end is not None and span.stage is not None and span.stage not in WON + LOST:
+                by_stage[span.stage].append(span.days(now))
+    ranked = [(stage, float(median(days)), len(days)) for stage, days in by_stage.items()]
+    return sorted(ranked, key=lambda r: (-r[1], r[0]))
+
+
+# ---------------------------------------------------------------- customers
+def find_customers(conn: Connection, query: str, *, owners: set[str] | None, by_uscc: bool,
+                   limit: int = 20) -> list[store.Snapshot]:
+    """Live companies whose name contains ``query`` (or whose USCC is it, when ``by_uscc``), owners' only."""
+    text = query.strip()
+    if not text:
+        return []
+    name, uscc = snapshot.c.payload["name"].as_string(), snapshot.c.payload["uscc"].as_string()
+    match = or_(name.contains(text, autoescape=True), uscc == text.upper()) if by_uscc else \
+        name.contains(text, autoescape=True)
+    stmt = (select(snapshot).where(snapshot.c.system == "crm", snapshot.c.entity == "company",
+                                   snapshot.c.deleted.is_(False), match)
+            .order_by(name, snapshot.c.source_id).limit(limit * 5 if owners is not None else limit))
+    found = [store.get_snapshot(conn, "crm", "company", str(row.source_id)) for row in conn.execute(stmt)]
+    live = [s for s in found if s is not None]
+    if owners is not None:
+        live = [s for s in live if str(s.payload.get("owner_id")) in owners]
+    return live[:limit]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a customer's journey, as the viewer may see it."""
+
+    at: datetime
+    kind: str  # first_touch | event | contact | deal | stage | won | approval | visit | trip | expense | document | survey
+    title: str  # Chinese
+    detail: str  # Chinese, built from the fields the role sees only
+    system: str  # crm | oa | hub
+    days: float | None = None  # time in a stage
+
+
+@dataclass
+class Timeline:
+    company_id: str
+    name: str | None
+    events: list[Event] = field(default_factory=list)
+    hidden: dict[str, int] = field(default_factory=dict)  # entity → records left out for the role
+    first_touch: Event | None = None
+
+
+def _related(conn: Connection, entity: str, system: str, key: str, values: Iterable[str]) -> list[store.Snapshot]:
+    wanted = [str(v) for v in values if v]
+    if not wanted:
+        return []
+    found = store.snapshots_by_field(conn, system, entity, key, wanted)
+    return [snap for snaps in found.values() for snap in snaps]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The staged records around one customer."""
+
+    company: store.Snapshot
+    contacts: list[store.Snapshot]
+    deals: list[store.Snapshot]
+    approvals: dict[str, list[store.Snapshot]]
+    participations: list[store.Snapshot]
+    events: dict[str, store.Snapshot]
+    campaigns: dict[str, store.Snapshot]
+    answers: list[store.Snapshot]
+    documents: list[dict[str, Any]]
+
+
+def customer_sources(conn: Connection, company_id: str) -> Sources | None:
+    """Everything the hub holds around one customer; None when no live company has that id."""
+    company = store.get_snapshot(conn, "crm", "company", company_id)
+    if company is None or company.deleted:
+        return None
+    contacts = _related(conn, "contact", "crm", "company_id", [company_id])
+    contact_ids = [c.source_id for c in contacts]
+    participations = _related(conn, PARTICIPATION, "crm", "contact_id", contact_ids)
+    events = store.get_snapshots(conn, "crm", EVENT, [str(p.payload.get("event_id")) for p in participations])
+    campaign_ids = {str(e.payload.get("campaign_id")) for e in events.values() if e.payload.get("campaign_id")}
+    campaign_ids |= {str(c.payload.get("first_touch_campaign_id")) for c in contacts
+                     if c.payload.get("first_touch_campaign_id")}
+    return Sources(
+        company=company, contacts=contacts, deals=_related(conn, "deal", "crm", "company_id", [company_id]),
+        approvals={form: _related(conn, form, "oa", "customer_id", [company_id]) for form in OA_FORMS},
+        participations=participations, events=events,
+        campaigns=store.get_snapshots(conn, "crm", CAMPAIGN, sorted(campaign_ids)),
+        answers=_related(conn, FEEDBACK, "crm", "contact_id", contact_ids),
+        documents=company_documents(conn, company_id))
+
+
+def company_documents(conn: Connection, company_id: str) -> list[dict[str, Any]]:
+    """Attachments linked to the customer's records (hub ``document_link``), with their class and first name."""
+    query = (select(document_link.c.record_type, document_link.c.created_at, document.c.doc_class,
+                    document.c.first_name, document.c.kind)
+             .join(document, document.c.sha256 == document_link.c.sha256)
+             .where(document_link.c.company_id == company_id).order_by(document_link.c.created_at))
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def count_rows(conn: Connection, table_name: str) -> int:
+    table = {"document_link": document_link, "deal_stage_history": deal_stage_history}[table_name]
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def iter_live(conn: Connection, entity: str, system: str = "crm") -> Iterator[store.Snapshot]:
+    for part in store.iter_snapshots(conn, entity, system=system, batch=5000):
+        yield from part
+
+
+
+# ---------------------------------------------------------------- funnel facts
+@dataclass
+class FunnelFacts:
+    """What the funnel and the new-customer figures are computed from (whole hub, no person's data)."""
+
+    touches: list[Any]  # funnel.Touch
+    deals: list[Any]  # funnel.DealFact
+    created: dict[str, date | None]  # company id → business date of creation
+    campaign_names: dict[str, str]
+
+
+def funnel_facts(conn: Connection) -> FunnelFacts:
+    """Touches, deals and company creation dates of the live staged records (one pass per entity)."""
+    from bridge.journey.funnel import DealFact, Touch
+
+    contacts = {s.source_id: s for s in iter_live(conn, "contact")}
+    events = {s.source_id: s.payload for s in iter_live(conn, EVENT)}
+    touches: list[Touch] = []
+    for snap in iter_live(conn, PARTICIPATION):
+        contact = contacts.get(str(snap.payload.get("contact_id")))
+        company = contact.payload.get("company_id") if contact else None
+        event = events.get(str(snap.payload.get("event_id"))) or {}
+        at = parse_time(snap.payload.get("occurred_at")) or parse_time(event.get("start_at"))
+        if contact is None or not company or at is None:
+            continue
+        touches.append(Touch(str(company), contact.source_id, _opt(event.get("campaign_id")), None, at))
+    for contact in contacts.values():
+        company, source = contact.payload.get("company_id"), contact.payload.get("original_source")
+        campaign = _opt(contact.payload.get("first_touch_campaign_id"))
+        if company and (source or campaign):
+            touches.append(Touch(str(company), contact.source_id, campaign, _opt(source), contact.first_seen_at))
+    deals = [DealFact(str(s.payload.get("company_id")), s.payload.get("stage"), business_date(s.payload.get("created_at")),
+                      business_date(s.payload.get("close_date")))
+             for s in iter_live(conn, "deal") if s.payload.get("company_id")]
+    created = {s.source_id: business_date(s.payload.get("created_at")) for s in iter_live(conn, "company")}
+    names = {s.source_id: str(s.payload.get("name") or s.source_id) for s in iter_live(conn, CAMPAIGN)}
+    return FunnelFacts(touches, deals, created, names)
+
+
+def _opt(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+# ---------------------------------------------------------------- people × satisfaction facts
+@dataclass
+class PeopleFacts:
+    reviews: list[Any]  # people_csat.Review
+    periods: dict[str, Any]  # period id → people_csat.Period
+    answers: list[Any]  # people_csat.Answer
+    deals: list[Any]  # people_csat.DealFact
+    unlinked_reviews: int  # results of OA users linked to no CRM owner (not shown)
+
+
+def people_facts(conn: Connection) -> PeopleFacts:
+    """Performance results by CRM owner (through the owner ⇄ OA user links), survey answers by the owner of the
+    answering contact's company, deals by owner."""
+    from bridge.journey.people_csat import Answer, DealFact, Period, Review
+
+    owner_of_user = {str(lk.oa_id): str(lk.crm_id) for lk in store.links(conn, "owner_user") if lk.oa_id and lk.crm_id}
+    reviews: list[Review] = []
+    periods: dict[str, Period] = {}
+    unlinked = 0
+    for snap in iter_live(conn, REVIEW, system="oa"):
+        p = snap.payload
+        owner = owner_of_user.get(str(p.get("user_id")))
+        period_id = _opt(p.get("period_id"))
+        if period_id is None:
+            continue
+        periods.setdefault(period_id, Period(period_id, str(p.get("period_name") or period_id),
+                                             parse_time(p.get("period_start")), _period_end(p.get("period_end"))))
+        if owner is None:
+            unlinked += 1
+            continue
+        reviews.append(Review(owner, period_id, _opt(p.get("rating")), number(p.get("score"))))
+    company_owner = {s.source_id: _opt(s.payload.get("owner_id")) for s in iter_live(conn, "company")}
+    contact_company = {s.source_id: _opt(s.payload.get("company_id")) for s in iter_live(conn, "contact")}
+    answers = []
+    for snap in iter_live(conn, FEEDBACK):
+        p = snap.payload
+        owner = company_owner.get(contact_company.get(str(p.get("contact_id"))) or "")
+        if owner:
+            answers.append(Answer(owner, str(p.get("survey_type") or ""), number(p.get("value")),
+                                  parse_time(p.get("submitted_at")), _opt(p.get("nps_group"))))
+    deals = [DealFact(str(s.payload["owner_id"]), s.payload.get("stage"), business_date(s.payload.get("created_at")),
+                      business_date(s.payload.get("close_date")))
+             for s in iter_live(conn, "deal") if s.payload.get("owner_id")]
+    return PeopleFacts(reviews, periods, answers, deals, unlinked)
+
+
+def _period_end(value: Any) -> datetime | None:
+    """A period's end: a bare date covers that whole day."""
+    at = parse_time(value)
+    if at is not None and isinstance(value, str) and len(value) == 10:
+        return at + timedelta(days=1) - timedelta(microseconds=1)
+    return at
