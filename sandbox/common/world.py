@@ -38,6 +38,7 @@ APPROVAL_CODES = {
     "travel_request": "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1003",
     "visit_plan": "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1004",
     "contract_amount_notice": "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1005",
+    "deal_void_notice": "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1006",
 }
 
 # ---------------------------------------------------------------- pools

@@ -33,6 +33,7 @@ from sandbox.common.world import World
 from sandbox.launcher import OA_APP_ID, OA_APP_SECRET
 from sandbox.oa import errors as E
 from sandbox.oa.attachments import URL_TTL_S, ApprovalFiles, with_urls
+from sandbox.oa.comments import detail_comments
 from sandbox.oa.definitions import DEFAULT_DICTIONARY, Definition, load_definitions
 from sandbox.oa.errors import FeishuError, field_violation, param_invalid
 from sandbox.oa.events import EventDispatcher
@@ -275,6 +276,7 @@ class SimState:
     def detail(self, row: Mapping[str, Any], base_url: str = "") -> dict[str, Any]:
         """The instance detail; file widgets carry download URLs minted now (under ``base_url``)."""
         out = detail(row, self.definitions[row["approval_code"]], self.people)
+        out["comment_list"] = [*out.get("comment_list", []), *detail_comments(self, row["instance_code"])]
         out["form"] = with_urls(out["form"], self.files, base_url, self.now_ms(), self.cfg.file_url_ttl_s)
         return out
 
@@ -438,7 +440,7 @@ def feishu_error_body(status: int, message: str) -> tuple[bytes, dict[str, str]]
 
 # ---------------------------------------------------------------- the app
 def create_app(cfg: SimConfig) -> FastAPI:
-    from sandbox.oa import attachments
+    from sandbox.oa import attachments, comments
     from sandbox.oa.admin import admin_router
     from sandbox.oa.performance import performance_router
 
@@ -742,6 +744,7 @@ def create_app(cfg: SimConfig) -> FastAPI:
     attachments.install(api, state)
     api.add_middleware(FaultMiddleware, injector=state.injector, error_body=feishu_error_body)
     api.add_middleware(StatsMiddleware, state=state, api=api)
+    comments.install(api, state)
     return api
 
 

@@ -27,13 +27,14 @@ DEFAULT_DICTIONARY = ROOT / "include" / "dictionary.yaml"
 # to every definition that has no widget of that type.
 FILE_WIDGETS = (("attachments", "attachmentV2", "附件"), ("images", "image", "图片"))
 
-# Chinese names of the five definitions (the dictionary's form labels must agree).
+# Chinese names of the six definitions (the dictionary's form labels must agree).
 APPROVAL_NAMES = {
     "project_initiation": "立项申请",
     "expense_claim": "费用报销",
     "travel_request": "差旅申请",
     "visit_plan": "客户拜访计划",
     "contract_amount_notice": "合同金额变更通知",
+    "deal_void_notice": "商机作废通知",
 }
 
 

@@ -33,7 +33,9 @@ FEISHU_LIMITS: dict[str, list[tuple[int, float]]] = {
         PER_MINUTE_100,
     ),
     **dict.fromkeys(
-        ("instances.get", "instances.query", "users.batch_get_id", "users.batch"), PER_MINUTE_1000_PER_SECOND_50
+        ("instances.get", "instances.query", "users.batch_get_id", "users.batch", "comments.create",
+         "comments.list"),
+        PER_MINUTE_1000_PER_SECOND_50,  # comments: x-lark-rate-limit tier 4, the instance read's tier
     ),
     "approvals.subscribe": [(20, 1)],
 }

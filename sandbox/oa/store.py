@@ -68,6 +68,20 @@ instances = Table(
     Index("ix_instances_start", "start_ms", "instance_code"),
 )
 
+# Comments on instances (approval v4 instances/{id}/comments); comment_id is Feishu's int64-as-text id.
+comments = Table(
+    "comments", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("comment_id", String, nullable=False, unique=True),
+    Column("instance_code", String, nullable=False),
+    Column("user_id", String, nullable=False),
+    Column("open_id", String, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("create_ms", Integer, nullable=False),
+    Column("is_delete", Integer, nullable=False, default=0),
+    Index("ix_comments_instance", "instance_code", "seq"),
+)
+
 users = Table(
     "users", metadata,
     Column("user_id", String, primary_key=True),
@@ -208,6 +222,25 @@ class Store:
     def delete_all_instances(self) -> None:
         with self.tx() as c:
             c.execute(delete(instances))
+            c.execute(delete(comments))
+
+    # ------------------------------------------------------------ comments
+    def add_comment(self, row: Row) -> Row:
+        """Store a comment (``comment_id`` derived from its sequence number); returns the stored row."""
+        with self.tx() as c:
+            seq = int(c.execute(insert(comments).values(**row, comment_id="")).inserted_primary_key[0])
+            comment_id = str(7_081_516_627_711_000_000 + seq)
+            c.execute(update(comments).where(comments.c.seq == seq).values(comment_id=comment_id))
+        return {**row, "seq": seq, "comment_id": comment_id}
+
+    def comments_of(self, instance_code: str, after_seq: int = 0, limit: int | None = None) -> list[Row]:
+        """An instance's comments, oldest first, after sequence number ``after_seq``."""
+        q = select(comments).where(comments.c.instance_code == instance_code, comments.c.seq > after_seq)
+        q = q.order_by(comments.c.seq)
+        if limit is not None:
+            q = q.limit(limit)
+        with self.tx() as c:
+            return [_plain(r) for r in c.execute(q).mappings()]
 
     def get_instance(self, code_or_uuid: str) -> Row | None:
         """By instance code, else by uuid (GET instance accepts either, as Feishu documents)."""

@@ -216,6 +216,10 @@ SAMPLE_VALUES: dict[str, dict[str, Any]] = {
                                "deal_id": "50000000001", "customer_name": "北京星辰科技有限公司",
                                "old_amount": 250000.0, "new_amount": 280000.0,
                                "changed_at": "2026-11-26T00:00:00+08:00"},
+    "deal_void_notice": {"deal_name": "北京星辰科技ERP实施项目", "deal_id": "50000000001",
+                         "customer_name": "北京星辰科技有限公司", "project_instance": "6A123516-FB88-470D-A428-9AF58B71B3C0",
+                         "project_no": "202611260001", "void_reason": "删除", "voided_at": "2026-11-26T00:00:00+08:00",
+                         "contract_amount": 250000.0},
 }
 
 WIDGET_TYPES: dict[str, dict[str, str]] = {}

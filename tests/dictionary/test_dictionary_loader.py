@@ -26,10 +26,12 @@ def test_shipped_dictionary_loads_with_every_entity_and_form(dictionary: Diction
         "travel_request",
         "visit_plan",
         "contract_amount_notice",
+        "deal_void_notice",
     }
     assert {f.name for f in dictionary.forms.values() if f.direction == "crm_to_oa"} == {
         "project_initiation",
         "contract_amount_notice",
+        "deal_void_notice",
     }
     assert dictionary.forms["project_initiation"].audience == "sales_manager"
     assert dictionary.forms["contract_amount_notice"].entity == "contract_amount_notice"

@@ -75,7 +75,7 @@ def test_create_then_get_shows_the_instance_as_feishu_does(oa: OaClient, people:
     inst = oa.call("GET", f"{INSTANCES}/{code}")
     assert inst["instance_code"] == code
     assert inst["approval_code"] == APPROVAL_CODES[form]
-    assert inst["approval_name"] in {"立项申请", "费用报销", "差旅申请", "客户拜访计划", "合同金额变更通知"}
+    assert inst["approval_name"] in {"立项申请", "费用报销", "差旅申请", "客户拜访计划", "合同金额变更通知", "商机作废通知"}
     assert inst["status"] == "PENDING"
     assert inst["end_time"] == "0"
     assert inst["uuid"] == f"t-{form}"

@@ -4,6 +4,7 @@ sweep, the withdrawal of a pending 立项申请, the notice to finance for an ap
 from __future__ import annotations
 
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from tests.sync.sync_c2o_world import C2O
@@ -84,10 +85,38 @@ def test_deal_archived_while_pending_withdraws_its_project_initiation(world: C2O
     assert [w["record_ids"]["instance_code"] for w in withdrawals] == [code]
     assert "自动撤回" in withdrawals[0]["detail"]
     assert _ops(world, deal)[-2:] == ["archive", "withdraw_instance"]
+    # The reason is on the instance itself, posted by the bridge's bot (the notices' applicant).
+    [comment] = world.oa.comments(code, world.oa_user("finance-bot@example.com"))
+    assert comment.commentator == world.oa_user("finance-bot@example.com")
+    assert "已于" in comment.text
+    assert "被删除（归档）" in comment.text
+    assert "由集成机器人自动撤回" in comment.text
+    assert link.state[rules.ARCHIVE_KEY]["comment_id"] == comment.comment_id
+    assert loaded.counts["archive_comments_posted"] == 1
     world.tick(60)
     _, again = world.sync()
     assert again.counts.get("archived_withdrawn", 0) == 0
     assert len(world.audit("withdraw_instance")) == 1
+
+
+def test_a_comment_the_oa_refuses_leaves_the_withdrawal_done_and_counted(world: C2O) -> None:
+    deal, code = _filed(world)
+    world.sims.oa.admin("POST", "/_sim/faults", {"kind": "error", "status": 500, "method": "POST",
+                                                 "path": "/comments$", "count": 100})
+    try:
+        world.archive("deals", deal)
+        world.tick(60)
+        _, loaded = world.sync()
+    finally:
+        world.sims.oa.admin("DELETE", "/_sim/faults")
+    assert loaded.counts["archived_withdrawn"] == 1
+    assert loaded.counts["archive_comments_failed"] == 1
+    assert [i["status"] for i in world.instances_of(deal)] == ["CANCELED"]
+    state = _link(world, deal).state[rules.ARCHIVE_KEY]
+    assert (state["phase"], state["comment_id"]) == ("withdrawn", None)
+    assert "自动撤回" in state["comment"], "the reason stays in the hub"
+    assert world.oa.comments(code, world.oa_user("finance-bot@example.com")) == []
+    assert [w["record_ids"]["instance_code"] for w in world.audit("withdraw_instance")] == [code]
 
 
 def test_deal_archived_after_approval_tells_finance_once(world: C2O) -> None:
@@ -97,10 +126,18 @@ def test_deal_archived_after_approval_tells_finance_once(world: C2O) -> None:
     world.tick(60)
     _, loaded = world.sync()
     assert loaded.counts["archived_notices_sent"] == 1
-    [notice] = world.instances_of(deal, rules.NOTICE_FORM)
-    assert Decimal(str(notice["widgets"]["old_amount"])) == Decimal("150000.00")
-    assert Decimal(str(notice["widgets"]["new_amount"])) == Decimal("0")
+    assert world.instances_of(deal, rules.NOTICE_FORM) == [], "not an amount change: its own form"
+    [notice] = world.instances_of(deal, rules.VOID_FORM)
+    widgets = notice["widgets"]
+    assert widgets["deal_name"] == _snapshot(world, deal).payload["deal_name"]
+    assert widgets["project_instance"] == code
+    assert widgets["project_no"] == _link(world, deal).state["project_no"]
+    assert widgets["void_reason"].startswith("删除")
+    assert widgets["voided_at"].startswith(world.now.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()[:7])
+    assert Decimal(str(widgets["contract_amount"])) == Decimal("150000.00")
+    assert widgets["customer_name"].startswith("测试客户")
     assert notice["user_id"] == world.oa_user("finance-bot@example.com")
+    assert [a["entity"] for a in world.audit("create_instance")][-1] == rules.VOID_FORM
     [instance] = world.instances_of(deal)
     assert instance["status"] == "APPROVED", "an approved 立项申请 is not withdrawn"
     link = _link(world, deal)
@@ -110,7 +147,7 @@ def test_deal_archived_after_approval_tells_finance_once(world: C2O) -> None:
     world.tick(60)
     _, again = world.sync()
     assert again.counts.get("notices_sent", 0) == 0
-    assert len(world.instances_of(deal, rules.NOTICE_FORM)) == 1
+    assert len(world.instances_of(deal, rules.VOID_FORM)) == 1
 
 
 class Crash(Exception):
@@ -154,12 +191,12 @@ def test_a_crash_after_the_notice_to_finance_then_a_rerun_files_no_second_one(
     deal, code = _filed(world)
     world.oa_act("approve", code)
     _archive_and_crash_after(world, monkeypatch, deal, "create_instance")
-    assert len(world.instances_of(deal, rules.NOTICE_FORM)) == 1
+    assert len(world.instances_of(deal, rules.VOID_FORM)) == 1
     _, loaded = world.sync()
     assert loaded.counts["decision_resume_void_notice"] == 1
-    [notice] = world.instances_of(deal, rules.NOTICE_FORM)
+    [notice] = world.instances_of(deal, rules.VOID_FORM)
     assert _link(world, deal).state[rules.ARCHIVE_KEY]["notice_instance"] == notice["instance_code"]
-    assert len([a for a in world.audit("create_instance") if a["entity"] == rules.NOTICE_FORM]) == 1
+    assert len([a for a in world.audit("create_instance") if a["entity"] == rules.VOID_FORM]) == 1
 
 
 def test_deal_archived_after_rejection_is_only_marked(world: C2O) -> None:

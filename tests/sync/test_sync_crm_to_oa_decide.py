@@ -241,6 +241,33 @@ def test_archived_deal_with_an_approved_project_initiation_tells_finance_with_a_
     assert "财务" in decision.comment
 
 
+def test_a_merged_deal_is_said_merged_into_its_survivor_not_deleted() -> None:
+    survivor = rules.Survivor("50000000009", "华东项目")
+    pending = rules.decide_archived("50000000001", LINKED, {"phase": "found"}, "PENDING",
+                                    dictionary_version=D.version, archived_on="2026-12-07", survivor=survivor)
+    assert pending.comment is not None
+    assert "合并到「华东项目」（ID 50000000009）" in pending.comment
+    assert "由集成机器人自动撤回" in pending.comment
+    assert "删除" not in pending.comment
+    approved = rules.decide_archived("50000000001", LINKED, {"phase": "found"}, "APPROVED",
+                                     dictionary_version=D.version, archived_on="2026-12-07", survivor=survivor)
+    assert approved.void_reason == "合并：已合并到「华东项目」（ID 50000000009）"
+    assert archived(LINKED, "APPROVED", {"phase": "found"}).void_reason == "删除：CRM 中的商机已删除（归档）"
+    unnamed = rules.void_reason(rules.Survivor("50000000009"))
+    assert unnamed == "合并：已合并到商机（ID 50000000009）"
+    marked = rules.decide_archived("50000000001", LINKED, {}, "REJECTED", dictionary_version=D.version,
+                                   archived_on="2026-12-07", survivor=survivor)
+    assert marked.comment is not None
+    assert "仅标记商机已合并" in marked.comment
+
+
+def test_the_void_notice_is_its_own_outbound_form_for_finance() -> None:
+    form = D.form(rules.VOID_FORM)
+    assert (form.label, form.direction, form.audience) == ("商机作废通知", "crm_to_oa", "finance")
+    assert {w.id for w in form.widgets if w.required} == {"deal_id", "project_instance", "void_reason", "voided_at"}
+    assert rules.VOID_PURPOSE != rules.NOTICE_FORM
+
+
 def test_a_started_void_notice_is_resumed_with_its_saved_uuid_whatever_the_status() -> None:
     decision = archived(LINKED, "APPROVED", {"phase": "notifying", "void_uuid": "saved-uuid"})
     assert (decision.action, decision.reason, decision.uuid) == ("void_notice", "resume_void_notice", "saved-uuid")
@@ -280,3 +307,16 @@ def test_a_withdrawal_that_reached_the_oa_before_a_crash_is_recorded_not_repeate
     assert (decision.action, decision.reason) == ("withdraw", "resume_withdraw")
     assert archived(LINKED, "PENDING", {"phase": "withdrawing"}).reason == "archived_pending", "not sent yet"
     assert archived(LINKED, "CANCELED", {"phase": "found"}).action == "mark", "withdrawn by a person"
+
+
+def test_the_void_notice_never_goes_back_to_the_crm() -> None:
+    from bridge.sync.oa_to_crm.settings import OaToCrmSettings
+
+    shipped = OaToCrmSettings.from_settings()
+    shipped.check(D)
+    assert rules.VOID_FORM not in shipped.forms
+    wrong = OaToCrmSettings.from_settings({"oa_to_crm": {"forms": ["project_initiation", rules.VOID_FORM]},
+                                           "oa": {"approval_codes": {"project_initiation": "A",
+                                                                     rules.VOID_FORM: "B"}}})
+    with pytest.raises(common.SyncSettingsError, match="deal_void_notice"):
+        wrong.check(D)

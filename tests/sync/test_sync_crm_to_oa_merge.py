@@ -104,6 +104,13 @@ def test_two_merged_deals_with_project_initiations_keep_one_live(world: C2O) -> 
     assert settled.state is not None
     assert settled.state[rules.ARCHIVE_KEY]["phase"] == "withdrawn"
     assert settled.state[rules.ARCHIVE_KEY][rules.MERGED_INTO] == survivor
+    # The reason says what happened: merged into the survivor (by name and id), not deleted.
+    name = _snapshot(world, "deal", survivor).payload["deal_name"]
+    [comment] = world.oa.comments(other["instance_code"], world.oa_user("finance-bot@example.com"))
+    assert f"合并到「{name}」（ID {survivor}）" in comment.text
+    assert "由集成机器人自动撤回" in comment.text
+    assert "删除" not in comment.text
+    assert "删除" not in settled.state[rules.ARCHIVE_KEY]["comment"]
     ops = [a["operation"] for a in world.audit() if a["operation"] in {"merge", "withdraw_instance"}]
     assert ops == ["merge", "withdraw_instance"]
     before = len(world.audit())
@@ -119,13 +126,16 @@ def test_an_approved_absorbed_project_initiation_is_told_to_finance(world: C2O) 
     _merge(world, "deals", absorbed, survivor)
     _settle(world)
     assert len(world.instances()) == 2, "no third 立项申请"
-    [notice] = world.instances_of(absorbed, "contract_amount_notice")
-    assert notice["widgets"]
+    assert world.instances_of(absorbed, rules.NOTICE_FORM) == []
+    [notice] = world.instances_of(absorbed, rules.VOID_FORM)
+    name = _snapshot(world, "deal", survivor).payload["deal_name"]
+    assert notice["widgets"]["void_reason"] == f"合并：已合并到「{name}」（ID {survivor}）"
+    assert notice["widgets"]["project_instance"] == other["instance_code"]
     [settled] = _links(world, absorbed)
     assert settled.state is not None
     assert settled.state[rules.ARCHIVE_KEY]["phase"] == "notified"
     _settle(world)
-    assert len(world.instances_of(absorbed, "contract_amount_notice")) == 1, "a rerun sends none"
+    assert len(world.instances_of(absorbed, rules.VOID_FORM)) == 1, "a rerun sends none"
 
 
 def test_a_crash_inside_the_remap_leaves_nothing_half_done(

@@ -234,6 +234,43 @@ def encode_form(form: Sequence[Mapping[str, object]] | str) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceComment:
+    """One comment on an approval instance (approval v4 ``instances/{id}/comments``): its id, the text of its
+    ``content`` (a JSON string ``{"text", "files"}``), who wrote it and when (ms; None when absent)."""
+
+    comment_id: str
+    text: str
+    commentator: str
+    created_ms: int | None
+    deleted: bool = False
+
+
+def comment_content(text: str) -> str:
+    """The ``content`` of a create-comment request: Feishu wants ``{"text": …, "files": […]}`` as a JSON string."""
+    return json.dumps({"text": text, "files": []}, ensure_ascii=False, separators=(",", ":"))
+
+
+def comment_of(item: Mapping[str, object]) -> InstanceComment:
+    """One item of the comment list; the text read from its JSON ``content`` (kept as is when not JSON)."""
+    raw = item.get("content")
+    text = raw if isinstance(raw, str) else ""
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("text"), str):
+        text = doc["text"]
+    created = item.get("create_time")
+    return InstanceComment(
+        comment_id=str(item.get("id") or ""),
+        text=text,
+        commentator=str(item.get("commentator") or ""),
+        created_ms=int(created) if isinstance(created, str | int) and str(created).isdigit() else None,
+        deleted=item.get("is_delete") == 1,
+    )
+
+
 def challenge_of(doc: Mapping[str, object]) -> Challenge | None:
     """The challenge of a ``url_verification`` delivery; None for any other delivery."""
     if doc.get("type") != "url_verification":

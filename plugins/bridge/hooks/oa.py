@@ -35,8 +35,11 @@ from bridge.hooks.errors import (
     VendorError,
 )
 from bridge.hooks.feishu_codec import (
+    InstanceComment,
     InstanceRef,
     OaObject,
+    comment_content,
+    comment_of,
     encode_form,
     instance_ref,
     query_item_code,
@@ -50,6 +53,7 @@ INSTANCES = "/open-apis/approval/v4/instances"
 INSTANCE = "/open-apis/approval/v4/instances/{instance_id}"
 QUERY = "/open-apis/approval/v4/instances/query"
 CANCEL = "/open-apis/approval/v4/instances/cancel"
+COMMENTS = "/open-apis/approval/v4/instances/{instance_id}/comments"
 APPROVAL = "/open-apis/approval/v4/approvals/{approval_code}"
 SUBSCRIBE = "/open-apis/approval/v4/approvals/{approval_code}/subscribe"
 BATCH_GET_ID = "/open-apis/contact/v3/users/batch_get_id"
@@ -281,6 +285,40 @@ class OaHook(OaPerformance, OaFiles, VendorHook):
             params={"user_id_type": "user_id"},
             json={"approval_code": approval_code, "instance_code": instance_code, "user_id": user_id},
         )
+
+    def add_comment(self, instance_code: str, user_id: str, text: str) -> str:
+        """Post ``text`` as a comment on the instance in the name of ``user_id``; returns the comment id.
+        Feishu: ``POST /approval/v4/instances/{instance_id}/comments`` (创建评论, scope approval:instance.comment);
+        ``user_id`` (a query parameter) is required."""
+        if not user_id:
+            raise ValueError("a comment needs the OA user_id of its author")
+        data = self._data(
+            "POST",
+            COMMENTS,
+            path_params={"instance_id": instance_code},
+            params={"user_id_type": "user_id", "user_id": user_id},
+            json={"content": comment_content(text)},
+        )
+        comment_id = data.get("comment_id")
+        if not isinstance(comment_id, str) or not comment_id:
+            raise BadResponseError(
+                "create comment answered without comment_id", system="oa", method="POST", path=COMMENTS
+            )
+        return comment_id
+
+    def comments(self, instance_code: str, user_id: str) -> list[InstanceComment]:
+        """The comments on an instance as ``user_id`` sees them (获取评论, paged by ``page_token``), oldest first."""
+
+        def fetch(token: str | None) -> tuple[list[InstanceComment], str | None]:
+            params: dict[str, Any] = {"user_id_type": "user_id", "user_id": user_id, "page_size": 100}
+            if token:
+                params["page_token"] = token
+            data = self._data("GET", COMMENTS, path_params={"instance_id": instance_code}, params=params)
+            items = [comment_of(i) for i in data.get("comments") or [] if isinstance(i, dict)]
+            return items, (data.get("page_token") or None) if data.get("has_more") else None
+
+        pages = self._cursor_pages(fetch, lambda c: c.comment_id, f"oa comments {instance_code}")
+        return [c for page in pages for c in page]
 
     def approval_definition(self, approval_code: str) -> OaObject:
         """The approval definition (``form`` is a JSON string of widgets): setup checks and form filling."""

@@ -9,8 +9,8 @@ are watermarks in the hub, so the next run resumes where this one stopped.
 Each archived deal the hub knows is tombstoned (who/when/why in its snapshot)
 and audited; a deal with a 立项申请 is queued so that ``load`` settles it
 (:func:`settle_archived`, decisions in :func:`.decide.decide_archived`): a
-pending 立项申请 is withdrawn, an approved one gets a notice to finance, an
-ended one is only marked. When a pass starts, the tombstoned deals the CRM has
+pending 立项申请 is withdrawn (its reason posted as a comment on the instance),
+an approved one gets a 商机作废通知 to finance, an ended one is only marked. When a pass starts, the tombstoned deals the CRM has
 again (restored from its recycle bin) are revived and their mark is cleared.
 """
 
@@ -27,13 +27,13 @@ from sqlalchemy import Connection
 from bridge.clock import to_ms
 from bridge.hooks.errors import NotFoundError, VendorError
 from bridge.hub import store
+from bridge.staging import canonical
 from bridge.sync.common import CRM_TO_OA
 from bridge.sync.crm_to_oa import decide as rules
 from bridge.sync.crm_to_oa.enrich import Due, People, notice_applicant
 from bridge.sync.crm_to_oa.send import (
     C2O,
     VendorUnavailable,
-    notice_form,
     quarantine_notice_applicant,
     update_state,
 )
@@ -199,6 +199,7 @@ def settle_archived(run: C2O, dues: Sequence[Due], people: People) -> None:
             instance.get("approval_status") if instance else None,
             dictionary_version=run.d.version,
             archived_on=_day(archive.get("at"), run),
+            survivor=_survivor(run, archive.get(rules.MERGED_INTO)),
         )
         run.tally.add(f"decision_{decision.reason}")
         try:
@@ -206,13 +207,23 @@ def settle_archived(run: C2O, dues: Sequence[Due], people: People) -> None:
                 with run.hub.begin() as conn:
                     store.complete_changes(conn, CRM_TO_OA, [due.key])
             elif decision.action == "withdraw":
-                _withdraw(run, due, decision, instance or {})
+                _withdraw(run, due, decision, (instance or {}, people))
             elif decision.action == "void_notice":
                 _void_notice(run, due, decision, people)
             else:
                 _mark(run, due, decision)
         except VendorError as exc:
             raise VendorUnavailable(exc, dues[n:]) from exc
+
+
+def _survivor(run: C2O, merged_into: Any) -> rules.Survivor | None:
+    """The deal a merged deal went into, named from its staged snapshot (None: the deal was deleted)."""
+    if not merged_into:
+        return None
+    with run.hub.connect() as conn:
+        snap = store.get_snapshots(conn, "crm", "deal", [str(merged_into)]).get(str(merged_into))
+    name = (snap.payload or {}).get("deal_name") if snap is not None else None
+    return rules.Survivor(str(merged_into), str(name) if name else None)
 
 
 def _instance(run: C2O, code: str) -> dict[str, Any] | None:
@@ -245,12 +256,18 @@ def _finish(run: C2O, due: Due, archive: Mapping[str, Any], event: Any) -> None:
         store.complete_changes(conn, CRM_TO_OA, [due.key])
 
 
-def _withdraw(run: C2O, due: Due, decision: rules.ArchiveDecision, instance: Mapping[str, Any]) -> None:
-    """Withdraw the pending 立项申请. The bridge's app calls for the applicant: Feishu lets only the applicant
-    withdraw, and the bridge filed it in the owner's name."""
+def _withdraw(
+    run: C2O, due: Due, decision: rules.ArchiveDecision, facts: tuple[Mapping[str, Any], People]
+) -> None:
+    """Withdraw the pending 立项申请, then say why in a comment on the instance. The bridge's app withdraws for
+    the applicant (Feishu lets only the applicant withdraw, and the bridge filed it in the owner's name); the
+    comment is the bridge's bot's (the notices' applicant), else the applicant's. A comment the OA refuses
+    leaves the withdrawal done: counted (``archive_comments_failed``), logged and kept in the link's state."""
+    instance, people = facts
     link = due.project_link
     assert link is not None
     code = str(link.oa_id)
+    applicant = str(instance.get("applicant_id") or "")
     if (
         decision.reason != "resume_withdraw"
     ):  # not already withdrawn by a run that stopped before recording it
@@ -259,18 +276,34 @@ def _withdraw(run: C2O, due: Due, decision: rules.ArchiveDecision, instance: Map
             due.project_link = update_state(
                 conn, run, link, {rules.ARCHIVE_KEY: {**previous, "phase": "withdrawing"}}
             )
-        run.hooks.oa.cancel_instance(
-            run.cfg.code(rules.PROJECT_FORM), code, str(instance.get("applicant_id") or "")
-        )
+        run.hooks.oa.cancel_instance(run.cfg.code(rules.PROJECT_FORM), code, applicant)
+    posted = _post_comment(run, code, notice_applicant(run, people) or applicant, decision.comment or "")
     ids = {"deal_id": due.deal_id, "instance_code": code}
     event = run.audit("withdraw_instance", ("oa", rules.PROJECT_FORM), ids, [], "ok", detail=decision.comment)
-    _finish(run, due, {"phase": "withdrawn", "comment": decision.comment}, event)
+    _finish(run, due, {"phase": "withdrawn", "comment": decision.comment, "comment_id": posted}, event)
     run.tally.add("archived_withdrawn")
     run.tally.add("written")
 
 
+def _post_comment(run: C2O, instance_code: str, user_id: str, text: str) -> str | None:
+    """The withdrawal's reason as a comment on the instance; None when the OA refused or failed it."""
+    try:
+        comment_id = run.hooks.oa.add_comment(instance_code, user_id, text)
+    except (VendorError, ValueError) as exc:
+        log.warning(
+            "crm_to_oa: instance %s withdrawn, its reason not posted as a comment (%s: %s); kept in the hub",
+            instance_code,
+            type(exc).__name__,
+            exc,
+        )
+        run.tally.add("archive_comments_failed")
+        return None
+    run.tally.add("archive_comments_posted")
+    return comment_id
+
+
 def _void_notice(run: C2O, due: Due, decision: rules.ArchiveDecision, people: People) -> None:
-    """Tell finance once that an approved project's deal is gone: a 合同金额变更通知 to 0.00, uuid saved first."""
+    """Tell finance once that an approved project's deal is gone: a 商机作废通知, its uuid saved first."""
     link = due.project_link
     assert link is not None
     assert decision.uuid
@@ -286,22 +319,15 @@ def _void_notice(run: C2O, due: Due, decision: rules.ArchiveDecision, people: Pe
             link,
             {rules.ARCHIVE_KEY: {**previous, "phase": "notifying", "void_uuid": decision.uuid}},
         )
-    state = due.project_link.state or {}
-    notice = {
-        "old_amount": state.get("amount_sent"),
-        "new_amount": "0.00",
-        "changed_at": _day((state.get(rules.ARCHIVE_KEY) or {}).get("at"), run),
-    }
-    due.decision = rules.Decision("notice", decision.reason, uuid=decision.uuid, notice=notice)
-    form, title = notice_form(run, due)
+    form, title = _void_form(run, due, decision)
     code = run.hooks.oa.create_instance(
-        run.cfg.code(rules.NOTICE_FORM), applicant, form, decision.uuid, title=title
+        run.cfg.code(rules.VOID_FORM), applicant, form, decision.uuid, title=title
     )
     ids = {"deal_id": due.deal_id, "instance_code": code, "project_instance": str(link.oa_id)}
     fields = [w["id"] for w in form]
     event = run.audit(
         "create_instance",
-        ("oa", rules.NOTICE_FORM),
+        ("oa", rules.VOID_FORM),
         ids,
         fields,
         "ok",
@@ -311,6 +337,31 @@ def _void_notice(run: C2O, due: Due, decision: rules.ArchiveDecision, people: Pe
     run.tally.add("archived_notices_sent")
     run.tally.add("notices_sent")
     run.tally.add("written")
+
+
+def _void_form(
+    run: C2O, due: Due, decision: rules.ArchiveDecision
+) -> tuple[list[dict[str, Any]], str]:
+    """The 商机作废通知's widgets and title: the deal, its customer, the 立项申请 it voids, why and when, the
+    contract amount last sent to the OA."""
+    assert due.project_link is not None
+    state = due.project_link.state or {}
+    notice = {
+        "deal_id": due.deal_id,
+        "project_instance": str(due.project_link.oa_id),
+        "project_no": state.get("project_no") or (due.payload or {}).get("project_no"),
+        "void_reason": decision.void_reason or rules.void_reason(None),
+        "voided_at": _day((state.get(rules.ARCHIVE_KEY) or {}).get("at"), run),
+        "contract_amount": state.get("amount_sent"),
+    }
+    sources = {
+        "deal": canonical(dict(due.payload or {})),
+        "company": canonical(dict(due.company or {})),
+        "notice": notice,
+    }
+    return run.d.fill_form(rules.VOID_FORM, sources, run.policy), run.d.form_title(
+        rules.VOID_FORM, sources, run.policy
+    )
 
 
 def _snapshot(run: C2O, deal_id: str) -> store.Snapshot:

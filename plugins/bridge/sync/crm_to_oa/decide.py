@@ -22,6 +22,7 @@ from bridge.sync.common import idempotency_uuid
 
 PROJECT_FORM = "project_initiation"
 NOTICE_FORM = "contract_amount_notice"
+VOID_FORM = "deal_void_notice"  # 商机作废通知: a deal deleted or merged away after its 立项申请 was approved
 PROJECT_LINK = "deal_project"
 NOTICE_LINK = "amount_notice"
 
@@ -368,29 +369,58 @@ def writeback_record(
 # ---------------------------------------------------------------- a deal archived (deleted) in the CRM
 
 ARCHIVE_KEY = "archive"  # in a deal_project link's state: what the bridge did about the deal's archiving
-VOID_PURPOSE = "deal_archived_notice"  # idempotency purpose of the notice telling finance the deal is gone
+VOID_PURPOSE = "deal_void_notice"  # idempotency purpose of the 商机作废通知 telling finance the deal is gone
 HANDLED = frozenset({"withdrawn", "notified", "marked"})
 ARCHIVED_HASH = "archived:"  # content hash prefix of the pending change that asks load to settle an archive
+MERGED_INTO = "merged_into"  # in a settled deal_project link's archive state: the survivor of the merge
 
 ArchiveAction = Literal["withdraw", "void_notice", "mark", "nothing"]
 
 
 class ArchiveDecision(NamedTuple):
-    """What to do about a 立项申请 whose deal was archived; ``comment`` is the Chinese reason recorded."""
+    """What to do about a 立项申请 whose deal was archived; ``comment`` is the Chinese reason recorded (and, for a
+    withdrawal, posted on the instance); ``void_reason`` is the 作废原因 of a 商机作废通知."""
 
     action: ArchiveAction
     reason: str
     uuid: str | None = None
     comment: str | None = None
+    void_reason: str | None = None
 
 
-def archive_comment(deal_id: str, archived_on: str, action: ArchiveAction) -> str:
-    """The Chinese reason kept with the withdrawal or the notice (staff read it in the hub pages and audit)."""
+@dataclass(frozen=True)
+class Survivor:
+    """The deal a merged deal was merged into: its CRM id and, when the hub has it staged, its name."""
+
+    deal_id: str
+    name: str | None = None
+
+    @property
+    def shown(self) -> str:
+        return f"「{self.name}」（ID {self.deal_id}）" if self.name else f"商机（ID {self.deal_id}）"
+
+
+def void_reason(survivor: Survivor | None) -> str:
+    """The 作废原因 of a 商机作废通知: 删除 (archived in the CRM) or 合并 (merged into another deal)."""
+    return f"合并：已合并到{survivor.shown}" if survivor is not None else "删除：CRM 中的商机已删除（归档）"
+
+
+def archive_comment(
+    deal_id: str, archived_on: str, action: ArchiveAction, survivor: Survivor | None = None
+) -> str:
+    """The Chinese reason kept with the withdrawal or the notice (staff read it in the OA instance's comments,
+    the hub pages and the audit). A merged deal says what it was merged into, not that it was deleted."""
     what = {
-        "withdraw": "立项申请尚在审批中，已由集成自动撤回",
-        "void_notice": "立项申请已通过，已通知财务该商机作废",
-    }.get(action, "立项申请已结束，仅标记为商机已删除")
-    return f"CRM 中的商机「{deal_id}」已于 {archived_on} 被删除（归档）：{what}。如商机被恢复，请销售与财务确认后处理。"
+        "withdraw": "立项申请尚在审批中，由集成机器人自动撤回",
+        "void_notice": "立项申请已通过，已发商机作废通知告知财务",
+    }.get(action, "立项申请已结束，仅标记" + ("商机已合并" if survivor else "商机已删除"))
+    if survivor is not None:
+        event = f"已于 {archived_on} 合并到{survivor.shown}"
+        after = "后续请在合并后的商机上处理。"
+    else:
+        event = f"已于 {archived_on} 被删除（归档）"
+        after = "如商机被恢复，请销售与财务确认后处理。"
+    return f"CRM 中的商机「{deal_id}」{event}：{what}。{after}"
 
 
 def decide_archived(
@@ -401,17 +431,23 @@ def decide_archived(
     *,
     dictionary_version: str,
     archived_on: str,
+    survivor: Survivor | None = None,
 ) -> ArchiveDecision:
-    """The one thing to do when a deal with a 立项申请 is archived in the CRM.
+    """The one thing to do when a deal with a 立项申请 is archived (or merged away) in the CRM.
 
     ``archive`` is the link's :data:`ARCHIVE_KEY` state, ``approval_status`` the 立项申请's current canonical
-    approval status (None: the OA no longer has it). Pending → withdraw; approved → tell finance once (the
-    notice's uuid is kept in ``archive`` before the call, so a rerun sends the same one); ended → mark only.
-    A withdrawal or notice started before a crash (phase ``withdrawing`` / ``notifying``) is finished as such.
+    approval status (None: the OA no longer has it), ``survivor`` the deal it was merged into (None: deleted).
+    Pending → withdraw; approved → a 商机作废通知 to finance, once (its uuid is kept in ``archive`` before the
+    call, so a rerun sends the same one); ended → mark only. A withdrawal or notice started before a crash
+    (phase ``withdrawing`` / ``notifying``) is finished as such.
     """
     if project is None or not project.confirmed:
         return ArchiveDecision("nothing", "no_project")
     state = archive or {}
+
+    def said(action: ArchiveAction) -> str:
+        return archive_comment(deal_id, archived_on, action, survivor)
+
     if state.get("phase") in HANDLED:
         return ArchiveDecision("nothing", "archive_already_handled")
     if state.get("phase") == "notifying" and state.get("void_uuid"):
@@ -419,31 +455,27 @@ def decide_archived(
             "void_notice",
             "resume_void_notice",
             uuid=str(state["void_uuid"]),
-            comment=archive_comment(deal_id, archived_on, "void_notice"),
+            comment=said("void_notice"),
+            void_reason=void_reason(survivor),
         )
     if state.get("phase") == "withdrawing" and approval_status == "CANCELED":
         # The withdrawal reached the OA and the run stopped before recording it: record it now.
-        return ArchiveDecision(
-            "withdraw", "resume_withdraw", comment=archive_comment(deal_id, archived_on, "withdraw")
-        )
+        return ArchiveDecision("withdraw", "resume_withdraw", comment=said("withdraw"))
     if approval_status == "PENDING":
-        return ArchiveDecision(
-            "withdraw", "archived_pending", comment=archive_comment(deal_id, archived_on, "withdraw")
-        )
+        return ArchiveDecision("withdraw", "archived_pending", comment=said("withdraw"))
     if approval_status == "APPROVED":
         return ArchiveDecision(
             "void_notice",
             "archived_approved",
             uuid=idempotency_uuid(deal_id, VOID_PURPOSE, dictionary_version),
-            comment=archive_comment(deal_id, archived_on, "void_notice"),
+            comment=said("void_notice"),
+            void_reason=void_reason(survivor),
         )
     reason = f"archived_{approval_status.lower()}" if approval_status else "archived_instance_missing"
-    return ArchiveDecision("mark", reason, comment=archive_comment(deal_id, archived_on, "mark"))
+    return ArchiveDecision("mark", reason, comment=said("mark"))
 
 
 # ---------------------------------------------------------------- deals merged in the CRM
-
-MERGED_INTO = "merged_into"  # in a settled deal_project link's archive state: the survivor of the merge
 
 
 @dataclass(frozen=True)
