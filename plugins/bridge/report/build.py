@@ -23,7 +23,7 @@ from bridge.dictionary import Dictionary
 from bridge.hooks.hubspot_codec import owner_of
 from bridge.hub import store
 from bridge.permissions import Policy
-from bridge.report import archive, charts, delivery, load, marts, render
+from bridge.report import archive, charts, delivery, journey_sections, load, marts, render
 from bridge.report.model import Marts
 from bridge.report.periods import Periods, calendar_notes, report_periods
 from bridge.workdays import WorkCalendar
@@ -128,6 +128,7 @@ def build_report(
         top_n=request.top_n,
         lookup_deal_names=_deal_name_lookup(engine, policy, role),
     )
+    journey_sections.add_to_report(engine, policy, role, periods, result, built_at=built_at, run_id=request.run_id)
     timings["marts"] = time.perf_counter() - t
 
     t = time.perf_counter()
