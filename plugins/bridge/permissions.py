@@ -136,8 +136,15 @@ class Policy:
             key: tuple((f, MASKS[kind] if kind else None) for f, kind in v.items())
             for key, v in self._visibility.items()
         }
+        # Whole-record display (quarantine, exports): every mask kind, and the fields the dictionary marks
+        # sensitive (PIPL personal sensitive information) in full when the policy names no mask for them.
+        whole = {e: dict(m) for e, m in self.masks.items()}
+        for name, entity in dictionary.entities.items():
+            for f in entity.fields.values():
+                if f.sensitive:
+                    whole.setdefault(name, {}).setdefault(f.name, "full")
         self._mask_all: dict[str, tuple[tuple[str, Callable[[str], str]], ...]] = {
-            e: tuple((f, MASKS[kind]) for f, kind in m.items()) for e, m in self.masks.items()
+            e: tuple((f, MASKS[kind]) for f, kind in m.items()) for e, m in whole.items()
         }
 
     def __repr__(self) -> str:

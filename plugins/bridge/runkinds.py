@@ -28,9 +28,14 @@ from typing import Final
 CRM_TO_OA: Final = "crm_to_oa_sync"
 OA_TO_CRM: Final = "oa_to_crm_sync"
 DATA_HEALTH: Final = "data_health"
+# The customer-journey sources staged into the hub (issue 20): read only, nothing written to a vendor, so
+# not a sync direction (no lag, no pending changes); its quarantine direction is "journey".
+JOURNEY: Final = "journey_sync"
 
-ALL: Final = (CRM_TO_OA, OA_TO_CRM, DATA_HEALTH)
+ALL: Final = (CRM_TO_OA, OA_TO_CRM, DATA_HEALTH, JOURNEY)
 SYNC: Final = (CRM_TO_OA, OA_TO_CRM)
+# Runs that stage vendor records without writing anywhere; they store their summary as the syncs do.
+STAGING: Final = (JOURNEY,)
 # Sync direction (watermark, pending change, quarantine, settings key) → its run kind.
 SYNC_BY_DIRECTION: Final = {"crm_to_oa": CRM_TO_OA, "oa_to_crm": OA_TO_CRM}
 DIRECTION_OF: Final = {kind: direction for direction, kind in SYNC_BY_DIRECTION.items()}
@@ -40,6 +45,7 @@ LABELS: Final = {
     CRM_TO_OA: "CRM → OA 同步",
     OA_TO_CRM: "OA → CRM 同步",
     DATA_HEALTH: "数据健康检查",
+    JOURNEY: "客户旅程数据接入",
 }
 
 
@@ -48,8 +54,10 @@ __all__ = [
     "CRM_TO_OA",
     "DATA_HEALTH",
     "DIRECTION_OF",
+    "JOURNEY",
     "LABELS",
     "OA_TO_CRM",
+    "STAGING",
     "SYNC",
     "SYNC_BY_DIRECTION",
 ]

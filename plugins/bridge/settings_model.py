@@ -152,6 +152,39 @@ class AuditSection(Section):
     principal: Text | None = None
 
 
+Scale = tuple[Annotated[int, Field(strict=True)], Annotated[int, Field(strict=True)]]
+
+
+class JourneySection(Section):
+    """``journey``: the customer-journey sources staged by ``journey_sync`` (docs/journey.md)."""
+
+    # Folder of CSV/XLSX files to import (satisfaction answers, performance ratings); None: <data dir>/journey_import.
+    import_dir: Text | None = None
+    max_import_bytes: Count = 20 * 1024 * 1024
+    max_import_rows: Count = 50_000
+    # Lowest and highest rating of each survey type (value_maps.survey_type); an answer outside is quarantined.
+    rating_scales: dict[Text, Scale] = Field(
+        default_factory=lambda: {"NPS": (0, 10), "CSAT": (1, 5), "CES": (1, 7)}
+    )
+    # NPS buckets of a 0–10 answer: promoter from this value, passive from that one, detractor below.
+    nps_promoter_from: Annotated[int, Field(strict=True, ge=0, le=10)] = 9
+    nps_passive_from: Annotated[int, Field(strict=True, ge=0, le=10)] = 7
+    # Re-read before the feedback watermark (ties on one millisecond, late commits).
+    lookback_seconds: Seconds = 120
+    # A review period's results are read again until this long after the period ended (results are
+    # opened and corrected in the weeks after); then the period is settled and not read again.
+    performance_settle_days: Seconds = 60
+
+    @model_validator(mode="after")
+    def _scales_ordered(self) -> JourneySection:
+        for kind, (low, high) in self.rating_scales.items():
+            if low >= high:
+                raise ValueError(f"rating_scales.{kind} must be [lowest, highest] with lowest < highest")
+        if self.nps_passive_from > self.nps_promoter_from:
+            raise ValueError("nps_passive_from must not be above nps_promoter_from")
+        return self
+
+
 class BridgeSettings(Section):
     """All of ``include/settings.yaml``, validated; every section present (defaults when the file omits it)."""
 
@@ -160,6 +193,7 @@ class BridgeSettings(Section):
     oa_to_crm: OaToCrmSection = Field(default_factory=OaToCrmSection)
     oa: OaSection = Field(default_factory=OaSection)
     audit: AuditSection = Field(default_factory=AuditSection)
+    journey: JourneySection = Field(default_factory=JourneySection)
     # Validated where they are used (bridge.settings.ui_roles, quality.config, workdays, ui.wallboard, events.config).
     ui: dict[str, Any] = Field(default_factory=dict)
     report: dict[str, Any] = Field(default_factory=dict)

@@ -31,7 +31,7 @@ def test_field_shape_problems_are_told_with_line_entity_and_field() -> None:
         (
             13,
             "字段 city 中有未知的键 'requried'；允许的键: association、crm、derive、format、label、oa、owner、required、"
-            "system_of_record、type、unique、value_map（是否拼写错误？）",
+            "sensitive、system_of_record、type、unique …（是否拼写错误？）",
             "company",
             "city",
         ),

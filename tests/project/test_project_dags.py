@@ -11,8 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
-SYNC_DAGS = {"crm_to_oa_sync", "oa_to_crm_sync", "history_migration"}
-EXPECTED_DAGS = {"crm_to_oa_sync", "oa_to_crm_sync", "history_migration", "data_health", "daily_report"}
+SYNC_DAGS = {"crm_to_oa_sync", "oa_to_crm_sync", "history_migration", "journey_sync"}
+EXPECTED_DAGS = {"crm_to_oa_sync", "oa_to_crm_sync", "history_migration", "data_health", "daily_report",
+                 "journey_sync"}
 
 
 def _guarded_import(path: Path) -> dict:

@@ -53,6 +53,7 @@ class Scope:
     form: str | None = None  # the OA entity's form
     outbound: bool = False  # the form is filled by the bridge (crm_to_oa)
     form_entity: Entity | None = None  # the OA entity read from the form
+    read_by: str | None = None  # "hook": fields read by name from a hook's typed records
 
 
 class Checker:

@@ -82,6 +82,18 @@ class Dictionary:
             raise ValueError(f"entity {entity} is a CRM entity; use from_crm")
         return mapping.from_oa(self, plan, instance)
 
+    def from_values(self, entity: str, values: Mapping[str, Any]) -> MappingResult:
+        """``{field name: value}`` of a ``read_by`` entity (a hook's typed record, a spreadsheet row) →
+        canonical record and problems; enums accept the canonical value or its label; never raises on bad input."""
+        plan = self._plan(entity)
+        if not plan.entity.read_by:
+            raise ValueError(f"entity {entity} is read from vendor records; use from_crm / from_oa")
+        return mapping.from_values(self, plan, values)
+
+    def sensitive_fields(self, entity: str) -> tuple[str, ...]:
+        """The fields marked ``sensitive`` (personal sensitive information under PIPL)."""
+        return tuple(f.name for f in self.entity(entity).fields.values() if f.sensitive)
+
     def content_hash(self, entity: str, record: Mapping[str, Any]) -> str:
         """sha256 over the fields owned by the entity's system, modification time excluded; stable across processes."""
         return mapping.content_hash(self._plan(entity), record)

@@ -46,6 +46,9 @@ from bridge.dictionary.shape import (
 from bridge.dictionary.yamlio import LineDict, build_file
 from bridge.hooks.feishu_codec import INSTANCE_ATTRIBUTES
 
+# Values of an entity's ``read_by``: "hook" = the typed records of a hook method (docs/dictionary.md).
+READERS = ("hook",)
+
 
 def default_path() -> Path:
     from bridge import settings
@@ -114,8 +117,9 @@ class _Builder(ValueMapChecks, FormChecks, ActivityChecks):
         if system is not None and system not in SYSTEMS:
             self.issue(body.line_of("system"), f"system 必须是 crm 或 oa，现在是 {system!r}。", name)
             system = None
-        crm_object = self.require(spec.crm_object, body, "crm_object", where, system == "crm")
-        form = self.require(spec.form, body, "form", where, system == "oa")
+        read_by = self.read_by(name, body, spec)
+        crm_object = self.require(spec.crm_object, body, "crm_object", where, system == "crm" and not read_by)
+        form = self.require(spec.form, body, "form", where, system == "oa" and not read_by)
         if system == "crm" and form:
             self.issue(body.line_of("form"), "CRM 实体不能有 form；表单属于 OA 实体。", name)
         if system == "oa" and crm_object:
@@ -130,7 +134,7 @@ class _Builder(ValueMapChecks, FormChecks, ActivityChecks):
         if not raw_fields:
             self.issue(body.line, "缺少 fields（字段列表）。", name)
             return None
-        scope = Scope(name, system, form)
+        scope = Scope(name, system, form, read_by=read_by)
         fields: dict[str, Field] = {}
         for fname, fspec in raw_fields.items():
             fbody = self.mapping(fspec, fname, raw_fields, f"字段 {fname}", entity=name, field=fname)
@@ -158,7 +162,20 @@ class _Builder(ValueMapChecks, FormChecks, ActivityChecks):
             data_owner_field=spec.data_owner_field,
             associations=associations,
             line=body.line,
+            read_by=read_by,
         )
+
+    def read_by(self, name: str, body: LineDict, spec: EntitySpec) -> str | None:
+        """``read_by: hook`` (fields read by name from a hook's typed records), without crm_object or form."""
+        if spec.read_by is None:
+            return None
+        if spec.read_by not in READERS:
+            self.issue(body.line_of("read_by"), f"read_by 只能是 {choices(READERS)}，现在是 {spec.read_by!r}。", name)
+            return None
+        for key in ("crm_object", "form"):
+            if getattr(spec, key):
+                self.issue(body.line_of(key), f"read_by: {spec.read_by} 的实体不能有 {key}。", name)
+        return spec.read_by
 
     def entity_keys(
         self, name: str, body: LineDict, spec: EntitySpec, raw_fields: LineDict, fields: Mapping[str, Field]
@@ -258,6 +275,7 @@ class _Builder(ValueMapChecks, FormChecks, ActivityChecks):
             derive=derive,
             association=spec.association,
             line=body.line,
+            sensitive=spec.sensitive,
         )
 
     def field_kinds(
@@ -306,7 +324,16 @@ class _Builder(ValueMapChecks, FormChecks, ActivityChecks):
             if v
         ]
         ok = True
-        if scope.system == "crm":
+        if scope.read_by is not None:
+            if [s for s in sources if s != "derive"]:
+                self.issue(
+                    body.line,
+                    f"read_by: {scope.read_by} 的实体字段按字段名读取，不能有 crm、oa 或 association。",
+                    entity,
+                    name,
+                )
+                ok = False
+        elif scope.system == "crm":
             if oa is not None:
                 self.issue(
                     body.line_of("oa"), "CRM 实体的字段不能有 oa；OA 表单控件写在 OA 实体里。", entity, name

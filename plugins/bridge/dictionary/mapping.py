@@ -103,13 +103,13 @@ def compile_entity(entity: Entity, value_maps: Mapping[str, ValueMap]) -> Entity
     derives: list[tuple[str, Template]] = []
     for f in entity.fields.values():
         clean = formats.FORMAT_CLEANERS[f.format] if f.format else formats.TYPE_CLEANERS[f.type]
-        inbound = value_maps[f.value_map].inbound(entity.system) if f.value_map else None
+        inbound = _inbound(value_maps[f.value_map], entity) if f.value_map else None
         if f.derive is not None:
             derives.append((f.name, f.derive))
         elif f.association:
             readers.append(Reader(f.name, f.association, READ_ASSOCIATION, clean, inbound, f.required, f))
         else:
-            source = (f.crm if entity.system == "crm" else f.oa) or ""
+            source = f.name if entity.read_by else (f.crm if entity.system == "crm" else f.oa) or ""
             attribute = source.startswith("@")
             readers.append(
                 Reader(f.name, source.lstrip("@"), READ_VALUE, clean, inbound, f.required, f, attribute)
@@ -119,6 +119,14 @@ def compile_entity(entity: Entity, value_maps: Mapping[str, ValueMap]) -> Entity
         f for f in entity.fields.values() if f.crm and hubspot_codec.is_writable(f.crm) and f.derive is None
     )
     return EntityPlan(entity, tuple(readers), tuple(derives), tuple(crm_props), entity.hash_fields, writable)
+
+
+def _inbound(vmap: ValueMap, entity: Entity) -> Mapping[str, str]:
+    """Spelling → canonical value: the system's spelling, or for a ``read_by`` entity (its hook already speaks
+    canonical values; a spreadsheet may use the labels staff see) the canonical value and its label."""
+    if not entity.read_by:
+        return vmap.inbound(entity.system)
+    return {**{v.label: v.canonical for v in vmap.values}, **{v.canonical: v.canonical for v in vmap.values}}
 
 
 # ---------------------------------------------------------------- problems
@@ -289,6 +297,23 @@ def from_crm(d: Dictionary, plan: EntityPlan, obj: Any, associations: Any = None
         return _SKIP
 
     return _finish(plan, record, problems, props, read)
+
+
+# ---------------------------------------------------------------- named values → canonical
+def from_values(d: Dictionary, plan: EntityPlan, values: Any) -> MappingResult:
+    """A ``read_by`` entity's record from ``{field name: value}`` (a hook's typed record, a spreadsheet row):
+    the same cleaners, value maps and required checks as a vendor record."""
+    entity = plan.entity
+    if not isinstance(values, Mapping):
+        return _not_an_object(d, entity, "记录", values)
+    record: dict[str, Any] = dict.fromkeys(entity.fields)
+    problems = _Problems(d, entity, values.get(entity.id_field))
+
+    def read(r: Reader) -> Any:
+        value = values.get(r.source)
+        return str(value) if isinstance(value, Decimal) else value
+
+    return _finish(plan, record, problems, values, read)
 
 
 # ---------------------------------------------------------------- OA → canonical

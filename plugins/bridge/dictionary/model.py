@@ -204,6 +204,7 @@ class Field:
     derive: Template | None = None
     association: str | None = None
     line: int | None = None
+    sensitive: bool = False  # personal sensitive information (PIPL): masked in full when shown whole
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ class Entity:
     data_owner_field: str | None = None
     associations: Mapping[str, str] = field(default_factory=dict)
     line: int | None = None
+    read_by: str | None = None  # "hook": fields read by their names from a hook's typed records
 
     @property
     def field_names(self) -> tuple[str, ...]:

@@ -146,6 +146,9 @@ class EntitySpec(Node):
     modified_field: OptionalText = None
     data_owner_field: OptionalText = None
     associations: Any = None
+    # "hook": the fields are read by their own names from the typed records a hook returns (the vendor's
+    # spelling stays in the hook): no crm_object / form on the entity, no crm / oa / association on fields.
+    read_by: OptionalText = None
     fields: Any = None
 
 
@@ -162,6 +165,9 @@ class FieldSpec(Node):
     value_map: OptionalText = None
     derive: OptionalText = None
     association: OptionalText = None
+    # Personal sensitive information (PIPL art. 28, e.g. performance ratings): masked in full wherever a
+    # record is shown whole (quarantine, exports), and visible to a role only where the policy lists it.
+    sensitive: Flag = False
 
 
 class FormSpec(Node):

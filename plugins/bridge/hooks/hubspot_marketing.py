@@ -95,6 +95,7 @@ class MarketingEvent:
     attendees: int
     cancellations: int
     no_shows: int
+    updated_at: str | None = None  # ISO 8601: when the event last changed (the watermark of a staging read)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ EVENT_FIELDS: dict[str, tuple[str, Reader]] = {
     "attendees": ("attendees", _count),
     "cancellations": ("cancellations", _count),
     "no_shows": ("noShows", _count),
+    "updated_at": ("updatedAt", text),
 }
 FEEDBACK_READERS: dict[str, tuple[str, Reader]] = {
     "survey_type": ("hs_survey_type", text),

@@ -54,7 +54,7 @@ from bridge.hub.schema import (
 
 BATCH = 500
 SYNC_DIRECTIONS = ("crm_to_oa", "oa_to_crm")
-QUARANTINE_DIRECTIONS = (*SYNC_DIRECTIONS, "migration", "health")
+QUARANTINE_DIRECTIONS = (*SYNC_DIRECTIONS, "migration", "health", "journey")
 # Quarantine reasons and their labels as staff see them (CLI, UI, report, mail).
 REASON_LABELS: dict[str, str] = {
     "missing_required": "缺少必填项",
@@ -75,6 +75,7 @@ DIRECTION_LABELS = {
     "oa_to_crm": "OA → CRM",
     "migration": "历史迁移",
     "health": "数据健康检查",
+    "journey": "客户旅程数据接入",
 }
 RUN_STATUSES = frozenset({"success", "failed"})
 MAX_QUARANTINE_PAYLOAD = 64_000  # bytes of JSON kept per quarantined record

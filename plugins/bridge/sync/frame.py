@@ -575,9 +575,10 @@ def store_run_summary(
     ``summary.kind`` is a sync run kind of :mod:`bridge.runkinds`: data health and the
     report read exactly those spellings, so another one would be invisible.
     """
-    if summary.kind not in runkinds.SYNC:
+    if summary.kind not in (*runkinds.SYNC, *runkinds.STAGING):
         raise ValueError(
-            f"run kind {summary.kind!r} is not a sync run kind of bridge.runkinds {runkinds.SYNC}"
+            f"run kind {summary.kind!r} is not a sync or staging run kind of bridge.runkinds "
+            f"{(*runkinds.SYNC, *runkinds.STAGING)}"
         )
     run_pk = store.start_run(conn, ctx, summary.kind, now=started_at or now)
     store.finish_run(
