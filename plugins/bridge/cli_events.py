@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    events = sub.add_parser("events", help="vendor events: subscribe, status (docs/events.md)")
+    events = sub.add_parser("events", help="vendor events: subscribe, status, listen (docs/events.md)")
     actions = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
     subscribe = actions.add_parser(
         "subscribe", help="subscribe Feishu approval events; print HubSpot's webhook set-up"
@@ -20,6 +20,14 @@ def register(sub: Any) -> None:
         "status", help="the receiver's health row per vendor (received/verified/rejected/lag)"
     )
     status.set_defaults(handler=_status)
+    listen = actions.add_parser(
+        "listen", help="receive Feishu events over the long connection (no public URL needed)"
+    )
+    listen.add_argument(
+        "--max-seconds", type=float, default=0.0, help="stop after this long (0 = until SIGTERM)"
+    )
+    listen.add_argument("--dry-run", action="store_true", help="keep wake messages in memory (no Redis)")
+    listen.set_defaults(handler=_listen)
 
 
 def _subscribe(args: argparse.Namespace) -> int:
@@ -42,6 +50,15 @@ def _subscribe(args: argparse.Namespace) -> int:
     for line in subscribe.hubspot_instructions(f"{base}/events/hubspot" if base else ""):
         print(line)
     return 1 if any(r.outcome.startswith("failed") for r in results) else 0
+
+
+def _listen(args: argparse.Namespace) -> int:
+    import logging
+
+    from bridge.events import longconn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return longconn.main(args.max_seconds, args.dry_run)
 
 
 def _status(_args: argparse.Namespace) -> int:

@@ -269,7 +269,7 @@ class SimState:
         return updated
 
     def emit(self, row: Mapping[str, Any], status: str, at_ms: int) -> None:
-        if self.events.url:
+        if self.events.url or self.events.mode == "long_connection":
             self.events.emit(row["approval_code"], row["instance_code"], status, at_ms, row.get("uuid"),
                              self.store.subscribed())
 
@@ -442,6 +442,7 @@ def feishu_error_body(status: int, message: str) -> tuple[bytes, dict[str, str]]
 def create_app(cfg: SimConfig) -> FastAPI:
     from sandbox.oa import attachments, comments
     from sandbox.oa.admin import admin_router
+    from sandbox.oa.longconn import longconn_router
     from sandbox.oa.performance import performance_router
 
     state = SimState(cfg)
@@ -741,6 +742,7 @@ def create_app(cfg: SimConfig) -> FastAPI:
 
     api.include_router(performance_router(state))  # 绩效: sandbox.oa.performance
     api.include_router(admin_router(state))
+    api.include_router(longconn_router(state))  # events over Feishu's long connection: sandbox.oa.longconn
     attachments.install(api, state)
     api.add_middleware(FaultMiddleware, injector=state.injector, error_body=feishu_error_body)
     api.add_middleware(StatsMiddleware, state=state, api=api)

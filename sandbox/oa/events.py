@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from sandbox.common.delivery import FaultyOutbox
+from sandbox.oa.longconn import LongConnHub
 
 log = logging.getLogger("sandbox.oa.events")
 
@@ -99,6 +100,8 @@ class EventDispatcher:
         self.stats: Counter[str] = Counter()
         self.delivery: dict[str, Any] = {"encrypt_key": None, "schema": "1", "delay_ms": 0}
         self.outbox = FaultyOutbox(self.stats)
+        self.mode = "webhook"  # or "long_connection": events go to one connected WebSocket client (longconn.py)
+        self.longconn = LongConnHub(self.stats)
         self._queue = self.outbox.queue
         self._thread = threading.Thread(target=self._run, name="oa-events", daemon=True)
         self._thread.start()
@@ -133,17 +136,26 @@ class EventDispatcher:
                 raise CallbackError("url_verification failed: the receiver must answer {\"challenge\": <challenge>}")
         self.url = url
         self.all_codes = all_codes
+        self.mode = "webhook"
+
+    def use_long_connection(self, all_codes: bool = True) -> None:
+        """Feishu's console saves the long-connection mode only while a client is connected; so does this."""
+        if not self.longconn.clients:
+            raise CallbackError("no long-connection client is connected: start it first (as Feishu's console asks)")
+        self.url, self.all_codes, self.mode = None, all_codes, "long_connection"
 
     def unregister(self) -> None:
         self.url = None
         self.all_codes = False
+        self.mode = "webhook"
+        self.longconn.reset()
         self.delivery.update(encrypt_key=None, schema="1", delay_ms=0)
         self.outbox.reset()
 
     def emit(self, approval_code: str, instance_code: str, status: str, operate_ms: int, instance_uuid: str | None,
              subscribed: set[str]) -> bool:
         """Queue the event if a URL is registered and the approval code is subscribed."""
-        if not self.url or not (self.all_codes or approval_code in subscribed):
+        if not (self.url or self.mode == "long_connection") or not (self.all_codes or approval_code in subscribed):
             return False
         event = {
             "app_id": self.app_id, "tenant_key": "sandbox-tenant", "type": "approval_instance",
@@ -163,7 +175,8 @@ class EventDispatcher:
             body = {"ts": f"{time.time():.7f}", "uuid": uuidlib.uuid4().hex, "token": self.verification_token,
                     "type": "event_callback", "event": event}
         self.stats["queued"] += 1
-        self.outbox.put({"url": self.url, "body": body, "encrypt_key": self.delivery["encrypt_key"]})
+        # a long connection carries the plain event JSON: no Encrypt Key, no signature (lark_oapi/ws/client.py)
+        self.outbox.put({"url": self.url, "body": body, "encrypt_key": self.delivery["encrypt_key"], "mode": self.mode})
         return True
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -171,6 +184,14 @@ class EventDispatcher:
 
     def close(self) -> None:
         self._queue.put(None)
+
+    def _send(self, item: Mapping[str, Any]) -> int:
+        if item.get("mode") == "long_connection":
+            code = self.longconn.push(json.dumps(item["body"], ensure_ascii=False).encode())
+            self.stats["longconn_no_client" if code is None else f"longconn_answer_{code}"] += 1
+            return code or 0
+        status, _ = _post(item["url"], item["body"], self.timeout_s, item.get("encrypt_key"))
+        return status
 
     def _run(self) -> None:
         while True:
@@ -182,7 +203,7 @@ class EventDispatcher:
                     time.sleep(float(self.delivery["delay_ms"]) / 1000.0)
                 for attempt in range(self.retries + 1):
                     try:
-                        status, _ = _post(item["url"], item["body"], self.timeout_s, item.get("encrypt_key"))
+                        status = self._send(item)
                         if 200 <= status < 300:
                             self.stats["delivered"] += 1
                             break

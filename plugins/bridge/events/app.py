@@ -172,7 +172,8 @@ class Receiver:
         except Exception:  # the hub being down must not change what a vendor is answered
             log.exception("event health not written to the hub")
 
-    def refuse(self, source: str, exc: Refused, client: str) -> JSONResponse:
+    def note_refusal(self, source: str, exc: Refused, client: str) -> None:
+        """Count, log and audit a refused delivery (reason and client, never the body)."""
         self.count(source, "rejected")
         self.health.counts[source][f"rejected_{exc.reason}"] += 1
         log.warning(
@@ -187,7 +188,30 @@ class Receiver:
                 self.audit(source, exc, client)
             except Exception:  # an audit outage must not turn a refusal into an acceptance or a 500
                 log.exception("audit of a refused delivery failed")
+
+    def refuse(self, source: str, exc: Refused, client: str) -> JSONResponse:
+        self.note_refusal(source, exc, client)
         return JSONResponse({"error": exc.reason}, status_code=exc.status)
+
+    def admit(self, source: str) -> None:
+        """Count a delivery in; raise :class:`Refused` (429) past the rate limit."""
+        self.health.last_received_at[source] = self.clock()
+        self.count(source, "received", last_received_at=_utc(self.clock()))
+        if not self.buckets[source].take():
+            raise Refused(429, "rate_limited", "too many deliveries")
+
+    def settle(self, source: str, messages: list[WakeMessage], key: str = "") -> tuple[int, dict[str, Any]]:
+        """A verified delivery: remember its signature, enqueue its messages; (status, answer body)."""
+        if key:
+            self.signatures.add(key)
+        self.count(source, "verified", last_verified_at=_utc(self.clock()))
+        try:
+            enqueued, dup = self.enqueue(source, messages)
+        except Exception as exc:  # Redis down: the vendor retries, polling catches up meanwhile
+            self.health.counts[source]["sink_errors"] += 1
+            log.warning("event queue unavailable (%s): answering 503", exc.__class__.__name__)
+            return 503, {"error": "queue_unavailable"}
+        return 200, {"enqueued": enqueued, "duplicates": dup}
 
     def enqueue(self, source: str, messages: list[WakeMessage]) -> tuple[int, int]:
         """Publish new messages; returns (enqueued, duplicates). Raises on a sink failure (→ 503)."""
@@ -289,24 +313,13 @@ def _lifespan(receiver: Receiver) -> Callable[[FastAPI], contextlib.AbstractAsyn
 
 
 async def _admit(receiver: Receiver, source: str, request: Request) -> bytes:
-    receiver.health.last_received_at[source] = receiver.clock()
-    receiver.count(source, "received", last_received_at=_utc(receiver.clock()))
-    if not receiver.buckets[source].take():
-        raise Refused(429, "rate_limited", "too many deliveries")
+    receiver.admit(source)
     return await _read_capped(request, receiver.config.limits.max_body_bytes)
 
 
 async def _finish(receiver: Receiver, source: str, messages: list[WakeMessage], key: str) -> JSONResponse:
-    if key:
-        receiver.signatures.add(key)
-    receiver.count(source, "verified", last_verified_at=_utc(receiver.clock()))
-    try:
-        enqueued, dup = await run_in_threadpool(receiver.enqueue, source, messages)
-    except Exception as exc:  # Redis down: the vendor retries, polling catches up meanwhile
-        receiver.health.counts[source]["sink_errors"] += 1
-        log.warning("event queue unavailable (%s): answering 503", exc.__class__.__name__)
-        return JSONResponse({"error": "queue_unavailable"}, status_code=503)
-    return JSONResponse({"enqueued": enqueued, "duplicates": dup})
+    status, body = await run_in_threadpool(receiver.settle, source, messages, key)
+    return JSONResponse(body, status_code=status)
 
 
 async def _handle(receiver: Receiver, source: str, request: Request, verify: Verifier) -> JSONResponse:

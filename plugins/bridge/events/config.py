@@ -78,17 +78,25 @@ def load(lookup: ConnLookup | None = None, raw_settings: Mapping[str, Any] | Non
             _opt(crm_extra, "webhook_app_id"),
             _opt(crm_extra, "portal_id"),
         )
-    oa = lookup("oa_default") or {}
-    oa_extra = oa.get("extra") or {}
-    feishu = None
-    if _opt(oa_extra, "verification_token") and oa.get("login"):
-        codes = (raw_settings or settings.load()).get("oa", {}).get("approval_codes", {})
-        feishu = FeishuApp(
-            str(oa["login"]),
-            str(oa_extra["verification_token"]),
-            _opt(oa_extra, "encrypt_key"),
-            _opt(oa_extra, feishu_codec.TENANT_EXTRA),
-            bool(oa_extra.get("allow_plain_events", False)),
-            frozenset(str(c) for c in codes.values()),
-        )
+    feishu = feishu_app(lookup("oa_default") or {}, raw_settings, long_connection=False)
     return ReceiverConfig(hubspot, feishu, limits, str(section.get("redis_conn_id", "bridge_events_redis")))
+
+
+def feishu_app(
+    oa: Mapping[str, Any], raw_settings: Mapping[str, Any] | None, long_connection: bool
+) -> FeishuApp | None:
+    """What a Feishu event must match. Pushed over HTTP it needs the verification token; over the long
+    connection (opened with the app secret) the app id suffices, the token is checked when set."""
+    oa_extra = oa.get("extra") or {}
+    token = _opt(oa_extra, "verification_token")
+    if not oa.get("login") or not (token or long_connection):
+        return None
+    codes = (raw_settings or settings.load()).get("oa", {}).get("approval_codes", {})
+    return FeishuApp(
+        str(oa["login"]),
+        token or "",
+        _opt(oa_extra, "encrypt_key"),
+        _opt(oa_extra, feishu_codec.TENANT_EXTRA),
+        bool(oa_extra.get("allow_plain_events", False)),
+        frozenset(str(c) for c in codes.values()),
+    )

@@ -129,11 +129,25 @@ def parse(app: FeishuApp, body: bytes, headers: Mapping[str, str], now_s: float)
         if not isinstance(challenge, str) or not challenge or len(challenge) > 200:
             raise Refused(400, "bad_challenge", "URL check without a challenge")
         return FeishuOutcome(challenge, [])
+    return _messages(app, doc)
+
+
+def parse_pushed(app: FeishuApp, payload: bytes) -> FeishuOutcome:
+    """Verify one event pushed over the long connection (plain JSON: the connection, opened with the app
+    secret, is the credential). The token is checked when both sides have one; app and tenant always."""
+    doc = _json_object(payload, "event")
+    if challenge_of(doc) is not None or ENCRYPTED in doc:
+        raise Refused(400, "bad_envelope", "a long connection carries plain events only")
+    return _messages(app, doc, token_optional=True)
+
+
+def _messages(app: FeishuApp, doc: dict[str, Any], token_optional: bool = False) -> FeishuOutcome:
     try:
         event = approval_event(doc)
     except EnvelopeError as exc:
         raise Refused(400, "bad_envelope", str(exc)) from None
-    _check_token(app, event.token)
+    if not (token_optional and (not event.token or not app.verification_token)):
+        _check_token(app, event.token)
     if event.app_id != app.app_id:
         raise Refused(401, "wrong_app", "event of another Feishu app")
     if app.tenant and event.tenant != app.tenant:
