@@ -201,6 +201,7 @@ class BridgeSettings(Section):
     calendar: dict[str, Any] = Field(default_factory=dict)
     wallboard: dict[str, Any] = Field(default_factory=dict)
     events: dict[str, Any] = Field(default_factory=dict)
+    journey_views: dict[str, Any] = Field(default_factory=dict)  # checked by bridge.journey.view_settings
 
 
 def explain(error: ValidationError, source: str, prefix: str = "") -> str:

@@ -28,7 +28,8 @@ def test_stats_pearson_and_interval_match_a_hand_computation() -> None:
     low, high = fisher_interval(29 / 35, 6, method="pearson", level=0.95) or (None, None)
     assert low == pytest.approx(math.tanh(z - 1.959963984540054 * se))
     assert high == pytest.approx(math.tanh(z + 1.959963984540054 * se))
-    assert low == pytest.approx(0.0519, abs=1e-4) and high == pytest.approx(0.9807, abs=1e-4)
+    assert low == pytest.approx(0.0519, abs=1e-4)
+    assert high == pytest.approx(0.9807, abs=1e-4)
 
 
 def test_stats_agree_with_scipy() -> None:
@@ -44,7 +45,8 @@ def test_stats_agree_with_scipy() -> None:
 
 def test_stats_spearman_interval_uses_the_wider_rank_error() -> None:
     found = correlate(X, Y, method="spearman", level=0.95)
-    assert found is not None and found.n == 6
+    assert found is not None
+    assert found.n == 6
     z = math.atanh(found.r)
     se = math.sqrt(1.06 / 3)
     assert found.low == pytest.approx(math.tanh(z - 1.959963984540054 * se))
@@ -55,7 +57,9 @@ def test_stats_refuse_what_cannot_be_computed() -> None:
     assert pearson([1.0, 2.0, 3.0], [5.0, 5.0, 5.0]) is None  # a constant side
     assert correlate([1.0], [2.0]) is None
     three = correlate([1.0, 2.0, 3.0], [1.0, 3.0, 2.0], method="pearson")
-    assert three is not None and three.low is None and three.high is None  # n − 3 = 0: no interval
+    assert three is not None
+    assert three.low is None
+    assert three.high is None
     assert ranks([10.0, 20.0, 20.0, 5.0]) == [2.0, 3.5, 3.5, 1.0]
 
 
@@ -65,12 +69,16 @@ def test_stats_interval_holds_the_coefficient(pairs: list[tuple[float, float]]) 
     if found is None:
         return
     assert -1.0 <= found.r <= 1.0
-    assert found.low is not None and found.high is not None
-    assert -1.0 <= found.low <= found.r + 1e-9 and found.r - 1e-9 <= found.high <= 1.0
+    assert found.low is not None
+    assert found.high is not None
+    assert -1.0 <= found.low <= found.r + 1e-9
+    assert found.r - 1e-9 <= found.high <= 1.0
 
 
 # ---------------------------------------------------------------- per owner and period
-H1 = pc.Period("2026H1", "2026 上半年", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 30, 23, 59, tzinfo=UTC))
+H1 = pc.Period(
+    "2026H1", "2026 上半年", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 30, 23, 59, tzinfo=UTC)
+)
 
 
 def _answers(owner: str, kind: str, values: list[float], month: int = 3) -> list[pc.Answer]:
@@ -79,25 +87,49 @@ def _answers(owner: str, kind: str, values: list[float], month: int = 3) -> list
 
 def test_people_owner_period_figures_and_minimum_answers() -> None:
     rules = pc.Rules(min_responses=3, min_group_size=5)
-    answers = (_answers("o1", "CSAT", [4, 5, 3]) + _answers("o1", "NPS", [10, 9, 3, 8])
-               + _answers("o2", "CSAT", [5, 5]) + _answers("o1", "CSAT", [1], month=8))  # August: not in H1
-    deals = [pc.DealFact("o1", "won", date(2026, 1, 10), date(2026, 2, 9)),
-             pc.DealFact("o1", "won", date(2026, 3, 1), date(2026, 3, 21)),
-             pc.DealFact("o1", "lost", date(2026, 2, 1), date(2026, 4, 1)),
-             pc.DealFact("o1", "negotiation", date(2026, 2, 1), None),
-             pc.DealFact("o1", "won", date(2025, 1, 1), date(2025, 12, 1))]  # closed before H1
-    reviews = [pc.Review("o1", "2026H1", "A", None), pc.Review("o2", "2026H1", "B", 3.5)]
+    answers = (
+        _answers("o1", "CSAT", [4, 5, 3])
+        + _answers("o1", "NPS", [10, 9, 3, 8])
+        + _answers("o2", "CSAT", [5, 5])
+        + _answers("o1", "CSAT", [1], month=8)
+    )  # August: not in H1
+    deals = [
+        pc.DealFact("o1", "won", date(2026, 1, 10), date(2026, 2, 9)),
+        pc.DealFact("o1", "won", date(2026, 3, 1), date(2026, 3, 21)),
+        pc.DealFact("o1", "lost", date(2026, 2, 1), date(2026, 4, 1)),
+        pc.DealFact("o1", "negotiation", date(2026, 2, 1), None),
+        pc.DealFact("o1", "won", date(2025, 1, 1), date(2025, 12, 1)),
+    ]  # closed before H1
+    reviews = [
+        pc.Review("o1", "2026H1", "A", None),
+        pc.Review("o2", "2026H1", None, 3.5),
+    ]  # no level: its score
     rows = {r.owner_id: r for r in pc.owner_periods(reviews, {"2026H1": H1}, answers, deals, rules)}
     o1, o2 = rows["o1"], rows["o2"]
-    assert (o1.rating_points, o1.csat, o1.csat_responses, o1.nps_responses, o1.responses) == (4.0, 4.0, 3, 4, 7)
+    assert (o1.rating_points, o1.csat, o1.csat_responses, o1.nps_responses, o1.responses) == (
+        4.0,
+        4.0,
+        3,
+        4,
+        7,
+    )
     assert o1.nps == pytest.approx(100 * (2 - 1) / 4)  # 10, 9 promoters; 3 detractor; 8 passive
-    assert (o1.won, o1.closed, o1.win_rate, o1.cycle_days) == (2, 3, pytest.approx(2 / 3), 25.0)  # median(30, 20)
-    assert o2.rating_points == 3.5 and o2.csat is None and o2.csat_responses == 2  # under the minimum: no figure
+    assert (o1.won, o1.closed, o1.win_rate, o1.cycle_days) == (
+        2,
+        3,
+        pytest.approx(2 / 3),
+        25.0,
+    )  # median(30, 20)
+    assert o2.rating_points == 3.5
+    assert o2.csat is None
+    assert o2.csat_responses == 2
 
 
 def _team(n: int, rules: pc.Rules) -> list[pc.OwnerPeriod]:
     reviews = [pc.Review(f"o{i}", "2026H1", "ABC"[i % 3], None) for i in range(n)]
-    answers = [a for i in range(n) for a in _answers(f"o{i}", "CSAT", [3.0 + (i % 3) * 0.5] * (5 if i else 2))]
+    answers = [
+        a for i in range(n) for a in _answers(f"o{i}", "CSAT", [3.0 + (i % 3) * 0.5] * (5 if i else 2))
+    ]
     return pc.owner_periods(reviews, {"2026H1": H1}, answers, [], rules)
 
 
@@ -108,9 +140,11 @@ def test_people_correlation_leaves_out_owners_with_too_few_answers() -> None:
     assert (csat.people, csat.excluded, csat.responses) == (8, 1, 40)
     usable = [r for r in rows if r.csat is not None]
     expected = pearson([r.rating_points or 0 for r in usable], [r.csat or 0 for r in usable])
-    assert csat.result is not None and csat.result.r == pytest.approx(expected)
+    assert csat.result is not None
+    assert csat.result.r == pytest.approx(expected)
     nps = next(c for c in pc.team_correlations(rows, rules) if c.measure == "nps")
-    assert nps.people == 0 and nps.result is None
+    assert nps.people == 0
+    assert nps.result is None
 
 
 def test_people_groups_never_show_fewer_than_the_minimum() -> None:

@@ -101,13 +101,22 @@ def funnel(touches: Sequence[Touch], deals: Sequence[DealFact]) -> list[FunnelRo
             if closes:
                 won += 1
                 cycles.append(float((closes[0] - start).days))
-        rows.append(FunnelRow(campaign, len(contacts.get(campaign, ())), len(leads.get(campaign, [])), with_deal,
-                              won, float(median(cycles)) if cycles else None))
+        rows.append(
+            FunnelRow(
+                campaign,
+                len(contacts.get(campaign, ())),
+                len(leads.get(campaign, [])),
+                with_deal,
+                won,
+                float(median(cycles)) if cycles else None,
+            )
+        )
     return sorted(rows, key=lambda r: (-r.leads, -r.contacts, r.campaign_id))
 
 
-def new_customers_by_source(created: Mapping[str, date | None], touches: Sequence[Touch], start: date,
-                            end: date) -> dict[str, int]:
+def new_customers_by_source(
+    created: Mapping[str, date | None], touches: Sequence[Touch], start: date, end: date
+) -> dict[str, int]:
     """Customers created from ``start`` to ``end`` (inclusive), by the source of their first touch ("" unknown)."""
     firsts = first_touches(touches)
     out: dict[str, int] = defaultdict(int)

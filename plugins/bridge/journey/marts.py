@@ -102,8 +102,9 @@ class Projection:
 
 
 # ---------------------------------------------------------------- stage history
-def record_stage_changes(conn: Connection, *, now: datetime | None = None, run_id: str | None = None,
-                         batch: int = 1000) -> int:
+def record_stage_changes(
+    conn: Connection, *, now: datetime | None = None, run_id: str | None = None, batch: int = 1000
+) -> int:
     """Add a ``deal_stage_history`` row for every staged deal whose stage differs from its last recorded one.
 
     Reads the deals modified since the watermark ``journey.deal_stage`` (inclusive: a rerun finds nothing new)
@@ -122,8 +123,15 @@ def record_stage_changes(conn: Connection, *, now: datetime | None = None, run_i
                 continue
             if known and last[snap.source_id][1] >= snap.source_modified_ms:
                 continue  # an older read than the recorded change
-            rows.append({"deal_id": snap.source_id, "stage": stage, "entered_ms": snap.source_modified_ms,
-                         "basis": "snapshot" if known else "first_seen", "recorded_at": at})
+            rows.append(
+                {
+                    "deal_id": snap.source_id,
+                    "stage": stage,
+                    "entered_ms": snap.source_modified_ms,
+                    "basis": "snapshot" if known else "first_seen",
+                    "recorded_at": at,
+                }
+            )
             newest = max(newest or 0, snap.source_modified_ms)
         newest = max([newest or 0, *(s.source_modified_ms for s in part)])
         if rows:
@@ -137,9 +145,11 @@ def record_stage_changes(conn: Connection, *, now: datetime | None = None, run_i
 def _last_stages(conn: Connection, deal_ids: Sequence[str]) -> dict[str, tuple[str | None, int]]:
     """deal id → (stage, entered_ms) of its latest recorded row."""
     out: dict[str, tuple[str | None, int]] = {}
-    query = (select(deal_stage_history.c.deal_id, deal_stage_history.c.stage, deal_stage_history.c.entered_ms)
-             .where(deal_stage_history.c.deal_id.in_(list(deal_ids)))
-             .order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_ms, deal_stage_history.c.id))
+    query = (
+        select(deal_stage_history.c.deal_id, deal_stage_history.c.stage, deal_stage_history.c.entered_ms)
+        .where(deal_stage_history.c.deal_id.in_(list(deal_ids)))
+        .order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_ms, deal_stage_history.c.id)
+    )
     for deal_id, stage, entered in conn.execute(query):
         out[str(deal_id)] = (stage, int(entered))
     return out
@@ -161,13 +171,18 @@ class StageSpan:
 
 def stage_spans(conn: Connection, deal_ids: Iterable[str] | None = None) -> dict[str, list[StageSpan]]:
     """The recorded stages of the deals (all deals when None), oldest first, each ending where the next starts."""
-    query = select(deal_stage_history.c.deal_id, deal_stage_history.c.stage, deal_stage_history.c.entered_ms,
-                   deal_stage_history.c.basis)
+    query = select(
+        deal_stage_history.c.deal_id,
+        deal_stage_history.c.stage,
+        deal_stage_history.c.entered_ms,
+        deal_stage_history.c.basis,
+    )
     if deal_ids is not None:
         query = query.where(deal_stage_history.c.deal_id.in_(list(deal_ids)))
     rows: dict[str, list[tuple[str | None, int, str]]] = defaultdict(list)
-    for deal_id, stage, entered, basis in conn.execute(query.order_by(deal_stage_history.c.deal_id,
-                                                                      deal_stage_history.c.entered_ms)):
+    for deal_id, stage, entered, basis in conn.execute(
+        query.order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_ms)
+    ):
         rows[str(deal_id)].append((stage, int(entered), str(basis)))
     return {deal_id: spans_of(deal_id, history) for deal_id, history in rows.items()}
 
@@ -181,7 +196,9 @@ def spans_of(deal_id: str, history: Sequence[tuple[str | None, int, str]]) -> li
     return spans
 
 
-def slowest_stages(spans: Mapping[str, Sequence[StageSpan]], *, now: datetime) -> list[tuple[str, float, int]]:
+def slowest_stages(
+    spans: Mapping[str, Sequence[StageSpan]], *, now: datetime
+) -> list[tuple[str, float, int]]:
     """(stage, median days, deals) of the finished spans of open stages, slowest first."""
     by_stage: dict[str, list[float]] = defaultdict(list)
     for deal_spans in spans.values():
@@ -193,18 +210,27 @@ def slowest_stages(spans: Mapping[str, Sequence[StageSpan]], *, now: datetime) -
 
 
 # ---------------------------------------------------------------- customers
-def find_customers(conn: Connection, query: str, *, owners: set[str] | None, by_uscc: bool,
-                   limit: int = 20) -> list[store.Snapshot]:
+def find_customers(
+    conn: Connection, query: str, *, owners: set[str] | None, by_uscc: bool, limit: int = 20
+) -> list[store.Snapshot]:
     """Live companies whose name contains ``query`` (or whose USCC is it, when ``by_uscc``), owners' only."""
     text = query.strip()
     if not text:
         return []
     name, uscc = snapshot.c.payload["name"].as_string(), snapshot.c.payload["uscc"].as_string()
-    match = or_(name.contains(text, autoescape=True), uscc == text.upper()) if by_uscc else \
-        name.contains(text, autoescape=True)
-    stmt = (select(snapshot).where(snapshot.c.system == "crm", snapshot.c.entity == "company",
-                                   snapshot.c.deleted.is_(False), match)
-            .order_by(name, snapshot.c.source_id).limit(limit * 5 if owners is not None else limit))
+    match = (
+        or_(name.contains(text, autoescape=True), uscc == text.upper())
+        if by_uscc
+        else name.contains(text, autoescape=True)
+    )
+    stmt = (
+        select(snapshot)
+        .where(
+            snapshot.c.system == "crm", snapshot.c.entity == "company", snapshot.c.deleted.is_(False), match
+        )
+        .order_by(name, snapshot.c.source_id)
+        .limit(limit * 5 if owners is not None else limit)
+    )
     found = [store.get_snapshot(conn, "crm", "company", str(row.source_id)) for row in conn.execute(stmt)]
     live = [s for s in found if s is not None]
     if owners is not None:
@@ -233,7 +259,9 @@ class Timeline:
     first_touch: Event | None = None
 
 
-def _related(conn: Connection, entity: str, system: str, key: str, values: Iterable[str]) -> list[store.Snapshot]:
+def _related(
+    conn: Connection, entity: str, system: str, key: str, values: Iterable[str]
+) -> list[store.Snapshot]:
     wanted = [str(v) for v in values if v]
     if not wanted:
         return []
@@ -265,24 +293,41 @@ def customer_sources(conn: Connection, company_id: str) -> Sources | None:
     contact_ids = [c.source_id for c in contacts]
     participations = _related(conn, PARTICIPATION, "crm", "contact_id", contact_ids)
     events = store.get_snapshots(conn, "crm", EVENT, [str(p.payload.get("event_id")) for p in participations])
-    campaign_ids = {str(e.payload.get("campaign_id")) for e in events.values() if e.payload.get("campaign_id")}
-    campaign_ids |= {str(c.payload.get("first_touch_campaign_id")) for c in contacts
-                     if c.payload.get("first_touch_campaign_id")}
+    campaign_ids = {
+        str(e.payload.get("campaign_id")) for e in events.values() if e.payload.get("campaign_id")
+    }
+    campaign_ids |= {
+        str(c.payload.get("first_touch_campaign_id"))
+        for c in contacts
+        if c.payload.get("first_touch_campaign_id")
+    }
     return Sources(
-        company=company, contacts=contacts, deals=_related(conn, "deal", "crm", "company_id", [company_id]),
+        company=company,
+        contacts=contacts,
+        deals=_related(conn, "deal", "crm", "company_id", [company_id]),
         approvals={form: _related(conn, form, "oa", "customer_id", [company_id]) for form in OA_FORMS},
-        participations=participations, events=events,
+        participations=participations,
+        events=events,
         campaigns=store.get_snapshots(conn, "crm", CAMPAIGN, sorted(campaign_ids)),
         answers=_related(conn, FEEDBACK, "crm", "contact_id", contact_ids),
-        documents=company_documents(conn, company_id))
+        documents=company_documents(conn, company_id),
+    )
 
 
 def company_documents(conn: Connection, company_id: str) -> list[dict[str, Any]]:
     """Attachments linked to the customer's records (hub ``document_link``), with their class and first name."""
-    query = (select(document_link.c.record_type, document_link.c.created_at, document.c.doc_class,
-                    document.c.first_name, document.c.kind)
-             .join(document, document.c.sha256 == document_link.c.sha256)
-             .where(document_link.c.company_id == company_id).order_by(document_link.c.created_at))
+    query = (
+        select(
+            document_link.c.record_type,
+            document_link.c.created_at,
+            document.c.doc_class,
+            document.c.first_name,
+            document.c.kind,
+        )
+        .join(document, document.c.sha256 == document_link.c.sha256)
+        .where(document_link.c.company_id == company_id)
+        .order_by(document_link.c.created_at)
+    )
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
@@ -294,7 +339,6 @@ def count_rows(conn: Connection, table_name: str) -> int:
 def iter_live(conn: Connection, entity: str, system: str = "crm") -> Iterator[store.Snapshot]:
     for part in store.iter_snapshots(conn, entity, system=system, batch=5000):
         yield from part
-
 
 
 # ---------------------------------------------------------------- funnel facts
@@ -327,10 +371,19 @@ def funnel_facts(conn: Connection) -> FunnelFacts:
         company, source = contact.payload.get("company_id"), contact.payload.get("original_source")
         campaign = _opt(contact.payload.get("first_touch_campaign_id"))
         if company and (source or campaign):
-            touches.append(Touch(str(company), contact.source_id, campaign, _opt(source), contact.first_seen_at))
-    deals = [DealFact(str(s.payload.get("company_id")), s.payload.get("stage"), business_date(s.payload.get("created_at")),
-                      business_date(s.payload.get("close_date")))
-             for s in iter_live(conn, "deal") if s.payload.get("company_id")]
+            touches.append(
+                Touch(str(company), contact.source_id, campaign, _opt(source), contact.first_seen_at)
+            )
+    deals = [
+        DealFact(
+            str(s.payload.get("company_id")),
+            s.payload.get("stage"),
+            business_date(s.payload.get("created_at")),
+            business_date(s.payload.get("close_date")),
+        )
+        for s in iter_live(conn, "deal")
+        if s.payload.get("company_id")
+    ]
     created = {s.source_id: business_date(s.payload.get("created_at")) for s in iter_live(conn, "company")}
     names = {s.source_id: str(s.payload.get("name") or s.source_id) for s in iter_live(conn, CAMPAIGN)}
     return FunnelFacts(touches, deals, created, names)
@@ -355,7 +408,9 @@ def people_facts(conn: Connection) -> PeopleFacts:
     answering contact's company, deals by owner."""
     from bridge.journey.people_csat import Answer, DealFact, Period, Review
 
-    owner_of_user = {str(lk.oa_id): str(lk.crm_id) for lk in store.links(conn, "owner_user") if lk.oa_id and lk.crm_id}
+    owner_of_user = {
+        str(lk.oa_id): str(lk.crm_id) for lk in store.links(conn, "owner_user") if lk.oa_id and lk.crm_id
+    }
     reviews: list[Review] = []
     periods: dict[str, Period] = {}
     unlinked = 0
@@ -365,8 +420,15 @@ def people_facts(conn: Connection) -> PeopleFacts:
         period_id = _opt(p.get("period_id"))
         if period_id is None:
             continue
-        periods.setdefault(period_id, Period(period_id, str(p.get("period_name") or period_id),
-                                             parse_time(p.get("period_start")), _period_end(p.get("period_end"))))
+        periods.setdefault(
+            period_id,
+            Period(
+                period_id,
+                str(p.get("period_name") or period_id),
+                parse_time(p.get("period_start")),
+                _period_end(p.get("period_end")),
+            ),
+        )
         if owner is None:
             unlinked += 1
             continue
@@ -378,11 +440,25 @@ def people_facts(conn: Connection) -> PeopleFacts:
         p = snap.payload
         owner = company_owner.get(contact_company.get(str(p.get("contact_id"))) or "")
         if owner:
-            answers.append(Answer(owner, str(p.get("survey_type") or ""), number(p.get("value")),
-                                  parse_time(p.get("submitted_at")), _opt(p.get("nps_group"))))
-    deals = [DealFact(str(s.payload["owner_id"]), s.payload.get("stage"), business_date(s.payload.get("created_at")),
-                      business_date(s.payload.get("close_date")))
-             for s in iter_live(conn, "deal") if s.payload.get("owner_id")]
+            answers.append(
+                Answer(
+                    owner,
+                    str(p.get("survey_type") or ""),
+                    number(p.get("value")),
+                    parse_time(p.get("submitted_at")),
+                    _opt(p.get("nps_group")),
+                )
+            )
+    deals = [
+        DealFact(
+            str(s.payload["owner_id"]),
+            s.payload.get("stage"),
+            business_date(s.payload.get("created_at")),
+            business_date(s.payload.get("close_date")),
+        )
+        for s in iter_live(conn, "deal")
+        if s.payload.get("owner_id")
+    ]
     return PeopleFacts(reviews, periods, answers, deals, unlinked)
 
 

@@ -39,7 +39,12 @@ class Period:
     end: datetime | None
 
     def holds(self, at: datetime | None) -> bool:
-        return at is not None and self.start is not None and self.end is not None and self.start <= at <= self.end
+        return (
+            at is not None
+            and self.start is not None
+            and self.end is not None
+            and self.start <= at <= self.end
+        )
 
     def holds_day(self, day: date | None) -> bool:
         if day is None or self.start is None or self.end is None:
@@ -99,14 +104,16 @@ class Rules:
     min_group_size: int = 5
     method: Method = "spearman"
     level: float = 0.95
-    rating_points: Mapping[str, float] = field(default_factory=lambda: {"S": 5, "A": 4, "B": 3, "C": 2, "D": 1})
+    rating_points: Mapping[str, float] = field(
+        default_factory=lambda: {"S": 5, "A": 4, "B": 3, "C": 2, "D": 1}
+    )
 
 
 def points_of(review: Review, scale: Mapping[str, float]) -> float | None:
-    """The review as a number: its score if it has one, else its level on the scale."""
-    if review.score is not None:
-        return float(review.score)
-    return scale.get(review.rating or "") if review.rating else None
+    """The review as a number: its level on the scale (``journey_views.rating_points``), else its score."""
+    if review.rating and review.rating in scale:
+        return float(scale[review.rating])
+    return float(review.score) if review.score is not None else None
 
 
 def nps_bucket(answer: Answer) -> str | None:
@@ -156,13 +163,25 @@ def owner_periods(
         csat = [a for a in mine if a.survey_type == "CSAT" and a.value is not None]
         nps = [a for a in mine if a.survey_type == "NPS"]
         won, closed, cycle = _deal_figures(deals_by_owner.get(owner, []), period)
-        rows.append(OwnerPeriod(
-            owner_id=owner, period_id=period_id, rating=review.rating,
-            rating_points=points_of(review, rules.rating_points), responses=len(csat) + len(nps),
-            csat_responses=len(csat), nps_responses=len(nps),
-            csat=mean(float(a.value) for a in csat if a.value is not None) if len(csat) >= rules.min_responses else None,
-            nps=nps_score(nps) if len(nps) >= rules.min_responses else None,
-            won=won, closed=closed, win_rate=(won / closed) if closed else None, cycle_days=cycle))
+        rows.append(
+            OwnerPeriod(
+                owner_id=owner,
+                period_id=period_id,
+                rating=review.rating,
+                rating_points=points_of(review, rules.rating_points),
+                responses=len(csat) + len(nps),
+                csat_responses=len(csat),
+                nps_responses=len(nps),
+                csat=mean(float(a.value) for a in csat if a.value is not None)
+                if len(csat) >= rules.min_responses
+                else None,
+                nps=nps_score(nps) if len(nps) >= rules.min_responses else None,
+                won=won,
+                closed=closed,
+                win_rate=(won / closed) if closed else None,
+                cycle_days=cycle,
+            )
+        )
     return rows
 
 
@@ -185,10 +204,26 @@ def team_correlations(rows: Sequence[OwnerPeriod], rules: Rules) -> list[TeamCor
         mine = [r for r in rows if r.period_id == period_id and r.rating_points is not None]
         for measure, count in (("csat", "csat_responses"), ("nps", "nps_responses")):
             usable = [r for r in mine if getattr(r, measure) is not None]
-            result = correlate([float(r.rating_points or 0) for r in usable], [float(getattr(r, measure)) for r in usable],
-                               method=rules.method, level=rules.level) if len(usable) >= 2 else None
-            out.append(TeamCorrelation(period_id, measure, len(usable), sum(getattr(r, count) for r in usable),
-                                       len(mine) - len(usable), result))
+            result = (
+                correlate(
+                    [float(r.rating_points or 0) for r in usable],
+                    [float(getattr(r, measure)) for r in usable],
+                    method=rules.method,
+                    level=rules.level,
+                )
+                if len(usable) >= 2
+                else None
+            )
+            out.append(
+                TeamCorrelation(
+                    period_id,
+                    measure,
+                    len(usable),
+                    sum(getattr(r, count) for r in usable),
+                    len(mine) - len(usable),
+                    result,
+                )
+            )
     return out
 
 
@@ -201,7 +236,9 @@ class Viewer:
     owner_id: str | None
 
 
-def may_see_person(viewer: Viewer, person: str, all_roles: Iterable[str], managers: Mapping[str, str]) -> bool:
+def may_see_person(
+    viewer: Viewer, person: str, all_roles: Iterable[str], managers: Mapping[str, str]
+) -> bool:
     """A role that sees every person, or a manager above ``person`` in the chain (not the person alone)."""
     if viewer.role in set(all_roles):
         return True
@@ -229,10 +266,16 @@ def _group(period_id: str, name: str, members: Sequence[OwnerPeriod], rules: Rul
     nps = [r.nps for r in members if r.nps is not None]
     won, closed = sum(r.won for r in members), sum(r.closed for r in members)
     cycles = [r.cycle_days for r in members if r.cycle_days is not None]
-    return GroupFigure(period_id, name, len(members), csat_n + nps_n,
-                       mean(csat) if csat and csat_n >= rules.min_responses else None,
-                       mean(nps) if nps and nps_n >= rules.min_responses else None,
-                       (won / closed) if closed else None, float(median(cycles)) if cycles else None)
+    return GroupFigure(
+        period_id,
+        name,
+        len(members),
+        csat_n + nps_n,
+        mean(csat) if csat and csat_n >= rules.min_responses else None,
+        mean(nps) if nps and nps_n >= rules.min_responses else None,
+        (won / closed) if closed else None,
+        float(median(cycles)) if cycles else None,
+    )
 
 
 def group_figures(rows: Sequence[OwnerPeriod], rules: Rules) -> list[GroupFigure]:
@@ -252,7 +295,9 @@ def group_figures(rows: Sequence[OwnerPeriod], rules: Rules) -> list[GroupFigure
             else:
                 rest += members
         if len(rest) >= rules.min_group_size:
-            out.append(_group(period_id, f"{SMALL_GROUP}（各等级不足 {rules.min_group_size} 人，合并）", rest, rules))
+            out.append(
+                _group(period_id, f"{SMALL_GROUP}（各等级不足 {rules.min_group_size} 人，合并）", rest, rules)
+            )
         if len(mine) >= rules.min_group_size:
             out.append(_group(period_id, "全体", mine, rules))
     return out

@@ -72,7 +72,9 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return pearson(ranks(x), ranks(y))
 
 
-def fisher_interval(r: float, n: int, *, method: Method = "pearson", level: float = 0.95) -> tuple[float, float] | None:
+def fisher_interval(
+    r: float, n: int, *, method: Method = "pearson", level: float = 0.95
+) -> tuple[float, float] | None:
     """The two-sided ``level`` interval of a correlation by Fisher's z; None when n < 4."""
     if n < MIN_PAIRS_FOR_INTERVAL:
         return None

@@ -27,8 +27,18 @@ from bridge.journey.marts import (
     parse_time,
 )
 
-SURVEY_LABELS = {"CSAT": "客户满意度（CSAT）", "NPS": "净推荐值（NPS）", "CES": "客户费力度（CES）", "CUSTOM": "自定义问卷"}
-PARTICIPATION_LABELS = {"registered": "报名", "attended": "参加", "cancelled": "取消报名", "no_show": "报名未到场"}
+SURVEY_LABELS = {
+    "CSAT": "客户满意度（CSAT）",
+    "NPS": "净推荐值（NPS）",
+    "CES": "客户费力度（CES）",
+    "CUSTOM": "自定义问卷",
+}
+PARTICIPATION_LABELS = {
+    "registered": "报名",
+    "attended": "参加",
+    "cancelled": "取消报名",
+    "no_show": "报名未到场",
+}
 FORM_EVENTS = {  # OA form → (kind, the business date field, title)
     "project_initiation": ("approval", "created_at", "提交立项申请"),
     "expense_claim": ("expense", "expense_date", "费用报销"),
@@ -78,8 +88,9 @@ class _Builder:
             self.timeline.hidden[entity] = self.timeline.hidden.get(entity, 0) + 1
         return record
 
-    def add(self, at: datetime | None, kind: str, title: str, detail: str, system: str,
-            days: float | None = None) -> Event | None:
+    def add(
+        self, at: datetime | None, kind: str, title: str, detail: str, system: str, days: float | None = None
+    ) -> Event | None:
         if at is None:
             return None
         event = Event(at, kind, title, detail, system, days)
@@ -91,7 +102,13 @@ class _Builder:
             shown = self.shown("contact", snap)
             if shown is not None:
                 name = shown.get("full_name") or "联系人"
-                self.add(snap.first_seen_at, "contact", "新增联系人", _text([("姓名", name), ("职务", shown.get("job_title"))]), "crm")
+                self.add(
+                    snap.first_seen_at,
+                    "contact",
+                    "新增联系人",
+                    _text([("姓名", name), ("职务", shown.get("job_title"))]),
+                    "crm",
+                )
 
     def touches(self) -> list[Event]:
         """Event participations and the contacts' original source; the earliest is the first touch."""
@@ -104,16 +121,45 @@ class _Builder:
             event = self.view.shown(EVENT, event_snap.payload) if event_snap else None
             campaign = self._campaign_name(event_snap.payload.get("campaign_id") if event_snap else None)
             state = PARTICIPATION_LABELS.get(str(shown.get("state")), "参与")
-            at = parse_time(shown.get("occurred_at")) or (parse_time(event.get("start_at")) if event else None)
-            made += [e for e in [self.add(at, "event", f"市场活动{state}", _text(
-                [("活动", (event or {}).get("name")), ("营销活动", campaign)]), "crm")] if e]
+            at = parse_time(shown.get("occurred_at")) or (
+                parse_time(event.get("start_at")) if event else None
+            )
+            made += [
+                e
+                for e in [
+                    self.add(
+                        at,
+                        "event",
+                        f"市场活动{state}",
+                        _text([("活动", (event or {}).get("name")), ("营销活动", campaign)]),
+                        "crm",
+                    )
+                ]
+                if e
+            ]
         for snap in self.sources.contacts:
             shown = self.view.shown("contact", snap.payload) or {}
             source = shown.get("original_source")
             campaign = self._campaign_name(shown.get("first_touch_campaign_id"))
             if source or campaign:
-                made += [e for e in [self.add(snap.first_seen_at, "first_touch", "首次接触来源", _text(
-                    [("来源", self.labels.sources.get(str(source), source)), ("营销活动", campaign)]), "crm")] if e]
+                made += [
+                    e
+                    for e in [
+                        self.add(
+                            snap.first_seen_at,
+                            "first_touch",
+                            "首次接触来源",
+                            _text(
+                                [
+                                    ("来源", self.labels.sources.get(str(source), source)),
+                                    ("营销活动", campaign),
+                                ]
+                            ),
+                            "crm",
+                        )
+                    ]
+                    if e
+                ]
         return made
 
     def _campaign_name(self, campaign_id: Any) -> str | None:
@@ -129,11 +175,20 @@ class _Builder:
             name = shown.get("deal_name") or shown.get("project_no") or "商机"
             self.add(parse_time(shown.get("created_at")), "deal", "新建商机", _text([("商机", name)]), "crm")
             for span in self.spans.get(snap.source_id, ()) if "stage" in shown else ():
-                self.add(span.start, "stage", f"进入阶段：{self.labels.stage(span.stage)}",
-                         _text([("商机", name), ("依据", "首次同步时所见" if span.basis == "first_seen" else None)]),
-                         "crm", days=round(span.days(self.now), 1) if span.end is not None else None)
+                self.add(
+                    span.start,
+                    "stage",
+                    f"进入阶段：{self.labels.stage(span.stage)}",
+                    _text(
+                        [("商机", name), ("依据", "首次同步时所见" if span.basis == "first_seen" else None)]
+                    ),
+                    "crm",
+                    days=round(span.days(self.now), 1) if span.end is not None else None,
+                )
             if shown.get("stage") in ("won", "delivered"):
-                self.add(parse_time(shown.get("close_date")), "won", "赢单签约", _text([("商机", name)]), "crm")
+                self.add(
+                    parse_time(shown.get("close_date")), "won", "赢单签约", _text([("商机", name)]), "crm"
+                )
 
     def approvals(self, form_labels: Mapping[str, str]) -> None:
         for form, snaps in self.sources.approvals.items():
@@ -142,13 +197,33 @@ class _Builder:
                 shown = self.shown(form, snap)
                 if shown is None:
                     continue
-                status = self.labels.approval.get(str(shown.get("approval_status")), shown.get("approval_status"))
-                detail = _text([("表单", form_labels.get(form, form)), ("状态", status), ("项目编号", shown.get("project_no")),
-                                ("目的地", shown.get("destination")), ("事由", shown.get("purpose"))])
-                self.add(parse_time(shown.get(when)) or parse_time(shown.get("created_at")), kind, title, detail, "oa")
+                status = self.labels.approval.get(
+                    str(shown.get("approval_status")), shown.get("approval_status")
+                )
+                detail = _text(
+                    [
+                        ("表单", form_labels.get(form, form)),
+                        ("状态", status),
+                        ("项目编号", shown.get("project_no")),
+                        ("目的地", shown.get("destination")),
+                        ("事由", shown.get("purpose")),
+                    ]
+                )
+                self.add(
+                    parse_time(shown.get(when)) or parse_time(shown.get("created_at")),
+                    kind,
+                    title,
+                    detail,
+                    "oa",
+                )
                 if form == "project_initiation" and shown.get("decided_at"):
-                    self.add(parse_time(shown.get("decided_at")), "approval", f"立项审批：{status}",
-                             _text([("项目编号", shown.get("project_no"))]), "oa")
+                    self.add(
+                        parse_time(shown.get("decided_at")),
+                        "approval",
+                        f"立项审批：{status}",
+                        _text([("项目编号", shown.get("project_no"))]),
+                        "oa",
+                    )
 
     def answers(self) -> None:
         for snap in self.sources.answers:
@@ -156,8 +231,13 @@ class _Builder:
             if shown is None:
                 continue
             survey = SURVEY_LABELS.get(str(shown.get("survey_type")), "满意度调查")
-            self.add(parse_time(shown.get("submitted_at")), "survey", f"满意度反馈：{survey}",
-                     _text([("评分", shown.get("value")), ("问卷", shown.get("survey_name"))]), "crm")
+            self.add(
+                parse_time(shown.get("submitted_at")),
+                "survey",
+                f"满意度反馈：{survey}",
+                _text([("评分", shown.get("value")), ("问卷", shown.get("survey_name"))]),
+                "crm",
+            )
 
     def documents(self, may_see: Callable[[str], bool]) -> None:
         for doc in self.sources.documents:
@@ -165,12 +245,24 @@ class _Builder:
             if not may_see(cls):
                 self.timeline.hidden["document"] = self.timeline.hidden.get("document", 0) + 1
                 continue
-            self.add(doc.get("created_at"), "document", f"附件：{DOC_CLASS_LABELS.get(cls, cls)}",
-                     _text([("类型", str(doc.get("kind") or "").upper())]), "hub")
+            self.add(
+                doc.get("created_at"),
+                "document",
+                f"附件：{DOC_CLASS_LABELS.get(cls, cls)}",
+                _text([("类型", str(doc.get("kind") or "").upper())]),
+                "hub",
+            )
 
 
-def build_timeline(sources: Sources, view: Projection, labels: Labels, spans: Mapping[str, Sequence[StageSpan]],
-                   *, now: datetime, may_see_document: Callable[[str], bool]) -> Timeline:
+def build_timeline(
+    sources: Sources,
+    view: Projection,
+    labels: Labels,
+    spans: Mapping[str, Sequence[StageSpan]],
+    *,
+    now: datetime,
+    may_see_document: Callable[[str], bool],
+) -> Timeline:
     """The customer's events in time order, as ``view`` may see them; the first touch picked out."""
     name = (view.shown("company", sources.company.payload) or {}).get("name")
     timeline = Timeline(sources.company.source_id, str(name) if name else None)

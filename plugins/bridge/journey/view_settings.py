@@ -1,8 +1,8 @@
-"""The keys of ``include/settings.yaml`` ``journey:`` that the journey views read (pages, report, people × CSAT).
+"""Settings of the journey views (pages, report sections, people × satisfaction): ``journey_views:`` of
+``include/settings.yaml`` (overrides ``BRIDGE__JOURNEY_VIEWS__<KEY>``).
 
-The staging of the journey sources reads other keys of the same section; this module picks only its own
-(:data:`VIEW_KEYS`) and checks them with a pydantic model, so a mistake here names the key and a key of the
-staging is not refused here.
+A section of its own beside ``journey:`` (the staging's, :class:`bridge.settings_model.JourneySection`): each
+is checked by its own model, so a mistake in one does not stop the readers of the other.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError
 from bridge import settings
 from bridge.settings_model import Section, explain
 
-SECTION = "journey"
+SECTION = "journey_views"
 
 
 class JourneyViews(Section):
@@ -28,7 +28,9 @@ class JourneyViews(Section):
     correlation: Literal["spearman", "pearson"] = "spearman"
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     # Performance levels as numbers (a result with a score uses the score).
-    rating_points: dict[str, float] = Field(default_factory=lambda: {"S": 5.0, "A": 4.0, "B": 3.0, "C": 2.0, "D": 1.0})
+    rating_points: dict[str, float] = Field(
+        default_factory=lambda: {"S": 5.0, "A": 4.0, "B": 3.0, "C": 2.0, "D": 1.0}
+    )
     # Who is who: Airflow user name → CRM owner id (their own customers; their place in the chain).
     user_owners: dict[str, str] = Field(default_factory=dict)
     # The management chain: CRM owner id → CRM owner id of that person's manager.
@@ -41,18 +43,14 @@ class JourneyViews(Section):
     people_page_roles: list[str] = Field(default_factory=lambda: ["hr", "management"])
 
 
-VIEW_KEYS = tuple(JourneyViews.model_fields)
-
-
 def journey_views(raw: Mapping[str, Any] | None = None) -> JourneyViews:
-    """The view keys of ``journey:`` (defaults when absent); :class:`bridge.settings.SettingsError` names the key."""
+    """``journey_views`` checked (defaults when absent); :class:`bridge.settings.SettingsError` names the key."""
     data = raw if raw is not None else settings.load()
     section = data.get(SECTION) or {}
     if not isinstance(section, Mapping):
         raise settings.SettingsError(f"include/settings.yaml: {SECTION} 必须是映射（key: value）。")
-    mine = {k: v for k, v in section.items() if k in VIEW_KEYS}
     try:
-        return JourneyViews.model_validate(mine)
+        return JourneyViews.model_validate(dict(section))
     except ValidationError as exc:
         raise settings.SettingsError(explain(exc, "include/settings.yaml", prefix=SECTION)) from exc
 

@@ -83,8 +83,13 @@ def individual_roles(policy: Policy) -> list[str]:
 
 
 def rules_of(views: JourneyViews) -> people_csat.Rules:
-    return people_csat.Rules(views.min_responses, views.min_group_size, views.correlation, views.confidence,
-                             dict(views.rating_points))
+    return people_csat.Rules(
+        views.min_responses,
+        views.min_group_size,
+        views.correlation,
+        views.confidence,
+        dict(views.rating_points),
+    )
 
 
 @dataclass
@@ -107,42 +112,72 @@ def _period_order(periods: dict[str, people_csat.Period]) -> list[str]:
     return sorted(periods, key=lambda p: (periods[p].end or far, p), reverse=True)
 
 
-def people_view(conn: Connection, looker: Looker, policy: Policy, views: JourneyViews,
-                period_id: str | None = None) -> PeopleView:
+def people_view(
+    conn: Connection, looker: Looker, policy: Policy, views: JourneyViews, period_id: str | None = None
+) -> PeopleView:
     """The period's rows the looker may see, the groups and correlations for everyone; newest period by default."""
     facts = marts.people_facts(conn)
     rules = rules_of(views)
     order = _period_order(facts.periods)
     chosen = period_id if period_id in facts.periods else (order[0] if order else None)
-    all_rows = [r for r in people_csat.owner_periods(facts.reviews, facts.periods, facts.answers, facts.deals, rules)
-                if r.period_id == chosen]
+    all_rows = [
+        r
+        for r in people_csat.owner_periods(facts.reviews, facts.periods, facts.answers, facts.deals, rules)
+        if r.period_id == chosen
+    ]
     who = people_csat.Viewer(looker.role, looker.owner_id)
     every = individual_roles(policy)
     mine = [r for r in all_rows if people_csat.may_see_person(who, r.owner_id, every, views.managers)]
-    correlations = [c for c in people_csat.team_correlations(all_rows, rules)
-                    if mine or c.people >= rules.min_group_size]
-    return PeopleView(order, facts.periods.get(chosen) if chosen else None, facts.periods, mine,
-                      len(all_rows) - len(mine), people_csat.group_figures(all_rows, rules),
-                      people_csat.suppressed_people(all_rows, rules).get(chosen or "", 0), correlations,
-                      people.names(conn, [r.owner_id for r in mine]), facts.unlinked_reviews, bool(mine))
+    correlations = [
+        c for c in people_csat.team_correlations(all_rows, rules) if mine or c.people >= rules.min_group_size
+    ]
+    return PeopleView(
+        order,
+        facts.periods.get(chosen) if chosen else None,
+        facts.periods,
+        mine,
+        len(all_rows) - len(mine),
+        people_csat.group_figures(all_rows, rules),
+        people_csat.suppressed_people(all_rows, rules).get(chosen or "", 0),
+        correlations,
+        people.names(conn, [r.owner_id for r in mine]),
+        facts.unlinked_reviews,
+        bool(mine),
+    )
 
 
-def audit_personal_view(conn: Connection, looker: Looker, policy: Policy, shown: Sequence[tuple[str, str]],
-                        where: str) -> int:
+def audit_personal_view(
+    conn: Connection, looker: Looker, policy: Policy, shown: Sequence[tuple[str, str]], where: str
+) -> int:
     """One audit entry per (owner id, period id) whose performance figures ``looker`` was shown; the count."""
     if not shown:
         return 0
     ctx = RunContext.local(principal=looker.name[:120] or "unknown", dag_id="bridge-ui")
-    events = [audit.AuditEvent(
-        operation=AUDIT_OPERATION, system="oa", entity=REVIEW, record_ids={"owner_id": owner, "period_id": period},
-        fields=["rating", "csat", "nps", "win_rate", "cycle_days"], outcome="shown",
-        detail=f"{where}; role={looker.role}", policy_version=policy.version) for owner, period in sorted(set(shown))]
+    events = [
+        audit.AuditEvent(
+            operation=AUDIT_OPERATION,
+            system="oa",
+            entity=REVIEW,
+            record_ids={"owner_id": owner, "period_id": period},
+            fields=["rating", "csat", "nps", "win_rate", "cycle_days"],
+            outcome="shown",
+            detail=f"{where}; role={looker.role}",
+            policy_version=policy.version,
+        )
+        for owner, period in sorted(set(shown))
+    ]
     return len(audit.record_many(conn, ctx, events))
 
 
 # ---------------------------------------------------------------- timeline
-def customer_timeline(conn: Connection, company_id: str, view: marts.Projection, *, now: datetime,
-                      may_see_document: Callable[[str], bool]) -> timeline.Timeline | None:
+def customer_timeline(
+    conn: Connection,
+    company_id: str,
+    view: marts.Projection,
+    *,
+    now: datetime,
+    may_see_document: Callable[[str], bool],
+) -> timeline.Timeline | None:
     sources = marts.customer_sources(conn, company_id)
     if sources is None:
         return None

@@ -47,8 +47,16 @@ def _seat(request: Request, viewer: Viewer) -> _Seat:
     try:
         cfg = journey_views(settings.cached())
     except settings.SettingsError as exc:
-        raise PermissionConfigError(f"客户旅程配置（include/settings.yaml 的 journey）有误，页面不显示任何数据。{exc}") from exc
-    return _Seat(pages, policy, cfg, views.Looker.of(viewer.name, viewer.role, cfg), marts.Projection(policy, viewer.role))
+        raise PermissionConfigError(
+            f"客户旅程配置（include/settings.yaml 的 journey）有误，页面不显示任何数据。{exc}"
+        ) from exc
+    return _Seat(
+        pages,
+        policy,
+        cfg,
+        views.Looker.of(viewer.name, viewer.role, cfg),
+        marts.Projection(policy, viewer.role),
+    )
 
 
 def _document_rule(policy: Policy, role: str) -> Any:
@@ -63,16 +71,30 @@ def journey(request: Request, q: str | None = None, viewer: Viewer = Depends(req
     seat = _seat(request, viewer)
     text = (q or "").strip()
     if len(text) > MAX_QUERY:
-        raise BadRequest(f"搜索内容过长（{len(text)} 个字符），请输入不超过 {MAX_QUERY} 个字符的客户名称或统一社会信用代码。")
+        raise BadRequest(
+            f"搜索内容过长（{len(text)} 个字符），请输入不超过 {MAX_QUERY} 个字符的客户名称或统一社会信用代码。"
+        )
     scope = views.customer_scope(seat.looker, seat.cfg)
     with seat.pages.hub().connect() as conn:
-        found = marts.find_customers(conn, text, owners=scope, by_uscc=seat.projection.allowed("company", "uscc")) \
-            if text and scope != set() else []
+        found = (
+            marts.find_customers(conn, text, owners=scope, by_uscc=seat.projection.allowed("company", "uscc"))
+            if text and scope != set()
+            else []
+        )
         funnel = views.funnel_view(conn, seat.projection) if viewer.role in seat.cfg.funnel_roles else None
     results = [{"id": s.source_id, **(seat.projection.shown("company", s.payload) or {})} for s in found]
     peak = max((r.contacts for r in funnel.rows), default=0) if funnel else 0
-    return render_html(request, "journey.html", viewer, q=text, results=results, funnel=funnel, peak=max(peak, 1),
-                       unscoped=scope == set(), all_customers=scope is None)
+    return render_html(
+        request,
+        "journey.html",
+        viewer,
+        q=text,
+        results=results,
+        funnel=funnel,
+        peak=max(peak, 1),
+        unscoped=scope == set(),
+        all_customers=scope is None,
+    )
 
 
 @router.get("/journey/customer/{company_id}", response_class=HTMLResponse, name="journey_customer")
@@ -82,29 +104,55 @@ def journey_customer(request: Request, company_id: str, viewer: Viewer = Depends
     with seat.pages.hub().connect() as conn:
         company = marts.store.get_snapshot(conn, "crm", "company", company_id[:64])
         if company is None or company.deleted:
-            raise NotFound(f"没有编号为 {company_id[:64]} 的客户（或已在 CRM 中删除）。请从客户旅程页面重新搜索。")
+            raise NotFound(
+                f"没有编号为 {company_id[:64]} 的客户（或已在 CRM 中删除）。请从客户旅程页面重新搜索。"
+            )
         if not views.may_see_customer(company, scope):
-            raise Forbidden("这位客户不属于你或你的下属，不能查看其客户旅程。如需查看，请联系管理员在 include/settings.yaml 的 "
-                            "journey.user_owners / journey.managers 中设置你的负责人关系。")
-        line = views.customer_timeline(conn, company.source_id, seat.projection, now=datetime.now(UTC),
-                                       may_see_document=_document_rule(seat.policy, viewer.role))
+            raise Forbidden(
+                "这位客户不属于你或你的下属，不能查看其客户旅程。如需查看，请联系管理员在 include/settings.yaml 的 "
+                "journey.user_owners / journey.managers 中设置你的负责人关系。"
+            )
+        line = views.customer_timeline(
+            conn,
+            company.source_id,
+            seat.projection,
+            now=datetime.now(UTC),
+            may_see_document=_document_rule(seat.policy, viewer.role),
+        )
     if line is None:
         raise NotFound(f"没有编号为 {company_id[:64]} 的客户。")
     labels = {e: d.label for e, d in seat.policy.dictionary.entities.items()}
     hidden = [(labels.get(e, "附件" if e == "document" else e), n) for e, n in sorted(line.hidden.items())]
-    return render_html(request, "journey_customer.html", viewer, line=line, hidden=hidden,
-                       company=seat.projection.shown("company", company.payload) or {})
+    return render_html(
+        request,
+        "journey_customer.html",
+        viewer,
+        line=line,
+        hidden=hidden,
+        company=seat.projection.shown("company", company.payload) or {},
+    )
 
 
 @router.get("/journey/people", response_class=HTMLResponse, name="journey_people")
-def journey_people(request: Request, period: str | None = None, viewer: Viewer = Depends(require_viewer)) -> Response:
+def journey_people(
+    request: Request, period: str | None = None, viewer: Viewer = Depends(require_viewer)
+) -> Response:
     seat = _seat(request, viewer)
     with seat.pages.hub().begin() as conn:
         view = views.people_view(conn, seat.looker, seat.policy, seat.cfg, period)
         if period and view.period is not None and view.period.id != period:
-            raise BadRequest(f"考核周期 {period[:40]!r} 不存在；可选：{'、'.join(view.period_ids) or '（暂无）'}。")
-        views.audit_personal_view(conn, seat.looker, seat.policy, [(r.owner_id, r.period_id) for r in view.rows],
-                                  "/journey/people")
-    return render_html(request, "journey_people.html", viewer, view=view, cfg=seat.cfg,
-                       method_label=METHOD_LABELS[seat.cfg.correlation],
-                       full_page=viewer.role in seat.cfg.people_page_roles or view.individual)
+            raise BadRequest(
+                f"考核周期 {period[:40]!r} 不存在；可选：{'、'.join(view.period_ids) or '（暂无）'}。"
+            )
+        views.audit_personal_view(
+            conn, seat.looker, seat.policy, [(r.owner_id, r.period_id) for r in view.rows], "/journey/people"
+        )
+    return render_html(
+        request,
+        "journey_people.html",
+        viewer,
+        view=view,
+        cfg=seat.cfg,
+        method_label=METHOD_LABELS[seat.cfg.correlation],
+        full_page=viewer.role in seat.cfg.people_page_roles or view.individual,
+    )
