@@ -7,6 +7,9 @@ receiver with both simulators: the OA simulator's approval events (encrypted
 and signed) and the CRM simulator's webhooks (signature v3). The receiver gets
 the simulators' Connections with the event secrets in their extras (the
 simulator defaults below, public like the other simulator credentials).
+With ``BRIDGE_FEISHU_EVENTS=long_connection`` the OA events come over Feishu's
+long connection instead: ``bridge events listen`` runs as one more process and
+the OA simulator pushes to it over a WebSocket (no request URL).
 :func:`stop_all` stops what was started, by PID. Without ``redis-server`` the
 events are off and polling does the work, as before.
 """
@@ -101,13 +104,30 @@ def start(env: dict[str, str], sims: launcher.Simulators, log_dir: Path) -> Even
         env=receiver_env, stdout=log, stderr=subprocess.STDOUT))
     stack.receiver_url = f"http://127.0.0.1:{receiver_port}"
     _wait_http(stack.receiver_url + "/events/health", 60)
-    sims.oa.admin("POST", "/_sim/callback", {"url": stack.receiver_url + "/events/feishu", "all_codes": True,
-                                              "delivery": {"encrypt_key": ENCRYPT_KEY}})
+    if env.get("BRIDGE_FEISHU_EVENTS", "webhook") == "long_connection":
+        _listen(stack, receiver_env, log_dir, sims)
+    else:
+        sims.oa.admin("POST", "/_sim/callback", {"url": stack.receiver_url + "/events/feishu", "all_codes": True,
+                                                  "delivery": {"encrypt_key": ENCRYPT_KEY}})
     sims.crm.admin("POST", "/_sim/webhooks", {"url": stack.receiver_url + "/events/hubspot",
                                                "client_secret": WEBHOOK_CLIENT_SECRET})
     print(f"Events receiver   {stack.receiver_url}/events/health  (Redis 127.0.0.1:{redis_port}; docs/events.md)",
           flush=True)
     return stack
+
+
+def _listen(stack: EventsStack, env: dict[str, str], log_dir: Path, sims: launcher.Simulators) -> None:
+    """``bridge events listen`` against the OA simulator; long-connection mode switched on once it is connected."""
+    log = (log_dir / "events-longconn.log").open("ab")
+    stack.procs.append(subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "events", "listen"], env=env, stdout=log, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 60
+    while sims.oa.admin("GET", "/_sim/longconn")["connections"] < 1:
+        if time.monotonic() > deadline or stack.procs[-1].poll() is not None:
+            raise RuntimeError(f"bridge events listen did not connect (see {log_dir / 'events-longconn.log'})")
+        time.sleep(0.2)
+    sims.oa.admin("POST", "/_sim/longconn", {"all_codes": True})
+    print("Events            Feishu over the long connection (bridge events listen)", flush=True)
 
 
 def stop_all() -> None:

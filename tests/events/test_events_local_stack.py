@@ -49,3 +49,36 @@ def test_local_stack_delivers_both_vendors_events(o2c: O2C, tmp_path: Path) -> N
         hub_engine.get_engine(hub).dispose()
     assert all(p.poll() is not None for p in procs), "everything started is stopped"
     assert o2c.sims.oa.admin("GET", "/_sim/callback")["url"] is None
+
+
+def test_local_stack_takes_feishu_events_over_the_long_connection(o2c: O2C, tmp_path: Path) -> None:
+    """``BRIDGE_FEISHU_EVENTS=long_connection``: ``bridge events listen`` as a process, the simulator pushing to it."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("BRIDGE_REQUIRE_REDIS") == "1":
+            pytest.fail("BRIDGE_REQUIRE_REDIS=1 but redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    hub = f"sqlite:///{tmp_path / 'events-hub.sqlite'}"
+    hub_engine.upgrade(hub)
+    env = {**os.environ, "BRIDGE_HUB_URL": hub, "BRIDGE_FEISHU_EVENTS": "long_connection"}
+    stack = events_local.start(env, o2c.sims, tmp_path / "logs")
+    try:
+        assert o2c.sims.oa.admin("GET", "/_sim/longconn")["mode"] == "long_connection"
+        assert o2c.sims.oa.admin("GET", "/_sim/callback")["url"] is None  # no request URL in this mode
+        _, _deal, code = o2c.linked_deal()
+        o2c.act("approve", code)
+        deadline = time.monotonic() + 20
+        while True:
+            with hub_engine.get_engine(hub).connect() as conn:
+                row = health.read(conn, "oa")
+            if row is not None and row.enqueued >= 1:
+                break
+            assert time.monotonic() < deadline, row
+            time.sleep(0.3)
+        assert row.rejected == 0
+        assert events_local.status(stack)["oa"]["counts"].get("received", 0) == 0  # not through the HTTP route
+    finally:
+        procs = list(stack.procs)
+        events_local.stop_all()
+        hub_engine.get_engine(hub).dispose()
+    assert all(p.poll() is not None for p in procs), "everything started is stopped"
+    assert o2c.sims.oa.admin("GET", "/_sim/longconn")["mode"] == "webhook"
