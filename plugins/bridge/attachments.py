@@ -37,6 +37,22 @@ class ContentKind(StrEnum):
     UNKNOWN = "unknown"
 
 
+# What staff read for each kind (quarantine messages, the documents page).
+KIND_LABELS: dict[str, str] = {
+    "pdf": "PDF",
+    "jpeg": "JPEG 图片",
+    "png": "PNG 图片",
+    "ofd": "OFD 电子发票",
+    "docx": "Word 文档",
+    "xlsx": "Excel 表格",
+    "pptx": "PowerPoint 演示文稿",
+    "office_legacy": "旧版 Office 文档",
+    "zip": "ZIP 压缩包",
+    "executable": "可执行程序",
+    "unknown": "无法识别的格式",
+}
+
+
 # The zip members that tell an Office Open XML or OFD package (first match wins).
 _ZIP_MARKERS = (
     ("OFD.xml", ContentKind.OFD),
@@ -110,4 +126,4 @@ def safe_file_name(name: str, default: str = DEFAULT_NAME) -> str:
     return text
 
 
-__all__ = ["ContentKind", "kind_of_head", "kind_of_zip_names", "safe_file_name", "sniff"]
+__all__ = ["KIND_LABELS", "ContentKind", "kind_of_head", "kind_of_zip_names", "safe_file_name", "sniff"]

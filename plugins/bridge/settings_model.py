@@ -15,6 +15,7 @@ field) keep it.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -185,6 +186,62 @@ class JourneySection(Section):
         return self
 
 
+DocClass = Literal["contract", "invoice", "other"]
+_FORM_CLASSES: dict[str, DocClass] = {"expense_claim": "invoice", "travel_request": "other"}
+_ACCEPTABLE_KINDS = ("pdf", "jpeg", "png", "ofd", "docx", "xlsx", "pptx", "office_legacy", "zip")
+
+
+def _kinds(value: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [k for k in value if k not in _ACCEPTABLE_KINDS]
+    if bad:
+        raise ValueError(f"kinds {bad} are not content kinds the bridge accepts {list(_ACCEPTABLE_KINDS)}")
+    return value
+
+
+class ContractFilesSection(Section):
+    """``attachments.crm_to_oa``: which files of a deal are its contract files (into the 立项申请)."""
+
+    folders: tuple[Text, ...] = ()  # CRM folder paths (a file in one of them or below); empty: any folder
+    name_pattern: Text | None = None  # a regular expression searched in the file name; None: any name
+    kinds: tuple[str, ...] = ("pdf", "ofd", "docx", "jpeg", "png")  # by content (magic bytes)
+    doc_class: DocClass = "contract"
+    widget: Text = "attachments"  # the 立项申请's attachment widget (include/dictionary.yaml forms)
+
+    _check_kinds = field_validator("kinds")(_kinds)
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a regular expression ({exc})") from None
+        return value
+
+
+class ApprovalFilesSection(Section):
+    """``attachments.oa_to_crm``: the approved forms whose files go to the CRM, and where."""
+
+    forms: tuple[Text, ...] = ("expense_claim", "travel_request")
+    kinds: tuple[str, ...] = ("pdf", "ofd", "jpeg", "png", "docx", "xlsx")
+    folder: Text = "/bridge/{company_id}"  # the CRM folder of a customer's files ({company_id})
+    doc_classes: dict[Text, DocClass] = Field(default_factory=lambda: dict(_FORM_CLASSES))
+
+    _check_kinds = field_validator("kinds")(_kinds)
+
+
+class AttachmentsSection(Section):
+    """``attachments``: files follow their records (docs/attachments.md); off until the scopes are granted."""
+
+    enabled: bool = False
+    # Largest file transferred, MiB (Feishu takes at most 50 MB attachments whatever this says).
+    max_mb: Annotated[float, BeforeValidator(_whole_number), Field(strict=True, gt=0)] = 50
+    download_attempts: Count = 2  # a download cut off half way is tried again this many times in all
+    crm_to_oa: ContractFilesSection = ContractFilesSection()
+    oa_to_crm: ApprovalFilesSection = ApprovalFilesSection()
+
+
 class BridgeSettings(Section):
     """All of ``include/settings.yaml``, validated; every section present (defaults when the file omits it)."""
 
@@ -193,6 +250,7 @@ class BridgeSettings(Section):
     oa_to_crm: OaToCrmSection = Field(default_factory=OaToCrmSection)
     oa: OaSection = Field(default_factory=OaSection)
     audit: AuditSection = Field(default_factory=AuditSection)
+    attachments: AttachmentsSection = Field(default_factory=AttachmentsSection)
     journey: JourneySection = Field(default_factory=JourneySection)
     # Validated where they are used (bridge.settings.ui_roles, quality.config, workdays, ui.wallboard, events.config).
     ui: dict[str, Any] = Field(default_factory=dict)

@@ -141,7 +141,7 @@ class ApprovalFiles:
         day = (datetime.fromtimestamp(found.created_ms / 1000, tz=UTC) + SH).strftime("%Y%m%d")
         expires_s = now_ms // 1000 + ttl_s
         return (
-            f"{base}/lark-approval-attachment/{found.type}/{day}/{found.code}/{quote(found.name)}"
+            f"{base}/lark-approval-attachment/{found.type}/{day}/{found.code}/{quote(found.name, safe='')}"
             f"?x-orig-authkey=sim&x-orig-expires={expires_s}&x-orig-sign={quote(self.sign(found.code, expires_s))}"
         )
 
@@ -193,7 +193,7 @@ def install(api: FastAPI, state: SimState) -> None:
         url = state.files.url(_base(request), found, state.now_ms(), state.cfg.file_url_ttl_s)
         return _ok({"code": found.code, "url": url})
 
-    @api.get("/lark-approval-attachment/{kind}/{day}/{code}/{name}")
+    @api.get("/lark-approval-attachment/{kind}/{day}/{code}/{name:path}")
     async def download(request: Request, kind: str, day: str, code: str, name: str) -> Response:
         found = state.files.get(code)
         try:

@@ -114,6 +114,15 @@ def files_of_instance(instance: Mapping[str, object]) -> list[OaFile]:
     return [f for w in form if isinstance(w, Mapping) for f in widget_files(code, w)]
 
 
+def file_widget(widget_id: str, codes: list[str], kind: FileKind = "attachment") -> dict[str, Any]:
+    """A create's form entry putting uploaded file codes into a file widget (an array of codes)."""
+    return {
+        "id": widget_id,
+        "type": "attachmentV2" if kind == "attachment" else "image",
+        "value": list(codes),
+    }
+
+
 def check_size(size: int, kind: str) -> None:
     """Refuse a file over Feishu's limit for its kind before anything is sent."""
     if kind not in SIZE_LIMITS:
@@ -154,6 +163,10 @@ class OaFiles(VendorHook):
         self.vendor_log.info("oa: %s uploaded (%d bytes): code %s", kind, size, code)
         return code
 
+    def file_widget(self, widget_id: str, codes: list[str], kind: FileKind = "attachment") -> dict[str, Any]:
+        """The form entry of a create that puts these file codes into the widget ``widget_id``."""
+        return file_widget(widget_id, codes, kind)
+
     def instance_files(self, instance: Mapping[str, object]) -> list[OaFile]:
         """The files in an instance detail's attachment and image widgets (with that read's URLs)."""
         return files_of_instance(instance)
@@ -174,4 +187,4 @@ class OaFiles(VendorHook):
         return fetch_refreshing(self.client, fresh, dest, Download(file.url, ATTACHMENT_DOWNLOAD))
 
 
-__all__ = ["OaFile", "OaFiles", "files_of_instance", "widget_files"]
+__all__ = ["OaFile", "OaFiles", "file_widget", "files_of_instance", "widget_files"]

@@ -17,9 +17,9 @@ second copy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -36,6 +36,8 @@ SIGNED_DOWNLOAD = "/hubfs/{portal}/{path}"  # the signed URL's host path, as cou
 DOWNLOAD_URL_SECONDS = 300  # a signed URL only lives for the download it is minted for
 ACCESS_PRIVATE = "PRIVATE"
 RETURN_EXISTING = "RETURN_EXISTING"
+NOTES = "notes"
+ATTACHMENT_IDS = "hs_attachment_ids"  # a note's (or meeting's) files: ``;``-separated file ids
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,60 @@ def upload_fields(name: str, folder_path: str, access: str, duplicate: str) -> l
     """The text parts of an upload (``options`` is a JSON string, as the endpoint takes it)."""
     options = {"access": access, "duplicateValidationStrategy": duplicate}
     return [("fileName", name), ("folderPath", folder_path), ("options", orjson.dumps(options).decode())]
+
+
+@dataclass(frozen=True)
+class AttachedFile:
+    """A file attached to a record: the file id and the note that holds it (HubSpot attaches through notes)."""
+
+    file_id: str
+    holder_id: str
+
+
+def attachment_ids(raw: object) -> list[str]:
+    """The file ids of an ``hs_attachment_ids`` value (``;``-separated, spaces dropped, order kept)."""
+    if not isinstance(raw, str):
+        return []
+    return list(dict.fromkeys(p.strip() for p in raw.split(";") if p.strip()))
+
+
+class _Outcome(Protocol):
+    """What the mixin reads of CrmHook's RecordOutcome (structural: this module does not import crm.py)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def message(self) -> str | None: ...
+    @property
+    def object(self) -> Mapping[str, Any] | None: ...
+
+
+class _Records(Protocol):
+    def read_associations(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[str]]: ...
+
+    def batch_read(
+        self,
+        object_type: str,
+        records: Sequence[str],
+        id_property: str | None = None,
+        properties: Sequence[str] = (),
+    ) -> Sequence[_Outcome]: ...
+
+    def batch_update(self, object_type: str, records: Sequence[Mapping[str, Any]]) -> Sequence[_Outcome]: ...
+
+
+def _files_of(hook: _Records, object_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
+    """The attachment ids of each record (id → file ids) by one batch read."""
+    found: dict[str, list[str]] = {}
+    for outcome in hook.batch_read(object_type, list(ids), properties=[ATTACHMENT_IDS]):
+        props = (outcome.object or {}).get("properties") if outcome.ok else None
+        if outcome.id and isinstance(props, Mapping):
+            found[str(outcome.id)] = attachment_ids(props.get(ATTACHMENT_IDS))
+    return found
 
 
 class CrmFiles(VendorHook):
@@ -131,5 +187,41 @@ class CrmFiles(VendorHook):
         first = Download(url, SIGNED_DOWNLOAD) if url else None
         return fetch_refreshing(self.client, fresh, dest, first)
 
+    def attached_files(self: _Records, object_type: str, ids: Sequence[str]) -> dict[str, list[AttachedFile]]:
+        """The files attached to each record (every asked id is a key) through the notes associated with it:
+        one association read and one batch read of the notes."""
+        notes = self.read_associations(object_type, NOTES, [str(i) for i in ids])
+        note_ids = list(dict.fromkeys(n for found in notes.values() for n in found))
+        files = _files_of(self, NOTES, note_ids) if note_ids else {}
+        return {
+            record: [AttachedFile(f, note) for note in found for f in files.get(note, [])]
+            for record, found in notes.items()
+        }
 
-__all__ = ["CrmFile", "CrmFiles", "crm_file_of"]
+    def add_attachments(
+        self: _Records, object_type: str, files: Mapping[str, Sequence[str]]
+    ) -> dict[str, str | None]:
+        """Add file ids to the attachments of engagements (notes, meetings) that exist: what they hold is
+        read first and kept, an engagement already holding them all is not written. → id → None when done,
+        else HubSpot's refusal (the other engagements are still written)."""
+        wanted = {str(k): [str(f) for f in v] for k, v in files.items() if v}
+        if not wanted:
+            return {}
+        held = _files_of(self, object_type, list(wanted))
+        updates = []
+        out: dict[str, str | None] = {}
+        for record, new in wanted.items():
+            if record not in held:
+                out[record] = "not found"
+                continue
+            merged = list(dict.fromkeys([*held[record], *new]))
+            out[record] = None
+            if merged != held[record]:
+                updates.append({"id": record, "properties": {ATTACHMENT_IDS: ";".join(merged)}})
+        for outcome in self.batch_update(object_type, updates) if updates else []:
+            if not outcome.ok:
+                out[str(outcome.key)] = outcome.message or "refused"
+        return out
+
+
+__all__ = ["AttachedFile", "CrmFile", "CrmFiles", "attachment_ids", "crm_file_of"]

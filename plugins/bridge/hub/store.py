@@ -67,6 +67,7 @@ REASON_LABELS: dict[str, str] = {
     "duplicate_id": "重复记录",
     "hostile_input": "可疑输入",
     "expectation_failed": "数据校验未通过",
+    "attachment_refused": "附件未传送",  # a file refused by kind, size or content (docs/attachments.md)
 }
 REASON_CODES = frozenset(REASON_LABELS)
 RESOLUTION_LABELS = {"fixed": "源数据已修正", "released": "已人工释放"}

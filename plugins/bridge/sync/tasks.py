@@ -132,10 +132,14 @@ def oa_to_crm_discover(**context: Any) -> dict[str, Any]:
 
 def oa_to_crm_load(**context: Any) -> dict[str, Any]:
     """Task ``load`` of ``oa_to_crm_sync``."""
-    from bridge.sync import oa_to_crm
+    from bridge.sync import oa_to_crm, transfer
 
     cfg = oa_to_crm.OaToCrmSettings.from_settings()
-    return _step(context, ("crm",), lambda h, hub, ctx, now: oa_to_crm.load(h.crm, hub, ctx, cfg, now))
+    # The OA hook only when approved instances' files are to be taken across (settings attachments.enabled).
+    systems = ("crm", "oa") if transfer.load_settings().enabled else ("crm",)
+    return _step(
+        context, systems, lambda h, hub, ctx, now: oa_to_crm.load(h.crm, hub, ctx, cfg, now, oa=h.oa_hook)
+    )
 
 
 def oa_to_crm_summarise(**context: Any) -> list[str]:

@@ -24,6 +24,7 @@ from bridge.hub import audit, store
 from bridge.hub.store import Link, PendingKey
 from bridge.staging import canonical
 from bridge.sync.common import CRM_TO_OA
+from bridge.sync.crm_to_oa import attachments
 from bridge.sync.crm_to_oa import decide as rules
 from bridge.sync.crm_to_oa.enrich import Due
 from bridge.sync.crm_to_oa.settings import CrmToOaSettings
@@ -135,6 +136,7 @@ class _Sent:
     created: list[tuple[Due, str, dict[str, Any], list[str]]] = field(default_factory=list)
     rejected: list[tuple[Due, VendorError]] = field(default_factory=list)
     stop: VendorUnavailable | None = None
+    files: dict[str, attachments.Prepared] = field(default_factory=dict)  # by deal: contract files carried
 
 
 def create_projects(run: C2O, chunk: Sequence[Due]) -> None:
@@ -143,6 +145,10 @@ def create_projects(run: C2O, chunk: Sequence[Due]) -> None:
     run.step("intents_saved")
     sent = _call_oa(run, chunk)
     _confirm_projects(run, sent)
+    attachments.link_filed(
+        run,
+        [(sent.files[due.deal_id], code) for due, code, _, _ in sent.created if due.deal_id in sent.files],
+    )
     run.tally.add("instances_created", len(sent.created))
     run.tally.add("written", len(sent.created))
     run.tally.add("quarantined", len(sent.rejected))
@@ -208,6 +214,10 @@ def _call_oa(run: C2O, chunk: Sequence[Due]) -> _Sent:
         sources = _project_sources(due)
         form = d.fill_form(rules.PROJECT_FORM, sources, p)
         title = d.form_title(rules.PROJECT_FORM, sources, p)
+        files, prepared = attachments.contract_widget(
+            run, due
+        )  # the deal's contract files (settings attachments)
+        form = [*form, *files]
         try:
             instance_code = oa.create_instance(
                 code, due.decision.applicant, form, due.decision.uuid, title=title
@@ -222,6 +232,8 @@ def _call_oa(run: C2O, chunk: Sequence[Due]) -> _Sent:
             sent.stop = VendorUnavailable(exc, chunk[n:])
             break
         sent.created.append((due, instance_code, detail, [w["id"] for w in form]))
+        if prepared is not None and prepared.carried:
+            sent.files[due.deal_id] = prepared
     return sent
 
 

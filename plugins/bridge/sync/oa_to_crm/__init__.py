@@ -74,13 +74,20 @@ def discover(
     return discover_instances(run, options.get("backfill_days", 0))
 
 
+class LoadOptions(RunOptions, total=False):
+    """:func:`load`'s options: ``oa``, the OA hook the attachments step downloads with (settings
+    ``attachments``; without it the files of approved instances wait)."""
+
+    oa: OaHook | None
+
+
 def load(
     crm: CrmHook,
     hub: Engine,
     ctx: RunContext,
     cfg: OaToCrmSettings,
     now: datetime,
-    **options: Unpack[RunOptions],
+    **options: Unpack[LoadOptions],
 ) -> Tally:
     """Write the due changes to the CRM (task ``load``).
 
@@ -89,9 +96,8 @@ def load(
     One load writes at a time: a run that finds another one loading leaves the
     due changes to it (``skipped_other_load``).
     """
-    return frame.load_alone(
-        frame.new_run(OA_TO_CRM, frame.Hooks(crm_hook=crm), hub, ctx, cfg, now, options), deliver
-    )
+    hooks = frame.Hooks(crm_hook=crm, oa_hook=options.get("oa"))
+    return frame.load_alone(frame.new_run(OA_TO_CRM, hooks, hub, ctx, cfg, now, options), deliver)
 
 
 # Store and log the run summary from the tasks' tallies (None: that task failed): counts, API calls, assets.
@@ -111,5 +117,5 @@ def run_cycle(
     run = frame.new_run(OA_TO_CRM, frame.Hooks(oa_hook=oa, crm_hook=crm), hub, ctx, cfg, now, options)
     steps: RunOptions = {"dictionary": run.d, "policy": run.p, "checkpoint": run.checkpoint}
     found = discover(oa, hub, ctx, cfg, now, backfill_days=options.get("backfill_days", 0), **steps)
-    loaded = load(crm, hub, ctx, cfg, now + timedelta(milliseconds=1), **steps)
+    loaded = load(crm, hub, ctx, cfg, now + timedelta(milliseconds=1), oa=oa, **steps)
     return summarise(hub, ctx, {"discover": found.as_dict(), "load": loaded.as_dict()}, now)

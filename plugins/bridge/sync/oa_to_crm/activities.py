@@ -26,6 +26,7 @@ from bridge.hub.store import PendingChange, PendingKey
 from bridge.staging import canonical
 from bridge.sync.common import OA_TO_CRM
 from bridge.sync.frame import QuarantinedRecord, key_of
+from bridge.sync.oa_to_crm import attachments
 from bridge.sync.oa_to_crm import decide as rules
 from bridge.sync.oa_to_crm.discovery import O2C
 from bridge.sync.oa_to_crm.outage import chunks, vendor_call
@@ -225,6 +226,39 @@ def _activity_batch(run: O2C, batch: list[ActivityWork]) -> None:
     run.step("associations_sent")
     _commit(run, batch)
     run.step("activities_committed")
+    attachments.attach_approved(run, _holders(batch))
+
+
+def _holders(batch: Sequence[ActivityWork]) -> list[attachments.Holder]:
+    """The activities the CRM holds for approved instances (written now, or unchanged): their files follow."""
+    holders = []
+    for work in batch:
+        plan, link = work.plan, work.link
+        if plan is None or work.failure is not None or work.record.get("approval_status") != "APPROVED":
+            continue
+        if plan.action == "upsert" and work.object_id:
+            place = (plan.crm_object, work.object_id, plan.company_id, plan.deal_id)
+        elif plan.reason == "unchanged" and link is not None and link.crm_id:
+            state = link.state or {}
+            place = (state.get("crm_object"), str(link.crm_id), state.get("company_id"), state.get("deal_id"))
+        else:
+            continue
+        crm_object, object_id, company, deal = place
+        if crm_object and company:
+            applicant = work.record.get("applicant_id")
+            holders.append(
+                attachments.Holder(
+                    work.entity,
+                    work.code,
+                    str(crm_object),
+                    str(object_id),
+                    str(company),
+                    str(deal) if deal else None,
+                    str(applicant) if applicant else None,
+                    work.change.content_hash,
+                )
+            )
+    return holders
 
 
 @dataclass

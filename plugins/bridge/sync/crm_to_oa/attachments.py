@@ -1,0 +1,258 @@
+"""CRM → OA, a step of filing a 立项申请: the deal's contract files go into its attachment widget.
+
+When :mod:`.send` files a 立项申请, :func:`contract_widget` finds the deal's
+contract files (attached to the deal through notes, chosen by the rule
+``attachments.crm_to_oa``: folders, name pattern, kinds by content), takes each
+across through a bounded temporary file and returns the form entry holding
+their OA file codes; once the instance exists, :func:`link_filed` records the
+links and the audit entries in one transaction.
+
+Identity and de-duplication (hub :mod:`bridge.hub.documents`): a CRM file is
+known by its file id; its content by SHA-256. Content already uploaded to the
+OA by the bridge reuses its file code (no download, no upload); a file the
+bridge itself brought from the OA is never sent back. The CRM's MD5 of the
+file is checked against the bytes received. A refused file (kind, size,
+executable, a download cut off twice, an MD5 mismatch, the OA's refusal) is
+quarantined on its own and the 立项申请 is filed without it; a vendor
+unavailable while the files are read files it without them too, counted
+``attachments_pending`` (a contract file added after the filing is likewise
+counted, never lost: see docs/attachments.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from bridge.hooks._files import FileRefusedError
+from bridge.hooks.errors import AmbiguousWriteError, BadRequestError, NotFoundError, VendorError
+from bridge.hooks.hubspot_files import CrmFile
+from bridge.hub import documents, store
+from bridge.hub.audit import AuditEvent
+from bridge.hub.documents import NewCopy, NewLink
+from bridge.settings_model import AttachmentsSection, ContractFilesSection
+from bridge.sync import transfer
+from bridge.sync.common import CRM_TO_OA
+from bridge.sync.crm_to_oa.enrich import Due
+from bridge.sync.crm_to_oa.settings import CrmToOaSettings
+from bridge.sync.frame import Run, write_audit
+from bridge.sync.transfer import Fetched, Refusal, RefusedFile
+
+log = logging.getLogger("bridge.sync.attachments")
+
+C2O = Run[CrmToOaSettings]
+DEAL_OBJECT = "deals"
+PROJECT_FORM = "project_initiation"
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A contract file in the 立项申请: its content, its OA code, the CRM file and note it came from."""
+
+    sha256: str
+    code: str
+    file_id: str
+    note_id: str
+    kind: str
+    size: int
+
+
+@dataclass
+class Prepared:
+    """A deal's contract files taken across before its 立项申请 is created."""
+
+    deal_id: str
+    company_id: str | None
+    widget: str
+    carried: list[Carried] = field(default_factory=list)
+
+    @property
+    def codes(self) -> list[str]:
+        return list(dict.fromkeys(c.code for c in self.carried))
+
+
+def bridge_folder(cfg: AttachmentsSection) -> str:
+    """The CRM folder (prefix) where the OA → CRM step puts the files it brings: never contract files."""
+    return cfg.oa_to_crm.folder.split("{", 1)[0].rstrip("/")
+
+
+def is_contract_file(rule: ContractFilesSection, path: str | None, name: str, own_folder: str) -> bool:
+    """Whether a CRM file is a contract file by the rule's folders and name pattern (its kind is checked on
+    its bytes later); files in the bridge's own folder never are."""
+    folder = (path or "").rsplit("/", 1)[0]
+
+    def inside(prefix: str) -> bool:
+        prefix = prefix.rstrip("/")
+        return bool(prefix) and (folder == prefix or folder.startswith(prefix + "/"))
+
+    if own_folder and inside(own_folder):
+        return False
+    if rule.folders and not any(inside(f) or f.strip() == "/" for f in rule.folders):
+        return False
+    return not rule.name_pattern or re.search(rule.name_pattern, name) is not None
+
+
+def contract_widget(run: C2O, due: Due) -> tuple[list[dict[str, Any]], Prepared | None]:
+    """The form entries carrying the deal's contract files (none when there are none or the step is off),
+    and what to link once the instance exists."""
+    cfg = transfer.load_settings()
+    if not cfg.enabled:
+        return [], None
+    company = (due.company or {}).get("crm_id")
+    prepared = Prepared(due.deal_id, str(company) if company else None, cfg.crm_to_oa.widget)
+    try:
+        attached = run.hooks.crm.attached_files(DEAL_OBJECT, [due.deal_id]).get(due.deal_id, [])
+        seen: set[str] = set()
+        for item in attached:
+            if item.file_id not in seen:
+                seen.add(item.file_id)
+                _contract_file(run, cfg, due, (item.file_id, item.holder_id), prepared)
+    except VendorError as exc:
+        log.warning(
+            "attachments: %s unavailable while reading a deal's contract files (%s)", exc.system, exc.status
+        )
+        run.tally.add("attachments_pending")
+    if not prepared.carried:
+        return [], prepared
+    return [run.hooks.oa.file_widget(prepared.widget, prepared.codes)], prepared
+
+
+def _known(run: C2O, file_id: str) -> tuple[documents.DocumentCopy | None, documents.DocumentCopy | None]:
+    """The hub's copy of this CRM file, and the bridge's OA copy of the same content (a code to reuse)."""
+    with run.hub.connect() as conn:
+        known = documents.copy_by_ref(conn, "crm", file_id)
+        in_oa = documents.copy_of(conn, known.sha256, "oa", origin="bridge") if known is not None else None
+    return known, in_oa
+
+
+def _contract_file(
+    run: C2O, cfg: AttachmentsSection, due: Due, ref: tuple[str, str], prepared: Prepared
+) -> None:
+    """One file attached to the deal: skipped unless a contract file, reused when the OA has its content,
+    else downloaded, checked and uploaded."""
+    file_id, note_id = ref
+    known, in_oa = _known(run, file_id)
+    if known is not None and known.origin == "bridge":
+        return  # brought from the OA by the bridge
+    try:
+        meta = run.hooks.crm.file(file_id)
+    except NotFoundError:
+        return  # deleted since the note named it
+    if not is_contract_file(cfg.crm_to_oa, meta.path, meta.file_name, bridge_folder(cfg)):
+        run.tally.add("attachments_not_contract")
+        return
+    with run.hub.connect() as conn:
+        if store.open_quarantine(conn, CRM_TO_OA, transfer.ENTITY, file_id) is not None:
+            run.tally.add("attachments_held_in_quarantine")
+            return
+    if known is not None and in_oa is not None:
+        doc = _document(run, known.sha256)
+        prepared.carried.append(Carried(known.sha256, in_oa.file_ref, file_id, note_id, doc[0], doc[1]))
+        run.tally.add("attachments_reused")
+        return
+    if meta.size > transfer.max_bytes(cfg):
+        _refuse(run, due, meta, transfer.too_large(meta.size, transfer.max_bytes(cfg)), None)
+        return
+    with transfer.temporary() as temp:
+        got = transfer.fetch(temp, lambda dest: run.hooks.crm.download(file_id, dest), cfg)
+        if isinstance(got, Refusal):
+            _refuse(run, due, meta, got, None)
+            return
+        refusal = _checked(cfg, meta, got)
+        if refusal is not None:
+            _refuse(run, due, meta, refusal, got)
+            return
+        code = _code_for(run, due, meta, (temp, got))
+    if code is not None:
+        prepared.carried.append(Carried(got.facts.sha256, code, file_id, note_id, got.kind, got.facts.size))
+
+
+def _document(run: C2O, sha: str) -> tuple[str, int]:
+    with run.hub.connect() as conn:
+        doc = documents.get_document(conn, sha)
+    return (doc.kind, doc.size_bytes) if doc is not None else ("unknown", 0)
+
+
+def _checked(cfg: AttachmentsSection, meta: CrmFile, got: Fetched) -> Refusal | None:
+    """The content verdict, and the CRM's MD5 of the file against the bytes received."""
+    refusal = transfer.check_content(got.kind, got.facts.size, cfg.crm_to_oa.kinds, transfer.max_bytes(cfg))
+    if refusal is None and meta.md5 is not None and meta.md5 != got.facts.md5:
+        return Refusal("checksum", "CRM 记录的文件校验值（MD5）与下载内容不一致，文件可能已损坏")
+    return refusal
+
+
+def _code_for(run: C2O, due: Due, meta: CrmFile, fetched: tuple[BinaryIO, Fetched]) -> str | None:
+    """Record the content and the CRM copy; the OA code of the same bytes if the bridge uploaded them
+    before, else a new upload (a lost answer uploaded once more: an unused code means nothing)."""
+    temp, got = fetched
+    cfg = transfer.load_settings()
+    with run.hub.begin() as conn:
+        facts = (got.facts.sha256, got.facts.size, got.kind)
+        documents.record_document(conn, facts, cfg.crm_to_oa.doc_class, meta.file_name, now=run.now)
+        copy = NewCopy("crm", meta.id, meta.file_name, "source")
+        documents.add_copy(conn, got.facts.sha256, copy, run_id=run.ctx.run_id, now=run.now)
+        in_oa = documents.copy_of(conn, got.facts.sha256, "oa", origin="bridge")
+    if in_oa is not None:
+        run.tally.add("attachments_deduplicated")
+        return in_oa.file_ref
+    oa = run.hooks.oa
+    try:
+        try:
+            code = oa.upload_attachment(temp, name=meta.file_name)
+        except AmbiguousWriteError:
+            temp.seek(0)
+            code = oa.upload_attachment(temp, name=meta.file_name)
+    except FileRefusedError as exc:
+        _refuse(run, due, meta, Refusal("too_large", exc.reason_zh), got)
+        return None
+    except BadRequestError as exc:
+        _refuse(run, due, meta, Refusal("vendor_refused", f"OA 拒收（{exc.status} {exc.code or ''}）"), got)
+        return None
+    with run.hub.begin() as conn:
+        copy = NewCopy("oa", code, meta.file_name, "bridge")
+        documents.add_copy(conn, got.facts.sha256, copy, run_id=run.ctx.run_id, now=run.now)
+    run.tally.add("attachments_uploaded")
+    run.tally.add("attachments_bytes_uploaded", got.facts.size)
+    return code
+
+
+def _refuse(run: C2O, due: Due, meta: CrmFile, refusal: Refusal, got: Fetched | None) -> None:
+    """Quarantine the file (the 立项申请 is filed without it), with what to do in Chinese."""
+    where = f"CRM 商机 {due.deal_id} 的合同文件，随立项申请发往 OA"
+    todo = (
+        "网络不稳定时可稍后由管理员执行 `bridge quarantine release` 释放后重试；反复出现请联系系统管理员。"
+        if refusal.reason == "truncated"
+        else "请销售在 CRM 中换用允许的合同文件（PDF、OFD、Word、图片，单个不超过上限）重新上传；"
+        "确认无误后由管理员执行 `bridge quarantine release`。"
+    )
+    payload: dict[str, Any] = {"name": meta.file_name, "deal_id": due.deal_id, "file_id": meta.id}
+    if got is not None:
+        payload.update(sha256=got.facts.sha256, size=got.facts.size, kind=got.kind)
+    else:
+        payload.update(size=meta.size)
+    owner = (due.payload or {}).get("owner_id")
+    message = transfer.refusal_message(meta.file_name, where, refusal, todo)
+    refused = RefusedFile("crm", meta.id, message, payload, ("sales", str(owner) if owner else None))
+    with run.hub.begin() as conn:
+        write_audit(conn, run.ctx, [transfer.quarantine(run, conn, refused, refusal)])
+    log.warning("attachments: a contract file of a deal refused (%s)", refusal.reason)
+
+
+def link_filed(run: C2O, filed: Sequence[tuple[Prepared, str]]) -> None:
+    """After the creates: each carried file linked to its 立项申请 (OA) and its deal (CRM), audited."""
+    events: list[AuditEvent] = []
+    with run.hub.begin() as conn:
+        for prepared, instance_code in filed:
+            for c in prepared.carried:
+                oa_link = NewLink("oa", PROJECT_FORM, instance_code, prepared.widget, prepared.company_id)
+                documents.add_link(conn, c.sha256, oa_link, run_id=run.ctx.run_id, now=run.now)
+                crm_link = NewLink("crm", "deal", prepared.deal_id, c.note_id, prepared.company_id)
+                documents.add_link(conn, c.sha256, crm_link, run_id=run.ctx.run_id, now=run.now)
+                ids = {"deal_id": prepared.deal_id, "instance_code": instance_code, "file_code": c.code}
+                ids.update(sha256=c.sha256, size=str(c.size), kind=c.kind)
+                events.append(run.audit("attachment_transfer", ("oa", PROJECT_FORM), ids, [], "ok"))
+                run.tally.add("attachments_filed")
+        write_audit(conn, run.ctx, events)

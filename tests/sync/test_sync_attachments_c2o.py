@@ -1,0 +1,157 @@
+"""CRM → OA attachments over both simulators: a deal's contract files go into its 立项申请, once."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from tests.sync.sync_c2o_world import C2O
+
+from bridge.hub import documents
+from bridge.hub.schema import document_copy, quarantine
+from sandbox.common.documents import demo_pdf
+
+CONTRACT = demo_pdf("合同 测试 甲方", 3)
+
+
+@pytest.fixture
+def files_on(c2o: C2O, monkeypatch: pytest.MonkeyPatch) -> Iterator[C2O]:
+    """The c2o world with attachments.enabled, and no faults left behind."""
+    monkeypatch.setenv("BRIDGE__ATTACHMENTS__ENABLED", "true")
+    yield c2o
+    for sim in (c2o.sims.crm, c2o.sims.oa):
+        sim.admin("DELETE", "/_sim/faults")
+
+
+def attach(c2o: C2O, deal: str, name: str, content: bytes, folder: str = "/contracts") -> dict[str, Any]:
+    """A salesperson attaches a file to the deal (a note with the file, as HubSpot does)."""
+    return c2o.crm_act(
+        "/_sim/act/attach",
+        {
+            "object_type": "deals",
+            "id": int(deal),
+            "file_name": name,
+            "content_b64": base64.b64encode(content).decode(),
+            "folder_path": folder,
+        },
+    )
+
+
+def filed_codes(c2o: C2O, deal: str) -> list[str]:
+    """The file codes in the attachment widget of the deal's 立项申请 (the OA shows each as a download URL
+    ``/lark-approval-attachment/<type>/<day>/<code>/<name>``)."""
+    link = c2o.project_link(deal)
+    assert link is not None, f"deal {deal} has no 立项申请"
+    assert link.oa_id
+    raw = c2o.sims.oa.admin("GET", f"/_sim/instances/{link.oa_id}")
+    assert isinstance(raw, dict)
+    widgets = {w["id"]: w for w in json.loads(raw["form"])}
+    return [url.split("?")[0].split("/")[4] for url in widgets.get("attachments", {}).get("value") or []]
+
+
+def oa_files(c2o: C2O) -> list[str]:
+    """The codes of the files the OA stores."""
+    answer = c2o.sims.oa.admin("GET", "/_sim/files")
+    assert isinstance(answer, dict)
+    return [str(code) for code in answer["stored"]]
+
+
+def test_a_contract_file_travels_with_the_project_initiation(files_on: C2O) -> None:
+    company, _ = files_on.customer()
+    deal = files_on.create_deal(company, stage="appointmentscheduled")
+    attach(files_on, deal, "合同-测试.pdf", CONTRACT)
+    attach(files_on, deal, "报价单.pdf", demo_pdf("报价", 1), folder="/bridge/99")  # the bridge's own folder
+    files_on.sync()
+    files_on.edit("deals", deal, {"dealstage": "contractsent"})
+    _, loaded = files_on.sync()
+
+    assert loaded.counts["instances_created"] == 1
+    assert loaded.counts["attachments_uploaded"] == 1
+    assert loaded.counts["attachments_filed"] == 1
+    assert loaded.counts["attachments_not_contract"] == 1
+    (code,) = filed_codes(files_on, deal)
+    sha = hashlib.sha256(CONTRACT).hexdigest()
+    assert code in oa_files(files_on)
+    link = files_on.project_link(deal)
+    assert link is not None
+    (in_oa,) = files_on.oa.instance_files(files_on.oa.get_instance(str(link.oa_id)))
+    with tempfile.TemporaryFile() as dest:
+        assert files_on.oa.download_attachment(in_oa, dest).sha256 == sha, "the OA holds the CRM's bytes"
+    rows = documents.documents_for_record(files_on.hub, "oa", "project_initiation", str(link.oa_id))
+    assert [(r.sha256, r.file_ref, r.origin, r.doc_class, r.company_id) for r in rows] == [
+        (sha, code, "bridge", "contract", company)
+    ]
+    assert [r.record_id for r in documents.documents_for_record(files_on.hub, "crm", "deal", deal)] == [deal]
+    (entry,) = [a for a in files_on.audit("attachment_transfer") if a["outcome"] == "ok"]
+    assert entry["record_ids"]["sha256"] == sha
+    assert entry["record_ids"]["instance_code"] == link.oa_id
+
+
+def test_the_same_contract_bytes_on_two_deals_are_uploaded_once_and_the_code_reused(files_on: C2O) -> None:
+    company, _ = files_on.customer()
+    first, second = (files_on.create_deal(company, stage="appointmentscheduled") for _ in range(2))
+    # The same scan stored twice in the CRM (two folders: HubSpot keeps one file per folder and content), renamed.
+    attach(files_on, first, "合同.pdf", CONTRACT, folder="/contracts/a")
+    attach(files_on, second, "合同-盖章版.pdf", CONTRACT, folder="/contracts/b")
+    files_on.sync()
+    before = len(oa_files(files_on))
+    files_on.edit("deals", first, {"dealstage": "contractsent"})
+    files_on.edit("deals", second, {"dealstage": "contractsent"})
+    _, loaded = files_on.sync()
+
+    assert loaded.counts["instances_created"] == 2
+    assert len(oa_files(files_on)) == before + 1, "one upload for identical bytes"
+    assert loaded.counts["attachments_uploaded"] == 1
+    assert loaded.counts["attachments_deduplicated"] == 1
+    assert filed_codes(files_on, first) == filed_codes(files_on, second)
+    sha = hashlib.sha256(CONTRACT).hexdigest()
+    with files_on.hub.connect() as conn:
+        copies = sorted(
+            conn.execute(
+                select(document_copy.c.system, document_copy.c.origin).where(document_copy.c.sha256 == sha)
+            ).all()
+        )
+    assert copies == [("crm", "source"), ("crm", "source"), ("oa", "bridge")]
+
+
+def test_an_executable_contract_is_quarantined_and_the_project_filed_without_it(files_on: C2O) -> None:
+    company, _ = files_on.customer()
+    deal = files_on.create_deal(company, stage="appointmentscheduled")
+    attach(files_on, deal, "合同.pdf", b"MZ\x90\x00" + b"\x00" * 2044)
+    files_on.sync()
+    files_on.edit("deals", deal, {"dealstage": "contractsent"})
+    _, loaded = files_on.sync()
+
+    assert loaded.counts["instances_created"] == 1
+    assert loaded.counts["attachments_quarantined_executable"] == 1
+    assert filed_codes(files_on, deal) == []
+    with files_on.hub.connect() as conn:
+        (entry,) = (
+            conn.execute(select(quarantine).where(quarantine.c.entity == "attachment")).mappings().all()
+        )
+    assert entry["direction"] == "crm_to_oa"
+    assert entry["reason_code"] == "attachment_refused"
+    assert deal in entry["message"]
+    assert "可执行程序" in entry["message"]
+    assert files_on.open_quarantine(deal) is None, "the deal itself is not held"
+
+
+def test_a_contract_download_cut_off_twice_is_quarantined(files_on: C2O) -> None:
+    company, _ = files_on.customer()
+    deal = files_on.create_deal(company, stage="appointmentscheduled")
+    attach(files_on, deal, "合同.pdf", CONTRACT)
+    files_on.sync()
+    files_on.edit("deals", deal, {"dealstage": "contractsent"})
+    files_on.sims.crm.admin(
+        "POST", "/_sim/faults", {"kind": "drop_mid_body", "path": "^/hubfs/", "method": "GET", "count": 2}
+    )
+    _, loaded = files_on.sync()
+    assert loaded.counts["instances_created"] == 1
+    assert loaded.counts["attachments_quarantined_truncated"] == 1
+    assert filed_codes(files_on, deal) == []
