@@ -32,6 +32,7 @@ def test_shipped_classes_per_role(policy: permissions.Policy) -> None:
         "management": (OPEN, OPEN, OPEN),
         "hr": (NONE, NONE, NONE),
         "wallboard": (NONE, NONE, NONE),
+        "marketing": (NONE, NONE, OPEN),
     }
     assert policy.document_openers("contract") == ["sales_manager", "finance", "management"]
     assert policy.document_openers("invoice") == ["finance", "management"]
