@@ -226,7 +226,7 @@ def _feedback_rows(run: JourneyRun, sheet: Sheet, facts: FileFacts) -> list[Cand
         if company is None:
             shown = "、".join(str(named[k]) for k in CUSTOMER_COLUMNS if named.get(k) is not None) or "（空）"
             problems = (_problem(run, FEEDBACK, "missing_customer_link", "company_id",
-                                 f"第 {n} 行：客户「{shown[:60]}」在 CRM 中找不到（或名称对应多个客户）。"
+                                 f"客户「{shown[:60]}」在 CRM 中找不到（或名称对应多个客户）。"
                                  "请客服部填写正确的客户编号或统一社会信用代码后重新导入。"),)
         rid = named.get("response_id") or _stable_id(
             "imp", company, named.get("survey_type"), named.get("survey_name"), named.get("submitted_at"),
@@ -253,7 +253,7 @@ def _review_rows(run: JourneyRun, sheet: Sheet, facts: FileFacts) -> list[Candid
         problems: tuple[Problem, ...] = ()
         if user is None:
             problems = (_problem(run, REVIEW, "owner_not_in_oa", "user_id",
-                                 f"第 {n} 行：员工「{str(person or '（空）')[:60]}」在 OA 中找不到。"
+                                 f"员工「{str(person or '（空）')[:60]}」在 OA 中找不到。"
                                  "请人力资源部填写正确的员工编号或员工邮箱后重新导入。"),)
         period = named.get("period_id") or _stable_id("imp", named.get("period_name"))
         values = {**named, "user_id": user, "period_id": str(period), "origin": ORIGIN_IMPORT,
