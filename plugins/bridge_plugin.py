@@ -27,7 +27,13 @@ from urllib.parse import urlsplit
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 
+from bridge.hooks import connection_notes
 from bridge.timetables import WorkdayTimetable
+
+# The Connections page's Test of oa_default / crm_default also reports events: subscriptions and deliveries
+# seen (bridge.events.status reads the hub, which the hooks may not; imported only when a Test runs).
+connection_notes.register("oa", "bridge.events.status:oa_notes")
+connection_notes.register("crm", "bridge.events.status:crm_notes")
 
 log = logging.getLogger(__name__)
 

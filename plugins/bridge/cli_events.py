@@ -43,6 +43,13 @@ def _subscribe(args: argparse.Namespace) -> int:
         hook.close()
     for r in results:
         print(f"feishu  {r.form:<22} {r.approval_code}  {r.outcome}")
+    try:  # Feishu lists no subscriptions: the Connection test reports what was recorded here
+        from bridge.hub import engine
+
+        with engine.ensure_schema().begin() as conn:
+            subscribe.record(conn, results)
+    except Exception as exc:
+        print(f"warning: the results were not recorded in the hub ({type(exc).__name__}: {exc})")
     if base:
         print(
             f"feishu  event request URL: {base}/events/feishu (Encrypt Key and Verification Token: oa_default extras)"

@@ -7,15 +7,29 @@ in Host, the port in its own field) reaches the same server as one with the port
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from tests.hooks.hooks_support import RATE_LIMITS_OFF, SEEDED, Sim, connection, crm_conn, oa_conn, sim_fixture
 
+from bridge import cli, settings
+from bridge.events import subscribe
+from bridge.events.app import Receiver
+from bridge.events.config import Limits, ReceiverConfig
+from bridge.events.health import HubHealthWriter
+from bridge.events.model import WakeMessage
+from bridge.events.sink import MemorySink
+from bridge.hooks import connection_notes
 from bridge.hooks.crm import CrmHook
 from bridge.hooks.errors import ConnectionConfigError
 from bridge.hooks.oa import OaHook
+from bridge.hub import engine as hub_engine
 from sandbox import launcher
 from sandbox.crm.store import PORTAL_ID
 
@@ -175,3 +189,78 @@ def test_every_failure_message_is_chinese(crm: Sim, oa: Sim, monkeypatch: pytest
         oa.admin("POST", "/tokens/restore")
     assert "对方服务暂时不可用" in messages[0]
     assert all(CJK.search(m.split("厂商原文")[0]) for m in messages), messages
+
+
+# --------------------------------------------------------------------- events (issue 18)
+@pytest.fixture
+def event_notes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The notes the Airflow plugin registers, over a hub of this test's own; unregistered afterwards."""
+    import bridge_plugin
+
+    importlib.reload(bridge_plugin)  # the composition root registers them when Airflow loads it
+    hub = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+    monkeypatch.setenv("BRIDGE_HUB_URL", hub)
+    hub_engine.upgrade(hub)
+    yield hub
+    connection_notes.unregister("oa", "bridge.events.status:oa_notes")
+    connection_notes.unregister("crm", "bridge.events.status:crm_notes")
+    hub_engine.get_engine(hub).dispose()
+
+
+def _delivered(source: str) -> None:
+    """One verified delivery through the receiver, its health row flushed to the hub as the service does."""
+    receiver = Receiver(ReceiverConfig(None, None, Limits()), MemorySink(), store=HubHealthWriter())
+    receiver.admit(source)
+    receiver.settle(source, [WakeMessage(source, "deal", "1", "2026-12-07T10:00:00.000+00:00", f"{source}:1")])
+    assert receiver.store is not None
+    receiver.store.flush(time.time(), force=True)
+
+
+def test_oa_test_reports_each_synced_approval_subscription(
+    oa: Sim, event_notes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn_id = connection(monkeypatch, oa_conn(oa.url))
+    codes = subscribe.synced_codes(settings.load())
+    assert codes, "settings.yaml names the approval definitions the syncs read"
+    ok, before = OaHook(conn_id).test_connection()
+    assert ok, before
+    assert "飞书没有查询订阅的接口" in before
+    assert before.count("未记录订阅，请运行 bridge events subscribe") == len(codes)
+    assert "尚未收到任何审批事件" in before
+
+    # the real command subscribes through the Connection and records what Feishu answered
+    monkeypatch.setenv("AIRFLOW_CONN_OA_DEFAULT", json.dumps(oa_conn(oa.url)))
+    assert cli.main(["events", "subscribe"]) == 0
+    _delivered("oa")
+    ok, after = OaHook(conn_id).test_connection()
+    assert ok, after
+    assert "未记录订阅" not in after
+    assert after.count("：已订阅（") == len(codes)
+    assert f"立项申请（{codes['project_initiation']}）：已订阅" in after
+    assert "已收到审批事件 1 次（验证通过 1、拒绝 0、重复 0）" in after
+    assert CJK.search(after)
+
+
+def test_crm_test_reports_whether_webhooks_arrived(
+    crm: Sim, event_notes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook_conn = connection(monkeypatch, crm_conn(crm.url))
+    ok, before = CrmHook(hook_conn).test_connection()
+    assert ok, before
+    assert "尚未收到任何 HubSpot webhook 推送" in before
+    _delivered("crm")
+    ok, after = CrmHook(hook_conn).test_connection()
+    assert ok, after
+    assert "已收到 HubSpot webhook 推送 1 次" in after
+    assert after.startswith("连接成功")
+
+
+def test_a_note_that_fails_never_fails_the_test(oa: Sim, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRIDGE_HUB_URL", "sqlite:////nonexistent-dir/hub.sqlite")
+    connection_notes.register("oa", "bridge.events.status:oa_notes")
+    try:
+        ok, message = OaHook(connection(monkeypatch, oa_conn(oa.url))).test_connection()
+    finally:
+        connection_notes.unregister("oa", "bridge.events.status:oa_notes")
+    assert ok, message
+    assert "附加检查 oa_notes 无法完成" in message

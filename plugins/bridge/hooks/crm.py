@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.hooks import _explain, ui
+from bridge.hooks import _explain, connection_notes, ui
 from bridge.hooks._auth import BearerTokenAuth, StaticTokenAuth, Token, TokenCache, credentials_key
 from bridge.hooks._base import VendorHook, chunked, mask, to_ms, token_answer
 from bridge.hooks._http import (
@@ -825,7 +825,8 @@ class CrmHook(CrmMarketing, CrmFiles, VendorHook):
             auth = self.client.auth
             portal = auth.current().account if isinstance(auth, BearerTokenAuth) else None
             self.call("GET", OWNERS, params={"limit": 1})
-            return _explain.success_crm(self.base_url, portal, private_app=isinstance(auth, StaticTokenAuth))
+            message = _explain.success_crm(self.base_url, portal, private_app=isinstance(auth, StaticTokenAuth))
+            return connection_notes.with_notes("crm", self, message)  # events received (bridge.events.status)
 
         return self._test(probe)
 

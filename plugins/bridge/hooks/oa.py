@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bridge.hooks import _explain, ui
+from bridge.hooks import _explain, connection_notes, ui
 from bridge.hooks._auth import BearerTokenAuth, Token, TokenCache, credentials_key
 from bridge.hooks._base import VendorHook, chunked, mask, to_ms, token_answer
 from bridge.hooks._http import TOKEN_REQUEST, VendorProtocol, error_by_status, retry_after_seconds
@@ -477,9 +477,9 @@ class OaHook(OaPerformance, OaFiles, VendorHook):
             if code:
                 definition = self.approval_definition(code)
                 name = str(definition.get("approval_name") or code)
-                return _explain.success_oa(self.base_url, self.app_id, name)
+                return connection_notes.with_notes("oa", self, _explain.success_oa(self.base_url, self.app_id, name))
             self.user_ids(emails=["connection-test@example.invalid"])
-            return _explain.success_oa(self.base_url, self.app_id, None)
+            return connection_notes.with_notes("oa", self, _explain.success_oa(self.base_url, self.app_id, None))
 
         return self._test(probe)
 
