@@ -24,6 +24,7 @@ Prints one JSON line with records/s, peak RSS and the ratios (bridge ÷ floor ti
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,8 @@ def _properties() -> list[str]:
     return list(bridge.dictionary.load().crm_properties("deal"))
 
 
-def child_bridge(url: str, hub_url: str) -> dict[str, Any]:
+def child_bridge(url: str, hub_url: str, profile: str | None = None) -> dict[str, Any]:
+    """Stage every changed deal into ``hub_url``; with ``profile``, cProfile statistics to that file."""
     os.environ.update(launcher.connection_env(url, "http://127.0.0.1:9"))
     from datetime import UTC, datetime
 
@@ -70,9 +73,15 @@ def child_bridge(url: str, hub_url: str) -> dict[str, Any]:
     ctx = RunContext(dag_id="crm_to_oa_sync", run_id=f"bench__{time.time_ns()}", task_id="extract_stage",
                      try_number=1, principal="bench")
     crm = CrmHook()
+    profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     tally = crm_to_oa.extract_stage(crm, hub, ctx, cfg, datetime.now(UTC))
     seconds = time.perf_counter() - started
+    if profiler is not None and profile is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     return {"records": tally.counts.get("read", 0), "staged": tally.counts.get("staged", 0),
             "seconds": round(seconds, 3), "requests": crm.api_calls.total()}
 
@@ -94,15 +103,21 @@ def child_floor(url: str, since_ms: int) -> dict[str, Any]:
 
 
 class Readers:
-    def __init__(self, url: str, base: Path, pg_dsn: str | None, dlt_python: Path | None) -> None:
+    def __init__(self, url: str, base: Path, pg_dsn: str | None, dlt_python: Path | None,
+                 baseline: Path | None = None) -> None:
         self.url = url
         self.base = base
         self.pg_dsn = pg_dsn
         self.dlt_python = dlt_python
+        self.baseline = baseline
+        self.profile_dir: Path | None = None  # cProfile statistics of each bridge (SQLite) child go there
+        self.profiled = 0
         self.props = ",".join(_properties())
 
     def names(self) -> list[str]:
         out = ["bridge", "floor"]
+        if self.baseline:
+            out.append("bridge_base")
         if self.pg_dsn:
             out.append("bridge_pg")
         if self.dlt_python:
@@ -111,7 +126,7 @@ class Readers:
 
     def fresh(self) -> None:
         """Empty targets: a new hub file, a new PostgreSQL database, new dlt folders."""
-        for name in ("hub.sqlite", "dlt_duckdb", "dlt_sqlite"):
+        for name in ("hub.sqlite", "hub_base.sqlite", "dlt_duckdb", "dlt_sqlite"):
             path = self.base / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -124,7 +139,13 @@ class Readers:
     def command(self, name: str, since_ms: int) -> list[str]:
         me = [sys.executable, "-m", "bench.extract_stage", "--url", self.url]
         if name == "bridge":
-            return [*me, "--child", "bridge", "--hub", f"sqlite:///{self.base / 'hub.sqlite'}"]
+            profile = ["--profile", str(self.profile_dir / f"bridge-{self.profiled}.prof")] if self.profile_dir else []
+            self.profiled += 1
+            return [*me, "--child", "bridge", "--hub", f"sqlite:///{self.base / 'hub.sqlite'}", *profile]
+        if name == "bridge_base":  # the same child from another checkout (its plugins, its bench)
+            script = str((self.baseline or ROOT) / "bench" / "extract_stage.py")
+            return [sys.executable, script, "--url", self.url, "--child", "bridge",
+                    "--hub", f"sqlite:///{self.base / 'hub_base.sqlite'}"]
         if name == "bridge_pg":
             return [*me, "--child", "bridge", "--hub", _pg_url(self.pg_dsn or "", PG_DATABASE)]
         if name == "floor":
@@ -197,20 +218,34 @@ def _summary(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         if "bridge" in out and dlt_name in out:
             out[f"speedup_bridge_vs_{dlt_name}"] = round(
                 out["bridge"]["records_per_s_median"] / out[dlt_name]["records_per_s_median"], 2)
+    if "bridge_base" in out and "bridge" in out:
+        out["ratio_bridge_vs_base_time"] = round(
+            out["bridge"]["seconds_median"] / out["bridge_base"]["seconds_median"], 2)
     if "bridge_pg" in out and "floor" in out:
         out["ratio_bridge_pg_vs_floor_time"] = round(
             out["bridge_pg"]["seconds_median"] / out["floor"]["seconds_median"], 2)
     return out
 
 
-def run(deals: int, changed: int, rounds: int, pg_dsn: str | None, dlt_python: Path | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Options:
+    """Who reads besides the bridge and the floor, and what is kept."""
+
+    pg_dsn: str | None = None
+    dlt_python: Path | None = None
+    baseline: Path | None = None  # a checkout of another commit: its bridge runs as ``bridge_base``
+    profile_dir: Path | None = None
+
+
+def run(deals: int, changed: int, rounds: int, opts: Options) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     sim = launcher.make("crm", base / "crm", args=["--rate-limits", "off"], max_lifetime=7200)
     sim.start()
     try:
         sim.admin("POST", "/_sim/seed", {"seed": SEED, "companies": max(1, deals // 20), "contacts_per_company": 0,
                                          "deals": deals}, timeout=1800)
-        readers = Readers(sim.url, base, pg_dsn, dlt_python)
+        readers = Readers(sim.url, base, opts.pg_dsn, opts.dlt_python, opts.baseline)
+        readers.profile_dir = opts.profile_dir
         names = readers.names()
         full: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         load_before = load_average()
@@ -231,8 +266,8 @@ def run(deals: int, changed: int, rounds: int, pg_dsn: str | None, dlt_python: P
                 "incremental": _summary(incremental) if changed else None, "machine": machine_info()}
     finally:
         sim.stop()
-        if pg_dsn:
-            _pg_admin(pg_dsn, f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        if opts.pg_dsn:
+            _pg_admin(opts.pg_dsn, f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -246,13 +281,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dlt-python", type=Path, default=BENCH_PYTHON,
                         help="python of the bench-only environment with dlt (make bench creates .venv-bench)")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--baseline", type=Path,
+                        help="a checkout of another commit (git archive of it): its bridge runs as bridge_base, "
+                             "alternating with this one, on the same simulator")
+    parser.add_argument("--profile", type=Path,
+                        help="a folder: cProfile statistics of each bridge (SQLite) child (bridge-N.prof)")
     parser.add_argument("--child", choices=("bridge", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--hub", help=argparse.SUPPRESS)
     parser.add_argument("--since", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child == "bridge":
-        print(json.dumps(child_bridge(args.url, args.hub)))
+        print(json.dumps(child_bridge(args.url, args.hub, str(args.profile) if args.profile else None)))
         return 0
     if args.child == "floor":
         print(json.dumps(child_floor(args.url, args.since)))
@@ -261,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     if dlt_python is None:
         print(f"extract_stage: {args.dlt_python} not found: the dlt readers are left out "
               f"(make bench creates it from bench/requirements-dlt.txt)", file=sys.stderr)
-    result = run(args.deals, args.changed, args.rounds, args.pg, dlt_python)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    opts = Options(args.pg, dlt_python, args.baseline, args.profile.resolve() if args.profile else None)
+    result = run(args.deals, args.changed, args.rounds, opts)
     line = json.dumps(result, ensure_ascii=False)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    false,
     func,
     or_,
     select,
@@ -111,7 +112,10 @@ def _now(now: datetime | None) -> datetime:
 
 def _insert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT (with ``on_conflict_do_*``) for ``table``."""
-    name = conn.dialect.name
+    return _insert_for(conn.dialect.name, table)
+
+
+def _insert_for(name: str, table: Table) -> Any:
     if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -371,44 +375,105 @@ def _snapshot_statuses(chunk: Sequence[SnapshotRow], stored: Mapping[str, Any]) 
 def _write_snapshots(
     conn: Connection, kind: tuple[str, str], chunk: Sequence[SnapshotRow], at: datetime
 ) -> None:
-    """Upsert one batch; a row older than the stored snapshot leaves it alone."""
+    """Upsert one batch; a row older than the stored snapshot leaves it alone.
+
+    The statement is SQLAlchemy Core's ``INSERT … ON CONFLICT DO UPDATE``, compiled once per dialect;
+    the values go to the driver as they are (SQLite: one DB-API ``executemany``; PostgreSQL: one
+    multi-row ``INSERT … VALUES (…), (…)`` per batch), each column through its own type's bind
+    processor, so the payload text is the engine's JSON serializer's (byte-identical to what
+    ``conn.execute`` would store) without SQLAlchemy's per-row parameter processing."""
+    upsert = _snapshot_upsert(conn)
     system, entity = kind
-    values = [
-        {
-            "system": system,
-            "entity": entity,
-            "source_id": row.source_id,
-            "content_hash": row.content_hash,
-            "payload": row.payload,
-            "source_modified_ms": int(row.source_modified_ms),
-            "data_owner": row.data_owner,
-            "first_seen_at": at,
-            "last_seen_at": at,
-            "archived": False,
-            "deleted": False,
-        }
-        for row in chunk
-    ]
-    # PostgreSQL: one multi-row INSERT per batch (one round trip; psycopg2's executemany sends a
-    # statement per row); SQLite: executemany, which runs in-process.
-    multi_row = conn.dialect.name == "postgresql"
-    stmt = _insert(conn, snapshot)
-    if multi_row:
-        stmt = stmt.values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[snapshot.c.system, snapshot.c.entity, snapshot.c.source_id],
-        set_={
-            **_new_values(
-                stmt, "content_hash", "payload", "source_modified_ms", "data_owner", "last_seen_at"
-            ),
-            "deleted": False,
-        },
-        where=stmt.excluded.source_modified_ms >= snapshot.c.source_modified_ms,
-    )
-    if multi_row:
-        conn.execute(stmt)
-    else:
-        conn.execute(stmt, values)
+    same = {"system": system, "entity": entity, "first_seen_at": at, "last_seen_at": at, "archived": False,
+            "deleted": False}
+    if upsert.processors.keys() & {"source_id", "content_hash", "source_modified_ms", "data_owner"}:
+        values = [upsert.bind({**same, "source_id": row.source_id, "content_hash": row.content_hash,
+                               "payload": row.payload, "source_modified_ms": int(row.source_modified_ms),
+                               "data_owner": row.data_owner}) for row in chunk]  # a driver that wants them
+    else:  # SQLite, psycopg2: only the payload (JSON text) and the constants need their processors
+        constant = upsert.bind(same)
+        head, tail = constant[:2], constant[7:]
+        payload_of = upsert.processors.get("payload") or _as_is
+        values = [(*head, row.source_id, row.content_hash, payload_of(row.payload), int(row.source_modified_ms),
+                   row.data_owner, *tail) for row in chunk]
+    upsert.execute(conn, values)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+_SNAPSHOT_COLUMNS = ("system", "entity", "source_id", "content_hash", "payload", "source_modified_ms",
+                     "data_owner", "first_seen_at", "last_seen_at", "archived", "deleted")
+
+
+class _SnapshotUpsert:
+    """The snapshot upsert of one dialect, compiled once per batch size: its SQL text (positional
+    parameters in :data:`_SNAPSHOT_COLUMNS` order, row after row) and each column's bind processor."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.multi_row = dialect.name == "postgresql"
+        # PostgreSQL drivers take positional %s as well as %(name)s: compiled positionally, a batch is one
+        # flat tuple, with no per-row dictionaries.
+        self.dialect = type(dialect)(paramstyle="format") if self.multi_row else dialect
+        self.processors: dict[str, Callable[[Any], Any]] = {}
+        for name in _SNAPSHOT_COLUMNS:
+            process = snapshot.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                self.processors[name] = process
+        self._sql: dict[int, str] = {}  # rows per statement (PostgreSQL; SQLite: 1, executemany) → SQL
+
+    def bind(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """Column values as the driver takes them, in :data:`_SNAPSHOT_COLUMNS` order (absent ones None)."""
+        out = []
+        for name in _SNAPSHOT_COLUMNS:
+            value = values.get(name)
+            process = self.processors.get(name)
+            out.append(process(value) if process is not None and value is not None else value)
+        return tuple(out)
+
+    def sql(self, rows: int) -> str:
+        known = self._sql.get(rows)
+        if known is not None:
+            return known
+        stmt = _insert_for(self.dialect.name, snapshot)
+        if self.multi_row:
+            stmt = stmt.values([dict.fromkeys(_SNAPSHOT_COLUMNS, 0) for _ in range(rows)])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[snapshot.c.system, snapshot.c.entity, snapshot.c.source_id],
+            set_={**_new_values(stmt, "content_hash", "payload", "source_modified_ms", "data_owner",
+                                "last_seen_at"), "deleted": false()},
+            where=stmt.excluded.source_modified_ms >= snapshot.c.source_modified_ms,
+        )
+        compiled = stmt.compile(dialect=self.dialect)
+        expected = ([f"{c}_m{i}" for i in range(rows) for c in _SNAPSHOT_COLUMNS] if self.multi_row
+                    else list(_SNAPSHOT_COLUMNS))
+        if list(compiled.positiontup or ()) != expected:
+            raise StoreError(f"the snapshot upsert compiled to other parameters: {compiled.positiontup}")
+        self._sql[rows] = compiled.string
+        return compiled.string
+
+    def execute(self, conn: Connection, values: Sequence[tuple[Any, ...]]) -> None:
+        """SQLite: one ``executemany``; PostgreSQL: one multi-row statement per :data:`BATCH` rows."""
+        if not self.multi_row:
+            if values:
+                conn.exec_driver_sql(self.sql(1), list(values))
+            return
+        for chunk in chunked(values, BATCH):
+            conn.exec_driver_sql(self.sql(len(chunk)), tuple(v for row in chunk for v in row))
+
+
+_upserts: dict[tuple[str, str], _SnapshotUpsert] = {}
+
+
+def _snapshot_upsert(conn: Connection) -> _SnapshotUpsert:
+    key = (conn.dialect.name, conn.dialect.driver)
+    upsert = _upserts.get(key)
+    if upsert is None:
+        if key[0] not in ("sqlite", "postgresql"):
+            raise StoreError(f"the hub supports SQLite and PostgreSQL, not {key[0]}")
+        upsert = _upserts[key] = _SnapshotUpsert(conn.dialect)
+    return upsert
 
 
 def get_snapshot(conn: Connection, system: str, entity: str, source_id: str) -> Snapshot | None:
