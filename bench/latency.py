@@ -352,6 +352,137 @@ def run_latency(deals: int = 3000, *, qualifying: int = 300, burst: int = 100, r
     }
 
 
+# ---------------------------------------------------------------- through a real Airflow (issue 18)
+AIRFLOW_DAGS = ("crm_to_oa_sync", "oa_to_crm_sync")
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    return {"n": len(values), "p50_s": _r(percentile(values, 50)), "p95_s": _r(percentile(values, 95)),
+            "max_s": _r(max(values) if values else None), "values_s": [_r(v) for v in values]}
+
+
+def _airflow_ready(api: Any, say: Callable[[str], None], timeout_s: float) -> None:
+    """Both sync DAGs parsed, unpaused, and one run of each finished (the first runs read the demo world)."""
+    for dag_id in AIRFLOW_DAGS:
+        api.wait_dag(dag_id, timeout=timeout_s)
+        api.set_paused(dag_id, False)
+    deadline = time.monotonic() + timeout_s
+    for dag_id in AIRFLOW_DAGS:
+        while not api._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?state=success&limit=1")["dag_runs"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{dag_id}: no successful run within {timeout_s:.0f} s")
+            time.sleep(2)
+        say(f"airflow latency: {dag_id} unpaused, first run done")
+
+
+def _new_deals(sims: Any, n: int) -> list[str]:
+    """``n`` clean customers with a deal one stage before 合同签订 (their webhooks stage nothing to file)."""
+    from sandbox.common.world import uscc_check_char
+
+    deals = []
+    stamp = int(time.time()) % 1_000_000
+    for i in range(n):
+        first17 = f"91310000{stamp * 100 + i:09d}"[-17:]
+        company = sims.crm.admin("POST", "/_sim/act/create", {"object_type": "companies", "properties": {
+            "name": f"时延测试客户{stamp}{i:02d}有限公司", "uscc": first17 + uscc_check_char(first17),
+            "lifecyclestage": "opportunity", "industry": "软件", "city": "上海", "phone": "021-62345678",
+            "hubspot_owner_id": ACTIVE_OWNER}})["id"]
+        sims.crm.admin("POST", "/_sim/act/create", {"object_type": "contacts", "properties": {
+            "lastname": "李", "firstname": "娜", "mobilephone": "13912345678", "email": f"li.na{i}@example.cn",
+            "jobtitle": "采购经理", "associatedcompanyid": str(company), "hubspot_owner_id": ACTIVE_OWNER},
+            "associations": {"companies": [str(company)]}})
+        deals.append(str(sims.crm.admin("POST", "/_sim/act/create", {"object_type": "deals", "properties": {
+            "dealname": f"时延测试项目{stamp}{i:02d}", "dealstage": "decisionmakerboughtin", "amount": "150000.00",
+            "pipeline": "default", "closedate": "2026-12-31T00:00:00.000Z", "hubspot_owner_id": ACTIVE_OWNER},
+            "associations": {"companies": [str(company)]}})["id"]))
+    return deals
+
+
+def _filed_after_stage(sims: Any, deals: list[str], spacing_s: float,
+                       timeout_s: float) -> dict[str, tuple[float, str]]:
+    """Each deal moved to 合同签订 in turn; per deal (seconds until its 立项申请 was filed, instance code)."""
+    from sandbox import launcher
+
+    staged: dict[str, int] = {}
+    for deal in deals:
+        staged[deal] = int(time.time() * 1000)
+        sims.crm.admin("POST", "/_sim/act/update", {"object_type": "deals", "id": int(deal),
+                                                     "properties": {"dealstage": QUALIFY_STAGE}})
+        time.sleep(spacing_s)
+    filed: dict[str, tuple[float, str]] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(filed) < len(deals) and time.monotonic() < deadline:
+        for item in launcher.oa_instances(sims.oa, "project_initiation", "api"):
+            deal = str(item["widgets"].get("deal_id"))
+            if deal in staged and deal not in filed:
+                filed[deal] = ((int(item["start_time"]) - staged[deal]) / 1000, str(item["instance_code"]))
+        time.sleep(1)
+    return filed
+
+
+def _decided_to_deal(sims: Any, filed: dict[str, tuple[float, str]], spacing_s: float,
+                     timeout_s: float) -> dict[str, float]:
+    """Each 立项申请 approved in the OA in turn; per deal, seconds until the deal's 审批状态 said so."""
+    approved: dict[str, int] = {}
+    for deal, (_, code) in filed.items():
+        approved[deal] = int(time.time() * 1000)
+        sims.oa.admin("POST", "/_sim/act/approve", {"instance_code": code})
+        time.sleep(spacing_s)
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < len(approved) and time.monotonic() < deadline:
+        for deal, at_ms in approved.items():
+            if deal in seen:
+                continue
+            page = sims.crm.admin("GET", f"/_sim/objects/deals?after={int(deal) - 1}&limit=2")
+            props = next(r["properties"] for r in page["results"] if str(r["id"]) == deal)
+            if props.get("oa_approval_status") == "APPROVED":
+                written = datetime.fromisoformat(props["hs_lastmodifieddate"].replace("Z", "+00:00"))
+                seen[deal] = (written.timestamp() * 1000 - at_ms) / 1000
+        time.sleep(0.5)
+    return seen
+
+
+def run_through_airflow(events: int = 5, spacing_s: float = 8.0, timeout_s: float = 600.0,
+                        feishu_events: str = "long_connection",
+                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``make airflow``'s stack (scheduler, triggerer, dag-processor, API server, LocalExecutor, Redis, the
+    receiver; Feishu events over ``feishu_events``) in a temporary directory, bounded, stopped by PID; the
+    two event paths measured on ``events`` new deals, end to end through real DAG runs."""
+    from bridge.sync import crm_to_oa
+    from sandbox import airflow_local, launcher, localenv
+    from sandbox.celery_stack import AirflowApi
+
+    say = progress or (lambda _msg: None)
+    base = Path(tempfile.mkdtemp(prefix="bench_latency_airflow_"))
+    started = time.perf_counter()
+    with airflow_local.local_stack(data_dir=base / "data", home=base / "airflow", sim_lifetime=3600,
+                                   extra_env={"BRIDGE_FEISHU_EVENTS": feishu_events}) as (stack, sims, _):
+        api = AirflowApi(stack.url, localenv.ADMIN_USER, stack.admin_password())
+        _airflow_ready(api, say, timeout_s)
+        deals = _new_deals(sims, events)
+        time.sleep(5)  # their creation webhooks' runs come and go
+        say(f"airflow latency: {events} deals move to 合同签订, {spacing_s:.0f} s apart")
+        filed = _filed_after_stage(sims, deals, spacing_s, timeout_s)
+        say(f"airflow latency: {len(filed)} 立项申请 filed; approving them, {spacing_s:.0f} s apart")
+        decided = _decided_to_deal(sims, filed, spacing_s, timeout_s)
+        runs = {dag_id: Counter(str(r["run_type"]) for r in api._call(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=200")["dag_runs"]) for dag_id in AIRFLOW_DAGS}
+        filings = launcher.oa_instances(sims.oa, "project_initiation", "api")
+        instances = Counter(str(i["widgets"].get("deal_id")) for i in filings)
+    cfg = crm_to_oa.CrmToOaSettings.from_settings()
+    return {
+        "deals": events, "feishu_events": feishu_events, "spacing_s": spacing_s,
+        "stage_to_filed": _stats([filed[d][0] for d in deals if d in filed]),
+        "approval_to_deal": _stats([decided[d] for d in deals if d in decided]),
+        "not_filed": len(deals) - len(filed), "not_decided": len(filed) - len(decided),
+        "filings_per_deal_max": max((instances[d] for d in deals), default=0),
+        "dag_runs_by_type": {k: dict(v) for k, v in runs.items()},
+        "quiet_seconds": cfg.debounce.quiet_seconds,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
@@ -369,7 +500,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--task-start-s", type=float, default=0.0, help="model Airflow's task-start delay")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--airflow", type=int, metavar="N", help="instead: N deals through a real Airflow (events)")
+    parser.add_argument("--feishu-events", choices=["long_connection", "webhook"], default="long_connection")
     args = parser.parse_args(argv)
+    if args.airflow:
+        result = run_through_airflow(args.airflow, feishu_events=args.feishu_events,
+                                     progress=lambda m: print(m, flush=True))
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
     kwargs: dict[str, Any] = dict(QUICK) if args.quick else {}
     for key in ("deals", "qualifying", "burst"):
         if getattr(args, key) is not None:

@@ -116,13 +116,18 @@ def start(env: dict[str, str], sims: launcher.Simulators, log_dir: Path) -> Even
     return stack
 
 
+def _connected(sims: launcher.Simulators) -> bool:
+    view = sims.oa.admin("GET", "/_sim/longconn")
+    return isinstance(view, dict) and int(view.get("connections", 0)) > 0
+
+
 def _listen(stack: EventsStack, env: dict[str, str], log_dir: Path, sims: launcher.Simulators) -> None:
     """``bridge events listen`` against the OA simulator; long-connection mode switched on once it is connected."""
     log = (log_dir / "events-longconn.log").open("ab")
     stack.procs.append(subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", "events", "listen"], env=env, stdout=log, stderr=subprocess.STDOUT))
     deadline = time.monotonic() + 60
-    while sims.oa.admin("GET", "/_sim/longconn")["connections"] < 1:
+    while not _connected(sims):
         if time.monotonic() > deadline or stack.procs[-1].poll() is not None:
             raise RuntimeError(f"bridge events listen did not connect (see {log_dir / 'events-longconn.log'})")
         time.sleep(0.2)
