@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 import tempfile
+import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from tests.sync.sync_c2o_world import C2O
 
 from bridge.hub import documents
 from bridge.hub.schema import document_copy, quarantine
+from bridge.sync.frame import Tally
 from sandbox.common.documents import demo_pdf
 
 CONTRACT = demo_pdf("合同 测试 甲方", 3)
@@ -155,3 +159,79 @@ def test_a_contract_download_cut_off_twice_is_quarantined(files_on: C2O) -> None
     assert loaded.counts["instances_created"] == 1
     assert loaded.counts["attachments_quarantined_truncated"] == 1
     assert filed_codes(files_on, deal) == []
+
+
+def _big_contract(c2o: C2O, path: Path, size: int) -> tuple[str, str]:
+    """A deal with a contract scan of ``size`` bytes put into the CRM as a salesperson would (streamed from
+    disk) → (deal id, the scan's SHA-256)."""
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        block, left = b"%PDF-1.4\n", size
+        while left > 0:
+            chunk = (block + hashlib.sha256(str(left).encode()).digest() * 32768)[: min(left, 1 << 20)]
+            out.write(chunk)
+            digest.update(chunk)
+            left -= len(chunk)
+            block = b""
+    company, _ = c2o.customer()
+    deal = c2o.create_deal(company, stage="appointmentscheduled")
+    with path.open("rb") as stream:
+        stored = c2o.crm.upload_file(stream, name="合同扫描件.pdf", folder_path="/contracts")
+    assert stored.size == size
+    note = {"hs_timestamp": "2026-12-07T00:00:00Z", "hs_attachment_ids": stored.id}
+    c2o.crm_act(
+        "/_sim/act/create", {"object_type": "notes", "associations": {"deals": [deal]}, "properties": note}
+    )
+    c2o.sync()
+    c2o.edit("deals", deal, {"dealstage": "contractsent"})
+    c2o.extract()
+    c2o.tick(61)
+    return deal, digest.hexdigest()
+
+
+def _traced_load(c2o: C2O) -> tuple[Tally, int]:
+    """One load with its traced peak of Python allocations (bytes)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        loaded = c2o.load()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return loaded, peak
+
+
+def test_a_60_mb_contract_streams_with_bounded_memory_and_is_refused_by_the_oa_limit(
+    files_on: C2O, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Downloaded from the CRM into a temporary file (hashed and sniffed on the way), then refused before any
+    upload by Feishu's 50 MB attachment limit: quarantined, the 立项申请 filed without it. The traced peak
+    does not grow with the file (figures: docs/attachments.md)."""
+    monkeypatch.setenv("BRIDGE__ATTACHMENTS__MAX_MB", "100")
+    deal, sha = _big_contract(files_on, tmp_path / "scan.pdf", 60 * 1024 * 1024)
+    loaded, peak = _traced_load(files_on)
+    assert loaded.counts["instances_created"] == 1
+    assert loaded.counts["attachments_quarantined_too_large"] == 1
+    assert filed_codes(files_on, deal) == []
+    with files_on.hub.connect() as conn:
+        (entry,) = (
+            conn.execute(select(quarantine).where(quarantine.c.entity == "attachment")).mappings().all()
+        )
+    assert "50 MB" in entry["message"]
+    assert "60.0 MB" in entry["message"]
+    assert entry["payload"]["sha256"] == sha
+    print(f"60 MB CRM → OA (download, refused): traced peak {peak / 2**20:.2f} MiB")
+    assert peak < 8 * 2**20, f"traced peak {peak / 2**20:.1f} MiB for a 60 MB file"
+
+
+def test_a_45_mb_contract_is_downloaded_and_uploaded_with_bounded_memory(
+    files_on: C2O, tmp_path: Path
+) -> None:
+    deal, sha = _big_contract(files_on, tmp_path / "scan.pdf", 45 * 1024 * 1024)
+    loaded, peak = _traced_load(files_on)
+    assert loaded.counts["attachments_bytes_uploaded"] == 45 * 1024 * 1024
+    assert len(filed_codes(files_on, deal)) == 1
+    with files_on.hub.connect() as conn:
+        assert documents.copy_of(conn, sha, "oa", origin="bridge") is not None
+    print(f"45 MB CRM → OA (download + upload): traced peak {peak / 2**20:.2f} MiB")
+    assert peak < 8 * 2**20, f"traced peak {peak / 2**20:.1f} MiB for a 45 MB file"
