@@ -49,33 +49,65 @@ SWEEP_STREAM = (
 )
 CURSOR_STREAM = f"crm.deal.archived{store.POSITION_SUFFIX}"  # the list cursor of the pass under way (0: none)
 ARCHIVED_PAGE = 100  # records per list page (HubSpot's maximum)
-RESTORE_READS = 100  # tombstoned deals checked for a restore per page of the pass
+RESTORE_READS = 100  # tombstoned records checked for a restore per page of the pass
+SWEPT = ("deal", "company", "contact")  # deals first: their 立项申请 are what the OA must hear about
+
+
+def sweep_stream(entity: str) -> str:
+    """The watermark of when the current (or last) pass over an entity's archived list started (ms)."""
+    return f"crm.{entity}.archived_sweep"
+
+
+def cursor_stream(entity: str) -> str:
+    """The list cursor of an entity's pass under way (0: none)."""
+    return f"crm.{entity}.archived{store.POSITION_SUFFIX}"
+
+
+def _counter(name: str, entity: str) -> str:
+    """Deals keep the plain counter names (``archived_read``…); companies and contacts a suffix."""
+    return name if entity == "deal" else f"{name}_{entity}"
 
 
 # ---------------------------------------------------------------- extract: the sweep
 
 
 def sweep_archived(run: C2O) -> None:
-    """Tombstone the deals archived in the CRM, queue the linked ones, revive the restored ones (bounded)."""
+    """Tombstone the records archived in the CRM (deals, then companies and contacts), queue the linked deals,
+    revive the restored records. Bounded: ``archive_sweep.max_pages`` list pages per run for all of them
+    together; each entity's pass starts at most every ``every_minutes`` and resumes from its cursor."""
+    budget = run.cfg.archive_sweep_pages
+    for entity in (e for e in SWEPT if e in run.cfg.entities):
+        if budget <= 0:
+            break
+        budget -= _sweep_entity(run, entity, budget)
+
+
+def _sweep_entity(run: C2O, entity: str, budget: int) -> int:
+    """One entity's pass (started if due, else continued from its cursor), at most ``budget`` list pages;
+    returns the pages read."""
     now_ms = to_ms(run.now)
     with run.hub.connect() as conn:
-        started = store.get_watermark(conn, SWEEP_STREAM)
-        cursor = store.get_watermark(conn, CURSOR_STREAM) or 0
+        started = store.get_watermark(conn, sweep_stream(entity))
+        cursor = store.get_watermark(conn, cursor_stream(entity)) or 0
     if cursor == 0:
         if started is not None and now_ms - started < run.cfg.archive_sweep_seconds * 1000:
-            return
+            return 0
         with run.hub.begin() as conn:
-            store.set_watermark(conn, SWEEP_STREAM, now_ms, run.ctx.run_id, force=True, now=run.now)
-        run.tally.add("archive_passes")
-        _revive_restored(run)
+            store.set_watermark(conn, sweep_stream(entity), now_ms, run.ctx.run_id, force=True, now=run.now)
+        run.tally.add(_counter("archive_passes", entity))
+        _revive_restored(run, entity)
     after = str(cursor) if cursor else None
-    for _ in range(run.cfg.archive_sweep_pages):
-        page = run.hooks.crm.archived_page("deals", after, ARCHIVED_PAGE)
-        run.tally.add("archived_read", len(page.records))
-        _tombstone_page(run, page)
+    object_type = run.d.entity(entity).crm_object or entity
+    pages = 0
+    while pages < budget:
+        page = run.hooks.crm.archived_page(object_type, after, ARCHIVED_PAGE)
+        pages += 1
+        run.tally.add(_counter("archived_read", entity), len(page.records))
+        _tombstone_page(run, entity, page)
         after = page.next_after
         if after is None:
             break
+    return pages
 
 
 def _cursor_ms(after: str | None) -> int:
@@ -88,64 +120,108 @@ def _cursor_ms(after: str | None) -> int:
     return int(after)
 
 
-def _tombstone_page(run: C2O, page: ArchivedPage) -> None:
+def _tombstone_page(run: C2O, entity: str, page: ArchivedPage) -> None:
     """One page: new tombstones, their audit, the linked deals queued and the cursor, in ONE transaction."""
     ids = [r.id for r in page.records]
     when = {r.id: r.archived_at for r in page.records}
     with run.hub.begin() as conn:
-        snaps = store.get_snapshots(conn, "crm", "deal", ids)
+        snaps = store.get_snapshots(conn, "crm", entity, ids)
         fresh = [sid for sid in ids if sid in snaps and not snaps[sid].deleted]
-        links = store.links_for_crm_ids(conn, rules.PROJECT_LINK, fresh)
-        queue: list[tuple[str, str, str]] = []
         events = []
         for sid in fresh:
             stone = {"by": "crm", "at": when[sid], "why": "archived in the CRM", "seen_by": run.ctx.run_id}
-            store.tombstone(conn, ("crm", "deal", sid), stone, now=run.now)
+            store.tombstone(conn, ("crm", entity, sid), stone, now=run.now)
             events.append(
-                run.audit("archive", ("crm", "deal"), {"deal_id": sid}, [], "ok", detail=_detail(when[sid]))
-            )
-            link = next((lk for lk in links.get(sid, []) if lk.oa_id), None)
-            if link is not None:
-                update_state(
-                    conn,
-                    run,
-                    link,
-                    {"archived": True, rules.ARCHIVE_KEY: {"phase": "found", "at": when[sid]}},
+                run.audit(
+                    "archive", ("crm", entity), {f"{entity}_id": sid}, [], "ok", detail=_detail(when[sid])
                 )
-                queue.append(("deal", sid, rules.ARCHIVED_HASH + str(when[sid])))
-        run.enqueue(conn, queue, 0, 0)
+            )
+        if entity == "deal":
+            _queue_linked(conn, run, fresh, when)
+        elif entity == "company":
+            _live_projects_of(conn, run, fresh)
         write_audit(conn, run.ctx, events)
         store.set_watermark(
-            conn, CURSOR_STREAM, _cursor_ms(page.next_after), run.ctx.run_id, force=True, now=run.now
+            conn, cursor_stream(entity), _cursor_ms(page.next_after), run.ctx.run_id, force=True, now=run.now
         )
-    run.tally.add("archived_tombstoned", len(fresh))
+    run.tally.add(_counter("archived_tombstoned", entity), len(fresh))
+
+
+def _queue_linked(conn: Connection, run: C2O, deals: Sequence[str], when: Mapping[str, str | None]) -> None:
+    """Archived deals with a 立项申请: marked and queued at once, so ``load`` settles them (caller's transaction)."""
+    links = store.links_for_crm_ids(conn, rules.PROJECT_LINK, list(deals))
+    queue: list[tuple[str, str, str]] = []
+    for sid in deals:
+        link = next((lk for lk in links.get(sid, []) if lk.oa_id), None)
+        if link is not None:
+            update_state(
+                conn, run, link, {"archived": True, rules.ARCHIVE_KEY: {"phase": "found", "at": when[sid]}}
+            )
+            queue.append(("deal", sid, rules.ARCHIVED_HASH + str(when[sid])))
+    run.enqueue(conn, queue, 0, 0)
+
+
+def _live_projects_of(conn: Connection, run: C2O, companies: Sequence[str]) -> None:
+    """Live deals with a live 立项申请 whose customer company was archived: the deal is alive, so nothing is
+    withdrawn; counted (``archived_company_live_projects``) and logged for a person (data health's
+    ``company_live`` checks show them too)."""
+    if not companies:
+        return
+    deals = [
+        s
+        for group in store.snapshots_by_field(conn, "crm", "deal", "company_id", companies).values()
+        for s in group
+    ]
+    live = rules.live_projects(
+        store.links_for_crm_ids(conn, rules.PROJECT_LINK, [s.source_id for s in deals])
+    )
+    if live:
+        run.tally.add("archived_company_live_projects", len(live))
+        log.warning(
+            "crm_to_oa: %d live 立项申请 belong to deals whose customer company was archived in the CRM "
+            "(deals %s); not withdrawn: the deals are alive",
+            len(live),
+            ", ".join(live[:20]),
+        )
 
 
 def _detail(archived_at: str | None) -> str:
-    return f"archived in the CRM at {archived_at or 'an unknown time'}; found by the archived-deals sweep"
+    return f"archived in the CRM at {archived_at or 'an unknown time'}; found by the archived-records sweep"
 
 
-def _revive_restored(run: C2O) -> None:
-    """Tombstoned deals the CRM has again (restored from its recycle bin): revived, their mark cleared."""
+def _revive_restored(run: C2O, entity: str) -> None:
+    """Tombstoned records the CRM has again (restored from its recycle bin): revived; a deal's mark cleared.
+    Records tombstoned as merged away are not candidates (their id answers with the survivor)."""
     with run.hub.connect() as conn:
-        candidates = store.deleted_ids(conn, "crm", "deal", limit=RESTORE_READS * run.cfg.archive_sweep_pages)
+        candidates = store.deleted_ids(conn, "crm", entity, limit=RESTORE_READS * run.cfg.archive_sweep_pages)
     if not candidates:
         return
-    live = run.hooks.crm.existing_ids("deals", candidates)
+    live = run.hooks.crm.existing_ids(run.d.entity(entity).crm_object or entity, candidates)
     restored = [sid for sid in candidates if sid in live]
     if not restored:
         return
     with run.hub.begin() as conn:
-        links = store.links_for_crm_ids(conn, rules.PROJECT_LINK, restored)
+        snaps = store.get_snapshots(conn, "crm", entity, restored)
+        restored = [sid for sid in restored if not _merged(snaps.get(sid))]
+        links = store.links_for_crm_ids(conn, rules.PROJECT_LINK, restored) if entity == "deal" else {}
         for sid in restored:
-            store.revive(conn, ("crm", "deal", sid), now=run.now)
-            clear_archive_mark(conn, run, sid, next((lk for lk in links.get(sid, []) if lk.oa_id), None))
-    run.tally.add("archived_restored", len(restored))
+            store.revive(conn, ("crm", entity, sid), now=run.now)
+            link = next((lk for lk in links.get(sid, []) if lk.oa_id), None)
+            clear_archive_mark(conn, run, (entity, sid), link)
+    run.tally.add(_counter("archived_restored", entity), len(restored))
 
 
-def clear_archive_mark(conn: Connection, run: C2O, deal_id: str, link: store.Link | None) -> None:
-    """A restored deal: its 立项申请 link loses the archived mark (what was done stays in its state), audited.
-    The link keeps its instance: a restored deal never gets a second 立项申请."""
+def _merged(snap: store.Snapshot | None) -> bool:
+    stone = (snap.payload or {}).get(store.TOMBSTONE_KEY) if snap is not None else None
+    return isinstance(stone, Mapping) and bool(stone.get(rules.MERGED_INTO))
+
+
+def clear_archive_mark(
+    conn: Connection, run: C2O, record: tuple[str, str] | str, link: store.Link | None
+) -> None:
+    """A restored record (``(entity, id)``, or a deal id), audited; a deal's 立项申请 link loses the archived
+    mark (what was done stays in its state). The link keeps its instance: no second 立项申请."""
+    entity, source_id = record if isinstance(record, tuple) else ("deal", record)
     if link is not None and (link.state or {}).get("archived"):
         previous = (link.state or {}).get(rules.ARCHIVE_KEY) or {}
         update_state(
@@ -160,8 +236,8 @@ def clear_archive_mark(conn: Connection, run: C2O, deal_id: str, link: store.Lin
         [
             run.audit(
                 "restore",
-                ("crm", "deal"),
-                {"deal_id": deal_id},
+                ("crm", entity),
+                {f"{entity}_id": source_id},
                 [],
                 "ok",
                 detail="found live again in the CRM",
@@ -339,9 +415,7 @@ def _void_notice(run: C2O, due: Due, decision: rules.ArchiveDecision, people: Pe
     run.tally.add("written")
 
 
-def _void_form(
-    run: C2O, due: Due, decision: rules.ArchiveDecision
-) -> tuple[list[dict[str, Any]], str]:
+def _void_form(run: C2O, due: Due, decision: rules.ArchiveDecision) -> tuple[list[dict[str, Any]], str]:
     """The 商机作废通知's widgets and title: the deal, its customer, the 立项申请 it voids, why and when, the
     contract amount last sent to the OA."""
     assert due.project_link is not None

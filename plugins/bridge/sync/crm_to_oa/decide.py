@@ -475,6 +475,17 @@ def decide_archived(
     return ArchiveDecision("mark", reason, comment=said("mark"))
 
 
+def live_projects(links: Mapping[str, Sequence[Link]]) -> list[str]:
+    """The deals (of ``links``: deal id → its ``deal_project`` links) whose 立项申请 is live for the bridge:
+    confirmed and not marked archived. Used when their customer company is archived in the CRM: the deals are
+    alive, so their 立项申请 are not withdrawn, only counted and logged for a person."""
+    return sorted(
+        deal_id
+        for deal_id, found in links.items()
+        if any(lk.oa_id and not (lk.state or {}).get("archived") for lk in found)
+    )
+
+
 # ---------------------------------------------------------------- deals merged in the CRM
 
 
