@@ -41,6 +41,7 @@ NO_SOURCE = "（来源未知）"
 
 # The journey sources as staged (entity keys and canonical fields; docs/journey.md).
 CAMPAIGN, EVENT, PARTICIPATION = "campaign", "marketing_event", "event_participation"
+SOURCE = "contact_source"  # one per contact (source id = contact id): original source, first-touch campaign
 FEEDBACK, REVIEW = "feedback_submission", "performance_review"
 OA_FORMS = ("project_initiation", "expense_claim", "travel_request", "visit_plan")
 
@@ -275,6 +276,7 @@ class Sources:
 
     company: store.Snapshot
     contacts: list[store.Snapshot]
+    contact_sources: dict[str, store.Snapshot]  # contact id → its original source
     deals: list[store.Snapshot]
     approvals: dict[str, list[store.Snapshot]]
     participations: list[store.Snapshot]
@@ -291,25 +293,29 @@ def customer_sources(conn: Connection, company_id: str) -> Sources | None:
         return None
     contacts = _related(conn, "contact", "crm", "company_id", [company_id])
     contact_ids = [c.source_id for c in contacts]
+    origins = store.get_snapshots(conn, "crm", SOURCE, contact_ids)
     participations = _related(conn, PARTICIPATION, "crm", "contact_id", contact_ids)
     events = store.get_snapshots(conn, "crm", EVENT, [str(p.payload.get("event_id")) for p in participations])
     campaign_ids = {
         str(e.payload.get("campaign_id")) for e in events.values() if e.payload.get("campaign_id")
     }
     campaign_ids |= {
-        str(c.payload.get("first_touch_campaign_id"))
-        for c in contacts
-        if c.payload.get("first_touch_campaign_id")
+        str(o.payload["first_touch_campaign_id"])
+        for o in origins.values()
+        if o.payload.get("first_touch_campaign_id")
     }
+    answers = {a.source_id: a for a in _related(conn, FEEDBACK, "crm", "contact_id", contact_ids)}
+    answers.update({a.source_id: a for a in _related(conn, FEEDBACK, "crm", "company_id", [company_id])})
     return Sources(
         company=company,
         contacts=contacts,
+        contact_sources=origins,
         deals=_related(conn, "deal", "crm", "company_id", [company_id]),
         approvals={form: _related(conn, form, "oa", "customer_id", [company_id]) for form in OA_FORMS},
         participations=participations,
         events=events,
         campaigns=store.get_snapshots(conn, "crm", CAMPAIGN, sorted(campaign_ids)),
-        answers=_related(conn, FEEDBACK, "crm", "contact_id", contact_ids),
+        answers=list(answers.values()),
         documents=company_documents(conn, company_id),
     )
 
@@ -367,13 +373,16 @@ def funnel_facts(conn: Connection) -> FunnelFacts:
         if contact is None or not company or at is None:
             continue
         touches.append(Touch(str(company), contact.source_id, _opt(event.get("campaign_id")), None, at))
-    for contact in contacts.values():
-        company, source = contact.payload.get("company_id"), contact.payload.get("original_source")
-        campaign = _opt(contact.payload.get("first_touch_campaign_id"))
+    for origin in iter_live(conn, SOURCE):
+        contact = contacts.get(origin.source_id)
+        company = origin.payload.get("company_id") or (contact.payload.get("company_id") if contact else None)
+        source, campaign = (
+            _opt(origin.payload.get("source")),
+            _opt(origin.payload.get("first_touch_campaign_id")),
+        )
         if company and (source or campaign):
-            touches.append(
-                Touch(str(company), contact.source_id, campaign, _opt(source), contact.first_seen_at)
-            )
+            seen = contact.first_seen_at if contact is not None else origin.first_seen_at
+            touches.append(Touch(str(company), origin.source_id, campaign, source, seen))
     deals = [
         DealFact(
             str(s.payload.get("company_id")),
@@ -438,7 +447,9 @@ def people_facts(conn: Connection) -> PeopleFacts:
     answers = []
     for snap in iter_live(conn, FEEDBACK):
         p = snap.payload
-        owner = company_owner.get(contact_company.get(str(p.get("contact_id"))) or "")
+        owner = company_owner.get(
+            _opt(p.get("company_id")) or contact_company.get(str(p.get("contact_id"))) or ""
+        )
         if owner:
             answers.append(
                 Answer(

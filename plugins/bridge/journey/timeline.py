@@ -19,6 +19,7 @@ from bridge.journey.marts import (
     EVENT,
     FEEDBACK,
     PARTICIPATION,
+    SOURCE,
     Event,
     Projection,
     Sources,
@@ -57,7 +58,7 @@ class Labels:
     @classmethod
     def of(cls, d: Dictionary) -> Labels:
         maps = d.value_maps
-        source_map = maps.get("original_source") or maps.get("contact_source")
+        source_map = maps.get("original_source")
         return cls(
             stages={v.canonical: v.label for v in maps["deal_stage"].values},
             approval={v.canonical: v.label for v in maps["approval_status"].values},
@@ -112,55 +113,32 @@ class _Builder:
 
     def touches(self) -> list[Event]:
         """Event participations and the contacts' original source; the earliest is the first touch."""
-        made: list[Event] = []
+        made: list[Event | None] = []
         for snap in self.sources.participations:
             shown = self.shown(PARTICIPATION, snap)
             if shown is None:
                 continue
             event_snap = self.sources.events.get(str(snap.payload.get("event_id")))
-            event = self.view.shown(EVENT, event_snap.payload) if event_snap else None
+            event = (self.view.shown(EVENT, event_snap.payload) if event_snap else None) or {}
             campaign = self._campaign_name(event_snap.payload.get("campaign_id") if event_snap else None)
             state = PARTICIPATION_LABELS.get(str(shown.get("state")), "参与")
-            at = parse_time(shown.get("occurred_at")) or (
-                parse_time(event.get("start_at")) if event else None
+            at = parse_time(shown.get("occurred_at")) or parse_time(event.get("start_at"))
+            detail = _text([("活动", event.get("name")), ("营销活动", campaign)])
+            made.append(self.add(at, "event", f"市场活动{state}", detail, "crm"))
+        for contact in self.sources.contacts:
+            origin = self.sources.contact_sources.get(contact.source_id)
+            shown = self.shown(SOURCE, origin) if origin is not None else None
+            if not shown or not (shown.get("source") or shown.get("first_touch_campaign_id")):
+                continue
+            source = shown.get("source")
+            detail = _text(
+                [
+                    ("来源", self.labels.sources.get(str(source), source)),
+                    ("营销活动", self._campaign_name(shown.get("first_touch_campaign_id"))),
+                ]
             )
-            made += [
-                e
-                for e in [
-                    self.add(
-                        at,
-                        "event",
-                        f"市场活动{state}",
-                        _text([("活动", (event or {}).get("name")), ("营销活动", campaign)]),
-                        "crm",
-                    )
-                ]
-                if e
-            ]
-        for snap in self.sources.contacts:
-            shown = self.view.shown("contact", snap.payload) or {}
-            source = shown.get("original_source")
-            campaign = self._campaign_name(shown.get("first_touch_campaign_id"))
-            if source or campaign:
-                made += [
-                    e
-                    for e in [
-                        self.add(
-                            snap.first_seen_at,
-                            "first_touch",
-                            "首次接触来源",
-                            _text(
-                                [
-                                    ("来源", self.labels.sources.get(str(source), source)),
-                                    ("营销活动", campaign),
-                                ]
-                            ),
-                            "crm",
-                        )
-                    ]
-                    if e
-                ]
-        return made
+            made.append(self.add(contact.first_seen_at, "first_touch", "首次接触来源", detail, "crm"))
+        return [e for e in made if e is not None]
 
     def _campaign_name(self, campaign_id: Any) -> str | None:
         snap = self.sources.campaigns.get(str(campaign_id)) if campaign_id else None

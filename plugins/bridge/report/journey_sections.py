@@ -126,7 +126,7 @@ def journey_section(
 ) -> Section:
     d = policy.dictionary
     stage_labels = {v.canonical: v.label for v in d.value_maps["deal_stage"].values}
-    source_map = d.value_maps.get("original_source") or d.value_maps.get("contact_source")
+    source_map = d.value_maps.get("original_source")
     source_labels = {v.canonical: v.label for v in source_map.values} if source_map else {}
     facts = journey_marts.funnel_facts(conn)
     sec = Section("journey", "客户旅程", "新客户从哪里来、营销活动的转化，以及商机在哪个阶段停留最久。")
