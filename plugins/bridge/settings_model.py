@@ -90,6 +90,12 @@ class ArchiveSweepSection(Section):
     max_pages: Count = 5
 
 
+# crm_to_oa.contact_company: which of a contact's companies makes it a contact of a deal's customer (the
+# 客户联系人 of its 立项申请): its primary company (HubSpot's associatedcompanyid), any of its companies when
+# one is the deal's, or the first HubSpot lists.
+ContactCompanyRule = Literal["primary", "deal_company", "first"]
+
+
 class CrmToOaSection(Section):
     """``crm_to_oa``: the CRM → OA sync (entity names and stages are checked against the dictionary by the engine)."""
 
@@ -104,6 +110,7 @@ class CrmToOaSection(Section):
     writeback_batch: Count = 100
     retry_delay_seconds: Seconds = 60
     archive_sweep: ArchiveSweepSection = ArchiveSweepSection()
+    contact_company: ContactCompanyRule = "primary"
 
 
 class OaToCrmSection(Section):

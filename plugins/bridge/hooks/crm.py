@@ -685,9 +685,12 @@ class CrmHook(CrmMarketing, CrmFiles, VendorHook):
         return out
 
     # ------------------------------------------------------------------ associations
-    def read_associations(self, from_type: str, to_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
+    def read_associations(
+        self, from_type: str, to_type: str, ids: Sequence[str], *, primary_first: bool = True
+    ) -> dict[str, list[str]]:
         """Associated ids per object (every asked id is a key; [] when it has none), via v4 batch read; the
-        primary record first (HubSpot labels it Primary), the others in the order HubSpot gives."""
+        primary record first (HubSpot labels it Primary), the others in the order HubSpot gives
+        (``primary_first=False``: all in HubSpot's order)."""
         out: dict[str, list[str]] = {str(i): [] for i in ids}
         for chunk in chunked(list(out), ASSOC_BATCH_SIZE):
             answer = self.call(
@@ -705,7 +708,8 @@ class CrmHook(CrmMarketing, CrmFiles, VendorHook):
                     continue
                 targets = [t for t in item.get("to") or [] if isinstance(t, dict)]
                 # the primary record first (a contact's primary company: HubSpot's associatedcompanyid)
-                targets.sort(key=lambda t: not _is_primary(t))
+                if primary_first:
+                    targets.sort(key=lambda t: not _is_primary(t))
                 out[fid].extend(str(t.get("toObjectId")) for t in targets)
                 paging = item.get("paging")
                 after = paging.get("next", {}).get("after") if isinstance(paging, dict) else None

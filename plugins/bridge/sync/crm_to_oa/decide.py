@@ -223,6 +223,18 @@ def _missing_required(
     return None
 
 
+def contact_of_company(rule: str, company_id: str, primary: str | None, associated: Sequence[str]) -> bool:
+    """Whether a contact counts as a contact of ``company_id`` (a deal's customer, whose 客户联系人 the form
+    names) under ``crm_to_oa.contact_company``: ``primary`` — its primary company is it (HubSpot's
+    associatedcompanyid); ``deal_company`` — it is any of the contact's companies; ``first`` — it is the first
+    company HubSpot lists for the contact (``associated``, in HubSpot's order; the primary when none)."""
+    if rule == "deal_company":
+        return company_id == primary or company_id in associated
+    if rule == "first":
+        return (associated[0] if associated else primary) == company_id
+    return primary == company_id
+
+
 @dataclass(frozen=True)
 class DealFacts:
     """What the hub knows around a due deal: its company snapshot, its 立项申请 link, an unconfirmed notice,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.dictionary import Dictionary
+from bridge.settings_model import ContactCompanyRule
 from bridge.sync.common import (
     DebounceSettings,
     SyncSettingsError,
@@ -17,6 +19,19 @@ from bridge.sync.common import (
 )
 
 ENTITY_ORDER = ("company", "contact", "deal")
+CONTACT_COMPANY_RULES: tuple[str, ...] = typing.get_args(ContactCompanyRule)
+
+
+def _contact_company(value: Any) -> str:
+    """``crm_to_oa.contact_company`` (empty: primary), refused with the allowed values when unknown."""
+    if value is None or value == "":
+        return "primary"
+    if value not in CONTACT_COMPANY_RULES:
+        raise SyncSettingsError(
+            f"include/settings.yaml: crm_to_oa.contact_company must be one of {', '.join(CONTACT_COMPANY_RULES)} "
+            f"(which of a contact's companies makes it a contact of a deal's customer); got {value!r}"
+        )
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,8 @@ class CrmToOaSettings:
     # The archived-deals sweep: a pass starts at most this often; list pages (of 100) read per run.
     archive_sweep_seconds: float = 900
     archive_sweep_pages: int = 5
+    # Which of a contact's companies counts when a deal's 客户联系人 is chosen (settings_model.ContactCompanyRule).
+    contact_company: str = "primary"
     approval_codes: Mapping[str, str] = field(default_factory=dict)
     notice_applicant_email: str | None = None
     timezone: str = "Asia/Shanghai"
@@ -78,6 +95,7 @@ class CrmToOaSettings:
             retry_delay_seconds=number(values, "retry_delay_seconds", 60, where),
             archive_sweep_seconds=number(sweep, "every_minutes", 15, sweep_at) * 60,
             archive_sweep_pages=int(number(sweep, "max_pages", 5, sweep_at, minimum=1)),
+            contact_company=_contact_company(values.get("contact_company")),
             approval_codes={str(k): str(v) for k, v in codes.items() if v},
             notice_applicant_email=str(oa["notice_applicant_email"])
             if oa.get("notice_applicant_email")
