@@ -235,3 +235,34 @@ def test_a_45_mb_contract_is_downloaded_and_uploaded_with_bounded_memory(
         assert documents.copy_of(conn, sha, "oa", origin="bridge") is not None
     print(f"45 MB CRM → OA (download + upload): traced peak {peak / 2**20:.2f} MiB")
     assert peak < 8 * 2**20, f"traced peak {peak / 2**20:.1f} MiB for a 45 MB file"
+
+
+def test_a_contract_added_after_the_filing_is_left_as_a_pending_supplement(files_on: C2O) -> None:
+    company, _ = files_on.customer()
+    deal = files_on.create_deal(company, stage="contractsent")
+    files_on.sync()
+    link = files_on.project_link(deal)
+    assert link is not None
+    assert filed_codes(files_on, deal) == []
+    attach(files_on, deal, "合同-补签.pdf", CONTRACT)
+    files_on.tick(1)
+    later = files_on.load()
+
+    assert later.counts["attachments_supplement_pending"] == 1
+    assert later.counts["attachments_projects_checked"] >= 1
+    assert filed_codes(files_on, deal) == [], "a filed instance's form is never changed"
+    with files_on.hub.connect() as conn:
+        (entry,) = (
+            conn.execute(select(quarantine).where(quarantine.c.entity == "attachment")).mappings().all()
+        )
+    assert entry["reason_code"] == "attachment_refused"
+    assert str(link.oa_id) in entry["message"]
+    assert "评论" in entry["message"]
+    assert "补充附件" in entry["message"]
+    sha = hashlib.sha256(CONTRACT).hexdigest()
+    assert [
+        (r.sha256, r.system) for r in documents.documents_for_record(files_on.hub, "crm", "deal", deal)
+    ] == [(sha, "crm")]
+    files_on.tick(1)
+    again = files_on.load()
+    assert again.counts.get("attachments_supplement_pending", 0) == 0, "reported once"

@@ -192,4 +192,3 @@ def test_a_download_cut_off_is_tried_again_then_quarantined(files_on: O2C) -> No
             conn.execute(select(quarantine).where(quarantine.c.entity == "attachment")).mappings().all()
         )
     assert "下载中途中断" in entry["message"]
-

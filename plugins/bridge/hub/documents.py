@@ -24,8 +24,8 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, and_, func, select
 
 from bridge.hub.rows import record_of
-from bridge.hub.schema import document, document_copy, document_link
-from bridge.hub.store import StoreError, _fit, _insert, _now
+from bridge.hub.schema import document, document_copy, document_link, xref
+from bridge.hub.store import Link, StoreError, _fit, _insert, _link, _now
 
 SYSTEMS = ("crm", "oa")
 ORIGINS = ("source", "bridge")  # a person put the copy there (found by a sync) | the bridge uploaded it
@@ -264,6 +264,18 @@ def links_of(conn: Connection, sha256: str) -> list[DocumentLink]:
     return [record_of(DocumentLink, r._mapping) for r in rows]
 
 
+def filed_links_after(conn: Connection, link_type: str, after_id: int, limit: int) -> list[Link]:
+    """Links of ``link_type`` that name an OA instance, by link id after ``after_id`` (at most ``limit``):
+    the rotating check of files added to a record after its instance was filed."""
+    query = (
+        select(xref)
+        .where(xref.c.link_type == link_type, xref.c.id > after_id, xref.c.oa_id.is_not(None))
+        .order_by(xref.c.id)
+        .limit(limit)
+    )
+    return [_link(row) for row in conn.execute(query)]
+
+
 def _listed(conn: Connection, where: Any) -> list[RecordDocument]:
     """Links matching ``where`` with their document and the first copy in the link's system."""
     other = document_copy.alias("first_copy")
@@ -341,6 +353,7 @@ __all__ = [
     "copy_of",
     "documents_for_company",
     "documents_for_record",
+    "filed_links_after",
     "get_document",
     "links_of",
     "record_document",

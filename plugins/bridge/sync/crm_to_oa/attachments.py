@@ -46,6 +46,10 @@ log = logging.getLogger("bridge.sync.attachments")
 C2O = Run[CrmToOaSettings]
 DEAL_OBJECT = "deals"
 PROJECT_FORM = "project_initiation"
+PROJECT_LINK = "deal_project"
+SUPPLEMENT = "supplement_pending"  # a contract file added after the filing, waiting for a person
+SUPPLEMENT_STREAM = "crm_to_oa.attachments.supplement_cursor"  # position: the last 立项申请 link checked
+SUPPLEMENT_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -120,12 +124,42 @@ def contract_widget(run: C2O, due: Due) -> tuple[list[dict[str, Any]], Prepared 
     return [run.hooks.oa.file_widget(prepared.widget, prepared.codes)], prepared
 
 
+@dataclass(frozen=True)
+class DealRef:
+    """The deal a file belongs to (and its owner, who fixes a refused file), and the 立项申请 if filed."""
+
+    deal_id: str
+    owner: str | None = None
+    instance_code: str | None = None
+
+
+def _deal_ref(due: Due) -> DealRef:
+    owner = (due.payload or {}).get("owner_id")
+    return DealRef(due.deal_id, str(owner) if owner else None)
+
+
 def _known(run: C2O, file_id: str) -> tuple[documents.DocumentCopy | None, documents.DocumentCopy | None]:
     """The hub's copy of this CRM file, and the bridge's OA copy of the same content (a code to reuse)."""
     with run.hub.connect() as conn:
         known = documents.copy_by_ref(conn, "crm", file_id)
         in_oa = documents.copy_of(conn, known.sha256, "oa", origin="bridge") if known is not None else None
     return known, in_oa
+
+
+def _candidate(run: C2O, cfg: AttachmentsSection, file_id: str) -> CrmFile | None:
+    """The CRM file if it is a contract file by the rule (folders, name) and not held in quarantine."""
+    try:
+        meta = run.hooks.crm.file(file_id)
+    except NotFoundError:
+        return None  # deleted since the note named it
+    if not is_contract_file(cfg.crm_to_oa, meta.path, meta.file_name, bridge_folder(cfg)):
+        run.tally.add("attachments_not_contract")
+        return None
+    with run.hub.connect() as conn:
+        if store.open_quarantine(conn, CRM_TO_OA, transfer.ENTITY, file_id) is not None:
+            run.tally.add("attachments_held_in_quarantine")
+            return None
+    return meta
 
 
 def _contract_file(
@@ -137,36 +171,19 @@ def _contract_file(
     known, in_oa = _known(run, file_id)
     if known is not None and known.origin == "bridge":
         return  # brought from the OA by the bridge
-    try:
-        meta = run.hooks.crm.file(file_id)
-    except NotFoundError:
-        return  # deleted since the note named it
-    if not is_contract_file(cfg.crm_to_oa, meta.path, meta.file_name, bridge_folder(cfg)):
-        run.tally.add("attachments_not_contract")
+    meta = _candidate(run, cfg, file_id)
+    if meta is None:
         return
-    with run.hub.connect() as conn:
-        if store.open_quarantine(conn, CRM_TO_OA, transfer.ENTITY, file_id) is not None:
-            run.tally.add("attachments_held_in_quarantine")
-            return
     if known is not None and in_oa is not None:
         doc = _document(run, known.sha256)
         prepared.carried.append(Carried(known.sha256, in_oa.file_ref, file_id, note_id, doc[0], doc[1]))
         run.tally.add("attachments_reused")
         return
-    if meta.size > transfer.max_bytes(cfg):
-        _refuse(run, due, meta, transfer.too_large(meta.size, transfer.max_bytes(cfg)), None)
-        return
+    deal = _deal_ref(due)
     with transfer.temporary() as temp:
-        got = transfer.fetch(temp, lambda dest: run.hooks.crm.download(file_id, dest), cfg)
-        if isinstance(got, Refusal):
-            _refuse(run, due, meta, got, None)
-            return
-        refusal = _checked(cfg, meta, got)
-        if refusal is not None:
-            _refuse(run, due, meta, refusal, got)
-            return
-        code = _code_for(run, due, meta, (temp, got))
-    if code is not None:
+        got = _fetch_checked(run, cfg, deal, meta, temp)
+        code = _code_for(run, deal, meta, (temp, got)) if got is not None else None
+    if got is not None and code is not None:
         prepared.carried.append(Carried(got.facts.sha256, code, file_id, note_id, got.kind, got.facts.size))
 
 
@@ -176,25 +193,43 @@ def _document(run: C2O, sha: str) -> tuple[str, int]:
     return (doc.kind, doc.size_bytes) if doc is not None else ("unknown", 0)
 
 
-def _checked(cfg: AttachmentsSection, meta: CrmFile, got: Fetched) -> Refusal | None:
-    """The content verdict, and the CRM's MD5 of the file against the bytes received."""
-    refusal = transfer.check_content(got.kind, got.facts.size, cfg.crm_to_oa.kinds, transfer.max_bytes(cfg))
+def _fetch_checked(
+    run: C2O, cfg: AttachmentsSection, deal: DealRef, meta: CrmFile, temp: BinaryIO
+) -> Fetched | None:
+    """The file downloaded into ``temp`` and checked (size first, then content and the CRM's MD5); a
+    refused file is quarantined (None)."""
+    limit = transfer.max_bytes(cfg)
+    got: Fetched | Refusal = transfer.too_large(meta.size, limit)
+    if meta.size <= limit:
+        got = transfer.fetch(temp, lambda dest: run.hooks.crm.download(meta.id, dest), cfg)
+    if isinstance(got, Refusal):
+        _refuse(run, deal, meta, got, None)
+        return None
+    refusal = transfer.check_content(got.kind, got.facts.size, cfg.crm_to_oa.kinds, limit)
     if refusal is None and meta.md5 is not None and meta.md5 != got.facts.md5:
-        return Refusal("checksum", "CRM 记录的文件校验值（MD5）与下载内容不一致，文件可能已损坏")
-    return refusal
+        refusal = Refusal("checksum", "CRM 记录的文件校验值（MD5）与下载内容不一致，文件可能已损坏")
+    if refusal is not None:
+        _refuse(run, deal, meta, refusal, got)
+        return None
+    return got
 
 
-def _code_for(run: C2O, due: Due, meta: CrmFile, fetched: tuple[BinaryIO, Fetched]) -> str | None:
-    """Record the content and the CRM copy; the OA code of the same bytes if the bridge uploaded them
-    before, else a new upload (a lost answer uploaded once more: an unused code means nothing)."""
-    temp, got = fetched
+def _record(run: C2O, meta: CrmFile, got: Fetched) -> documents.DocumentCopy | None:
+    """The content and its CRM copy in the hub → the bridge's OA copy of the same bytes, if any."""
     cfg = transfer.load_settings()
     with run.hub.begin() as conn:
         facts = (got.facts.sha256, got.facts.size, got.kind)
         documents.record_document(conn, facts, cfg.crm_to_oa.doc_class, meta.file_name, now=run.now)
         copy = NewCopy("crm", meta.id, meta.file_name, "source")
         documents.add_copy(conn, got.facts.sha256, copy, run_id=run.ctx.run_id, now=run.now)
-        in_oa = documents.copy_of(conn, got.facts.sha256, "oa", origin="bridge")
+        return documents.copy_of(conn, got.facts.sha256, "oa", origin="bridge")
+
+
+def _code_for(run: C2O, deal: DealRef, meta: CrmFile, fetched: tuple[BinaryIO, Fetched]) -> str | None:
+    """Record the content and the CRM copy; the OA code of the same bytes if the bridge uploaded them
+    before, else a new upload (a lost answer uploaded once more: an unused code means nothing)."""
+    temp, got = fetched
+    in_oa = _record(run, meta, got)
     if in_oa is not None:
         run.tally.add("attachments_deduplicated")
         return in_oa.file_ref
@@ -206,10 +241,10 @@ def _code_for(run: C2O, due: Due, meta: CrmFile, fetched: tuple[BinaryIO, Fetche
             temp.seek(0)
             code = oa.upload_attachment(temp, name=meta.file_name)
     except FileRefusedError as exc:
-        _refuse(run, due, meta, Refusal("too_large", exc.reason_zh), got)
+        _refuse(run, deal, meta, Refusal("too_large", exc.reason_zh), got)
         return None
     except BadRequestError as exc:
-        _refuse(run, due, meta, Refusal("vendor_refused", f"OA 拒收（{exc.status} {exc.code or ''}）"), got)
+        _refuse(run, deal, meta, Refusal("vendor_refused", f"OA 拒收（{exc.status} {exc.code or ''}）"), got)
         return None
     with run.hub.begin() as conn:
         copy = NewCopy("oa", code, meta.file_name, "bridge")
@@ -219,26 +254,111 @@ def _code_for(run: C2O, due: Due, meta: CrmFile, fetched: tuple[BinaryIO, Fetche
     return code
 
 
-def _refuse(run: C2O, due: Due, meta: CrmFile, refusal: Refusal, got: Fetched | None) -> None:
-    """Quarantine the file (the 立项申请 is filed without it), with what to do in Chinese."""
-    where = f"CRM 商机 {due.deal_id} 的合同文件，随立项申请发往 OA"
-    todo = (
-        "网络不稳定时可稍后由管理员执行 `bridge quarantine release` 释放后重试；反复出现请联系系统管理员。"
-        if refusal.reason == "truncated"
-        else "请销售在 CRM 中换用允许的合同文件（PDF、OFD、Word、图片，单个不超过上限）重新上传；"
+def _todo(deal: DealRef, refusal: Refusal) -> tuple[str, str]:
+    """(where, what to do) of a quarantine message."""
+    if refusal.reason == SUPPLEMENT:
+        return (
+            f"CRM 商机 {deal.deal_id} 的合同文件，立项申请 {deal.instance_code} 提交后才上传",
+            "请申请人在 OA 中打开该立项申请，在评论中上传此文件（补充附件）；完成后由管理员执行 "
+            "`bridge quarantine release`。",
+        )
+    where = f"CRM 商机 {deal.deal_id} 的合同文件，随立项申请发往 OA"
+    if refusal.reason == "truncated":
+        return (
+            where,
+            "网络不稳定时可稍后由管理员执行 `bridge quarantine release` 释放后重试；反复出现请联系系统管理员。",
+        )
+    return where, (
+        "请销售在 CRM 中换用允许的合同文件（PDF、OFD、Word、图片，单个不超过上限）重新上传；"
         "确认无误后由管理员执行 `bridge quarantine release`。"
     )
-    payload: dict[str, Any] = {"name": meta.file_name, "deal_id": due.deal_id, "file_id": meta.id}
+
+
+def _refuse(run: C2O, deal: DealRef, meta: CrmFile, refusal: Refusal, got: Fetched | None) -> None:
+    """Quarantine the file (the 立项申请 is filed without it), with what to do in Chinese."""
+    where, todo = _todo(deal, refusal)
+    payload: dict[str, Any] = {"name": meta.file_name, "deal_id": deal.deal_id, "file_id": meta.id}
+    if deal.instance_code:
+        payload["instance_code"] = deal.instance_code
     if got is not None:
         payload.update(sha256=got.facts.sha256, size=got.facts.size, kind=got.kind)
     else:
         payload.update(size=meta.size)
-    owner = (due.payload or {}).get("owner_id")
     message = transfer.refusal_message(meta.file_name, where, refusal, todo)
-    refused = RefusedFile("crm", meta.id, message, payload, ("sales", str(owner) if owner else None))
+    refused = RefusedFile("crm", meta.id, message, payload, ("sales", deal.owner))
     with run.hub.begin() as conn:
         write_audit(conn, run.ctx, [transfer.quarantine(run, conn, refused, refusal)])
     log.warning("attachments: a contract file of a deal refused (%s)", refusal.reason)
+
+
+# ---------------------------------------------------------------- files added after the filing
+
+
+def check_later_files(run: C2O) -> None:
+    """Contract files attached to a deal after its 立项申请 was filed (a rotating check of at most
+    ``SUPPLEMENT_BATCH`` filed 立项申请 per run, resumed from a cursor). Feishu does not let a filed
+    instance's form change, so each such file is downloaded, checked and recorded (its content, its CRM
+    copy and its link to the deal) and left as a *pending supplement*: a quarantine entry asking the
+    applicant to add it to the instance's comments (counted ``attachments_supplement_pending``)."""
+    cfg = transfer.load_settings()
+    if not cfg.enabled:
+        return
+    with run.hub.connect() as conn:
+        after = store.get_watermark(conn, SUPPLEMENT_STREAM) or 0
+        links = documents.filed_links_after(conn, PROJECT_LINK, after, SUPPLEMENT_BATCH)
+    # Those filed (or written back) by this run carried their files already; the next pass sees them.
+    live = [lk for lk in links if _filed(lk.state or {}) and lk.run_id != run.ctx.run_id]
+    try:
+        attached = run.hooks.crm.attached_files(DEAL_OBJECT, [str(lk.crm_id) for lk in live]) if live else {}
+        for link in live:
+            deal = DealRef(str(link.crm_id), None, str(link.oa_id))
+            for file_id in dict.fromkeys(a.file_id for a in attached.get(deal.deal_id, [])):
+                _later_file(run, cfg, deal, file_id)
+    except VendorError as exc:  # the next run checks the same 立项申请 again (the cursor stays)
+        log.warning("attachments: %s unavailable during the later-files check (%s)", exc.system, exc.status)
+        run.tally.add("attachments_supplement_deferred")
+        return
+    cursor = links[-1].id if len(links) == SUPPLEMENT_BATCH else 0  # from the start again after the last
+    with run.hub.begin() as conn:
+        store.set_watermark(conn, SUPPLEMENT_STREAM, cursor, run.ctx.run_id, force=True, now=run.now)
+    run.tally.add("attachments_projects_checked", len(live))
+
+
+def _filed(state: dict[str, Any]) -> bool:
+    return state.get("phase") == "created" and not state.get("archived")
+
+
+def _later_file(run: C2O, cfg: AttachmentsSection, deal: DealRef, file_id: str) -> None:
+    """One file of a filed deal: nothing when it is in the 立项申请 (or came from the OA, or waits in
+    quarantine); else taken across and left as a pending supplement."""
+    with run.hub.connect() as conn:
+        known = documents.copy_by_ref(conn, "crm", file_id)
+        if known is not None and (known.origin == "bridge" or _in_instance(conn, known.sha256, deal)):
+            return
+        if known is not None and store.open_quarantine(conn, CRM_TO_OA, transfer.ENTITY, file_id) is not None:
+            return
+    if known is not None:
+        return  # recorded by an earlier check and released by a person: handled outside the bridge
+    meta = _candidate(run, cfg, file_id)
+    if meta is None:
+        return
+    with transfer.temporary() as temp:
+        got = _fetch_checked(run, cfg, deal, meta, temp)
+    if got is None:
+        return
+    _record(run, meta, got)
+    with run.hub.begin() as conn:
+        link = NewLink("crm", "deal", deal.deal_id, None, None)
+        documents.add_link(conn, got.facts.sha256, link, run_id=run.ctx.run_id, now=run.now)
+    _refuse(run, deal, meta, Refusal(SUPPLEMENT, "立项申请已提交，飞书不允许修改已提交审批的表单"), got)
+    run.tally.add("attachments_supplement_pending")
+
+
+def _in_instance(conn: Any, sha: str, deal: DealRef) -> bool:
+    return any(
+        lk.system == "oa" and lk.record_type == PROJECT_FORM and lk.record_id == deal.instance_code
+        for lk in documents.links_of(conn, sha)
+    )
 
 
 def link_filed(run: C2O, filed: Sequence[tuple[Prepared, str]]) -> None:

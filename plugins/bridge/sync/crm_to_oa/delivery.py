@@ -18,7 +18,7 @@ from bridge.hooks.errors import VendorError
 from bridge.hub import store
 from bridge.hub.store import PendingKey
 from bridge.sync.common import CRM_TO_OA
-from bridge.sync.crm_to_oa import archive
+from bridge.sync.crm_to_oa import archive, attachments
 from bridge.sync.crm_to_oa import decide as rules
 from bridge.sync.crm_to_oa.enrich import (
     Due,
@@ -50,6 +50,8 @@ def deliver(run: C2O) -> Tally:
     stopped: VendorError | None = None
     try:
         stopped = _send_due(run)
+        if stopped is None:
+            attachments.check_later_files(run)  # contract files added after a 立项申请 was filed
         try:
             write_back(run)
         except VendorError as exc:  # the CRM stayed unavailable: the links keep writeback pending
