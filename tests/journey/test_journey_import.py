@@ -110,7 +110,7 @@ def test_xlsx_ratings_resolve_people_through_the_oa_and_bad_rows_are_quarantined
     tally = journey.step(imports.import_folder, "imports")
     assert tally["counts"]["staged_performance_review"] == 2
     assert tally["counts"]["quarantined"] == 2
-    reviews = {r["user_id"]: r for r in imported(journey, "performance_review").values()}
+    reviews = {r["person_id"]: r for r in imported(journey, "performance_review").values()}
     assert set(reviews) == {first["user_id"], second["user_id"]}
     mine = reviews[first["user_id"]]
     assert (mine["rating"], mine["score"], mine["stage"], mine["period_end"]) == ("A", 88, "imported", "2026-12-31")

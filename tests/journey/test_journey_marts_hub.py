@@ -113,8 +113,8 @@ def test_journey_marts_people_facts_follow_the_owner_links(scene: Scene) -> None
         linked = {lk.oa_id: lk.crm_id for lk in store.links(conn, "owner_user") if lk.oa_id}
         facts = marts.people_facts(conn)
     reviews = snaps("performance_review").values()
-    assert len(facts.reviews) == sum(1 for r in reviews if r["user_id"] in linked)
-    assert facts.unlinked_reviews == sum(1 for r in reviews if r["user_id"] not in linked)
+    assert len(facts.reviews) == sum(1 for r in reviews if r["person_id"] in linked)
+    assert facts.unlinked_reviews == sum(1 for r in reviews if r["person_id"] not in linked)
     assert len(facts.periods) == len({r["period_id"] for r in reviews})
     rules = people_csat.Rules(min_responses=1, min_group_size=2)
     rows = people_csat.owner_periods(facts.reviews, facts.periods, facts.answers, facts.deals, rules)

@@ -38,9 +38,9 @@ SUFFIXES = (".csv", ".xlsx")
 BATCH = 500  # rows per hub transaction
 FEEDBACK, REVIEW = "feedback_submission", "performance_review"
 # Columns beyond the entity's fields: how a row names its customer or its person.
-CUSTOMER_COLUMNS = {"customer_crm_id": ("客户编号", "CRM客户编号", "所属客户", "company_id"),
-                    "customer_uscc": ("统一社会信用代码", "uscc"), "customer_name": ("客户名称", "customer_name")}
-PERSON_COLUMNS = {"user_id": ("被评估人", "员工编号", "user_id"), "email": ("员工邮箱", "邮箱", "email")}
+CUSTOMER_COLUMNS = {"by_crm_id": ("客户编号", "CRM客户编号", "所属客户", "company_id"),
+                    "by_uscc": ("统一社会信用代码", "uscc"), "by_name": ("客户名称", "company_name")}
+PERSON_COLUMNS = {"person_id": ("被评估人", "员工编号", "person_id"), "email": ("员工邮箱", "邮箱", "email")}
 
 
 class ImportRefused(ValueError):
@@ -168,9 +168,9 @@ def _customers(run: JourneyRun, cells: Sequence[Mapping[str, Any]]) -> dict[tupl
                 wanted[key].add(str(named[key]))
     found: dict[tuple[str, str], str] = {}
     with run.hub.connect() as conn:
-        for sid in store.get_snapshots(conn, "crm", "company", sorted(wanted["customer_crm_id"])):
-            found[("customer_crm_id", sid)] = sid
-        for key, fname in (("customer_uscc", "uscc"), ("customer_name", "name")):
+        for sid in store.get_snapshots(conn, "crm", "company", sorted(wanted["by_crm_id"])):
+            found[("by_crm_id", sid)] = sid
+        for key, fname in (("by_uscc", "uscc"), ("by_name", "name")):
             by_value = store.snapshots_by_field(conn, "crm", "company", fname, sorted(wanted[key]))
             for value, snaps in by_value.items():
                 live = [s for s in snaps if not s.archived]
@@ -189,8 +189,8 @@ def _customer_of(named: Mapping[str, Any], found: Mapping[tuple[str, str], str])
 
 def _people(run: JourneyRun, cells: Sequence[Mapping[str, Any]]) -> dict[str, str | None]:
     """Person cell (OA user id or e-mail) → OA user id (None: not an OA user), asked of the OA."""
-    ids = {str(c["user_id"]) for c in cells if c.get("user_id") is not None}
-    emails = {str(c["email"]) for c in cells if c.get("user_id") is None and c.get("email") is not None}
+    ids = {str(c["person_id"]) for c in cells if c.get("person_id") is not None}
+    emails = {str(c["email"]) for c in cells if c.get("person_id") is None and c.get("email") is not None}
     oa = run.hooks.oa
     known = oa.user_names(sorted(ids)) if ids else {}
     out: dict[str, str | None] = {i: (i if i in known else None) for i in ids}
@@ -248,15 +248,15 @@ def _review_rows(run: JourneyRun, sheet: Sheet, facts: FileFacts) -> list[Candid
     people = _people(run, [named for _n, named in named_rows])
     out = []
     for n, named in named_rows:
-        person = named.get("user_id") if named.get("user_id") is not None else named.get("email")
+        person = named.get("person_id") if named.get("person_id") is not None else named.get("email")
         user = people.get(str(person)) if person is not None else None
         problems: tuple[Problem, ...] = ()
         if user is None:
-            problems = (_problem(run, REVIEW, "owner_not_in_oa", "user_id",
+            problems = (_problem(run, REVIEW, "owner_not_in_oa", "person_id",
                                  f"员工「{str(person or '（空）')[:60]}」在 OA 中找不到。"
                                  "请人力资源部填写正确的员工编号或员工邮箱后重新导入。"),)
         period = named.get("period_id") or _stable_id("imp", named.get("period_name"))
-        values = {**named, "user_id": user, "period_id": str(period), "origin": ORIGIN_IMPORT,
+        values = {**named, "person_id": user, "period_id": str(period), "origin": ORIGIN_IMPORT,
                   "review_id": f"{period}:{user or person}", "stage": named.get("stage") or "imported",
                   "submitted_at": named.get("submitted_at") or named.get("period_end")}
         out.append(Candidate(values, ref=f"{facts.name}#{n}", row=n, problems=problems))

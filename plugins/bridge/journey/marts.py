@@ -425,7 +425,7 @@ def people_facts(conn: Connection) -> PeopleFacts:
     unlinked = 0
     for snap in iter_live(conn, REVIEW, system="oa"):
         p = snap.payload
-        owner = owner_of_user.get(str(p.get("user_id")))
+        owner = owner_of_user.get(str(p.get("person_id")))
         period_id = _opt(p.get("period_id"))
         if period_id is None:
             continue

@@ -171,6 +171,8 @@ def _review(result: ReviewResult, period: ReviewPeriod) -> Candidate:
     values: dict[str, Any] = {**asdict(result), "origin": ORIGIN_VENDOR["oa"]}
     values.update(
         review_id=f"{result.period_id}:{result.user_id}",
+        person_id=result.user_id,
+        reviewer_id=result.reviewer_user_id,
         period_name=period.name,
         period_start=period.start_ms,
         period_end=period.end_ms,
