@@ -7,9 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from tests.sync.sync_c2o_world import C2O
 
 from bridge.hub import store
+from bridge.hub.schema import merge_record
+from bridge.migration import dedupe
+from bridge.quality import frames
 from bridge.sync import crm_to_oa
 from bridge.sync.crm_to_oa import decide as rules
 from bridge.sync.crm_to_oa import merge
@@ -182,6 +186,38 @@ def test_merged_companies_take_their_deals_and_contacts_along(world: C2O) -> Non
     [instance] = world.instances_of(deal)
     assert len(world.audit("merge")) == 1
     assert instance["status"] == "PENDING"
+
+
+def _merge_rows(world: C2O) -> list[dict[str, Any]]:
+    with world.hub.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(merge_record).order_by(merge_record.c.id))]
+
+
+def test_merges_made_in_the_crm_are_recorded_where_merges_are_read(world: C2O) -> None:
+    survivor, absorbed = _two_deals(world, "decisionmakerboughtin")
+    kept_company, _ = world.customer()
+    gone_company, _ = world.customer()
+    world.sync()
+    _merge(world, "deals", absorbed, survivor)
+    _merge(world, "companies", gone_company, kept_company)
+    _settle(world)
+    rows = _merge_rows(world)
+    assert [(r["entity"], r["kept_id"], r["merged_id"], r["rule"]) for r in rows] == [
+        ("company", kept_company, gone_company, merge.MERGE_RULE),
+        ("deal", survivor, absorbed, merge.MERGE_RULE),
+    ]
+    deal_row = rows[1]
+    assert deal_row["detail"]["kept_name"] == _snapshot(world, "deal", survivor).payload["deal_name"]
+    assert deal_row["detail"]["merged_name"] == _snapshot(world, "deal", absorbed).payload["deal_name"]
+    assert deal_row["run_id"].startswith("test__")
+    [audited] = [a for a in world.audit("merge") if a["entity"] == "deal"]
+    assert audited["record_ids"] == {"survivor_id": survivor, "merged_id": absorbed}
+    # Its readers: data health's merged ids and the history migration's survivor look-up.
+    with world.hub.connect() as conn:
+        assert frames.merged_ids(conn, "company") == frozenset({gone_company})
+        assert dedupe.kept_ids(conn, "deal", [absorbed, survivor]) == {absorbed: survivor}
+    _settle(world)
+    assert len(_merge_rows(world)) == 2, "a rerun records nothing twice"
 
 
 # ---------------------------------------------------------------- the pure decision

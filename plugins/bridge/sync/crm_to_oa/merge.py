@@ -23,9 +23,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from bridge.hub import store
+from bridge.migration import dedupe
 from bridge.sync.common import CRM_TO_OA
 from bridge.sync.crm_to_oa import decide as rules
 from bridge.sync.frame import write_audit
+
+# merge_record.rule of a merge made in the CRM (the history migration's de-duplication: exact_key, name_uscc)
+MERGE_RULE = "crm_merge"
+NAME_FIELDS = {"company": "name", "contact": "full_name", "deal": "deal_name"}  # what merge_record names
 
 if TYPE_CHECKING:
     from bridge.hub.audit import AuditEvent
@@ -33,8 +38,11 @@ if TYPE_CHECKING:
 
 
 def remap_merges(conn: Connection, run: C2O, entity: str, merges: Mapping[str, Sequence[str]]) -> None:
-    """Remap every absorbed id of ``merges`` (survivor → absorbed ids) to its survivor (caller's transaction)."""
+    """Remap every absorbed id of ``merges`` (survivor → absorbed ids) to its survivor (caller's transaction);
+    each merge is audited and recorded in ``merge_record`` (rule ``crm_merge``), where data health, the
+    history migration and its report read merges."""
     events: list[AuditEvent] = []
+    recorded: list[dedupe.Merge] = []
     for survivor, absorbed in merges.items():
         others = [a for a in dict.fromkeys(absorbed) if a and a != survivor]
         if not others:
@@ -43,6 +51,7 @@ def remap_merges(conn: Connection, run: C2O, entity: str, merges: Mapping[str, S
         for one in others:
             what = _remap_one(conn, run, entity, (one, survivor), settled=one in stay)
             if what:
+                recorded.append(_merge_row(conn, entity, one, survivor))
                 events.append(
                     run.audit(
                         "merge",
@@ -55,6 +64,25 @@ def remap_merges(conn: Connection, run: C2O, entity: str, merges: Mapping[str, S
                 )
                 run.tally.add(f"merged_{entity}")
     write_audit(conn, run.ctx, events)
+    dedupe.record_merges(conn, run.ctx.run_id, entity, recorded, run.now)
+
+
+def _merge_row(conn: Connection, entity: str, absorbed: str, survivor: str) -> dedupe.Merge:
+    """The ``merge_record`` row of one merge made in the CRM: both ids and, when staged, both names."""
+    snaps = store.get_snapshots(conn, "crm", entity, [absorbed, survivor])
+    field = NAME_FIELDS.get(entity, "name")
+
+    def name(sid: str) -> str | None:
+        value = snaps[sid].payload.get(field) if sid in snaps else None
+        return str(value) if value else None
+
+    return dedupe.Merge(
+        kept_id=survivor,
+        merged_id=absorbed,
+        rule=MERGE_RULE,
+        kept_name=name(survivor),
+        merged_name=name(absorbed),
+    )
 
 
 def _remap_one(conn: Connection, run: C2O, entity: str, ids: tuple[str, str], *, settled: bool) -> list[str]:
