@@ -64,7 +64,7 @@ def remap_merges(conn: Connection, run: C2O, entity: str, merges: Mapping[str, S
                 )
                 run.tally.add(f"merged_{entity}")
     write_audit(conn, run.ctx, events)
-    dedupe.record_merges(conn, run.ctx.run_id, entity, recorded, run.now)
+    dedupe.record_merges(conn, run.ctx.run_id or "crm_to_oa_sync", entity, recorded, run.now)
 
 
 def _merge_row(conn: Connection, entity: str, absorbed: str, survivor: str) -> dedupe.Merge:
