@@ -281,3 +281,24 @@ def test_refused_credentials_stop_the_listener(o2c: O2C) -> None:
         running.thread.join(timeout=20)
     assert running.result == [2]
     assert listener.stats["connected"] == 0
+
+
+def test_gives_up_when_the_servers_reconnect_count_is_used_up() -> None:
+    """ReconnectCount >= 0 bounds the attempts after a failure (the SDK's ServerUnreachableException); a busy
+    server (code 1) is retried, not treated like refused credentials."""
+    app = feishu.FeishuApp(launcher.OA_APP_ID, VERIFICATION_TOKEN)
+    tries: list[float] = []
+
+    def busy() -> wire.Endpoint:
+        tries.append(time.monotonic())
+        raise wire.DiscoveryError(wire.SYSTEM_BUSY, "system busy", retry=True)
+
+    listener = longconn.LongConnection(
+        Receiver(ReceiverConfig(None, app, Limits()), MemorySink()),
+        app,
+        busy,
+        config=wire.ClientConfig(reconnect_count=2, reconnect_interval=0.05, reconnect_nonce=0.01),
+    )
+    assert asyncio.run(listener.run(asyncio.Event())) == 1
+    assert len(tries) == 3  # the first attempt and two reconnects
+    assert listener.stats["reconnects"] == 2
