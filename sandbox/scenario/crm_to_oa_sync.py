@@ -192,11 +192,13 @@ def _archive(sims: Any, demo_dir: Path, deal_id: str) -> list[str]:
     [inst] = [i for i in _instances(sims, "project_initiation") if i["widgets"].get("deal_id") == deal_id][:1]
     sims.crm.admin("POST", "/_sim/act/archive", {"object_type": "deals", "id": int(deal_id)})
     _cycle(sims, demo_dir)
-    status = next(i["status"] for i in _instances(sims, "project_initiation") if i["instance_code"] == inst["instance_code"])
+    now = next(i for i in _instances(sims, "project_initiation") if i["instance_code"] == inst["instance_code"])
+    comments = [c.get("comment") for c in now.get("comment_list") or [] if c.get("comment")]
     return [f"CRM: deal {deal_id} deleted (archived) while its 立项申请 {inst['serial_number']} was pending; "
             "next sync cycle (archived-deals sweep):",
             f"OA: 立项申请 {inst['serial_number']} 「{inst['widgets'].get('project_name')}」 withdrawn by the bridge, "
-            f"status {status}"]
+            f"status {now['status']}",
+            f"OA: its comment (评论): {comments[-1] if comments else '(none posted)'}"]
 
 
 def _merge(sims: Any, demo_dir: Path, candidates: list[str]) -> list[str]:
