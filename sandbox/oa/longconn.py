@@ -279,13 +279,13 @@ def longconn_router(state: Any) -> APIRouter:
 
     @r.post("/_sim/longconn")
     async def configure(request: Request) -> JSONResponse:
-        body = json.loads(await request.body() or b"{}")
         try:
+            body = json.loads(await request.body() or b"{}")
             hub.configure(body.get("config") or {})
             if body.get("enable", True):
                 state.events.configure(body.get("delivery"))
                 state.events.use_long_connection(bool(body.get("all_codes", True)))
-        except ValueError as exc:
+        except (AttributeError, TypeError, ValueError) as exc:
             raise HTTPException(400, str(exc)) from exc
         return JSONResponse({**hub.view(), "mode": state.events.mode})
 
