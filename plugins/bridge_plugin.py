@@ -94,6 +94,7 @@ def _pages() -> list[dict[str, Any]]:
         ("隔离区", "quarantine", "bridge-quarantine"),
         ("同步状态", "sync", "bridge-sync"),
         ("历史迁移", "migration", "bridge-migration"),
+        ("客户文件", "documents", "bridge-documents"),  # attachments of a customer in both systems
         ("大屏", "wallboard", "bridge-wallboard"),  # full screen for the office TV; kiosk links: docs/ui.md
     ]
     return [

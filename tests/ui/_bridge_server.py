@@ -3,6 +3,8 @@
 ``python tests/ui/_bridge_server.py --port N --data-dir D --hub-url U [--max-lifetime S] [--anonymous]``
 serves the app under ``/bridge`` on 127.0.0.1 with one fixed viewer logged in
 (the login itself is tested in test_ui_airflow_auth.py) or, with
+``BRIDGE_TEST_VIEWER_COOKIE=1`` in its environment, the viewer named by the
+browser's ``bridge_test_viewer`` cookie (one browser context per role), or, with
 ``--anonymous``, nobody (every login-only page answers 401; the kiosk links
 still open). It exits by itself after ``--max-lifetime`` seconds so an orphan
 cannot outlive its test; the test that starts it stops it by its process
@@ -29,6 +31,16 @@ class DataOwner:
         return Viewer("data-owner", may_release=False)
 
 
+class CookieViewer:
+    """The viewer the browser names in the ``bridge_test_viewer`` cookie (a test stand-in for a login)."""
+
+    async def __call__(self, request: object) -> object:
+        from bridge.ui.auth import Viewer
+
+        cookies = getattr(request, "cookies", {})
+        return Viewer(str(cookies.get("bridge_test_viewer") or "data-owner"), may_release=False)
+
+
 class Nobody:
     """No Airflow here: nobody is logged in."""
 
@@ -36,6 +48,12 @@ class Nobody:
         from bridge.ui.auth import NotAuthenticated
 
         raise NotAuthenticated("Not authenticated")
+
+
+def _viewers() -> object:
+    import os
+
+    return CookieViewer() if os.environ.get("BRIDGE_TEST_VIEWER_COOKIE") == "1" else DataOwner()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         "/bridge",
         create_app(
             UiConfig(
-                authenticator=Nobody() if args.anonymous else DataOwner(),
+                authenticator=Nobody() if args.anonymous else _viewers(),
                 csrf_secret=b"bridge-browser-check",
                 hub_url=args.hub_url,
                 data_dir=args.data_dir,

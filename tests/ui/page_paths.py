@@ -10,5 +10,6 @@ NAV_PAGES = (
     "/bridge/quarantine",
     "/bridge/sync",
     "/bridge/migration",
+    "/bridge/documents",
 )
 WALLBOARD_LOGIN_PAGES = ("/bridge/wallboard", "/bridge/wallboard/data")  # the 大屏 behind the Airflow login

@@ -22,6 +22,7 @@ EMPTY_STATES = {
     "/bridge/quarantine": "隔离区没有待处理的记录",
     "/bridge/sync": "还没有水位线",
     "/bridge/migration": "还没有历史迁移记录",
+    "/bridge/documents": "输入客户名称",
     "/bridge/data-docs": "还没有生成数据文档",
 }
 

@@ -13,7 +13,7 @@ so adding a rule to the dictionary adds the expectation at the next run.
 Cross-system checks: duplicate customers, customer links of OA forms, 立项申请 ⇄
 deal links, xref links left on archived or merged CRM records (orphaned), contacts
 and deals associated with no live customer, CRM/OA contract amounts, sync
-freshness, quarantine backlog.
+freshness, quarantine backlog, documents (attachments).
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ AMOUNTS_FRAME = "contract_amounts"
 SYNC_FRAME = "sync"
 QUARANTINE_FRAME = "quarantine"
 CALENDAR_FRAME = "calendar"  # the working-day calendar's coverage (bridge.quality.calendar_check)
+# Attachments (issue 19): frames built by bridge.quality.documents_check from the hub's document tables.
+DOCUMENT_COPIES_FRAME = "document_copies"
+DOCUMENT_LINKS_FRAME = "document_links"
+CONTRACT_DOCUMENTS_FRAME = "contract_documents"
+ATTACHMENT_QUARANTINE_FRAME = "attachment_quarantine"
 
 # GX expectation classes used (great_expectations.expectations.<name>).
 NOT_NULL = "ExpectColumnValuesToNotBeNull"
@@ -152,7 +157,7 @@ def dictionary_checks(d: Dictionary, entities: Iterable[str] | None = None) -> l
 def cross_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()) -> list[Check]:
     """Checks that join entities or systems; skipped where the dictionary lacks the entity or field."""
     return [*_customer_checks(d), *_association_checks(d), *_project_checks(d), *_orphan_checks(d),
-            *_table_checks(cfg, reasons)]
+            *_document_checks(d, cfg), *_table_checks(cfg, reasons)]
 
 
 def _customer_checks(d: Dictionary) -> list[Check]:
@@ -261,6 +266,49 @@ def _project_checks(d: Dictionary) -> list[Check]:
             label="CRM 商机的合同金额须与 OA 立项申请（以最新的合同金额变更通知为准）一致",
             fix=f"请{_dept_label(d, f.owner)}核对合同金额：以 CRM 为准的，下次同步会发出合同金额变更通知；"
                 "CRM 填错的，请在 CRM 中改正。",
+        ))
+    return checks
+
+
+def _document_checks(d: Dictionary, cfg: HealthSettings) -> list[Check]:
+    """Attachments (issue 19; frames in bridge.quality.documents_check): content registered, copies where
+    linked, contracts of a deal on its 立项申请, refused files handled in time."""
+    checks = [
+        Check(
+            check_id="document.copy.documented", suite="cross.documents", frame=DOCUMENT_COPIES_FRAME, entity="document",
+            field=None, kind="documented", department=None, column="copy__documented", expectation=IN_SET,
+            kwargs={"value_set": [True]},
+            label="存放在 CRM / OA 中的每个文件副本，其内容（SHA-256）都须在中枢库登记",
+            fix="请系统管理员查看对应同步运行的日志：文件已上传或已读到，但登记未完成；重新运行一次该方向的同步，"
+                "仍失败请联系开发人员。",
+        ),
+        Check(
+            check_id="document.link.copy_in_system", suite="cross.documents", frame=DOCUMENT_LINKS_FRAME,
+            entity="document", field=None, kind="copy_in_system", department=None,
+            column="link__copy_in_system", expectation=IN_SET, kwargs={"value_set": [True]},
+            label="挂在某系统记录上的文件，须在该系统中有副本（否则文件在一个系统中有关联、却不在该系统中）",
+            fix="请系统管理员查看隔离区（原因：附件被拒）和同步日志：文件未能上传到该系统；处理后下次同步会补传。",
+        ),
+        Check(
+            check_id="attachment.quarantine.age", suite="cross.documents", frame=ATTACHMENT_QUARANTINE_FRAME,
+            entity="attachment", field=None, kind="quarantine_age", department=None,
+            column="quarantine__age_days", expectation=BETWEEN,
+            kwargs={"min_value": 0, "max_value": cfg.attachment_quarantine_days},
+            label=f"被隔离的附件（类型不允许、过大、下载中断等）须在 {cfg.attachment_quarantine_days} 天内处理",
+            fix="请数据责任人在 Airflow「隔离区」页面（对象：附件）查看原因：在来源系统中换成允许的文件后会自动重试；"
+                "确认不需要的可由有权限的人释放。",
+        ),
+    ]
+    pi = d.entities.get("project_initiation")
+    if pi is not None and "deal" in d.entities and "deal_id" in pi.fields:
+        checks.append(Check(
+            check_id="project_initiation.documents.contract_in_oa", suite="cross.documents",
+            frame=CONTRACT_DOCUMENTS_FRAME, entity="project_initiation", field=None, kind="contract_in_oa",
+            department=pi.fields["deal_id"].owner, column="contract__in_oa", expectation=IN_SET,
+            kwargs={"value_set": [True]},
+            label="商机在 CRM 中附有合同文件的，其立项申请在 OA 中也须附有合同文件",
+            fix="请销售部确认 CRM 商机上的合同文件符合附件规则（文件夹、名称、类型，见 include/settings.yaml "
+                "attachments.crm_to_oa）；被拒的文件在隔离区（对象：附件）说明原因，改正后下次同步会补充。",
         ))
     return checks
 

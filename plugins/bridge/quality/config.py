@@ -37,6 +37,7 @@ class HealthSettings:
     )
     backlog_max: Mapping[str, int] = field(default_factory=lambda: {"default": DEFAULT_BACKLOG_MAX})
     snapshot_batch: int = 5000
+    attachment_quarantine_days: int = 7  # a refused file left open longer fails attachment.quarantine.age
     ops_recipients: tuple[str, ...] = ()  # who hears about stale syncs (system administrators)
 
     def freshness_limit(self, direction: str) -> int:
@@ -94,6 +95,7 @@ def from_mapping(raw: Mapping[str, Any] | None) -> HealthSettings:
         freshness_max_minutes=_int_map(raw, "freshness_max_minutes", defaults.freshness_max_minutes),
         backlog_max=_int_map(raw, "backlog_max", defaults.backlog_max),
         snapshot_batch=_int(raw, "snapshot_batch", defaults.snapshot_batch, minimum=100),
+        attachment_quarantine_days=_int(raw, "attachment_quarantine_days", defaults.attachment_quarantine_days),
     )
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from bridge.dictionary import Dictionary
 from bridge.hub import store
-from bridge.quality import calendar_check, config, frames
+from bridge.quality import calendar_check, config, documents_check, frames
 from bridge.quality.checks import CALENDAR_FRAME, Check, all_checks, by_frame
 from bridge.quality.gx import GxSession, Verdict
 from bridge.quality.results import CheckOutcome, row_outcome, table_outcome
@@ -155,6 +155,8 @@ def run_checks(
     with hub.connect() as conn:
         _validate_records(conn, d, cfg, grouped, tally)
         _validate_tables(conn, grouped, tally, now, day)
+        for frame in documents_check.document_frames(conn, now, grouped):  # attachments (issue 19)
+            tally.rows(frame, grouped[frame.name])
     docs_index = tally.session.build_docs(docs_dir(output.data_dir)) if output.build_docs else None
     outcomes = tally.outcomes
     scores = compute_scores(outcomes, d.entities)

@@ -40,7 +40,7 @@ class Labels:
 
         checks = all_checks(d, cfg or config.HealthSettings(), REASON_CODES)
         entities = {name: e.label for name, e in d.entities.items()}
-        entities.update({"sync": "同步时效", "quarantine": "隔离区", "calendar": "工作日历"})
+        entities.update({"sync": "同步时效", "quarantine": "隔离区", "calendar": "工作日历", "document": "文件", "attachment": "附件"})
         return cls({c.check_id: c for c in checks}, entities,
                    {k: dept.label for k, dept in d.departments.items()})
 

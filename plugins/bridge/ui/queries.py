@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, func, make_url, select
+from sqlalchemy import Connection, Engine, RowMapping, func, make_url, or_, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bridge.hub import engine as hub_engine
@@ -27,6 +27,7 @@ from bridge.hub.schema import (
     quarantine,
     report_run,
     run_summary,
+    snapshot,
     watermark,
 )
 from bridge.quality.scores import HealthScore
@@ -372,3 +373,50 @@ def quarantine_history(
                 )
             )
     return out
+
+
+# ---------------------------------------------------------------- customers (documents page)
+
+
+@dataclass(frozen=True)
+class CustomerHit:
+    """A CRM customer found by the documents page's search: its id and canonical record (the snapshot)."""
+
+    crm_id: str
+    record: dict[str, Any]
+
+
+def find_customers(
+    conn: Connection, name_part: str | None, uscc: str | None, limit: int = 50
+) -> list[CustomerHit]:
+    """Customers (CRM company snapshots, not deleted) whose name contains ``name_part`` or whose USCC is
+    ``uscc`` (either may be None), by name. Reads the canonical record's ``name`` / ``uscc``."""
+    payload = snapshot.c.payload
+    matches = []
+    if name_part:
+        matches.append(payload["name"].as_string().contains(name_part, autoescape=True))
+    if uscc:
+        matches.append(payload["uscc"].as_string() == uscc)
+    if not matches:
+        return []
+    query = (
+        select(snapshot.c.source_id, payload)
+        .where(snapshot.c.system == "crm", snapshot.c.entity == "company", snapshot.c.deleted.is_(False))
+        .where(or_(*matches))
+        .order_by(payload["name"].as_string(), snapshot.c.source_id)
+        .limit(limit)
+    )
+    return [CustomerHit(str(r.source_id), dict(r.payload or {})) for r in conn.execute(query)]
+
+
+def get_customer(conn: Connection, crm_id: str) -> CustomerHit | None:
+    """One customer's snapshot by CRM id (not deleted)."""
+    row = conn.execute(
+        select(snapshot.c.source_id, snapshot.c.payload).where(
+            snapshot.c.system == "crm",
+            snapshot.c.entity == "company",
+            snapshot.c.source_id == crm_id,
+            snapshot.c.deleted.is_(False),
+        )
+    ).first()
+    return CustomerHit(str(row.source_id), dict(row.payload or {})) if row is not None else None

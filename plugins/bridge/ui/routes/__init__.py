@@ -5,6 +5,7 @@
 ``reports``            ``/reports``, ``/reports/{day}/html|xlsx`` (经营日报)
 ``area_files``         ``/files/{area}/{path}``: a file of a data folder
 ``data_health``        ``/health``, ``/data-docs/…`` (数据健康)
+``documents``          ``/documents``, ``/documents/file/{sha256}`` (客户文件)
 ``quarantine``         ``/quarantine…`` list, CSV export, one entry, release (隔离区)
 ``sync``               ``/sync`` (同步状态)
 ``migration``          ``/migration``, ``/migration/report`` (历史迁移)
@@ -22,6 +23,7 @@ from fastapi import APIRouter
 from bridge.ui.routes import (
     area_files,
     data_health,
+    documents,
     journey,
     migration,
     overview,
@@ -36,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     reports.router,
     area_files.router,
     data_health.router,
+    documents.router,
     quarantine.router,
     sync.router,
     migration.router,
