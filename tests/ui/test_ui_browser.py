@@ -76,6 +76,9 @@ PAGES = {  # nav entry → (url_route, heading of the embedded page)
     "隔离区": ("bridge-quarantine", "隔离区"),
     "同步状态": ("bridge-sync", "同步状态"),
     "历史迁移": ("bridge-migration", "历史迁移"),
+    # 客户文件 (issue 19): opened from the navigation like the others; its roles, links and 403 are walked
+    # in tests/ui/test_ui_documents_browser.py
+    "客户文件": ("bridge-documents", "客户文件"),
 }
 # Upper bounds on a busy 2-core machine (each includes the scheduled run that unpausing a DAG starts first).
 RUN_WAIT = {"crm_to_oa_sync": 300, "history_migration": 480, "data_health": 360, "daily_report": 360}
