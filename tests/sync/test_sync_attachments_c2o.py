@@ -266,3 +266,29 @@ def test_a_contract_added_after_the_filing_is_left_as_a_pending_supplement(files
     files_on.tick(1)
     again = files_on.load()
     assert again.counts.get("attachments_supplement_pending", 0) == 0, "reported once"
+
+
+def test_the_crm_hook_reads_a_deals_files_and_adds_files_to_a_note_keeping_its_own(c2o: C2O) -> None:
+    company, _ = c2o.customer()
+    deal = c2o.create_deal(company)
+    first = attach(c2o, deal, "a.pdf", demo_pdf("a", 2))
+    second = attach(c2o, deal, "b.pdf", demo_pdf("b", 2))
+    a, b = first["file"]["id"], second["file"]["id"]
+    note = first["note_id"]
+    found = c2o.crm.attached_files("deals", [deal, "1"])
+    assert sorted((f.file_id, f.holder_id) for f in found[deal]) == sorted(
+        [(a, note), (b, second["note_id"])]
+    )
+    assert found["1"] == []
+
+    assert c2o.crm.add_attachments("notes", {note: [b, a], "999999999": [a]}) == {
+        note: None,
+        "999999999": "not found",
+    }
+    assert [f.file_id for f in c2o.crm.attached_files("deals", [deal])[deal] if f.holder_id == note] == [a, b]
+    writes = c2o.crm.api_calls["POST /crm/v3/objects/{object_type}/batch/update"]
+    assert writes == 1
+    assert c2o.crm.add_attachments("notes", {note: [a]}) == {note: None}
+    assert c2o.crm.api_calls["POST /crm/v3/objects/{object_type}/batch/update"] == writes, (
+        "nothing new: no write"
+    )
