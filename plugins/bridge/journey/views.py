@@ -128,9 +128,9 @@ def people_view(
     who = people_csat.Viewer(looker.role, looker.owner_id)
     every = individual_roles(policy)
     mine = [r for r in all_rows if people_csat.may_see_person(who, r.owner_id, every, views.managers)]
-    correlations = [
-        c for c in people_csat.team_correlations(all_rows, rules) if mine or c.people >= rules.min_group_size
-    ]
+    # A team smaller than a group shows no correlation to anyone who does not see its rows anyway.
+    team_ok = bool(mine) or len(all_rows) >= rules.min_group_size
+    correlations = people_csat.team_correlations(all_rows, rules) if team_ok else []
     return PeopleView(
         order,
         facts.periods.get(chosen) if chosen else None,
