@@ -1,0 +1,118 @@
+"""The demo of issue 20's sources: the customer journey staged in the hub, and spreadsheets imported.
+
+``scene(sims, demo_dir) -> list[str]`` (the lead wires it into the demo after the two sync scenes, which
+staged the customers and contacts the journey resolves against; it needs the demo's hub at
+``demo_dir / "hub.sqlite"``):
+
+1. 客服部 drops ``满意度回访-线下.csv`` in the import folder (``demo_dir / "journey_import"``): two answers of a
+   customer the CRM knows (by USCC and by name) and one of a customer it does not; 人力资源部 drops
+   ``绩效-2024下半年.xlsx``: three sales people's ratings (by OA user id and by e-mail) and one of a person
+   the OA does not know.
+2. One pass of every ``journey_sync`` step, in this process, as the DAG runs them: campaigns, marketing events
+   and participations, the contacts' original source, HubSpot's survey answers, Feishu's review results,
+   and the two files — the good rows staged, the two bad ones quarantined with their row number.
+
+The lines say what was staged per entity, what was quarantined and why, and where the files went.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+IMPORT_DIR = "journey_import"
+
+
+def _hub(demo_dir: Path) -> Any:
+    from bridge.hub import engine
+
+    return engine.ensure_schema(f"sqlite:///{demo_dir / 'hub.sqlite'}")
+
+
+def _customers(hub: Any) -> list[dict[str, Any]]:
+    from bridge.hub import store
+
+    with hub.connect() as conn:
+        found = [s.payload for page in store.iter_snapshots(conn, "company", system="crm") for s in page]
+    return sorted((c for c in found if c.get("uscc") and c.get("name")), key=lambda c: str(c["crm_id"]))
+
+
+def _people(sims: Any) -> list[dict[str, Any]]:
+    users = sims.oa.admin("GET", "/_sim/users")
+    rated = [u for u in users["users"] if u.get("role") in ("employee", "sales_manager") and u.get("email")]
+    return sorted(rated, key=lambda u: str(u["user_id"]))
+
+
+def drop_files(sims: Any, demo_dir: Path, hub: Any) -> Path:
+    """The two spreadsheets of step 1 in the import folder; returns the folder."""
+    import openpyxl
+
+    folder = demo_dir / IMPORT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    customer = _customers(hub)[0]
+    with (folder / "满意度回访-线下.csv").open("w", encoding="utf-8-sig", newline="") as f:
+        csv.writer(f).writerows([
+            ["问卷类型", "评分", "提交时间", "统一社会信用代码", "客户名称", "评价内容"],
+            ["净推荐值", "9", "2026-11-20", customer["uscc"], "", "上线顺利，愿意推荐"],
+            ["客户满意度", "4", "2026-11-21", "", customer["name"], "培训资料可以再多一些"],
+            ["客户满意度", "2", "2026-11-22", "", "并不存在的客户有限公司", "电话回访"],
+        ])
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["被评估人", "员工邮箱", "评估周期", "周期开始日期", "周期结束日期", "绩效等级", "绩效分数"])
+    for n, person in enumerate(_people(sims)[:3]):
+        who = [person["user_id"], None] if n % 2 == 0 else [None, person["email"]]
+        sheet.append([*who, "2024年下半年", "2024-07-01", "2024-12-31", "ABC"[n], 85 - 8 * n])
+    sheet.append(["u_left_company", None, "2024年下半年", "2024-07-01", "2024-12-31", "B", 75])
+    book.save(folder / "绩效-2024下半年.xlsx")
+    return folder
+
+
+def _run_steps(sims: Any, hub: Any, folder: Path) -> dict[str, int]:
+    from bridge import settings
+    from bridge.context import RunContext
+    from bridge.hooks.crm import CrmHook
+    from bridge.hooks.oa import OaHook
+    from bridge.journey import imports, sources, tasks
+    from bridge.sync.frame import Hooks
+
+    cfg = settings.load_typed().journey.model_copy(update={"import_dir": str(folder)})
+    counts: Counter[str] = Counter()
+    with sims.as_connections():
+        crm, oa = CrmHook(), OaHook()
+        try:
+            for step in (sources.stage_campaigns, sources.stage_events, sources.stage_contact_sources,
+                         sources.stage_feedback, sources.stage_reviews, imports.import_folder):
+                ctx = RunContext.local(principal="bridge-service", dag_id="journey_sync")
+                run = tasks.journey_run(Hooks(crm_hook=crm, oa_hook=oa), hub, ctx, datetime.now(UTC), cfg)
+                counts.update(tasks.run_step(run, step.__name__, step)["counts"])
+        finally:
+            crm.close()
+            oa.close()
+    return dict(counts)
+
+
+def scene(sims: Any, demo_dir: Path) -> list[str]:
+    """Steps 1 and 2; the lines the demo prints."""
+    import bridge.dictionary
+    from bridge.hub import store
+    from bridge.journey import DIRECTION, ENTITIES
+
+    hub = _hub(demo_dir)
+    folder = drop_files(sims, demo_dir, hub)
+    counts = _run_steps(sims, hub, folder)
+    d = bridge.dictionary.load()
+    staged = "，".join(f"{d.entity(e).label} {counts.get(f'staged_{e}', 0)}" for e in ENTITIES)
+    lines = [f"客户旅程数据接入：暂存 {staged}（共读取 {counts.get('read', 0)} 条）"]
+    with hub.connect() as conn:
+        entries = store.list_quarantine(conn, store.QuarantineFilter(direction=DIRECTION))
+    for e in entries:
+        lines.append(f"隔离（{store.REASON_LABELS.get(e.reason_code, e.reason_code)}）：{e.message}")
+    done = sorted(p.name for p in (folder / "done").glob("*") if p.is_file())
+    failed = sorted(p.name for p in (folder / "failed").glob("*") if p.is_file())
+    lines.append(f"导入文件：已读取 {len(done)} 个（{folder / 'done'}），未导入 {len(failed)} 个")
+    return lines
