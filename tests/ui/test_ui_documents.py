@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.sync.sync_o2c_world import O2C, o2c  # noqa: F401  (the two-way world)
+from tests.pg_support import scratch_database
+from tests.sync.sync_c2o_world import c2o_sims  # noqa: F401  (the simulators)
+from tests.sync.sync_o2c_world import O2C, make_o2c, o2c  # noqa: F401  (the two-way world)
 from tests.ui.conftest import FakeAuth, mounted
 
 from bridge.hub import documents
@@ -55,9 +57,8 @@ def _b64(content: bytes) -> str:
     return base64.b64encode(content).decode()
 
 
-@pytest.fixture
-def filed(o2c: O2C, monkeypatch: pytest.MonkeyPatch) -> Iterator[FiledWorld]:  # noqa: F811
-    monkeypatch.setenv("BRIDGE__ATTACHMENTS__ENABLED", "true")
+def file_documents(o2c: O2C) -> FiledWorld:  # noqa: F811
+    """A contract filed CRM → OA with its 立项申请, an invoice and a trip file brought OA → CRM (real syncs)."""
     company, _ = o2c.c2o.customer()
     deal = o2c.c2o.create_deal(company, stage="contractsent")
     o2c.sims.crm.admin(
@@ -88,7 +89,13 @@ def filed(o2c: O2C, monkeypatch: pytest.MonkeyPatch) -> Iterator[FiledWorld]:  #
     counts = o2c.load(oa=o2c.c2o.oa).counts  # the load with the OA hook: the attachments step runs
     assert counts.get("attachments_uploaded") == 2, counts
     record = o2c.c2o.crm_object("companies", company)
-    yield FiledWorld(o2c, company, record["name"], record["uscc"], deal, project, expense, trip)
+    return FiledWorld(o2c, company, record["name"], record["uscc"], deal, project, expense, trip)
+
+
+@pytest.fixture
+def filed(o2c: O2C, monkeypatch: pytest.MonkeyPatch) -> Iterator[FiledWorld]:  # noqa: F811
+    monkeypatch.setenv("BRIDGE__ATTACHMENTS__ENABLED", "true")
+    yield file_documents(o2c)
     for sim in (o2c.sims.crm, o2c.sims.oa):
         sim.admin("DELETE", "/_sim/faults")
 
@@ -299,3 +306,32 @@ def test_wrong_addresses_are_told_in_chinese(page: tuple[TestClient, FakeAuth], 
     assert other.status_code == 404, "a file is reached only through a customer it belongs to"
     assert client.get("/bridge/documents", params={"company": "999999"}).status_code == 404
     assert client.get("/bridge/documents", params={"q": "x" * 101}).status_code == 400
+
+
+@pytest.mark.pg
+def test_search_and_download_on_postgres(
+    c2o_sims: Any,  # noqa: F811
+    pg_dsn: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub in production: the customer search reads the snapshots' JSON, the rows and a download."""
+    monkeypatch.setenv("BRIDGE__ATTACHMENTS__ENABLED", "true")
+    with scratch_database(pg_dsn, "ui_documents") as url:
+        w = file_documents(make_o2c(c2o_sims, url, monkeypatch))
+        auth = FakeAuth()
+        (tmp_path / "ui-data").mkdir()
+        config = UiConfig(authenticator=auth, csrf_secret=b"pg", hub_url=url, data_dir=tmp_path / "ui-data")
+        with TestClient(mounted(config), base_url="http://127.0.0.1:8080", follow_redirects=False) as client:
+            auth.login("finance", may_release=False)
+            part = w.name[2:8]  # a part of the name, with LIKE's own characters escaped
+            by_name = client.get("/bridge/documents", params={"q": part}).text
+            by_uscc = client.get("/bridge/documents", params={"q": w.uscc.lower()}).text
+            assert client.get("/bridge/documents", params={"q": "100%_"}).status_code == 200
+            got = client.get(f"/bridge/documents/file/{SHA['invoice']}", params={"company": w.company})
+        w.o2c.c2o.crm.close()
+        w.o2c.c2o.oa.close()
+    assert w.name in by_name
+    assert {m for m in re.findall(r"file/([0-9a-f]{64})", by_uscc)} == set(SHA.values())
+    assert got.status_code == 200
+    assert got.content == INVOICE
