@@ -95,6 +95,8 @@ def _pages() -> list[dict[str, Any]]:
         ("同步状态", "sync", "bridge-sync"),
         ("历史迁移", "migration", "bridge-migration"),
         ("客户文件", "documents", "bridge-documents"),  # attachments of a customer in both systems
+        ("客户旅程", "journey", "bridge-journey"),  # a customer across both systems, funnel per campaign
+        ("绩效与满意度", "journey/people", "bridge-journey-people"),  # PIPL: rows for HR and the chain only
         ("大屏", "wallboard", "bridge-wallboard"),  # full screen for the office TV; kiosk links: docs/ui.md
     ]
     return [

@@ -11,5 +11,7 @@ NAV_PAGES = (
     "/bridge/sync",
     "/bridge/migration",
     "/bridge/documents",
+    "/bridge/journey",
+    "/bridge/journey/people",
 )
 WALLBOARD_LOGIN_PAGES = ("/bridge/wallboard", "/bridge/wallboard/data")  # the 大屏 behind the Airflow login

@@ -27,7 +27,7 @@ def test_bridge_pages_behind_airflow_login(airflow_home: Path, hub_url: str, ui_
     # the plugin is mounted, and its pages are listed for the navigation
     assert facts["plugin"]["fastapi_apps"][0]["url_prefix"] == "/bridge"
     views = {v["name"]: v for v in facts["plugin"]["external_views"]}
-    assert set(views) == {"经营日报", "数据健康", "隔离区", "同步状态", "历史迁移", "大屏", "客户文件"}
+    assert set(views) == {"经营日报", "数据健康", "隔离区", "同步状态", "历史迁移", "大屏", "客户文件", "客户旅程", "绩效与满意度"}
     assert views["隔离区"]["href"] == "/bridge/quarantine"
     assert views["隔离区"]["url_route"] == "bridge-quarantine"
     assert {v["category"] for v in views.values()} == {"OA ⇄ CRM"}
