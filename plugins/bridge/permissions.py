@@ -121,7 +121,6 @@ class Policy:
         visibility: Mapping[tuple[str, str], Mapping[str, str | None]],
         audiences: Mapping[str, Mapping[str, str]],
         dictionary: Dictionary,
-        documents: DocumentRules | None = None,
     ) -> None:
         self.path = path
         self.version = version
@@ -129,7 +128,8 @@ class Policy:
         self.masks = {e: dict(m) for e, m in masks.items()}  # entity → field → mask kind
         self.audiences = {k: dict(v) for k, v in audiences.items()}
         self.dictionary = dictionary
-        self.documents = documents or DocumentRules({})  # none: nobody sees a document (fail closed)
+        # Document classes (``documents:``): set by the loader; none means nobody sees a document (fail closed).
+        self.documents = DocumentRules({})
         # (entity, role) → {field: mask kind or None (clear)}
         self._visibility = {key: dict(v) for key, v in visibility.items()}
         self._rules: dict[tuple[str, str], Rule] = {
@@ -344,7 +344,7 @@ class _Builder:
         self.cross_check(root, visibility, audiences)
         if self.issues or version is None:
             return None
-        return Policy(
+        policy = Policy(
             path=Path(self.file),
             version=str(version),
             roles=roles,
@@ -352,8 +352,9 @@ class _Builder:
             visibility=visibility,
             audiences=audiences,
             dictionary=self.d,
-            documents=documents,
         )
+        policy.documents = documents
+        return policy
 
     def roles(self, root: LineDict) -> dict[str, str]:
         node = self.mapping(root.get("roles"), "roles", root.line_of("roles"))
