@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from bridge.hooks._files import FileRefusedError
 from bridge.hooks.errors import AmbiguousWriteError, BadRequestError, NotFoundError, VendorError
-from bridge.hooks.hubspot_files import CrmFile
+from bridge.hooks.hubspot_files import AttachedFile, CrmFile
 from bridge.hub import documents, store
 from bridge.hub.audit import AuditEvent
 from bridge.hub.documents import NewCopy, NewLink
@@ -99,25 +99,37 @@ def is_contract_file(rule: ContractFilesSection, path: str | None, name: str, ow
     return not rule.name_pattern or re.search(rule.name_pattern, name) is not None
 
 
-def contract_widget(run: C2O, due: Due) -> tuple[list[dict[str, Any]], Prepared | None]:
-    """The form entries carrying the deal's contract files (none when there are none or the step is off),
-    and what to link once the instance exists."""
-    cfg = transfer.load_settings()
-    if not cfg.enabled:
+def attached_to(run: C2O, dues: Sequence[Due]) -> dict[str, list[AttachedFile]] | None:
+    """The files attached to each deal of a chunk of creates (one association read for all); None when the
+    step is off, or the CRM is unavailable (those 立项申请 are filed without files: ``attachments_pending``)."""
+    if not dues or not transfer.load_settings().enabled:
+        return None
+    try:
+        return run.hooks.crm.attached_files(DEAL_OBJECT, [due.deal_id for due in dues])
+    except VendorError as exc:
+        log.warning("attachments: %s unavailable while reading deals' files (%s)", exc.system, exc.status)
+        run.tally.add("attachments_pending", len(dues))
+        return None
+
+
+def contract_widget(
+    run: C2O, due: Due, attached: Mapping[str, Sequence[AttachedFile]] | None
+) -> tuple[list[dict[str, Any]], Prepared | None]:
+    """The form entries carrying the deal's contract files (``attached``: :func:`attached_to`; none when
+    there are none or the step is off), and what to link once the instance exists."""
+    if attached is None:
         return [], None
+    cfg = transfer.load_settings()
     company = (due.company or {}).get("crm_id")
     prepared = Prepared(due.deal_id, str(company) if company else None, cfg.crm_to_oa.widget)
     try:
-        attached = run.hooks.crm.attached_files(DEAL_OBJECT, [due.deal_id]).get(due.deal_id, [])
-        seen: set[str] = set()
-        for item in attached:
-            if item.file_id not in seen:
-                seen.add(item.file_id)
-                _contract_file(run, cfg, due, (item.file_id, item.holder_id), prepared)
+        for file_id, note_id in dict.fromkeys(
+            (a.file_id, a.holder_id) for a in attached.get(due.deal_id, [])
+        ):
+            if all(c.file_id != file_id for c in prepared.carried):
+                _contract_file(run, cfg, due, (file_id, note_id), prepared)
     except VendorError as exc:
-        log.warning(
-            "attachments: %s unavailable while reading a deal's contract files (%s)", exc.system, exc.status
-        )
+        log.warning("attachments: %s unavailable while taking a deal's files (%s)", exc.system, exc.status)
         run.tally.add("attachments_pending")
     if not prepared.carried:
         return [], prepared

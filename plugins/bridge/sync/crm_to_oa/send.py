@@ -207,6 +207,7 @@ def _call_oa(run: C2O, chunk: Sequence[Due]) -> _Sent:
     oa, d, p = run.hooks.oa, run.d, run.policy
     code = run.cfg.code(rules.PROJECT_FORM)
     sent = _Sent()
+    attached = attachments.attached_to(run, chunk)  # the deals' files (settings attachments), one read
     for n, due in enumerate(chunk):
         assert due.decision is not None
         assert due.decision.uuid
@@ -214,9 +215,7 @@ def _call_oa(run: C2O, chunk: Sequence[Due]) -> _Sent:
         sources = _project_sources(due)
         form = d.fill_form(rules.PROJECT_FORM, sources, p)
         title = d.form_title(rules.PROJECT_FORM, sources, p)
-        files, prepared = attachments.contract_widget(
-            run, due
-        )  # the deal's contract files (settings attachments)
+        files, prepared = attachments.contract_widget(run, due, attached)  # its contract files
         form = [*form, *files]
         try:
             instance_code = oa.create_instance(
