@@ -16,7 +16,7 @@ from tests.journey.journey_world import Journey, journey, journey_sims  # noqa: 
 from tests.journey.marts_scene import Scene, build_scene
 
 from bridge import permissions
-from bridge.hub import store
+from bridge.hub import documents, store
 from bridge.hub.schema import deal_stage_history
 from bridge.journey import funnel, marts, people_csat, views
 from bridge.journey.view_settings import JourneyViews
@@ -31,7 +31,7 @@ def _timeline(scene: Scene, role: str):  # type: ignore[no-untyped-def]
     policy = permissions.load()
     with scene.hub.connect() as conn:
         line = views.customer_timeline(conn, scene.company_id, marts.Projection(policy, role),
-                                       now=datetime.now(UTC), may_see_document=lambda _c: True)
+                                       now=datetime.now(UTC), may_see_document=views.document_rule(policy, role))
     assert line is not None
     return line
 
@@ -154,3 +154,15 @@ def test_journey_marts_on_demand_cost_is_small(scene: Scene) -> None:
         funnel.funnel(facts.touches, facts.deals)
     _timeline(scene, "management")
     assert time.perf_counter() - started < 2.0
+
+
+def test_journey_marts_timeline_shows_documents_by_class(scene: Scene) -> None:
+    """A contract attached to the followed deal, recorded by the hub's document writers (as the transfers do)."""
+    sha = "ab" * 32
+    with scene.hub.begin() as conn:
+        documents.record_document(conn, (sha, 2048, "pdf"), "contract", "合同扫描件.pdf")
+        documents.add_copy(conn, sha, documents.NewCopy("crm", "file-1", "合同扫描件.pdf", origin="source"))
+        documents.add_link(conn, sha, documents.NewLink("crm", "deal", scene.deal_id, company_id=scene.company_id))
+    assert [e.title for e in _timeline(scene, "management").events if e.kind == "document"] == ["附件：合同"]
+    assert [e.kind for e in _timeline(scene, "project_manager").events].count("document") == 1  # listed
+    assert _timeline(scene, "employee").hidden["document"] == 1  # 普通员工 sees no contract

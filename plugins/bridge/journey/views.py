@@ -26,6 +26,7 @@ from bridge.journey import funnel as funnel_mod
 from bridge.journey import marts, people_csat, timeline
 from bridge.journey.view_settings import JourneyViews, reports_of
 from bridge.permissions import Policy
+from bridge.permissions_documents import DocumentAccess
 
 REVIEW = marts.REVIEW
 AUDIT_OPERATION = "view_personal_data"
@@ -170,6 +171,11 @@ def audit_personal_view(
 
 
 # ---------------------------------------------------------------- timeline
+def document_rule(policy: Policy, role: str) -> Callable[[str], bool]:
+    """Whether the role sees that a customer's document of a class exists (listed or open, as on 客户文件)."""
+    return lambda doc_class: policy.document_access(role, doc_class) is not DocumentAccess.NONE
+
+
 def customer_timeline(
     conn: Connection,
     company_id: str,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -57,13 +56,6 @@ def _seat(request: Request, viewer: Viewer) -> _Seat:
         views.Looker.of(viewer.name, viewer.role, cfg),
         marts.Projection(policy, viewer.role),
     )
-
-
-def _document_rule(policy: Policy, role: str) -> Any:
-    """Whether the role may see a document of a class: as it may see the customer's name (the documents
-    page's own class rules decide what opens)."""
-    sees_customers = policy.allowed("company", "name", role)
-    return lambda doc_class: bool(sees_customers)
 
 
 @router.get("/journey", response_class=HTMLResponse, name="journey")
@@ -117,7 +109,7 @@ def journey_customer(request: Request, company_id: str, viewer: Viewer = Depends
             company.source_id,
             seat.projection,
             now=datetime.now(UTC),
-            may_see_document=_document_rule(seat.policy, viewer.role),
+            may_see_document=views.document_rule(seat.policy, viewer.role),
         )
     if line is None:
         raise NotFound(f"没有编号为 {company_id[:64]} 的客户。")
