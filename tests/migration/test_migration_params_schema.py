@@ -35,6 +35,8 @@ BAD = [
     ({"entities": ["deals"]}, ["entities", "迁移哪些数据"]),
     ({"entities": []}, ["entities"]),
     ({"dry_run": "no"}, ["dry_run", "试运行"]),
+    ({"archived_records": "delete"}, ["archived_records", "CRM 中已删除的记录", "migrate", "skip"]),
+    ({"archived_records": None}, ["archived_records", "CRM 中已删除的记录"]),
 ]
 
 
@@ -90,6 +92,7 @@ def test_airflow_refuses_a_bad_value_naming_the_field_and_what_is_allowed(
 def test_the_defaults_and_a_confirmed_real_load_pass(dag: Any) -> None:
     assert _server_refusal(dag, {}) is None
     assert dag.params["dry_run"] is True  # a run nobody configured is a dry run
+    assert dag.params["archived_records"] == "migrate"  # records deleted in the CRM are migrated as archived
     real = {
         "dry_run": False,
         "confirm_load": CONFIRM_TEXT,

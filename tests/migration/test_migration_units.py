@@ -69,6 +69,12 @@ def test_params_defaults_end_at_the_plan_time() -> None:
     assert p.archive_before_ms is None
     assert p.chunk_size == 10_000
     assert len(p.entities) == 7
+    assert p.archived_records == "migrate"
+    skip = MigrationParams.from_mapping({"archived_records": "skip"}, NOW)
+    assert skip.archived_records == "skip"
+    assert MigrationParams.from_stored(skip.as_dict()) == skip
+    older = {k: v for k, v in p.as_dict().items() if k != "archived_records"}  # a run planned before the Param
+    assert MigrationParams.from_stored(older).archived_records == "migrate"
 
 
 @pytest.mark.parametrize(
@@ -107,6 +113,11 @@ def test_params_defaults_end_at_the_plan_time() -> None:
         ),
         ({"dry_run": False, "confirm_load": "yes"}, "「确认正式迁移」（confirm_load）的值 “yes” 不可用"),
         ({"chunksize": 40}, "未知的参数 chunksize"),
+        (
+            {"archived_records": "delete"},
+            "「CRM 中已删除的记录」（archived_records）的值 “delete” 不可用：只能是 migrate（迁移为归档，默认）或 skip",
+        ),
+        ({"archived_records": 1}, "「CRM 中已删除的记录」（archived_records）的值 1 不可用"),
     ],
 )
 def test_params_errors_say_which_field_the_value_and_what_is_allowed(

@@ -54,6 +54,7 @@ from bridge.hooks.errors import (
 )
 from bridge.hooks.hubspot_codec import (
     CREATED,
+    LIFECYCLE_PROPERTIES,
     OBJECT_ID,
     ArchivedPage,
     CrmObject,
@@ -63,6 +64,7 @@ from bridge.hooks.hubspot_codec import (
     archived_page_of,
     count_body,
     error_kind,
+    merged_ids_of,
     modified_property,
     modified_value,
     owner_of,
@@ -539,9 +541,11 @@ class CrmHook(CrmMarketing, CrmFiles, VendorHook):
         records: Sequence[str | Mapping[str, Any]],
         id_property: str | None = None,
         properties: Sequence[str] = (),
+        archived: bool = False,
     ) -> list[RecordOutcome]:
         """Read objects by id (or by a unique ``id_property``): ``read`` outcomes carry the object, missing
-        ones an ``error`` outcome (category OBJECT_NOT_FOUND)."""
+        ones an ``error`` outcome (category OBJECT_NOT_FOUND). ``archived``: read archived (deleted) records
+        instead (``?archived=true``, as HubSpot's batch read offers)."""
         keys = [_key_of(r, id_property) for r in records]
         outcomes: list[RecordOutcome] = []
         for chunk in chunked(list(dict.fromkeys(k for k in keys if k)), BATCH_SIZE):
@@ -556,7 +560,11 @@ class CrmHook(CrmMarketing, CrmFiles, VendorHook):
                 body["properties"] = list(dict.fromkeys([*properties, id_property]))
             try:
                 answer = self.call(
-                    "POST", _batch("read"), path_params={"object_type": object_type}, json=body
+                    "POST",
+                    _batch("read"),
+                    path_params={"object_type": object_type},
+                    params={"archived": "true"} if archived else None,
+                    json=body,
                 )
             except RECORD_ERROR_CLASSES as exc:
                 outcomes.extend(_errors_for(chunk, exc))
@@ -794,6 +802,31 @@ class CrmHook(CrmMarketing, CrmFiles, VendorHook):
             params["after"] = after
         answer = self.call("GET", OBJECTS, path_params={"object_type": object_type}, params=params)
         return archived_page_of(answer.body)
+
+    def survivors_of(self, object_type: str, ids: Sequence[str]) -> dict[str, str]:
+        """``{merged id: survivor id}`` for the ids of ``ids`` that a merge absorbed: a merged-away id answers a
+        batch read with the record it was merged into, whose merged-ids property lists it (one batch read per
+        100 ids; ids that are simply missing or archived are left out)."""
+        out: dict[str, str] = {}
+        for chunk in chunked(list(dict.fromkeys(str(i) for i in ids if i)), BATCH_SIZE):
+            body = {
+                "inputs": [{"id": k} for k in chunk],
+                "properties": list(LIFECYCLE_PROPERTIES),
+                "propertiesWithHistory": [],
+            }
+            try:
+                answer = self.call("POST", _batch("read"), path_params={"object_type": object_type}, json=body)
+            except RECORD_ERROR_CLASSES:
+                continue  # none of them answers: none was merged
+            results = answer.body.get("results") if isinstance(answer.body, dict) else None
+            wanted = set(chunk)
+            for obj in results if isinstance(results, list) else []:
+                if not isinstance(obj, dict) or str(obj.get("id")) in wanted:
+                    continue
+                for absorbed in merged_ids_of(obj):
+                    if absorbed in wanted:
+                        out[absorbed] = str(obj.get("id"))
+        return out
 
     # ------------------------------------------------------------------ owners, properties
     def owners(self) -> list[CrmObject]:

@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, update
 
 from bridge import people
 from bridge.context import RunContext
@@ -54,6 +54,7 @@ from bridge.hub.schema import snapshot
 from bridge.migration import clean, dedupe, gate, runs, workdir
 from bridge.migration.counts import EntityCounts
 from bridge.migration.params import MigrationParams
+from bridge.migration.survivors import live_ids, resolve_survivors
 from bridge.permissions import Policy
 from bridge.staging import INVALID_KEY, MERGED_KEY, snapshot_row
 from bridge.sync.frame import resolve_fixed
@@ -489,20 +490,8 @@ def existing_ids(
 ) -> set[str]:
     """Which of ``ids`` exist in the CRM: live hub snapshots first, the CRM (batch read) for the rest."""
     wanted = list(dict.fromkeys(i for i in ids if i))
-    found: set[str] = set()
     with hub.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            found.update(
-                str(r[0])
-                for r in conn.execute(
-                    select(snapshot.c.source_id).where(
-                        snapshot.c.system == "crm",
-                        snapshot.c.entity == entity,
-                        snapshot.c.deleted.is_(False),
-                        snapshot.c.source_id.in_(wanted[start : start + 500]),
-                    )
-                )
-            )
+        found = live_ids(conn, entity, wanted)
     missing = [i for i in wanted if i not in found and i.isdigit()]
     if missing and crm is not None:
         found |= crm.existing_ids(object_type, missing)
@@ -533,15 +522,17 @@ class _Linker:
         self, passing: list[tuple[store.SnapshotRow, MappingResult]], batch: _Batch, counts: EntityCounts
     ) -> None:
         t = self.t
-        deals = existing_ids(
-            t.hub, self.crm, "deal", "deals", [str(r.record.get("deal_id") or "") for _, r in passing]
-        )
+        named = [str(r.record.get("deal_id") or "") for _, r in passing]
+        survivors = resolve_survivors(t.hub, self.crm, "deal", "deals", named)  # merged in the CRM
+        deals = existing_ids(t.hub, self.crm, "deal", "deals", [survivors.get(i, i) for i in named])
+        deals -= workdir.load_deleted(t.run_id, "deal", t.data_dir)  # deleted in the CRM: never linked
         with t.hub.connect() as conn:
             linked = store.links_for_oa_ids(conn, PROJECT_LINK, [row.source_id for row, _ in passing])
         new: list[store.NewLink] = []
         for row, result in passing:
             rec = result.record
-            deal_id = str(rec.get("deal_id") or "")
+            named_id = str(rec.get("deal_id") or "")
+            deal_id = survivors.get(named_id, named_id)
             if deal_id not in deals:
                 counts.unlinked += 1
                 counts.example(
@@ -567,24 +558,11 @@ class _Linker:
             )
             if any(lk.crm_id == deal_id for lk in linked.get(row.source_id, [])):
                 continue  # linked before (by a sync or an earlier migration): its state is left as it is
-            new.append(
-                store.NewLink(
-                    crm_type="deal",
-                    crm_id=deal_id,
-                    oa_type="project_initiation",
-                    oa_id=row.source_id,
-                    # amount_sent: the amount the 立项申请 carries, so the CRM → OA sync
-                    # notices the next contract-amount change of this deal.
-                    state={
-                        "phase": "created",
-                        "project_no": rec.get("project_no"),
-                        "amount_sent": rec.get("contract_amount"),
-                        "notices": 0,
-                        "approval_status": rec.get("approval_status"),
-                        "source": SOURCE,
-                    },
+            if deal_id != named_id:
+                counts.example(
+                    "relinked_to_survivor", {"id": row.source_id, "deal_id": named_id, "kept_id": deal_id}
                 )
-            )
+            new.append(_project_link(row.source_id, rec, deal_id, named_id))
         if new:
             batch.new_links.setdefault(PROJECT_LINK, []).extend(new)
 
@@ -594,12 +572,14 @@ class _Linker:
         t = self.t
         raw_ids = [str(r.record.get("customer_id") or "") for _, r in passing]
         kept: dict[str, str] = {m: merge.kept_id for m, merge in self.merges.items()}
+        unknown = [i for i in raw_ids if i and i not in kept]
+        # merged by an earlier run's de-duplication, or merged in the CRM (merge_record or the CRM itself)
+        kept.update(resolve_survivors(t.hub, self.crm, "company", "companies", unknown))
         with t.hub.connect() as conn:
-            unknown = [i for i in raw_ids if i and i not in kept]
-            kept.update(dedupe.kept_ids(conn, "company", unknown))
             linked = store.links_for_oa_ids(conn, CUSTOMER_LINK, [row.source_id for row, _ in passing])
         targets = {i: kept.get(i, i) for i in raw_ids if i}
         companies = existing_ids(t.hub, self.crm, "company", "companies", targets.values())
+        companies -= workdir.load_deleted(t.run_id, "company", t.data_dir)
         out: list[tuple[store.SnapshotRow, MappingResult]] = []
         label = t.d.entity(self.entity).label
         for row, result in passing:
@@ -648,6 +628,25 @@ class _Linker:
                 batch.new_links.setdefault(CUSTOMER_LINK, []).append(item)
             out.append((row, result))
         return out
+
+
+def _project_link(oa_id: str, rec: Mapping[str, Any], deal_id: str, named_id: str) -> store.NewLink:
+    """The ``deal_project`` link of a migrated 立项申请 (to the survivor when it names a merged-away deal)."""
+    # amount_sent: the amount the 立项申请 carries, so the CRM → OA sync notices the next contract-amount
+    # change of this deal.
+    state: dict[str, Any] = {
+        "phase": "created",
+        "project_no": rec.get("project_no"),
+        "amount_sent": rec.get("contract_amount"),
+        "notices": 0,
+        "approval_status": rec.get("approval_status"),
+        "source": SOURCE,
+    }
+    if named_id != deal_id:
+        state["merged_from"] = named_id
+    return store.NewLink(
+        crm_type="deal", crm_id=deal_id, oa_type="project_initiation", oa_id=oa_id, state=state
+    )
 
 
 # ---------------------------------------------------------------- chunk runner

@@ -43,6 +43,13 @@ MAX_CHUNK_SIZE = 200_000
 
 CONFIRM_TEXT = "确认正式迁移"
 
+# Records deleted (archived) in the CRM during the period: migrated as archived, or left out and counted.
+ARCHIVED_CHOICES = {
+    "migrate": "migrate（迁移，标记为已删除归档；不关联、不回写、不产生 OA 单据）",
+    "skip": "skip（不迁移，只在报告中计数）",
+}
+DEFAULT_ARCHIVED = "migrate"
+
 # What the Airflow Params form shows (dags/history_migration.py turns these into Param objects).
 #
 # Airflow checks each value against its JSON schema when the run is created (the trigger form and
@@ -98,6 +105,16 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
         "description": "最后修改时间早于此日期的记录视为已归档：保留在源系统中作为备份，只在中枢库中登记并标记为归档，"
         "不做校验、关联和回写。留空 = 不归档。",
     },
+    "archived_records": {
+        "default": DEFAULT_ARCHIVED,
+        "type": "string",
+        "enum": list(ARCHIVED_CHOICES),
+        "title": "CRM 中已删除的记录（migrate 迁移为归档 / skip 跳过）",
+        "description": "期间内在 CRM 中被删除（进入回收站）的客户、联系人、商机：migrate = 迁移并在中枢库中标记为已删除归档，"
+        "不校验、不关联、不回写，也不会为其提交立项申请；skip = 不迁移，只在报告中计数。"
+        "在 CRM 中被合并掉的记录一律不单独迁移：其编号（包括 OA 单据和关联中出现的）都映射到合并后保留的记录。",
+        "values_display": ARCHIVED_CHOICES,
+    },
     "chunk_size": {
         "default": DEFAULT_CHUNK_SIZE,
         "type": "integer",
@@ -143,6 +160,7 @@ FIELD_NAMES = {
     "date_from": "起始日期",
     "date_to": "截止日期",
     "archive_before": "归档截止日期",
+    "archived_records": "CRM 中已删除的记录",
     "chunk_size": "每批记录数",
     "dry_run": "试运行",
     "confirm_load": CONFIRM_TEXT,
@@ -184,6 +202,12 @@ def _entities(raw: Any) -> tuple[str, ...]:
     if not isinstance(items, list | tuple) or not items or any(e not in ENTITIES for e in items):
         raise _bad("entities", raw, allowed)
     return tuple(e for e in ENTITIES if e in items)
+
+
+def _archived_records(raw: Any) -> str:
+    if isinstance(raw, str) and raw.strip() in ARCHIVED_CHOICES:
+        return raw.strip()
+    raise _bad("archived_records", raw, "只能是 migrate（迁移为归档，默认）或 skip（跳过并计数）")
 
 
 def _chunk_size(raw: Any) -> int:
@@ -259,6 +283,7 @@ class MigrationParams:
     oa_from_ms: int
     to_ms: int
     archive_before_ms: int | None
+    archived_records: str = DEFAULT_ARCHIVED
 
     @property
     def crm_entities(self) -> list[str]:
@@ -289,6 +314,7 @@ class MigrationParams:
             archive_before_ms=None
             if data.get("archive_before_ms") is None
             else int(data["archive_before_ms"]),
+            archived_records=str(data.get("archived_records") or DEFAULT_ARCHIVED),
         )
 
     @classmethod
@@ -304,6 +330,7 @@ class MigrationParams:
                 f"参数「起始日期」（date_from）{date_from} 晚于「截止日期」（date_to）{date_to}："
                 "起始日期应不晚于截止日期，请改正日期范围。"
             )
+        archived_records = _archived_records(raw.get("archived_records", DEFAULT_ARCHIVED))
         size = _chunk_size(raw.get("chunk_size", DEFAULT_CHUNK_SIZE))
         dry = _dry_run(raw.get("dry_run", PARAM_SPECS["dry_run"]["default"]))
         _confirmed(raw.get("confirm_load"), dry)
@@ -322,6 +349,7 @@ class MigrationParams:
             oa_from_ms=oa_from,
             to_ms=to_ms,
             archive_before_ms=day_start_ms(archive) if archive else None,
+            archived_records=archived_records,
         )
 
 

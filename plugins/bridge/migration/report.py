@@ -41,6 +41,9 @@ SKIP_LABELS = {
     "malformed_source_record": "源系统返回的记录结构异常（已在任务日志中记录编号）",
     "already_in_crm": "CRM 中已是相同的值，无需回写",
     "deal_not_found": "回写时商机已不存在",
+    "archived_in_crm": "CRM 中已删除（归档）的记录，按参数「CRM 中已删除的记录」= skip 未迁移",
+    "merged_in_crm": "CRM 中已被合并掉的记录：不单独迁移，其编号映射到保留的记录（合并关系记入中枢库）",
+    "left_to_sync": "CRM 中已删除、但已有立项申请关联的商机：由 CRM → OA 同步撤回或通知财务，迁移不处理",
 }
 METRICS = (
     ("read", "读取"),

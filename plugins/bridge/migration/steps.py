@@ -33,9 +33,9 @@ from bridge.dictionary import Dictionary
 from bridge.hooks.crm import CrmHook
 from bridge.hooks.oa import OaHook
 from bridge.migration import dedupe as dedupe_mod
+from bridge.migration import lifecycle, runs, workdir
 from bridge.migration import plan as plan_mod
 from bridge.migration import report as report_mod
-from bridge.migration import runs, workdir
 from bridge.migration.chunk import OaChunk, Tools, migrate_crm_chunk, migrate_oa_chunk, run_chunk
 from bridge.migration.counts import EntityCounts
 from bridge.migration.params import MigrationParams
@@ -238,7 +238,10 @@ def crm_chunk(m: Migration, crm: CrmHook, ref: Mapping[str, Any]) -> dict[str, A
 
     def work() -> EntityCounts:
         before = _calls(crm)
-        counts = migrate_crm_chunk(crm, t, ref["entity"], int(ref["lo"]), int(ref["hi"]), merges)
+        if ref["lo"] is None:  # the entity's records archived or merged away in the CRM (no time range)
+            counts = lifecycle.migrate_archived_chunk(crm, t, ref["entity"])
+        else:
+            counts = migrate_crm_chunk(crm, t, ref["entity"], int(ref["lo"]), int(ref["hi"]), merges)
         counts.api_calls["crm"] += _calls(crm) - before
         return counts
 

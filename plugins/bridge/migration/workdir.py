@@ -2,8 +2,8 @@
 
 It holds the report (``report.html``, ``report.csv``, linked from the 历史迁移
 page through ``migration_run``) and a ``work/`` folder of small files the
-tasks of one run pass to each other: the de-duplication decisions and, per
-立项申请 chunk, the deal links found (the write-back task picks one 立项申请 per
+tasks of one run pass to each other: the de-duplication decisions, the ids the
+CRM lists as deleted (per CRM entity) and, per 立项申请 chunk, the deal links found (the write-back task picks one 立项申请 per
 deal from them). The data folder is shared by every Airflow component (it
 serves the reports), so any worker finds them; every file is written
 atomically, so a retried task never reads half a file.
@@ -41,6 +41,25 @@ def merges_file(run_id: str, data_dir: Path | None = None) -> Path:
 
 def project_links_dir(run_id: str, data_dir: Path | None = None) -> Path:
     return run_dir(run_id, data_dir) / "work" / "project_links"
+
+
+def deleted_file(run_id: str, entity: str, data_dir: Path | None = None) -> Path:
+    """The ids of ``entity`` the CRM lists as archived (deleted), saved by its archived-records chunk."""
+    return run_dir(run_id, data_dir) / "work" / f"deleted_{entity}.json"
+
+
+def save_deleted(run_id: str, entity: str, ids: Sequence[str], data_dir: Path | None = None) -> Path:
+    path = deleted_file(run_id, entity, data_dir)
+    write_json(path, sorted(set(ids)))
+    return path
+
+
+def load_deleted(run_id: str, entity: str, data_dir: Path | None = None) -> frozenset[str]:
+    """What :func:`save_deleted` saved (empty when the entity was not migrated in this run)."""
+    path = deleted_file(run_id, entity, data_dir)
+    if not path.exists():
+        return frozenset()
+    return frozenset(str(i) for i in json.loads(path.read_text(encoding="utf-8")))
 
 
 def write_json(path: Path, data: Any) -> None:

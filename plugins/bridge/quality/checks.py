@@ -42,6 +42,7 @@ DOCUMENT_COPIES_FRAME = "document_copies"
 DOCUMENT_LINKS_FRAME = "document_links"
 CONTRACT_DOCUMENTS_FRAME = "contract_documents"
 ATTACHMENT_QUARANTINE_FRAME = "attachment_quarantine"
+CONTRACT_STAGE_FRAME = "contract_stage_deals"
 
 # GX expectation classes used (great_expectations.expectations.<name>).
 NOT_NULL = "ExpectColumnValuesToNotBeNull"
@@ -156,7 +157,8 @@ def dictionary_checks(d: Dictionary, entities: Iterable[str] | None = None) -> l
 
 def cross_checks(d: Dictionary, cfg: HealthSettings, reasons: Iterable[str] = ()) -> list[Check]:
     """Checks that join entities or systems; skipped where the dictionary lacks the entity or field."""
-    return [*_customer_checks(d), *_association_checks(d), *_project_checks(d), *_orphan_checks(d),
+    return [*_customer_checks(d), *_association_checks(d), *_orphan_contact_checks(d), *_project_checks(d),
+            *_orphan_checks(d),
             *_document_checks(d, cfg), *_table_checks(cfg, reasons)]
 
 
@@ -212,6 +214,31 @@ def _association_checks(d: Dictionary) -> list[Check]:
                 "客户误删的，可在 90 天内从 CRM 回收站恢复。",
         ))
     return checks
+
+
+def _orphan_contact_checks(d: Dictionary) -> list[Check]:
+    """Contacts left without any customer in the CRM (``contact.company_id.associated``).
+
+    The sync stages 所属客户 from the v4 associations (the primary company first, which is all that
+    ``associatedcompanyid`` ever holds), so ``contact.company_id.required`` fails when the CRM had no company
+    association at all when the contact was last read. This check asks what the CRM has *now*, as far as the
+    hub knows: a contact fails when it names no company, or when its company was deleted (HubSpot hides an
+    archived company from the contact's associations without touching the contact, so the snapshot still
+    names it). A company merged away does not fail it (the merge moved the association to the survivor; the
+    stale id is ``company_live``'s business). Such a contact can never be the 客户联系人 of a 立项申请: the CRM
+    → OA sync chooses a deal's contact among its company's contacts.
+    """
+    entity = d.entities.get("contact")
+    if entity is None or "company_id" not in entity.fields or "company" not in d.entities:
+        return []
+    f = entity.fields["company_id"]
+    return [Check(
+        check_id="contact.company_id.associated", suite="cross.references", frame="contact", entity="contact",
+        field="company_id", kind="company_associated", department=f.owner, column="company_id__associated",
+        expectation=IN_SET, kwargs={"value_set": [True]},
+        label=f"联系人须在 CRM 中关联至少一个客户（没有任何客户关联，或「{f.label}」已被删除的联系人不能作为立项申请的客户联系人）",
+        fix=f"请{_dept_label(d, f.owner)}在 CRM 中为这些联系人关联客户（设为主要客户）；客户误删的，可在 90 天内从回收站恢复。",
+    )]
 
 
 def _orphan_checks(d: Dictionary) -> list[Check]:
@@ -309,6 +336,16 @@ def _document_checks(d: Dictionary, cfg: HealthSettings) -> list[Check]:
             label="商机在 CRM 中附有合同文件的，其立项申请在 OA 中也须附有合同文件",
             fix="请销售部确认 CRM 商机上的合同文件符合附件规则（文件夹、名称、类型，见 include/settings.yaml "
                 "attachments.crm_to_oa）；被拒的文件在隔离区（对象：附件）说明原因，改正后下次同步会补充。",
+        ))
+    deal = d.entities.get("deal")
+    if deal is not None and "stage" in deal.fields:
+        checks.append(Check(
+            check_id="deal.documents.contract_file", suite="cross.documents", frame=CONTRACT_STAGE_FRAME,
+            entity="deal", field="stage", kind="contract_file", department=deal.fields["stage"].owner,
+            column="contract__in_crm", expectation=IN_SET, kwargs={"value_set": [True]},
+            label="到达合同阶段（立项阶段）的商机须在 CRM 中附有合同文件（附件同步开启时检查）",
+            fix="请销售部把已签署的合同扫描件附到 CRM 商机上（放在附件规则允许的文件夹，名称与类型见 include/settings.yaml "
+                "attachments.crm_to_oa）；下次 CRM → OA 同步登记并随立项申请送往 OA。",
         ))
     return checks
 

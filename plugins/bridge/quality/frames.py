@@ -214,6 +214,7 @@ class EntityRows:
         self._keys: list[tuple[str, bool, list[str | None]]] = []
         self._customer: array | None = None
         self._company_live: array | None = None
+        self._company_associated: array | None = None
         self._deal_ids: list[str | None] | None = None
         self._deal_closed: list[bool] = []  # per row of _deal_ids: the 立项申请 no longer claims its deal
         self._dup: tuple[list[str | None], list[str | None]] | None = None
@@ -232,6 +233,8 @@ class EntityRows:
                 self._customer = self._flag(c.column)
             elif c.kind == "company_live":
                 self._company_live = self._flag(c.column)
+            elif c.kind == "company_associated":
+                self._company_associated = self._flag(c.column)
             elif c.kind == "deal_exists":
                 self._flag(c.column)  # filled by resolve_deals() once the pass is over
                 self._deal_ids = []
@@ -273,6 +276,11 @@ class EntityRows:
             self._customer.append(TRUE if customer is not None and str(customer) in self.company_ids else FALSE)
         if self._company_live is not None:
             self._company_live.append(self._company_verdict(payload.get("company_id")))
+        if self._company_associated is not None:
+            company = payload.get("company_id")
+            # a company merged away still leaves the contact associated (to the survivor); a deleted one does not
+            known = company is not None and (str(company) in self.company_ids or str(company) in self.merged_company_ids)
+            self._company_associated.append(TRUE if known else FALSE)
         if self._deal_ids is not None:
             deal = payload.get("deal_id")
             self._deal_ids.append(None if deal is None else str(deal))
@@ -406,6 +414,20 @@ def merged_ids(conn: Connection, entity: str) -> frozenset[str]:
     """Ids of CRM records merged into another (``merge_record``): they live on only as their survivor."""
     rows = conn.execute(select(merge_record.c.merged_id).where(merge_record.c.entity == entity))
     return frozenset(r[0] for r in rows)
+
+
+MERGED_INTO = "merged_into"  # in a tombstone: the survivor of a merge made in the CRM (sync and migration)
+
+
+def merged_away_ids(conn: Connection, entity: str) -> frozenset[str]:
+    """:func:`merged_ids` plus the records tombstoned as merged in the CRM (their stone names the survivor):
+    the CRM → OA sync remaps a merge without a ``merge_record`` row. Only tombstoned payloads are read."""
+    rows = conn.execute(select(snapshot.c.source_id, snapshot.c.payload).where(
+        snapshot.c.system == "crm", snapshot.c.entity == entity, snapshot.c.deleted.is_(True)))
+    stoned = {str(sid) for sid, payload in rows
+              if isinstance(payload, Mapping) and isinstance(payload.get(store.TOMBSTONE_KEY), Mapping)
+              and payload[store.TOMBSTONE_KEY].get(MERGED_INTO)}
+    return merged_ids(conn, entity) | stoned
 
 
 def existing_ids(conn: Connection, system: str, entity: str) -> set[str]:
@@ -558,9 +580,10 @@ def crm_record_states(conn: Connection, entity: str, ids: Iterable[str]) -> dict
 def orphans_frame(conn: Connection) -> Frame:
     """One row per xref link of :data:`ORPHAN_LINK_TYPES` whose CRM record the hub has.
 
-    Column ``<entity>__link_live`` (NA on the rows of another entity): False when the record was archived in
-    the CRM (tombstoned) and the link carries no ``archived`` mark, or when the record was merged into
-    another (``merge_record``) and the link still names the absorbed id.
+    Column ``<entity>__link_live`` (NA on the rows of another entity): False when the link carries no
+    ``archived`` mark (the sync's, once it settled the record's 立项申请) and the record was archived in the CRM
+    (tombstoned: by the archived sweep, by a merge the sync remapped, by the history migration) or merged into
+    another (``merge_record``: the migration's CRM merges and de-duplication) while the link still names it.
     """
     import pandas as pd
 
@@ -581,7 +604,10 @@ def orphans_frame(conn: Connection) -> Frame:
             if state is None:
                 continue  # a CRM record the hub never saw: the link checks' business
             marked = bool((lk.state or {}).get("archived"))
-            live = crm_id not in merged and not (state.deleted and not marked)
+            # marked: the sync settled the record's end (an archived deal's or a merged-away deal's 立项申请
+            # withdrawn or reported, the link kept as the trace); unmarked, a link on a record archived or
+            # merged away (CRM merges the migration recorded, the de-duplication's) is orphaned
+            live = marked or (crm_id not in merged and not state.deleted)
             ids.append(crm_id)
             owners.append(state.data_owner or NO_OWNER)
             for other, flags in columns.items():

@@ -178,7 +178,7 @@ def _validate_records(conn: Connection, d: Dictionary, cfg: config.HealthSetting
     company_ids = frames.existing_ids(conn, "crm", "company") if "company" in d.entities else set()
     facts = frames.CrossFacts()
     reading = frames.EntityReading(max_rows=cfg.max_rows_per_suite, batch=cfg.snapshot_batch,
-                                   company_ids=company_ids, merged_company_ids=frames.merged_ids(conn, "company"),
+                                   company_ids=company_ids, merged_company_ids=frames.merged_away_ids(conn, "company"),
                                    facts=facts, verdicts=frames.FormatVerdicts())
     for entity in d.entities:
         frame_checks = grouped.get(entity, [])
