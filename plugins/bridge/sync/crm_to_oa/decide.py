@@ -225,8 +225,8 @@ def _missing_required(
 
 def contact_of_company(rule: str, company_id: str, primary: str | None, associated: Sequence[str]) -> bool:
     """Whether a contact counts as a contact of ``company_id`` (a deal's customer, whose 客户联系人 the form
-    names) under ``crm_to_oa.contact_company``: ``primary`` — its primary company is it (HubSpot's
-    associatedcompanyid); ``deal_company`` — it is any of the contact's companies; ``first`` — it is the first
+    names) under ``crm_to_oa.contact_company``: ``primary`` — its primary company is it (the one the
+    CRM labels Primary); ``deal_company`` — it is any of the contact's companies; ``first`` — it is the first
     company HubSpot lists for the contact (``associated``, in HubSpot's order; the primary when none)."""
     if rule == "deal_company":
         return company_id == primary or company_id in associated
