@@ -18,20 +18,16 @@ PROJECT = "B5C1E7A2-4D3F-4A8E-9C21-0F6D2A7B1001"
 oa = sim_fixture("oa", "oa_hook_comments", *RATE_LIMITS_OFF, *SEEDED)
 
 
-@pytest.fixture(autouse=True)
-def _clean(oa: Sim) -> None:
-    oa.reset(("POST", "/config", {"rate_limits": "off"}))
-
-
 @pytest.fixture
 def hook(oa: Sim, monkeypatch: pytest.MonkeyPatch) -> OaHook:
+    """A hook on the module's simulator, reset to its seeded world (no comments) with limits off."""
+    oa.reset(("POST", "/config", {"rate_limits": "off"}))
     return oa_hook(oa, monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def users(oa: Sim) -> list[dict[str, Any]]:
-    people: list[dict[str, Any]] = oa.admin("GET", "/users")["users"]
-    return people
+    return list(oa.admin("GET", "/users")["users"])
 
 
 def test_a_comment_posted_after_a_withdrawal_is_read_back_in_order(

@@ -52,8 +52,8 @@ def test_a_live_project_initiation_of_an_archived_customer_is_counted_not_withdr
     world.archive("companies", company)
     world.tick(60)
     extracted, loaded = world.sync()
-    assert extracted.counts["archived_tombstoned_company"] == 1
-    assert extracted.counts["archived_company_live_projects"] == 1
+    counts = {k: extracted.counts.get(k, 0) for k in ("archived_tombstoned_company", "archived_company_live_projects")}
+    assert counts == {"archived_tombstoned_company": 1, "archived_company_live_projects": 1}
     assert loaded.counts.get("archived_withdrawn", 0) == 0
     assert [i["status"] for i in world.instances_of(deal)] == ["PENDING"], "the deal is alive: not withdrawn"
     snap = _snapshot(world, "company", company)
