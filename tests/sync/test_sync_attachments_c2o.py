@@ -263,9 +263,16 @@ def test_a_contract_added_after_the_filing_is_left_as_a_pending_supplement(files
     assert [
         (r.sha256, r.system) for r in documents.documents_for_record(files_on.hub, "crm", "deal", deal)
     ] == [(sha, "crm")]
+    assert later.counts["attachments_supplement_comments"] == 1
+    applicant = files_on.oa_user("peng.01@example.com")
+    texts = [c.text for c in files_on.oa.comments(str(link.oa_id), applicant)]
+    assert any("补充附件" in t and "合同-补签.pdf" in t for t in texts), texts
+    (audited,) = files_on.audit("attachment_supplement")
+    assert audited["outcome"] == "ok"
     files_on.tick(1)
     again = files_on.load()
     assert again.counts.get("attachments_supplement_pending", 0) == 0, "reported once"
+    assert len(files_on.oa.comments(str(link.oa_id), applicant)) == len(texts), "commented once"
 
 
 def test_the_crm_hook_reads_a_deals_files_and_adds_files_to_a_note_keeping_its_own(c2o: C2O) -> None:

@@ -557,6 +557,8 @@ COUNT_LABELS = {
     "attachments_deferred": "附件：系统不可用，稍后重试",
     "attachments_not_attached": "附件：未能加入备注",
     "attachments_supplement_deferred": "附件：补充检查推迟",
+    "attachments_supplement_comments": "附件：已在立项申请评论中提醒补充",
+    "attachments_supplement_comment_failed": "附件：补充提醒评论失败",
     "attachments_skipped_no_oa": "附件：未连接 OA，跳过",
 }
 

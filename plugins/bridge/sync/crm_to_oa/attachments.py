@@ -341,16 +341,13 @@ def _filed(state: dict[str, Any]) -> bool:
 
 
 def _later_file(run: C2O, cfg: AttachmentsSection, deal: DealRef, file_id: str) -> None:
-    """One file of a filed deal: nothing when it is in the 立项申请 (or came from the OA, or waits in
-    quarantine); else taken across and left as a pending supplement."""
+    """One file of a filed deal: nothing when the hub knows it (carried in the 立项申请, brought from the OA,
+    or reported before); else taken across, recorded, quarantined as a pending supplement and the
+    applicant told on the instance (a comment)."""
     with run.hub.connect() as conn:
-        known = documents.copy_by_ref(conn, "crm", file_id)
-        if known is not None and (known.origin == "bridge" or _in_instance(conn, known.sha256, deal)):
+        if documents.copy_by_ref(conn, "crm", file_id) is not None:
             return
-        if known is not None and store.open_quarantine(conn, CRM_TO_OA, transfer.ENTITY, file_id) is not None:
-            return
-    if known is not None:
-        return  # recorded by an earlier check and released by a person: handled outside the bridge
+        snap = store.get_snapshot(conn, "crm", "deal", deal.deal_id)
     meta = _candidate(run, cfg, file_id)
     if meta is None:
         return
@@ -359,11 +356,40 @@ def _later_file(run: C2O, cfg: AttachmentsSection, deal: DealRef, file_id: str) 
     if got is None:
         return
     _record(run, meta, got)
+    company = (snap.payload or {}).get("company_id") if snap is not None else None
     with run.hub.begin() as conn:
-        link = NewLink("crm", "deal", deal.deal_id, None, None)
+        link = NewLink("crm", "deal", deal.deal_id, None, str(company) if company else None)
         documents.add_link(conn, got.facts.sha256, link, run_id=run.ctx.run_id, now=run.now)
     _refuse(run, deal, meta, Refusal(SUPPLEMENT, "立项申请已提交，飞书不允许修改已提交审批的表单"), got)
     run.tally.add("attachments_supplement_pending")
+    _tell_applicant(run, deal, meta)
+
+
+def _tell_applicant(run: C2O, deal: DealRef, meta: CrmFile) -> None:
+    """A comment on the 立项申请 asking its applicant to add the file (at most once: after the quarantine
+    entry, so a crash in between loses the comment, never repeats it); a refusal is counted, not fatal."""
+    assert deal.instance_code is not None
+    text = (
+        f"补充附件：合同文件「{meta.file_name}」在本立项申请提交后才上传到 CRM 商机 {deal.deal_id}。"
+        "飞书不允许修改已提交审批的表单，请申请人在本审批的评论中上传该文件。"
+    )
+    outcome = "ok"
+    try:
+        detail = run.hooks.oa.get_instance(deal.instance_code)
+        applicant = run.d.from_oa(PROJECT_FORM, detail).record.get("applicant_id")
+        if not applicant:
+            raise NotFoundError("the instance names no applicant", system="oa")
+        run.hooks.oa.add_comment(deal.instance_code, str(applicant), text)
+        run.tally.add("attachments_supplement_comments")
+    except VendorError as exc:
+        log.warning("attachments: the supplement comment was refused (%s %s)", exc.status, exc.code)
+        run.tally.add("attachments_supplement_comment_failed")
+        outcome = "failed"
+    ids = {"deal_id": deal.deal_id, "instance_code": deal.instance_code, "file_id": meta.id}
+    with run.hub.begin() as conn:
+        write_audit(
+            conn, run.ctx, [run.audit("attachment_supplement", ("oa", PROJECT_FORM), ids, [], outcome)]
+        )
 
 
 def _in_instance(conn: Any, sha: str, deal: DealRef) -> bool:
