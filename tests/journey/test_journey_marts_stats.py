@@ -167,3 +167,20 @@ def test_people_rows_only_for_every_person_roles_and_the_chain() -> None:
     assert not pc.may_see_person(pc.Viewer("sales_manager", "d1"), "o2", every, managers)
     assert not pc.may_see_person(pc.Viewer("employee", "o1"), "o1", every, managers)  # not even oneself
     assert chain_above("a", {"a": "b", "b": "a"}) == ["b"]  # a loop stops
+
+
+def test_facts_cache_reuses_within_its_time_and_recomputes_after() -> None:
+    from bridge.journey.views import FactsCache
+
+    calls: list[int] = []
+    cache = FactsCache()
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    first, at = cache.get(("hub", "funnel"), 300, compute)
+    again, at_again = cache.get(("hub", "funnel"), 300, compute)
+    assert (first, again, at_again) == (1, 1, at)
+    assert cache.get(("other-hub", "funnel"), 300, compute)[0] == 2  # per hub
+    assert cache.get(("hub", "funnel"), 0, compute)[0] == 3  # 0 s: every view computes

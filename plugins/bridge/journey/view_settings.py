@@ -41,6 +41,8 @@ class JourneyViews(Section):
     funnel_roles: list[str] = Field(default_factory=lambda: ["management", "marketing", "sales_manager"])
     # Roles that may open 绩效与满意度 at all (individual rows still follow the policy and the chain).
     people_page_roles: list[str] = Field(default_factory=lambda: ["hr", "management"])
+    # The pages compute the whole-hub facts (funnel, people × satisfaction) at most this often (0: every view).
+    cache_seconds: float = Field(default=300, ge=0)
 
 
 def journey_views(raw: Mapping[str, Any] | None = None) -> JourneyViews:

@@ -13,9 +13,12 @@ each takes a hub connection and returns plain data. The rules (docs/journey.md, 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -68,9 +71,32 @@ class FunnelView:
         return self.names.get(campaign_id) or f"营销活动 {campaign_id}"
 
 
-def funnel_view(conn: Connection, view: marts.Projection) -> FunnelView:
+class FactsCache:
+    """Whole-hub facts computed at most every ``seconds`` per hub and kind, shared by every viewer of one app
+    (a hub of 20,000 customers takes seconds to read; docs/journey.md *Marts*). Each viewer's projection,
+    filtering and audit still happen per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    def get(self, key: tuple[str, str], seconds: float, compute: Callable[[], Any]) -> tuple[Any, float]:
+        """The facts and when they were computed (epoch seconds)."""
+        with self._lock:
+            hit = self._kept.get(key)
+            if hit is not None and time.time() - hit[0] < seconds:
+                return hit[1], hit[0]
+        value, at = compute(), time.time()
+        with self._lock:
+            self._kept[key] = (at, value)
+        return value, at
+
+
+def funnel_view(
+    conn: Connection, view: marts.Projection, facts: marts.FunnelFacts | None = None
+) -> FunnelView:
     """The funnel per campaign; campaign names only when the role sees them (else the id)."""
-    facts = marts.funnel_facts(conn)
+    facts = facts if facts is not None else marts.funnel_facts(conn)
     names = facts.campaign_names if view.allowed(marts.CAMPAIGN, "name") else {}
     return FunnelView(funnel_mod.funnel(facts.touches, facts.deals), names)
 
@@ -114,10 +140,15 @@ def _period_order(periods: dict[str, people_csat.Period]) -> list[str]:
 
 
 def people_view(
-    conn: Connection, looker: Looker, policy: Policy, views: JourneyViews, period_id: str | None = None
+    conn: Connection,
+    looker: Looker,
+    policy: Policy,
+    views: JourneyViews,
+    period_id: str | None = None,
+    facts: marts.PeopleFacts | None = None,
 ) -> PeopleView:
     """The period's rows the looker may see, the groups and correlations for everyone; newest period by default."""
-    facts = marts.people_facts(conn)
+    facts = facts if facts is not None else marts.people_facts(conn)
     rules = rules_of(views)
     order = _period_order(facts.periods)
     chosen = period_id if period_id in facts.periods else (order[0] if order else None)

@@ -9,8 +9,10 @@ performance beside customer satisfaction under the PIPL rules of :mod:`bridge.jo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -27,6 +29,7 @@ from bridge.ui.rendering import render_html
 
 router = APIRouter()
 MAX_QUERY = 60
+FACTS = views.FactsCache()  # whole-hub facts shared by the viewers of this process
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ def _seat(request: Request, viewer: Viewer) -> _Seat:
     )
 
 
+def _facts(seat: _Seat, kind: str, compute: Callable[[], Any]) -> tuple[Any, datetime]:
+    """Whole-hub facts of ``kind`` from the cache (``journey_views.cache_seconds``) and when they were computed."""
+    url = seat.pages.config.hub_url or "default"
+    value, at = FACTS.get((url, kind), seat.cfg.cache_seconds, compute)
+    return value, datetime.fromtimestamp(at, UTC)
+
+
 @router.get("/journey", response_class=HTMLResponse, name="journey")
 def journey(request: Request, q: str | None = None, viewer: Viewer = Depends(require_viewer)) -> Response:
     seat = _seat(request, viewer)
@@ -73,7 +83,11 @@ def journey(request: Request, q: str | None = None, viewer: Viewer = Depends(req
             if text and scope != set()
             else []
         )
-        funnel = views.funnel_view(conn, seat.projection) if viewer.role in seat.cfg.funnel_roles else None
+        funnel: views.FunnelView | None = None
+        computed: datetime | None = None
+        if viewer.role in seat.cfg.funnel_roles:
+            facts, computed = _facts(seat, "funnel", lambda: marts.funnel_facts(conn))
+            funnel = views.funnel_view(conn, seat.projection, facts)
     results = [{"id": s.source_id, **(seat.projection.shown("company", s.payload) or {})} for s in found]
     peak = max((r.contacts for r in funnel.rows), default=0) if funnel else 0
     return render_html(
@@ -86,6 +100,7 @@ def journey(request: Request, q: str | None = None, viewer: Viewer = Depends(req
         peak=max(peak, 1),
         unscoped=scope == set(),
         all_customers=scope is None,
+        computed=computed,
     )
 
 
@@ -131,7 +146,8 @@ def journey_people(
 ) -> Response:
     seat = _seat(request, viewer)
     with seat.pages.hub().begin() as conn:
-        view = views.people_view(conn, seat.looker, seat.policy, seat.cfg, period)
+        facts, computed = _facts(seat, "people", lambda: marts.people_facts(conn))
+        view = views.people_view(conn, seat.looker, seat.policy, seat.cfg, period, facts)
         if period and view.period is not None and view.period.id != period:
             raise BadRequest(
                 f"考核周期 {period[:40]!r} 不存在；可选：{'、'.join(view.period_ids) or '（暂无）'}。"
@@ -147,4 +163,5 @@ def journey_people(
         cfg=seat.cfg,
         method_label=METHOD_LABELS[seat.cfg.correlation],
         full_page=viewer.role in seat.cfg.people_page_roles or view.individual,
+        computed=computed,
     )
