@@ -577,8 +577,8 @@ def store_run_summary(
     """
     if summary.kind not in (*runkinds.SYNC, *runkinds.STAGING):
         raise ValueError(
-            f"run kind {summary.kind!r} is not a sync or staging run kind of bridge.runkinds "
-            f"{(*runkinds.SYNC, *runkinds.STAGING)}"
+            f"run kind {summary.kind!r} is not a sync run kind of bridge.runkinds {runkinds.SYNC} "
+            f"(nor a staging one {runkinds.STAGING})"
         )
     run_pk = store.start_run(conn, ctx, summary.kind, now=started_at or now)
     store.finish_run(
