@@ -31,6 +31,7 @@ CHECKS = (
     "document.link.copy_in_system",
     "project_initiation.documents.contract_in_oa",
     "attachment.quarantine.age",
+    "deal.documents.contract_file",
 )
 
 
@@ -75,6 +76,7 @@ def test_what_the_transfers_wrote_passes_and_a_refused_file_left_open_fails_in_t
         assert outcome.evaluated > 0, f"{check_id} evaluated nothing"
     assert run.outcome("project_initiation.documents.contract_in_oa").evaluated == 1  # the one 立项申请
     assert run.outcome("attachment.quarantine.age").evaluated == 1  # the refused program
+    assert run.outcome("deal.documents.contract_file").evaluated == 1  # the deal at 合同签订
     late = _checks(w, tmp_path, days_later=7.5).outcome("attachment.quarantine.age")
     assert not late.success
     assert late.failing_ids == [place]
@@ -118,3 +120,21 @@ def test_a_link_without_a_copy_and_a_copy_without_its_content_fail(
     assert not documented.success
     assert {i.split(":", 1)[0] for i in documented.failing_ids} == {"crm", "oa"}  # the trip file's two copies
     assert len(documented.failing_ids) == 2
+
+
+def test_a_deal_at_contract_stage_without_a_contract_file_fails_while_attachments_travel(
+    refused: tuple[FiledWorld, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, _ = refused
+    bare = w.o2c.c2o.create_deal(w.company, stage="contractsent")  # no file attached in the CRM
+    w.o2c.c2o_sync()  # its 立项申请 is filed without a contract
+    assert w.o2c.project_of(bare)
+    outcome = _checks(w, tmp_path).outcome("deal.documents.contract_file")
+    assert not outcome.success
+    assert outcome.evaluated == 2
+    assert outcome.failing_ids == [bare]
+    assert outcome.check.department == "sales"
+    monkeypatch.setenv("BRIDGE__ATTACHMENTS__ENABLED", "false")  # no contract file would ever be registered
+    off = _checks(w, tmp_path).outcome("deal.documents.contract_file")
+    assert off.evaluated == 0
+    assert off.success

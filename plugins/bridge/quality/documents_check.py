@@ -13,6 +13,9 @@ are named and counted per data owner like any row-level check):
                                                     CRM, with no contract file in the OA
 ``attachment.quarantine.age``                       a refused file (quarantine entity ``attachment``) left
                                                     open longer than ``data_health.attachment_quarantine_days``
+``deal.documents.contract_file``                    a live deal at a stage that files a 立项申请 with no
+                                                    contract file registered in the CRM (only while
+                                                    ``attachments.enabled``: else nothing is evaluated)
 ==================================================  ============================================================
 
 :mod:`bridge.quality.checks` declares them with the other cross checks; :func:`document_frames` builds
@@ -30,11 +33,12 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, select
 
 from bridge.hub import store
-from bridge.hub.schema import document, document_copy, document_link, quarantine
+from bridge.hub.schema import document, document_copy, document_link, quarantine, snapshot
 from bridge.quality.checks import (
     ATTACHMENT_QUARANTINE_FRAME,
     CLOSED_STATUSES,
     CONTRACT_DOCUMENTS_FRAME,
+    CONTRACT_STAGE_FRAME,
     DOCUMENT_COPIES_FRAME,
     DOCUMENT_LINKS_FRAME,
     ID_COLUMN,
@@ -137,6 +141,40 @@ def contracts_frame(conn: Connection) -> Frame:
     return _frame(CONTRACT_DOCUMENTS_FRAME, rows, "contract__in_oa", started)
 
 
+def contract_stages() -> frozenset[str]:
+    """The deal stages that file a 立项申请 (``crm_to_oa.initiation_stages``) while attachments travel; none
+    (nothing to check) while ``attachments.enabled`` is off: then no contract file is ever registered."""
+    from bridge.sync import transfer
+    from bridge.sync.crm_to_oa.settings import CrmToOaSettings
+
+    if not transfer.load_settings().enabled:
+        return frozenset()
+    return CrmToOaSettings.from_settings().initiation_stages
+
+
+def contract_stage_frame(conn: Connection, stages: frozenset[str]) -> Frame:
+    """One row per live deal at one of ``stages``: has it a contract file registered in the CRM?"""
+    started = time.perf_counter()
+    with_contract = _contract_records(conn, "crm", "deal")
+    query = (
+        select(snapshot.c.source_id, snapshot.c.data_owner)
+        .where(
+            snapshot.c.system == "crm",
+            snapshot.c.entity == "deal",
+            snapshot.c.deleted.is_(False),
+            snapshot.c.archived.is_(False),
+            snapshot.c.payload["stage"].as_string().in_(sorted(stages)),
+        )
+        .order_by(snapshot.c.source_id)
+    )
+    rows = (
+        [(str(r[0]), r[1] or NO_OWNER, str(r[0]) in with_contract) for r in conn.execute(query)]
+        if stages
+        else []
+    )
+    return _frame(CONTRACT_STAGE_FRAME, rows, "contract__in_crm", started)
+
+
 def attachment_quarantine_frame(conn: Connection, now: datetime) -> Frame:
     """One row per open quarantine entry of a refused file, with its age in days."""
     started = time.perf_counter()
@@ -161,6 +199,7 @@ def document_frames(
         DOCUMENT_LINKS_FRAME: lambda: links_frame(conn),
         CONTRACT_DOCUMENTS_FRAME: lambda: contracts_frame(conn),
         ATTACHMENT_QUARANTINE_FRAME: lambda: attachment_quarantine_frame(conn, now),
+        CONTRACT_STAGE_FRAME: lambda: contract_stage_frame(conn, contract_stages()),
     }
     for name, build in builders.items():
         if wanted.get(name):
