@@ -20,6 +20,7 @@ same way, so the data-health suites and the report read one shape:
 from __future__ import annotations
 
 import hashlib
+import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -96,20 +97,27 @@ def hash_of(fields: Sequence[str], record: Mapping[str, Any]) -> str | None:
 
 # ---------------------------------------------------------------- one entity's CRM objects → rows, one pass
 _NO_MEMO = frozenset({formats.clean_text, formats.clean_datetime})  # cheap already, or values never repeat
+# Values a cleaner returns unchanged: HubSpot's own amounts ("165600.00") are already canonical
+# (clean_amount: 2 decimals, no sign, below 10^12), so they skip the Decimal arithmetic.
+_ALREADY_CANONICAL: dict[Callable[[object], formats.Cleaned], re.Pattern[str]] = {
+    formats.clean_amount: re.compile(r"(?:0|[1-9][0-9]{0,11})\.[0-9]{2}"),
+}
 _MEMO_SIZE = 4096
 _TEXT_FAST = formats.MAX_TEXT_CHARS // 4  # clean_text's own common case, inlined below
 
 # One field of a compiled CRM entity: name, property, the envelope's copy of it (HubSpot's top-level id
 # and times), whether it is an association, cleaner, value map (spelling → canonical), required, memo
-# of the cleaner's results (None: not kept), whether the cleaner is clean_text.
+# of the cleaner's results (None: not kept), whether the cleaner is clean_text, the pattern of values
+# the cleaner returns as they are (None: none known).
 _Spec = tuple[str, str, str | None, bool, Callable[[object], formats.Cleaned], Mapping[str, str] | None,
-              bool, dict[str, Any] | None, bool]
+              bool, dict[str, Any] | None, bool, Callable[[str], object] | None]
 
 
 def _spec(reader: mapping.Reader) -> _Spec:
     return (reader.name, reader.source, hubspot_codec.TOP_LEVEL.get(reader.source),
             reader.kind == mapping.READ_ASSOCIATION, reader.clean, reader.inbound, reader.required,
-            None if reader.clean in _NO_MEMO else {}, reader.clean is formats.clean_text)
+            None if reader.clean in _NO_MEMO else {}, reader.clean is formats.clean_text,
+            pattern.fullmatch if (pattern := _ALREADY_CANONICAL.get(reader.clean)) else None)
 
 
 class _Unusual(Exception):
@@ -157,7 +165,7 @@ class CrmStager:
         if type(props) is not dict:
             raise _Unusual
         record: dict[str, Any] = dict.fromkeys(self.fields)
-        for name, source, top, association, clean, inbound, required, memo, text in self.specs:
+        for name, source, top, association, clean, inbound, required, memo, text, as_is in self.specs:
             if association:
                 value = _first_id(associations, source)
             else:
@@ -172,6 +180,8 @@ class CrmStager:
                 continue
             if text and len(value) <= _TEXT_FAST and "\x00" not in value:
                 cleaned = value.strip() or None
+            elif as_is is not None and as_is(value):
+                cleaned = value
             elif memo is not None and value in memo:
                 cleaned = memo[value]
             else:

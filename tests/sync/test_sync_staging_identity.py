@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -21,7 +22,7 @@ from tests.sync import staging_corpus as corpus
 
 import bridge.dictionary
 from bridge import staging
-from bridge.dictionary import Dictionary
+from bridge.dictionary import Dictionary, formats
 from bridge.hub import engine as hub_engine
 from bridge.hub import store
 from bridge.hub.engine import _json_dumps
@@ -178,3 +179,17 @@ def test_the_hub_stores_what_sqlalchemy_stored(d: Dictionary, items: list[corpus
     assert len(staged) == len({r.source_id for r in rows}) > 500
     assert staged == reference
     assert sum(1 for s in staged if str(s[3]).find("改") > 0) > 100  # the second version was written
+
+
+def test_amounts_taken_as_they_are_are_what_clean_amount_returns() -> None:
+    """The stager's shortcut for canonical-looking amounts changes nothing clean_amount would say."""
+    rng = random.Random(17)
+    spellings = [f"{rng.randrange(10 ** rng.randrange(1, 14))}.{rng.randrange(100):02d}" for _ in range(20_000)]
+    spellings += ["0.00", "0.05", "00.00", "01.50", "999999999999.99", "1000000000000.00", "1e3.00", "1.5",
+                  "1.500", "-1.00", "+1.00", " 1.00", "1.00 ", "１.００", "1,000.00", "٣.٠٠", "1.0\n"]
+    shortcut = staging._ALREADY_CANONICAL[formats.clean_amount]
+    taken = [s for s in spellings if shortcut.fullmatch(s)]
+    assert len(taken) > 15_000
+    assert not {"1000000000000.00", "٣.٠٠", "00.00", "１.００", "1.0\n"} & set(taken)
+    for value in taken:
+        assert formats.clean_amount(value) == (value, None), value

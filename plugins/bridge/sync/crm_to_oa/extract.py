@@ -185,7 +185,8 @@ class _PageTransactions:
         finally:
             conn.close()
         self.in_transaction = 0
-        self.run.step(f"extract_page_committed:{self.entity}")
+        entity = self.entity
+        self.run.step(f"extract_page_committed:{entity}")
 
     def __enter__(self) -> _PageTransactions:
         return self
