@@ -8,11 +8,11 @@ performance results) and the hub tables ``xref`` (owner ⇄ OA user), ``document
 permission policy (:class:`Projection`): an entity the viewer's role sees nothing of leaves no event, and
 each event shows only the fields the role sees (masked where the policy masks them).
 
-Stage durations come from ``deal_stage_history``: HubSpot hands out each property's history
-(``propertiesWithHistory``), but the CRM hook does not request it and the simulator keeps none, so the
-history is recorded from snapshot changes: each call of :func:`record_stage_changes` (the daily report's
-build and the journey refresh task call it) adds a row when a deal's staged stage differs from the last one
-recorded, dated by the deal's source modification time. Two stage changes between two calls show as one.
+Stage durations come from ``deal_stage_history``: the CRM can hand out each property's history, but the CRM
+hook does not request it and the simulator keeps none (docs/journey.md, *Marts*), so the history is recorded
+from snapshot changes: each call of :func:`record_stage_changes` (the daily report's build calls it) adds a
+row when a deal's staged stage differs from the last one recorded, dated by the deal's source modification
+time. Two stage changes between two calls show as one.
 """
 
 from __future__ import annotations
