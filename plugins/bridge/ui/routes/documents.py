@@ -93,7 +93,8 @@ def _payloads(conn: Connection, docs: Sequence[Any]) -> dict[tuple[str, str, str
     return found
 
 
-def _audit(engine: Engine, viewer: Viewer, policy: Policy, events: Sequence[audit.AuditEvent]) -> None:
+def _audit(engine: Engine, viewer: Viewer, events: Sequence[audit.AuditEvent]) -> None:
+    """The events in the audit log under the viewer's name (their own short transaction)."""
     if not events:
         return
     ctx = RunContext.local(principal=viewer.name[:120], dag_id=UI_DAG_ID)
@@ -141,7 +142,6 @@ def documents_page(
     _audit(
         engine,
         viewer,
-        policy,
         [
             _event(
                 "document_link_view",
@@ -187,7 +187,7 @@ def document_file(
         raise NotFound("这个客户没有这个文件（或文件记录已不在中枢库中）。请回到客户文件页面重新搜索。")
     ids = {"sha256": sha256, "company_id": customer}
     if not policy.may_open_document(viewer.role, rows[0].doc_class):
-        _audit(engine, viewer, policy, [_event("document_download", viewer, policy, dict(ids), "denied")])
+        _audit(engine, viewer, [_event("document_download", viewer, policy, dict(ids), "denied")])
         log.info("bridge UI: document %s refused to %s (role %s)", sha256[:12], viewer.name, viewer.role)
         raise Forbidden(document_view.refusal_text(policy, viewer.role, rows[0].doc_class))
     return _stream(request, (engine, viewer, policy), ids, rows[0])
@@ -201,12 +201,12 @@ def _stream(request: Request, who: tuple[Engine, Viewer, Policy], ids: dict[str,
         got = document_files.fetch_document(ids["sha256"], engine, sources, folder)
     except document_files.DocumentUnavailable as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        _audit(engine, viewer, policy, [_event("document_download", viewer, policy, dict(ids), "failed")])
+        _audit(engine, viewer, [_event("document_download", viewer, policy, dict(ids), "failed")])
         return error_page(request, 502, "文件暂时无法取得", str(exc), "；".join(exc.tried), viewer=viewer)
     finally:
         sources.close()
     done = {"system": got.system, **ids, "file_ref": got.file_ref[:120]}
-    _audit(engine, viewer, policy, [_event("document_download", viewer, policy, done, "ok")])
+    _audit(engine, viewer, [_event("document_download", viewer, policy, done, "ok")])
     log.info(
         "bridge UI: document %s (%s bytes) downloaded by %s", ids["sha256"][:12], got.facts.size, viewer.name
     )
