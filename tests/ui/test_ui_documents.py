@@ -281,7 +281,9 @@ def test_a_refused_download_is_403_naming_who_may_and_audited(
     assert allowed.content == INVOICE
 
 
-def test_a_crm_outage_falls_back_to_the_oa_copy(page: tuple[TestClient, FakeAuth], filed: FiledWorld) -> None:
+def test_a_crm_outage_falls_back_to_the_oa_copy_and_both_down_is_a_502(
+    page: tuple[TestClient, FakeAuth], filed: FiledWorld
+) -> None:
     """The trip file is stored in both systems: with the CRM's downloads failing, the OA copy is streamed."""
     filed.o2c.sims.crm.admin(
         "POST",
@@ -293,6 +295,18 @@ def test_a_crm_outage_falls_back_to_the_oa_copy(page: tuple[TestClient, FakeAuth
     assert got.content == TRIP_FILE
     (entry,) = [e for e in _audit(filed, "document_download") if e["outcome"] == "ok"]
     assert entry["system"] == "oa"
+    # both systems failing: a Chinese 502, nothing of the file, the failure audited
+    filed.o2c.sims.oa.admin(
+        "POST",
+        "/_sim/faults",
+        {"kind": "error", "status": 503, "path": "^/lark-approval-attachment/", "method": "GET", "count": 50},
+    )
+    failed = _as(page, "employee").get(f"/bridge/documents/file/{SHA['trip']}?company={filed.company}")
+    assert failed.status_code == 502
+    assert "暂时无法从 CRM 或 OA 取得这个文件" in failed.text
+    assert b"%PDF" not in failed.content
+    assert "Error" not in failed.text  # no exception name on the page (the log has them)
+    assert [e["outcome"] for e in _audit(filed, "document_download")] == ["ok", "failed"]
 
 
 def test_wrong_addresses_are_told_in_chinese(page: tuple[TestClient, FakeAuth], filed: FiledWorld) -> None:

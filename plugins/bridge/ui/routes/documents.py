@@ -202,7 +202,7 @@ def _stream(request: Request, who: tuple[Engine, Viewer, Policy], ids: dict[str,
     except document_files.DocumentUnavailable as exc:
         shutil.rmtree(folder, ignore_errors=True)
         _audit(engine, viewer, [_event("document_download", viewer, policy, dict(ids), "failed")])
-        return error_page(request, 502, "文件暂时无法取得", str(exc), "；".join(exc.tried), viewer=viewer)
+        return error_page(request, 502, "文件暂时无法取得", str(exc), viewer=viewer)  # what failed: the log
     finally:
         sources.close()
     done = {"system": got.system, **ids, "file_ref": got.file_ref[:120]}
