@@ -14,14 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.journey.journey_world import Journey, journey, journey_sims  # noqa: F401
 from tests.journey.marts_scene import Scene, build_scene
-from tests.ui.browser_support import bridge_app_served
+from tests.ui.browser_support import bridge_app_served, launch_chromium
 from tests.ui.browser_support import missing as browser_missing
 from tests.ui.conftest import CSRF_SECRET, FakeAuth, mounted
 
 from bridge import people, settings
 from bridge.ui.app import UiConfig
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts" / "browser"
 REQUIRE_BROWSER = os.environ.get("BRIDGE_REQUIRE_BROWSER") == "1"
 
@@ -171,8 +170,7 @@ def _browse(scene: Scene, role: str, tmp_path: Path) -> dict[str, object]:
     foreign: list[str] = []
     with bridge_app_served(scene.hub_url, data, tmp_path / f"server-{role}.log", env=env) as origin, \
             sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(driver)
         try:
             tab = browser.new_page(viewport={"width": 1300, "height": 900})
             tab.on("pageerror", lambda e: problems.append(str(e)))

@@ -24,10 +24,29 @@ from bridge.journey import views
 from bridge.journey.stats import METHOD_LABELS
 from bridge.journey.view_settings import JourneyViews, journey_views
 from bridge.permissions import Policy
-from bridge.report.model import Column, Marts, Section, Table
+from bridge.report.model import Column, ColumnKind, Marts, Section, Table
 from bridge.report.periods import Periods
 
 UNKNOWN_SOURCE = "（来源未知）"
+
+
+# Every column of these sections: key → (Chinese header, kind); a table names its keys (:func:`_columns`).
+COLUMNS: dict[str, tuple[str, ColumnKind]] = {
+    "source": ("首次接触来源", "text"), "day": ("昨日", "int"), "mtd": ("本月累计", "int"), "ytd": ("本年累计", "int"),
+    "campaign": ("营销活动", "text"), "contacts": ("触达联系人", "int"), "leads": ("线索客户", "int"),
+    "with_deal": ("商机客户", "int"), "won": ("赢单客户", "int"), "lead_to_deal": ("线索→商机", "share"),
+    "deal_to_won": ("商机→赢单", "share"), "cycle_days": ("周期（天）", "days"), "stage": ("商机阶段", "text"),
+    "median_days": ("停留中位数（天）", "days"), "deals": ("商机数", "int"), "group": ("分组", "text"),
+    "people": ("人数", "int"), "responses": ("反馈份数", "int"), "csat": ("CSAT 平均分", "score"),
+    "nps": ("NPS", "score"), "win_rate": ("赢单率", "share"), "deal_cycle_days": ("成交周期（天）", "days"),
+    "measure": ("指标", "text"), "r": ("相关系数", "score"), "low": ("区间下限", "score"),
+    "high": ("区间上限", "score"), "excluded": ("因反馈不足未计入", "int"),
+}  # fmt: skip
+
+
+def _columns(*keys: str, **labels: str) -> list[Column]:
+    """The columns of ``keys`` in that order; ``labels`` overrides a header (e.g. 上一工作日（…）)."""
+    return [Column(k, labels.get(k, COLUMNS[k][0]), COLUMNS[k][1]) for k in keys]
 
 
 def _frame(rows: list[dict[str, object]], cols: list[Column]) -> pd.DataFrame:
@@ -43,12 +62,7 @@ def new_customers_table(
         for key, span in spans
     }
     sources = sorted({s for c in counts.values() for s in c}, key=lambda s: (-counts["ytd"].get(s, 0), s))
-    cols = [
-        Column("source", "首次接触来源"),
-        Column("day", periods.day.label, "int"),
-        Column("mtd", "本月累计", "int"),
-        Column("ytd", "本年累计", "int"),
-    ]
+    cols = _columns("source", "day", "mtd", "ytd", day=periods.day.label)
     rows: list[dict[str, object]] = [
         {
             "source": source_labels.get(s, s) if s else UNKNOWN_SOURCE,
@@ -67,16 +81,9 @@ def new_customers_table(
 
 def funnel_table(facts: journey_marts.FunnelFacts) -> Table:
     rows_in = funnel_mod.funnel(facts.touches, facts.deals)
-    cols = [
-        Column("campaign", "营销活动"),
-        Column("contacts", "触达联系人", "int"),
-        Column("leads", "线索客户", "int"),
-        Column("with_deal", "商机客户", "int"),
-        Column("won", "赢单客户", "int"),
-        Column("lead_to_deal", "线索→商机", "share"),
-        Column("deal_to_won", "商机→赢单", "share"),
-        Column("cycle_days", "周期（天）", "days"),
-    ]
+    cols = _columns(
+        "campaign", "contacts", "leads", "with_deal", "won", "lead_to_deal", "deal_to_won", "cycle_days"
+    )
     rows: list[dict[str, object]] = [
         {
             "campaign": facts.campaign_names.get(r.campaign_id, f"营销活动 {r.campaign_id}")
@@ -104,11 +111,7 @@ def funnel_table(facts: journey_marts.FunnelFacts) -> Table:
 
 def slowest_table(conn: Connection, stage_labels: Mapping[str, str], now: datetime) -> Table:
     ranked = journey_marts.slowest_stages(journey_marts.stage_spans(conn), now=now)
-    cols = [
-        Column("stage", "商机阶段"),
-        Column("median_days", "停留中位数（天）", "days"),
-        Column("deals", "商机数", "int"),
-    ]
+    cols = _columns("stage", "median_days", "deals")
     rows: list[dict[str, object]] = [
         {"stage": stage_labels.get(s, s), "median_days": d, "deals": n} for s, d, n in ranked
     ]
@@ -159,15 +162,7 @@ def people_section(conn: Connection, policy: Policy, role: str, cfg: JourneyView
         sec.notes.append("还没有绩效结果。")
         return sec
     pid = view.period.id
-    gcols = [
-        Column("group", "分组"),
-        Column("people", "人数", "int"),
-        Column("responses", "反馈份数", "int"),
-        Column("csat", "CSAT 平均分", "score"),
-        Column("nps", "NPS", "score"),
-        Column("win_rate", "赢单率", "share"),
-        Column("cycle_days", "成交周期（天）", "days"),
-    ]
+    gcols = _columns("group", "people", "responses", "csat", "nps", "win_rate", "deal_cycle_days")
     groups: list[dict[str, object]] = [
         {
             "group": g.group,
@@ -176,7 +171,7 @@ def people_section(conn: Connection, policy: Policy, role: str, cfg: JourneyView
             "csat": g.csat,
             "nps": g.nps,
             "win_rate": g.win_rate,
-            "cycle_days": g.cycle_days,
+            "deal_cycle_days": g.cycle_days,
         }
         for g in view.groups
         if g.period_id == pid
@@ -192,15 +187,9 @@ def people_section(conn: Connection, policy: Policy, role: str, cfg: JourneyView
 
 def _correlation_table(view: views.PeopleView, cfg: JourneyViews) -> Table:
     pid = view.period.id if view.period else ""
-    cols = [
-        Column("measure", "指标"),
-        Column("r", METHOD_LABELS[cfg.correlation], "score"),
-        Column("low", "区间下限", "score"),
-        Column("high", "区间上限", "score"),
-        Column("people", "人数", "int"),
-        Column("responses", "反馈份数", "int"),
-        Column("excluded", "因反馈不足未计入", "int"),
-    ]
+    cols = _columns(
+        "measure", "r", "low", "high", "people", "responses", "excluded", r=METHOD_LABELS[cfg.correlation]
+    )
     rows: list[dict[str, object]] = [
         {
             "measure": "绩效 × CSAT" if c.measure == "csat" else "绩效 × NPS",
