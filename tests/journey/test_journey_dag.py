@@ -4,13 +4,10 @@ the import folder, XCom, the all_done summary), as ``make demo`` runs DAGs."""
 from __future__ import annotations
 
 import csv
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine, select
-from tests.dag_support import dag_file_loader
+from tests.dag_support import run_dag_test
 from tests.journey.journey_world import Journey
 
 from bridge.hub import store
@@ -18,11 +15,6 @@ from bridge.hub.schema import snapshot
 from sandbox import localenv
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = dag_file_loader("journey_sync") + (
-    "run = module.journey_sync_dag.test()\n"
-    'print("RESULT " + json.dumps({"state": str(run.state), '
-    '"tasks": {ti.task_id: str(ti.state) for ti in run.get_task_instances()}}))\n'
-)
 
 
 def test_whole_dag_run_stages_every_source_and_the_dropped_file(journey: Journey, tmp_path: Path) -> None:
@@ -38,12 +30,7 @@ def test_whole_dag_run_stages_every_source_and_the_dropped_file(journey: Journey
     env = localenv.airflow_env(connections=journey.sims.connection_env(), home=tmp_path / "airflow", data_dir=data,
                                extra={"BRIDGE__JOURNEY__IMPORT_DIR": str(drop)})
     localenv.prepare_home(env, tmp_path / "airflow.log")
-    done = subprocess.run([sys.executable, "-c", RUNNER, str(ROOT / "dags" / "journey_sync.py")], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert lines, done.stdout[-3000:] + done.stderr[-3000:]
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = run_dag_test("journey_sync", env, ROOT)
     assert result["state"] == "success", result
     assert set(result["tasks"].values()) == {"success"}
     assert len(result["tasks"]) == 7

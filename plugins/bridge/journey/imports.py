@@ -212,55 +212,80 @@ class FileFacts:
     modified_ms: int
 
 
-def _feedback_rows(run: JourneyRun, sheet: Sheet, facts: FileFacts) -> list[Candidate]:
-    _check_columns(sheet, {
+# Per kind of file: what must be there → the headers that say it.
+REQUIRED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    FEEDBACK: {
         "问卷类型": ("问卷类型", "survey_type"), "评分": ("评分", "value"), "提交时间": ("提交时间", "submitted_at"),
         "客户（客户编号、统一社会信用代码或客户名称）": tuple(n for names in CUSTOMER_COLUMNS.values() for n in names),
-    })
-    named_rows = [(n, _named(run, FEEDBACK, CUSTOMER_COLUMNS, row)) for n, row in sheet.rows]
-    customers = _customers(run, [named for _n, named in named_rows])
-    out = []
-    for n, named in named_rows:
-        company = _customer_of(named, customers)
-        problems: tuple[Problem, ...] = ()
-        if company is None:
-            shown = "、".join(str(named[k]) for k in CUSTOMER_COLUMNS if named.get(k) is not None) or "（空）"
-            problems = (_problem(run, FEEDBACK, "missing_customer_link", "company_id",
-                                 f"客户「{shown[:60]}」在 CRM 中找不到（或名称对应多个客户）。"
-                                 "请客服部填写正确的客户编号或统一社会信用代码后重新导入。"),)
-        rid = named.get("response_id") or _stable_id(
-            "imp", company, named.get("survey_type"), named.get("survey_name"), named.get("submitted_at"),
-            named.get("contact_id"),
-        )
-        values = {**named, "response_id": str(rid), "origin": ORIGIN_IMPORT, "company_id": company,
-                  "modified_at": facts.modified_ms}
-        out.append(Candidate(values, ref=f"{facts.name}#{n}", row=n, problems=problems))
-    return out
-
-
-def _review_rows(run: JourneyRun, sheet: Sheet, facts: FileFacts) -> list[Candidate]:
-    _check_columns(sheet, {
+    },
+    REVIEW: {
         "员工（被评估人编号或员工邮箱）": tuple(n for names in PERSON_COLUMNS.values() for n in names),
         "评估周期": ("评估周期", "period_name"), "周期开始日期": ("周期开始日期", "period_start"),
         "周期结束日期": ("周期结束日期", "period_end"), "绩效等级": ("绩效等级", "rating"),
-    })
-    named_rows = [(n, _named(run, REVIEW, PERSON_COLUMNS, row)) for n, row in sheet.rows]
-    people = _people(run, [named for _n, named in named_rows])
-    out = []
-    for n, named in named_rows:
-        person = named.get("person_id") if named.get("person_id") is not None else named.get("email")
-        user = people.get(str(person)) if person is not None else None
-        problems: tuple[Problem, ...] = ()
-        if user is None:
-            problems = (_problem(run, REVIEW, "owner_not_in_oa", "person_id",
-                                 f"员工「{str(person or '（空）')[:60]}」在 OA 中找不到。"
-                                 "请人力资源部填写正确的员工编号或员工邮箱后重新导入。"),)
-        period = named.get("period_id") or _stable_id("imp", named.get("period_name"))
-        values = {**named, "person_id": user, "period_id": str(period), "origin": ORIGIN_IMPORT,
-                  "review_id": f"{period}:{user or person}", "stage": named.get("stage") or "imported",
-                  "submitted_at": named.get("submitted_at") or named.get("period_end")}
-        out.append(Candidate(values, ref=f"{facts.name}#{n}", row=n, problems=problems))
-    return out
+    },
+}
+
+
+def precheck(path: Path, max_bytes: int, max_rows: int) -> tuple[str, int]:
+    """(entity, data rows) of a file that can be imported; ImportRefused with the reason otherwise (the upload
+    page refuses such a file at once; its rows are checked when the import runs)."""
+    if path.suffix.lower() not in SUFFIXES:
+        raise ImportRefused("只接受 .csv 和 .xlsx 文件。")
+    sheet = read_sheet(path, max_bytes, max_rows)
+    entity = kind_of(sheet)
+    _check_columns(sheet, REQUIRED_COLUMNS[entity])
+    return entity, len(sheet.rows)
+
+
+def _feedback_row(run: JourneyRun, named: Mapping[str, Any], customers: Mapping[tuple[str, str], str],
+                  modified_ms: int) -> tuple[dict[str, Any], tuple[Problem, ...]]:
+    """A survey answer's values (customer resolved, a stable id when none is given) and its own problems."""
+    company = _customer_of(named, customers)
+    problems: tuple[Problem, ...] = ()
+    if company is None:
+        shown = "、".join(str(named[k]) for k in CUSTOMER_COLUMNS if named.get(k) is not None) or "（空）"
+        problems = (_problem(run, FEEDBACK, "missing_customer_link", "company_id",
+                             f"客户「{shown[:60]}」在 CRM 中找不到（或名称对应多个客户）。"
+                             "请客服部填写正确的客户编号或统一社会信用代码后重新导入。"),)
+    rid = named.get("response_id") or _stable_id(
+        "imp", company, named.get("survey_type"), named.get("survey_name"), named.get("submitted_at"),
+        named.get("contact_id"),
+    )
+    values = {**named, "response_id": str(rid), "origin": ORIGIN_IMPORT, "company_id": company,
+              "modified_at": modified_ms}
+    return values, problems
+
+
+def _review_row(run: JourneyRun, named: Mapping[str, Any], people: Mapping[str, str | None]
+                ) -> tuple[dict[str, Any], tuple[Problem, ...]]:
+    """A rating's values (person resolved through the OA, the period's id) and its own problems."""
+    person = named.get("person_id") if named.get("person_id") is not None else named.get("email")
+    user = people.get(str(person)) if person is not None else None
+    problems: tuple[Problem, ...] = ()
+    if user is None:
+        problems = (_problem(run, REVIEW, "owner_not_in_oa", "person_id",
+                             f"员工「{str(person or '（空）')[:60]}」在 OA 中找不到。"
+                             "请人力资源部填写正确的员工编号或员工邮箱后重新导入。"),)
+    period = named.get("period_id") or _stable_id("imp", named.get("period_name"))
+    values = {**named, "person_id": user, "period_id": str(period), "origin": ORIGIN_IMPORT,
+              "review_id": f"{period}:{user or person}", "stage": named.get("stage") or "imported",
+              "submitted_at": named.get("submitted_at") or named.get("period_end")}
+    return values, problems
+
+
+def candidates(run: JourneyRun, entity: str, sheet: Sheet, facts: FileFacts) -> list[Candidate]:
+    """The rows of a file of ``entity`` as candidates, customers resolved in the hub or people in the OA."""
+    _check_columns(sheet, REQUIRED_COLUMNS[entity])
+    extra = CUSTOMER_COLUMNS if entity == FEEDBACK else PERSON_COLUMNS
+    named_rows = [(n, _named(run, entity, extra, row)) for n, row in sheet.rows]
+    cells = [named for _n, named in named_rows]
+    if entity == FEEDBACK:
+        customers = _customers(run, cells)
+        built = [(n, _feedback_row(run, named, customers, facts.modified_ms)) for n, named in named_rows]
+    else:
+        people = _people(run, cells)
+        built = [(n, _review_row(run, named, people)) for n, named in named_rows]
+    return [Candidate(values, ref=f"{facts.name}#{n}", row=n, problems=problems) for n, (values, problems) in built]
 
 
 # ---------------------------------------------------------------- files
@@ -292,7 +317,7 @@ def import_file(run: JourneyRun, path: Path) -> Path:
     try:
         sheet = read_sheet(path, run.cfg.max_import_bytes, run.cfg.max_import_rows)
         entity = kind_of(sheet)
-        candidates = (_review_rows if entity == REVIEW else _feedback_rows)(run, sheet, facts)
+        rows = candidates(run, entity, sheet, facts)
     except ImportRefused as refused:
         message = f"文件「{path.name}」未导入：{refused}"
         log.warning("journey import %s refused: %s", path.name, refused)
@@ -300,12 +325,12 @@ def import_file(run: JourneyRun, path: Path) -> Path:
         run.tally.add("import_files_failed")
         return _move(path, "failed", message)
     quarantined = 0
-    for start in range(0, len(candidates), BATCH):
-        quarantined += stage_batch(run, entity, candidates[start : start + BATCH]).quarantined
-    detail = f"{len(candidates)} 行，{len(candidates) - quarantined} 行暂存，{quarantined} 行隔离"
+    for start in range(0, len(rows), BATCH):
+        quarantined += stage_batch(run, entity, rows[start : start + BATCH]).quarantined
+    detail = f"{len(rows)} 行，{len(rows) - quarantined} 行暂存，{quarantined} 行隔离"
     _audit_file(run, entity, path.name, "read", detail)
     run.tally.add("import_files_done")
-    run.tally.add("import_rows", len(candidates))
+    run.tally.add("import_rows", len(rows))
     return _move(path, "done")
 
 

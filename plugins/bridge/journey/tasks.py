@@ -103,9 +103,9 @@ def reviews(**context: Any) -> dict[str, Any]:
 
 def imports(**context: Any) -> dict[str, Any]:
     """Task ``imports``: the spreadsheets dropped in ``journey.import_dir`` (people resolved through the OA)."""
-    from bridge.journey import imports as spreadsheets
+    from bridge.journey.imports import import_folder
 
-    return _task(context, "oa", "imports", spreadsheets.import_folder)
+    return _task(context, "oa", "imports", import_folder)
 
 
 def summarise(**context: Any) -> dict[str, Any]:

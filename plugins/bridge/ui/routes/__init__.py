@@ -10,6 +10,7 @@
 ``sync``               ``/sync`` (同步状态)
 ``migration``          ``/migration``, ``/migration/report`` (历史迁移)
 ``wallboard``          ``/wallboard…`` and its kiosk links (大屏)
+``journey_import``     ``/journey/import``: upload of survey answers and ratings (表格导入)
 ``journey``            ``/journey…`` 客户旅程 and ``/journey/people`` 绩效与满意度
 =====================  =====================================================
 
@@ -25,6 +26,7 @@ from bridge.ui.routes import (
     data_health,
     documents,
     journey,
+    journey_import,
     migration,
     overview,
     quarantine,
@@ -43,5 +45,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     sync.router,
     migration.router,
     wallboard.router,
+    journey_import.router,
     journey.router,
 )
