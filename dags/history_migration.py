@@ -3,7 +3,9 @@
 
 Triggered by hand (**Trigger** → Params form, Chinese labels): which data
 (CRM 客户/联系人/商机, OA 立项申请/费用报销/差旅申请/客户拜访计划), a date range, an
-archive cut-off, the chunk size and **试运行 (dry run, on by default)**: everything
+archive cut-off, what to do with the records deleted in the CRM (`archived_records`:
+migrate them as archived, default, or skip and count them; ids merged away in
+the CRM always resolve to the survivor), the chunk size and **试运行 (dry run, on by default)**: everything
 but the writes, with the full report. A real load needs 试运行 off **and**
 `confirm_load` = 确认正式迁移. A value outside its schema (chunk size out of
 20–200000, a malformed date, any other confirmation text) is refused by Airflow
@@ -16,7 +18,7 @@ each parameter means and how to read the report: `docs/migration.md`.
 | `plan` | `crm_api` | takes the `history_migration` lease (a second migration fails here with a Chinese message), records `migration_run`, splits each entity into chunks of about `chunk_size` records (`migration_chunk`); a cleared run keeps its plan |
 | `crm_chunk_list`, `oa_chunk_list` | – | the plan's chunks in groups (what the mapped tasks expand over): one chunk per task, or a few small ones of fewer than `chunk_size` records together (each task process loads Great Expectations once) |
 | `dedupe_customers` | `crm_api` | scans every CRM customer (compact keys) and decides the merges: same 统一社会信用代码, then normalised name + compatible credit code; `merge_record` |
-| `migrate_crm_chunk` (mapped) | `crm_api` | one chunk of companies, contacts or deals: extract → clean → validate (GX dictionary suite) → merge → load; quarantine, archive |
+| `migrate_crm_chunk` (mapped) | `crm_api` | one chunk of companies, contacts or deals: extract → clean → validate (GX dictionary suite) → merge → load; quarantine, archive. Per entity one more chunk without a range: its records deleted or merged away in the CRM (the archived list) |
 | `migrate_oa_chunk` (mapped) | `oa_api` | one chunk of an OA form: the same, plus the links 立项申请 → deal, 报销/差旅/拜访 → customer (`xref`) |
 | `write_back` | `crm_api` | each linked deal gets its 立项申请's instance code, project number, approval status, decision time and project stage, where the CRM lacks them |
 | `report` | – | HTML + CSV report under `<BRIDGE_DATA_DIR>/migration/<run>/`, totals in `migration_run`, lease released; fails (after writing the report) if a chunk is missing |
