@@ -27,13 +27,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, or_, select
 
+from bridge.chunks import chunked
 from bridge.clock import from_ms
 from bridge.hub import store
 from bridge.hub.schema import deal_stage_history, document, document_link, snapshot
 from bridge.permissions import Policy
 
 TZ = ZoneInfo("Asia/Shanghai")
-STAGE_WATERMARK = "journey.deal_stage"
 WON = ("won", "delivered")
 LOST = ("lost",)
 NO_CAMPAIGN = "（无营销活动）"
@@ -108,54 +108,41 @@ class Projection:
 
 
 # ---------------------------------------------------------------- stage history
-def record_stage_changes(
-    conn: Connection, *, now: datetime | None = None, run_id: str | None = None, batch: int = 1000
-) -> int:
-    """Add a ``deal_stage_history`` row for every staged deal whose stage differs from its last recorded one.
-
-    Reads the deals modified since the watermark ``journey.deal_stage`` (inclusive: a rerun finds nothing new)
-    and moves it in the caller's transaction. Returns the rows added.
-    """
+def record_stage_changes(conn: Connection, *, now: datetime | None = None, batch: int = 5000) -> int:
+    """Add a ``deal_stage_history`` row for every live staged deal whose stage differs from its last recorded
+    one (a whole pass, no cursor: a deal staged late with an old modification time is not missed; a rerun adds
+    nothing). The caller owns the transaction. Returns the rows added."""
     at = now or datetime.now(UTC)
-    since = store.get_watermark(conn, STAGE_WATERMARK)
-    added, newest = 0, since
-    for part in store.iter_snapshots(conn, "deal", system="crm", batch=batch, modified_since_ms=since):
-        last = _last_stages(conn, [s.source_id for s in part])
-        rows = []
-        for snap in part:
-            stage = snap.payload.get("stage")
-            known = snap.source_id in last
-            if known and last[snap.source_id][0] == stage:
-                continue
-            if known and last[snap.source_id][1] >= snap.source_modified_ms:
-                continue  # an older read than the recorded change
-            rows.append(
-                {
-                    "deal_id": snap.source_id,
-                    "stage": stage,
-                    "entered_ms": snap.source_modified_ms,
-                    "basis": "snapshot" if known else "first_seen",
-                    "recorded_at": at,
-                }
-            )
-            newest = max(newest or 0, snap.source_modified_ms)
-        newest = max([newest or 0, *(s.source_modified_ms for s in part)])
-        if rows:
-            conn.execute(deal_stage_history.insert(), rows)
-            added += len(rows)
-    if newest is not None and newest != since:
-        store.set_watermark(conn, STAGE_WATERMARK, newest, run_id, now=at)
-    return added
+    last = _last_stages(conn)
+    query = select(
+        snapshot.c.source_id, snapshot.c.source_modified_ms, snapshot.c.payload["stage"].as_string()
+    ).where(snapshot.c.system == "crm", snapshot.c.entity == "deal", snapshot.c.deleted.is_(False))
+    rows: list[dict[str, Any]] = []
+    for deal_id, modified_ms, stage in conn.execute(query):
+        known = last.get(str(deal_id))
+        if known is not None and (known[0] == stage or known[1] >= int(modified_ms)):
+            continue  # the same stage, or an older read than the recorded change
+        basis = "snapshot" if known is not None else "first_seen"
+        rows.append(
+            {
+                "deal_id": str(deal_id),
+                "stage": stage,
+                "entered_ms": int(modified_ms),
+                "basis": basis,
+                "recorded_at": at,
+            }
+        )
+    for part in chunked(rows, batch):
+        conn.execute(deal_stage_history.insert(), list(part))
+    return len(rows)
 
 
-def _last_stages(conn: Connection, deal_ids: Sequence[str]) -> dict[str, tuple[str | None, int]]:
+def _last_stages(conn: Connection) -> dict[str, tuple[str | None, int]]:
     """deal id → (stage, entered_ms) of its latest recorded row."""
     out: dict[str, tuple[str | None, int]] = {}
-    query = (
-        select(deal_stage_history.c.deal_id, deal_stage_history.c.stage, deal_stage_history.c.entered_ms)
-        .where(deal_stage_history.c.deal_id.in_(list(deal_ids)))
-        .order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_ms, deal_stage_history.c.id)
-    )
+    query = select(
+        deal_stage_history.c.deal_id, deal_stage_history.c.stage, deal_stage_history.c.entered_ms
+    ).order_by(deal_stage_history.c.deal_id, deal_stage_history.c.entered_ms, deal_stage_history.c.id)
     for deal_id, stage, entered in conn.execute(query):
         out[str(deal_id)] = (stage, int(entered))
     return out

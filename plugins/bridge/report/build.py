@@ -128,7 +128,7 @@ def build_report(
         top_n=request.top_n,
         lookup_deal_names=_deal_name_lookup(engine, policy, role),
     )
-    journey_sections.add_to_report(engine, policy, role, periods, result, built_at=built_at, run_id=request.run_id)
+    journey_sections.add_to_report(engine, policy, role, periods, result, built_at=built_at)
     timings["marts"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -237,14 +237,13 @@ def add_to_report(
     result: Marts,
     *,
     built_at: datetime,
-    run_id: str,
 ) -> None:
     """Record the deals' stage changes since the last call, then append the journey sections to ``result``.
 
-    A ``journey:`` settings section that cannot be used leaves the sections out with a note (the report goes out).
+    A ``journey_views:`` settings section that cannot be used leaves the sections out with a note (the report goes out).
     """
     with engine.begin() as conn:
-        journey_marts.record_stage_changes(conn, now=built_at, run_id=run_id)
+        journey_marts.record_stage_changes(conn, now=built_at)
     try:
         cfg = journey_views()
     except settings.SettingsError as exc:
