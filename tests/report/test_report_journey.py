@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from tests.journey.journey_world import Journey, journey, journey_sims  # noqa: F401
 from tests.journey.marts_scene import Scene, _ctx, build_scene
+from tests.report.conftest import REPORT_DAY, copy_hub
 
 from bridge import permissions
 from bridge.hub.schema import deal_stage_history
@@ -119,3 +120,18 @@ def test_report_journey_stage_changes_recorded_by_the_build(scene: Scene, tmp_pa
                                                 .where(deal_stage_history.c.deal_id == deal_id)
                                                 .order_by(deal_stage_history.c.entered_ms))]
     assert stages[-1] == "lost"
+
+
+def test_report_journey_bad_settings_leave_a_note(report_hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A journey_views section that cannot be used leaves both sections out with a note; the report goes out."""
+    monkeypatch.setenv("BRIDGE__JOURNEY_VIEWS__CORRELATION", "kendall")
+    hub = copy_hub(report_hub, tmp_path)
+    built = build_report(hub.engine, hub.dictionary, permissions.load(),
+                         ReportRequest(report_day=REPORT_DAY, owners={}, recipients=["boss@example.com"],
+                                       out_root=tmp_path / "out"))
+    journey_sec = built.marts.sections[-1]
+    assert journey_sec.key == "journey"
+    assert journey_sec.tables == []
+    assert "journey_views.correlation" in journey_sec.notes[0]
+    assert "客户旅程配置有误" in built.paths["html"].read_text(encoding="utf-8")
+    hub.engine.dispose()

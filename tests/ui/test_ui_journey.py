@@ -209,3 +209,19 @@ def test_ui_journey_pages_in_chromium_as_hr_and_employee(scene: Scene, tmp_path:
     assert employee["problems"] == []
     assert hr["foreign"] == []  # no CDN: every request to the app itself
     assert employee["foreign"] == []
+
+
+def test_ui_journey_bad_settings_close_both_pages(
+    hub_url: str, ui_data: Path, auth: FakeAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE__JOURNEY_VIEWS__MIN_GROUP_SIZE", "1")  # below 2: a group of one is a person
+    settings.cached.cache_clear()
+    config = UiConfig(authenticator=auth, csrf_secret=CSRF_SECRET, hub_url=hub_url, data_dir=ui_data)
+    try:
+        with TestClient(mounted(config), base_url="http://127.0.0.1:8080", follow_redirects=False) as c:
+            for path in ("/journey", "/journey/people"):
+                status, html = page(c, auth, "hr", path)
+                assert status == 503
+                assert "journey_views.min_group_size" in text_of(html)
+    finally:
+        settings.cached.cache_clear()
