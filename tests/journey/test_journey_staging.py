@@ -10,6 +10,8 @@ from typing import Any
 from tests.journey.journey_world import SEED, Journey
 
 from bridge.journey import sources
+from bridge.report import load as report_load
+from bridge.report import marts as report_marts
 from sandbox.crm.journey_seed import CAMPAIGNS, EVENTS, campaign_guid, event_object_id
 
 ALL_STEPS = (sources.stage_campaigns, sources.stage_events, sources.stage_contact_sources,
@@ -70,6 +72,10 @@ def test_every_source_is_staged_as_seeded_and_a_rerun_stages_nothing(journey: Jo
         "campaign", "marketing_event", "event_participation", "contact_source", "feedback_submission",
         "performance_review"))
     assert journey.quarantine() == []
+    with journey.hub.connect() as conn:  # the 08:00 report files these streams under the journey, not a sync
+        streams = set(report_load.load_watermarks(conn)["stream"])
+    assert streams >= STREAMS
+    assert {report_marts.DIRECTION_LABELS[report_marts._direction_of_stream(s)] for s in STREAMS} == {"客户旅程数据接入"}
 
     again = run_all(journey)
     assert again["counts"].get("staged", 0) == 0

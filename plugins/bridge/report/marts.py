@@ -33,6 +33,7 @@ import pandas as pd
 from bridge.clock import from_ms
 from bridge.dictionary import Dictionary
 from bridge.hub import store
+from bridge.journey import ENTITIES as JOURNEY_ENTITIES
 from bridge.report.load import ReportData
 from bridge.report.model import Column, Marts, Section, Table
 from bridge.report.periods import Periods, Span
@@ -476,6 +477,8 @@ def top_customers(data: ReportData, periods: Periods, names: Names, top_n: int) 
 
 # ---------------------------------------------------------------- sync health
 def _direction_of_stream(stream: str) -> str:
+    if stream.partition(".")[2] in JOURNEY_ENTITIES:  # crm.campaign …: staged by journey_sync, not a sync
+        return "journey"
     return "crm_to_oa" if stream.startswith("crm.") else "oa_to_crm" if stream.startswith("oa.") else "other"
 
 
