@@ -132,16 +132,18 @@ def test_unreadable_files_go_to_failed_with_the_reason_and_the_run_goes_on(journ
     (folder / "说明.txt").write_text("not a spreadsheet", encoding="utf-8")
     write_csv(folder / "缺列.csv", [["问卷类型", "客户名称"], ["CSAT", a["name"]]])
     (folder / "坏的.xlsx").write_bytes(b"PK\x03\x04 not really a zip")
+    (folder / "超长字段.csv").write_bytes("问卷类型,评分\nNPS,\"".encode() + b"9" * 200_000 + b"\"\n")  # over csv's field limit
     write_csv(folder / "好的.csv", [ANSWER_HEADER, ["CSAT", "5", "2026-11-20", a["uscc"], "", "", "", ""]])
     tally = journey.step(imports.import_folder, "imports")
-    assert tally["counts"]["import_files_failed"] == 3
+    assert tally["counts"]["import_files_failed"] == 4
     assert tally["counts"]["import_files_done"] == 1
     assert tally["counts"]["staged"] == 1
     reasons = {p.name: p.read_text(encoding="utf-8") for p in (folder / "failed").glob("*.error.txt")}
-    assert set(reasons) == {"说明.txt.error.txt", "缺列.csv.error.txt", "坏的.xlsx.error.txt"}
+    assert set(reasons) == {"说明.txt.error.txt", "缺列.csv.error.txt", "坏的.xlsx.error.txt", "超长字段.csv.error.txt"}
+    assert "CSV 文件无法解析" in reasons["超长字段.csv.error.txt"]
     assert "只接受 .csv 和 .xlsx" in reasons["说明.txt.error.txt"]
     assert "缺少必需的列：评分；提交时间" in reasons["缺列.csv.error.txt"]
     assert "无法打开 XLSX 文件" in reasons["坏的.xlsx.error.txt"]
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == []
     refused = [e for e in journey.audit("import") if e["outcome"] == "refused"]
-    assert len(refused) == 3
+    assert len(refused) == 4

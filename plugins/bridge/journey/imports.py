@@ -70,7 +70,10 @@ def _csv_rows(data: bytes) -> list[list[Any]]:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        return [[_cell(c) for c in row] for row in csv.reader(io.StringIO(text))]
+        try:
+            return [[_cell(c) for c in row] for row in csv.reader(io.StringIO(text))]
+        except csv.Error as exc:  # a NUL byte, a field over the size limit: not a text table
+            raise ImportRefused(f"CSV 文件无法解析（{exc}）：请用 Excel 或 WPS 重新另存为 CSV 后重试。") from exc
     raise ImportRefused("文件编码无法识别：请另存为 UTF-8 或 GB18030 编码的 CSV，或 XLSX。")
 
 
@@ -84,6 +87,8 @@ def _xlsx_rows(data: bytes) -> list[list[Any]]:
     try:
         sheet = book.worksheets[0]
         return [[_cell(c) for c in row] for row in sheet.iter_rows(values_only=True)]
+    except Exception as exc:  # a damaged sheet part fails only when read
+        raise ImportRefused(f"XLSX 文件内容损坏（{type(exc).__name__}）：请用 Excel 或 WPS 另存为 .xlsx 后重试。") from exc
     finally:
         book.close()
 
