@@ -353,7 +353,7 @@ def _withdraw(
                 conn, run, link, {rules.ARCHIVE_KEY: {**previous, "phase": "withdrawing"}}
             )
         run.hooks.oa.cancel_instance(run.cfg.code(rules.PROJECT_FORM), code, applicant)
-    posted = _post_comment(run, code, notice_applicant(run, people) or applicant, decision.comment or "")
+    posted = _post_comment(run, code, (people, applicant), decision.comment or "")
     ids = {"deal_id": due.deal_id, "instance_code": code}
     event = run.audit("withdraw_instance", ("oa", rules.PROJECT_FORM), ids, [], "ok", detail=decision.comment)
     _finish(run, due, {"phase": "withdrawn", "comment": decision.comment, "comment_id": posted}, event)
@@ -361,10 +361,12 @@ def _withdraw(
     run.tally.add("written")
 
 
-def _post_comment(run: C2O, instance_code: str, user_id: str, text: str) -> str | None:
-    """The withdrawal's reason as a comment on the instance; None when the OA refused or failed it."""
+def _post_comment(run: C2O, instance_code: str, authors: tuple[People, str], text: str) -> str | None:
+    """The withdrawal's reason as a comment on the instance, by the bridge's bot (else the applicant); None when
+    the OA refused or failed it (the bot's look-up included): the withdrawal stands either way."""
+    people, applicant = authors
     try:
-        comment_id = run.hooks.oa.add_comment(instance_code, user_id, text)
+        comment_id = run.hooks.oa.add_comment(instance_code, notice_applicant(run, people) or applicant, text)
     except (VendorError, ValueError) as exc:
         log.warning(
             "crm_to_oa: instance %s withdrawn, its reason not posted as a comment (%s: %s); kept in the hub",
