@@ -182,6 +182,8 @@ class JourneySection(Section):
     # A review period's results are read again until this long after the period ended (results are
     # opened and corrected in the weeks after); then the period is settled and not read again.
     performance_settle_days: Seconds = 60
+    # A dropped file changed this recently may still be being copied: it waits for the next run.
+    import_quiet_seconds: Seconds = 60
     # Policy roles that may upload import files on the bridge page /journey/import (表格导入).
     upload_roles: tuple[Text, ...] = ("hr", "management")
 

@@ -80,7 +80,8 @@ def _run_steps(sims: Any, hub: Any, folder: Path) -> dict[str, int]:
     from bridge.journey import imports, sources, tasks
     from bridge.sync.frame import Hooks
 
-    cfg = settings.load_typed().journey.model_copy(update={"import_dir": str(folder)})
+    # The files were just written by this scene: no copy is under way, so no quiet period.
+    cfg = settings.load_typed().journey.model_copy(update={"import_dir": str(folder), "import_quiet_seconds": 0})
     counts: Counter[str] = Counter()
     with sims.as_connections():
         crm, oa = CrmHook(), OaHook()

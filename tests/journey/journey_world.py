@@ -119,7 +119,7 @@ def journey(journey_sims: launcher.Simulators, tmp_path: Path, monkeypatch: pyte
     hub = hub_engine.get_engine(f"sqlite:///{migrated_sqlite_hub(tmp_path / 'hub.sqlite')}")
     folder = tmp_path / "journey_import"
     folder.mkdir()
-    cfg = JourneySection(import_dir=str(folder))
+    cfg = JourneySection(import_dir=str(folder), import_quiet_seconds=0)
     world = Journey(journey_sims, CrmHook(retry_policy=FAST_RETRY), OaHook(retry_policy=FAST_RETRY), hub, folder,
                     cfg)
     world.stage_contacts()

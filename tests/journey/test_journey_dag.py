@@ -28,7 +28,8 @@ def test_whole_dag_run_stages_every_source_and_the_dropped_file(journey: Journey
                                  [person, "2024年下半年", "2024-07-01", "2024-12-31", "良好"]])
     data = tmp_path / "data"
     env = localenv.airflow_env(connections=journey.sims.connection_env(), home=tmp_path / "airflow", data_dir=data,
-                               extra={"BRIDGE__JOURNEY__IMPORT_DIR": str(drop)})
+                               extra={"BRIDGE__JOURNEY__IMPORT_DIR": str(drop),
+                                      "BRIDGE__JOURNEY__IMPORT_QUIET_SECONDS": "0"})
     localenv.prepare_home(env, tmp_path / "airflow.log")
     result = run_dag_test("journey_sync", env, ROOT)
     assert result["state"] == "success", result

@@ -147,3 +147,17 @@ def test_unreadable_files_go_to_failed_with_the_reason_and_the_run_goes_on(journ
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == []
     refused = [e for e in journey.audit("import") if e["outcome"] == "refused"]
     assert len(refused) == 4
+
+
+def test_a_file_still_being_copied_waits_for_the_next_run(journey: Journey) -> None:
+    a = companies(journey)[0]
+    path = write_csv(journey.import_dir / "刚复制.csv", [ANSWER_HEADER, ["CSAT", "5", "2026-11-20", a["uscc"], "", "", "", ""]])
+    journey.cfg = journey.cfg.model_copy(update={"import_quiet_seconds": 3600})
+    waiting = journey.step(imports.import_folder, "imports")
+    assert waiting["counts"] == {"import_files_waiting": 1}
+    assert path.exists()
+    journey.cfg = journey.cfg.model_copy(update={"import_quiet_seconds": 0})
+    read = journey.step(imports.import_folder, "imports")
+    assert read["counts"]["import_files_done"] == 1
+    assert not path.exists()
+

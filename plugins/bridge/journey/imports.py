@@ -19,6 +19,7 @@ import hashlib
 import io
 import logging
 import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -348,8 +349,13 @@ def pending_files(folder: Path) -> Iterator[Path]:
 
 
 def import_folder(run: JourneyRun) -> None:
-    """Every file waiting in ``journey.import_dir`` (task ``imports``); a file of another kind is refused."""
+    """Every file waiting in ``journey.import_dir`` (task ``imports``); a file of another kind is refused, one
+    changed within ``journey.import_quiet_seconds`` (still being copied) is left for the next run."""
+    quiet_until = time.time() - run.cfg.import_quiet_seconds  # file times are the wall clock's, not the run's
     for path in pending_files(import_dir(run)):
+        if path.stat().st_mtime > quiet_until:
+            run.tally.add("import_files_waiting")
+            continue
         if path.suffix.lower() not in SUFFIXES:
             message = f"文件「{path.name}」未导入：只接受 .csv 和 .xlsx 文件。"
             _audit_file(run, None, path.name, "refused", message)
