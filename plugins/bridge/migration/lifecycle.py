@@ -4,7 +4,7 @@ Search never finds an archived record, so the time-range chunks cannot see the
 records deleted in the period. Each CRM entity therefore gets one more chunk
 without a range (``lo``/``hi`` None): :func:`migrate_archived_chunk` pages the
 CRM's archived list (``CrmHook.archived_page``, 100 ids a page) and keeps the
-records archived in the run's period (``archivedAt`` in ``[from, to)``; one
+records archived in the run's period (their archive time in ``[from, to)``; one
 without a time is kept). Per page:
 
 1. **merged or deleted** — a merge archives the absorbed record too; it is told
@@ -77,7 +77,7 @@ class _Page:
 
 
 def archived_ms(at: str | None) -> int | None:
-    """``archivedAt`` (ISO 8601) as epoch ms; None when absent or unreadable."""
+    """A record's archive time (ISO 8601, as the hook gives it) as epoch ms; None when absent or unreadable."""
     if not at:
         return None
     try:

@@ -219,8 +219,8 @@ def _association_checks(d: Dictionary) -> list[Check]:
 def _orphan_contact_checks(d: Dictionary) -> list[Check]:
     """Contacts left without any customer in the CRM (``contact.company_id.associated``).
 
-    The sync stages 所属客户 from the v4 associations (the primary company first, which is all that
-    ``associatedcompanyid`` ever holds), so ``contact.company_id.required`` fails when the CRM had no company
+    The sync stages 所属客户 from the v4 associations (the primary company first, which is all the CRM's
+    primary-company property ever holds), so ``contact.company_id.required`` fails when the CRM had no company
     association at all when the contact was last read. This check asks what the CRM has *now*, as far as the
     hub knows: a contact fails when it names no company, or when its company was deleted (HubSpot hides an
     archived company from the contact's associations without touching the contact, so the snapshot still
