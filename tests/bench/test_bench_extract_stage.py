@@ -56,7 +56,8 @@ def test_extract_stage_bench_runs_bridge_and_floor(tmp_path: Path) -> None:
     out = tmp_path / "stage.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.extract_stage", "--deals", "600", "--changed", "60", "--rounds", "1",
-         "--dlt-python", str(tmp_path / "no-such-python"), "--json", str(out)],
+         "--dlt-python", str(tmp_path / "no-such-python"), "--json", str(out), "--baseline", str(ROOT),
+         "--profile", str(tmp_path / "profiles")],
         cwd=ROOT, capture_output=True, text=True, timeout=280,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -69,3 +70,30 @@ def test_extract_stage_bench_runs_bridge_and_floor(tmp_path: Path) -> None:
     assert incremental["floor"]["records"] == 60
     assert incremental["bridge"]["records"] >= 60  # the lookback re-reads what changed just before
     assert "dlt_duckdb" not in full
+    # --baseline: the same child from another checkout (here this one), on the same simulator
+    assert full["bridge_base"]["records"] == 600
+    assert full["bridge_base"]["rounds"][0]["staged"] == 600
+    assert full["ratio_bridge_vs_base_time"] > 0
+    # --profile: cProfile statistics of each bridge child, readable by pstats
+    import pstats
+
+    profiles = sorted((tmp_path / "profiles").glob("bridge-*.prof"))
+    assert len(profiles) == 2  # the full round and the incremental one
+    assert "stage_changes" in str(pstats.Stats(str(profiles[0])).stats)
+
+
+@pytest.mark.timeout(300)
+def test_stage_cpu_bench_stages_every_deal_in_both_trees(tmp_path: Path) -> None:
+    out = tmp_path / "cpu.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.stage_cpu", "--deals", "500", "--rounds", "1", "--baseline", str(ROOT),
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=280,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for name in ("bridge", "bridge_base"):
+        [round_] = result[name]["rounds"]
+        assert round_["records"] == round_["staged"] == 500
+        assert round_["cpu_seconds"] > 0
+    assert result["cpu_ratio_bridge_vs_base"] > 0
