@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -114,7 +114,6 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
         def archive(self, deal: str) -> None:
             self._step()
             if self._live(deal):
-                event("a deal deleted")
                 self.w.c2o.archive("deals", deal)
                 self.archived.add(deal)
 
@@ -124,7 +123,6 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
             self._step()
             restorable = sorted(self.archived - set(self.merged))
             deal = restorable[pick % len(restorable)]
-            event("a deal restored")
             self.w.c2o.restore("deals", deal)
             self.archived.discard(deal)
 
@@ -133,7 +131,6 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
             self._step()
             if absorbed != survivor and self._live(absorbed) and self._live(survivor):
                 _merge(self.w.c2o, "deals", absorbed, survivor)
-                event("deals merged")
                 self.merged[absorbed] = survivor
                 for old, into in list(self.merged.items()):
                     if into == absorbed:
@@ -148,7 +145,6 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
 
         def _act(self, code: str, action: str) -> None:
             if self.w.instance(code)["status"] in ALLOWED[action]:
-                event(f"OA {action}")
                 self.w.act(action, code)
 
         @rule(target=expenses, deal=deals, approve=st.booleans())
@@ -186,15 +182,15 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
 
         # ------------------------------------------------------------ invariants
         @invariant()
-        def invariants(self) -> None:
+        def lifecycle_invariants(self) -> None:
             """The bridge writes only in sync runs: what it wrote is checked right after the run that wrote it
             (one listing per form, so a step costs a few simulator calls)."""
             projects = self.w.c2o.instances()
-            live = Counter(str(i["widgets"].get("deal_id")) for i in projects if i["status"] in LIVE)
+            with self.w.hub.connect() as conn:
+                links = {lk.oa_id: lk for lk in store.links(conn, rules.PROJECT_LINK) if lk.oa_id}
+            live = Counter(self._deal_of(i, links) for i in projects if i["status"] in LIVE)
             assert all(n == 1 for n in live.values()), f"a deal with two live 立项申请: {live}"
             if self.last_run == "c2o":
-                with self.w.hub.connect() as conn:
-                    links = {lk.oa_id: lk for lk in store.links(conn, rules.PROJECT_LINK) if lk.oa_id}
                 notices = launcher.oa_instances(self.w.sims.oa, rules.VOID_FORM, "api")
                 self._dead_deals_are_settled(projects, links, notices)
                 filed = [*projects, *notices, *launcher.oa_instances(self.w.sims.oa, rules.NOTICE_FORM, "api")]
@@ -204,12 +200,19 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
                 self._notes_name_approved_instances_or_are_void(notes)
                 self._audited([], notes)
 
+        @staticmethod
+        def _deal_of(instance: dict[str, Any], links: dict[str | None, store.Link]) -> str:
+            """The deal a 立项申请 belongs to: its link's (a merge's survivor inherits the absorbed deal's 立项申请,
+            whose form still names the absorbed id), else the one its form names."""
+            link = links.get(instance["instance_code"])
+            return str(link.crm_id) if link is not None and link.crm_id else str(instance["widgets"].get("deal_id"))
+
         def _dead_deals_are_settled(
             self, projects: list[dict[str, Any]], links: dict[str | None, store.Link], notices: list[dict[str, Any]]
         ) -> None:
             """A live 立项申请 of a deleted or merged-away deal was withdrawn, or told to finance once approved."""
             for instance in projects:
-                deal, code, status = str(instance["widgets"].get("deal_id")), instance["instance_code"], instance["status"]
+                deal, code, status = self._deal_of(instance, links), instance["instance_code"], instance["status"]
                 if status not in LIVE or self._live(deal):
                     continue
                 assert status == "APPROVED", f"立项申请 {code} of dead deal {deal} is still {status}: not withdrawn"
@@ -218,7 +221,6 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
                 assert state.get("archived"), f"立项申请 {code} of dead deal {deal}: link not marked"
                 assert (state.get(rules.ARCHIVE_KEY) or {}).get("phase") == "notified", state
                 assert any(str(n["widgets"].get("deal_id")) == deal for n in notices), f"no 商机作废通知 for {deal}"
-                event("an approved 立项申请 of a dead deal, settled")
 
         def _notes_name_approved_instances_or_are_void(self, notes: list[dict[str, Any]]) -> None:
             statuses = {i["instance_code"]: i["status"] for i in launcher.oa_instances(self.w.sims.oa, "expense_claim")}
@@ -229,7 +231,6 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
                 assert status == "APPROVED" or body.startswith(VOID_MARK), (code, status, body[:40])
                 if status != "APPROVED":
                     assert not note["properties"].get("oa_amount"), f"void note {note['id']} keeps its amount"
-                event(f"a note of a {status} expense claim")
 
         def _audited(self, filed: list[dict[str, Any]], notes: list[dict[str, Any]]) -> None:
             """The chain verifies; every instance the bridge filed and every note it made or voided is audited."""
@@ -258,6 +259,34 @@ def _machine(sims: launcher.Simulators, hubs: HubCopies, monkeypatch: pytest.Mon
             hub_engine.get_engine(self.url).dispose()
 
     return Lifecycle
+
+
+def test_a_restored_deal_inherits_the_approved_project_of_the_deal_merged_into_it(
+    c2o_sims: launcher.Simulators, c2o_hub_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An example the machine found (shrunk): a deal deleted, restored, and then the survivor of a merge with a
+    deal whose 立项申请 was approved. The survivor has none, so it inherits that 立项申请: it is live and its form
+    still names the absorbed deal, but it belongs to a live deal (its link moved) and needs no notice. The
+    invariants must judge a 立项申请 by the deal its link names."""
+    machine = _machine(c2o_sims, HubCopies(c2o_hub_template, tmp_path), monkeypatch)()
+    try:
+        deal_0, deal_1, deal_2 = machine.signed_deals().values
+        machine.archive(deal_2)  # deleted before it reached the 立项 stage
+        machine.run_syncs("c2o")
+        machine.lifecycle_invariants()
+        machine.act_on_project(deal_1, "approve")
+        machine.restore(1)  # the only restorable deal
+        assert not machine.archived
+        machine.merge(deal_1, deal_2)
+        machine.crm_to_oa_after_people()
+        machine.lifecycle_invariants()
+        inherited = machine.w.c2o.project_link(deal_2)
+        assert inherited is not None, "the survivor inherited the absorbed deal's 立项申请"
+        assert machine.w.instance(str(inherited.oa_id))["status"] == "APPROVED"
+        assert machine.w.c2o.instances_of(deal_2) == [], "and no 立项申请 of its own was filed"
+        assert len(machine.w.c2o.instances_of(deal_0)) == 1
+    finally:
+        machine.teardown()
 
 
 def test_lifecycle_interleavings_keep_the_invariants(
