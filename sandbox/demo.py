@@ -30,7 +30,7 @@ DEMO_DIR = ROOT / "data" / "demo"
 SEED = 20261126
 # The order of a business day: history first (once), then the syncs, the
 # health checks before the 08:00 report.
-DAG_ORDER = ["history_migration", "crm_to_oa_sync", "oa_to_crm_sync", "data_health", "daily_report"]
+DAG_ORDER = ["history_migration", "crm_to_oa_sync", "oa_to_crm_sync", "journey_sync", "data_health", "daily_report"]
 
 
 @dataclass
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = localenv.airflow_env(
                 connections={**sims.connection_env(), **smtp_connection_env(mail.port)},
                 data_dir=DEMO_DIR,
-                extra={"BRIDGE__DEBOUNCE__QUIET_SECONDS": "0"},
+                extra={"BRIDGE__DEBOUNCE__QUIET_SECONDS": "0", "BRIDGE__JOURNEY__IMPORT_QUIET_SECONDS": "0"},
             )
             print("  preparing the local Airflow home (.airflow) ...", flush=True)
             if localenv.prepare_home(env, log):

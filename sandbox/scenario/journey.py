@@ -98,17 +98,36 @@ def _run_steps(sims: Any, hub: Any, folder: Path) -> dict[str, int]:
 
 
 def scene(sims: Any, demo_dir: Path) -> list[str]:
-    """Steps 1 and 2; the lines the demo prints."""
-    import bridge.dictionary
-    from bridge.hub import store
-    from bridge.journey import DIRECTION, ENTITIES
-
+    """Steps 1 and 2 in this process; the lines the demo prints."""
     hub = _hub(demo_dir)
     folder = drop_files(sims, demo_dir, hub)
-    counts = _run_steps(sims, hub, folder)
+    return [_staged_line(_run_steps(sims, hub, folder)), *_outcome(hub, folder)]
+
+
+def report(demo_dir: Path) -> list[str]:
+    """What the journey_sync DAG run staged (its run summary), quarantined and did with the files."""
+    from bridge.hub import store
+
+    hub = _hub(demo_dir)
+    with hub.connect() as conn:
+        [summary] = store.recent_runs(conn, kind="journey_sync", limit=1) or [None]
+    return [_staged_line(summary.counts if summary is not None else {}), *_outcome(hub, demo_dir / IMPORT_DIR)]
+
+
+def _staged_line(counts: Any) -> str:
+    import bridge.dictionary
+    from bridge.journey import ENTITIES
+
     d = bridge.dictionary.load()
     staged = "，".join(f"{d.entity(e).label} {counts.get(f'staged_{e}', 0)}" for e in ENTITIES)
-    lines = [f"客户旅程数据接入：暂存 {staged}（共读取 {counts.get('read', 0)} 条）"]
+    return f"客户旅程数据接入：暂存 {staged}（共读取 {counts.get('read', 0)} 条）"
+
+
+def _outcome(hub: Any, folder: Path) -> list[str]:
+    from bridge.hub import store
+    from bridge.journey import DIRECTION
+
+    lines: list[str] = []
     with hub.connect() as conn:
         entries = store.list_quarantine(conn, store.QuarantineFilter(direction=DIRECTION))
     for e in entries:

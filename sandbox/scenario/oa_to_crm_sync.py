@@ -10,7 +10,9 @@ the deals, the notes and meetings on the customers, and the quarantined form
 with its message; then, after the run's figures, the approved 费用报销 is
 revoked (one more run marks its note) and the CRM → OA lifecycle scene
 (:func:`sandbox.scenario.crm_to_oa_sync.lifecycle`: a deal deleted, two
-merged) plays, last, so that it changes no figure printed before it.
+merged) plays, then the attachments scene (:mod:`sandbox.scenario.attachments`: one contract scan
+shared by two 立项申请, one invoice on two notes, disguised programs quarantined), last, so that
+they change no figure printed before them.
 """
 
 from __future__ import annotations
@@ -145,7 +147,9 @@ def after(sims: Any, demo_dir: Path) -> list[str]:
                      f"meetings {counts.get('written_meetings', 0)}, quarantined {counts.get('quarantined', 0)}, "
                      f"API calls {counts.get('api_calls', 0)}")
     lines += _revoke(sims, demo_dir, chosen["expense"])
-    return lines + crm_to_oa_sync.lifecycle(sims, demo_dir)
+    from sandbox.scenario import attachments  # it reuses this module's helpers
+
+    return lines + crm_to_oa_sync.lifecycle(sims, demo_dir) + attachments.scene(sims, demo_dir)
 
 
 def _revoke(sims: Any, demo_dir: Path, code: str) -> list[str]:
