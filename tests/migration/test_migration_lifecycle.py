@@ -103,16 +103,18 @@ def lived(c2o: C2O) -> tuple[C2O, dict[str, str]]:  # noqa: F811
     return world, ids
 
 
-def _migrate(world: C2O, tmp_path: Path, archived_records: str) -> tuple[dict[str, Any], Counter[str]]:
-    """A real load; its totals and its skipped records by reason (summed over its chunks)."""
-    run_id = f"manual__lifecycle_{archived_records}"
+def _migrate(
+    world: C2O, tmp_path: Path, archived_records: str, dry_run: bool = False
+) -> tuple[dict[str, Any], Counter[str]]:
+    """A real load (or a dry run); its totals and its skipped records by reason (summed over its chunks)."""
+    run_id = f"manual__lifecycle_{archived_records}{'_dry' if dry_run else ''}"
     ctx = RunContext(
         dag_id="history_migration", run_id=run_id, task_id="test", try_number=1, principal="bridge-test"
     )
     m = steps.Migration.create(run_id, ctx, hub=world.hub, data_dir=tmp_path / "data")  # the real clock, as the CRM's
     params = {
-        "dry_run": False,
-        "confirm_load": CONFIRM_TEXT,
+        "dry_run": dry_run,
+        "confirm_load": None if dry_run else CONFIRM_TEXT,
         "archived_records": archived_records,
         "date_from": world.now.date().isoformat(),
         "chunk_size": 100,
@@ -213,3 +215,23 @@ def test_after_migrating_deleted_deals_as_archived_the_sync_files_no_project_for
     assert world.instances_of(ids["survivor"]) == []
     assert world.instances_of(ids["absorbed"]) == []
     assert len(world.instances_of(ids["live"])) == 1  # the sync itself is working
+
+
+def test_a_dry_run_counts_the_deleted_and_merged_records_as_a_real_run_and_writes_nothing(
+    lived: tuple[C2O, dict[str, str]], tmp_path: Path
+) -> None:
+    world, ids = lived
+    dry, dry_skipped = _migrate(world, tmp_path, "migrate", dry_run=True)
+    assert _merges(world) == set()
+    assert _links(world, "deal_project") == []
+    gone = _snap(world, "deal", ids["gone"])
+    assert gone is not None
+    assert not gone.deleted  # as the sync staged it: the dry run tombstoned nothing
+    assert not gone.archived
+    assert _snap(world, "company", ids["gone_co"]) is not None
+    assert world.audit("archive") == []
+    real, real_skipped = _migrate(world, tmp_path, "migrate")
+    assert real == dry
+    assert real_skipped == dry_skipped
+    assert dry["archived"] == 2
+    assert dry["linked"] == 2  # the 立项申请 and the expense naming merged ids, to the survivors

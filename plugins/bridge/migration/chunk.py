@@ -523,9 +523,10 @@ class _Linker:
     ) -> None:
         t = self.t
         named = [str(r.record.get("deal_id") or "") for _, r in passing]
-        survivors = resolve_survivors(t.hub, self.crm, "deal", "deals", named)  # merged in the CRM
+        deleted = workdir.load_deleted(t.run_id, "deal", t.data_dir)  # deleted or merged away in the CRM
+        survivors = resolve_survivors(t.hub, self.crm, "deal", "deals", named, deleted)
         deals = existing_ids(t.hub, self.crm, "deal", "deals", [survivors.get(i, i) for i in named])
-        deals -= workdir.load_deleted(t.run_id, "deal", t.data_dir)  # deleted in the CRM: never linked
+        deals -= deleted  # never linked to a deleted deal
         with t.hub.connect() as conn:
             linked = store.links_for_oa_ids(conn, PROJECT_LINK, [row.source_id for row, _ in passing])
         new: list[store.NewLink] = []
@@ -573,13 +574,14 @@ class _Linker:
         raw_ids = [str(r.record.get("customer_id") or "") for _, r in passing]
         kept: dict[str, str] = {m: merge.kept_id for m, merge in self.merges.items()}
         unknown = [i for i in raw_ids if i and i not in kept]
+        deleted = workdir.load_deleted(t.run_id, "company", t.data_dir)  # deleted or merged away in the CRM
         # merged by an earlier run's de-duplication, or merged in the CRM (merge_record or the CRM itself)
-        kept.update(resolve_survivors(t.hub, self.crm, "company", "companies", unknown))
+        kept.update(resolve_survivors(t.hub, self.crm, "company", "companies", unknown, deleted))
         with t.hub.connect() as conn:
             linked = store.links_for_oa_ids(conn, CUSTOMER_LINK, [row.source_id for row, _ in passing])
         targets = {i: kept.get(i, i) for i in raw_ids if i}
         companies = existing_ids(t.hub, self.crm, "company", "companies", targets.values())
-        companies -= workdir.load_deleted(t.run_id, "company", t.data_dir)
+        companies -= deleted
         out: list[tuple[store.SnapshotRow, MappingResult]] = []
         label = t.d.entity(self.entity).label
         for row, result in passing:

@@ -24,15 +24,23 @@ if TYPE_CHECKING:
 
 
 def resolve_survivors(
-    hub: Engine, crm: CrmHook | None, entity: str, object_type: str, ids: Iterable[str]
+    hub: Engine,
+    crm: CrmHook | None,
+    entity: str,
+    object_type: str,
+    ids: Iterable[str],
+    deleted: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """``{merged id: survivor}`` for the ids of ``ids`` merged into another record (the others are left out)."""
+    """``{merged id: survivor}`` for the ids of ``ids`` merged into another record (the others are left out).
+
+    ``deleted``: ids the CRM lists as archived (a merge archives the absorbed record); the CRM is asked about
+    them even when the hub still holds them live (staged before the merge, and a dry run remaps nothing)."""
     wanted = list(dict.fromkeys(str(i) for i in ids if i))
     if not wanted:
         return {}
     with hub.connect() as conn:
         found = dedupe.kept_ids(conn, entity, wanted)
-        live = live_ids(conn, entity, [i for i in wanted if i not in found])
+        live = live_ids(conn, entity, [i for i in wanted if i not in found]) - deleted
     unknown = [i for i in wanted if i not in found and i not in live and i.isdigit()]
     if unknown and crm is not None:
         found.update(crm.survivors_of(object_type, unknown))
