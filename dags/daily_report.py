@@ -6,6 +6,9 @@ quarantine, data-health scores), applies the permission policy for its
 audience (管理层), stores a self-contained HTML page and an XLSX workbook under
 `<BRIDGE_DATA_DIR>/reports/<YYYY-MM-DD>/`, records it in `report_run` and mails
 it through the Airflow Connection `smtp_default` to `report.recipients`.
+Each `report.editions` entry (e.g. `{audience: hr, recipients: [...]}`) is one
+more edition, read through that role's policy, with its own files (suffix =
+the role) and its own mail list.
 
 **Timetable.** `WorkdayTimetable(7, 30)` (registered by the bridge plugin):
 07:30 Asia/Shanghai (23:30 UTC the day before; no daylight saving time) on

@@ -100,6 +100,17 @@ class ReportRequest:
     notes: Sequence[str] = ()
     ui_url: str | None = None
     batch: int = load.BATCH
+    audience: str | None = None  # the edition's role; None = the policy's audiences.report.daily_report
+
+
+def edition_of(policy: Policy, request: ReportRequest) -> tuple[str, str]:
+    """(role the report is read by, edition suffix): ``""`` for the main edition (the policy's report audience)."""
+    main = policy.audience("report", "daily_report")
+    role = request.audience or main
+    if role not in policy.roles:
+        raise ValueError(f"report.editions: 受众角色 {role!r} 不在 include/permissions.yaml 的 roles 中；"
+                         f"可用: {', '.join(policy.roles)}。")
+    return role, ("" if role == main else role)
 
 
 def build_report(
@@ -110,7 +121,7 @@ def build_report(
     started = time.perf_counter()
     report_day, calendar = request.report_day, request.calendar
     built_at = request.built_at or datetime.now(UTC)
-    role = policy.audience("report", "daily_report")
+    role, edition = edition_of(policy, request)
     periods = report_periods(report_day, calendar)
     with engine.connect() as conn:
         data = load.load_report_data(conn, dictionary, policy, role=role, built_at=built_at,
@@ -140,13 +151,18 @@ def build_report(
     timings["charts"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    paths = _write_outputs(result, chart_map, periods, all_notes, request, built_at)
+    label = f"（{policy.roles.get(role, role)}版）" if edition else ""
+    paths = _write_outputs(result, chart_map, periods, all_notes, request, built_at, (edition, label))
     timings["render"] = time.perf_counter() - t
 
     figures = {k: v for k, v in result.headline.items()}
     with engine.begin() as conn:
-        archive.record_build(conn, day=report_day, run_id=request.run_id, built_at=built_at, paths=paths,
-                             recipients=list(request.recipients), figures=figures)
+        if edition:
+            archive.record_edition(conn, day=report_day, audience=edition, paths=paths,
+                                   recipients=list(request.recipients))
+        else:
+            archive.record_build(conn, day=report_day, run_id=request.run_id, built_at=built_at, paths=paths,
+                                 recipients=list(request.recipients), figures=figures)
     timings["total"] = time.perf_counter() - started
     log.info("daily report %s built in %.1f s (%s); rows read %s", report_day, timings["total"],
              ", ".join(f"{k} {v:.1f}s" for k, v in timings.items() if k != "total"), data.counts)
@@ -164,10 +180,10 @@ def _customer_names(data: load.ReportData) -> dict[str, str]:
 
 
 def _write_outputs(result: Marts, chart_map: dict[str, charts.Chart], periods: Periods, notes: list[str],
-                   request: ReportRequest, built_at: datetime) -> dict[str, Path]:
+                   request: ReportRequest, built_at: datetime, edition: tuple[str, str] = ("", "")) -> dict[str, Path]:
     """The saved page, the workbook and the mail (``.eml``) of the day, each written atomically; their paths."""
     report_day, local_built = request.report_day, built_at.astimezone(TZ)
-    paths = archive.report_paths(report_day, request.out_root)
+    paths = archive.report_paths(report_day, request.out_root, edition[0])
     page = render.render_html(result, chart_map, periods, mail=False, notes=notes, built_at=local_built,
                               ui_url=request.ui_url)
     archive.write_atomic(paths["html"], page.encode("utf-8"))
@@ -177,7 +193,7 @@ def _write_outputs(result: Marts, chart_map: dict[str, charts.Chart], periods: P
     mail_html = render.render_html(result, chart_map, periods, mail=True, notes=notes, built_at=local_built,
                                    ui_url=request.ui_url)
     message = delivery.build_message(
-        subject=delivery.subject_for(report_day), html=mail_html, text=_plain_text(result, periods),
+        subject=delivery.subject_for(report_day) + edition[1], html=mail_html, text=_plain_text(result, periods),
         charts=chart_map, attachments=[(paths["xlsx"], f"经营日报_{report_day.isoformat()}.xlsx")],
         sender="", recipients=list(request.recipients))
     archive.write_atomic(paths["eml"], bytes(message))

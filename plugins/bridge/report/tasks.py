@@ -27,19 +27,57 @@ log = logging.getLogger(__name__)
 OwnersFetch = Callable[[], Sequence[Mapping[str, Any]]]
 
 
-def report_settings(raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``report`` section of include/settings.yaml with defaults and checks."""
-    section = dict((raw if raw is not None else settings.load()).get("report") or {})
-    recipients = section.get("recipients") or []
+def _mail_list(value: Any, where: str) -> list[str]:
+    recipients = value or []
     if isinstance(recipients, str):
         recipients = [r.strip() for r in recipients.replace(";", ",").split(",") if r.strip()]
     if not isinstance(recipients, list) or not all(isinstance(r, str) and "@" in r for r in recipients):
-        raise settings.SettingsError("include/settings.yaml report.recipients 必须是邮箱列表，如 [boss@example.com]")
+        raise settings.SettingsError(f"include/settings.yaml {where} 必须是邮箱列表，如 [boss@example.com]")
+    return list(recipients)
+
+
+def _editions(section: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The main edition (``report.recipients``; ``audience: None`` = the policy's ``audiences.report.daily_report``)
+    then each of ``report.editions`` (one per audience role, e.g. ``{audience: hr, recipients: [hr@example.com]}``)."""
+    out: list[dict[str, Any]] = [{"audience": None,
+                                  "recipients": _mail_list(section.get("recipients"), "report.recipients")}]
+    raw = section.get("editions")
+    if raw is None:
+        return out
+    if not isinstance(raw, list):
+        raise settings.SettingsError("include/settings.yaml report.editions 必须是列表，如 "
+                                     "[{audience: hr, recipients: [hr@example.com]}]")
+    for i, e in enumerate(raw):
+        where = f"report.editions[{i}]"
+        if not isinstance(e, Mapping) or not isinstance(e.get("audience"), str) or not e["audience"]:
+            raise settings.SettingsError(f"include/settings.yaml {where} 须写明 audience（permissions.yaml 的角色，"
+                                         "如 management、hr）和 recipients")
+        if any(o["audience"] == e["audience"] for o in out):
+            raise settings.SettingsError(f"include/settings.yaml {where}: 受众 {e['audience']} 重复，每个角色只能有一版")
+        out.append({"audience": e["audience"], "recipients": _mail_list(e.get("recipients"), f"{where}.recipients")})
+    return out
+
+
+def resolve_editions(editions: Sequence[Mapping[str, Any]], main: str) -> list[dict[str, Any]]:
+    """Editions by role, the main one (``main`` = the policy's report audience) first: ``report.recipients`` and a
+    ``report.editions`` entry for the main role are one edition, their lists joined."""
+    merged: dict[str, list[str]] = {}
+    for e in editions:
+        role = e["audience"] or main
+        merged[role] = list(dict.fromkeys([*merged.get(role, []), *e["recipients"]]))
+    return [{"audience": role, "recipients": merged[role]}
+            for role in sorted(merged, key=lambda r: r != main)]
+
+
+def report_settings(raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``report`` section of include/settings.yaml with defaults and checks."""
+    section = dict((raw if raw is not None else settings.load()).get("report") or {})
+    editions = _editions(section)
     top = section.get("top_customers", 10)
     if not isinstance(top, int) or top < 1:
         raise settings.SettingsError("include/settings.yaml report.top_customers 必须是正整数")
     return {"timezone": str(section.get("timezone") or timetable.REPORT_TZ),
-            "recipients": list(recipients), "top_customers": top, "ui_url": section.get("ui_url")}
+            "recipients": list(editions[0]["recipients"]), "editions": editions, "top_customers": top, "ui_url": section.get("ui_url")}
 
 
 def day_of_run(context: Mapping[str, Any], tz: str) -> date:
@@ -115,19 +153,27 @@ def run_build(context: Mapping[str, Any], *, owners_fetch: OwnersFetch | None = 
         log.warning("report: CRM owners unavailable (%s: %s); showing owner ids", type(exc).__name__, exc)
         owners = {}
         notes.append("CRM 负责人名单暂时无法读取，负责人以编号显示。")
-    built = build_report(
-        hub_engine.ensure_schema(), bridge_dictionary.load(), permissions.load(), ReportRequest(report_day=day, owners=owners,
-        recipients=cfg["recipients"], calendar=calendar, top_n=cfg["top_customers"],
-        run_id=str(context.get("run_id") or "manual"), built_at=now, notes=notes, ui_url=cfg.get("ui_url")))
-    return {"day": day.isoformat(), "html": str(built.paths["html"]), "xlsx": str(built.paths["xlsx"]),
-            "eml": str(built.paths["eml"]), "recipients": built.recipients, "figures": built.figures,
-            "seconds": round(built.timings.get("total", 0.0), 2)}
+    policy, hub = permissions.load(), hub_engine.ensure_schema()
+    out: dict[str, Any] = {"day": day.isoformat(), "editions": []}
+    for i, edition in enumerate(resolve_editions(cfg["editions"], policy.audience("report", "daily_report"))):
+        built = build_report(hub, bridge_dictionary.load(), policy, ReportRequest(
+            report_day=day, owners=owners, recipients=edition["recipients"], calendar=calendar,
+            top_n=cfg["top_customers"], run_id=str(context.get("run_id") or "manual"), built_at=now, notes=notes,
+            ui_url=cfg.get("ui_url"), audience=edition["audience"]))
+        files = {k: str(built.paths[k]) for k in ("html", "xlsx", "eml")}
+        if i == 0:  # the main edition, as before editions existed
+            out.update(files, recipients=built.recipients, figures=built.figures,
+                       seconds=round(built.timings.get("total", 0.0), 2))
+        else:
+            out["editions"].append({"audience": edition["audience"], "recipients": built.recipients, **files})
+    return out
 
 
 def run_send(built: Mapping[str, Any], context: Mapping[str, Any], *, smtp_conn_id: str = "smtp_default",
              now: datetime | None = None) -> dict[str, Any]:
+    """Mail the main edition, then each other edition to its own list; each once per day unless ``resend``."""
     from bridge.hub import engine as hub_engine
-    from bridge.report import archive, delivery
+    from bridge.report import archive
 
     day = date.fromisoformat(str(built["day"]))
     resend = bool((context.get("params") or {}).get("resend"))
@@ -136,16 +182,37 @@ def run_send(built: Mapping[str, Any], context: Mapping[str, Any], *, smtp_conn_
         record = archive.get_report(conn, day)
     if record is None:
         raise RuntimeError(f"report_run has no row for {day}: the build task did not record it")
-    if record.sent and not resend:
-        log.info("report %s was already mailed at %s; not sending again (trigger with resend=true to force)",
-                 day, record.sent_at)
-        return {"day": day.isoformat(), "sent": False, "sent_at": record.sent_at.isoformat() if record.sent_at else None}
+    result = _send_one(hub, day, (None, record.sent_at), built, resend, smtp_conn_id, now)
+    with hub.connect() as conn:
+        sent = {e.audience: e.sent_at for e in archive.editions(archive.get_report(conn, day))}
+    result["editions"] = [_send_one(hub, day, (e["audience"], sent.get(e["audience"])), e, resend, smtp_conn_id, now)
+                          for e in built.get("editions") or []]
+    return result
+
+
+def _send_one(hub: Any, day: date, edition: tuple[str | None, datetime | None], built: Mapping[str, Any],
+              resend: bool, smtp_conn_id: str, now: datetime | None) -> dict[str, Any]:
+    """Mail one edition (``edition`` = its audience, None for the main one, and when it was mailed)."""
+    from bridge.report import archive, delivery
+
+    audience, sent_before = edition
+    recipients = list(built["recipients"])
+    out: dict[str, Any] = {"day": day.isoformat(), "audience": audience, "recipients": recipients}
+    if sent_before is not None and not resend:
+        log.info("report %s (%s) was already mailed at %s; not sending again (trigger with resend=true to force)",
+                 day, audience or "main", sent_before)
+        return {**out, "sent": False, "sent_at": sent_before.isoformat()}
+    if audience is not None and not recipients:
+        log.warning("report %s: edition %s has no recipients; built, not mailed", day, audience)
+        return {**out, "sent": False, "sent_at": None}
     eml = Path(str(built["eml"]))
     message = BytesParser(_class=EmailMessage, policy=email_policy.default).parsebytes(eml.read_bytes())
-    recipients = list(built["recipients"])
     delivery.send(message, recipients, smtp_conn_id)
     sent_at = now or datetime.now(UTC)
     archive.write_atomic(eml, bytes(message))
     with hub.begin() as conn:
-        archive.mark_sent(conn, day, recipients, sent_at)
-    return {"day": day.isoformat(), "sent": True, "sent_at": sent_at.isoformat(), "recipients": recipients}
+        if audience is None:
+            archive.mark_sent(conn, day, recipients, sent_at)
+        else:
+            archive.mark_edition_sent(conn, day, audience, recipients, sent_at)
+    return {**out, "sent": True, "sent_at": sent_at.isoformat()}

@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from bridge.report import archive
 from bridge.ui import display, files, queries
-from bridge.ui.auth import Viewer
+from bridge.ui.auth import Forbidden, Viewer
 from bridge.ui.deps import FILE_CSP, Pages, pages_of, require_viewer
 from bridge.ui.errors import BadRequest, NotFound
 from bridge.ui.rendering import render_html
@@ -53,9 +54,25 @@ def _registered_rows(pages: Pages, runs: list[Any], viewer: Viewer) -> list[dict
                 "xlsx_ok": bool(xlsx and xlsx.is_file()),
                 "headline": display.headline(run.figures, amounts_visible),
                 "recipients": [display.scrub_personal(r) for r in run.recipients],
+                "editions": _editions_for(pages, run.figures, viewer),
             }
         )
     return rows
+
+
+def _editions_for(pages: Pages, figures: dict[str, Any], viewer: Viewer) -> list[dict[str, Any]]:
+    """The day's other editions (one per audience, issue 20) the viewer's role may open: those built for a role
+    it covers (sees everything that role sees, as clearly)."""
+    current, base = pages.policy(), pages.area("reports")
+    out = []
+    for e in archive.editions_in(figures):
+        if e.audience not in current.roles or not current.covers(viewer.role, e.audience):
+            continue
+        html = files.confined(base, str(e.html_path), pages.data_dir())
+        xlsx = files.confined(base, str(e.xlsx_path), pages.data_dir())
+        out.append({"audience": e.audience, "label": current.roles[e.audience], "sent": e.sent,
+                    "html_ok": bool(html and html.is_file()), "xlsx_ok": bool(xlsx and xlsx.is_file())})
+    return out
 
 
 @router.get("/reports", response_class=HTMLResponse, name="reports")
@@ -132,3 +149,30 @@ def report_xlsx(request: Request, day: str, viewer: Viewer = Depends(require_vie
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         filename=f"经营日报-{label}.xlsx",
     )
+
+
+@router.get("/reports/{day}/editions/{audience}/{kind}", name="report_edition")
+def report_edition(request: Request, day: str, audience: str, kind: str,
+                   viewer: Viewer = Depends(require_viewer)) -> Response:
+    """An edition's HTML or XLSX, for a viewer whose role covers the edition's audience (else 403)."""
+    pages = pages_of(request)
+    wanted = parse_day(day)
+    if kind not in ("html", "xlsx"):
+        raise NotFound(f"日报文件类型 {kind[:20]!r} 未知：应为 html 或 xlsx。")
+    with pages.hub().connect() as conn:
+        run = queries.get_report_run(conn, wanted)
+    edition = next((e for e in archive.editions_in(run.figures if run else None) if e.audience == audience), None)
+    current = pages.policy()
+    if edition is None or audience not in current.roles:
+        raise NotFound(f"{wanted.isoformat()} 没有「{audience[:40]}」版经营日报。")
+    if not current.covers(viewer.role, audience):
+        raise Forbidden(f"这一版经营日报按「{current.roles[audience]}」的权限生成，你的角色（{viewer.role_label}）不能打开。"
+                        f"可以打开的角色：{'、'.join(current.roles[r] for r in current.roles_covering(audience))}。")
+    stored = edition.html_path if kind == "html" else edition.xlsx_path
+    path = files.confined(pages.area("reports"), str(stored), pages.data_dir())
+    if path is None or not path.is_file():
+        raise NotFound(f"{wanted.isoformat()} 的「{current.roles[audience]}」版经营日报文件不存在，请在 Airflow 中重新触发 daily_report。")
+    if kind == "html":
+        return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": FILE_CSP})
+    return FileResponse(path, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        filename=f"经营日报-{wanted.isoformat()}-{current.roles[audience]}.xlsx")
