@@ -138,6 +138,14 @@ PARAM_SPECS: dict[str, dict[str, Any]] = {
         "不回写 CRM，不改动中枢库的快照、关联和隔离区。正式迁移请关闭此项，"
         f"并在「{CONFIRM_TEXT}」中输入“{CONFIRM_TEXT}”。",
     },
+    "attachments": {
+        "default": None,
+        "type": ["null", "boolean"],
+        "title": "迁移附件（留空 = 按系统设置 attachments.enabled）",
+        "description": "打开时，迁移的已通过的费用报销、差旅申请中的附件（发票、扫描件）会以私有文件上传到 CRM 客户的文件夹，"
+        "并在中枢库中关联到客户和商机；内容相同的文件（按 SHA-256）整个历史只上传一次，中断后续跑不会重复上传。"
+        "留空 = 按 include/settings.yaml 的 attachments.enabled；试运行时不传送附件。",
+    },
     "confirm_load": {
         "default": None,
         "type": ["null", "string"],
@@ -163,6 +171,7 @@ FIELD_NAMES = {
     "archived_records": "CRM 中已删除的记录",
     "chunk_size": "每批记录数",
     "dry_run": "试运行",
+    "attachments": "迁移附件",
     "confirm_load": CONFIRM_TEXT,
 }
 
@@ -244,6 +253,17 @@ def _confirmed(raw: Any, dry_run: bool) -> bool:
     return raw == CONFIRM_TEXT
 
 
+def _attachments(raw: Any) -> bool | None:
+    """None (empty): follow the settings; otherwise a boolean (the form's checkbox, or its JSON text)."""
+    answers = {"": None, "true": True, "false": False}
+    key = raw if isinstance(raw, bool) or raw is None else str(raw).strip().lower()
+    if key is None or isinstance(key, bool):
+        return key
+    if key in answers:
+        return answers[key]
+    raise _bad("attachments", raw, "应为 true（迁移附件）、false（不迁移附件）或留空（按系统设置）")
+
+
 def check_names(raw: Mapping[str, Any]) -> None:
     """A key the DAG does not know (a typo in the Config JSON or a CLI conf) is refused, not ignored."""
     unknown = sorted(str(k) for k in raw if k not in PARAM_SPECS)
@@ -284,6 +304,7 @@ class MigrationParams:
     to_ms: int
     archive_before_ms: int | None
     archived_records: str = DEFAULT_ARCHIVED
+    attachments: bool | None = None  # None: follow ``attachments.enabled`` of the settings
 
     @property
     def crm_entities(self) -> list[str]:
@@ -315,6 +336,7 @@ class MigrationParams:
             if data.get("archive_before_ms") is None
             else int(data["archive_before_ms"]),
             archived_records=str(data.get("archived_records") or DEFAULT_ARCHIVED),
+            attachments=data.get("attachments"),
         )
 
     @classmethod
@@ -350,6 +372,7 @@ class MigrationParams:
             to_ms=to_ms,
             archive_before_ms=day_start_ms(archive) if archive else None,
             archived_records=archived_records,
+            attachments=_attachments(raw.get("attachments")),
         )
 
 

@@ -32,8 +32,8 @@ from bridge.context import RunContext, configured_principal
 from bridge.dictionary import Dictionary
 from bridge.hooks.crm import CrmHook
 from bridge.hooks.oa import OaHook
+from bridge.migration import attachments, lifecycle, runs, workdir
 from bridge.migration import dedupe as dedupe_mod
-from bridge.migration import lifecycle, runs, workdir
 from bridge.migration import plan as plan_mod
 from bridge.migration import report as report_mod
 from bridge.migration.chunk import OaChunk, Tools, migrate_crm_chunk, migrate_oa_chunk, run_chunk
@@ -257,6 +257,7 @@ def oa_chunk(m: Migration, oa: OaHook, crm: CrmHook | None, ref: Mapping[str, An
         before_oa, before_crm = _calls(oa), _calls(crm)
         chunk = OaChunk(ref["entity"], int(ref["lo"]), int(ref["hi"]), int(ref["chunk_no"]))
         counts = migrate_oa_chunk(oa, crm, t, chunk, merges)
+        attachments.migrate_files(oa, crm, t, chunk, counts)  # the Param ``attachments``
         counts.api_calls["oa"] += _calls(oa) - before_oa
         counts.api_calls["crm"] += _calls(crm) - before_crm
         return counts
