@@ -22,8 +22,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 IMPORT_DIR = "journey_import"
+TZ_SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _hub(demo_dir: Path) -> Any:
@@ -136,3 +138,103 @@ def _outcome(hub: Any, folder: Path) -> list[str]:
     failed = sorted(p.name for p in (folder / "failed").glob("*") if p.is_file())
     lines.append(f"导入文件：已读取 {len(done)} 个（{folder / 'done'}），未导入 {len(failed)} 个")
     return lines
+
+
+# ---------------------------------------------------------------- the story the demo tells (issue 20, Done when)
+STORY_ROLE = "management"  # the timeline is shown as 管理层 sees it (every source of both systems)
+STORY_KINDS = ("deal", "stage", "approval", "won", "survey")  # after the first touch, in time order
+
+
+def _story_candidates(hub: Any) -> list[str]:
+    """Customers with a campaign first touch, a won deal and a survey answer, from the staged records."""
+    from bridge.hub import store
+
+    def payloads(entity: str) -> list[dict[str, Any]]:
+        with hub.connect() as conn:
+            return [s.payload for page in store.iter_snapshots(conn, entity, system="crm") for s in page]
+
+    touched = {str(p.get("company_id")) for p in payloads("contact_source") if p.get("first_touch_campaign_id")}
+    won = {str(p.get("company_id")) for p in payloads("deal") if p.get("stage") in ("won", "delivered")}
+    answered = {str(p.get("company_id")) for p in payloads("feedback_submission") if p.get("company_id")}
+    return sorted(touched & won & answered, key=lambda c: (len(c), c))
+
+
+def _story_timeline(hub: Any, policy: Any) -> Any:
+    """The first candidate whose timeline (as 管理层 sees it) shows the campaign touch, the win and the answer."""
+    from bridge.journey import marts, views
+
+    with hub.connect() as conn:
+        for company_id in _story_candidates(hub)[:50]:
+            line = views.customer_timeline(conn, company_id, marts.Projection(policy, STORY_ROLE),
+                                           now=datetime.now(UTC),
+                                           may_see_document=views.document_rule(policy, STORY_ROLE))
+            kinds = {e.kind for e in line.events} if line is not None else set()
+            touch = line is not None and any(e.kind in ("first_touch", "event") and "营销活动" in e.detail
+                                             for e in line.events)
+            if touch and {"won", "survey"} <= kinds:
+                return line
+    return None
+
+
+def _story_events(line: Any, max_events: int) -> list[Any]:
+    """The campaign touch (the earliest one naming a campaign), then deals, stage changes, approvals, the win and
+    the answers; at most ``max_events``, the win and the answers always kept."""
+    touch = next(e for e in line.events if e.kind in ("first_touch", "event") and "营销活动" in e.detail)
+    rest = [e for e in line.events if e.kind in STORY_KINDS]
+    must = [e for e in rest if e.kind in ("won", "survey")]
+    room = max(max_events - 1 - len(must), 0)
+    kept = {id(e) for e in must} | {id(e) for e in [e for e in rest if e.kind not in ("won", "survey")][:room]}
+    return [touch, *(e for e in rest if id(e) in kept)]
+
+
+def _event_line(e: Any) -> str:
+    days = f"（停留 {e.days:.0f} 天）" if e.days is not None else ""
+    return f"  {e.at.astimezone(TZ_SHANGHAI):%Y-%m-%d} {e.title}{days}：{e.detail or '-'}"
+
+
+def story(demo_dir: Path, max_events: int = 12) -> list[str]:
+    """One customer's journey from a campaign to a signed contract and a satisfaction answer, then the people ×
+    satisfaction table as 人力资源部 sees it (people, audited) and as an employee sees it (groups only)."""
+    from bridge import permissions
+
+    hub, policy = _hub(demo_dir), permissions.load()
+    line = _story_timeline(hub, policy)
+    if line is None:
+        lines = ["客户旅程：没有同时有营销活动首次接触、赢单和满意度回答的客户（先运行两个同步和 journey_sync）。"]
+    else:
+        lines = [f"客户旅程（{line.name or line.company_id}，{policy.roles[STORY_ROLE]}视角，共 {len(line.events)} 步）："]
+        lines += [_event_line(e) for e in _story_events(line, max_events)]
+    return lines + people_lines(hub, policy)
+
+
+def people_lines(hub: Any, policy: Any) -> list[str]:
+    """The people × satisfaction rows as 人力资源部 sees them, then what 普通员工 sees (groups only)."""
+    from bridge.journey import views
+    from bridge.journey.view_settings import journey_views
+
+    cfg = journey_views()
+    hr = views.Looker("hr", "hr", None)
+    employee = views.Looker("employee", "employee", cfg.user_owners.get("employee"))
+    with hub.begin() as conn:
+        seen = views.people_view(conn, hr, policy, cfg)
+        views.audit_personal_view(conn, hr, policy, [(r.owner_id, r.period_id) for r in seen.rows], "demo")
+        grouped = views.people_view(conn, employee, policy, cfg)
+    period = seen.period.name if seen.period else "无考核周期"
+    lines = [f"绩效与满意度（{policy.roles['hr']}，{period}）：{len(seen.rows)} 人逐人可见（已记审计）"]
+    for r in seen.rows:
+        lines.append(f"  {seen.names.get(r.owner_id, r.owner_id)}：绩效 {r.rating or '-'}，CSAT {_num(r.csat)}，"
+                     f"NPS {_num(r.nps)}，回答 {r.responses} 条，赢单率 {_pct(r.win_rate)}")
+    lines.append(f"绩效与满意度（{policy.roles['employee']}）：逐人 {len(grouped.rows)} 行，仅看分组汇总"
+                 f"（每组至少 {cfg.min_group_size} 人，未成组 {grouped.suppressed} 人）")
+    for g in grouped.groups:
+        lines.append(f"  {g.group}：{g.people} 人，回答 {g.responses} 条，CSAT {_num(g.csat)}，NPS {_num(g.nps)}，"
+                     f"赢单率 {_pct(g.win_rate)}")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "-（回答不足）" if value is None else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
