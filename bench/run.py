@@ -77,12 +77,13 @@ class Sizes:
     stage_deals: int = 200_000
     stage_changed: int = 10_000
     stage_rounds: int = 3
+    attachments: int = 10_000
 
 
 FULL = Sizes()
 QUICK = Sizes(sync_deals=500, debounce_deals=200, latency=None, migration_deals=10_000, migration_companies=1_000,
               migration_instances=2_000, health_deals=10_000, health_oa=2_000, parse_repeats=2,
-              stage_deals=5_000, stage_changed=500, stage_rounds=1)
+              stage_deals=5_000, stage_changed=500, stage_rounds=1, attachments=500)
 
 TITLES = {
     "1": "CRM → OA incremental sync",
@@ -92,6 +93,7 @@ TITLES = {
     "5": "data health + 08:00 report",
     "6": "DAG file parse time",
     "7": "extract + stage vs dlt",
+    "8": "history attachments migration",
 }
 
 
@@ -353,6 +355,27 @@ def scenario_extract_stage(s: Scenario, sizes: Sizes, work: Path) -> None:
               goal=Goal("value", "<=", 200) if phase == "full" else None)
 
 
+def scenario_attachments(s: Scenario, sizes: Sizes, work: Path) -> None:
+    """Issue 19: N historical attachments (20 % duplicates) through the migration vs a bare upload loop."""
+    out = work / "s8.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "attachments.py"), "--n", str(sizes.attachments), "--json", str(out)]
+    say(f"  8: {sizes.attachments:,} attachments (seed, base migration, attach, bridge, floor) ...")
+    child = run_child(cmd, timeout=4 * 3600, log_path=work / "s8.log", echo=False)
+    if child.returncode != 0 or not out.exists():
+        s.status, s.reason = "error", f"bench/attachments.py failed (exit {child.returncode})"
+        return
+    r = json.loads(out.read_text())
+    s.raw = r
+    b, f = r["bridge"], r["floor"]
+    s.add("duplicate uploads", r["duplicate_uploads"], goal=Goal("value", "<=", 0))
+    s.add("lost", r["lost"], goal=Goal("value", "<=", 0))
+    s.add("attachments step", round(b["attach_seconds"], 2), "s", floor=round(f["seconds"], 2),
+          goal=Goal("ratio", "<=", 1.3), note=f"{r['n']:,} files, {r['distinct_contents']:,} contents, "
+          f"{r['bytes_attached'] / 2**20:.0f} MiB; floor = read, download, upload each content once (requests)")
+    s.add("peak RSS (migration process)", b["peak_rss_mb"], "MiB", goal=Goal("value", "<=", 300.0),
+          note=f"{b['rss_before_step_mb']} MiB before the attachments step")
+
+
 def _pg_reachable(dsn: str) -> bool:
     try:
         import psycopg2
@@ -449,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         "5": lambda s: scenario_health_report(s, sizes, work),
         "6": lambda s: scenario_parse(s, sizes, work),
         "7": lambda s: scenario_extract_stage(s, sizes, work),
+        "8": lambda s: scenario_attachments(s, sizes, work),
     }
     scenarios: list[Scenario] = []
     load_per_scenario: dict[str, list[float]] = {}

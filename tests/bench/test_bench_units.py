@@ -121,4 +121,4 @@ def test_bench_package_has_the_entry_points_make_bench_needs() -> None:
     assert "dlt" not in (root / "requirements.txt").read_text() + (root / "constraints.txt").read_text()
     from bench import run
 
-    assert set(run.TITLES) == {"1", "2", "3", "4", "5", "6", "7"}
+    assert set(run.TITLES) == {"1", "2", "3", "4", "5", "6", "7", "8"}
