@@ -28,6 +28,11 @@ says at a glance which runs move data between the systems (`*_sync` with a load)
 **Timetable: `CronTriggerTimetable("17 * * * *", timezone="Asia/Shanghai")`** — a trigger timetable (the
 hub's watermarks say what to read, not the run's dates), at minute 17 so it does not meet the full-hour
 peaks; `catchup=False`, `max_active_runs=1`. Docs: `docs/journey.md`.
+
+**History (migration).** The first run reads each source's whole history, one hub transaction per batch with
+the watermark advanced in the same transaction: a run stopped half-way resumes on the next run where it
+stopped (nothing lost, nothing staged twice). Trigger with `{"since": "YYYY-MM-DD"}` (起始日期) to re-read
+the history from that date on demand (unchanged records are not written again).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import CronTriggerTimetable, chain, dag, task
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
 
 from bridge.journey import tasks
 
@@ -49,6 +54,11 @@ from bridge.journey import tasks
     dagrun_timeout=timedelta(minutes=50),
     doc_md=__doc__,
     tags=["bridge", "journey", "crm", "oa"],
+    params={
+        "since": Param(None, type=["null", "string"], format="date", title="起始日期",
+                       description="留空 = 从各数据的水位线继续读取；填写日期（YYYY-MM-DD）则从该日起重新读取"
+                                   "营销、满意度和绩效三类数据的历史（迁移历史数据用，可重复运行，不会重复入库）。"),
+    },
     default_args={
         "owner": "bridge",
         "retries": 2,

@@ -19,6 +19,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -186,6 +187,9 @@ class JourneySection(Section):
     import_quiet_seconds: Seconds = 60
     # Policy roles that may upload import files on the bridge page /journey/import (表格导入).
     upload_roles: tuple[Text, ...] = ("hr", "management")
+    # Re-read the history of the sources from this date (Beijing time) back to now, whatever the watermarks say
+    # (the migration path, docs/journey.md): normally empty; the journey_sync Param 起始日期 sets it for one run.
+    history_since: date | None = None
 
     @model_validator(mode="after")
     def _scales_ordered(self) -> JourneySection:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -51,8 +52,14 @@ def _top(values: Iterable[int | None], floor: int | None = None) -> int | None:
 
 
 def _mark(run: JourneyRun, entity: str) -> int | None:
+    """Where the entity's read starts: its watermark, or ``journey.history_since`` (the Param 起始日期) when that is
+    earlier — a re-read of the history from that date; None (no watermark yet) reads the whole history."""
     with run.hub.connect() as conn:
-        return store.get_watermark(conn, stream_of(entity))
+        mark = store.get_watermark(conn, stream_of(entity))
+    since = run.cfg.history_since
+    if mark is None or since is None:
+        return mark
+    return min(mark, to_ms(datetime.combine(since, time(0), tzinfo=ZoneInfo("Asia/Shanghai"))))
 
 
 def _company_of_contacts(run: JourneyRun, contact_ids: Iterable[str | None]) -> dict[str, str]:

@@ -43,6 +43,26 @@ def journey_run(
     return Run(DIRECTION, hooks, hub, ctx, cfg or settings.load_typed().journey, now, d)
 
 
+def settings_of_run(context: Mapping[str, Any]) -> JourneySection:
+    """The ``journey`` settings of this run: the Param ``since`` (起始日期, YYYY-MM-DD) becomes
+    ``history_since``, so the run re-reads the sources' history from that date (the migration path)."""
+    from datetime import date
+
+    from bridge import settings
+
+    cfg = settings.load_typed().journey
+    raw = (context.get("params") or {}).get("since")
+    if not raw:
+        return cfg
+    try:
+        since = date.fromisoformat(str(raw))
+    except ValueError:
+        raise settings.SettingsError(
+            f"journey_sync 参数「起始日期」(since) 的值 {str(raw)[:40]!r} 不是日期：请填写 YYYY-MM-DD，例如 2025-01-01，"
+            "或留空（从各数据的水位线继续读取）。") from None
+    return cfg.model_copy(update={"history_since": since})
+
+
 def run_step(run: JourneyRun, label: str, step: Callable[[JourneyRun], None]) -> dict[str, Any]:
     """Run ``step``; its API calls and summary line into the tally, which is returned for XCom."""
     before = run.calls_now()
@@ -60,7 +80,8 @@ def _task(context: Mapping[str, Any], system: str, label: str, step: Callable[[J
     hook: CrmHook | OaHook = CrmHook() if system == "crm" else OaHook()
     hooks = frame.Hooks(crm_hook=hook) if isinstance(hook, CrmHook) else frame.Hooks(oa_hook=hook)
     try:
-        run = journey_run(hooks, frame.hub(), RunContext.from_airflow(context), datetime.now(UTC))
+        run = journey_run(hooks, frame.hub(), RunContext.from_airflow(context), datetime.now(UTC),
+                          settings_of_run(context))
         return run_step(run, label, step)
     finally:
         hook.close()
