@@ -1,7 +1,7 @@
 """客户旅程 and 绩效与满意度 per viewer role, on a hub the real writers filled (tests/journey/marts_scene.py):
 what each role sees of a customer's timeline and of the funnel, whose customers a salesperson may open, who sees
-a person's performance row (audited) and who only the groups; and one Chromium check of both pages as 人力资源部
-and as 普通员工 (marker ``browser``)."""
+a person's performance row (audited) and who only the groups; and Chromium checks (marker ``browser``) of both
+pages as 人力资源部 and as 普通员工, and of the journey page as 市场部, 销售主管 and 人力资源部."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -209,6 +210,84 @@ def test_ui_journey_pages_in_chromium_as_hr_and_employee(scene: Scene, tmp_path:
     assert employee["problems"] == []
     assert hr["foreign"] == []  # no CDN: every request to the app itself
     assert employee["foreign"] == []
+
+
+def _browse_journey(scene: Scene, role: str, tmp_path: Path, owner: str | None = None) -> dict[str, Any]:
+    """The journey page in Chromium as a viewer of ``role`` (CRM owner ``owner`` when given): the search for the
+    followed customer, then its timeline and another customer's; what the page showed."""
+    from playwright.sync_api import sync_playwright
+
+    env = {"BRIDGE__UI__USER_ROLES": f"{{data-owner: {role}}}",
+           "BRIDGE__JOURNEY_VIEWS__USER_OWNERS": f"{{data-owner: '{owner}'}}" if owner else "{}"}
+    data = tmp_path / f"journey-{role}"
+    data.mkdir()
+    seen: dict[str, Any] = {"problems": []}
+    companies = scene.journey.snapshots("company")
+    other = next(cid for cid, c in companies.items() if c.get("owner_id") != companies[scene.company_id]["owner_id"])
+    with bridge_app_served(scene.hub_url, data, tmp_path / f"journey-{role}.log", env=env) as origin, \
+            sync_playwright() as driver:
+        browser = launch_chromium(driver)
+        try:
+            tab = browser.new_page(viewport={"width": 1300, "height": 900})
+            tab.on("pageerror", lambda e: seen["problems"].append(str(e)))
+            tab.goto(f"{origin}/bridge/journey?q={company_name(scene)[-2:]}")
+            seen["funnel_rows"] = tab.locator("#funnel-table tbody tr").count()
+            seen["funnel_text"] = tab.locator("#funnel-table").inner_text() if seen["funnel_rows"] else ""
+            hrefs = tab.locator("#journey-results a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+            seen["customers"] = {h.rsplit("/", 1)[-1] for h in hrefs if "/journey/customer/" in h}
+            tab.screenshot(path=str(ARTIFACTS / f"journey_search_{role}.png"), full_page=True)
+            answer = tab.goto(f"{origin}/bridge/journey/customer/{scene.company_id}")
+            seen["status"] = answer.status if answer else None
+            seen["timeline"] = tab.locator("body").inner_text()
+            tab.screenshot(path=str(ARTIFACTS / f"journey_customer_{role}.png"), full_page=True)
+            answer = tab.goto(f"{origin}/bridge/journey/customer/{other}")
+            seen["other_status"] = answer.status if answer else None
+        finally:
+            browser.close()
+    return seen
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(400)
+def test_ui_journey_page_in_chromium_as_marketing_sales_and_hr(scene: Scene, tmp_path: Path) -> None:
+    """Issue 20's browser check: the journey page as 市场部, 销售主管 (owner of the followed customer) and 人力资源部."""
+    reason = browser_missing()
+    if reason:
+        if REQUIRE_BROWSER:
+            pytest.fail(f"BRIDGE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    companies = scene.journey.snapshots("company")
+    owner = str(companies[scene.company_id]["owner_id"])
+    campaigns = [c["name"] for c in scene.journey.snapshots("campaign").values()]
+    uscc = str(companies[scene.company_id]["uscc"])
+
+    marketing = _browse_journey(scene, "marketing", tmp_path)
+    assert marketing["funnel_rows"] >= 1  # 市场部 sees the funnel per campaign
+    assert any(name in marketing["funnel_text"] for name in campaigns)
+    assert scene.company_id in marketing["customers"]  # and every customer (all_customers_roles)
+    assert marketing["status"] == 200
+    assert "首次接触来源" in marketing["timeline"]
+    assert "立项审批" not in marketing["timeline"]  # no approvals for 市场部: said, not shown
+    assert marketing["other_status"] == 200
+
+    sales = _browse_journey(scene, "sales_manager", tmp_path, owner=owner)
+    assert sales["funnel_rows"] >= 1
+    assert sales["customers"]
+    assert all(companies[c]["owner_id"] == owner for c in sales["customers"])  # own customers only
+    assert sales["status"] == 200
+    assert "赢单签约" in sales["timeline"]
+    assert "立项审批" in sales["timeline"]
+    assert uscc not in sales["timeline"]  # the USCC masked for 销售主管
+    assert sales["other_status"] == 403
+
+    hr = _browse_journey(scene, "hr", tmp_path)
+    assert hr["funnel_rows"] == 0  # no funnel for 人力资源部
+    assert hr["customers"] == set()  # no customer: HR is no owner and not in all_customers_roles
+    assert hr["status"] == 403
+    assert "不属于你或你的下属" in hr["timeline"]
+    for seen in (marketing, sales, hr):
+        assert seen["problems"] == []
 
 
 def test_ui_journey_bad_settings_close_both_pages(
