@@ -149,7 +149,15 @@ def child(hub_url: str, run_id: str, params_json: str) -> None:
         if timed["rss_before_kb"] is None:
             timed["rss_before_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
-        inner(*a, **kw)
+        if os.environ.get("BENCH_PROFILE"):  # where the step's time goes (stderr), for tuning only
+            import cProfile
+            import pstats
+
+            with cProfile.Profile() as prof:
+                inner(*a, **kw)
+            pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
+        else:
+            inner(*a, **kw)
         timed["seconds"] += time.perf_counter() - t0
 
     attachments.migrate_files = measured  # type: ignore[assignment]
@@ -277,6 +285,8 @@ def main() -> int:
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             return 1
+        if os.environ.get("BENCH_PROFILE"):
+            print(out.stderr[-60000:], file=sys.stderr)
         bridge = json.loads(out.stdout.strip().splitlines()[-1])
         stored = crm_files(sims.crm) - before
         fl = floor(sims.crm.url, sims.oa.url, targets)

@@ -17,6 +17,7 @@ from tests.migration.conftest import REAL_LOAD
 from bridge.hooks.errors import ServerError
 from bridge.hooks.feishu_files import ATTACHMENT_DOWNLOAD
 from bridge.hooks.oa import OaHook
+from bridge.hub import store
 from bridge.hub.schema import document_copy, document_link, quarantine
 from bridge.migration import steps
 from bridge.migration.params import PARAM_SPECS, MigrationParams
@@ -194,8 +195,8 @@ def test_a_url_that_stays_expired_quarantines_the_file_not_the_run(world: Any) -
     assert code in entry["message"]
 
 
-def test_an_interrupted_upload_is_retried_then_quarantined_and_the_run_goes_on(world: Any) -> None:
-    with_files(world, 2)
+def test_an_interrupted_upload_is_retried_quarantined_and_uploaded_once_when_released(world: Any) -> None:
+    codes, _ = with_files(world, 2)
     world.sims.crm.admin(
         "POST",
         "/_sim/faults",
@@ -208,4 +209,15 @@ def test_an_interrupted_upload_is_retried_then_quarantined_and_the_run_goes_on(w
         entries = conn.execute(select(quarantine).where(quarantine.c.entity == "attachment")).mappings().all()
     assert len(entries) == 4
     assert all("上传到 CRM 时中断" in e["message"] for e in entries)
+    assert all("bridge quarantine release" in e["message"] for e in entries)
     assert linked_instances(world) == set()
+    # the CRM is back, a person releases the entries: the next migration uploads each content once
+    world.sims.crm.admin("DELETE", "/_sim/faults")
+    ctx = world.migration("manual__cut").ctx
+    with world.hub.begin() as conn:
+        for e in entries:
+            store.release(conn, ctx, int(e["id"]), "测试员")
+    assert run(world, "manual__after")["status"] == "success"
+    assert crm_files(world) - before == 3  # two invoices and the shared scan
+    assert set(crm_copies(world).values()) == {1}
+    assert linked_instances(world) == set(codes)

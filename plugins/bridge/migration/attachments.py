@@ -48,7 +48,7 @@ from bridge.sync.frame import Hooks, Run, write_audit
 from bridge.sync.oa_to_crm import activities
 from bridge.sync.oa_to_crm import attachments as o2c_files
 from bridge.sync.oa_to_crm.settings import OaToCrmSettings
-from bridge.sync.transfer import Refusal
+from bridge.sync.transfer import Refusal, RefusedFile
 
 log = logging.getLogger("bridge.migration.attachments")
 
@@ -130,9 +130,23 @@ def _interrupted(run: Run[OaToCrmSettings], holder: o2c_files.Holder, file: OaFi
     """An upload the CRM's files API broke off through the hook's retries (and the return-existing retry):
     the file is quarantined, the other files and instances go on. The hub holds its OA copy and no CRM
     copy, so once released the next migration (or the sync) uploads it; nothing is stored twice."""
-    detail = f"上传到 CRM 时中断（已重试；{exc.status or type(exc).__name__}）"
-    refusal = Refusal("interrupted", detail)
-    o2c_files._refuse(run, holder, file, o2c_files._place(holder, file), refusal, None)
+    form = o2c_files.FORM_LABELS.get(holder.entity, holder.entity)
+    where = f"OA {form}审批 {holder.code}，CRM 客户 {holder.company_id}"
+    refusal = Refusal("interrupted", f"上传到 CRM 时中断（已重试；{exc.status or type(exc).__name__}）")
+    todo = (
+        "CRM 恢复后由管理员执行 `bridge quarantine release` 释放此条，再运行一次历史迁移即会上传"
+        "（已上传的文件不会重复上传）；反复出现请联系系统管理员。"
+    )
+    refused = RefusedFile(
+        "oa",
+        o2c_files._place(holder, file),
+        transfer.refusal_message(file.name, where, refusal, todo),
+        {"name": file.name, "instance_code": holder.code, "company_id": holder.company_id},
+        (o2c_files.DEPARTMENTS.get(holder.entity), holder.owner),
+    )
+    with run.hub.begin() as conn:
+        write_audit(conn, run.ctx, [transfer.quarantine(run, conn, refused, refusal)])
+    log.warning("migration attachments: an upload broken off, the file quarantined (%s)", exc.status)
 
 
 def _link(
