@@ -159,6 +159,17 @@ def test_ui_journey_people_refuses_an_unknown_period(scene: Scene, client: TestC
     assert "考核周期" in text_of(html)
 
 
+@pytest.fixture
+def chromium() -> None:
+    """Chromium is there (else the test is skipped, or fails under BRIDGE_REQUIRE_BROWSER=1); screenshots' folder."""
+    reason = browser_missing()
+    if reason and REQUIRE_BROWSER:
+        pytest.fail(f"BRIDGE_REQUIRE_BROWSER=1 but {reason}")
+    elif reason:
+        pytest.skip(reason)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+
 def _browse(scene: Scene, role: str, tmp_path: Path) -> dict[str, object]:
     """Both pages in Chromium as a viewer of ``role`` (the app alone under uvicorn, its role by setting)."""
     from playwright.sync_api import sync_playwright
@@ -192,13 +203,7 @@ def _browse(scene: Scene, role: str, tmp_path: Path) -> dict[str, object]:
 
 @pytest.mark.browser
 @pytest.mark.timeout(300)
-def test_ui_journey_pages_in_chromium_as_hr_and_employee(scene: Scene, tmp_path: Path) -> None:
-    reason = browser_missing()
-    if reason:
-        if REQUIRE_BROWSER:
-            pytest.fail(f"BRIDGE_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def test_ui_journey_pages_in_chromium_as_hr_and_employee(scene: Scene, tmp_path: Path, chromium: None) -> None:
     hr = _browse(scene, "hr", tmp_path)
     employee = _browse(scene, "employee", tmp_path)
     assert hr["rows"]
@@ -249,14 +254,9 @@ def _browse_journey(scene: Scene, role: str, tmp_path: Path, owner: str | None =
 
 @pytest.mark.browser
 @pytest.mark.timeout(400)
-def test_ui_journey_page_in_chromium_as_marketing_sales_and_hr(scene: Scene, tmp_path: Path) -> None:
+def test_ui_journey_page_in_chromium_as_marketing_sales_and_hr(scene: Scene, tmp_path: Path,
+                                                              chromium: None) -> None:
     """Issue 20's browser check: the journey page as 市场部, 销售主管 (owner of the followed customer) and 人力资源部."""
-    reason = browser_missing()
-    if reason:
-        if REQUIRE_BROWSER:
-            pytest.fail(f"BRIDGE_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     companies = scene.journey.snapshots("company")
     owner = str(companies[scene.company_id]["owner_id"])
     campaigns = [c["name"] for c in scene.journey.snapshots("campaign").values()]
