@@ -221,3 +221,35 @@ def test_an_interrupted_upload_is_retried_quarantined_and_uploaded_once_when_rel
     assert crm_files(world) - before == 3  # two invoices and the shared scan
     assert set(crm_copies(world).values()) == {1}
     assert linked_instances(world) == set(codes)
+
+
+def test_deals_contract_files_are_recorded_in_the_hub_once_and_not_downloaded_again(world: Any) -> None:
+    answer = world.sims.crm.admin("POST", "/_sim/act/attach_contracts", {"count": 3, "seed": 9})
+    assert isinstance(answer, dict)
+    attached = {(a["deal_id"], a["file_id"], a["note_id"]) for a in answer["attached"]}
+    assert len(attached) == 3
+    crm = world.crm()
+    start = datetime.fromtimestamp(world.world.now_ms / 1000, tz=UTC) - timedelta(days=800)
+    params = {**REAL_LOAD, "date_from": start.date().isoformat(), "attachments": True}
+    assert steps.run_all(world.migration("manual__deals"), params, crm, world.oa())["status"] == "success"
+    with world.hub.connect() as conn:
+        copies = set(
+            conn.execute(
+                select(document_copy.c.file_ref, document_copy.c.origin).where(
+                    document_copy.c.system == "crm"
+                )
+            ).all()
+        )
+        links = set(
+            conn.execute(
+                select(document_link.c.record_id, document_link.c.via).where(
+                    document_link.c.record_type == "deal"
+                )
+            ).all()
+        )
+    assert copies == {(f, "source") for _, f, _ in attached}  # recorded as the CRM's own, nothing uploaded
+    assert links == {(d, n) for d, _, n in attached}
+    assert any("signed-url" in endpoint for endpoint in crm.api_calls)  # the first run downloaded them
+    again = world.crm()
+    assert steps.run_all(world.migration("manual__deals2"), params, again, world.oa())["status"] == "success"
+    assert not any("signed-url" in endpoint for endpoint in again.api_calls)  # known by file id: no download

@@ -35,6 +35,7 @@ from sqlalchemy import Connection, and_, select
 from bridge.hooks.crm import CrmHook
 from bridge.hooks.errors import VendorError
 from bridge.hooks.feishu_files import OaFile
+from bridge.hooks.hubspot_files import AttachedFile
 from bridge.hooks.oa import OaHook
 from bridge.hub import documents
 from bridge.hub.documents import NewLink
@@ -43,7 +44,9 @@ from bridge.migration.chunk import CUSTOMER_LINK, OaChunk, Tools
 from bridge.migration.counts import EntityCounts
 from bridge.settings_model import AttachmentsSection
 from bridge.sync import transfer
-from bridge.sync.common import OA_TO_CRM
+from bridge.sync.common import CRM_TO_OA, OA_TO_CRM
+from bridge.sync.crm_to_oa import attachments as c2o_files
+from bridge.sync.crm_to_oa.settings import CrmToOaSettings
 from bridge.sync.frame import Hooks, Run, write_audit
 from bridge.sync.oa_to_crm import activities
 from bridge.sync.oa_to_crm import attachments as o2c_files
@@ -53,6 +56,7 @@ from bridge.sync.transfer import Refusal, RefusedFile
 log = logging.getLogger("bridge.migration.attachments")
 
 APPROVED = "APPROVED"
+DEAL_BATCH = 100  # deals per association read of their notes
 
 
 class Instance(NamedTuple):
@@ -170,6 +174,83 @@ def _link(
     run.tally.add("attachments_linked", 1 if added else 0)
 
 
+# ---------------------------------------------------------------- deals' contract files (recorded, not moved)
+
+
+def migrate_deal_files(crm: CrmHook, t: Tools, window: tuple[int, int], counts: EntityCounts) -> None:
+    """The contract files attached to the chunk's migrated deals (modified in ``window``), recorded in the
+    hub: the content (downloaded once, checked by the CRM → OA rule), its CRM copy and its link to the deal
+    and customer. Nothing is uploaded: the migration files no 立项申请, so the OA gets them when the sync
+    files one. A file the hub knows by its CRM id is only linked (no download)."""
+    cfg = transfer.load_settings()
+    if not (t.params.attachments if t.params.attachments is not None else cfg.enabled) or t.dry_run:
+        return
+    run = Run(CRM_TO_OA, Hooks(crm_hook=crm), t.hub, t.ctx, CrmToOaSettings(), t.now(), t.d)
+    with t.hub.connect() as conn:
+        deals = list(_deals(conn, window))
+    for start in range(0, len(deals), DEAL_BATCH):
+        batch = deals[start : start + DEAL_BATCH]
+        attached = crm.attached_files("deals", [d for d, _, _ in batch])
+        for deal_id, company, owner in batch:
+            for held in attached.get(deal_id, []):
+                _deal_file(run, cfg, c2o_files.DealRef(deal_id, owner), held, company)
+        t.renew()
+    figures = {k: n for k, n in run.tally.counts.items() if k.startswith("attachments_")}
+    if figures:
+        counts.examples["attachments"] = [figures]
+
+
+def _deal_file(
+    run: Run[CrmToOaSettings],
+    cfg: AttachmentsSection,
+    deal: c2o_files.DealRef,
+    held: AttachedFile,
+    company: str | None,
+) -> None:
+    """One file on a deal through the CRM → OA sync's steps (known / candidate / fetched and checked /
+    recorded), then linked to the deal."""
+    known, _ = c2o_files._known(run, held.file_id)
+    sha = known.sha256 if known is not None else None
+    if sha is None:
+        meta = c2o_files._candidate(run, cfg, held.file_id)
+        if meta is None:
+            return
+        with transfer.temporary() as temp:
+            got = c2o_files._fetch_checked(run, cfg, deal, meta, temp)
+        if got is None:
+            return
+        c2o_files._record(run, meta, got)
+        sha = got.facts.sha256
+        run.tally.add("attachments_recorded")
+    with run.hub.begin() as conn:
+        _, new = documents.add_link(
+            conn,
+            sha,
+            NewLink("crm", "deal", deal.deal_id, held.holder_id, company),
+            run_id=run.ctx.run_id,
+            now=run.now,
+        )
+    run.tally.add("attachments_linked", 1 if new else 0)
+
+
+def _deals(conn: Connection, window: tuple[int, int]) -> Iterator[tuple[str, str | None, str | None]]:
+    """(deal id, its customer, its owner) of the live deals the hub holds modified in ``[lo, hi)``."""
+    lo, hi = window
+    query = (
+        select(snapshot.c.source_id, snapshot.c.payload)
+        .where(snapshot.c.system == "crm", snapshot.c.entity == "deal", snapshot.c.archived.is_(False))
+        .where(snapshot.c.source_modified_ms >= lo, snapshot.c.source_modified_ms < hi)
+        .order_by(snapshot.c.source_id)
+    )
+    for deal_id, payload in conn.execute(query):
+        record = payload or {}
+        company, owner = record.get("company_id"), record.get("owner_id")
+        yield str(deal_id), str(company) if company else None, str(owner) if owner else None
+
+
+# ---------------------------------------------------------------- the OA chunk's instances
+
+
 def instances(conn: Connection, chunk: OaChunk) -> Iterator[Instance]:
     """The chunk's instances the hub holds as approved and linked to a customer (created in its window)."""
     query = (
@@ -218,4 +299,4 @@ def tallied(counts: Sequence[EntityCounts]) -> dict[str, int]:
     return out
 
 
-__all__ = ["Instance", "created_ms", "instances", "migrate_files", "tallied", "wanted"]
+__all__ = ["Instance", "created_ms", "instances", "migrate_deal_files", "migrate_files", "tallied", "wanted"]

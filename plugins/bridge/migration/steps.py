@@ -242,6 +242,8 @@ def crm_chunk(m: Migration, crm: CrmHook, ref: Mapping[str, Any]) -> dict[str, A
             counts = lifecycle.migrate_archived_chunk(crm, t, ref["entity"])
         else:
             counts = migrate_crm_chunk(crm, t, ref["entity"], int(ref["lo"]), int(ref["hi"]), merges)
+            if ref["entity"] == "deal":  # the Param ``attachments``: contract files recorded in the hub
+                attachments.migrate_deal_files(crm, t, (int(ref["lo"]), int(ref["hi"])), counts)
         counts.api_calls["crm"] += _calls(crm) - before
         return counts
 
