@@ -192,3 +192,42 @@ def test_a_download_cut_off_is_tried_again_then_quarantined(files_on: O2C) -> No
             conn.execute(select(quarantine).where(quarantine.c.entity == "attachment")).mappings().all()
         )
     assert "下载中途中断" in entry["message"]
+
+
+# The attachments checkpoints of the OA → CRM load (tests/reliability's sweep runs without files).
+ATTACHMENT_STEPS = ["attachments_instance", "attachments_done"]
+
+
+@pytest.mark.parametrize("step", ["activities_committed", *ATTACHMENT_STEPS])
+def test_a_crash_between_the_note_and_its_files_loses_no_file_and_uploads_none_twice(
+    files_on: O2C, step: str
+) -> None:
+    """The note is committed before its files are taken across: a crash there (or after the first
+    instance's files) leaves the instances pending, and the rerun attaches every file, each once."""
+    from tests.reliability.reliability_support import Crash, CrashAt
+
+    company, _, project_no = expense_on_deal(files_on)
+    codes = [files_on.expense(company, amount=n, project_no=project_no) for n in (11, 22)]
+    for n, code in enumerate(codes):
+        attach(files_on, code, f"发票-{n}.pdf", demo_pdf(f"crash {n}", 1))
+        files_on.act("approve", code)
+    before = crm_files(files_on)
+    files_on.discover()
+    with pytest.raises(Crash):
+        oa_to_crm.load(
+            files_on.c2o.crm, files_on.hub, files_on.ctx("load"), files_on.cfg, datetime.now(UTC),
+            dictionary=files_on.c2o.d, policy=files_on.c2o.p, oa=files_on.c2o.oa, checkpoint=CrashAt(step),
+        )
+    attached = sum(bool(note_files(files_on, c)) for c in codes)
+    assert attached == (2 if step == "attachments_done" else 1 if step == "attachments_instance" else 0)
+
+    again = load_with_files(files_on).counts
+    assert all(len(note_files(files_on, c)) == 1 for c in codes), "every note has its file after the rerun"
+    assert crm_files(files_on) == before + 2, "each content uploaded once"
+    if step == "attachments_done":  # everything was complete: the rerun has nothing to do
+        assert again.get("activities_unchanged", 0) == 0
+    else:
+        assert again.get("activities_unchanged", 0) >= 1, "the rerun found the notes already written"
+    third = load_with_files(files_on).counts
+    assert third.get("attachments_uploaded", 0) == 0
+    assert crm_files(files_on) == before + 2

@@ -12,7 +12,7 @@ unknown customer → quarantine ``missing_customer_link``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -224,9 +224,12 @@ def _activity_batch(run: O2C, batch: list[ActivityWork]) -> None:
     run.step("activities_upserted")
     _associate(run, by_object)
     run.step("associations_sent")
-    _commit(run, batch)
+    # The changes of instances whose files follow complete with their files (a crash in between
+    # leaves them pending, and the rerun finds the activity unchanged and takes the files again).
+    holders = attachments.wanted(run, _holders(batch))
+    _commit(run, batch, held={(h.entity, h.code) for h in holders})
     run.step("activities_committed")
-    attachments.attach_approved(run, _holders(batch))
+    attachments.attach_approved(run, holders)
 
 
 def _holders(batch: Sequence[ActivityWork]) -> list[attachments.Holder]:
@@ -271,13 +274,15 @@ class _Writes:
     keys: list[PendingKey] = field(default_factory=list)
 
 
-def _commit(run: O2C, batch: Sequence[ActivityWork]) -> None:
-    """Links, audit, quarantine and completion of a batch: one transaction."""
+def _commit(run: O2C, batch: Sequence[ActivityWork], held: Set[tuple[str, str]] = frozenset()) -> None:
+    """Links, audit, quarantine and completion of a batch: one transaction. The changes of ``held``
+    instances (entity, code) stay pending: their attachments step completes them."""
     writes = _Writes()
     with run.hub.begin() as conn:
         for work in batch:
             assert work.plan is not None
-            writes.keys.append(key_of(work.change))
+            if (work.entity, work.code) not in held:
+                writes.keys.append(key_of(work.change))
             if work.plan.action == "quarantine" or work.failure is not None:
                 _quarantine(conn, run, work, writes)
                 if work.object_id is None:

@@ -75,21 +75,31 @@ class _Files:
     events: list[AuditEvent] = field(default_factory=list)
 
 
-def attach_approved(run: O2C, holders: Sequence[Holder]) -> None:
-    """The files of each holder's instance into its CRM activity (settings ``attachments``); an outage
-    re-queues the rest of the holders."""
+def wanted(run: O2C, holders: Sequence[Holder]) -> list[Holder]:
+    """The holders whose files this load takes across (settings ``attachments``, an OA hook at hand)."""
     cfg = transfer.load_settings()
-    wanted = [h for h in holders if cfg.enabled and h.entity in cfg.oa_to_crm.forms]
-    if wanted and run.hooks.oa_hook is None:
-        run.tally.add("attachments_skipped_no_oa", len(wanted))
-        return
-    for n, holder in enumerate(wanted):
+    chosen = [h for h in holders if cfg.enabled and h.entity in cfg.oa_to_crm.forms]
+    if chosen and run.hooks.oa_hook is None:
+        run.tally.add("attachments_skipped_no_oa", len(chosen))
+        return []
+    return chosen
+
+
+def attach_approved(run: O2C, holders: Sequence[Holder]) -> None:
+    """The files of each :func:`wanted` holder's instance into its CRM activity, completing the instance's
+    pending change with them; an outage re-queues the rest of the holders."""
+    cfg = transfer.load_settings()
+    for n, holder in enumerate(holders):
         try:
             _instance(run, cfg, holder)
         except VendorError as exc:
-            _defer(run, wanted[n:], exc)
+            _defer(run, holders[n:], exc)
             return
     run.step("attachments_done")
+
+
+def _pending_key(holder: Holder) -> PendingKey:
+    return PendingKey(holder.entity, holder.code, holder.content_hash)
 
 
 def _defer(run: O2C, holders: Sequence[Holder], exc: VendorError) -> None:
@@ -115,6 +125,8 @@ def _instance(run: O2C, cfg: AttachmentsSection, holder: Holder) -> None:
     oa = run.hooks.oa
     files = oa.instance_files(oa.get_instance(holder.code))
     if not files:
+        with run.hub.begin() as conn:
+            run.complete(conn, [_pending_key(holder)])
         return
     done = _Files()
     for file in files:
@@ -131,6 +143,7 @@ def _instance(run: O2C, cfg: AttachmentsSection, holder: Holder) -> None:
             log.warning("attachments: the CRM refused the activity's attachments (%s)", holder.object_type)
             run.tally.add("attachments_not_attached", len(done.links))
         write_audit(conn, run.ctx, done.events)
+        run.complete(conn, [_pending_key(holder)])
     run.step("attachments_instance")
 
 
