@@ -12,7 +12,8 @@ revoked (one more run marks its note) and the CRM → OA lifecycle scene
 (:func:`sandbox.scenario.crm_to_oa_sync.lifecycle`: a deal deleted, two
 merged) plays, then the attachments scene (:mod:`sandbox.scenario.attachments`: one contract scan
 shared by two 立项申请, one invoice on two notes, disguised programs quarantined), last, so that
-they change no figure printed before them.
+they change no figure printed before them; then an approval reaching its deal through an event
+(:mod:`sandbox.scenario.events`: OA event → receiver → Redis wake → one sync run, in seconds).
 """
 
 from __future__ import annotations
@@ -147,9 +148,10 @@ def after(sims: Any, demo_dir: Path) -> list[str]:
                      f"meetings {counts.get('written_meetings', 0)}, quarantined {counts.get('quarantined', 0)}, "
                      f"API calls {counts.get('api_calls', 0)}")
     lines += _revoke(sims, demo_dir, chosen["expense"])
-    from sandbox.scenario import attachments  # it reuses this module's helpers
+    from sandbox.scenario import attachments, events  # attachments reuses this module's helpers
 
-    return lines + crm_to_oa_sync.lifecycle(sims, demo_dir) + attachments.scene(sims, demo_dir)
+    lines += crm_to_oa_sync.lifecycle(sims, demo_dir) + attachments.scene(sims, demo_dir)
+    return lines + events.scene(sims, demo_dir)
 
 
 def _revoke(sims: Any, demo_dir: Path, code: str) -> list[str]:

@@ -18,14 +18,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def redis_port() -> Iterator[int]:
+def require_redis_server() -> str:
+    """The redis-server binary; without it the test is skipped, or fails under BRIDGE_REQUIRE_REDIS=1 (CI)."""
     binary = shutil.which("redis-server")
     if binary is None:
         reason = "redis-server is not installed (apt-get install redis-server; .ci/run has it)"
         if os.environ.get("BRIDGE_REQUIRE_REDIS") == "1":
             pytest.fail(f"BRIDGE_REQUIRE_REDIS=1 but {reason}")
         pytest.skip(reason)
+    return binary
+
+
+@pytest.fixture(scope="module")
+def redis_port() -> Iterator[int]:
+    binary = require_redis_server()
     port = _free_port()
     proc = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
