@@ -744,9 +744,9 @@ def create_app(cfg: SimConfig) -> FastAPI:
     api.include_router(admin_router(state))
     api.include_router(longconn_router(state))  # events over Feishu's long connection: sandbox.oa.longconn
     attachments.install(api, state)
+    comments.install(api, state)
     api.add_middleware(FaultMiddleware, injector=state.injector, error_body=feishu_error_body)
     api.add_middleware(StatsMiddleware, state=state, api=api)
-    comments.install(api, state)
     return api
 
 
