@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,28 +45,6 @@ def _deal(sims: Any, deal_id: str) -> dict[str, Any] | None:
     page = sims.crm.admin("GET", f"/_sim/objects/deals?after={int(deal_id) - 1}&limit=2")
     found = next((d for d in page["results"] if d["id"] == deal_id and not d.get("archived")), None)
     return found["properties"] if found else None
-
-
-def _sync(sims: Any, demo_dir: Path) -> None:
-    """One OA → CRM run (discover + load), the tasks the woken DAG run calls."""
-    from bridge import settings
-    from bridge.context import RunContext
-    from bridge.hooks.crm import CrmHook
-    from bridge.hooks.oa import OaHook
-    from bridge.hub import engine
-    from bridge.sync import oa_to_crm
-
-    cfg = oa_to_crm.OaToCrmSettings.from_settings({**settings.load(), "debounce": {"quiet_seconds": 0}})
-    hub = engine.ensure_schema(f"sqlite:///{demo_dir / 'hub.sqlite'}")
-    ctx = RunContext.local(principal="bridge-service", dag_id="oa_to_crm_sync")
-    with sims.as_connections():
-        oa, crm = OaHook(), CrmHook()
-        try:
-            oa_to_crm.discover(oa, hub, ctx, cfg, datetime.now(UTC))
-            oa_to_crm.load(crm, hub, ctx, cfg, datetime.now(UTC))
-        finally:
-            oa.close()
-            crm.close()
 
 
 def scene(sims: Any, demo_dir: Path) -> list[str]:
@@ -109,7 +86,9 @@ def _play(sims: Any, demo_dir: Path, env: dict[str, str], project: tuple[str, st
     if message is None:
         return [f"OA: 立项申请 {serial} 已审批通过，但 20 秒内没有收到事件（轮询会在下一分钟补上）"]
     wake = json.loads(message["data"])
-    _sync(sims, demo_dir)
+    from sandbox.scenario.oa_to_crm_sync import sync_once
+
+    sync_once(sims, demo_dir)
     total = time.monotonic() - started
     status = (_deal(sims, deal) or {}).get("oa_approval_status")
     return [

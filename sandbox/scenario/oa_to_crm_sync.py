@@ -154,8 +154,8 @@ def after(sims: Any, demo_dir: Path) -> list[str]:
     return lines + events.scene(sims, demo_dir)
 
 
-def _revoke(sims: Any, demo_dir: Path, code: str) -> list[str]:
-    """An approved 费用报销 is revoked (撤销) later: the next run marks its note in the CRM, never deletes it."""
+def sync_once(sims: Any, demo_dir: Path) -> None:
+    """One OA → CRM run (discover + load) in this process: the tasks a DAG run calls."""
     from bridge import settings
     from bridge.context import RunContext
     from bridge.hooks.crm import CrmHook
@@ -163,8 +163,6 @@ def _revoke(sims: Any, demo_dir: Path, code: str) -> list[str]:
     from bridge.hub import engine
     from bridge.sync import oa_to_crm
 
-    [serial] = [i["serial_number"] for i in _instances(sims, "expense_claim") if i["instance_code"] == code]
-    sims.oa.admin("POST", "/_sim/act/revoke", {"instance_code": code})
     cfg = oa_to_crm.OaToCrmSettings.from_settings({**settings.load(), "debounce": {"quiet_seconds": 0}})
     hub = engine.ensure_schema(f"sqlite:///{demo_dir / 'hub.sqlite'}")
     ctx = RunContext.local(principal="bridge-service", dag_id="oa_to_crm_sync")
@@ -176,6 +174,13 @@ def _revoke(sims: Any, demo_dir: Path, code: str) -> list[str]:
         finally:
             oa.close()
             crm.close()
+
+
+def _revoke(sims: Any, demo_dir: Path, code: str) -> list[str]:
+    """An approved 费用报销 is revoked (撤销) later: the next run marks its note in the CRM, never deletes it."""
+    [serial] = [i["serial_number"] for i in _instances(sims, "expense_claim") if i["instance_code"] == code]
+    sims.oa.admin("POST", "/_sim/act/revoke", {"instance_code": code})
+    sync_once(sims, demo_dir)
     note = _objects(sims, "notes").get(code)
     body = note["properties"].get("hs_note_body") if note else "no note"
     return [f"OA: the approved 费用报销 {serial} was revoked (撤销) by the approver; next sync run:",
