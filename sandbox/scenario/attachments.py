@@ -63,38 +63,36 @@ def _context(demo_dir: Path, dag_id: str) -> tuple[Any, Any]:
 
 
 def _c2o_cycle(sims: Any, demo_dir: Path) -> dict[str, int]:
+    from bridge.sync import crm_to_oa
+
+    return _cycle(sims, demo_dir, crm_to_oa)
+
+
+def _o2c_cycle(sims: Any, demo_dir: Path) -> dict[str, int]:
+    from bridge.sync import oa_to_crm
+
+    return _cycle(sims, demo_dir, oa_to_crm)
+
+
+def _cycle(sims: Any, demo_dir: Path, direction: Any) -> dict[str, int]:
+    """One cycle of ``direction`` (the sync package: its settings class and run_cycle, hooks in its order)."""
     from bridge import settings
     from bridge.hooks.crm import CrmHook
     from bridge.hooks.oa import OaHook
     from bridge.sync import crm_to_oa
 
-    cfg = crm_to_oa.CrmToOaSettings.from_settings({**settings.load(), "debounce": {"quiet_seconds": 0}})
-    hub, ctx = _context(demo_dir, "crm_to_oa_sync")
+    c2o = direction is crm_to_oa
+    settings_class = direction.CrmToOaSettings if c2o else direction.OaToCrmSettings
+    cfg = settings_class.from_settings({**settings.load(), "debounce": {"quiet_seconds": 0}})
+    hub, ctx = _context(demo_dir, "crm_to_oa_sync" if c2o else "oa_to_crm_sync")
     with sims.as_connections():
         crm, oa = CrmHook(), OaHook()
         try:
-            done = crm_to_oa.run_cycle(crm, oa, hub, ctx, cfg, datetime.now(UTC))
+            hooks = (crm, oa) if c2o else (oa, crm)
+            done = direction.run_cycle(*hooks, hub, ctx, cfg, datetime.now(UTC))
         finally:
             crm.close()
             oa.close()
-    return dict(done["counts"])
-
-
-def _o2c_cycle(sims: Any, demo_dir: Path) -> dict[str, int]:
-    from bridge import settings
-    from bridge.hooks.crm import CrmHook
-    from bridge.hooks.oa import OaHook
-    from bridge.sync import oa_to_crm
-
-    cfg = oa_to_crm.OaToCrmSettings.from_settings({**settings.load(), "debounce": {"quiet_seconds": 0}})
-    hub, ctx = _context(demo_dir, "oa_to_crm_sync")
-    with sims.as_connections():
-        oa, crm = OaHook(), CrmHook()
-        try:
-            done = oa_to_crm.run_cycle(oa, crm, hub, ctx, cfg, datetime.now(UTC))
-        finally:
-            oa.close()
-            crm.close()
     return dict(done["counts"])
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
-import pytest
+from tests.events.conftest import require_redis_server
 from tests.sync.sync_o2c_world import O2C
 
 from bridge.events import health
@@ -16,10 +15,7 @@ from sandbox import events_local
 
 
 def test_local_stack_delivers_both_vendors_events(o2c: O2C, tmp_path: Path) -> None:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("BRIDGE_REQUIRE_REDIS") == "1":
-            pytest.fail("BRIDGE_REQUIRE_REDIS=1 but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
+    require_redis_server()
     hub = f"sqlite:///{tmp_path / 'events-hub.sqlite'}"
     hub_engine.upgrade(hub)
     env = {**os.environ, "BRIDGE_HUB_URL": hub}
@@ -53,10 +49,7 @@ def test_local_stack_delivers_both_vendors_events(o2c: O2C, tmp_path: Path) -> N
 
 def test_local_stack_takes_feishu_events_over_the_long_connection(o2c: O2C, tmp_path: Path) -> None:
     """``BRIDGE_FEISHU_EVENTS=long_connection``: ``bridge events listen`` as a process, the simulator pushing to it."""
-    if shutil.which("redis-server") is None:
-        if os.environ.get("BRIDGE_REQUIRE_REDIS") == "1":
-            pytest.fail("BRIDGE_REQUIRE_REDIS=1 but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
+    require_redis_server()
     hub = f"sqlite:///{tmp_path / 'events-hub.sqlite'}"
     hub_engine.upgrade(hub)
     env = {**os.environ, "BRIDGE_HUB_URL": hub, "BRIDGE_FEISHU_EVENTS": "long_connection"}
