@@ -616,20 +616,25 @@ class _Linker:
                 counts.example(
                     "relinked_to_kept", {"id": row.source_id, "customer_id": raw, "kept_id": company}
                 )
-            existing = linked.get(row.source_id, [])
-            same = next((lk for lk in existing if lk.crm_id == company), None)
             item = store.NewLink(
                 crm_type="company", crm_id=company, oa_type=self.entity, oa_id=row.source_id, state=state
             )
-            if same is not None:
-                if (same.state or {}) != state:
-                    batch.link_states[same.id] = state
-            elif existing:
-                batch.relinks.append((CUSTOMER_LINK, item))
-            else:
-                batch.new_links.setdefault(CUSTOMER_LINK, []).append(item)
+            _customer_link(batch, linked.get(row.source_id, []), item)
             out.append((row, result))
         return out
+
+
+def _customer_link(batch: _Batch, existing: Sequence[store.Link], item: store.NewLink) -> None:
+    """The instance's customer link into the batch: kept, its state updated, moved, or new."""
+    same = next((lk for lk in existing if lk.crm_id == item.crm_id), None)
+    state = dict(item.state or {})
+    if same is not None:
+        if (same.state or {}) != state:
+            batch.link_states[same.id] = state
+    elif existing:
+        batch.relinks.append((CUSTOMER_LINK, item))
+    else:
+        batch.new_links.setdefault(CUSTOMER_LINK, []).append(item)
 
 
 def _project_link(oa_id: str, rec: Mapping[str, Any], deal_id: str, named_id: str) -> store.NewLink:
