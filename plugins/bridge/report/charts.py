@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -39,15 +40,39 @@ NO_DATA = "暂无数据"
 COLORS = ["#1f5fa8", "#2e8b57", "#d9822b", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#b7950b"]
 
 
-@lru_cache(maxsize=1)
-def cjk_font() -> tuple[str, str] | None:
-    """(family, file) of the first installed CJK font, or None."""
+def _find_cjk() -> tuple[str, str] | None:
     for family in CJK_FAMILIES:
         try:
             path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
         except ValueError:
             continue
         return family, path
+    return None
+
+
+def _add_system_cjk_fonts() -> int:
+    """Register CJK font files installed after matplotlib cached its font list (its cache is not refreshed by
+    itself: fonts-noto-cjk installed later would otherwise stay invisible)."""
+    marks = ("cjk", "wqy", "sourcehan", "simhei", "yahei", "pingfang")
+    added = 0
+    for path in font_manager.findSystemFonts():
+        if any(m in Path(path).name.lower() for m in marks):
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
+            added += 1
+    return added
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> tuple[str, str] | None:
+    """(family, file) of the first installed CJK font, or None."""
+    found = _find_cjk()
+    if found is None and _add_system_cjk_fonts():
+        found = _find_cjk()
+    if found is not None:
+        return found
     log.warning("report charts: no CJK font found (tried %s); Chinese labels will not render. "
                 "Install the Debian package fonts-noto-cjk (scripts/system-deps.sh fonts).", ", ".join(CJK_FAMILIES))
     return None
