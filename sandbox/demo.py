@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # in the Airflow log, not on the demo's screen.
     logging.getLogger("bridge").setLevel(logging.WARNING)
     if not args.keep and DEMO_DIR.exists():
-        for child in ("sandbox", "hub.sqlite", "hub.sqlite-wal", "hub.sqlite-shm", "outbox"):
+        for child in ("sandbox", "hub.sqlite", "hub.sqlite-wal", "hub.sqlite-shm", "outbox", "journey_import"):
             path = DEMO_DIR / child
             if path.is_dir():
                 shutil.rmtree(path)
